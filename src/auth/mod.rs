@@ -1,0 +1,4 @@
+//! Proving who a caller is: password hashing and access tokens.
+
+pub mod password;
+pub mod tokens;

@@ -1,0 +1,320 @@
+//! Access tokens: short-lived EdDSA (Ed25519) JWTs.
+//!
+//! Guards against forged and replayed tokens. The algorithm is pinned per key and never read
+//! from the token (no `alg: none`, no HS256-with-the-public-key confusion); the key is chosen
+//! by `kid` from a fixed in-memory map only (no `jku`, `x5u`, `jwk` or `x5c` is honoured, and a
+//! token carrying them is refused); `iss`, `aud`, `exp` and `iat` are required and checked
+//! against the injected clock. A token names its session (`sid`) so revoking the session can
+//! kill the token before it expires.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::{Clock, UnixMillis};
+use crate::domain::Role;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds (ASVS 9.2.1: at most 60).
+const LEEWAY_SECS: i64 = 30;
+/// Longer tokens are refused before any parsing.
+const MAX_TOKEN_BYTES: usize = 4096;
+
+/// What an access token says. Nothing else: no email, no profile data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user id.
+    pub sub: String,
+    /// The session this token belongs to.
+    pub sid: String,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub iss: String,
+    pub aud: String,
+    pub jti: String,
+}
+
+/// A verified token, reduced to what handlers need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub user_id: i64,
+    pub session_id: String,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("AERIE_SIGNING_KEY_FILE: {path}: {problem}")]
+    File { path: String, problem: String },
+}
+
+/// An Ed25519 signing key with its key id.
+pub struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    public: [u8; 32],
+}
+
+impl SigningKey {
+    pub fn generate() -> Self {
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        Self::from_dalek(&key).expect("a freshly generated key encodes")
+    }
+
+    /// Reads a PKCS#8 PEM file. When `generate` is set and the file does not exist, writes a
+    /// new key there first (mode 0600).
+    pub fn load_or_generate(path: &Path, generate: bool) -> Result<Self, KeyError> {
+        let problem = |problem: String| KeyError::File {
+            path: path.display().to_string(),
+            problem,
+        };
+        if generate && !path.exists() {
+            let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+            let pem = key
+                .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+                .map_err(|e| problem(e.to_string()))?;
+            write_private_file(path, pem.as_bytes()).map_err(|e| problem(e.to_string()))?;
+        }
+        check_private_permissions(path).map_err(problem)?;
+        let pem = fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|_| problem("not a PKCS#8 PEM Ed25519 private key".into()))?;
+        Self::from_dalek(&key).map_err(problem)
+    }
+
+    fn from_dalek(key: &ed25519_dalek::SigningKey) -> Result<Self, String> {
+        let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+        let public = key.verifying_key().to_bytes();
+        let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(public)[..12]);
+        Ok(Self {
+            kid,
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            public,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public half, base64url: the JWK `x` parameter.
+    pub fn public_x(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.public)
+    }
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents)
+}
+
+/// A private key readable by others is refused: it may already have leaked.
+fn check_private_permissions(path: &Path) -> Result<(), String> {
+    let metadata = fs::metadata(path).map_err(|e| e.to_string())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            return Err("readable by group or others; run `chmod 600` on it".into());
+        }
+    }
+    let _ = metadata;
+    Ok(())
+}
+
+/// Issues and verifies access tokens.
+#[derive(Clone)]
+pub struct TokenService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    signing: SigningKey,
+    /// Every key id that may verify a token, with its key. Only EdDSA keys live here.
+    verifying: HashMap<String, DecodingKey>,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl TokenService {
+    pub fn new(
+        signing: SigningKey,
+        issuer: String,
+        audience: String,
+        ttl: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let public = DecodingKey::from_ed_components(&signing.public_x())
+            .expect("our own public key decodes");
+        let verifying = HashMap::from([(signing.kid.clone(), public)]);
+        Self {
+            inner: Arc::new(Inner {
+                signing,
+                verifying,
+                issuer,
+                audience,
+                ttl,
+                clock,
+            }),
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// Signs a token for a user's session.
+    pub fn issue(&self, user_id: i64, session_id: &str, role: Role) -> String {
+        let now_secs = self.inner.clock.now() / 1000;
+        let ttl_secs = i64::try_from(self.inner.ttl.as_secs()).unwrap_or(i64::MAX);
+        let claims = AccessClaims {
+            sub: user_id.to_string(),
+            sid: session_id.to_owned(),
+            role,
+            iat: now_secs,
+            exp: now_secs.saturating_add(ttl_secs),
+            nbf: None,
+            iss: self.inner.issuer.clone(),
+            aud: self.inner.audience.clone(),
+            jti: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.inner.signing.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.inner.signing.encoding)
+            .expect("signing with a valid Ed25519 key cannot fail")
+    }
+
+    /// Verifies signature, key, issuer, audience and time. Any failure is `None`: callers
+    /// answer one generic 401 and never say which check failed.
+    pub fn verify(&self, token: &str) -> Option<Verified> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let untrusted_key_source = header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some();
+        if header.alg != Algorithm::EdDSA || untrusted_key_source {
+            return None;
+        }
+        let key = self.inner.verifying.get(header.kid.as_deref()?)?;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation())
+            .ok()?
+            .claims;
+        self.check_times(&claims)?;
+        let user_id = claims.sub.parse().ok()?;
+        Some(Verified {
+            user_id,
+            session_id: claims.sid,
+            role: claims.role,
+        })
+    }
+
+    fn validation(&self) -> Validation {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        // Time is checked against the injected clock in `check_times`, not the system clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&self.inner.issuer]);
+        validation.set_audience(&[&self.inner.audience]);
+        validation
+    }
+
+    fn check_times(&self, claims: &AccessClaims) -> Option<()> {
+        let now: UnixMillis = self.inner.clock.now();
+        let now_secs = now / 1000;
+        let expired = claims.exp + LEEWAY_SECS <= now_secs;
+        let not_yet_valid = claims.nbf.is_some_and(|nbf| nbf > now_secs + LEEWAY_SECS);
+        let issued_in_future = claims.iat > now_secs + LEEWAY_SECS;
+        (!expired && !not_yet_valid && !issued_in_future).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn service(clock: Arc<ManualClock>) -> TokenService {
+        TokenService::new(
+            SigningKey::generate(),
+            "aerie".into(),
+            "aerie-api".into(),
+            Duration::from_secs(900),
+            clock,
+        )
+    }
+
+    #[test]
+    fn issued_tokens_verify_until_they_expire() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let tokens = service(clock.clone());
+        let token = tokens.issue(7, "s1", Role::Editor);
+        assert_eq!(
+            tokens.verify(&token),
+            Some(Verified {
+                user_id: 7,
+                session_id: "s1".into(),
+                role: Role::Editor
+            })
+        );
+        clock.advance(Duration::from_secs(900 + LEEWAY_SECS as u64 + 1));
+        assert_eq!(tokens.verify(&token), None);
+    }
+
+    #[test]
+    fn tokens_from_another_key_are_refused() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let token = service(clock.clone()).issue(7, "s1", Role::User);
+        assert_eq!(service(clock).verify(&token), None);
+    }
+
+    #[test]
+    fn generated_key_files_are_private_and_reload_to_the_same_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys/signing.pem");
+        let first = SigningKey::load_or_generate(&path, true).expect("generate");
+        let second = SigningKey::load_or_generate(&path, false).expect("load");
+        assert_eq!(first.kid(), second.kid());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).expect("metadata").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+            assert!(SigningKey::load_or_generate(&path, false).is_err());
+        }
+    }
+
+    #[test]
+    fn a_missing_key_is_not_generated_in_production() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let error = SigningKey::load_or_generate(&dir.path().join("absent.pem"), false)
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("AERIE_SIGNING_KEY_FILE"));
+    }
+}

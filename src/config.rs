@@ -1,0 +1,331 @@
+//! Typed configuration, read once at start from `AERIE_*` environment variables, an optional
+//! TOML file and (in development) a `.env` file, then validated. Every error names the setting
+//! at fault. Production refuses to start on a missing secret or an unsafe default, so a
+//! forgotten variable cannot silently ship a development setup.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The validated configuration. Build it with [`Config::load`] (process environment, files)
+/// or [`Config::from_vars`] (an explicit map, for tests and tools).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub env: Environment,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// May carry a database password, hence secret.
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    /// Apply pending migrations when the server starts (development default).
+    pub auto_migrate: bool,
+    /// PKCS#8 PEM file holding the Ed25519 key that signs access tokens.
+    pub signing_key_file: PathBuf,
+    /// Generate the signing key when the file is missing (development only).
+    pub generate_signing_key: bool,
+    pub token_issuer: String,
+    pub token_audience: String,
+    pub access_token_ttl: Duration,
+    /// How many argon2 computations may run at once; the rest queue, so a login flood
+    /// cannot take every core from other requests.
+    pub password_hash_concurrency: usize,
+    /// Minimum zxcvbn score (0–4) for a new password.
+    pub password_min_score: u8,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+/// What the sources may say, before validation. Every field is a plain string or number so
+/// that environment variables and TOML deserialize the same way.
+#[derive(Debug, Default, Deserialize)]
+struct RawSettings {
+    env: Option<String>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    database_max_connections: Option<u32>,
+    auto_migrate: Option<bool>,
+    signing_key_file: Option<PathBuf>,
+    token_issuer: Option<String>,
+    token_audience: Option<String>,
+    access_token_ttl_secs: Option<u64>,
+    password_hash_concurrency: Option<usize>,
+    password_min_score: Option<u8>,
+    body_limit_bytes: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    log_format: Option<String>,
+    log: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn setting(name: &str, problem: impl std::fmt::Display) -> Self {
+        Self(format!("{name}: {problem}"))
+    }
+}
+
+impl Config {
+    /// Reads the process environment, `.env` (unless the environment says production) and the
+    /// TOML file named by `AERIE_CONFIG` (default `./aerie.toml`, if present).
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut vars: HashMap<String, String> = std::env::vars().collect();
+        let production_from_env = vars.get("AERIE_ENV").is_some_and(|v| v == "production");
+        if !production_from_env {
+            merge_dotenv(&mut vars, Path::new(".env"))?;
+        }
+        let explicit_file = vars.get("AERIE_CONFIG").map(PathBuf::from);
+        let file = explicit_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("aerie.toml"));
+        Self::build(vars, Some((&file, explicit_file.is_some())))
+    }
+
+    /// Builds a configuration from `AERIE_*` variables alone.
+    pub fn from_vars<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        let vars = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Self::build(vars, None)
+    }
+
+    fn build(
+        vars: HashMap<String, String>,
+        file: Option<(&Path, bool)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some((path, required)) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(required),
+            );
+        }
+        let env_vars: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("AERIE_") && !k.starts_with("AERIE_TEST_"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("AERIE")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env_vars)),
+        );
+        let raw: RawSettings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+        let env = match raw.env.as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(ConfigError::setting(
+                    "AERIE_ENV",
+                    format!("'{other}' is neither 'development' nor 'production'"),
+                ));
+            }
+        };
+        let production = env == Environment::Production;
+        let listen_text = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen = listen_text.parse().map_err(|_| {
+            ConfigError::setting(
+                "AERIE_LISTEN",
+                format!("'{listen_text}' is not an address:port"),
+            )
+        })?;
+        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = match raw.database_url {
+            Some(url) => url,
+            None if production => {
+                return Err(ConfigError::setting(
+                    "AERIE_DATABASE_URL",
+                    "required in production (sqlite://... or postgres://...)",
+                ));
+            }
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("aerie.db").display()),
+        };
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            return Err(ConfigError::setting(
+                "AERIE_DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        let signing_key_file = match raw.signing_key_file {
+            Some(path) => path,
+            None if production => {
+                return Err(ConfigError::setting(
+                    "AERIE_SIGNING_KEY_FILE",
+                    "required in production (create one with `aerie keys generate --out FILE`)",
+                ));
+            }
+            None => data_dir.join("signing-key.pem"),
+        };
+        let password_min_score = raw.password_min_score.unwrap_or(3);
+        if password_min_score > 4 || (production && password_min_score < 3) {
+            return Err(ConfigError::setting(
+                "AERIE_PASSWORD_MIN_SCORE",
+                "must be 0–4, and at least 3 in production",
+            ));
+        }
+        let access_token_ttl_secs = raw.access_token_ttl_secs.unwrap_or(15 * 60);
+        if !(60..=3600).contains(&access_token_ttl_secs) {
+            return Err(ConfigError::setting(
+                "AERIE_ACCESS_TOKEN_TTL_SECS",
+                "must be between 60 and 3600 seconds",
+            ));
+        }
+        let body_limit_bytes = raw.body_limit_bytes.unwrap_or(64 * 1024);
+        if !(1024..=16 * 1024 * 1024).contains(&body_limit_bytes) {
+            return Err(ConfigError::setting(
+                "AERIE_BODY_LIMIT_BYTES",
+                "must be between 1 KiB and 16 MiB",
+            ));
+        }
+        let log_format = match raw.log_format.as_deref() {
+            None if production => LogFormat::Json,
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::setting(
+                    "AERIE_LOG_FORMAT",
+                    format!("'{other}' is neither 'pretty' nor 'json'"),
+                ));
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            env,
+            listen,
+            data_dir,
+            database_url: SecretString::from(database_url),
+            database_max_connections: raw.database_max_connections.unwrap_or(10).max(1),
+            auto_migrate: raw.auto_migrate.unwrap_or(!production),
+            signing_key_file,
+            generate_signing_key: !production,
+            token_issuer: raw.token_issuer.unwrap_or_else(|| "aerie".into()),
+            token_audience: raw.token_audience.unwrap_or_else(|| "aerie-api".into()),
+            access_token_ttl: Duration::from_secs(access_token_ttl_secs),
+            password_hash_concurrency: raw.password_hash_concurrency.unwrap_or(cores).max(1),
+            password_min_score,
+            body_limit_bytes,
+            request_timeout: Duration::from_secs(raw.request_timeout_secs.unwrap_or(30).max(1)),
+            log_format,
+            log_filter: raw.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+    }
+
+    pub fn uses_postgres(&self) -> bool {
+        self.database_url.expose_secret().starts_with("postgres")
+    }
+}
+
+/// Adds `.env` entries that the real environment does not already set.
+fn merge_dotenv(vars: &mut HashMap<String, String>, path: &Path) -> Result<(), ConfigError> {
+    let Ok(entries) = dotenvy::from_path_iter(path) else {
+        return Ok(()); // no .env file: nothing to merge
+    };
+    for entry in entries {
+        let (key, value) = entry.map_err(|e| ConfigError::setting(".env", e))?;
+        vars.entry(key).or_insert(value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(vars: &[(&str, &str)]) -> String {
+        match Config::from_vars(vars.iter().copied()) {
+            Ok(_) => panic!("expected a configuration error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn development_needs_no_configuration() {
+        let config = Config::from_vars(Vec::<(String, String)>::new()).expect("defaults are valid");
+        assert_eq!(config.env, Environment::Development);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert!(
+            config
+                .database_url
+                .expose_secret()
+                .starts_with("sqlite://data/")
+        );
+        assert!(config.generate_signing_key);
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn production_refuses_missing_database_url() {
+        assert!(error_of(&[("AERIE_ENV", "production")]).contains("AERIE_DATABASE_URL"));
+    }
+
+    #[test]
+    fn production_refuses_missing_signing_key() {
+        let error = error_of(&[
+            ("AERIE_ENV", "production"),
+            ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+        ]);
+        assert!(error.contains("AERIE_SIGNING_KEY_FILE"), "{error}");
+    }
+
+    #[test]
+    fn production_refuses_weak_password_policy() {
+        let error = error_of(&[
+            ("AERIE_ENV", "production"),
+            ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+            ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+            ("AERIE_PASSWORD_MIN_SCORE", "1"),
+        ]);
+        assert!(error.contains("AERIE_PASSWORD_MIN_SCORE"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        assert!(error_of(&[("AERIE_LISTEN", "nowhere")]).contains("AERIE_LISTEN"));
+        assert!(error_of(&[("AERIE_ENV", "staging")]).contains("AERIE_ENV"));
+        assert!(error_of(&[("AERIE_DATABASE_URL", "mysql://x")]).contains("AERIE_DATABASE_URL"));
+        assert!(error_of(&[("AERIE_ACCESS_TOKEN_TTL_SECS", "86400")]).contains("TTL"));
+    }
+
+    #[test]
+    fn database_url_never_prints() {
+        let config = Config::from_vars([("AERIE_DATABASE_URL", "postgres://u:hunter2@db/x")])
+            .expect("valid");
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

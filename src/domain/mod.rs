@@ -1,0 +1,19 @@
+//! Pure types and rules, no I/O. A value of one of these types has passed its rules, so code
+//! past the HTTP edge never re-checks it ("parse, don't validate").
+
+mod article;
+mod markdown;
+mod role;
+mod text;
+mod user;
+
+pub use article::{ArticleBody, CommentBody, Description, Slug, Tag, Title, tag_list};
+pub use markdown::render_markdown;
+pub use role::{Permission, Role};
+pub use user::{
+    Bio, Email, ImageUrl, NewPassword, Username, email_key, password_within_limits, username_key,
+};
+
+/// Why a value was refused: a short message for the client, never containing the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub &'static str);

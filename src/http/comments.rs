@@ -1,0 +1,122 @@
+//! Comments on articles (`/api/articles/:slug/comments`).
+//!
+//! Guards against deleting someone else's comment (only its author, the article's author or
+//! a moderator may) and against reaching a comment through another article's slug (ids are
+//! scoped to their article: the wrong pair is a 404).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{Error, FieldErrors, Result};
+use super::extract::{AuthUser, Json, MaybeAuthUser};
+use super::views::Comment;
+use crate::domain::{CommentBody, Permission};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/articles/{slug}/comments",
+            get(list_comments).post(add_comment),
+        )
+        .route("/api/articles/{slug}/comments/{id}", delete(delete_comment))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentWrapper {
+    comment: NewComment,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewComment {
+    body: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CommentResponse {
+    comment: Comment,
+}
+
+#[derive(Serialize)]
+struct CommentsResponse {
+    comments: Vec<Comment>,
+}
+
+/// The article's id and author, or 404.
+async fn article(state: &AppState, slug: &str) -> Result<(i64, i64)> {
+    let row = state
+        .store
+        .article_by_slug(None, slug)
+        .await?
+        .ok_or(Error::NotFound("article"))?;
+    Ok((row.id, row.author_id))
+}
+
+async fn list_comments(
+    State(state): State<AppState>,
+    viewer: MaybeAuthUser,
+    Path(slug): Path<String>,
+) -> Result<axum::Json<CommentsResponse>> {
+    let (article_id, _) = article(&state, &slug).await?;
+    let rows = state
+        .store
+        .comments(viewer.user_id(), article_id, None)
+        .await?;
+    Ok(axum::Json(CommentsResponse {
+        comments: rows.into_iter().map(Comment::from).collect(),
+    }))
+}
+
+async fn add_comment(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(slug): Path<String>,
+    Json(CommentWrapper { comment }): Json<CommentWrapper>,
+) -> Result<axum::Json<CommentResponse>> {
+    let mut errors = FieldErrors::default();
+    let body = errors.required("body", comment.body, CommentBody::parse);
+    errors.finish()?;
+    let body = body.ok_or_else(|| Error::Internal("validated body missing".into()))?;
+    let (article_id, _) = article(&state, &slug).await?;
+    let id = state
+        .store
+        .insert_comment(article_id, auth.user_id, body.as_str(), state.clock.now())
+        .await?;
+    let row = state
+        .store
+        .comments(Some(auth.user_id), article_id, Some(id))
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("comment"))?;
+    Ok(axum::Json(CommentResponse {
+        comment: row.into(),
+    }))
+}
+
+async fn delete_comment(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let id: i64 = id.parse().map_err(|_| Error::NotFound("comment"))?;
+    let (article_id, article_author) = article(&state, &slug).await?;
+    let comment = state
+        .store
+        .comments(None, article_id, Some(id))
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("comment"))?;
+    let allowed = comment.author_id == auth.user_id
+        || article_author == auth.user_id
+        || auth.can(Permission::CommentDeleteAny);
+    if !allowed {
+        return Err(Error::Forbidden);
+    }
+    state.store.delete_comment(comment.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

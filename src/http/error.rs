@@ -1,0 +1,203 @@
+//! The one error type. Every failure a handler can meet becomes one of these variants, and
+//! this file alone decides the status and the body: 4xx bodies follow the RealWorld shape
+//! `{"errors": {"<field>": ["<message>"]}}`; 5xx bodies say only "internal error" and carry
+//! the request id (added by [`normalize_error_bodies`]), while the cause goes to the log.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::password::HashError;
+use crate::domain::Invalid;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No token, a bad one, an expired one, a revoked session, wrong credentials: one answer,
+    /// so the caller cannot tell which.
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Field-level validation failures, all reported at once.
+    #[error("validation failed")]
+    Unprocessable(BTreeMap<&'static str, Vec<String>>),
+    /// The body is not JSON at all.
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// A dependency (database pool) is saturated or down; retrying later may work.
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Marks a response whose body this module wrote, so [`normalize_error_bodies`] keeps it.
+#[derive(Clone, Copy)]
+struct ShapedError;
+
+impl Error {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable(BTreeMap::from([(field, vec![message.into()])]))
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let errors = match self {
+            Error::Unprocessable(fields) => json!(fields),
+            Error::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                return status.into_response(); // body written by normalize_error_bodies
+            }
+            Error::Unavailable => return status.into_response(),
+            other => json!({ "body": [other.to_string()] }),
+        };
+        let mut response = (status, Json(json!({ "errors": errors }))).into_response();
+        response.extensions_mut().insert(ShapedError);
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                tracing::warn!(%error, "database unavailable");
+                Error::Unavailable
+            }
+            other => Error::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<HashError> for Error {
+    fn from(error: HashError) -> Self {
+        Error::Internal(error.to_string())
+    }
+}
+
+/// Collects field errors so a client learns every problem in one round trip.
+#[derive(Default)]
+pub struct FieldErrors(BTreeMap<&'static str, Vec<String>>);
+
+impl FieldErrors {
+    /// Records the error, if any, and passes the value through.
+    pub fn check<T>(
+        &mut self,
+        field: &'static str,
+        result: std::result::Result<T, Invalid>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(Invalid(message)) => {
+                self.0.entry(field).or_default().push(message.to_owned());
+                None
+            }
+        }
+    }
+
+    pub fn missing(&mut self, field: &'static str) {
+        self.0
+            .entry(field)
+            .or_default()
+            .push("can't be blank".to_owned());
+    }
+
+    /// Parses a field that must be present.
+    pub fn required<V, T>(
+        &mut self,
+        field: &'static str,
+        value: Option<V>,
+        parse: impl FnOnce(V) -> std::result::Result<T, Invalid>,
+    ) -> Option<T> {
+        match value {
+            Some(value) => self.check(field, parse(value)),
+            None => {
+                self.missing(field);
+                None
+            }
+        }
+    }
+
+    /// `Ok` when nothing was recorded.
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Unprocessable(self.0))
+        }
+    }
+}
+
+/// Gives every error response the documented shape, whoever produced it: the router's
+/// 404/405, body-limit 413s, timeouts and caught panics. 5xx bodies are replaced even when
+/// shaped, so no internal detail can leak, and they carry the request id for support.
+pub async fn normalize_error_bodies(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let shaped = response.extensions().get::<ShapedError>().is_some();
+    if !(status.is_server_error() || (status.is_client_error() && !shaped)) {
+        return response;
+    }
+    let body = if status.is_server_error() {
+        let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "service unavailable"
+        } else {
+            "internal error"
+        };
+        json!({ "errors": { "body": [message] }, "requestId": request_id })
+    } else {
+        let reason = status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_ascii_lowercase();
+        json!({ "errors": { "body": [reason] } })
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
+}

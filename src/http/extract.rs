@@ -1,0 +1,237 @@
+//! Extractors are the guards: a handler that takes [`AuthUser`] cannot run for an anonymous
+//! caller, and one that takes [`Json`] only ever sees a well-formed body of the right type.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::Error;
+use crate::auth::tokens::Verified;
+use crate::domain::{Permission, Role};
+
+/// A caller with a valid access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: i64,
+    pub session_id: String,
+    pub role: Role,
+    /// The token as presented, echoed back in the User response.
+    pub token: String,
+}
+
+impl AuthUser {
+    pub fn can(&self, permission: Permission) -> bool {
+        self.role.can(permission)
+    }
+}
+
+/// A caller who may be anonymous. A token that is present but invalid is still a 401, not
+/// an anonymous request: silently downgrading would hide a broken client or an attack.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthUser(pub Option<AuthUser>);
+
+impl MaybeAuthUser {
+    pub fn user_id(&self) -> Option<i64> {
+        self.0.as_ref().map(|user| user.user_id)
+    }
+}
+
+/// The token from `Authorization: Token <jwt>` or `Bearer <jwt>`; exactly one header, one
+/// space, no trailing words. Tokens in the URL or other headers are never read.
+fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::Unauthorized);
+    }
+    let value = value.to_str().map_err(|_| Error::Unauthorized)?;
+    let token = value
+        .strip_prefix("Token ")
+        .or_else(|| value.strip_prefix("Bearer "))
+        .filter(|t| !t.is_empty() && !t.contains(char::is_whitespace))
+        .ok_or(Error::Unauthorized)?;
+    Ok(Some(token))
+}
+
+fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
+    // Session revocation is checked here, in memory, once sessions can be revoked
+    // (see the sessions issue); the token already names its session.
+    let Verified {
+        user_id,
+        session_id,
+        role,
+    } = state.tokens.verify(token).ok_or(Error::Unauthorized)?;
+    Ok(AuthUser {
+        user_id,
+        session_id,
+        role,
+        token: token.to_owned(),
+    })
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = presented_token(&parts.headers)?.ok_or(Error::Unauthorized)?;
+        authenticate(state, token)
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        match presented_token(&parts.headers)? {
+            Some(token) => authenticate(state, token).map(|user| Self(Some(user))),
+            None => Ok(Self(None)),
+        }
+    }
+}
+
+/// Where a request came from, for session records and (later) audit events.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect()
+            });
+        Ok(Self { ip, user_agent })
+    }
+}
+
+/// A JSON body: `Content-Type: application/json` required (415 otherwise, which also forces a
+/// CORS preflight for cross-site callers), size bounded by the body limit (413), malformed
+/// JSON a 400, and a body of the wrong shape (unknown or duplicate fields, wrong types) a 422.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
+        if !is_json(request.headers()) {
+            return Err(Error::UnsupportedMediaType);
+        }
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection {
+                    BytesRejection::FailedToBufferBody(_) => Error::PayloadTooLarge,
+                    _ => Error::BadRequest("unreadable body".into()),
+                })?;
+        serde_json::from_slice(&bytes).map(Json).map_err(|e| {
+            if e.is_data() {
+                Error::invalid("body", e.to_string())
+            } else {
+                Error::BadRequest(format!("invalid JSON: {e}"))
+            }
+        })
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split(';').map(str::trim);
+    let essence_ok = parts
+        .next()
+        .is_some_and(|m| m.eq_ignore_ascii_case("application/json"));
+    let params_ok = parts.all(|p| {
+        p.eq_ignore_ascii_case("charset=utf-8") || p.eq_ignore_ascii_case("charset=\"utf-8\"")
+    });
+    essence_ok && params_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn only_the_documented_schemes_carry_a_token() {
+        assert_eq!(
+            presented_token(&headers(&[("authorization", "Token abc")]))
+                .ok()
+                .flatten(),
+            Some("abc")
+        );
+        assert_eq!(
+            presented_token(&headers(&[("authorization", "Bearer abc")]))
+                .ok()
+                .flatten(),
+            Some("abc")
+        );
+        assert_eq!(presented_token(&headers(&[])).ok().flatten(), None);
+        for bad in [
+            "token abc",
+            "Token  abc",
+            "Token abc extra",
+            "Basic abc",
+            "Token ",
+        ] {
+            assert!(
+                presented_token(&headers(&[("authorization", bad)])).is_err(),
+                "{bad}"
+            );
+        }
+        let two = headers(&[("authorization", "Token a"), ("authorization", "Token b")]);
+        assert!(presented_token(&two).is_err());
+    }
+
+    #[test]
+    fn json_content_type_is_required() {
+        assert!(is_json(&headers(&[("content-type", "application/json")])));
+        assert!(is_json(&headers(&[(
+            "content-type",
+            "application/json; charset=utf-8"
+        )])));
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/json; charset=latin1",
+            "application/jsonx",
+        ] {
+            assert!(!is_json(&headers(&[("content-type", bad)])), "{bad}");
+        }
+    }
+}

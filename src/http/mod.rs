@@ -1,0 +1,30 @@
+//! The HTTP API: one module per resource, each exporting its `router()`; [`crate::app`]
+//! merges them. Request and response types live beside the handlers that use them.
+
+pub mod articles;
+pub mod comments;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod profiles;
+pub mod tags;
+pub mod users;
+mod views;
+
+use std::sync::Arc;
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::tokens::TokenService;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::Store;
+
+/// What every handler may use. Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub hasher: PasswordHasher,
+    pub tokens: TokenService,
+    pub clock: Arc<dyn Clock>,
+}

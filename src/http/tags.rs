@@ -1,0 +1,24 @@
+//! The tag cloud (`/api/tags`).
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde::Serialize;
+
+use super::AppState;
+use super::error::Result;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/tags", get(list_tags))
+}
+
+#[derive(Serialize)]
+struct TagsResponse {
+    tags: Vec<String>,
+}
+
+async fn list_tags(State(state): State<AppState>) -> Result<axum::Json<TagsResponse>> {
+    Ok(axum::Json(TagsResponse {
+        tags: state.store.tags().await?,
+    }))
+}

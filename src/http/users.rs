@@ -1,0 +1,287 @@
+//! Registration, login and the caller's own account (`/api/users`, `/api/user`).
+//!
+//! Guards against account enumeration (login answers one generic 401 whether the email is
+//! unknown or the password wrong, after the same argon2 work), weak passwords (length and
+//! zxcvbn strength, judged against the account's own name and email), and password takeover
+//! through a stolen access token (changing the password needs the current one).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Router, response::IntoResponse};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::AppState;
+use super::error::{Error, FieldErrors, Result};
+use super::extract::{AuthUser, ClientInfo, Json};
+use crate::domain::{Bio, Email, ImageUrl, NewPassword, Role, Username, password_within_limits};
+use crate::store::{NewSession, NewUser, UserChanges, UserRow, is_unique_violation};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/users", post(register))
+        .route("/api/users/login", post(login))
+        .route("/api/user", get(current_user).put(update_user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody<T> {
+    user: T,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<SecretString>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    email: Option<String>,
+    password: Option<SecretString>,
+}
+
+/// `bio` and `image` distinguish "absent" (unchanged) from `null` or `""` (cleared).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UserUpdate {
+    email: Option<String>,
+    username: Option<String>,
+    password: Option<SecretString>,
+    current_password: Option<SecretString>,
+    #[serde(default, deserialize_with = "present")]
+    bio: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    image: Option<Option<String>>,
+}
+
+/// Marks a field as present, even when its value is `null`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::deserialize(d).map(Some)
+}
+
+#[derive(Serialize)]
+struct UserResponse {
+    user: UserView,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    email: String,
+    token: String,
+    username: String,
+    bio: Option<String>,
+    image: Option<String>,
+    role: String,
+}
+
+impl UserResponse {
+    fn new(row: UserRow, token: String) -> Self {
+        Self {
+            user: UserView {
+                email: row.email,
+                token,
+                username: row.username,
+                bio: row.bio,
+                image: row.image,
+                role: row.role,
+            },
+        }
+    }
+}
+
+async fn register(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(UserBody { user }): Json<UserBody<Registration>>,
+) -> Result<impl IntoResponse> {
+    let mut errors = FieldErrors::default();
+    let username = errors.required("username", user.username, Username::parse);
+    let email = errors.required("email", user.email, Email::parse);
+    let related: Vec<&str> = username
+        .iter()
+        .map(Username::as_str)
+        .chain(email.iter().map(Email::as_str))
+        .collect();
+    let min_score = state.config.password_min_score;
+    let password = errors.required("password", user.password, |p| {
+        NewPassword::parse(p, min_score, &related)
+    });
+    errors.finish()?;
+    let (Some(username), Some(email), Some(password)) = (username, email, password) else {
+        return Err(Error::Internal("validated fields missing".into()));
+    };
+    let password_hash = state.hasher.hash(password.secret()).await?;
+    let row = state
+        .store
+        .insert_user(NewUser {
+            username: username.as_str(),
+            username_key: &username.key(),
+            email: email.as_str(),
+            email_key: &email.key(),
+            password_hash: &password_hash,
+            now: state.clock.now(),
+        })
+        .await
+        .map_err(taken_or_internal)?;
+    let token = start_session(&state, &row, &client).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(UserResponse::new(row, token)),
+    ))
+}
+
+/// A unique-index violation on username or email is a 422 on that field.
+fn taken_or_internal(error: sqlx::Error) -> Error {
+    for field in ["username", "email"] {
+        if is_unique_violation(&error, "users", &format!("{field}_key")) {
+            return Error::invalid(field, "has already been taken");
+        }
+    }
+    error.into()
+}
+
+async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(UserBody { user }): Json<UserBody<Login>>,
+) -> Result<axum::Json<UserResponse>> {
+    let mut errors = FieldErrors::default();
+    if user.email.as_deref().is_none_or(str::is_empty) {
+        errors.missing("email");
+    }
+    if user.password.is_none() {
+        errors.missing("password");
+    }
+    errors.finish()?;
+    let (Some(email), Some(password)) = (user.email, user.password) else {
+        return Err(Error::Internal("validated fields missing".into()));
+    };
+    if !password_within_limits(&password) {
+        return Err(Error::Unauthorized);
+    }
+    let row = state
+        .store
+        .user_by_email_key(&crate::domain::email_key(&email))
+        .await?;
+    let matches = state
+        .hasher
+        .verify(&password, row.as_ref().map(|r| r.password_hash.as_str()))
+        .await?;
+    let row = match row {
+        Some(row) if matches && row.disabled_at.is_none() => row,
+        _ => return Err(Error::Unauthorized),
+    };
+    let token = start_session(&state, &row, &client).await?;
+    Ok(axum::Json(UserResponse::new(row, token)))
+}
+
+/// Opens a new session (never adopts one the client offers) and signs its first token.
+async fn start_session(state: &AppState, user: &UserRow, client: &ClientInfo) -> Result<String> {
+    let session_id = uuid::Uuid::new_v4().simple().to_string();
+    state
+        .store
+        .insert_session(NewSession {
+            id: &session_id,
+            user_id: user.id,
+            now: state.clock.now(),
+            client_ip: client.ip.as_deref(),
+            user_agent: client.user_agent.as_deref(),
+        })
+        .await?;
+    let role = Role::parse(&user.role).unwrap_or(Role::User);
+    Ok(state.tokens.issue(user.id, &session_id, role))
+}
+
+/// The caller's account, re-read so a disabled or deleted account stops at once.
+async fn active_user(state: &AppState, auth: &AuthUser) -> Result<UserRow> {
+    match state.store.user_by_id(auth.user_id).await? {
+        Some(row) if row.disabled_at.is_none() => Ok(row),
+        _ => Err(Error::Unauthorized),
+    }
+}
+
+async fn current_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<axum::Json<UserResponse>> {
+    let row = active_user(&state, &auth).await?;
+    Ok(axum::Json(UserResponse::new(row, auth.token)))
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(UserBody { user }): Json<UserBody<UserUpdate>>,
+) -> Result<axum::Json<UserResponse>> {
+    let current = active_user(&state, &auth).await?;
+    let mut errors = FieldErrors::default();
+    let mut changes = UserChanges::default();
+    let username = user
+        .username
+        .and_then(|v| errors.check("username", Username::parse(v)));
+    let email = user
+        .email
+        .and_then(|v| errors.check("email", Email::parse(v)));
+    if let Some(bio) = user.bio {
+        let bio = bio.filter(|b| !b.is_empty());
+        changes.bio =
+            Some(bio.and_then(|b| errors.check("bio", Bio::parse(b)).map(Bio::into_inner)));
+    }
+    if let Some(image) = user.image {
+        let allow_http = !state.config.is_production();
+        let image = image.filter(|i| !i.is_empty());
+        changes.image = Some(image.and_then(|i| {
+            errors
+                .check("image", ImageUrl::parse(i, allow_http))
+                .map(ImageUrl::into_inner)
+        }));
+    }
+    // RealWorld front ends send an empty password field when it is not being changed.
+    let new_password = user
+        .password
+        .filter(|p| !secrecy::ExposeSecret::expose_secret(p).is_empty());
+    let new_password = match new_password {
+        Some(value) => {
+            let name = username
+                .as_ref()
+                .map_or(current.username.as_str(), Username::as_str);
+            let mail = email.as_ref().map_or(current.email.as_str(), Email::as_str);
+            errors.check(
+                "password",
+                NewPassword::parse(value, state.config.password_min_score, &[name, mail]),
+            )
+        }
+        None => None,
+    };
+    errors.finish()?;
+    if let Some(password) = &new_password {
+        let current_password = user.current_password.ok_or_else(|| {
+            Error::invalid("currentPassword", "is required to change the password")
+        })?;
+        if !state
+            .hasher
+            .verify(&current_password, Some(&current.password_hash))
+            .await?
+        {
+            return Err(Error::invalid("currentPassword", "is incorrect"));
+        }
+        changes.password_hash = Some(state.hasher.hash(password.secret()).await?);
+    }
+    changes.username = username.map(|u| (u.as_str().to_owned(), u.key()));
+    changes.email = email.map(|e| (e.as_str().to_owned(), e.key()));
+    let row = state
+        .store
+        .update_user(current.id, changes, state.clock.now())
+        .await
+        .map_err(taken_or_internal)?
+        .ok_or(Error::Unauthorized)?;
+    Ok(axum::Json(UserResponse::new(row, auth.token)))
+}

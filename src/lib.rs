@@ -1,0 +1,24 @@
+//! Aerie: a secure-by-default backend server.
+//!
+//! The map of the house, in the order a request meets it:
+//!
+//! - [`config`]: typed settings, validated once at start; production refuses unsafe ones.
+//! - [`server`]: binds the listener, runs until SIGINT/SIGTERM, shuts down gracefully.
+//! - [`app`]: the router (every route and its access policy) and the layer stack.
+//! - [`http`]: one module per API resource, the extractors that guard handlers, and the one
+//!   error type that maps every failure to a status and a RealWorld error body.
+//! - [`auth`]: password hashing (argon2id on a bounded pool) and access tokens (EdDSA JWTs).
+//! - [`domain`]: pure types with their validation rules ("parse, don't validate").
+//! - [`store`]: every SQL query, written once and run on SQLite or PostgreSQL.
+//! - [`clock`]: the one source of time, injectable so tests move time instead of sleeping.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod server;
+pub mod store;
+pub mod telemetry;

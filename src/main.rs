@@ -1,0 +1,114 @@
+//! The `aerie` command: parses arguments and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aerie::clock::SystemClock;
+use aerie::config::Config;
+use aerie::server::{Server, shutdown_signal};
+use aerie::store::Store;
+use clap::{Parser, Subcommand};
+
+/// Aerie: a secure-by-default backend server (accounts, sessions, RBAC and the RealWorld
+/// Conduit API).
+///
+/// Configuration comes from AERIE_* environment variables, an optional aerie.toml and, in
+/// development, a .env file. With no configuration at all Aerie runs in development mode on
+/// http://127.0.0.1:8080 with an SQLite database and signing key under ./data.
+#[derive(Parser)]
+#[command(name = "aerie", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage the access-token signing key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new Ed25519 signing key (PKCS#8 PEM, mode 0600) for AERIE_SIGNING_KEY_FILE.
+    Generate {
+        /// Where to write the key; the file must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("aerie: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    aerie::telemetry::init(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("aerie: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Migrate => migrate(config).await,
+            Command::Keys {
+                command: KeysCommand::Generate { out },
+            } => generate_key(&out),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("aerie: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    if !config.is_production() {
+        tracing::warn!(
+            "development mode: keys are generated into the data folder and http:// is allowed; set AERIE_ENV=production for a real deployment"
+        );
+    }
+    let server = Server::build(config, Arc::new(SystemClock)).await?;
+    tracing::info!(address = %server.local_addr()?, "listening");
+    server.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config).await?;
+    store.migrate().await?;
+    store.close().await;
+    println!("migrations applied");
+    Ok(())
+}
+
+fn generate_key(out: &std::path::Path) -> anyhow::Result<()> {
+    if out.exists() {
+        anyhow::bail!(
+            "{} already exists; refusing to overwrite a key",
+            out.display()
+        );
+    }
+    let key = aerie::auth::tokens::SigningKey::load_or_generate(out, true)?;
+    println!("wrote signing key {} (kid {})", out.display(), key.kid());
+    Ok(())
+}

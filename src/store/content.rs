@@ -1,0 +1,298 @@
+//! Articles, tags, favorites and comments.
+
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::{Pool, Store, on_pool};
+use crate::clock::UnixMillis;
+
+/// Tags travel from the database as one string joined by the ASCII unit separator, which
+/// tags can never contain (control characters are refused at the edge).
+const TAG_SEPARATOR: char = '\u{1f}';
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ArticleRow {
+    pub id: i64,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub body: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub tags: Option<String>,
+    pub favorites_count: i64,
+    pub favorited: i64,
+    pub author_id: i64,
+    pub author_username: String,
+    pub author_bio: Option<String>,
+    pub author_image: Option<String>,
+    pub author_following: i64,
+}
+
+impl ArticleRow {
+    /// The tag list, sorted alphabetically.
+    pub fn tag_list(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self
+            .tags
+            .as_deref()
+            .map(|joined| joined.split(TAG_SEPARATOR).map(str::to_owned).collect())
+            .unwrap_or_default();
+        tags.sort();
+        tags
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CommentRow {
+    pub id: i64,
+    pub body: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub author_id: i64,
+    pub author_username: String,
+    pub author_bio: Option<String>,
+    pub author_image: Option<String>,
+    pub author_following: i64,
+}
+
+pub struct NewArticle<'a> {
+    pub slug: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub body: &'a str,
+    pub tags: &'a [String],
+    pub author_id: i64,
+    pub now: UnixMillis,
+}
+
+#[derive(Default)]
+pub struct ArticleChanges {
+    pub slug: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub body: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// Filters for the article list; all compare exactly (no LIKE, so `%` and `_` match only
+/// themselves).
+#[derive(Debug, Default)]
+pub struct ArticleFilter {
+    pub tag: Option<String>,
+    pub author_key: Option<String>,
+    pub favorited_by_key: Option<String>,
+}
+
+/// The article queries, with the engine's string aggregate spliced in once at start.
+pub(super) struct ArticleQueries {
+    by_slug: String,
+    list: String,
+    count: String,
+    feed: String,
+    feed_count: &'static str,
+}
+
+/// `$1` is always the viewer's user id (NULL when anonymous).
+fn article_select(tags_aggregate: &str) -> String {
+    format!(
+        "SELECT a.id, a.slug, a.title, a.description, a.body, a.created_at, a.updated_at,
+           ({tags_aggregate}) AS tags,
+           CAST((SELECT COUNT(*) FROM favorites f WHERE f.article_id = a.id) AS BIGINT) AS favorites_count,
+           CAST(CASE WHEN EXISTS (SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1)
+                THEN 1 ELSE 0 END AS BIGINT) AS favorited,
+           u.id AS author_id, u.username AS author_username, u.bio AS author_bio, u.image AS author_image,
+           CAST(CASE WHEN EXISTS (SELECT 1 FROM follows fo WHERE fo.follower_id = $1 AND fo.followee_id = u.id)
+                THEN 1 ELSE 0 END AS BIGINT) AS author_following
+         FROM articles a JOIN users u ON u.id = a.author_id"
+    )
+}
+
+/// The list filter, with placeholders numbered from `first`.
+fn list_filter(first: usize) -> String {
+    let (tag, author, favorited) = (first, first + 1, first + 2);
+    format!(
+        " WHERE (${tag} IS NULL OR EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = ${tag}))
+            AND (${author} IS NULL OR a.author_id = (SELECT id FROM users WHERE username_key = ${author}))
+            AND (${favorited} IS NULL OR EXISTS (SELECT 1 FROM favorites fv JOIN users fu ON fu.id = fv.user_id
+                 WHERE fv.article_id = a.id AND fu.username_key = ${favorited}))"
+    )
+}
+
+const NEWEST_FIRST: &str = " ORDER BY a.created_at DESC, a.id DESC";
+const FEED_FILTER: &str =
+    " WHERE a.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $1)";
+
+impl ArticleQueries {
+    pub(super) fn new(pool: &Pool) -> Self {
+        let tags_aggregate = match pool {
+            Pool::Sqlite(_) => {
+                "SELECT group_concat(tag, char(31)) FROM article_tags WHERE article_id = a.id"
+            }
+            Pool::Postgres(_) => {
+                "SELECT string_agg(tag, chr(31)) FROM article_tags WHERE article_id = a.id"
+            }
+        };
+        let select = article_select(tags_aggregate);
+        Self {
+            by_slug: format!("{select} WHERE a.slug = $2"),
+            list: format!(
+                "{select}{}{NEWEST_FIRST} LIMIT $5 OFFSET $6",
+                list_filter(2)
+            ),
+            count: format!("SELECT COUNT(*) FROM articles a{}", list_filter(1)),
+            feed: format!("{select}{FEED_FILTER}{NEWEST_FIRST} LIMIT $2 OFFSET $3"),
+            feed_count: "SELECT COUNT(*) FROM articles a WHERE a.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $1)",
+        }
+    }
+}
+
+impl Store {
+    pub async fn article_by_slug(
+        &self,
+        viewer: Option<i64>,
+        slug: &str,
+    ) -> Result<Option<ArticleRow>, sqlx::Error> {
+        let sql = &self.queries.by_slug;
+        on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(viewer).bind(slug).fetch_optional(pool).await)
+    }
+
+    /// One page of articles, newest first, and how many match in all.
+    pub async fn list_articles(
+        &self,
+        viewer: Option<i64>,
+        filter: &ArticleFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<ArticleRow>, i64), sqlx::Error> {
+        let (list, count) = (&self.queries.list, &self.queries.count);
+        on_pool!(self, pool => {
+            let rows = sqlx::query_as(AssertSqlSafe(list.as_str()))
+                .bind(viewer).bind(&filter.tag).bind(&filter.author_key).bind(&filter.favorited_by_key)
+                .bind(limit).bind(offset)
+                .fetch_all(pool).await?;
+            let total: i64 = sqlx::query_scalar(AssertSqlSafe(count.as_str()))
+                .bind(&filter.tag).bind(&filter.author_key).bind(&filter.favorited_by_key)
+                .fetch_one(pool).await?;
+            Ok((rows, total))
+        })
+    }
+
+    /// Articles by authors the viewer follows, newest first, and how many there are.
+    pub async fn feed(
+        &self,
+        viewer: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<ArticleRow>, i64), sqlx::Error> {
+        let (feed, count) = (&self.queries.feed, self.queries.feed_count);
+        on_pool!(self, pool => {
+            let rows = sqlx::query_as(AssertSqlSafe(feed.as_str())).bind(viewer).bind(limit).bind(offset).fetch_all(pool).await?;
+            let total: i64 = sqlx::query_scalar(count).bind(viewer).fetch_one(pool).await?;
+            Ok((rows, total))
+        })
+    }
+
+    /// Inserts an article with its tags in one transaction.
+    pub async fn insert_article(&self, new: NewArticle<'_>) -> Result<i64, sqlx::Error> {
+        let sql = "INSERT INTO articles (slug, title, description, body, author_id, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(sql)
+                .bind(new.slug).bind(new.title).bind(new.description).bind(new.body)
+                .bind(new.author_id).bind(new.now)
+                .fetch_one(&mut *tx).await?;
+            for tag in new.tags {
+                sqlx::query("INSERT INTO article_tags (article_id, tag) VALUES ($1, $2)")
+                    .bind(id).bind(tag).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Applies a partial update; replaces the tag set when one is given.
+    pub async fn update_article(
+        &self,
+        id: i64,
+        changes: &ArticleChanges,
+        now: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE articles SET slug = COALESCE($2, slug), title = COALESCE($3, title),
+                     description = COALESCE($4, description), body = COALESCE($5, body), updated_at = $6
+                   WHERE id = $1";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql)
+                .bind(id).bind(&changes.slug).bind(&changes.title).bind(&changes.description)
+                .bind(&changes.body).bind(now)
+                .execute(&mut *tx).await?;
+            if let Some(tags) = &changes.tags {
+                sqlx::query("DELETE FROM article_tags WHERE article_id = $1").bind(id).execute(&mut *tx).await?;
+                for tag in tags {
+                    sqlx::query("INSERT INTO article_tags (article_id, tag) VALUES ($1, $2)")
+                        .bind(id).bind(tag).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn delete_article(&self, id: i64) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("DELETE FROM articles WHERE id = $1").bind(id).execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    pub async fn favorite(&self, user_id: i64, article_id: i64) -> Result<(), sqlx::Error> {
+        let sql =
+            "INSERT INTO favorites (user_id, article_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        on_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(article_id).execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    pub async fn unfavorite(&self, user_id: i64, article_id: i64) -> Result<(), sqlx::Error> {
+        let sql = "DELETE FROM favorites WHERE user_id = $1 AND article_id = $2";
+        on_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(article_id).execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    pub async fn insert_comment(
+        &self,
+        article_id: i64,
+        author_id: i64,
+        body: &str,
+        now: UnixMillis,
+    ) -> Result<i64, sqlx::Error> {
+        let sql = "INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $4) RETURNING id";
+        on_pool!(self, pool => sqlx::query_scalar(sql).bind(article_id).bind(author_id).bind(body).bind(now).fetch_one(pool).await)
+    }
+
+    /// Comments of one article, oldest first; `only` narrows to one comment id.
+    pub async fn comments(
+        &self,
+        viewer: Option<i64>,
+        article_id: i64,
+        only: Option<i64>,
+    ) -> Result<Vec<CommentRow>, sqlx::Error> {
+        let sql = "SELECT c.id, c.body, c.created_at, c.updated_at,
+                     u.id AS author_id, u.username AS author_username, u.bio AS author_bio, u.image AS author_image,
+                     CAST(CASE WHEN EXISTS (SELECT 1 FROM follows fo WHERE fo.follower_id = $1 AND fo.followee_id = u.id)
+                          THEN 1 ELSE 0 END AS BIGINT) AS author_following
+                   FROM comments c JOIN users u ON u.id = c.author_id
+                   WHERE c.article_id = $2 AND ($3 IS NULL OR c.id = $3)
+                   ORDER BY c.created_at, c.id";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(viewer).bind(article_id).bind(only).fetch_all(pool).await)
+    }
+
+    pub async fn delete_comment(&self, comment_id: i64) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("DELETE FROM comments WHERE id = $1").bind(comment_id).execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// Every tag in use, alphabetically.
+    pub async fn tags(&self) -> Result<Vec<String>, sqlx::Error> {
+        let sql = "SELECT DISTINCT tag FROM article_tags ORDER BY tag";
+        on_pool!(self, pool => sqlx::query_scalar(sql).fetch_all(pool).await)
+    }
+}

@@ -1,0 +1,129 @@
+//! Persistence. Every query is written once, as parameterized SQL that both engines accept
+//! (`$1`-style placeholders, BIGINT millisecond timestamps, integer flags), and run on
+//! whichever pool the configuration chose. No query is ever assembled from input: the few
+//! queries built with `format!` only splice fixed fragments and placeholder numbers.
+
+mod content;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::Config;
+
+pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
+pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
+
+/// Runs the same code against whichever engine backs the store. Each arm is compiled for its
+/// own driver, so types are checked per engine; the text is written once.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database, whichever engine it is.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    queries: std::sync::Arc<content::ArticleQueries>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("AERIE_DATABASE_URL: cannot connect: {0}")]
+    Connect(sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("AERIE_DATA_DIR: cannot create the database folder: {0}")]
+    Folder(std::io::Error),
+}
+
+impl Store {
+    /// Opens the pool the configuration names. SQLite gets WAL, foreign keys and a busy
+    /// timeout; both engines get bounded pools with acquire timeouts, so an exhausted pool
+    /// answers 503 instead of hanging a request.
+    pub async fn connect(config: &Config) -> Result<Self, ConnectError> {
+        let url = config.database_url.expose_secret();
+        let pool = if config.uses_postgres() {
+            let pool = PgPoolOptions::new()
+                .max_connections(config.database_max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(ConnectError::Connect)?;
+            Pool::Postgres(pool)
+        } else {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(ConnectError::Connect)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            if let Some(folder) = options
+                .get_filename()
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(folder).map_err(ConnectError::Folder)?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(config.database_max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .map_err(ConnectError::Connect)?;
+            Pool::Sqlite(pool)
+        };
+        let queries = std::sync::Arc::new(content::ArticleQueries::new(&pool));
+        Ok(Self { pool, queries })
+    }
+
+    /// Applies pending migrations for this engine.
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> bool {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// True when `error` is a violation of the unique index on `table.column`. PostgreSQL names
+/// the index (`table_column`, our naming rule); SQLite names the column (`table.column`).
+pub fn is_unique_violation(error: &sqlx::Error, table: &str, column: &str) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    if !db.is_unique_violation() {
+        return false;
+    }
+    let index = format!("{table}_{column}");
+    db.constraint() == Some(index.as_str()) || db.message().contains(&format!("{table}.{column}"))
+}

@@ -1,0 +1,71 @@
+//! Logging: one subscriber for the process, JSON in production and pretty in development,
+//! and one INFO line per request with its id, method, route template, status and latency.
+//! Routes are logged as templates (`/api/profiles/{username}`), never as raw paths, so user
+//! input in a URL does not reach the log line.
+
+use std::time::Duration;
+
+use axum::extract::MatchedPath;
+use axum::http::{Request, Response};
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::trace::{DefaultOnRequest, MakeSpan, OnResponse, TraceLayer};
+use tracing::Span;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+/// Installs the global subscriber. Safe to call twice (the second call does nothing).
+pub fn init(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+pub type HttpTraceLayer = TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    RequestSpan,
+    DefaultOnRequest,
+    LogResponse,
+>;
+
+pub fn http_trace_layer() -> HttpTraceLayer {
+    TraceLayer::new_for_http()
+        .make_span_with(RequestSpan)
+        .on_response(LogResponse)
+}
+
+#[derive(Clone, Copy)]
+pub struct RequestSpan;
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &Request<B>) -> Span {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("(unmatched)", MatchedPath::as_str);
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!("request", method = %request.method(), route, request_id)
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct LogResponse;
+
+impl<B> OnResponse<B> for LogResponse {
+    fn on_response(self, response: &Response<B>, latency: Duration, _: &Span) {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "response"
+        );
+    }
+}
