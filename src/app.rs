@@ -1,8 +1,9 @@
 //! The application: every route, and the layer stack each request passes through.
 //!
-//! Layers, outermost first: sensitive headers hidden from logs; request id (a malformed
-//! client id is replaced); tracing; error bodies normalized; panics caught and answered
-//! 500; a request timeout; the body size limit. Each resource module declares its routes;
+//! Layers, outermost first: sensitive headers hidden from logs; security headers (so every
+//! response has them, whoever produced it); request id (a malformed client id is replaced);
+//! tracing; CORS; error bodies normalized; panics caught and answered 500; a request
+//! timeout; the body size limit. Each resource module declares its routes;
 //! this file reads as the API's table of contents.
 
 use axum::Router;
@@ -23,8 +24,10 @@ use crate::http::{AppState, articles, comments, health, profiles, tags, users};
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.body_limit_bytes;
-    let timeout = state.config.request_timeout;
+    with_layers(api_routes(), state)
+}
+
+fn api_routes() -> Router<AppState> {
     Router::new()
         .merge(users::router())
         .merge(profiles::router())
@@ -33,16 +36,35 @@ pub fn router(state: AppState) -> Router {
         .merge(tags::router())
         .merge(health::router())
         .fallback(|| async { Error::NotFound("route") })
+}
+
+/// Wraps routes in the layer stack. Public so tests can put routes that misbehave on
+/// purpose (a panicking handler) behind exactly the layers production uses.
+pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    let body_limit = state.config.body_limit_bytes;
+    let timeout = state.config.request_timeout;
+    let config = &state.config;
+    let hsts = config
+        .sends_hsts()
+        .then(|| crate::defense::headers::hsts(config.hsts_preload));
+    let cors =
+        crate::defense::cors::layer(&state.config.cors_origins, !state.config.is_production());
+    routes
         .layer(
             ServiceBuilder::new()
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
                 ]))
+                .layer(middleware::from_fn_with_state(
+                    hsts,
+                    crate::defense::headers::security_headers,
+                ))
                 .layer(middleware::from_fn(drop_malformed_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(crate::telemetry::http_trace_layer())
+                .layer(cors)
                 .layer(middleware::from_fn(normalize_error_bodies))
                 .layer(CatchPanicLayer::new())
                 .layer(TimeoutLayer::with_status_code(
@@ -70,4 +92,115 @@ async fn drop_malformed_request_id(mut request: Request, next: Next) -> Response
         request.headers_mut().remove(&REQUEST_ID);
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::auth::password::PasswordHasher;
+    use crate::auth::tokens::{SigningKey, TokenService};
+    use crate::clock::SystemClock;
+    use crate::config::Config;
+    use crate::store::Store;
+
+    /// The production layer stack around routes that fail on purpose.
+    async fn failing_app(dir: &tempfile::TempDir) -> Router {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let config = Config::from_vars([
+            ("AERIE_DATABASE_URL", url.as_str()),
+            ("AERIE_DATA_DIR", &dir.path().display().to_string()),
+        ])
+        .expect("valid configuration");
+        let clock = Arc::new(SystemClock);
+        let state = AppState {
+            store: Store::connect(&config).await.expect("store opens"),
+            hasher: PasswordHasher::new(1).expect("hasher"),
+            tokens: TokenService::new(
+                SigningKey::generate(),
+                "aerie".into(),
+                "aerie-api".into(),
+                Duration::from_secs(900),
+                clock.clone(),
+            ),
+            config: Arc::new(config),
+            clock,
+        };
+        let routes = Router::new()
+            .route("/panic", get(panicking_handler))
+            .route(
+                "/internal",
+                get(|| async {
+                    Err::<(), _>(Error::Internal(
+                        "database: error returned from database: syntax error at or near \"FROM\" (src/store/content.rs)".into(),
+                    ))
+                }),
+            );
+        with_layers(routes, state)
+    }
+
+    async fn panicking_handler() -> &'static str {
+        panic!("thread panicked at src/store/mod.rs:42: sqlx SELECT * FROM users")
+    }
+
+    async fn call(
+        app: Router,
+        path: &str,
+        request_id: Option<&str>,
+    ) -> (StatusCode, String, serde_json::Value) {
+        let mut request = Request::builder().uri(path);
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
+        let response = app
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, id, body)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_bare_500_with_the_request_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = failing_app(&dir).await;
+        for path in ["/panic", "/internal"] {
+            let (status, id, body) = call(app.clone(), path, Some("support-ticket-1")).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+            assert_eq!(id, "support-ticket-1", "{path}");
+            assert_eq!(
+                body,
+                serde_json::json!({"errors": {"body": ["internal error"]}, "requestId": "support-ticket-1"}),
+                "{path}: the cause must stay in the log"
+            );
+            let (status, id, body) = call(app.clone(), path, None).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+            assert!(!id.is_empty(), "{path}: a generated request id");
+            assert_eq!(body["requestId"], id.as_str(), "{path}");
+            assert_eq!(
+                body["errors"],
+                serde_json::json!({"body": ["internal error"]})
+            );
+        }
+    }
 }

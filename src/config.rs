@@ -8,8 +8,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use crate::tls::TlsFiles;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -51,6 +54,20 @@ pub struct Config {
     pub request_timeout: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// Browser origins allowed to call the API cross-origin (exact `scheme://host[:port]`).
+    pub cors_origins: Vec<String>,
+    /// When set, the main listener speaks HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// How often the certificate files are checked for changes.
+    pub tls_reload_interval: Duration,
+    /// A plain-HTTP listener that only redirects to `public_url` (and serves `/healthz`).
+    pub http_redirect_listen: Option<SocketAddr>,
+    /// The public `https://` base URL; redirects are built from it, never from `Host`.
+    pub public_url: Option<String>,
+    /// TLS ends at a proxy in these networks; plain HTTP is then acceptable in production.
+    pub tls_terminated_by_proxy: Vec<IpNet>,
+    /// Add `preload` to HSTS (only once the domain is ready for the browsers' preload lists).
+    pub hsts_preload: bool,
 }
 
 /// What the sources may say, before validation. Every field is a plain string or number so
@@ -73,6 +90,14 @@ struct RawSettings {
     request_timeout_secs: Option<u64>,
     log_format: Option<String>,
     log: Option<String>,
+    cors_origins: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_reload_interval_secs: Option<u64>,
+    http_redirect_listen: Option<String>,
+    public_url: Option<String>,
+    tls_terminated_by_proxy: Option<String>,
+    hsts_preload: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +245,49 @@ impl Config {
                 ));
             }
         };
+        let cors_origins = parse_cors_origins(raw.cors_origins.as_deref(), production)?;
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::setting(
+                    "AERIE_TLS_CERT",
+                    "AERIE_TLS_CERT and AERIE_TLS_KEY go together",
+                ));
+            }
+        };
+        let public_url = raw
+            .public_url
+            .as_deref()
+            .map(parse_public_url)
+            .transpose()?;
+        let tls_terminated_by_proxy = parse_networks(
+            "AERIE_TLS_TERMINATED_BY_PROXY",
+            raw.tls_terminated_by_proxy.as_deref(),
+        )?;
+        let http_redirect_listen = match raw.http_redirect_listen.as_deref() {
+            None => None,
+            Some(text) => {
+                if tls.is_none() || public_url.is_none() {
+                    return Err(ConfigError::setting(
+                        "AERIE_HTTP_REDIRECT_LISTEN",
+                        "needs AERIE_TLS_CERT/AERIE_TLS_KEY and AERIE_PUBLIC_URL",
+                    ));
+                }
+                Some(text.parse().map_err(|_| {
+                    ConfigError::setting(
+                        "AERIE_HTTP_REDIRECT_LISTEN",
+                        format!("'{text}' is not an address:port"),
+                    )
+                })?)
+            }
+        };
+        if production && tls.is_none() && tls_terminated_by_proxy.is_empty() {
+            return Err(ConfigError::setting(
+                "AERIE_TLS_CERT",
+                "production refuses plain HTTP: set AERIE_TLS_CERT and AERIE_TLS_KEY, or AERIE_TLS_TERMINATED_BY_PROXY with the proxy's networks",
+            ));
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             env,
@@ -239,6 +307,15 @@ impl Config {
             request_timeout: Duration::from_secs(raw.request_timeout_secs.unwrap_or(30).max(1)),
             log_format,
             log_filter: raw.log.unwrap_or_else(|| "info".into()),
+            cors_origins,
+            tls,
+            tls_reload_interval: Duration::from_secs(
+                raw.tls_reload_interval_secs.unwrap_or(10).max(1),
+            ),
+            http_redirect_listen,
+            public_url,
+            tls_terminated_by_proxy,
+            hsts_preload: raw.hsts_preload.unwrap_or(false),
         })
     }
 
@@ -246,9 +323,80 @@ impl Config {
         self.env == Environment::Production
     }
 
+    /// Whether clients reach this server over HTTPS (directly, or through a TLS proxy), so
+    /// responses carry `Strict-Transport-Security`.
+    pub fn sends_hsts(&self) -> bool {
+        self.tls.is_some() || !self.tls_terminated_by_proxy.is_empty()
+    }
+
     pub fn uses_postgres(&self) -> bool {
         self.database_url.expose_secret().starts_with("postgres")
     }
+}
+
+/// `AERIE_CORS_ORIGINS`: a comma-separated list of exact origins, or `none`. Production must
+/// say which (even if `none`), so cross-origin access is always a decision.
+fn parse_cors_origins(value: Option<&str>, production: bool) -> Result<Vec<String>, ConfigError> {
+    let name = "AERIE_CORS_ORIGINS";
+    let Some(value) = value.map(str::trim) else {
+        if production {
+            return Err(ConfigError::setting(
+                name,
+                "required in production: a comma-separated list of origins, or 'none'",
+            ));
+        }
+        return Ok(Vec::new());
+    };
+    if value == "none" {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            crate::defense::cors::parse_origin(o)
+                .ok_or_else(|| ConfigError::setting(name, format!("'{o}' is not an origin like https://app.example.com (no wildcards, no paths)")))
+        })
+        .collect()
+}
+
+/// `AERIE_PUBLIC_URL`: an `https://` base URL without query or fragment; returned without a
+/// trailing slash.
+fn parse_public_url(value: &str) -> Result<String, ConfigError> {
+    let invalid = || {
+        ConfigError::setting(
+            "AERIE_PUBLIC_URL",
+            format!("'{value}' is not an https:// URL without query or fragment"),
+        )
+    };
+    let url = url::Url::parse(value).map_err(|_| invalid())?;
+    if url.scheme() != "https"
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(invalid());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A comma-separated list of CIDRs (a bare address means that one host).
+fn parse_networks(name: &str, value: Option<&str>) -> Result<Vec<IpNet>, ConfigError> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            n.parse::<IpNet>()
+                .or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    ConfigError::setting(name, format!("'{n}' is not a CIDR like 10.0.0.0/8"))
+                })
+        })
+        .collect()
 }
 
 /// Adds `.env` entries that the real environment does not already set.
@@ -312,6 +460,66 @@ mod tests {
             ("AERIE_PASSWORD_MIN_SCORE", "1"),
         ]);
         assert!(error.contains("AERIE_PASSWORD_MIN_SCORE"), "{error}");
+    }
+
+    #[test]
+    fn production_refuses_plain_http() {
+        let error = error_of(&[
+            ("AERIE_ENV", "production"),
+            ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+            ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+            ("AERIE_CORS_ORIGINS", "none"),
+        ]);
+        assert!(error.contains("production refuses plain HTTP"), "{error}");
+        let behind_proxy = Config::from_vars([
+            ("AERIE_ENV", "production"),
+            ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+            ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+            ("AERIE_CORS_ORIGINS", "none"),
+            ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8, 192.168.1.7"),
+        ])
+        .expect("TLS at a trusted proxy is acceptable");
+        assert!(behind_proxy.sends_hsts());
+    }
+
+    #[test]
+    fn tls_settings_are_checked_together() {
+        assert!(error_of(&[("AERIE_TLS_CERT", "/c.pem")]).contains("go together"));
+        assert!(
+            error_of(&[("AERIE_HTTP_REDIRECT_LISTEN", "127.0.0.1:80")])
+                .contains("AERIE_HTTP_REDIRECT_LISTEN")
+        );
+        assert!(error_of(&[("AERIE_PUBLIC_URL", "http://x.io")]).contains("AERIE_PUBLIC_URL"));
+        assert!(
+            error_of(&[("AERIE_PUBLIC_URL", "https://x.io/?next=//evil")])
+                .contains("AERIE_PUBLIC_URL")
+        );
+        assert!(
+            error_of(&[("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/33")])
+                .contains("AERIE_TLS_TERMINATED_BY_PROXY")
+        );
+    }
+
+    #[test]
+    fn production_refuses_unstated_cors_origins() {
+        let error = error_of(&[
+            ("AERIE_ENV", "production"),
+            ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+            ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+        ]);
+        assert!(error.contains("AERIE_CORS_ORIGINS"), "{error}");
+    }
+
+    #[test]
+    fn cors_origins_must_be_exact() {
+        assert!(error_of(&[("AERIE_CORS_ORIGINS", "*")]).contains("AERIE_CORS_ORIGINS"));
+        assert!(
+            error_of(&[("AERIE_CORS_ORIGINS", "https://a.io, https://*.b.io")])
+                .contains("AERIE_CORS_ORIGINS")
+        );
+        let config = Config::from_vars([("AERIE_CORS_ORIGINS", "https://a.io, https://b.io:8443")])
+            .expect("valid");
+        assert_eq!(config.cors_origins, ["https://a.io", "https://b.io:8443"]);
     }
 
     #[test]

@@ -29,6 +29,12 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Write a local certificate authority and a localhost certificate for HTTPS in development.
+    DevCert {
+        /// Folder for ca.pem, cert.pem and key.pem (mode 0600).
+        #[arg(long, default_value = "data/dev-cert")]
+        out: PathBuf,
+    },
     /// Manage the access-token signing key.
     Keys {
         #[command(subcommand)]
@@ -70,6 +76,7 @@ fn main() -> ExitCode {
             Command::Keys {
                 command: KeysCommand::Generate { out },
             } => generate_key(&out),
+            Command::DevCert { out } => dev_cert(&out),
         }
     });
     match result {
@@ -98,6 +105,20 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     store.migrate().await?;
     store.close().await;
     println!("migrations applied");
+    Ok(())
+}
+
+fn dev_cert(out: &std::path::Path) -> anyhow::Result<()> {
+    let files = aerie::tls::write_dev_certificate(out)?;
+    println!(
+        "wrote {}/ca.pem (trust this in your browser or client), cert.pem and key.pem",
+        out.display()
+    );
+    println!(
+        "serve HTTPS with:\n  AERIE_TLS_CERT={} AERIE_TLS_KEY={} aerie",
+        files.cert.display(),
+        files.key.display()
+    );
     Ok(())
 }
 

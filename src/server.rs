@@ -1,12 +1,22 @@
-//! Booting: connect the store, load keys, bind the listener, serve until told to stop, then
+//! Booting: connect the store, load keys, bind the listeners, serve until told to stop, then
 //! drain in-flight requests and close the pool.
+//!
+//! Listeners: the main one (`AERIE_LISTEN`) speaks HTTPS when a certificate is configured,
+//! plain HTTP otherwise; the optional redirect listener (`AERIE_HTTP_REDIRECT_LISTEN`)
+//! answers every plain-HTTP request with a 308 to the configured public URL.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::sync::watch;
 
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::{SigningKey, TokenService};
@@ -14,12 +24,18 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
 use crate::store::Store;
+use crate::tls::TlsFiles;
 
-/// A bound, ready server. Built in two steps so tests can learn the port (`127.0.0.1:0`)
+/// How long in-flight requests may take to finish after shutdown is requested.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A bound, ready server. Built in two steps so tests can learn the ports (`127.0.0.1:0`)
 /// before serving.
 pub struct Server {
-    listener: TcpListener,
-    router: axum::Router,
+    main: std::net::TcpListener,
+    redirect: Option<(std::net::TcpListener, Arc<str>)>,
+    tls: Option<(RustlsConfig, TlsFiles, Duration)>,
+    router: Router,
     store: Store,
 }
 
@@ -39,9 +55,22 @@ impl Server {
             clock.clone(),
         );
         let hasher = PasswordHasher::new(config.password_hash_concurrency)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("AERIE_LISTEN: cannot listen on {}", config.listen))?;
+        let tls = match &config.tls {
+            Some(files) => Some((
+                crate::tls::load(files).await?,
+                files.clone(),
+                config.tls_reload_interval,
+            )),
+            None => None,
+        };
+        let main = bind(config.listen, "AERIE_LISTEN")?;
+        let redirect = match (config.http_redirect_listen, &config.public_url) {
+            (Some(address), Some(public_url)) => Some((
+                bind(address, "AERIE_HTTP_REDIRECT_LISTEN")?,
+                Arc::from(public_url.as_str()),
+            )),
+            _ => None,
+        };
         let state = AppState {
             config: Arc::new(config),
             store: store.clone(),
@@ -50,31 +79,127 @@ impl Server {
             clock,
         };
         Ok(Self {
-            listener,
+            main,
+            redirect,
+            tls,
             router: crate::app::router(state),
             store,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.main.local_addr()
+    }
+
+    /// The redirect listener's address, when one is configured.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish, and closes the database pool.
+    /// finish (up to 30 s), and closes the database pool.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        if let Some((listener, public_url)) = self.redirect {
+            tokio::spawn(serve_plain(
+                listener,
+                redirect_router(public_url),
+                stop_rx.clone(),
+            ));
+        }
+        let app = self.router;
+        let result = match self.tls {
+            Some((rustls, files, interval)) => {
+                tokio::spawn(crate::tls::watch_and_reload(
+                    rustls.clone(),
+                    files,
+                    interval,
+                    stop_rx.clone(),
+                ));
+                serve_tls(self.main, app, rustls, stop_rx).await
+            }
+            None => serve_plain(self.main, app, stop_rx).await,
+        };
         self.store.close().await;
         result
     }
+}
+
+fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address)
+        .with_context(|| format!("{setting}: cannot listen on {address}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn serve_plain(
+    listener: std::net::TcpListener,
+    app: Router,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(stopped(stop))
+        .await
+}
+
+async fn serve_tls(
+    listener: std::net::TcpListener,
+    app: Router,
+    rustls: RustlsConfig,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let drain = handle.clone();
+    tokio::spawn(async move {
+        stopped(stop).await;
+        drain.graceful_shutdown(Some(DRAIN_TIMEOUT));
+    });
+    axum_server::from_tcp_rustls(listener, rustls)?
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+}
+
+/// The plain-HTTP listener: `/healthz` for load balancers, a 308 to HTTPS for everything
+/// else. The target comes from `AERIE_PUBLIC_URL`, never from the request's `Host` header,
+/// so it cannot be turned into an open redirect.
+fn redirect_router(public_url: Arc<str>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .fallback(redirect_to_https)
+        .layer(axum::middleware::from_fn_with_state(
+            None,
+            crate::defense::headers::security_headers,
+        ))
+        .with_state(public_url)
+}
+
+async fn redirect_to_https(State(public_url): State<Arc<str>>, uri: Uri) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("{public_url}{path}");
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -3,9 +3,9 @@
 //! Guards against forged and replayed tokens. The algorithm is pinned per key and never read
 //! from the token (no `alg: none`, no HS256-with-the-public-key confusion); the key is chosen
 //! by `kid` from a fixed in-memory map only (no `jku`, `x5u`, `jwk` or `x5c` is honoured, and a
-//! token carrying them is refused); `iss`, `aud`, `exp` and `iat` are required and checked
-//! against the injected clock. A token names its session (`sid`) so revoking the session can
-//! kill the token before it expires.
+//! token carrying them is refused, as is one naming a `crit` extension); `iss`, `aud`, `exp`
+//! and `iat` are required and checked against the injected clock. A token names its session
+//! (`sid`) so revoking the session can kill the token before it expires.
 
 use std::collections::HashMap;
 use std::fs;
@@ -115,7 +115,8 @@ impl SigningKey {
     }
 }
 
-fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+/// Writes a new file readable only by its owner (mode 0600); never overwrites.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
@@ -215,7 +216,10 @@ impl TokenService {
             || header.jwk.is_some()
             || header.x5u.is_some()
             || header.x5c.is_some();
-        if header.alg != Algorithm::EdDSA || untrusted_key_source {
+        // No JWS extension is implemented, so one marked critical must be refused
+        // (RFC 7515 §4.1.11); jsonwebtoken parses `crit` but leaves that to the caller.
+        let critical_extension = header.crit.is_some();
+        if header.alg != Algorithm::EdDSA || untrusted_key_source || critical_extension {
             return None;
         }
         let key = self.inner.verifying.get(header.kid.as_deref()?)?;

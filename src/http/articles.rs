@@ -34,8 +34,9 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, bound(deserialize = "T: Deserialize<'de>"))]
 struct ArticleBodyWrapper<T> {
+    #[serde(deserialize_with = "super::extract::object")]
     article: T,
 }
 

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommentWrapper {
+    #[serde(deserialize_with = "super::extract::object")]
     comment: NewComment,
 }
 

@@ -1,6 +1,8 @@
 //! Extractors are the guards: a handler that takes [`AuthUser`] cannot run for an anonymous
 //! caller, and one that takes [`Json`] only ever sees a well-formed body of the right type.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
@@ -8,7 +10,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use serde::de::DeserializeOwned;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor};
 
 use super::AppState;
 use super::error::Error;
@@ -130,7 +133,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
 
 /// A JSON body: `Content-Type: application/json` required (415 otherwise, which also forces a
 /// CORS preflight for cross-site callers), size bounded by the body limit (413), malformed
-/// JSON a 400, and a body of the wrong shape (unknown or duplicate fields, wrong types) a 422.
+/// JSON a 400, and a body of the wrong shape (unknown or duplicate fields, wrong types, an
+/// array where an object belongs) a 422.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -147,14 +151,44 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                     BytesRejection::FailedToBufferBody(_) => Error::PayloadTooLarge,
                     _ => Error::BadRequest("unreadable body".into()),
                 })?;
-        serde_json::from_slice(&bytes).map(Json).map_err(|e| {
-            if e.is_data() {
-                Error::invalid("body", e.to_string())
-            } else {
-                Error::BadRequest(format!("invalid JSON: {e}"))
-            }
-        })
+        let mut json = serde_json::Deserializer::from_slice(&bytes);
+        object(&mut json)
+            .and_then(|value| json.end().map(|()| value))
+            .map(Json)
+            .map_err(|e| {
+                if e.is_data() {
+                    Error::invalid("body", e.to_string())
+                } else {
+                    Error::BadRequest(format!("invalid JSON: {e}"))
+                }
+            })
     }
+}
+
+/// Reads a struct from a JSON object only. serde also fills a struct from an array, by
+/// position (`[["bob", "bob@example.com", "…"]]` would register bob): a shape no client of
+/// this API sends, so it is refused like any other wrong shape. Request wrappers put this on
+/// their field too (`{"user": [...]}`), one level being all a wrapped body has.
+pub fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectOnly<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_map(ObjectOnly(PhantomData))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

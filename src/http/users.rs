@@ -26,8 +26,9 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, bound(deserialize = "T: Deserialize<'de>"))]
 struct UserBody<T> {
+    #[serde(deserialize_with = "super::extract::object")]
     user: T,
 }
 

@@ -2,7 +2,7 @@
 
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Pool, Store, on_pool};
+use super::{Pool, Store, matchable, on_pool};
 use crate::clock::UnixMillis;
 
 /// Tags travel from the database as one string joined by the ASCII unit separator, which
@@ -151,6 +151,9 @@ impl Store {
         viewer: Option<i64>,
         slug: &str,
     ) -> Result<Option<ArticleRow>, sqlx::Error> {
+        if !matchable(slug) {
+            return Ok(None);
+        }
         let sql = &self.queries.by_slug;
         on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(viewer).bind(slug).fetch_optional(pool).await)
     }
@@ -163,6 +166,10 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<ArticleRow>, i64), sqlx::Error> {
+        let keys = [&filter.tag, &filter.author_key, &filter.favorited_by_key];
+        if !keys.into_iter().flatten().all(|key| matchable(key)) {
+            return Ok((Vec::new(), 0));
+        }
         let (list, count) = (&self.queries.list, &self.queries.count);
         on_pool!(self, pool => {
             let rows = sqlx::query_as(AssertSqlSafe(list.as_str()))

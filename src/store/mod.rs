@@ -115,8 +115,18 @@ impl Store {
     }
 }
 
+/// Whether a text lookup key can match anything. PostgreSQL `text` cannot hold NUL, so binding
+/// one fails the whole query (a 500), where SQLite simply finds nothing. Nothing stored holds
+/// a NUL (the domain refuses control characters), so such a key is answered "no match" on
+/// both engines without asking the database.
+fn matchable(key: &str) -> bool {
+    !key.contains('\0')
+}
+
 /// True when `error` is a violation of the unique index on `table.column`. PostgreSQL names
-/// the index (`table_column`, our naming rule); SQLite names the column (`table.column`).
+/// the index: `table_column` (our naming rule) or `table_column_key` (PostgreSQL's own
+/// default, which `articles_slug_key` follows; matching only the first made a duplicate
+/// title a 500 on PostgreSQL). SQLite names the column (`table.column`).
 pub fn is_unique_violation(error: &sqlx::Error, table: &str, column: &str) -> bool {
     let sqlx::Error::Database(db) = error else {
         return false;
@@ -125,5 +135,8 @@ pub fn is_unique_violation(error: &sqlx::Error, table: &str, column: &str) -> bo
         return false;
     }
     let index = format!("{table}_{column}");
-    db.constraint() == Some(index.as_str()) || db.message().contains(&format!("{table}.{column}"))
+    let named_index = db
+        .constraint()
+        .is_some_and(|name| name == index || name == format!("{index}_key"));
+    named_index || db.message().contains(&format!("{table}.{column}"))
 }

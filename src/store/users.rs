@@ -2,7 +2,7 @@
 
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Store, on_pool};
+use super::{Store, matchable, on_pool};
 use crate::clock::UnixMillis;
 
 #[derive(Debug, Clone, FromRow)]
@@ -75,6 +75,9 @@ impl Store {
     }
 
     pub async fn user_by_email_key(&self, email_key: &str) -> Result<Option<UserRow>, sqlx::Error> {
+        if !matchable(email_key) {
+            return Ok(None);
+        }
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = $1");
         on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(email_key).fetch_optional(pool).await)
     }
@@ -125,6 +128,9 @@ impl Store {
         viewer: Option<i64>,
         username_key: &str,
     ) -> Result<Option<ProfileRow>, sqlx::Error> {
+        if !matchable(username_key) {
+            return Ok(None);
+        }
         let sql = "SELECT u.id, u.username, u.bio, u.image,
                      CAST(CASE WHEN EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = u.id)
                           THEN 1 ELSE 0 END AS BIGINT) AS following

@@ -51,6 +51,8 @@ pub enum Engine {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://` address of the HTTP→HTTPS redirect listener, when configured.
+    pub redirect_address: Option<String>,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub engine: Engine,
@@ -115,6 +117,7 @@ impl TestApp {
             .await
             .expect("server boots");
         let address = format!("http://{}", server.local_addr().expect("bound"));
+        let redirect_address = server.redirect_addr().map(|a| format!("http://{a}"));
         let (tx, rx) = oneshot::channel();
         tokio::spawn(server.run(async move {
             let _ = rx.await;
@@ -126,6 +129,7 @@ impl TestApp {
             .expect("client");
         Self {
             address,
+            redirect_address,
             client,
             clock,
             engine,
@@ -171,6 +175,30 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
         self.request(Method::DELETE, path, token, None).await
+    }
+
+    /// Sends `Content-Type: application/json` with no body at all, as RealWorld clients do
+    /// for follow, favorite and delete.
+    pub async fn send_without_body(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Token {token}"));
+        }
+        read(request.send().await.expect("request sent")).await
+    }
+
+    /// The server clock's current time in the API's timestamp format.
+    pub fn now_timestamp(&self) -> String {
+        use aerie::clock::Clock;
+        aerie::clock::rfc3339(self.clock.now())
     }
 
     /// Registers `name` (email `name@example.com`) and returns the access token.
@@ -247,4 +275,183 @@ async fn fresh_postgres_database() -> String {
         .expect("create test database");
     let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
     format!("{prefix}/{name}")
+}
+
+/// The fields of a Profile object, in articles, comments and `/api/profiles`.
+pub const PROFILE_KEYS: &[&str] = &["username", "bio", "image", "following"];
+
+/// The fields of a full Article (create, get, update, favorite): the contract's, plus the
+/// rendered `bodyHtml`.
+pub const ARTICLE_KEYS: &[&str] = &[
+    "slug",
+    "title",
+    "description",
+    "body",
+    "bodyHtml",
+    "tagList",
+    "createdAt",
+    "updatedAt",
+    "favorited",
+    "favoritesCount",
+    "author",
+];
+
+/// The fields of an Article in a list (`/api/articles`, the feed): everything but the body.
+pub const LISTED_ARTICLE_KEYS: &[&str] = &[
+    "slug",
+    "title",
+    "description",
+    "tagList",
+    "createdAt",
+    "updatedAt",
+    "favorited",
+    "favoritesCount",
+    "author",
+];
+
+/// Asserts that `value` is a JSON object with exactly the keys `expected`.
+#[track_caller]
+pub fn assert_keys(value: &Value, expected: &[&str]) {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"));
+    let mut actual: Vec<&str> = object.keys().map(String::as_str).collect();
+    actual.sort_unstable();
+    let mut expected = expected.to_vec();
+    expected.sort_unstable();
+    assert_eq!(actual, expected, "keys of {value}");
+}
+
+/// Asserts an RFC 3339 UTC timestamp with milliseconds, like `2026-11-28T10:00:00.000Z`.
+#[track_caller]
+pub fn assert_timestamp(value: &Value) {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("timestamp is not a string: {value}"));
+    let parsed = chrono::DateTime::parse_from_rfc3339(text);
+    let fraction = text.get(19..20) == Some(".")
+        && text
+            .get(20..23)
+            .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()));
+    assert!(
+        parsed.is_ok() && text.len() == 24 && fraction && text.ends_with('Z'),
+        "not RFC 3339 UTC with milliseconds: {text}"
+    );
+}
+
+/// The slugs of an article list response (`{articles: [...], articlesCount}`), in order.
+#[track_caller]
+pub fn slugs(list: &Value) -> Vec<String> {
+    list["articles"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an article list: {list}"))
+        .iter()
+        .map(|article| article["slug"].as_str().expect("slug").to_owned())
+        .collect()
+}
+
+impl TestApp {
+    /// POSTs a JSON body over a raw socket, framed by `Content-Length` or, when `chunked`,
+    /// by `Transfer-Encoding: chunked` with no length, and reads the response. The answer is read while the body is still being written, so a server that
+    /// refuses early (a 413 before the whole body arrived) is seen answering, where an HTTP
+    /// client would report a reset connection.
+    pub async fn raw_post(&self, path: &str, body: Vec<u8>, chunked: bool) -> Reply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.address.trim_start_matches("http://").to_owned();
+        let stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let (mut reader, mut writer) = stream.into_split();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
+        );
+        let writing = tokio::spawn(async move {
+            writer.write_all(head.as_bytes()).await?;
+            for chunk in body.chunks(4096) {
+                if chunked {
+                    writer
+                        .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                        .await?;
+                }
+                writer.write_all(chunk).await?;
+                if chunked {
+                    writer.write_all(b"\r\n").await?;
+                }
+            }
+            if chunked {
+                writer.write_all(b"0\r\n\r\n").await?;
+            }
+            writer.flush().await?;
+            // Returned, not dropped: dropping it half-closes the socket, which the server
+            // takes as the client leaving before its answer.
+            Ok::<_, std::io::Error>(writer)
+        });
+        let mut response = Vec::new();
+        let mut buffer = [0u8; 8192];
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match reader.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => response.extend_from_slice(&buffer[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "the server never finished answering");
+        let _ = writing.await; // the server may close before the whole body is sent
+        parse_raw_response(&response)
+    }
+}
+
+/// Status, headers and JSON body (Null when not JSON) of a raw HTTP/1.1 response.
+fn parse_raw_response(raw: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| StatusCode::from_bytes(code.as_bytes()).ok())
+        .unwrap_or_else(|| panic!("no status line: {head:?}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').expect("header line");
+        headers.append(
+            reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
+            reqwest::header::HeaderValue::from_str(value.trim()).expect("header value"),
+        );
+    }
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
 }

@@ -1,0 +1,4 @@
+//! Cross-cutting request defences, applied as layers in [`crate::app`].
+
+pub mod cors;
+pub mod headers;
