@@ -323,12 +323,7 @@ async fn favorite(
     auth: AuthUser,
     Path(slug): Path<String>,
 ) -> Result<axum::Json<ArticleResponse>> {
-    let row = find(&state, Some(auth.user_id), &slug).await?;
-    state.store.favorite(auth.user_id, row.id).await?;
-    let row = find(&state, Some(auth.user_id), &slug).await?;
-    Ok(axum::Json(ArticleResponse {
-        article: Article::full(row),
-    }))
+    set_favorite(&state, &auth, &slug, true).await
 }
 
 async fn unfavorite(
@@ -336,9 +331,24 @@ async fn unfavorite(
     auth: AuthUser,
     Path(slug): Path<String>,
 ) -> Result<axum::Json<ArticleResponse>> {
-    let row = find(&state, Some(auth.user_id), &slug).await?;
-    state.store.unfavorite(auth.user_id, row.id).await?;
-    let row = find(&state, Some(auth.user_id), &slug).await?;
+    set_favorite(&state, &auth, &slug, false).await
+}
+
+/// Marks or unmarks the article as the caller's favorite (idempotent) and answers it as
+/// the caller now sees it.
+async fn set_favorite(
+    state: &AppState,
+    auth: &AuthUser,
+    slug: &str,
+    favorite: bool,
+) -> Result<axum::Json<ArticleResponse>> {
+    let row = find(state, Some(auth.user_id), slug).await?;
+    if favorite {
+        state.store.favorite(auth.user_id, row.id).await?;
+    } else {
+        state.store.unfavorite(auth.user_id, row.id).await?;
+    }
+    let row = find(state, Some(auth.user_id), slug).await?;
     Ok(axum::Json(ArticleResponse {
         article: Article::full(row),
     }))
