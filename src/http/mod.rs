@@ -2,6 +2,7 @@
 //! merges them. Request and response types live beside the handlers that use them.
 
 pub mod articles;
+pub mod auth;
 pub mod comments;
 pub mod error;
 pub mod extract;
@@ -14,6 +15,7 @@ mod views;
 use std::sync::Arc;
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -26,5 +28,6 @@ pub struct AppState {
     pub store: Store,
     pub hasher: PasswordHasher,
     pub tokens: TokenService,
+    pub revocations: Revocations,
     pub clock: Arc<dyn Clock>,
 }
