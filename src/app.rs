@@ -19,7 +19,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::http::error::{Error, normalize_error_bodies};
-use crate::http::{AppState, articles, auth, comments, health, profiles, tags, users};
+use crate::http::{AppState, articles, auth, comments, health, keys, profiles, tags, users};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -31,6 +31,7 @@ fn api_routes() -> Router<AppState> {
     Router::new()
         .merge(users::router())
         .merge(auth::router())
+        .merge(keys::router())
         .merge(profiles::router())
         .merge(articles::router())
         .merge(comments::router())

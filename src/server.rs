@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
-use crate::auth::tokens::{SigningKey, TokenService};
+use crate::auth::tokens::{Keyring, TokenService};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
@@ -48,10 +48,9 @@ impl Server {
         if config.auto_migrate {
             store.migrate().await?;
         }
-        let key =
-            SigningKey::load_or_generate(&config.signing_key_file, config.generate_signing_key)?;
-        let tokens = TokenService::new(
-            key,
+        let keyring = Keyring::load(&config.signing_key_file, config.generate_signing_key)?;
+        let tokens = TokenService::with_keyring(
+            keyring,
             config.token_issuer.clone(),
             config.token_audience.clone(),
             config.access_token_ttl,

@@ -7,6 +7,7 @@ pub mod comments;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod keys;
 pub mod profiles;
 pub mod tags;
 pub mod users;
