@@ -19,7 +19,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::http::error::{Error, normalize_error_bodies};
-use crate::http::{AppState, articles, comments, health, profiles, tags, users};
+use crate::http::{AppState, articles, auth, comments, health, keys, profiles, tags, users};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -30,6 +30,8 @@ pub fn router(state: AppState) -> Router {
 fn api_routes() -> Router<AppState> {
     Router::new()
         .merge(users::router())
+        .merge(auth::router())
+        .merge(keys::router())
         .merge(profiles::router())
         .merge(articles::router())
         .merge(comments::router())
@@ -127,6 +129,10 @@ mod tests {
                 SigningKey::generate(),
                 "aerie".into(),
                 "aerie-api".into(),
+                Duration::from_secs(900),
+                clock.clone(),
+            ),
+            revocations: crate::auth::revocations::Revocations::new(
                 Duration::from_secs(900),
                 clock.clone(),
             ),

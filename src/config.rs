@@ -45,6 +45,13 @@ pub struct Config {
     pub token_issuer: String,
     pub token_audience: String,
     pub access_token_ttl: Duration,
+    /// How long after a refresh token was rotated it may still be presented (a concurrent
+    /// refresh from the same client) before that counts as reuse and kills the session.
+    pub refresh_grace: Duration,
+    /// A session not refreshed for this long is over.
+    pub session_idle_timeout: Duration,
+    /// A session is over this long after login, however active.
+    pub session_max_lifetime: Duration,
     /// How many argon2 computations may run at once; the rest queue, so a login flood
     /// cannot take every core from other requests.
     pub password_hash_concurrency: usize,
@@ -84,6 +91,9 @@ struct RawSettings {
     token_issuer: Option<String>,
     token_audience: Option<String>,
     access_token_ttl_secs: Option<u64>,
+    refresh_grace_secs: Option<u64>,
+    session_idle_timeout_secs: Option<u64>,
+    session_max_lifetime_secs: Option<u64>,
     password_hash_concurrency: Option<usize>,
     password_min_score: Option<u8>,
     body_limit_bytes: Option<usize>,
@@ -227,6 +237,14 @@ impl Config {
                 "must be between 60 and 3600 seconds",
             ));
         }
+        let sessions = SessionTimes::validate(
+            [
+                raw.refresh_grace_secs,
+                raw.session_idle_timeout_secs,
+                raw.session_max_lifetime_secs,
+            ],
+            access_token_ttl_secs,
+        )?;
         let body_limit_bytes = raw.body_limit_bytes.unwrap_or(64 * 1024);
         if !(1024..=16 * 1024 * 1024).contains(&body_limit_bytes) {
             return Err(ConfigError::setting(
@@ -301,6 +319,9 @@ impl Config {
             token_issuer: raw.token_issuer.unwrap_or_else(|| "aerie".into()),
             token_audience: raw.token_audience.unwrap_or_else(|| "aerie-api".into()),
             access_token_ttl: Duration::from_secs(access_token_ttl_secs),
+            refresh_grace: sessions.refresh_grace,
+            session_idle_timeout: sessions.idle_timeout,
+            session_max_lifetime: sessions.max_lifetime,
             password_hash_concurrency: raw.password_hash_concurrency.unwrap_or(cores).max(1),
             password_min_score,
             body_limit_bytes,
@@ -331,6 +352,50 @@ impl Config {
 
     pub fn uses_postgres(&self) -> bool {
         self.database_url.expose_secret().starts_with("postgres")
+    }
+}
+
+/// The validated session timings.
+struct SessionTimes {
+    refresh_grace: Duration,
+    idle_timeout: Duration,
+    max_lifetime: Duration,
+}
+
+impl SessionTimes {
+    const DAY: u64 = 24 * 60 * 60;
+
+    /// `[grace, idle, max]` as given, in seconds.
+    fn validate(given: [Option<u64>; 3], access_token_ttl_secs: u64) -> Result<Self, ConfigError> {
+        let [grace, idle, max] = given;
+        let grace = grace.unwrap_or(5);
+        if grace > 60 {
+            return Err(ConfigError::setting(
+                "AERIE_REFRESH_GRACE_SECS",
+                "must be between 0 and 60 seconds: a longer window lets a stolen token be replayed unnoticed",
+            ));
+        }
+        let idle = idle.unwrap_or(7 * Self::DAY);
+        if !(access_token_ttl_secs..=90 * Self::DAY).contains(&idle) {
+            return Err(ConfigError::setting(
+                "AERIE_SESSION_IDLE_TIMEOUT_SECS",
+                format!(
+                    "must be between the access-token lifetime ({access_token_ttl_secs} s) and 90 days"
+                ),
+            ));
+        }
+        let max = max.unwrap_or(30 * Self::DAY);
+        if !(idle..=365 * Self::DAY).contains(&max) {
+            return Err(ConfigError::setting(
+                "AERIE_SESSION_MAX_LIFETIME_SECS",
+                "must be between the idle timeout and 365 days",
+            ));
+        }
+        Ok(Self {
+            refresh_grace: Duration::from_secs(grace),
+            idle_timeout: Duration::from_secs(idle),
+            max_lifetime: Duration::from_secs(max),
+        })
     }
 }
 
@@ -528,6 +593,20 @@ mod tests {
         assert!(error_of(&[("AERIE_ENV", "staging")]).contains("AERIE_ENV"));
         assert!(error_of(&[("AERIE_DATABASE_URL", "mysql://x")]).contains("AERIE_DATABASE_URL"));
         assert!(error_of(&[("AERIE_ACCESS_TOKEN_TTL_SECS", "86400")]).contains("TTL"));
+        assert!(
+            error_of(&[("AERIE_REFRESH_GRACE_SECS", "600")]).contains("AERIE_REFRESH_GRACE_SECS")
+        );
+        assert!(
+            error_of(&[("AERIE_SESSION_IDLE_TIMEOUT_SECS", "10")])
+                .contains("AERIE_SESSION_IDLE_TIMEOUT_SECS")
+        );
+        assert!(
+            error_of(&[
+                ("AERIE_SESSION_IDLE_TIMEOUT_SECS", "86400"),
+                ("AERIE_SESSION_MAX_LIFETIME_SECS", "3600")
+            ])
+            .contains("AERIE_SESSION_MAX_LIFETIME_SECS")
+        );
     }
 
     #[test]

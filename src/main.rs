@@ -50,6 +50,10 @@ enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Make a new signing key active. The old key moves to the keyring's previous keys
+    /// (`<AERIE_SIGNING_KEY_FILE>.previous/<kid>.pem`) and keeps verifying the tokens it
+    /// signed, so nobody is logged out; restart the instances to sign with the new key.
+    Rotate,
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,9 @@ fn main() -> ExitCode {
             Command::Keys {
                 command: KeysCommand::Generate { out },
             } => generate_key(&out),
+            Command::Keys {
+                command: KeysCommand::Rotate,
+            } => rotate_key(&config.signing_key_file),
             Command::DevCert { out } => dev_cert(&out),
         }
     });
@@ -118,6 +125,16 @@ fn dev_cert(out: &std::path::Path) -> anyhow::Result<()> {
         "serve HTTPS with:\n  AERIE_TLS_CERT={} AERIE_TLS_KEY={} aerie",
         files.cert.display(),
         files.key.display()
+    );
+    Ok(())
+}
+
+fn rotate_key(active: &std::path::Path) -> anyhow::Result<()> {
+    let kid = aerie::auth::tokens::Keyring::rotate(active)?;
+    println!(
+        "new active signing key {} (kid {kid}); the previous key keeps verifying from {}",
+        active.display(),
+        aerie::auth::tokens::previous_keys_dir(active).display()
     );
     Ok(())
 }

@@ -19,7 +19,8 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::watch;
 
 use crate::auth::password::PasswordHasher;
-use crate::auth::tokens::{SigningKey, TokenService};
+use crate::auth::revocations::{self, Revocations};
+use crate::auth::tokens::{Keyring, TokenService};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
@@ -37,6 +38,8 @@ pub struct Server {
     tls: Option<(RustlsConfig, TlsFiles, Duration)>,
     router: Router,
     store: Store,
+    /// Other instances' revocations (PostgreSQL only), followed while the server runs.
+    revocation_listener: Option<(sqlx::postgres::PgListener, Revocations)>,
 }
 
 impl Server {
@@ -45,16 +48,23 @@ impl Server {
         if config.auto_migrate {
             store.migrate().await?;
         }
-        let key =
-            SigningKey::load_or_generate(&config.signing_key_file, config.generate_signing_key)?;
-        let tokens = TokenService::new(
-            key,
+        let keyring = Keyring::load(&config.signing_key_file, config.generate_signing_key)?;
+        let tokens = TokenService::with_keyring(
+            keyring,
             config.token_issuer.clone(),
             config.token_audience.clone(),
             config.access_token_ttl,
             clock.clone(),
         );
         let hasher = PasswordHasher::new(config.password_hash_concurrency)?;
+        let revocations = Revocations::new(config.access_token_ttl, clock.clone());
+        let listener = revocations::subscribe(&store)
+            .await
+            .context("listening for session revocations")?;
+        revocations
+            .load(&store)
+            .await
+            .context("loading revoked sessions")?;
         let tls = match &config.tls {
             Some(files) => Some((
                 crate::tls::load(files).await?,
@@ -76,6 +86,7 @@ impl Server {
             store: store.clone(),
             hasher,
             tokens,
+            revocations: revocations.clone(),
             clock,
         };
         Ok(Self {
@@ -83,6 +94,7 @@ impl Server {
             redirect,
             tls,
             router: crate::app::router(state),
+            revocation_listener: listener.map(|listener| (listener, revocations)),
             store,
         })
     }
@@ -113,6 +125,14 @@ impl Server {
             tokio::spawn(serve_plain(
                 listener,
                 redirect_router(public_url),
+                stop_rx.clone(),
+            ));
+        }
+        if let Some((listener, revocations)) = self.revocation_listener {
+            tokio::spawn(revocations::follow(
+                listener,
+                revocations,
+                self.store.clone(),
                 stop_rx.clone(),
             ));
         }

@@ -6,6 +6,11 @@
 //! token carrying them is refused, as is one naming a `crit` extension); `iss`, `aud`, `exp`
 //! and `iat` are required and checked against the injected clock. A token names its session
 //! (`sid`) so revoking the session can kill the token before it expires.
+//!
+//! Keys form a keyring, so rotating the signing key logs nobody out: one active key signs,
+//! previous keys still verify. On disk the active key is `AERIE_SIGNING_KEY_FILE` and the
+//! previous ones are `<kid>.pem` files in the folder beside it named `<that file>.previous`,
+//! all mode 0600. Only public halves are ever served (JWKS) or logged (kid).
 
 use std::collections::HashMap;
 use std::fs;
@@ -115,6 +120,72 @@ impl SigningKey {
     }
 }
 
+/// The active signing key and the previous keys that still verify.
+pub struct Keyring {
+    pub active: SigningKey,
+    pub previous: Vec<SigningKey>,
+}
+
+/// The folder holding the previous keys of the keyring whose active key is `active_path`.
+pub fn previous_keys_dir(active_path: &Path) -> std::path::PathBuf {
+    let mut name = active_path.as_os_str().to_owned();
+    name.push(".previous");
+    name.into()
+}
+
+impl Keyring {
+    /// Loads the active key (generating it when `generate` is set and it is missing) and
+    /// every previous key. Each file must be private, like the active one.
+    pub fn load(active_path: &Path, generate: bool) -> Result<Self, KeyError> {
+        let active = SigningKey::load_or_generate(active_path, generate)?;
+        let dir = previous_keys_dir(active_path);
+        let mut previous = Vec::new();
+        if dir.is_dir() {
+            let mut paths: Vec<_> = fs::read_dir(&dir)
+                .map_err(|e| KeyError::File {
+                    path: dir.display().to_string(),
+                    problem: e.to_string(),
+                })?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|ext| ext == "pem"))
+                .collect();
+            paths.sort();
+            for path in paths {
+                previous.push(SigningKey::load_or_generate(&path, false)?);
+            }
+        }
+        Ok(Self { active, previous })
+    }
+
+    /// Makes a new key active. The old active key is first copied into the previous folder
+    /// (so it keeps verifying the tokens it signed), then the new key replaces the active
+    /// file in one atomic rename: at no moment is there no active key. Answers the new kid.
+    pub fn rotate(active_path: &Path) -> Result<String, KeyError> {
+        let problem = |path: &Path, problem: String| KeyError::File {
+            path: path.display().to_string(),
+            problem,
+        };
+        let old = SigningKey::load_or_generate(active_path, false)?;
+        let old_pem = fs::read(active_path).map_err(|e| problem(active_path, e.to_string()))?;
+        let kept = previous_keys_dir(active_path).join(format!("{}.pem", old.kid()));
+        if !kept.exists() {
+            write_private_file(&kept, &old_pem).map_err(|e| problem(&kept, e.to_string()))?;
+        }
+        let mut staged = active_path.as_os_str().to_owned();
+        staged.push(".new");
+        let staged = std::path::PathBuf::from(staged);
+        if staged.exists() {
+            return Err(problem(
+                &staged,
+                "left over from an interrupted rotation; remove it and retry".into(),
+            ));
+        }
+        let fresh = SigningKey::load_or_generate(&staged, true)?;
+        fs::rename(&staged, active_path).map_err(|e| problem(active_path, e.to_string()))?;
+        Ok(fresh.kid().to_owned())
+    }
+}
+
 /// Writes a new file readable only by its owner (mode 0600); never overwrites.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
@@ -151,6 +222,8 @@ struct Inner {
     signing: SigningKey,
     /// Every key id that may verify a token, with its key. Only EdDSA keys live here.
     verifying: HashMap<String, DecodingKey>,
+    /// `(kid, x)` of every verifying key, active first: the JWKS.
+    public_keys: Vec<(String, String)>,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -165,13 +238,40 @@ impl TokenService {
         ttl: Duration,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let public = DecodingKey::from_ed_components(&signing.public_x())
-            .expect("our own public key decodes");
-        let verifying = HashMap::from([(signing.kid.clone(), public)]);
+        let keyring = Keyring {
+            active: signing,
+            previous: Vec::new(),
+        };
+        Self::with_keyring(keyring, issuer, audience, ttl, clock)
+    }
+
+    pub fn with_keyring(
+        keyring: Keyring,
+        issuer: String,
+        audience: String,
+        ttl: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let Keyring {
+            active: signing,
+            previous,
+        } = keyring;
+        let public_keys: Vec<(String, String)> = std::iter::once(&signing)
+            .chain(previous.iter())
+            .map(|key| (key.kid.clone(), key.public_x()))
+            .collect();
+        let verifying = public_keys
+            .iter()
+            .map(|(kid, x)| {
+                let key = DecodingKey::from_ed_components(x).expect("our own public key decodes");
+                (kid.clone(), key)
+            })
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 signing,
                 verifying,
+                public_keys,
                 issuer,
                 audience,
                 ttl,
@@ -182,6 +282,21 @@ impl TokenService {
 
     pub fn ttl(&self) -> Duration {
         self.inner.ttl
+    }
+
+    /// The public keys that verify access tokens, as a JWK Set (RFC 7517, RFC 8037).
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self
+            .inner
+            .public_keys
+            .iter()
+            .map(|(kid, x)| {
+                serde_json::json!({
+                    "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 
     /// Signs a token for a user's session.
@@ -310,6 +425,47 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
             assert!(SigningKey::load_or_generate(&path, false).is_err());
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_the_previous_key_verifying() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signing-key.pem");
+        let clock = Arc::new(ManualClock::starting_now());
+        let service = |keyring: Keyring| {
+            TokenService::with_keyring(
+                keyring,
+                "aerie".into(),
+                "aerie-api".into(),
+                Duration::from_secs(900),
+                clock.clone(),
+            )
+        };
+        let before = service(Keyring::load(&path, true).expect("generate"));
+        let old_token = before.issue(7, "s1", Role::User);
+        let new_kid = Keyring::rotate(&path).expect("rotate");
+        let after = service(Keyring::load(&path, false).expect("reload"));
+        assert!(after.verify(&old_token).is_some(), "no one is logged out");
+        let new_token = after.issue(7, "s2", Role::User);
+        let header = jsonwebtoken::decode_header(&new_token).expect("header");
+        assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+        assert!(after.verify(&new_token).is_some());
+        assert_eq!(after.jwks()["keys"][0]["kid"], new_kid.as_str());
+        assert_eq!(after.jwks()["keys"].as_array().map(Vec::len), Some(2));
+        assert!(before.verify(&new_token).is_none());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for entry in fs::read_dir(previous_keys_dir(&path)).expect("folder") {
+                let mode = entry
+                    .expect("entry")
+                    .metadata()
+                    .expect("meta")
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600);
+            }
         }
     }
 

@@ -65,13 +65,16 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
 }
 
 fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
-    // Session revocation is checked here, in memory, once sessions can be revoked
-    // (see the sessions issue); the token already names its session.
     let Verified {
         user_id,
         session_id,
         role,
     } = state.tokens.verify(token).ok_or(Error::Unauthorized)?;
+    // In memory, no database read: a revoked session's tokens stop here at once, on every
+    // instance (see `auth::revocations`).
+    if state.revocations.is_revoked(&session_id) {
+        return Err(Error::Unauthorized);
+    }
     Ok(AuthUser {
         user_id,
         session_id,

@@ -2,10 +2,12 @@
 //! merges them. Request and response types live beside the handlers that use them.
 
 pub mod articles;
+pub mod auth;
 pub mod comments;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod keys;
 pub mod profiles;
 pub mod tags;
 pub mod users;
@@ -14,6 +16,7 @@ mod views;
 use std::sync::Arc;
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -26,5 +29,6 @@ pub struct AppState {
     pub store: Store,
     pub hasher: PasswordHasher,
     pub tokens: TokenService,
+    pub revocations: Revocations,
     pub clock: Arc<dyn Clock>,
 }

@@ -3,11 +3,12 @@
 //! Guards against account enumeration (login answers one generic 401 whether the email is
 //! unknown or the password wrong, after the same argon2 work), weak passwords (length and
 //! zxcvbn strength, judged against the account's own name and email), and password takeover
-//! through a stolen access token (changing the password needs the current one).
+//! through a stolen access token (changing the password needs the current one, and ends
+//! every other session, so whoever else held the account is locked out at once).
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Router, response::IntoResponse};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/users", post(register))
         .route("/api/users/login", post(login))
         .route("/api/user", get(current_user).put(update_user))
+        .route("/api/user/password", put(change_password))
 }
 
 #[derive(Deserialize)]
@@ -68,15 +70,26 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::deserialize(d).map(Some)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PasswordChange {
+    current_password: Option<SecretString>,
+    new_password: Option<SecretString>,
+}
+
 #[derive(Serialize)]
-struct UserResponse {
+pub(super) struct UserResponse {
     user: UserView,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct UserView {
     email: String,
     token: String,
+    /// Only when a session starts or is refreshed: it is never stored in readable form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     username: String,
     bio: Option<String>,
     image: Option<String>,
@@ -85,10 +98,21 @@ struct UserView {
 
 impl UserResponse {
     fn new(row: UserRow, token: String) -> Self {
+        Self::with_tokens(
+            row,
+            Tokens {
+                access: token,
+                refresh: None,
+            },
+        )
+    }
+
+    pub(super) fn with_tokens(row: UserRow, tokens: Tokens) -> Self {
         Self {
             user: UserView {
                 email: row.email,
-                token,
+                token: tokens.access,
+                refresh_token: tokens.refresh,
                 username: row.username,
                 bio: row.bio,
                 image: row.image,
@@ -132,10 +156,10 @@ async fn register(
         })
         .await
         .map_err(taken_or_internal)?;
-    let token = start_session(&state, &row, &client).await?;
+    let tokens = start_session(&state, &row, &client).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(UserResponse::new(row, token)),
+        axum::Json(UserResponse::with_tokens(row, tokens)),
     ))
 }
 
@@ -180,12 +204,18 @@ async fn login(
         Some(row) if matches && row.disabled_at.is_none() => row,
         _ => return Err(Error::Unauthorized),
     };
-    let token = start_session(&state, &row, &client).await?;
-    Ok(axum::Json(UserResponse::new(row, token)))
+    let tokens = start_session(&state, &row, &client).await?;
+    Ok(axum::Json(UserResponse::with_tokens(row, tokens)))
 }
 
-/// Opens a new session (never adopts one the client offers) and signs its first token.
-async fn start_session(state: &AppState, user: &UserRow, client: &ClientInfo) -> Result<String> {
+/// An access token, and the refresh token when one was just minted.
+pub(super) struct Tokens {
+    pub access: String,
+    pub refresh: Option<String>,
+}
+
+/// Opens a new session (never adopts one the client offers) and issues its first tokens.
+async fn start_session(state: &AppState, user: &UserRow, client: &ClientInfo) -> Result<Tokens> {
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     state
         .store
@@ -197,12 +227,44 @@ async fn start_session(state: &AppState, user: &UserRow, client: &ClientInfo) ->
             user_agent: client.user_agent.as_deref(),
         })
         .await?;
+    issue_tokens(state, user, &session_id).await
+}
+
+/// Mints a refresh token in the session's family (only its hash is stored) and signs an
+/// access token carrying the user's current role.
+pub(super) async fn issue_tokens(
+    state: &AppState,
+    user: &UserRow,
+    session_id: &str,
+) -> Result<Tokens> {
+    let refresh = crate::auth::refresh::mint();
+    state
+        .store
+        .insert_refresh_token(&refresh.hash, session_id, state.clock.now())
+        .await?;
     let role = Role::parse(&user.role).unwrap_or(Role::User);
-    Ok(state.tokens.issue(user.id, &session_id, role))
+    Ok(Tokens {
+        access: state.tokens.issue(user.id, session_id, role),
+        refresh: Some(refresh.value),
+    })
+}
+
+/// Ends every session of the user but `keep`, at once and on every instance.
+pub(super) async fn revoke_sessions(
+    state: &AppState,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<()> {
+    let revoked = state
+        .store
+        .revoke_user_sessions(user_id, keep, state.clock.now())
+        .await?;
+    state.revocations.announce(&state.store, &revoked).await?;
+    Ok(())
 }
 
 /// The caller's account, re-read so a disabled or deleted account stops at once.
-async fn active_user(state: &AppState, auth: &AuthUser) -> Result<UserRow> {
+pub(super) async fn active_user(state: &AppState, auth: &AuthUser) -> Result<UserRow> {
     match state.store.user_by_id(auth.user_id).await? {
         Some(row) if row.disabled_at.is_none() => Ok(row),
         _ => Err(Error::Unauthorized),
@@ -263,17 +325,9 @@ async fn update_user(
         None => None,
     };
     errors.finish()?;
+    let password_changed = new_password.is_some();
     if let Some(password) = &new_password {
-        let current_password = user.current_password.ok_or_else(|| {
-            Error::invalid("currentPassword", "is required to change the password")
-        })?;
-        if !state
-            .hasher
-            .verify(&current_password, Some(&current.password_hash))
-            .await?
-        {
-            return Err(Error::invalid("currentPassword", "is incorrect"));
-        }
+        check_current_password(&state, &current, user.current_password).await?;
         changes.password_hash = Some(state.hasher.hash(password.secret()).await?);
     }
     changes.username = username.map(|u| (u.as_str().to_owned(), u.key()));
@@ -284,5 +338,59 @@ async fn update_user(
         .await
         .map_err(taken_or_internal)?
         .ok_or(Error::Unauthorized)?;
+    if password_changed {
+        revoke_sessions(&state, row.id, Some(&auth.session_id)).await?;
+    }
     Ok(axum::Json(UserResponse::new(row, auth.token)))
+}
+
+/// A 422 on `currentPassword` unless it is given and right.
+async fn check_current_password(
+    state: &AppState,
+    account: &UserRow,
+    current_password: Option<SecretString>,
+) -> Result<()> {
+    let current_password = current_password
+        .ok_or_else(|| Error::invalid("currentPassword", "is required to change the password"))?;
+    if !password_within_limits(&current_password)
+        || !state
+            .hasher
+            .verify(&current_password, Some(&account.password_hash))
+            .await?
+    {
+        return Err(Error::invalid("currentPassword", "is incorrect"));
+    }
+    Ok(())
+}
+
+/// `PUT /api/user/password`: needs the current password; every other session ends (the
+/// caller's own keeps working, so the device that changed it stays signed in).
+async fn change_password(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(body): Json<PasswordChange>,
+) -> Result<StatusCode> {
+    let current = active_user(&state, &auth).await?;
+    let mut errors = FieldErrors::default();
+    let min_score = state.config.password_min_score;
+    let related = [current.username.as_str(), current.email.as_str()];
+    let new_password = errors.required("newPassword", body.new_password, |p| {
+        NewPassword::parse(p, min_score, &related)
+    });
+    errors.finish()?;
+    let Some(new_password) = new_password else {
+        return Err(Error::Internal("validated fields missing".into()));
+    };
+    check_current_password(&state, &current, body.current_password).await?;
+    let changes = UserChanges {
+        password_hash: Some(state.hasher.hash(new_password.secret()).await?),
+        ..UserChanges::default()
+    };
+    state
+        .store
+        .update_user(current.id, changes, state.clock.now())
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    revoke_sessions(&state, current.id, Some(&auth.session_id)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

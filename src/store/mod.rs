@@ -4,6 +4,7 @@
 //! queries built with `format!` only splice fixed fragments and placeholder numbers.
 
 mod content;
+mod sessions;
 mod users;
 
 use std::str::FromStr;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{
 use crate::config::Config;
 
 pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
+pub use sessions::{REVOCATION_CHANNEL, RefreshRow, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
 
 /// Runs the same code against whichever engine backs the store. Each arm is compiled for its

@@ -93,13 +93,35 @@ impl TestApp {
 
     /// Boots a server with extra `AERIE_*` settings.
     pub async fn spawn_with(engine: Engine, settings: &[(&str, &str)]) -> Self {
+        Self::spawn_on(engine, None, settings).await
+    }
+
+    /// Boots another instance of this deployment: the same database and signing key, its
+    /// own listener, memory and clock (as a second server behind a load balancer would).
+    pub async fn spawn_sibling(&self) -> Self {
+        let key = self.data_dir.path().join("signing-key.pem");
+        let key = key.display().to_string();
+        Self::spawn_on(
+            self.engine,
+            Some(self.database_url.clone()),
+            &[("AERIE_SIGNING_KEY_FILE", key.as_str())],
+        )
+        .await
+    }
+
+    async fn spawn_on(
+        engine: Engine,
+        database_url: Option<String>,
+        settings: &[(&str, &str)],
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary folder");
-        let database_url = match engine {
-            Engine::Sqlite => format!(
+        let database_url = match (database_url, engine) {
+            (Some(url), _) => url,
+            (None, Engine::Sqlite) => format!(
                 "sqlite://{}?mode=rwc",
                 data_dir.path().join("aerie.db").display()
             ),
-            Engine::Postgres => fresh_postgres_database().await,
+            (None, Engine::Postgres) => fresh_postgres_database().await,
         };
         let mut vars: Vec<(String, String)> = vec![
             ("AERIE_LISTEN".into(), "127.0.0.1:0".into()),
@@ -216,6 +238,59 @@ impl TestApp {
             .as_str()
             .expect("token")
             .to_owned()
+    }
+
+    /// Registers `name` and returns the whole User object (with `token` and `refreshToken`).
+    pub async fn register_user(&self, name: &str) -> Value {
+        let reply = self
+            .post("/api/users", None, json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}}))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "register {name}: {}",
+            reply.body
+        );
+        reply.body["user"].clone()
+    }
+
+    /// Logs `name` in again (a new session) and returns the User object.
+    pub async fn login_user(&self, name: &str) -> Value {
+        let reply = self
+            .post(
+                "/api/users/login",
+                None,
+                json!({"user": {"email": format!("{name}@example.com"), "password": PASSWORD}}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "login {name}: {}", reply.body);
+        reply.body["user"].clone()
+    }
+
+    /// Runs one SQL statement directly on the test database (to set up what no route does,
+    /// such as disabling an account).
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        match self.engine {
+            Engine::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect to the test database");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut connection)
+                    .await
+                    .expect("statement runs");
+            }
+            Engine::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect to the test database");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut connection)
+                    .await
+                    .expect("statement runs");
+            }
+        }
     }
 
     /// Creates an article and returns its slug.
@@ -454,4 +529,11 @@ fn dechunk(mut rest: &str) -> String {
         rest = after[size..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A value shaped like a refresh token (256 random bits, base64url) that the server never
+/// issued.
+pub fn random_refresh_token() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }

@@ -1,0 +1,156 @@
+//! Revoked sessions, held in memory so that checking a token never reads the database.
+//!
+//! Guards against a stolen or logged-out access token staying usable until it expires. An
+//! access token names its session (`sid`); the session ids revoked within the last access-token
+//! lifetime (plus clock leeway) are kept here, loaded from the database at start, added to on
+//! every revocation, and, on PostgreSQL, received from the other instances through
+//! LISTEN/NOTIFY, so a logout on one instance is honoured by all within a second. Older
+//! revocations need no entry: every token naming those sessions has expired anyway.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, UnixMillis};
+use crate::store::{REVOCATION_CHANNEL, Store};
+
+/// Tolerated clock skew on token expiry, plus a margin, beyond the access-token lifetime.
+const RETENTION_MARGIN: Duration = Duration::from_secs(60);
+/// Longest session id accepted from a notification; ours are 32 characters.
+const MAX_SESSION_ID_CHARS: usize = 64;
+
+/// The set of revoked session ids. Cheap to clone: the set is shared.
+#[derive(Clone)]
+pub struct Revocations {
+    /// Session id → time after which no token naming it can still be valid.
+    revoked: Arc<Mutex<HashMap<String, UnixMillis>>>,
+    retention_ms: i64,
+    clock: Arc<dyn Clock>,
+}
+
+impl Revocations {
+    pub fn new(access_token_ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        let retention = access_token_ttl + RETENTION_MARGIN;
+        Self {
+            revoked: Arc::default(),
+            retention_ms: i64::try_from(retention.as_millis()).unwrap_or(i64::MAX),
+            clock,
+        }
+    }
+
+    pub fn is_revoked(&self, session_id: &str) -> bool {
+        self.lock().contains_key(session_id)
+    }
+
+    /// Records revocations; forgets those whose tokens have all expired.
+    pub fn insert<'a>(
+        &self,
+        session_ids: impl IntoIterator<Item = &'a str>,
+        revoked_at: UnixMillis,
+    ) {
+        let now = self.clock.now();
+        let keep_until = revoked_at.saturating_add(self.retention_ms);
+        let mut revoked = self.lock();
+        revoked.retain(|_, until| *until > now);
+        for id in session_ids {
+            revoked.insert(id.to_owned(), keep_until);
+        }
+    }
+
+    /// Revokes in memory and tells the other instances. The caller has already marked the
+    /// sessions revoked in the database, the source of truth.
+    pub async fn announce(&self, store: &Store, session_ids: &[String]) -> Result<(), sqlx::Error> {
+        self.insert(session_ids.iter().map(String::as_str), self.clock.now());
+        store.notify_revoked(session_ids).await
+    }
+
+    /// Loads the revocations recent enough to matter from the database.
+    pub async fn load(&self, store: &Store) -> Result<(), sqlx::Error> {
+        let since = self.clock.now().saturating_sub(self.retention_ms);
+        for (id, revoked_at) in store.revoked_since(since).await? {
+            self.insert([id.as_str()], revoked_at);
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, UnixMillis>> {
+        // A panic while holding the lock cannot leave the map half-updated in a way that
+        // matters (inserts and retains are each complete), so a poisoned lock is still used.
+        self.revoked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Starts listening for other instances' revocations (PostgreSQL only). Listening begins
+/// before the caller loads the set from the database, so no revocation falls between the two.
+pub async fn subscribe(store: &Store) -> Result<Option<PgListener>, sqlx::Error> {
+    let Some(pool) = store.postgres_pool() else {
+        return Ok(None);
+    };
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(REVOCATION_CHANNEL).await?;
+    Ok(Some(listener))
+}
+
+/// Applies notifications until `stop` is set or the pool closes. After a lost connection
+/// (notifications sent meanwhile are gone) the set is reloaded from the database.
+pub async fn follow(
+    mut listener: PgListener,
+    revocations: Revocations,
+    store: Store,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let received = tokio::select! {
+            received = listener.try_recv() => received,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        match received {
+            Ok(Some(notification)) => {
+                let ids = notification
+                    .payload()
+                    .split(',')
+                    .filter(|id| !id.is_empty() && id.len() <= MAX_SESSION_ID_CHARS);
+                revocations.insert(ids, revocations.clock.now());
+            }
+            Ok(None) => {
+                tracing::warn!("revocation listener reconnected; reloading revoked sessions");
+                if let Err(error) = revocations.load(&store).await {
+                    tracing::error!(%error, "reloading revoked sessions failed");
+                }
+            }
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(error) => {
+                tracing::error!(%error, "revocation listener failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn revocations_are_kept_until_their_tokens_expire() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let revocations = Revocations::new(Duration::from_secs(900), clock.clone());
+        revocations.insert(["s1"], clock.now());
+        assert!(revocations.is_revoked("s1"));
+        assert!(!revocations.is_revoked("s2"));
+        clock.advance(Duration::from_secs(900));
+        revocations.insert(["s2"], clock.now());
+        assert!(revocations.is_revoked("s1"), "a token may still be valid");
+        clock.advance(RETENTION_MARGIN + Duration::from_secs(1));
+        revocations.insert(["s3"], clock.now());
+        assert!(
+            !revocations.is_revoked("s1"),
+            "every token of s1 has expired"
+        );
+        assert!(revocations.is_revoked("s2"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Sessions and tokens (`/api/auth`): refresh, logout, and the caller's session list.
+//!
+//! Guards against stolen refresh tokens (each is single-use: refreshing rotates it, and a
+//! rotated token presented again after the grace window is treated as theft, so the whole
+//! session family is revoked and a security event names it and the client's address),
+//! endless sessions (idle timeout and absolute lifetime), logged-out tokens living on (a
+//! revocation takes effect at once, in memory, on every instance) and one user ending
+//! another's session (a session id that is not the caller's is a 404, like an unknown one).
+//!
+//! The grace rule: a rotated token presented again within `AERIE_REFRESH_GRACE_SECS` of its
+//! rotation is a concurrent refresh from the same client (two tabs, a retried request) and
+//! gets its own successor in the same family; after the window it is reuse.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json as JsonResponse, Router};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{Error, Result};
+use super::extract::{AuthUser, ClientInfo, Json};
+use super::users::{UserResponse, issue_tokens, revoke_sessions};
+use crate::auth::events::security_event_refresh_reuse;
+use crate::clock::{UnixMillis, rfc3339};
+use crate::store::{RefreshRow, SessionRow};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/logout-all", post(logout_all))
+        .route("/api/auth/sessions", get(list_sessions))
+        .route("/api/auth/sessions/{id}", delete(revoke_session))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RefreshRequest {
+    refresh_token: Option<String>,
+}
+
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `POST /api/auth/refresh`: rotates the refresh token and answers the User shape.
+async fn refresh(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(body): Json<RefreshRequest>,
+) -> Result<JsonResponse<UserResponse>> {
+    let presented = body
+        .refresh_token
+        .ok_or_else(|| Error::invalid("refreshToken", "can't be blank"))?;
+    let hash = crate::auth::refresh::hash_of_presented(&presented).ok_or(Error::Unauthorized)?;
+    let row = state
+        .store
+        .refresh_token(&hash)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let now = state.clock.now();
+    check_family(&state, &row, now, &client).await?;
+    if row.rotated_at.is_none() {
+        // Losing this race means another request rotated it a moment ago: a concurrent
+        // refresh, inside the grace window by definition.
+        state.store.mark_refresh_token_rotated(&hash, now).await?;
+    }
+    let user = match state.store.user_by_id(row.user_id).await? {
+        Some(user) if user.disabled_at.is_none() => user,
+        _ => return Err(Error::Unauthorized),
+    };
+    state.store.touch_session(&row.session_id, now).await?;
+    let tokens = issue_tokens(&state, &user, &row.session_id).await?;
+    Ok(JsonResponse(UserResponse::with_tokens(user, tokens)))
+}
+
+/// Refuses a token whose session is over, and revokes the family on reuse.
+async fn check_family(
+    state: &AppState,
+    row: &RefreshRow,
+    now: UnixMillis,
+    client: &ClientInfo,
+) -> Result<()> {
+    if row.revoked_at.is_some() {
+        return Err(Error::Unauthorized);
+    }
+    if row
+        .rotated_at
+        .is_some_and(|rotated| now - rotated > millis(state.config.refresh_grace))
+    {
+        let revoked = state
+            .store
+            .revoke_session(&row.session_id, row.user_id, now)
+            .await?;
+        state.revocations.announce(&state.store, &revoked).await?;
+        security_event_refresh_reuse(&row.session_id, row.user_id, client.ip.as_deref());
+        return Err(Error::Unauthorized);
+    }
+    let idle = now - row.last_seen_at > millis(state.config.session_idle_timeout);
+    let too_old = now - row.created_at > millis(state.config.session_max_lifetime);
+    if idle || too_old {
+        return Err(Error::Unauthorized);
+    }
+    Ok(())
+}
+
+/// `POST /api/auth/logout`: ends the caller's session.
+async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode> {
+    let revoked = state
+        .store
+        .revoke_session(&auth.session_id, auth.user_id, state.clock.now())
+        .await?;
+    state.revocations.announce(&state.store, &revoked).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/auth/logout-all`: ends every session of the caller, this one included.
+async fn logout_all(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode> {
+    revoke_sessions(&state, auth.user_id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct SessionList {
+    sessions: Vec<SessionView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionView {
+    id: String,
+    created_at: String,
+    /// The last login or refresh: access tokens are checked without a database write.
+    last_used_at: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    current: bool,
+}
+
+/// `GET /api/auth/sessions`: the caller's live sessions, newest first.
+async fn list_sessions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<JsonResponse<SessionList>> {
+    let now = state.clock.now();
+    let rows = state
+        .store
+        .live_sessions(
+            auth.user_id,
+            now - millis(state.config.session_idle_timeout),
+            now - millis(state.config.session_max_lifetime),
+        )
+        .await?;
+    let sessions = rows
+        .into_iter()
+        .map(|row: SessionRow| SessionView {
+            current: row.id == auth.session_id,
+            id: row.id,
+            created_at: rfc3339(row.created_at),
+            last_used_at: rfc3339(row.last_seen_at),
+            ip: row.client_ip,
+            user_agent: row.user_agent,
+        })
+        .collect();
+    Ok(JsonResponse(SessionList { sessions }))
+}
+
+/// `DELETE /api/auth/sessions/:id`: ends one of the caller's sessions. Someone else's id is
+/// answered exactly like an unknown one.
+async fn revoke_session(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let revoked = state
+        .store
+        .revoke_session(&id, auth.user_id, state.clock.now())
+        .await?;
+    if revoked.is_empty() {
+        return Err(Error::NotFound("session"));
+    }
+    state.revocations.announce(&state.store, &revoked).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

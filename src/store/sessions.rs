@@ -1,0 +1,149 @@
+//! Sessions and their refresh tokens. A session is one refresh family: revoking it kills
+//! every refresh token rotated from its first one, and (through the in-memory revocation
+//! set) every access token that names it.
+
+use sqlx::FromRow;
+
+use super::{Pool, Store, matchable, on_pool};
+use crate::clock::UnixMillis;
+
+/// PostgreSQL channel that carries revoked session ids between instances.
+pub const REVOCATION_CHANNEL: &str = "aerie_revocations";
+/// Session ids per notification: keeps each payload far below PostgreSQL's 8000-byte limit.
+const IDS_PER_NOTIFICATION: usize = 100;
+
+/// A presented refresh token, joined with its session.
+#[derive(Debug, Clone, FromRow)]
+pub struct RefreshRow {
+    pub session_id: String,
+    pub rotated_at: Option<i64>,
+    pub user_id: i64,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Store {
+    pub async fn insert_refresh_token(
+        &self,
+        token_hash: &str,
+        session_id: &str,
+        now: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        let sql =
+            "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)";
+        on_pool!(self, pool => sqlx::query(sql).bind(token_hash).bind(session_id).bind(now)
+            .execute(pool).await.map(drop))
+    }
+
+    pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRow>, sqlx::Error> {
+        let sql = "SELECT r.session_id, r.rotated_at, s.user_id, s.created_at, s.last_seen_at, s.revoked_at
+                   FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+                   WHERE r.token_hash = $1";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(token_hash).fetch_optional(pool).await)
+    }
+
+    /// Marks a token used. Only one caller can win: the update is conditional, so two racing
+    /// refreshes cannot both see an unused token.
+    pub async fn mark_refresh_token_rotated(
+        &self,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL";
+        let affected = on_pool!(self, pool => sqlx::query(sql).bind(token_hash).bind(now)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(affected == 1)
+    }
+
+    pub async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql).bind(id).bind(now).execute(pool).await.map(drop))
+    }
+
+    /// Revokes one of `user_id`'s live sessions; answers the ids revoked (none when the
+    /// session is unknown, someone else's or already revoked).
+    pub async fn revoke_session(
+        &self,
+        id: &str,
+        user_id: i64,
+        now: UnixMillis,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        if !matchable(id) {
+            return Ok(Vec::new());
+        }
+        let sql = "UPDATE sessions SET revoked_at = $3
+                   WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id";
+        on_pool!(self, pool => sqlx::query_scalar(sql).bind(id).bind(user_id).bind(now)
+            .fetch_all(pool).await)
+    }
+
+    /// Revokes every live session of a user, except `keep` when given.
+    pub async fn revoke_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let sql = "UPDATE sessions SET revoked_at = $2
+                   WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3) RETURNING id";
+        on_pool!(self, pool => sqlx::query_scalar(sql).bind(user_id).bind(now).bind(keep)
+            .fetch_all(pool).await)
+    }
+
+    /// A user's sessions that are neither revoked nor expired, newest first.
+    pub async fn live_sessions(
+        &self,
+        user_id: i64,
+        seen_since: UnixMillis,
+        created_since: UnixMillis,
+    ) -> Result<Vec<SessionRow>, sqlx::Error> {
+        let sql = "SELECT id, created_at, last_seen_at, client_ip, user_agent FROM sessions
+                   WHERE user_id = $1 AND revoked_at IS NULL AND last_seen_at >= $2 AND created_at >= $3
+                   ORDER BY created_at DESC, id";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(user_id).bind(seen_since).bind(created_since)
+            .fetch_all(pool).await)
+    }
+
+    /// Sessions revoked at or after `since`, with the time of revocation.
+    pub async fn revoked_since(
+        &self,
+        since: UnixMillis,
+    ) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let sql = "SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(since).fetch_all(pool).await)
+    }
+
+    /// Tells the other instances (PostgreSQL only; an SQLite database has one) which sessions
+    /// were revoked.
+    pub async fn notify_revoked(&self, ids: &[String]) -> Result<(), sqlx::Error> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Ok(());
+        };
+        for chunk in ids.chunks(IDS_PER_NOTIFICATION) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REVOCATION_CHANNEL)
+                .bind(chunk.join(","))
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL pool, for LISTEN; `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
+    }
+}
