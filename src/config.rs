@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::defense::rate_limit::{Policy, Rate, RateLimits};
 use crate::tls::TlsFiles;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,10 @@ pub struct Config {
     pub tls_terminated_by_proxy: Vec<IpNet>,
     /// Add `preload` to HSTS (only once the domain is ready for the browsers' preload lists).
     pub hsts_preload: bool,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Rate-limit policies and the allowlist that skips them.
+    pub rate_limits: RateLimits,
 }
 
 /// What the sources may say, before validation. Every field is a plain string or number so
@@ -98,6 +103,15 @@ struct RawSettings {
     public_url: Option<String>,
     tls_terminated_by_proxy: Option<String>,
     hsts_preload: Option<bool>,
+    trusted_proxies: Option<String>,
+    rate_limit_allowlist: Option<String>,
+    rate_limit_global: Option<String>,
+    rate_limit_login_ip: Option<String>,
+    rate_limit_login_account: Option<String>,
+    rate_limit_register: Option<String>,
+    rate_limit_refresh: Option<String>,
+    rate_limit_mfa: Option<String>,
+    rate_limit_writes: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +302,26 @@ impl Config {
                 "production refuses plain HTTP: set AERIE_TLS_CERT and AERIE_TLS_KEY, or AERIE_TLS_TERMINATED_BY_PROXY with the proxy's networks",
             ));
         }
+        let trusted_proxies =
+            parse_networks("AERIE_TRUSTED_PROXIES", raw.trusted_proxies.as_deref())?;
+        let rate_limits = RateLimits {
+            rates: [
+                (Policy::Global, &raw.rate_limit_global),
+                (Policy::LoginIp, &raw.rate_limit_login_ip),
+                (Policy::LoginAccount, &raw.rate_limit_login_account),
+                (Policy::Register, &raw.rate_limit_register),
+                (Policy::Refresh, &raw.rate_limit_refresh),
+                (Policy::Mfa, &raw.rate_limit_mfa),
+                (Policy::Writes, &raw.rate_limit_writes),
+            ]
+            .into_iter()
+            .map(|(policy, value)| parse_rate(policy, value.as_deref()).map(|r| (policy, r)))
+            .collect::<Result<_, _>>()?,
+            allowlist: parse_networks(
+                "AERIE_RATE_LIMIT_ALLOWLIST",
+                raw.rate_limit_allowlist.as_deref(),
+            )?,
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             env,
@@ -316,6 +350,8 @@ impl Config {
             public_url,
             tls_terminated_by_proxy,
             hsts_preload: raw.hsts_preload.unwrap_or(false),
+            trusted_proxies,
+            rate_limits,
         })
     }
 
@@ -397,6 +433,19 @@ fn parse_networks(name: &str, value: Option<&str>) -> Result<Vec<IpNet>, ConfigE
                 })
         })
         .collect()
+}
+
+/// A policy's `N/SECS` setting, or its default.
+fn parse_rate(policy: Policy, value: Option<&str>) -> Result<Rate, ConfigError> {
+    let Some(value) = value else {
+        return Ok(policy.default_rate());
+    };
+    Rate::parse(value).ok_or_else(|| {
+        ConfigError::setting(
+            policy.setting(),
+            format!("'{value}' is not N/SECS (N requests per SECS seconds, like 10/300)"),
+        )
+    })
 }
 
 /// Adds `.env` entries that the real environment does not already set.
@@ -528,6 +577,20 @@ mod tests {
         assert!(error_of(&[("AERIE_ENV", "staging")]).contains("AERIE_ENV"));
         assert!(error_of(&[("AERIE_DATABASE_URL", "mysql://x")]).contains("AERIE_DATABASE_URL"));
         assert!(error_of(&[("AERIE_ACCESS_TOKEN_TTL_SECS", "86400")]).contains("TTL"));
+        assert!(
+            error_of(&[("AERIE_TRUSTED_PROXIES", "10.0.0.0/8, proxy")])
+                .contains("AERIE_TRUSTED_PROXIES")
+        );
+        assert!(
+            error_of(&[("AERIE_RATE_LIMIT_ALLOWLIST", "*")]).contains("AERIE_RATE_LIMIT_ALLOWLIST")
+        );
+        assert!(
+            error_of(&[("AERIE_RATE_LIMIT_LOGIN_IP", "0/60")])
+                .contains("AERIE_RATE_LIMIT_LOGIN_IP")
+        );
+        assert!(
+            error_of(&[("AERIE_RATE_LIMIT_WRITES", "ten")]).contains("AERIE_RATE_LIMIT_WRITES")
+        );
     }
 
     #[test]

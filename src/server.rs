@@ -22,6 +22,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::{SigningKey, TokenService};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
 use crate::store::Store;
 use crate::tls::TlsFiles;
@@ -71,7 +72,9 @@ impl Server {
             )),
             _ => None,
         };
+        let rate_limiter = RateLimiter::new(&config.rate_limits, clock.clone());
         let state = AppState {
+            rate_limiter,
             config: Arc::new(config),
             store: store.clone(),
             hasher,

@@ -17,6 +17,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::defense::rate_limit::RateLimiter;
 use crate::store::Store;
 
 /// What every handler may use. Cheap to clone: everything inside is shared.
@@ -27,4 +28,5 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub tokens: TokenService,
     pub clock: Arc<dyn Clock>,
+    pub rate_limiter: RateLimiter,
 }
