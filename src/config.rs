@@ -73,6 +73,22 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Rate-limit policies and the allowlist that skips them.
     pub rate_limits: RateLimits,
+    /// What one connection may cost before its request reaches the router.
+    pub connection_limits: ConnectionLimits,
+}
+
+/// Bounds enforced by the listener, before any request is parsed into the router: a slow or
+/// bloated client is cut off here without holding a task, a buffer or a slot for long.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Open connections served at once; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A client must finish sending a request's headers within this (slowloris).
+    pub header_read_timeout: Duration,
+    /// Header fields per request; more is a 431.
+    pub max_headers: usize,
+    /// Bytes of request line and headers; more is a 431.
+    pub max_header_bytes: usize,
 }
 
 /// What the sources may say, before validation. Every field is a plain string or number so
@@ -112,6 +128,10 @@ struct RawSettings {
     rate_limit_refresh: Option<String>,
     rate_limit_mfa: Option<String>,
     rate_limit_writes: Option<String>,
+    max_connections: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    max_headers: Option<usize>,
+    max_header_bytes: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -322,6 +342,25 @@ impl Config {
                 raw.rate_limit_allowlist.as_deref(),
             )?,
         };
+        let connection_limits = ConnectionLimits {
+            max_connections: within(
+                "AERIE_MAX_CONNECTIONS",
+                raw.max_connections.unwrap_or(1024),
+                1..=1_000_000,
+            )?,
+            header_read_timeout: Duration::from_secs(within(
+                "AERIE_HEADER_READ_TIMEOUT_SECS",
+                raw.header_read_timeout_secs.unwrap_or(10),
+                1..=300,
+            )?),
+            max_headers: within("AERIE_MAX_HEADERS", raw.max_headers.unwrap_or(64), 8..=1000)?,
+            // hyper needs at least 8 KiB of read buffer.
+            max_header_bytes: within(
+                "AERIE_MAX_HEADER_BYTES",
+                raw.max_header_bytes.unwrap_or(16 * 1024),
+                8 * 1024..=1024 * 1024,
+            )?,
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             env,
@@ -352,6 +391,7 @@ impl Config {
             hsts_preload: raw.hsts_preload.unwrap_or(false),
             trusted_proxies,
             rate_limits,
+            connection_limits,
         })
     }
 
@@ -433,6 +473,22 @@ fn parse_networks(name: &str, value: Option<&str>) -> Result<Vec<IpNet>, ConfigE
                 })
         })
         .collect()
+}
+
+/// A number that must lie in `range`.
+fn within<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::setting(
+            name,
+            format!("{value} is outside {}–{}", range.start(), range.end()),
+        ))
+    }
 }
 
 /// A policy's `N/SECS` setting, or its default.
@@ -591,6 +647,8 @@ mod tests {
         assert!(
             error_of(&[("AERIE_RATE_LIMIT_WRITES", "ten")]).contains("AERIE_RATE_LIMIT_WRITES")
         );
+        assert!(error_of(&[("AERIE_MAX_HEADER_BYTES", "100")]).contains("AERIE_MAX_HEADER_BYTES"));
+        assert!(error_of(&[("AERIE_MAX_CONNECTIONS", "0")]).contains("AERIE_MAX_CONNECTIONS"));
     }
 
     #[test]
