@@ -31,6 +31,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -204,6 +205,8 @@ pub struct RateLimiter {
 struct Inner {
     buckets: Vec<(Policy, Rate, MemoryBuckets)>,
     allowlist: Vec<IpNet>,
+    /// Refusals per policy, in `Policy::ALL` order: the hook for the metrics endpoint.
+    refused: [AtomicU64; Policy::ALL.len()],
 }
 
 /// What an allowed check reports, for the `RateLimit` headers.
@@ -228,6 +231,7 @@ impl RateLimiter {
             inner: Arc::new(Inner {
                 buckets,
                 allowlist: limits.allowlist.clone(),
+                refused: Default::default(),
             }),
         }
     }
@@ -252,6 +256,9 @@ impl RateLimiter {
             }),
             Decision::Limited { retry_after } => {
                 tracing::info!(policy = policy.name(), "rate limited");
+                if let Some(counter) = self.counter(policy) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(Limited {
                     policy,
                     rate: *rate,
@@ -259,6 +266,17 @@ impl RateLimiter {
                 })
             }
         }
+    }
+
+    /// How many requests `policy` has refused since start (for the metrics endpoint).
+    pub fn refused(&self, policy: Policy) -> u64 {
+        self.counter(policy)
+            .map_or(0, |counter| counter.load(Ordering::Relaxed))
+    }
+
+    fn counter(&self, policy: Policy) -> Option<&AtomicU64> {
+        let index = Policy::ALL.iter().position(|p| *p == policy)?;
+        self.inner.refused.get(index)
     }
 
     /// Checks `policy` for a client address, unless it is allowlisted.
@@ -487,6 +505,8 @@ mod tests {
             limiter.check(Policy::LoginIp, "k").is_ok(),
             "after Retry-After"
         );
+        assert_eq!(limiter.refused(Policy::LoginIp), 2, "refusals are counted");
+        assert_eq!(limiter.refused(Policy::Register), 0);
     }
 
     #[test]
