@@ -2,9 +2,12 @@
 //!
 //! Layers, outermost first: sensitive headers hidden from logs; security headers (so every
 //! response has them, whoever produced it); request id (a malformed client id is replaced);
-//! tracing; CORS; error bodies normalized; panics caught and answered 500; a request
-//! timeout; the body size limit. Each resource module declares its routes;
+//! client IP (from trusted proxies only); tracing; CORS; error bodies normalized; panics
+//! caught and answered 500; the global per-IP rate limit; a request timeout; the body size
+//! limit. Tighter rate-limit policies sit on the routes that need them. Each resource module declares its routes;
 //! this file reads as the API's table of contents.
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -51,6 +54,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .then(|| crate::defense::headers::hsts(config.hsts_preload));
     let cors =
         crate::defense::cors::layer(&state.config.cors_origins, !state.config.is_production());
+    let trusted_proxies: Arc<[ipnet::IpNet]> = state.config.trusted_proxies.clone().into();
     routes
         .layer(
             ServiceBuilder::new()
@@ -65,10 +69,18 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
                 .layer(middleware::from_fn(drop_malformed_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(middleware::from_fn_with_state(
+                    trusted_proxies,
+                    crate::defense::client_ip::resolve,
+                ))
                 .layer(crate::telemetry::http_trace_layer())
                 .layer(cors)
                 .layer(middleware::from_fn(normalize_error_bodies))
                 .layer(CatchPanicLayer::new())
+                .layer(middleware::from_fn_with_state(
+                    state.rate_limiter.clone(),
+                    crate::defense::rate_limit::global,
+                ))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     timeout,
@@ -134,6 +146,10 @@ mod tests {
             ),
             revocations: crate::auth::revocations::Revocations::new(
                 Duration::from_secs(900),
+                clock.clone(),
+            ),
+            rate_limiter: crate::defense::rate_limit::RateLimiter::new(
+                &config.rate_limits,
                 clock.clone(),
             ),
             config: Arc::new(config),

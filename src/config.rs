@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::defense::rate_limit::{Policy, Rate, RateLimits};
 use crate::tls::TlsFiles;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,26 @@ pub struct Config {
     pub tls_terminated_by_proxy: Vec<IpNet>,
     /// Add `preload` to HSTS (only once the domain is ready for the browsers' preload lists).
     pub hsts_preload: bool,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Rate-limit policies and the allowlist that skips them.
+    pub rate_limits: RateLimits,
+    /// What one connection may cost before its request reaches the router.
+    pub connection_limits: ConnectionLimits,
+}
+
+/// Bounds enforced by the listener, before any request is parsed into the router: a slow or
+/// bloated client is cut off here without holding a task, a buffer or a slot for long.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Open connections served at once; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A client must finish sending a request's headers within this (slowloris).
+    pub header_read_timeout: Duration,
+    /// Header fields per request; more is a 431.
+    pub max_headers: usize,
+    /// Bytes of request line and headers; more is a 431.
+    pub max_header_bytes: usize,
 }
 
 /// What the sources may say, before validation. Every field is a plain string or number so
@@ -108,6 +129,19 @@ struct RawSettings {
     public_url: Option<String>,
     tls_terminated_by_proxy: Option<String>,
     hsts_preload: Option<bool>,
+    trusted_proxies: Option<String>,
+    rate_limit_allowlist: Option<String>,
+    rate_limit_global: Option<String>,
+    rate_limit_login_ip: Option<String>,
+    rate_limit_login_account: Option<String>,
+    rate_limit_register: Option<String>,
+    rate_limit_refresh: Option<String>,
+    rate_limit_mfa: Option<String>,
+    rate_limit_writes: Option<String>,
+    max_connections: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    max_headers: Option<usize>,
+    max_header_bytes: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -306,6 +340,45 @@ impl Config {
                 "production refuses plain HTTP: set AERIE_TLS_CERT and AERIE_TLS_KEY, or AERIE_TLS_TERMINATED_BY_PROXY with the proxy's networks",
             ));
         }
+        let trusted_proxies =
+            parse_networks("AERIE_TRUSTED_PROXIES", raw.trusted_proxies.as_deref())?;
+        let rate_limits = RateLimits {
+            rates: [
+                (Policy::Global, &raw.rate_limit_global),
+                (Policy::LoginIp, &raw.rate_limit_login_ip),
+                (Policy::LoginAccount, &raw.rate_limit_login_account),
+                (Policy::Register, &raw.rate_limit_register),
+                (Policy::Refresh, &raw.rate_limit_refresh),
+                (Policy::Mfa, &raw.rate_limit_mfa),
+                (Policy::Writes, &raw.rate_limit_writes),
+            ]
+            .into_iter()
+            .map(|(policy, value)| parse_rate(policy, value.as_deref()).map(|r| (policy, r)))
+            .collect::<Result<_, _>>()?,
+            allowlist: parse_networks(
+                "AERIE_RATE_LIMIT_ALLOWLIST",
+                raw.rate_limit_allowlist.as_deref(),
+            )?,
+        };
+        let connection_limits = ConnectionLimits {
+            max_connections: within(
+                "AERIE_MAX_CONNECTIONS",
+                raw.max_connections.unwrap_or(1024),
+                1..=1_000_000,
+            )?,
+            header_read_timeout: Duration::from_secs(within(
+                "AERIE_HEADER_READ_TIMEOUT_SECS",
+                raw.header_read_timeout_secs.unwrap_or(10),
+                1..=300,
+            )?),
+            max_headers: within("AERIE_MAX_HEADERS", raw.max_headers.unwrap_or(64), 8..=1000)?,
+            // hyper needs at least 8 KiB of read buffer.
+            max_header_bytes: within(
+                "AERIE_MAX_HEADER_BYTES",
+                raw.max_header_bytes.unwrap_or(16 * 1024),
+                8 * 1024..=1024 * 1024,
+            )?,
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             env,
@@ -337,6 +410,9 @@ impl Config {
             public_url,
             tls_terminated_by_proxy,
             hsts_preload: raw.hsts_preload.unwrap_or(false),
+            trusted_proxies,
+            rate_limits,
+            connection_limits,
         })
     }
 
@@ -462,6 +538,35 @@ fn parse_networks(name: &str, value: Option<&str>) -> Result<Vec<IpNet>, ConfigE
                 })
         })
         .collect()
+}
+
+/// A number that must lie in `range`.
+fn within<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::setting(
+            name,
+            format!("{value} is outside {}–{}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// A policy's `N/SECS` setting, or its default.
+fn parse_rate(policy: Policy, value: Option<&str>) -> Result<Rate, ConfigError> {
+    let Some(value) = value else {
+        return Ok(policy.default_rate());
+    };
+    Rate::parse(value).ok_or_else(|| {
+        ConfigError::setting(
+            policy.setting(),
+            format!("'{value}' is not N/SECS (N requests per SECS seconds, like 10/300)"),
+        )
+    })
 }
 
 /// Adds `.env` entries that the real environment does not already set.
@@ -607,6 +712,22 @@ mod tests {
             ])
             .contains("AERIE_SESSION_MAX_LIFETIME_SECS")
         );
+        assert!(
+            error_of(&[("AERIE_TRUSTED_PROXIES", "10.0.0.0/8, proxy")])
+                .contains("AERIE_TRUSTED_PROXIES")
+        );
+        assert!(
+            error_of(&[("AERIE_RATE_LIMIT_ALLOWLIST", "*")]).contains("AERIE_RATE_LIMIT_ALLOWLIST")
+        );
+        assert!(
+            error_of(&[("AERIE_RATE_LIMIT_LOGIN_IP", "0/60")])
+                .contains("AERIE_RATE_LIMIT_LOGIN_IP")
+        );
+        assert!(
+            error_of(&[("AERIE_RATE_LIMIT_WRITES", "ten")]).contains("AERIE_RATE_LIMIT_WRITES")
+        );
+        assert!(error_of(&[("AERIE_MAX_HEADER_BYTES", "100")]).contains("AERIE_MAX_HEADER_BYTES"));
+        assert!(error_of(&[("AERIE_MAX_CONNECTIONS", "0")]).contains("AERIE_MAX_CONNECTIONS"));
     }
 
     #[test]

@@ -12,17 +12,22 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
-use tokio::sync::watch;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
 
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
 use crate::auth::tokens::{Keyring, TokenService};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ConnectionLimits};
+use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
 use crate::store::Store;
 use crate::tls::TlsFiles;
@@ -40,6 +45,7 @@ pub struct Server {
     store: Store,
     /// Other instances' revocations (PostgreSQL only), followed while the server runs.
     revocation_listener: Option<(sqlx::postgres::PgListener, Revocations)>,
+    limits: ConnectionLimits,
 }
 
 impl Server {
@@ -81,7 +87,10 @@ impl Server {
             )),
             _ => None,
         };
+        let rate_limiter = RateLimiter::new(&config.rate_limits, clock.clone());
+        let limits = config.connection_limits;
         let state = AppState {
+            rate_limiter,
             config: Arc::new(config),
             store: store.clone(),
             hasher,
@@ -96,6 +105,7 @@ impl Server {
             router: crate::app::router(state),
             revocation_listener: listener.map(|listener| (listener, revocations)),
             store,
+            limits,
         })
     }
 
@@ -126,6 +136,7 @@ impl Server {
                 listener,
                 redirect_router(public_url),
                 stop_rx.clone(),
+                self.limits,
             ));
         }
         if let Some((listener, revocations)) = self.revocation_listener {
@@ -145,9 +156,9 @@ impl Server {
                     interval,
                     stop_rx.clone(),
                 ));
-                serve_tls(self.main, app, rustls, stop_rx).await
+                serve_tls(self.main, app, rustls, stop_rx, self.limits).await
             }
-            None => serve_plain(self.main, app, stop_rx).await,
+            None => serve_plain(self.main, app, stop_rx, self.limits).await,
         };
         self.store.close().await;
         result
@@ -165,23 +176,72 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
+/// The plain-HTTP accept loop. Each connection holds one of `max_connections` permits, so a
+/// connection flood queues in the kernel instead of exhausting memory and file descriptors;
+/// hyper cuts off a client that has not sent its headers within `header_read_timeout`
+/// (slowloris) and answers 431 to too many or too large headers.
 async fn serve_plain(
     listener: std::net::TcpListener,
     app: Router,
     stop: watch::Receiver<bool>,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(stopped(stop))
-        .await
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stopped(stop));
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
+            () = &mut stop => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, or a client that reset during accept: back
+                    // off briefly instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(limits.max_headers)
+            .max_buf_size(limits.max_header_bytes)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {},
+    }
+    Ok(())
 }
 
+/// The HTTPS listener (axum-server): the same header-read timeout and header bounds as the
+/// plain one; axum-server has no connection cap of its own.
 async fn serve_tls(
     listener: std::net::TcpListener,
     app: Router,
     rustls: RustlsConfig,
     stop: watch::Receiver<bool>,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()> {
     let handle = axum_server::Handle::new();
     let drain = handle.clone();
@@ -189,7 +249,14 @@ async fn serve_tls(
         stopped(stop).await;
         drain.graceful_shutdown(Some(DRAIN_TIMEOUT));
     });
-    axum_server::from_tcp_rustls(listener, rustls)?
+    let mut server = axum_server::from_tcp_rustls(listener, rustls)?;
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_header_bytes);
+    server
         .handle(handle)
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await

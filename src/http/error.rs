@@ -38,6 +38,9 @@ pub enum Error {
     PayloadTooLarge,
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// A rate-limit policy refused the request; the response says when to come back.
+    #[error("too many requests")]
+    TooManyRequests(crate::defense::rate_limit::Limited),
     /// A dependency (database pool) is saturated or down; retrying later may work.
     #[error("service unavailable")]
     Unavailable,
@@ -63,6 +66,7 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -72,6 +76,10 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
+        let limited = match &self {
+            Error::TooManyRequests(limited) => Some(*limited),
+            _ => None,
+        };
         let errors = match self {
             Error::Unprocessable(fields) => json!(fields),
             Error::Internal(cause) => {
@@ -83,12 +91,41 @@ impl IntoResponse for Error {
         };
         let mut response = (status, Json(json!({ "errors": errors }))).into_response();
         response.extensions_mut().insert(ShapedError);
+        if let Some(limited) = limited {
+            rate_limit_headers(response.headers_mut(), &limited);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
         }
         response
+    }
+}
+
+/// An integer `Retry-After` (at least 1: "0" invites an immediate retry storm) and the
+/// `RateLimit` headers naming the policy that refused.
+fn rate_limit_headers(
+    headers: &mut axum::http::HeaderMap,
+    limited: &crate::defense::rate_limit::Limited,
+) {
+    use crate::defense::rate_limit::{Allowed, add_headers, ceil_secs};
+    let retry_after = ceil_secs(limited.retry_after).max(1);
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    add_headers(
+        headers,
+        &Allowed {
+            policy: limited.policy,
+            rate: limited.rate,
+            remaining: 0,
+            reset: std::time::Duration::from_secs(retry_after),
+        },
+    );
+}
+
+impl From<crate::defense::rate_limit::Limited> for Error {
+    fn from(limited: crate::defense::rate_limit::Limited) -> Self {
+        Error::TooManyRequests(limited)
     }
 }
 

@@ -3,11 +3,10 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::value::MapAccessDeserializer;
@@ -16,6 +15,8 @@ use serde::de::{Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor}
 use super::AppState;
 use super::error::Error;
 use crate::auth::tokens::Verified;
+use crate::defense::client_ip::ClientIp;
+use crate::defense::rate_limit::Policy;
 use crate::domain::{Permission, Role};
 
 /// A caller with a valid access token.
@@ -88,7 +89,15 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = presented_token(&parts.headers)?.ok_or(Error::Unauthorized)?;
-        authenticate(state, token)
+        let user = authenticate(state, token)?;
+        // Writes cost storage and fan out to other users' feeds: each account gets a budget.
+        if !parts.method.is_safe() {
+            let ip = parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| *ip);
+            state
+                .rate_limiter
+                .check_user(Policy::Writes, user.user_id, ip)?;
+        }
+        Ok(user)
     }
 }
 
@@ -116,10 +125,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // Resolved once by the client-IP layer: forwarded headers count only from our proxies.
         let ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .get::<ClientIp>()
+            .map(|ClientIp(ip)| ip.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

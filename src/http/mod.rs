@@ -20,6 +20,7 @@ use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::defense::rate_limit::RateLimiter;
 use crate::store::Store;
 
 /// What every handler may use. Cheap to clone: everything inside is shared.
@@ -31,4 +32,5 @@ pub struct AppState {
     pub tokens: TokenService,
     pub revocations: Revocations,
     pub clock: Arc<dyn Clock>,
+    pub rate_limiter: RateLimiter,
 }

@@ -16,13 +16,17 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::AppState;
 use super::error::{Error, FieldErrors, Result};
 use super::extract::{AuthUser, ClientInfo, Json};
+use crate::defense::rate_limit::{Policy, route};
 use crate::domain::{Bio, Email, ImageUrl, NewPassword, Role, Username, password_within_limits};
 use crate::store::{NewSession, NewUser, UserChanges, UserRow, is_unique_violation};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/users", post(register))
-        .route("/api/users/login", post(login))
+        .route("/api/users", post(register).layer(route(Policy::Register)))
+        .route(
+            "/api/users/login",
+            post(login).layer(route(Policy::LoginIp)),
+        )
         .route("/api/user", get(current_user).put(update_user))
         .route("/api/user/password", put(change_password))
 }
@@ -189,6 +193,10 @@ async fn login(
     let (Some(email), Some(password)) = (user.email, user.password) else {
         return Err(Error::Internal("validated fields missing".into()));
     };
+    // Per target account, before any work: see `defense::rate_limit` for the lockout rule.
+    state
+        .rate_limiter
+        .check_account(Policy::LoginAccount, &email)?;
     if !password_within_limits(&password) {
         return Err(Error::Unauthorized);
     }

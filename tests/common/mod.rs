@@ -132,6 +132,11 @@ impl TestApp {
             ("AERIE_DATABASE_URL".into(), database_url.clone()),
             ("AERIE_DATABASE_MAX_CONNECTIONS".into(), "5".into()),
         ];
+        // Every test's requests come from 127.0.0.1 while the clock stands still: room for
+        // the longest suites. Rate-limit tests set their own, tight policies.
+        for policy in aerie::defense::rate_limit::RateLimits::all_policies() {
+            vars.push((policy.setting().into(), "100000/60".into()));
+        }
         vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(vars).expect("test configuration is valid");
         let clock = Arc::new(ManualClock::starting_now());
