@@ -3,7 +3,8 @@
 //! Layers, outermost first: sensitive headers hidden from logs; security headers (so every
 //! response has them, whoever produced it); request id (a malformed client id is replaced);
 //! tracing; CORS; error bodies normalized; panics caught and answered 500; a request
-//! timeout; the body size limit. Each resource module declares its routes;
+//! timeout; the body size limit; the access table ([`crate::http::access`]), innermost, so
+//! no handler runs before its route's rule is checked. Each resource module declares its routes;
 //! this file reads as the API's table of contents.
 
 use axum::Router;
@@ -19,12 +20,13 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::http::error::{Error, normalize_error_bodies};
-use crate::http::{AppState, articles, comments, health, profiles, tags, users};
+use crate::http::{AppState, admin, articles, comments, health, profiles, tags, users};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
-    with_layers(api_routes(), state)
+    let access = middleware::from_fn_with_state(state.clone(), crate::http::access::enforce);
+    with_layers(api_routes().route_layer(access), state)
 }
 
 fn api_routes() -> Router<AppState> {
@@ -34,6 +36,7 @@ fn api_routes() -> Router<AppState> {
         .merge(articles::router())
         .merge(comments::router())
         .merge(tags::router())
+        .merge(admin::router())
         .merge(health::router())
         .fallback(|| async { Error::NotFound("route") })
 }

@@ -68,6 +68,8 @@ pub struct Config {
     pub tls_terminated_by_proxy: Vec<IpNet>,
     /// Add `preload` to HSTS (only once the domain is ready for the browsers' preload lists).
     pub hsts_preload: bool,
+    /// Granting the admin role needs a login at most this old.
+    pub admin_grant_max_auth_age: Duration,
 }
 
 /// What the sources may say, before validation. Every field is a plain string or number so
@@ -98,6 +100,7 @@ struct RawSettings {
     public_url: Option<String>,
     tls_terminated_by_proxy: Option<String>,
     hsts_preload: Option<bool>,
+    admin_grant_max_auth_age_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +319,9 @@ impl Config {
             public_url,
             tls_terminated_by_proxy,
             hsts_preload: raw.hsts_preload.unwrap_or(false),
+            admin_grant_max_auth_age: Duration::from_secs(
+                raw.admin_grant_max_auth_age_secs.unwrap_or(600),
+            ),
         })
     }
 

@@ -1,12 +1,15 @@
 //! The HTTP API: one module per resource, each exporting its `router()`; [`crate::app`]
 //! merges them. Request and response types live beside the handlers that use them.
 
+pub mod access;
+pub mod admin;
 pub mod articles;
 pub mod comments;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod profiles;
+mod query;
 pub mod tags;
 pub mod users;
 mod views;
