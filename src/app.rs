@@ -4,7 +4,8 @@
 //! response has them, whoever produced it); request id (a malformed client id is replaced);
 //! client IP (from trusted proxies only); tracing; CORS; error bodies normalized; panics
 //! caught and answered 500; the global per-IP rate limit; a request timeout; the body size
-//! limit. Tighter rate-limit policies sit on the routes that need them. Each resource module declares its routes;
+//! limit. Tighter rate-limit policies sit on the routes that need them. the access table ([`crate::http::access`]), innermost on
+//! the routes, so no handler runs before its route's rule is checked. Each resource module declares its routes;
 //! this file reads as the API's table of contents.
 
 use std::sync::Arc;
@@ -22,12 +23,13 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::http::error::{Error, normalize_error_bodies};
-use crate::http::{AppState, articles, auth, comments, health, keys, profiles, tags, users};
+use crate::http::{AppState, admin, articles, auth, comments, health, keys, profiles, tags, users};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
-    with_layers(api_routes(), state)
+    let access = middleware::from_fn_with_state(state.clone(), crate::http::access::enforce);
+    with_layers(api_routes().route_layer(access), state)
 }
 
 fn api_routes() -> Router<AppState> {
@@ -39,6 +41,7 @@ fn api_routes() -> Router<AppState> {
         .merge(articles::router())
         .merge(comments::router())
         .merge(tags::router())
+        .merge(admin::router())
         .merge(health::router())
         .fallback(|| async { Error::NotFound("route") })
 }

@@ -76,6 +76,8 @@ pub struct Config {
     pub tls_terminated_by_proxy: Vec<IpNet>,
     /// Add `preload` to HSTS (only once the domain is ready for the browsers' preload lists).
     pub hsts_preload: bool,
+    /// Granting the admin role needs a login at most this old.
+    pub admin_grant_max_auth_age: Duration,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Rate-limit policies and the allowlist that skips them.
@@ -129,6 +131,7 @@ struct RawSettings {
     public_url: Option<String>,
     tls_terminated_by_proxy: Option<String>,
     hsts_preload: Option<bool>,
+    admin_grant_max_auth_age_secs: Option<u64>,
     trusted_proxies: Option<String>,
     rate_limit_allowlist: Option<String>,
     rate_limit_global: Option<String>,
@@ -410,6 +413,9 @@ impl Config {
             public_url,
             tls_terminated_by_proxy,
             hsts_preload: raw.hsts_preload.unwrap_or(false),
+            admin_grant_max_auth_age: Duration::from_secs(
+                raw.admin_grant_max_auth_age_secs.unwrap_or(600),
+            ),
             trusted_proxies,
             rate_limits,
             connection_limits,

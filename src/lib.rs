@@ -13,6 +13,7 @@
 //! - [`clock`]: the one source of time, injectable so tests move time instead of sleeping.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod clock;

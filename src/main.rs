@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aerie::accounts::{self, SessionTarget};
 use aerie::clock::SystemClock;
 use aerie::config::Config;
+use aerie::domain::Role;
 use aerie::server::{Server, shutdown_signal};
 use aerie::store::Store;
 use clap::{Parser, Subcommand};
@@ -35,11 +37,60 @@ enum Command {
         #[arg(long, default_value = "data/dev-cert")]
         out: PathBuf,
     },
+    /// Administer accounts (each change revokes the user's sessions).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Revoke sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// Manage the access-token signing key.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from the terminal (or one line of stdin),
+    /// never from the command line.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "user", value_parser = parse_role)]
+        role: Role,
+    },
+    /// Set a user's role: user, editor or admin.
+    SetRole {
+        username: String,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Disable an account: it can no longer log in and its sessions end.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Revoke the sessions of one user (--user) or of everyone (--all).
+    Revoke {
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        user: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    Role::parse(value).ok_or_else(|| "expected user, editor or admin".to_owned())
 }
 
 #[derive(Subcommand)]
@@ -84,6 +135,13 @@ fn main() -> ExitCode {
                 command: KeysCommand::Rotate,
             } => rotate_key(&config.signing_key_file),
             Command::DevCert { out } => dev_cert(&out),
+            Command::User { command } => user(config, command).await,
+            Command::Sessions {
+                command: SessionsCommand::Revoke { user, all: _ },
+            } => {
+                let target = user.map_or(SessionTarget::Everyone, SessionTarget::User);
+                accounts::revoke_sessions(&config, target).await
+            }
         }
     });
     match result {
@@ -113,6 +171,24 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     store.close().await;
     println!("migrations applied");
     Ok(())
+}
+
+async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create {
+            username,
+            email,
+            role,
+        } => {
+            let password = accounts::read_password()?;
+            accounts::create(&config, username, email, password, role).await
+        }
+        UserCommand::SetRole { username, role } => {
+            accounts::set_role(&config, &username, role).await
+        }
+        UserCommand::Disable { username } => accounts::set_disabled(&config, &username, true).await,
+        UserCommand::Enable { username } => accounts::set_disabled(&config, &username, false).await,
+    }
 }
 
 fn dev_cert(out: &std::path::Path) -> anyhow::Result<()> {

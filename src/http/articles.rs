@@ -4,8 +4,6 @@
 //! `*:any` permission), mass assignment (unknown fields are refused, so nobody sets
 //! `author`, `slug` or `favoritesCount`), and unbounded listing (`limit` ≤ 100).
 
-use std::collections::HashMap;
-
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -15,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::{Error, FieldErrors, Result};
 use super::extract::{AuthUser, Json, MaybeAuthUser};
+use super::query::Query;
 use super::views::Article;
 use crate::domain::{ArticleBody, Description, Permission, Slug, Title, username_key};
 use crate::store::{ArticleChanges, ArticleFilter, ArticleRow, NewArticle, is_unique_violation};
@@ -76,56 +75,6 @@ impl ArticleList {
             articles: rows.into_iter().map(Article::summary).collect(),
             articles_count: count,
         }
-    }
-}
-
-/// Query parameters, each at most once (`?limit=1&limit=1000` is refused, not guessed at).
-struct Query(HashMap<String, String>);
-
-impl Query {
-    fn parse(raw: Option<&str>) -> Result<Self> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
-            .map_err(|_| Error::invalid("query", "is not a valid query string"))?;
-        let mut map = HashMap::new();
-        for (key, value) in pairs {
-            if map.insert(key, value).is_some() {
-                return Err(Error::invalid("query", "repeats a parameter"));
-            }
-        }
-        Ok(Self(map))
-    }
-
-    /// A filter value; empty counts as absent.
-    fn text(&self, name: &str) -> Option<String> {
-        self.0.get(name).filter(|v| !v.is_empty()).cloned()
-    }
-
-    fn number(
-        &self,
-        errors: &mut FieldErrors,
-        name: &'static str,
-        range: std::ops::RangeInclusive<i64>,
-        default: i64,
-    ) -> i64 {
-        let Some(text) = self.0.get(name) else {
-            return default;
-        };
-        let parsed = text.parse::<i64>().ok().filter(|n| range.contains(n));
-        errors
-            .check(
-                name,
-                parsed.ok_or(crate::domain::Invalid("is out of range or not an integer")),
-            )
-            .unwrap_or(default)
-    }
-
-    /// `limit` 1–100 (default 20) and `offset` ≥ 0.
-    fn page(&self) -> Result<(i64, i64)> {
-        let mut errors = FieldErrors::default();
-        let limit = self.number(&mut errors, "limit", 1..=100, 20);
-        let offset = self.number(&mut errors, "offset", 0..=i64::from(i32::MAX), 0);
-        errors.finish()?;
-        Ok((limit, offset))
     }
 }
 

@@ -35,6 +35,44 @@ impl AuthUser {
     }
 }
 
+/// A permission a route requires, as a type, so a handler's signature states its rule:
+/// `Require<UserRoleSet>` can only be extracted for a caller whose role holds it.
+pub trait RequiredPermission {
+    const PERMISSION: Permission;
+}
+
+macro_rules! permission_markers {
+    ($($name:ident),* $(,)?) => {$(
+        #[doc = concat!("Marker for [`Permission::", stringify!($name), "`].")]
+        pub struct $name;
+        impl RequiredPermission for $name {
+            const PERMISSION: Permission = Permission::$name;
+        }
+    )*};
+}
+permission_markers!(
+    UserReadAny,
+    UserRoleSet,
+    UserDisable,
+    SessionRevokeAny,
+    AuditRead
+);
+
+/// A signed-in caller holding permission `P` (403 otherwise).
+pub struct Require<P>(pub AuthUser, pub std::marker::PhantomData<P>);
+
+impl<P: RequiredPermission> FromRequestParts<AppState> for Require<P> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !user.can(P::PERMISSION) {
+            return Err(Error::Forbidden);
+        }
+        Ok(Self(user, std::marker::PhantomData))
+    }
+}
+
 /// A caller who may be anonymous. A token that is present but invalid is still a 401, not
 /// an anonymous request: silently downgrading would hide a broken client or an attack.
 #[derive(Debug, Clone)]
@@ -88,6 +126,10 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        // Already verified by the access table's middleware for this request.
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(user.clone());
+        }
         let token = presented_token(&parts.headers)?.ok_or(Error::Unauthorized)?;
         let user = authenticate(state, token)?;
         // Writes cost storage and fan out to other users' feeds: each account gets a budget.

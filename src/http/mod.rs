@@ -1,6 +1,8 @@
 //! The HTTP API: one module per resource, each exporting its `router()`; [`crate::app`]
 //! merges them. Request and response types live beside the handlers that use them.
 
+pub mod access;
+pub mod admin;
 pub mod articles;
 pub mod auth;
 pub mod comments;
@@ -9,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod keys;
 pub mod profiles;
+mod query;
 pub mod tags;
 pub mod users;
 mod views;

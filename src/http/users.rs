@@ -16,9 +16,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::AppState;
 use super::error::{Error, FieldErrors, Result};
 use super::extract::{AuthUser, ClientInfo, Json};
+use crate::auth::password::PasswordHasher;
+use crate::clock::UnixMillis;
 use crate::defense::rate_limit::{Policy, route};
 use crate::domain::{Bio, Email, ImageUrl, NewPassword, Role, Username, password_within_limits};
-use crate::store::{NewSession, NewUser, UserChanges, UserRow, is_unique_violation};
+use crate::store::{NewSession, NewUser, Store, UserChanges, UserRow, is_unique_violation};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,10 +42,10 @@ struct UserBody<T> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Registration {
-    username: Option<String>,
-    email: Option<String>,
-    password: Option<SecretString>,
+pub struct Registration {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<SecretString>,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +133,30 @@ async fn register(
     client: ClientInfo,
     Json(UserBody { user }): Json<UserBody<Registration>>,
 ) -> Result<impl IntoResponse> {
+    let row = create_account(
+        &state.store,
+        &state.hasher,
+        state.config.password_min_score,
+        state.clock.now(),
+        user,
+    )
+    .await?;
+    let tokens = start_session(&state, &row, &client).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(UserResponse::with_tokens(row, tokens)),
+    ))
+}
+
+/// Validates and stores a new account (role `user`): the one path for the API's
+/// registration and the `aerie user create` command.
+pub async fn create_account(
+    store: &Store,
+    hasher: &PasswordHasher,
+    min_score: u8,
+    now: UnixMillis,
+    user: Registration,
+) -> Result<UserRow> {
     let mut errors = FieldErrors::default();
     let username = errors.required("username", user.username, Username::parse);
     let email = errors.required("email", user.email, Email::parse);
@@ -139,7 +165,6 @@ async fn register(
         .map(Username::as_str)
         .chain(email.iter().map(Email::as_str))
         .collect();
-    let min_score = state.config.password_min_score;
     let password = errors.required("password", user.password, |p| {
         NewPassword::parse(p, min_score, &related)
     });
@@ -147,24 +172,18 @@ async fn register(
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         return Err(Error::Internal("validated fields missing".into()));
     };
-    let password_hash = state.hasher.hash(password.secret()).await?;
-    let row = state
-        .store
+    let password_hash = hasher.hash(password.secret()).await?;
+    store
         .insert_user(NewUser {
             username: username.as_str(),
             username_key: &username.key(),
             email: email.as_str(),
             email_key: &email.key(),
             password_hash: &password_hash,
-            now: state.clock.now(),
+            now,
         })
         .await
-        .map_err(taken_or_internal)?;
-    let tokens = start_session(&state, &row, &client).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(UserResponse::with_tokens(row, tokens)),
-    ))
+        .map_err(taken_or_internal)
 }
 
 /// A unique-index violation on username or email is a 422 on that field.

@@ -3,6 +3,7 @@
 //! whichever pool the configuration chose. No query is ever assembled from input: the few
 //! queries built with `format!` only splice fixed fragments and placeholder numbers.
 
+mod admin;
 mod content;
 mod sessions;
 mod users;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{
 
 use crate::config::Config;
 
+pub use admin::AccountRow;
 pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
 pub use sessions::{REVOCATION_CHANNEL, RefreshRow, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
@@ -121,7 +123,7 @@ impl Store {
 /// one fails the whole query (a 500), where SQLite simply finds nothing. Nothing stored holds
 /// a NUL (the domain refuses control characters), so such a key is answered "no match" on
 /// both engines without asking the database.
-fn matchable(key: &str) -> bool {
+pub(crate) fn matchable(key: &str) -> bool {
     !key.contains('\0')
 }
 

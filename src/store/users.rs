@@ -17,7 +17,8 @@ pub struct UserRow {
     pub disabled_at: Option<i64>,
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, bio, image, role, disabled_at";
+pub(super) const USER_COLUMNS: &str =
+    "id, username, email, password_hash, bio, image, role, disabled_at";
 
 pub struct NewUser<'a> {
     pub username: &'a str,

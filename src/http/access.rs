@@ -1,0 +1,240 @@
+//! Who may call which route: one table, enforced before any handler runs.
+//!
+//! Guards against a route shipping open by accident (broken function-level authorization,
+//! OWASP API5). Every route the router serves must have a row here naming its access rule:
+//! public, any signed-in user, or a permission from the role matrix in
+//! [`crate::domain::Role::can`]. The middleware looks the request's *route template* up in
+//! this table, so path tricks (`//`, `..`, case, encoded slashes) cannot reach a handler by
+//! another name: either they match the same template, and so the same rule, or no route at
+//! all. A matched route without a row is refused (404), and a method without a row is 405,
+//! so forgetting the row denies instead of allowing. Handlers still take `AuthUser` or a
+//! permission guard, so their signatures show the rule too; the verified caller is handed
+//! to them here, so the token is checked once per request.
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::Error;
+use super::extract::AuthUser;
+use crate::domain::Permission;
+
+/// The access rule of one route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone. A token, when sent, must still be valid (handlers see it as optional).
+    Public,
+    /// Any signed-in user; ownership of the object is the handler's check.
+    Authenticated,
+    /// A signed-in user whose role holds the permission.
+    Permission(Permission),
+}
+
+/// One row of the table: method, route template (as written in the routers), rule.
+#[derive(Debug, Clone)]
+pub struct RouteRule {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const fn rule(method: Method, path: &'static str, access: Access) -> RouteRule {
+    RouteRule {
+        method,
+        path,
+        access,
+    }
+}
+
+use Access::{Authenticated, Public};
+
+/// Every route, in the order of API.md.
+pub const ROUTES: &[RouteRule] = &[
+    rule(Method::POST, "/api/users", Public),
+    rule(Method::POST, "/api/users/login", Public),
+    rule(Method::GET, "/api/user", Authenticated),
+    rule(Method::PUT, "/api/user", Authenticated),
+    rule(Method::GET, "/api/profiles/{username}", Public),
+    rule(
+        Method::POST,
+        "/api/profiles/{username}/follow",
+        Authenticated,
+    ),
+    rule(
+        Method::DELETE,
+        "/api/profiles/{username}/follow",
+        Authenticated,
+    ),
+    rule(Method::GET, "/api/articles", Public),
+    rule(Method::POST, "/api/articles", Authenticated),
+    rule(Method::GET, "/api/articles/feed", Authenticated),
+    rule(Method::GET, "/api/articles/{slug}", Public),
+    rule(Method::PUT, "/api/articles/{slug}", Authenticated),
+    rule(Method::DELETE, "/api/articles/{slug}", Authenticated),
+    rule(Method::GET, "/api/articles/{slug}/comments", Public),
+    rule(Method::POST, "/api/articles/{slug}/comments", Authenticated),
+    rule(
+        Method::DELETE,
+        "/api/articles/{slug}/comments/{id}",
+        Authenticated,
+    ),
+    rule(Method::POST, "/api/articles/{slug}/favorite", Authenticated),
+    rule(
+        Method::DELETE,
+        "/api/articles/{slug}/favorite",
+        Authenticated,
+    ),
+    rule(Method::GET, "/api/tags", Public),
+    rule(
+        Method::GET,
+        "/api/admin/users",
+        Access::Permission(Permission::UserReadAny),
+    ),
+    rule(
+        Method::PUT,
+        "/api/admin/users/{username}/role",
+        Access::Permission(Permission::UserRoleSet),
+    ),
+    rule(
+        Method::POST,
+        "/api/admin/users/{username}/disable",
+        Access::Permission(Permission::UserDisable),
+    ),
+    rule(
+        Method::POST,
+        "/api/admin/users/{username}/enable",
+        Access::Permission(Permission::UserDisable),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/admin/users/{username}/sessions",
+        Access::Permission(Permission::SessionRevokeAny),
+    ),
+    rule(Method::PUT, "/api/user/password", Authenticated),
+    // The refresh token in the body is the credential; the handler verifies it.
+    rule(Method::POST, "/api/auth/refresh", Public),
+    rule(Method::POST, "/api/auth/logout", Authenticated),
+    rule(Method::POST, "/api/auth/logout-all", Authenticated),
+    rule(Method::GET, "/api/auth/sessions", Authenticated),
+    rule(Method::DELETE, "/api/auth/sessions/{id}", Authenticated),
+    rule(Method::GET, "/.well-known/jwks.json", Public),
+    rule(Method::GET, "/healthz", Public),
+    rule(Method::GET, "/readyz", Public),
+];
+
+/// What the table says about a request.
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    Rule(Access),
+    /// The route has no row at all: refused as if it did not exist.
+    NoRule,
+    /// The route has rows, but not for this method; the methods it has.
+    WrongMethod(String),
+}
+
+fn lookup(method: &Method, path: &str) -> Lookup {
+    // HEAD is answered by the GET handler, so it follows the GET rule.
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    let mut allowed = Vec::new();
+    for row in ROUTES.iter().filter(|row| row.path == path) {
+        if row.method == method {
+            return Lookup::Rule(row.access);
+        }
+        allowed.push(row.method.as_str());
+    }
+    if allowed.is_empty() {
+        Lookup::NoRule
+    } else {
+        Lookup::WrongMethod(allowed.join(","))
+    }
+}
+
+/// Enforces the table. Unmatched requests pass on to the router's 404 fallback.
+pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(path) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+    else {
+        return next.run(request).await;
+    };
+    let access = match lookup(request.method(), &path) {
+        Lookup::Rule(access) => access,
+        Lookup::NoRule => {
+            tracing::error!(route = %path, "route has no access rule; refused");
+            return Error::NotFound("route").into_response();
+        }
+        Lookup::WrongMethod(allowed) => {
+            let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+            if let Ok(allow) = HeaderValue::from_str(&allowed) {
+                response.headers_mut().insert(header::ALLOW, allow);
+            }
+            return response;
+        }
+    };
+    let required = match access {
+        Access::Public => return next.run(request).await,
+        Access::Authenticated => None,
+        Access::Permission(permission) => Some(permission),
+    };
+    let (mut parts, body) = request.into_parts();
+    let user = match AuthUser::from_request_parts(&mut parts, &state).await {
+        Ok(user) => user,
+        Err(error) => return error.into_response(),
+    };
+    if required.is_some_and(|permission| !user.can(permission)) {
+        return Error::Forbidden.into_response();
+    }
+    parts.extensions.insert(user);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_is_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {} twice",
+                    a.method,
+                    a.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn admin_routes_require_a_permission() {
+        for row in ROUTES.iter().filter(|r| r.path.starts_with("/api/admin")) {
+            assert!(
+                matches!(row.access, Access::Permission(_)),
+                "{} {}",
+                row.method,
+                row.path
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_routes_and_methods_are_refused() {
+        assert_eq!(lookup(&Method::GET, "/api/secret"), Lookup::NoRule);
+        assert_eq!(
+            lookup(&Method::PATCH, "/api/user"),
+            Lookup::WrongMethod("GET,PUT".into())
+        );
+        assert_eq!(
+            lookup(&Method::HEAD, "/api/tags"),
+            Lookup::Rule(Access::Public)
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! Account administration: listing accounts, roles, disabling, revoking sessions.
+
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::users::USER_COLUMNS;
+use super::{Store, UserRow, matchable, on_pool};
+use crate::clock::UnixMillis;
+
+/// An account as an administrator sees it.
+#[derive(Debug, Clone, FromRow)]
+pub struct AccountRow {
+    pub username: String,
+    pub email: String,
+    pub role: String,
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+    /// When the account last logged in (its newest session), if ever.
+    pub last_login_at: Option<i64>,
+}
+
+/// `LIKE` pattern for "contains `text`", with the wildcards in `text` escaped so `%` and `_`
+/// match only themselves.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+impl Store {
+    pub async fn user_by_username_key(
+        &self,
+        username_key: &str,
+    ) -> Result<Option<UserRow>, sqlx::Error> {
+        if !matchable(username_key) {
+            return Ok(None);
+        }
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1");
+        on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(username_key).fetch_optional(pool).await)
+    }
+
+    /// Accounts whose username or email contains `query` (case-insensitive), by username,
+    /// and how many match in all.
+    pub async fn list_accounts(
+        &self,
+        query: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AccountRow>, i64), sqlx::Error> {
+        let pattern = query
+            .filter(|q| matchable(q))
+            .map(|q| contains_pattern(&q.to_lowercase()));
+        let filter =
+            "($1 IS NULL OR u.username_key LIKE $1 ESCAPE '\\' OR u.email_key LIKE $1 ESCAPE '\\')";
+        let list = format!(
+            "SELECT u.username, u.email, u.role, u.disabled_at, u.created_at,
+               (SELECT MAX(s.created_at) FROM sessions s WHERE s.user_id = u.id) AS last_login_at
+             FROM users u WHERE {filter} ORDER BY u.username_key LIMIT $2 OFFSET $3"
+        );
+        let count = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
+        on_pool!(self, pool => {
+            let rows = sqlx::query_as(AssertSqlSafe(list.as_str())).bind(&pattern).bind(limit).bind(offset).fetch_all(pool).await?;
+            let total: i64 = sqlx::query_scalar(AssertSqlSafe(count.as_str())).bind(&pattern).fetch_one(pool).await?;
+            Ok((rows, total))
+        })
+    }
+
+    pub async fn set_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        now: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(role).bind(now).execute(pool).await.map(drop))
+    }
+
+    /// Disables the account (`Some(time)`) or enables it (`None`).
+    pub async fn set_disabled(
+        &self,
+        user_id: i64,
+        disabled_at: Option<UnixMillis>,
+        now: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(disabled_at).bind(now).execute(pool).await.map(drop))
+    }
+
+    /// Marks every live session of every user revoked (incident response).
+    pub async fn revoke_every_session(&self, now: UnixMillis) -> Result<Vec<String>, sqlx::Error> {
+        let sql = "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL RETURNING id";
+        on_pool!(self, pool => sqlx::query_scalar(sql).bind(now).fetch_all(pool).await)
+    }
+
+    /// When a session began (its login time), if it exists and is not revoked.
+    pub async fn session_started_at(&self, session_id: &str) -> Result<Option<i64>, sqlx::Error> {
+        let sql = "SELECT created_at FROM sessions WHERE id = $1 AND revoked_at IS NULL";
+        on_pool!(self, pool => sqlx::query_scalar(sql).bind(session_id).fetch_optional(pool).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_match_only_themselves() {
+        assert_eq!(contains_pattern("a%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
+}
