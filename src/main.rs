@@ -35,10 +35,33 @@ enum Command {
         #[arg(long, default_value = "data/dev-cert")]
         out: PathBuf,
     },
+    /// Check and export the tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage the access-token signing key.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain; exit non-zero and print the first broken sequence number if any
+    /// row was edited, deleted, reordered or inserted, or the tail was cut off.
+    Verify {
+        /// A checkpoint from the log (`SEQ:MAC`, the `checkpoint` field of an "audit
+        /// checkpoint" line): the chain must reach it with exactly that MAC.
+        #[arg(long, value_name = "SEQ:MAC")]
+        expect_at_least: Option<aerie::audit::Checkpoint>,
+    },
+    /// Print events as JSON lines (one object per line), oldest first, for a SIEM.
+    Export {
+        /// Only events at or after this time (RFC 3339, e.g. 2026-11-28T00:00:00Z).
+        #[arg(long, value_name = "RFC3339")]
+        since: chrono::DateTime<chrono::FixedOffset>,
     },
 }
 
@@ -77,10 +100,17 @@ fn main() -> ExitCode {
                 command: KeysCommand::Generate { out },
             } => generate_key(&out),
             Command::DevCert { out } => dev_cert(&out),
+            Command::Audit {
+                command: AuditCommand::Verify { expect_at_least },
+            } => audit_verify(config, expect_at_least).await,
+            Command::Audit {
+                command: AuditCommand::Export { since },
+            } => audit_export(config, since.timestamp_millis()).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<ChainBroken>() => ExitCode::from(3),
         Err(error) => {
             eprintln!("aerie: {error:#}");
             ExitCode::FAILURE
@@ -105,6 +135,64 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     store.migrate().await?;
     store.close().await;
     println!("migrations applied");
+    Ok(())
+}
+
+/// The chain failed verification (exit code 3; the details are already printed).
+#[derive(Debug, thiserror::Error)]
+#[error("audit chain verification failed")]
+struct ChainBroken;
+
+async fn audit_verify(
+    config: Config,
+    checkpoint: Option<aerie::audit::Checkpoint>,
+) -> anyhow::Result<()> {
+    // Never generated here: verifying with a fresh key would only report a forgery.
+    let key = aerie::audit::AuditKey::load_or_generate(&config.audit_key_file, false)?;
+    let store = Store::connect(&config).await?;
+    let report = aerie::audit::verify(&store, &key, checkpoint.as_ref()).await;
+    store.close().await;
+    let report = report?;
+    match report.broken {
+        None => {
+            println!(
+                "audit chain intact: {} rows; head {}:{}",
+                report.intact_rows, report.last.seq, report.last.mac
+            );
+            Ok(())
+        }
+        Some((seq, why)) => {
+            println!("audit chain broken at seq {seq}: {why}");
+            println!("rows 1..{} verified intact", report.intact_rows);
+            tracing::error!(
+                target: "aerie::alert",
+                alert = "audit_verification_failed",
+                seq,
+                reason = %why,
+                "ALERT: audit chain verification failed"
+            );
+            Err(ChainBroken.into())
+        }
+    }
+}
+
+async fn audit_export(config: Config, since: i64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = Store::connect(&config).await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut after = 0;
+    loop {
+        let rows = store.audit_rows_since(since, after, 1000).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        for row in &rows {
+            serde_json::to_writer(&mut out, &aerie::audit::export_line(row))?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    store.close().await;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::watch;
 
+use crate::audit::{AuditKey, AuditLog};
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::{SigningKey, TokenService};
 use crate::clock::Clock;
@@ -37,6 +38,8 @@ pub struct Server {
     tls: Option<(RustlsConfig, TlsFiles, Duration)>,
     router: Router,
     store: Store,
+    audit: AuditLog,
+    checkpoint_interval: Duration,
 }
 
 impl Server {
@@ -55,6 +58,10 @@ impl Server {
             clock.clone(),
         );
         let hasher = PasswordHasher::new(config.password_hash_concurrency)?;
+        let audit_key =
+            AuditKey::load_or_generate(&config.audit_key_file, config.generate_audit_key)?;
+        let audit = AuditLog::new(store.clone(), audit_key, clock.clone());
+        let checkpoint_interval = config.audit_checkpoint_interval;
         let tls = match &config.tls {
             Some(files) => Some((
                 crate::tls::load(files).await?,
@@ -77,6 +84,7 @@ impl Server {
             hasher,
             tokens,
             clock,
+            audit: audit.clone(),
         };
         Ok(Self {
             main,
@@ -84,6 +92,8 @@ impl Server {
             tls,
             router: crate::app::router(state),
             store,
+            audit,
+            checkpoint_interval,
         })
     }
 
@@ -109,6 +119,10 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        let checkpoints = tokio::spawn(
+            self.audit
+                .write_checkpoints(self.checkpoint_interval, stop_rx.clone()),
+        );
         if let Some((listener, public_url)) = self.redirect {
             tokio::spawn(serve_plain(
                 listener,
@@ -129,6 +143,8 @@ impl Server {
             }
             None => serve_plain(self.main, app, stop_rx).await,
         };
+        // The last checkpoint is written before the pool closes.
+        let _ = checkpoints.await;
         self.store.close().await;
         result
     }

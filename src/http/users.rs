@@ -3,7 +3,9 @@
 //! Guards against account enumeration (login answers one generic 401 whether the email is
 //! unknown or the password wrong, after the same argon2 work), weak passwords (length and
 //! zxcvbn strength, judged against the account's own name and email), and password takeover
-//! through a stolen access token (changing the password needs the current one).
+//! through a stolen access token (changing the password needs the current one). Logins,
+//! failed logins (with their reason, kept internal), registrations and password and email
+//! changes are audited before the response leaves.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::AppState;
 use super::error::{Error, FieldErrors, Result};
 use super::extract::{AuthUser, ClientInfo, Json};
+use crate::audit::{AuditEvent, EventType, RequestContext};
 use crate::domain::{Bio, Email, ImageUrl, NewPassword, Role, Username, password_within_limits};
 use crate::store::{NewSession, NewUser, UserChanges, UserRow, is_unique_violation};
 
@@ -100,7 +103,7 @@ impl UserResponse {
 
 async fn register(
     State(state): State<AppState>,
-    client: ClientInfo,
+    context: RequestContext,
     Json(UserBody { user }): Json<UserBody<Registration>>,
 ) -> Result<impl IntoResponse> {
     let mut errors = FieldErrors::default();
@@ -132,7 +135,13 @@ async fn register(
         })
         .await
         .map_err(taken_or_internal)?;
-    let token = start_session(&state, &row, &client).await?;
+    let (session, token) = start_session(&state, &row, &context.client).await?;
+    let event = AuditEvent::new(EventType::UserRegistered)
+        .actor(row.id)
+        .subject(row.id)
+        .session(session)
+        .from_request(&context);
+    state.audit.record(event).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(UserResponse::new(row, token)),
@@ -151,7 +160,7 @@ fn taken_or_internal(error: sqlx::Error) -> Error {
 
 async fn login(
     State(state): State<AppState>,
-    client: ClientInfo,
+    context: RequestContext,
     Json(UserBody { user }): Json<UserBody<Login>>,
 ) -> Result<axum::Json<UserResponse>> {
     let mut errors = FieldErrors::default();
@@ -166,7 +175,7 @@ async fn login(
         return Err(Error::Internal("validated fields missing".into()));
     };
     if !password_within_limits(&password) {
-        return Err(Error::Unauthorized);
+        return Err(login_failed(&state, &context, None, "password_out_of_limits").await);
     }
     let row = state
         .store
@@ -178,14 +187,51 @@ async fn login(
         .await?;
     let row = match row {
         Some(row) if matches && row.disabled_at.is_none() => row,
-        _ => return Err(Error::Unauthorized),
+        Some(row) => {
+            let reason = if matches {
+                "disabled"
+            } else {
+                "wrong_password"
+            };
+            return Err(login_failed(&state, &context, Some(row.id), reason).await);
+        }
+        None => return Err(login_failed(&state, &context, None, "unknown_account").await),
     };
-    let token = start_session(&state, &row, &client).await?;
+    let (session, token) = start_session(&state, &row, &context.client).await?;
+    let event = AuditEvent::new(EventType::LoginSucceeded)
+        .actor(row.id)
+        .subject(row.id)
+        .session(session)
+        .from_request(&context);
+    state.audit.record(event).await?;
     Ok(axum::Json(UserResponse::new(row, token)))
 }
 
+/// Records a failed login and returns the one answer every failure gets. The reason stays
+/// in the audit trail: telling the caller would confirm which accounts exist.
+async fn login_failed(
+    state: &AppState,
+    context: &RequestContext,
+    account: Option<i64>,
+    reason: &'static str,
+) -> Error {
+    let mut event = AuditEvent::new(EventType::LoginFailed)
+        .from_request(context)
+        .detail(serde_json::json!({ "reason": reason }));
+    event.subject = account;
+    match state.audit.record(event).await {
+        Ok(_) => Error::Unauthorized,
+        Err(error) => error.into(),
+    }
+}
+
 /// Opens a new session (never adopts one the client offers) and signs its first token.
-async fn start_session(state: &AppState, user: &UserRow, client: &ClientInfo) -> Result<String> {
+/// Returns the session id and the token.
+async fn start_session(
+    state: &AppState,
+    user: &UserRow,
+    client: &ClientInfo,
+) -> Result<(String, String)> {
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     state
         .store
@@ -198,7 +244,8 @@ async fn start_session(state: &AppState, user: &UserRow, client: &ClientInfo) ->
         })
         .await?;
     let role = Role::parse(&user.role).unwrap_or(Role::User);
-    Ok(state.tokens.issue(user.id, &session_id, role))
+    let token = state.tokens.issue(user.id, &session_id, role);
+    Ok((session_id, token))
 }
 
 /// The caller's account, re-read so a disabled or deleted account stops at once.
@@ -220,6 +267,7 @@ async fn current_user(
 async fn update_user(
     State(state): State<AppState>,
     auth: AuthUser,
+    context: RequestContext,
     Json(UserBody { user }): Json<UserBody<UserUpdate>>,
 ) -> Result<axum::Json<UserResponse>> {
     let current = active_user(&state, &auth).await?;
@@ -278,11 +326,28 @@ async fn update_user(
     }
     changes.username = username.map(|u| (u.as_str().to_owned(), u.key()));
     changes.email = email.map(|e| (e.as_str().to_owned(), e.key()));
+    let password_changed = changes.password_hash.is_some();
+    let email_changed = changes
+        .email
+        .as_ref()
+        .is_some_and(|(_, key)| *key != crate::domain::email_key(&current.email));
     let row = state
         .store
         .update_user(current.id, changes, state.clock.now())
         .await
         .map_err(taken_or_internal)?
         .ok_or(Error::Unauthorized)?;
+    let changed = [
+        (password_changed, EventType::PasswordChanged),
+        (email_changed, EventType::EmailChanged),
+    ];
+    for (_, kind) in changed.into_iter().filter(|(happened, _)| *happened) {
+        let event = AuditEvent::new(kind)
+            .actor(auth.user_id)
+            .subject(row.id)
+            .session(auth.session_id.clone())
+            .from_request(&context);
+        state.audit.record(event).await?;
+    }
     Ok(axum::Json(UserResponse::new(row, auth.token)))
 }

@@ -3,6 +3,7 @@
 //! whichever pool the configuration chose. No query is ever assembled from input: the few
 //! queries built with `format!` only splice fixed fragments and placeholder numbers.
 
+mod audit;
 mod content;
 mod users;
 
@@ -17,6 +18,7 @@ use sqlx::sqlite::{
 
 use crate::config::Config;
 
+pub use audit::{AuditRow, ChainHead};
 pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
 
