@@ -74,8 +74,6 @@ pub struct Config {
     pub generate_audit_key: bool,
     /// How often the audit chain head is written to the log as a checkpoint.
     pub audit_checkpoint_interval: Duration,
-    /// Bearer token for `GET /metrics`; without it the endpoint does not exist (404).
-    pub metrics_token: Option<SecretString>,
     /// Where alerts are POSTed as JSON, in addition to the log.
     pub alert_webhook: Option<String>,
     /// Failed logins for one account or one client address within the window that raise an
@@ -114,7 +112,6 @@ struct RawSettings {
     hsts_preload: Option<bool>,
     audit_key_file: Option<PathBuf>,
     audit_checkpoint_secs: Option<u64>,
-    metrics_token: Option<String>,
     alert_webhook: Option<String>,
     alert_failed_logins: Option<u32>,
     alert_failed_login_window_secs: Option<u64>,
@@ -325,15 +322,6 @@ impl Config {
                 "must be between 1 and 86400 seconds",
             ));
         }
-        let metrics_token = match raw.metrics_token {
-            Some(token) if token.len() < 32 || token.chars().any(|c| c.is_whitespace()) => {
-                return Err(ConfigError::setting(
-                    "AERIE_METRICS_TOKEN",
-                    "must be at least 32 characters without spaces (e.g. `openssl rand -hex 32`)",
-                ));
-            }
-            other => other.map(SecretString::from),
-        };
         let alert_webhook = raw
             .alert_webhook
             .as_deref()
@@ -384,7 +372,6 @@ impl Config {
             audit_key_file,
             generate_audit_key: !production,
             audit_checkpoint_interval: Duration::from_secs(audit_checkpoint_secs),
-            metrics_token,
             alert_webhook,
             alert_failed_logins,
             alert_failed_login_window: Duration::from_secs(alert_window_secs),
@@ -588,7 +575,6 @@ mod tests {
 
     #[test]
     fn monitoring_settings_name_themselves() {
-        assert!(error_of(&[("AERIE_METRICS_TOKEN", "short")]).contains("AERIE_METRICS_TOKEN"));
         assert!(
             error_of(&[("AERIE_ALERT_WEBHOOK", "ftp://x.io/hook")]).contains("AERIE_ALERT_WEBHOOK")
         );
@@ -603,8 +589,6 @@ mod tests {
             error_of(&[("AERIE_AUDIT_CHECKPOINT_SECS", "0")])
                 .contains("AERIE_AUDIT_CHECKPOINT_SECS")
         );
-        let config = Config::from_vars([("AERIE_METRICS_TOKEN", "m".repeat(40))]).expect("valid");
-        assert!(!format!("{config:?}").contains(&"m".repeat(40)));
     }
 
     #[test]

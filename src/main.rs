@@ -164,13 +164,20 @@ async fn audit_verify(
         Some((seq, why)) => {
             println!("audit chain broken at seq {seq}: {why}");
             println!("rows 1..{} verified intact", report.intact_rows);
-            tracing::error!(
-                target: "aerie::alert",
-                alert = "audit_verification_failed",
-                seq,
-                reason = %why,
-                "ALERT: audit chain verification failed"
-            );
+            let alert = aerie::audit::alerts::Alert {
+                rule: "audit_verification_failed",
+                severity: aerie::audit::Severity::Critical,
+                time: aerie::clock::rfc3339(aerie::clock::Clock::now(&SystemClock)),
+                message: format!("the audit chain is broken at seq {seq}: {why}"),
+                seq: Some(seq),
+                subject: None,
+                client_ip: None,
+            };
+            // Logged here; posted synchronously, since the process exits right after.
+            tracing::error!(target: "aerie::alert", rule = alert.rule, seq, "ALERT: {}", alert.message);
+            if let Some(url) = &config.alert_webhook {
+                aerie::audit::alerts::send_now(url, &alert).await;
+            }
             Err(ChainBroken.into())
         }
     }

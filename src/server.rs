@@ -60,7 +60,8 @@ impl Server {
         let hasher = PasswordHasher::new(config.password_hash_concurrency)?;
         let audit_key =
             AuditKey::load_or_generate(&config.audit_key_file, config.generate_audit_key)?;
-        let audit = AuditLog::new(store.clone(), audit_key, clock.clone());
+        let alerts = crate::audit::alerts::Alerts::from_config(&config);
+        let audit = AuditLog::new(store.clone(), audit_key, clock.clone()).with_alerts(alerts);
         let checkpoint_interval = config.audit_checkpoint_interval;
         let tls = match &config.tls {
             Some(files) => Some((

@@ -11,6 +11,7 @@
 //! Emitting an event is one line:
 //! `state.audit.record(AuditEvent::new(EventType::Logout).actor(id).from_request(&ctx)).await?`
 
+pub mod alerts;
 pub mod chain;
 pub mod event;
 pub mod key;
@@ -65,6 +66,7 @@ pub struct AuditLog {
     clock: Arc<dyn Clock>,
     /// One appender at a time in this process; the database lock covers other processes.
     append: Arc<Mutex<()>>,
+    alerts: Option<alerts::Alerts>,
 }
 
 impl AuditLog {
@@ -74,7 +76,14 @@ impl AuditLog {
             key: Arc::new(key),
             clock,
             append: Arc::new(Mutex::new(())),
+            alerts: None,
         }
+    }
+
+    /// Runs the alert rules on every recorded event.
+    pub fn with_alerts(mut self, alerts: alerts::Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// Seals and stores `event`, and writes it to the log at its severity. Returns once the
@@ -88,6 +97,9 @@ impl AuditLog {
                 .await?
         };
         log_event(&row);
+        if let Some(alerts) = &self.alerts {
+            alerts.observe(&row);
+        }
         Ok(row)
     }
 
