@@ -137,8 +137,15 @@ mod tests {
         ])
         .expect("valid configuration");
         let clock = Arc::new(SystemClock);
+        let store = Store::connect(&config).await.expect("store opens");
         let state = AppState {
-            store: Store::connect(&config).await.expect("store opens"),
+            audit: crate::audit::AuditLog::new(
+                store.clone(),
+                crate::audit::AuditKey::load_or_generate(&dir.path().join("audit-key"), true)
+                    .expect("audit key"),
+                clock.clone(),
+            ),
+            store,
             hasher: PasswordHasher::new(1).expect("hasher"),
             tokens: TokenService::new(
                 SigningKey::generate(),

@@ -76,6 +76,18 @@ pub struct Config {
     pub tls_terminated_by_proxy: Vec<IpNet>,
     /// Add `preload` to HSTS (only once the domain is ready for the browsers' preload lists).
     pub hsts_preload: bool,
+    /// 32 random bytes that key the audit chain's HMAC; never stored in the database.
+    pub audit_key_file: PathBuf,
+    /// Generate the audit key when the file is missing (development only).
+    pub generate_audit_key: bool,
+    /// How often the audit chain head is written to the log as a checkpoint.
+    pub audit_checkpoint_interval: Duration,
+    /// Where alerts are POSTed as JSON, in addition to the log.
+    pub alert_webhook: Option<String>,
+    /// Failed logins for one account or one client address within the window that raise an
+    /// alert.
+    pub alert_failed_logins: u32,
+    pub alert_failed_login_window: Duration,
     /// Granting the admin role needs a login at most this old.
     pub admin_grant_max_auth_age: Duration,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
@@ -131,6 +143,11 @@ struct RawSettings {
     public_url: Option<String>,
     tls_terminated_by_proxy: Option<String>,
     hsts_preload: Option<bool>,
+    audit_key_file: Option<PathBuf>,
+    audit_checkpoint_secs: Option<u64>,
+    alert_webhook: Option<String>,
+    alert_failed_logins: Option<u32>,
+    alert_failed_login_window_secs: Option<u64>,
     admin_grant_max_auth_age_secs: Option<u64>,
     trusted_proxies: Option<String>,
     rate_limit_allowlist: Option<String>,
@@ -343,6 +360,42 @@ impl Config {
                 "production refuses plain HTTP: set AERIE_TLS_CERT and AERIE_TLS_KEY, or AERIE_TLS_TERMINATED_BY_PROXY with the proxy's networks",
             ));
         }
+        let audit_key_file = match raw.audit_key_file {
+            Some(path) => path,
+            None if production => {
+                return Err(ConfigError::setting(
+                    "AERIE_AUDIT_KEY_FILE",
+                    "required in production (32 random bytes, mode 0600: `head -c 32 /dev/urandom > FILE && chmod 600 FILE`)",
+                ));
+            }
+            None => data_dir.join("audit-key"),
+        };
+        let audit_checkpoint_secs = raw.audit_checkpoint_secs.unwrap_or(300);
+        if !(1..=86_400).contains(&audit_checkpoint_secs) {
+            return Err(ConfigError::setting(
+                "AERIE_AUDIT_CHECKPOINT_SECS",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        let alert_webhook = raw
+            .alert_webhook
+            .as_deref()
+            .map(parse_webhook)
+            .transpose()?;
+        let alert_failed_logins = raw.alert_failed_logins.unwrap_or(10);
+        if alert_failed_logins == 0 {
+            return Err(ConfigError::setting(
+                "AERIE_ALERT_FAILED_LOGINS",
+                "must be at least 1",
+            ));
+        }
+        let alert_window_secs = raw.alert_failed_login_window_secs.unwrap_or(300);
+        if !(1..=86_400).contains(&alert_window_secs) {
+            return Err(ConfigError::setting(
+                "AERIE_ALERT_FAILED_LOGIN_WINDOW_SECS",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
         let trusted_proxies =
             parse_networks("AERIE_TRUSTED_PROXIES", raw.trusted_proxies.as_deref())?;
         let rate_limits = RateLimits {
@@ -413,6 +466,12 @@ impl Config {
             public_url,
             tls_terminated_by_proxy,
             hsts_preload: raw.hsts_preload.unwrap_or(false),
+            audit_key_file,
+            generate_audit_key: !production,
+            audit_checkpoint_interval: Duration::from_secs(audit_checkpoint_secs),
+            alert_webhook,
+            alert_failed_logins,
+            alert_failed_login_window: Duration::from_secs(alert_window_secs),
             admin_grant_max_auth_age: Duration::from_secs(
                 raw.admin_grant_max_auth_age_secs.unwrap_or(600),
             ),
@@ -527,6 +586,25 @@ fn parse_public_url(value: &str) -> Result<String, ConfigError> {
         return Err(invalid());
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// `AERIE_ALERT_WEBHOOK`: an `http://` or `https://` URL without credentials in it.
+fn parse_webhook(value: &str) -> Result<String, ConfigError> {
+    let invalid = || {
+        ConfigError::setting(
+            "AERIE_ALERT_WEBHOOK",
+            "must be an http:// or https:// URL without user:password",
+        )
+    };
+    let url = url::Url::parse(value).map_err(|_| invalid())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(invalid());
+    }
+    Ok(url.to_string())
 }
 
 /// A comma-separated list of CIDRs (a bare address means that one host).
@@ -653,9 +731,40 @@ mod tests {
             ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
             ("AERIE_CORS_ORIGINS", "none"),
             ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8, 192.168.1.7"),
+            ("AERIE_AUDIT_KEY_FILE", "/etc/aerie/audit-key"),
         ])
         .expect("TLS at a trusted proxy is acceptable");
         assert!(behind_proxy.sends_hsts());
+    }
+
+    #[test]
+    fn production_refuses_missing_audit_key() {
+        let error = error_of(&[
+            ("AERIE_ENV", "production"),
+            ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+            ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+            ("AERIE_CORS_ORIGINS", "none"),
+            ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8"),
+        ]);
+        assert!(error.contains("AERIE_AUDIT_KEY_FILE"), "{error}");
+    }
+
+    #[test]
+    fn monitoring_settings_name_themselves() {
+        assert!(
+            error_of(&[("AERIE_ALERT_WEBHOOK", "ftp://x.io/hook")]).contains("AERIE_ALERT_WEBHOOK")
+        );
+        assert!(
+            error_of(&[("AERIE_ALERT_WEBHOOK", "https://u:p@x.io/hook")])
+                .contains("AERIE_ALERT_WEBHOOK")
+        );
+        assert!(
+            error_of(&[("AERIE_ALERT_FAILED_LOGINS", "0")]).contains("AERIE_ALERT_FAILED_LOGINS")
+        );
+        assert!(
+            error_of(&[("AERIE_AUDIT_CHECKPOINT_SECS", "0")])
+                .contains("AERIE_AUDIT_CHECKPOINT_SECS")
+        );
     }
 
     #[test]

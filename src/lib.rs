@@ -9,12 +9,14 @@
 //!   error type that maps every failure to a status and a RealWorld error body.
 //! - [`auth`]: password hashing (argon2id on a bounded pool) and access tokens (EdDSA JWTs).
 //! - [`domain`]: pure types with their validation rules ("parse, don't validate").
+//! - [`audit`]: the security event catalogue and the tamper-evident (HMAC-chained) audit trail.
 //! - [`store`]: every SQL query, written once and run on SQLite or PostgreSQL.
 //! - [`clock`]: the one source of time, injectable so tests move time instead of sleeping.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+    /// Check and export the tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage the access-token signing key.
     Keys {
         #[command(subcommand)]
@@ -91,6 +96,24 @@ enum SessionsCommand {
 
 fn parse_role(value: &str) -> Result<Role, String> {
     Role::parse(value).ok_or_else(|| "expected user, editor or admin".to_owned())
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain; exit non-zero and print the first broken sequence number if any
+    /// row was edited, deleted, reordered or inserted, or the tail was cut off.
+    Verify {
+        /// A checkpoint from the log (`SEQ:MAC`, the `checkpoint` field of an "audit
+        /// checkpoint" line): the chain must reach it with exactly that MAC.
+        #[arg(long, value_name = "SEQ:MAC")]
+        expect_at_least: Option<aerie::audit::Checkpoint>,
+    },
+    /// Print events as JSON lines (one object per line), oldest first, for a SIEM.
+    Export {
+        /// Only events at or after this time (RFC 3339, e.g. 2026-11-28T00:00:00Z).
+        #[arg(long, value_name = "RFC3339")]
+        since: chrono::DateTime<chrono::FixedOffset>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -142,10 +165,17 @@ fn main() -> ExitCode {
                 let target = user.map_or(SessionTarget::Everyone, SessionTarget::User);
                 accounts::revoke_sessions(&config, target).await
             }
+            Command::Audit {
+                command: AuditCommand::Verify { expect_at_least },
+            } => audit_verify(config, expect_at_least).await,
+            Command::Audit {
+                command: AuditCommand::Export { since },
+            } => audit_export(config, since.timestamp_millis()).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<ChainBroken>() => ExitCode::from(3),
         Err(error) => {
             eprintln!("aerie: {error:#}");
             ExitCode::FAILURE
@@ -189,6 +219,71 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Disable { username } => accounts::set_disabled(&config, &username, true).await,
         UserCommand::Enable { username } => accounts::set_disabled(&config, &username, false).await,
     }
+}
+
+/// The chain failed verification (exit code 3; the details are already printed).
+#[derive(Debug, thiserror::Error)]
+#[error("audit chain verification failed")]
+struct ChainBroken;
+
+async fn audit_verify(
+    config: Config,
+    checkpoint: Option<aerie::audit::Checkpoint>,
+) -> anyhow::Result<()> {
+    // Never generated here: verifying with a fresh key would only report a forgery.
+    let key = aerie::audit::AuditKey::load_or_generate(&config.audit_key_file, false)?;
+    let store = Store::connect(&config).await?;
+    let report = aerie::audit::verify(&store, &key, checkpoint.as_ref()).await;
+    store.close().await;
+    let report = report?;
+    match report.broken {
+        None => {
+            println!(
+                "audit chain intact: {} rows; head {}:{}",
+                report.intact_rows, report.last.seq, report.last.mac
+            );
+            Ok(())
+        }
+        Some((seq, why)) => {
+            println!("audit chain broken at seq {seq}: {why}");
+            println!("rows 1..{} verified intact", report.intact_rows);
+            let alert = aerie::audit::alerts::Alert {
+                rule: "audit_verification_failed",
+                severity: aerie::audit::Severity::Critical,
+                time: aerie::clock::rfc3339(aerie::clock::Clock::now(&SystemClock)),
+                message: format!("the audit chain is broken at seq {seq}: {why}"),
+                seq: Some(seq),
+                subject: None,
+                client_ip: None,
+            };
+            // Logged here; posted synchronously, since the process exits right after.
+            tracing::error!(target: "aerie::alert", rule = alert.rule, seq, "ALERT: {}", alert.message);
+            if let Some(url) = &config.alert_webhook {
+                aerie::audit::alerts::send_now(url, &alert).await;
+            }
+            Err(ChainBroken.into())
+        }
+    }
+}
+
+async fn audit_export(config: Config, since: i64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = Store::connect(&config).await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut after = 0;
+    loop {
+        let rows = store.audit_rows_since(since, after, 1000).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        for row in &rows {
+            serde_json::to_writer(&mut out, &aerie::audit::export_line(row))?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    store.close().await;
+    Ok(())
 }
 
 fn dev_cert(out: &std::path::Path) -> anyhow::Result<()> {

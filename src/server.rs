@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
+use crate::audit::{AuditKey, AuditLog};
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
 use crate::auth::tokens::{Keyring, TokenService};
@@ -46,6 +47,8 @@ pub struct Server {
     /// Other instances' revocations (PostgreSQL only), followed while the server runs.
     revocation_listener: Option<(sqlx::postgres::PgListener, Revocations)>,
     limits: ConnectionLimits,
+    audit: AuditLog,
+    checkpoint_interval: Duration,
 }
 
 impl Server {
@@ -71,6 +74,11 @@ impl Server {
             .load(&store)
             .await
             .context("loading revoked sessions")?;
+        let audit_key =
+            AuditKey::load_or_generate(&config.audit_key_file, config.generate_audit_key)?;
+        let alerts = crate::audit::alerts::Alerts::from_config(&config);
+        let audit = AuditLog::new(store.clone(), audit_key, clock.clone()).with_alerts(alerts);
+        let checkpoint_interval = config.audit_checkpoint_interval;
         let tls = match &config.tls {
             Some(files) => Some((
                 crate::tls::load(files).await?,
@@ -97,6 +105,7 @@ impl Server {
             tokens,
             revocations: revocations.clone(),
             clock,
+            audit: audit.clone(),
         };
         Ok(Self {
             main,
@@ -106,6 +115,8 @@ impl Server {
             revocation_listener: listener.map(|listener| (listener, revocations)),
             store,
             limits,
+            audit,
+            checkpoint_interval,
         })
     }
 
@@ -131,6 +142,10 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        let checkpoints = tokio::spawn(
+            self.audit
+                .write_checkpoints(self.checkpoint_interval, stop_rx.clone()),
+        );
         if let Some((listener, public_url)) = self.redirect {
             tokio::spawn(serve_plain(
                 listener,
@@ -160,6 +175,8 @@ impl Server {
             }
             None => serve_plain(self.main, app, stop_rx, self.limits).await,
         };
+        // The last checkpoint is written before the pool closes.
+        let _ = checkpoints.await;
         self.store.close().await;
         result
     }

@@ -69,3 +69,32 @@ impl<B> OnResponse<B> for LogResponse {
         );
     }
 }
+
+/// A user-controlled string made safe for a log line: control characters (CR, LF, ESC, ...)
+/// and the Unicode line and paragraph separators become `\u{..}` escapes, so a username or
+/// User-Agent cannot end a line early, forge another one, or recolour a terminal.
+pub fn untrusted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::untrusted;
+
+    #[test]
+    fn control_characters_cannot_forge_log_lines() {
+        assert_eq!(
+            untrusted("a\r\n{\"level\":\"info\"}\u{1b}[31m\u{2028}b"),
+            "a\\u{d}\\u{a}{\"level\":\"info\"}\\u{1b}[31m\\u{2028}b"
+        );
+        assert_eq!(untrusted("Mozilla/5.0 (X11)"), "Mozilla/5.0 (X11)");
+    }
+}

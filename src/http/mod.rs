@@ -18,6 +18,7 @@ mod views;
 
 use std::sync::Arc;
 
+use crate::audit::AuditLog;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
@@ -36,4 +37,14 @@ pub struct AppState {
     pub revocations: Revocations,
     pub clock: Arc<dyn Clock>,
     pub rate_limiter: RateLimiter,
+    /// The tamper-evident audit trail: `state.audit.record(event).await?`.
+    pub audit: AuditLog,
+}
+
+impl From<crate::audit::AuditError> for error::Error {
+    /// An event that cannot be stored fails the request: an unrecorded security action is
+    /// worse than a refused one.
+    fn from(error: crate::audit::AuditError) -> Self {
+        error::Error::Internal(error.to_string())
+    }
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::AppState;
 use super::error::{Error, FieldErrors, Result};
 use super::extract::{AuthUser, ClientInfo, Json};
+use crate::audit::{AuditEvent, EventType, RequestContext};
 use crate::auth::password::PasswordHasher;
 use crate::clock::UnixMillis;
 use crate::defense::rate_limit::{Policy, route};
@@ -130,7 +131,7 @@ impl UserResponse {
 
 async fn register(
     State(state): State<AppState>,
-    client: ClientInfo,
+    context: RequestContext,
     Json(UserBody { user }): Json<UserBody<Registration>>,
 ) -> Result<impl IntoResponse> {
     let row = create_account(
@@ -141,7 +142,13 @@ async fn register(
         user,
     )
     .await?;
-    let tokens = start_session(&state, &row, &client).await?;
+    let (session, tokens) = start_session(&state, &row, &context.client).await?;
+    let event = AuditEvent::new(EventType::UserRegistered)
+        .actor(row.id)
+        .subject(row.id)
+        .session(session)
+        .from_request(&context);
+    state.audit.record(event).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(UserResponse::with_tokens(row, tokens)),
@@ -198,7 +205,7 @@ fn taken_or_internal(error: sqlx::Error) -> Error {
 
 async fn login(
     State(state): State<AppState>,
-    client: ClientInfo,
+    context: RequestContext,
     Json(UserBody { user }): Json<UserBody<Login>>,
 ) -> Result<axum::Json<UserResponse>> {
     let mut errors = FieldErrors::default();
@@ -217,7 +224,7 @@ async fn login(
         .rate_limiter
         .check_account(Policy::LoginAccount, &email)?;
     if !password_within_limits(&password) {
-        return Err(Error::Unauthorized);
+        return Err(login_failed(&state, &context, None, "password_out_of_limits").await);
     }
     let row = state
         .store
@@ -229,10 +236,42 @@ async fn login(
         .await?;
     let row = match row {
         Some(row) if matches && row.disabled_at.is_none() => row,
-        _ => return Err(Error::Unauthorized),
+        Some(row) => {
+            let reason = if matches {
+                "disabled"
+            } else {
+                "wrong_password"
+            };
+            return Err(login_failed(&state, &context, Some(row.id), reason).await);
+        }
+        None => return Err(login_failed(&state, &context, None, "unknown_account").await),
     };
-    let tokens = start_session(&state, &row, &client).await?;
+    let (session, tokens) = start_session(&state, &row, &context.client).await?;
+    let event = AuditEvent::new(EventType::LoginSucceeded)
+        .actor(row.id)
+        .subject(row.id)
+        .session(session)
+        .from_request(&context);
+    state.audit.record(event).await?;
     Ok(axum::Json(UserResponse::with_tokens(row, tokens)))
+}
+
+/// Records a failed login and returns the one answer every failure gets. The reason stays
+/// in the audit trail: telling the caller would confirm which accounts exist.
+async fn login_failed(
+    state: &AppState,
+    context: &RequestContext,
+    account: Option<i64>,
+    reason: &'static str,
+) -> Error {
+    let mut event = AuditEvent::new(EventType::LoginFailed)
+        .from_request(context)
+        .detail(serde_json::json!({ "reason": reason }));
+    event.subject = account;
+    match state.audit.record(event).await {
+        Ok(_) => Error::Unauthorized,
+        Err(error) => error.into(),
+    }
 }
 
 /// An access token, and the refresh token when one was just minted.
@@ -242,7 +281,12 @@ pub(super) struct Tokens {
 }
 
 /// Opens a new session (never adopts one the client offers) and issues its first tokens.
-async fn start_session(state: &AppState, user: &UserRow, client: &ClientInfo) -> Result<Tokens> {
+/// Returns the session id with them.
+async fn start_session(
+    state: &AppState,
+    user: &UserRow,
+    client: &ClientInfo,
+) -> Result<(String, Tokens)> {
     let session_id = uuid::Uuid::new_v4().simple().to_string();
     state
         .store
@@ -254,7 +298,8 @@ async fn start_session(state: &AppState, user: &UserRow, client: &ClientInfo) ->
             user_agent: client.user_agent.as_deref(),
         })
         .await?;
-    issue_tokens(state, user, &session_id).await
+    let tokens = issue_tokens(state, user, &session_id).await?;
+    Ok((session_id, tokens))
 }
 
 /// Mints a refresh token in the session's family (only its hash is stored) and signs an
@@ -309,6 +354,7 @@ async fn current_user(
 async fn update_user(
     State(state): State<AppState>,
     auth: AuthUser,
+    context: RequestContext,
     Json(UserBody { user }): Json<UserBody<UserUpdate>>,
 ) -> Result<axum::Json<UserResponse>> {
     let current = active_user(&state, &auth).await?;
@@ -352,13 +398,17 @@ async fn update_user(
         None => None,
     };
     errors.finish()?;
-    let password_changed = new_password.is_some();
     if let Some(password) = &new_password {
         check_current_password(&state, &current, user.current_password).await?;
         changes.password_hash = Some(state.hasher.hash(password.secret()).await?);
     }
     changes.username = username.map(|u| (u.as_str().to_owned(), u.key()));
     changes.email = email.map(|e| (e.as_str().to_owned(), e.key()));
+    let password_changed = changes.password_hash.is_some();
+    let email_changed = changes
+        .email
+        .as_ref()
+        .is_some_and(|(_, key)| *key != crate::domain::email_key(&current.email));
     let row = state
         .store
         .update_user(current.id, changes, state.clock.now())
@@ -367,6 +417,18 @@ async fn update_user(
         .ok_or(Error::Unauthorized)?;
     if password_changed {
         revoke_sessions(&state, row.id, Some(&auth.session_id)).await?;
+    }
+    let changed = [
+        (password_changed, EventType::PasswordChanged),
+        (email_changed, EventType::EmailChanged),
+    ];
+    for (_, kind) in changed.into_iter().filter(|(happened, _)| *happened) {
+        let event = AuditEvent::new(kind)
+            .actor(auth.user_id)
+            .subject(row.id)
+            .session(auth.session_id.clone())
+            .from_request(&context);
+        state.audit.record(event).await?;
     }
     Ok(axum::Json(UserResponse::new(row, auth.token)))
 }
@@ -395,6 +457,7 @@ async fn check_current_password(
 async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,
+    context: RequestContext,
     Json(body): Json<PasswordChange>,
 ) -> Result<StatusCode> {
     let current = active_user(&state, &auth).await?;
@@ -419,5 +482,11 @@ async fn change_password(
         .await?
         .ok_or(Error::Unauthorized)?;
     revoke_sessions(&state, current.id, Some(&auth.session_id)).await?;
+    let event = AuditEvent::new(EventType::PasswordChanged)
+        .actor(auth.user_id)
+        .subject(current.id)
+        .session(auth.session_id.clone())
+        .from_request(&context);
+    state.audit.record(event).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@
 //! queries built with `format!` only splice fixed fragments and placeholder numbers.
 
 mod admin;
+mod audit;
 mod content;
 mod sessions;
 mod users;
@@ -20,6 +21,7 @@ use sqlx::sqlite::{
 use crate::config::Config;
 
 pub use admin::AccountRow;
+pub use audit::{AuditRow, ChainHead};
 pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
 pub use sessions::{REVOCATION_CHANNEL, RefreshRow, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};

@@ -1,0 +1,312 @@
+//! Alert rules over the audit trail, and their delivery.
+//!
+//! Guards against attacks going unnoticed: password guessing (N failed logins for one account
+//! or one client address within a window), a stolen refresh token coming back, someone
+//! granted the admin role, a tampered audit chain. An alert is a WARN or ERROR log line
+//! (target `aerie::alert`) and, when `AERIE_ALERT_WEBHOOK` is set, a JSON POST to it. Posts
+//! go through a bounded queue to one background task that retries: a slow or dead receiver
+//! never blocks a request, and a flood drops alerts (with a log line) instead of memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::Severity;
+use crate::clock::UnixMillis;
+use crate::config::Config;
+use crate::store::AuditRow;
+
+/// Alerts waiting for the webhook; beyond this they are dropped (and logged as dropped).
+const QUEUE: usize = 256;
+/// Tries per alert, with doubling pauses between them.
+const ATTEMPTS: u32 = 4;
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Failure counters kept at most; beyond this the oldest windows are forgotten, so a spray
+/// from many addresses cannot grow memory without bound.
+const MAX_TRACKED: usize = 100_000;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Alert {
+    /// The rule that fired: `failed_logins_account`, `failed_logins_ip`, `refresh_reuse`,
+    /// `admin_role_granted`, `audit_verification_failed`.
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub time: String,
+    pub message: String,
+    /// The audit row that fired it, when one did.
+    pub seq: Option<i64>,
+    pub subject: Option<i64>,
+    pub client_ip: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Alerts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    threshold: usize,
+    window: i64,
+    failures: Mutex<HashMap<String, VecDeque<UnixMillis>>>,
+    webhook: Option<mpsc::Sender<Alert>>,
+}
+
+impl Alerts {
+    /// Builds the rules from the configuration and, with a webhook, starts its sender task
+    /// (so this must run inside the Tokio runtime).
+    pub fn from_config(config: &Config) -> Self {
+        let webhook = config.alert_webhook.clone().map(|url| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(deliver(url, rx));
+            tx
+        });
+        Self::new(
+            config.alert_failed_logins,
+            config.alert_failed_login_window,
+            webhook,
+        )
+    }
+
+    fn new(threshold: u32, window: Duration, webhook: Option<mpsc::Sender<Alert>>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                threshold: usize::try_from(threshold).unwrap_or(usize::MAX).max(1),
+                window: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+                failures: Mutex::new(HashMap::new()),
+                webhook,
+            }),
+        }
+    }
+
+    /// Runs the rules on a stored audit row.
+    pub fn observe(&self, row: &AuditRow) {
+        for alert in self.rules(row) {
+            self.raise(alert);
+        }
+    }
+
+    fn rules(&self, row: &AuditRow) -> Vec<Alert> {
+        let alert = |rule, severity, message: String| Alert {
+            rule,
+            severity,
+            time: crate::clock::rfc3339(row.at),
+            message,
+            seq: Some(row.seq),
+            subject: row.subject_id,
+            client_ip: row.client_ip.clone(),
+        };
+        match row.event_type.as_str() {
+            "login_failed" => {
+                let mut fired = Vec::new();
+                let n = self.inner.threshold;
+                if let Some(account) = row.subject_id
+                    && self.count_failure(format!("account:{account}"), row.at)
+                {
+                    fired.push(alert(
+                        "failed_logins_account",
+                        Severity::Warning,
+                        format!("{n} failed logins for account {account} within the window"),
+                    ));
+                }
+                if let Some(ip) = &row.client_ip
+                    && self.count_failure(format!("ip:{ip}"), row.at)
+                {
+                    fired.push(alert(
+                        "failed_logins_ip",
+                        Severity::Warning,
+                        format!("{n} failed logins from one client address within the window"),
+                    ));
+                }
+                fired
+            }
+            "refresh_reuse_detected" => vec![alert(
+                "refresh_reuse",
+                Severity::Critical,
+                "a rotated-out refresh token was presented again; its family is revoked".into(),
+            )],
+            "role_changed" if row.detail.contains("\"to\":\"admin\"") => vec![alert(
+                "admin_role_granted",
+                Severity::Warning,
+                "an account was granted the admin role".into(),
+            )],
+            "audit_verification_failed" => vec![alert(
+                "audit_verification_failed",
+                Severity::Critical,
+                "the audit chain failed verification".into(),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Counts one failure for `key` at `at`; true when the count reaches the threshold within
+    /// the window. The window then starts afresh, so a sustained attack alerts once per N
+    /// failures rather than on every one.
+    fn count_failure(&self, key: String, at: UnixMillis) -> bool {
+        let Ok(mut failures) = self.inner.failures.lock() else {
+            return false;
+        };
+        let since = at.saturating_sub(self.inner.window);
+        if failures.len() >= MAX_TRACKED && !failures.contains_key(&key) {
+            failures.retain(|_, times| times.back().is_some_and(|t| *t > since));
+            if failures.len() >= MAX_TRACKED {
+                failures.clear();
+            }
+        }
+        let times = failures.entry(key).or_default();
+        times.retain(|t| *t > since);
+        times.push_back(at);
+        if times.len() >= self.inner.threshold {
+            times.clear();
+            return true;
+        }
+        false
+    }
+
+    /// Logs the alert and queues it for the webhook without waiting.
+    pub fn raise(&self, alert: Alert) {
+        log_alert(&alert);
+        if let Some(queue) = &self.inner.webhook
+            && queue.try_send(alert).is_err()
+        {
+            tracing::error!(target: "aerie::alert", "alert webhook queue full or closed: alert dropped");
+        }
+    }
+}
+
+fn log_alert(alert: &Alert) {
+    match alert.severity {
+        Severity::Critical => tracing::error!(
+            target: "aerie::alert", rule = alert.rule, seq = alert.seq, subject = alert.subject,
+            client_ip = alert.client_ip.as_deref(), "ALERT: {}", alert.message
+        ),
+        _ => tracing::warn!(
+            target: "aerie::alert", rule = alert.rule, seq = alert.seq, subject = alert.subject,
+            client_ip = alert.client_ip.as_deref(), "ALERT: {}", alert.message
+        ),
+    }
+}
+
+/// The webhook sender: one alert at a time, each retried with doubling pauses.
+async fn deliver(url: String, mut queue: mpsc::Receiver<Alert>) {
+    let client = match reqwest::Client::builder()
+        .timeout(POST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "alert webhook: cannot build an HTTP client; alerts only logged");
+            return;
+        }
+    };
+    while let Some(alert) = queue.recv().await {
+        post_with_retries(&client, &url, &alert).await;
+    }
+}
+
+/// POSTs one alert, retrying on failure; true once the receiver answered 2xx.
+pub async fn post_with_retries(client: &reqwest::Client, url: &str, alert: &Alert) -> bool {
+    let mut pause = FIRST_RETRY;
+    for attempt in 1..=ATTEMPTS {
+        match client.post(url).json(alert).send().await {
+            Ok(response) if response.status().is_success() => return true,
+            Ok(response) => {
+                tracing::warn!(
+                    status = response.status().as_u16(),
+                    attempt,
+                    "alert webhook refused an alert"
+                );
+            }
+            Err(error) => tracing::warn!(%error, attempt, "alert webhook unreachable"),
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+    }
+    tracing::error!(
+        rule = alert.rule,
+        "alert webhook: gave up after {ATTEMPTS} attempts"
+    );
+    false
+}
+
+/// Sends one alert to `url` right away (for commands that exit soon after).
+pub async fn send_now(url: &str, alert: &Alert) -> bool {
+    match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
+        Ok(client) => post_with_retries(&client, url, alert).await,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_login(seq: i64, at: UnixMillis, subject: Option<i64>, ip: &str) -> AuditRow {
+        AuditRow {
+            seq,
+            at,
+            event_type: "login_failed".into(),
+            severity: "warning".into(),
+            actor_id: None,
+            subject_id: subject,
+            session_id: None,
+            client_ip: Some(ip.into()),
+            user_agent: None,
+            request_id: None,
+            detail: "{}".into(),
+            prev_mac: String::new(),
+            mac: String::new(),
+        }
+    }
+
+    fn rules_fired(alerts: &Alerts, row: &AuditRow) -> Vec<&'static str> {
+        alerts.rules(row).into_iter().map(|a| a.rule).collect()
+    }
+
+    #[test]
+    fn failed_logins_alert_once_per_threshold_within_the_window() {
+        let alerts = Alerts::new(3, Duration::from_secs(60), None);
+        let t = 1_000_000;
+        assert!(rules_fired(&alerts, &failed_login(1, t, Some(7), "10.0.0.1")).is_empty());
+        assert!(rules_fired(&alerts, &failed_login(2, t + 1, Some(7), "10.0.0.2")).is_empty());
+        assert_eq!(
+            rules_fired(&alerts, &failed_login(3, t + 2, Some(7), "10.0.0.3")),
+            ["failed_logins_account"]
+        );
+        // The count starts afresh after an alert.
+        assert!(rules_fired(&alerts, &failed_login(4, t + 3, Some(7), "10.0.0.4")).is_empty());
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_count() {
+        let alerts = Alerts::new(3, Duration::from_secs(60), None);
+        let t = 1_000_000;
+        for (i, at) in [t, t + 1, t + 61_000, t + 61_001].into_iter().enumerate() {
+            let seq = i64::try_from(i).unwrap_or_default();
+            assert!(rules_fired(&alerts, &failed_login(seq, at, None, "10.0.0.9")).is_empty());
+        }
+        assert_eq!(
+            rules_fired(&alerts, &failed_login(9, t + 61_002, None, "10.0.0.9")),
+            ["failed_logins_ip"]
+        );
+    }
+
+    #[test]
+    fn admin_grants_and_refresh_reuse_always_alert() {
+        let alerts = Alerts::new(3, Duration::from_secs(60), None);
+        let mut row = failed_login(1, 0, Some(1), "10.0.0.1");
+        row.event_type = "role_changed".into();
+        row.detail = r#"{"from":"user","to":"admin"}"#.into();
+        assert_eq!(rules_fired(&alerts, &row), ["admin_role_granted"]);
+        row.detail = r#"{"from":"admin","to":"user"}"#.into();
+        assert!(rules_fired(&alerts, &row).is_empty());
+        row.event_type = "refresh_reuse_detected".into();
+        assert_eq!(rules_fired(&alerts, &row), ["refresh_reuse"]);
+    }
+}

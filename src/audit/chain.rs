@@ -1,0 +1,281 @@
+//! Sealing and verifying the hash chain. Each row's MAC is an HMAC-SHA256 over a canonical
+//! encoding of all its fields, its own sequence number and the previous row's MAC included.
+//! So editing a row breaks its MAC; deleting, inserting or reordering rows breaks the
+//! sequence or the link to the previous MAC; cutting off the tail is caught by comparing
+//! with the chain head and with checkpoints that went to the log.
+
+use hmac::Mac;
+
+use super::event::AuditEvent;
+use super::key::AuditKey;
+use crate::clock::UnixMillis;
+use crate::store::{AuditRow, ChainHead, Store};
+
+/// Bumped if the canonical encoding ever changes, so old and new rows cannot be confused.
+const FORMAT: &str = "aerie-audit-v1";
+
+/// The bytes the MAC covers: a JSON array of every field but the MAC, in a fixed order.
+/// Serializing an array of scalars and strings is deterministic, and the detail is sealed as
+/// the exact text stored, never re-serialized.
+fn canonical(row: &AuditRow) -> Vec<u8> {
+    serde_json::json!([
+        FORMAT,
+        row.seq,
+        row.at,
+        row.event_type,
+        row.severity,
+        row.actor_id,
+        row.subject_id,
+        row.session_id,
+        row.client_ip,
+        row.user_agent,
+        row.request_id,
+        row.detail,
+        row.prev_mac,
+    ])
+    .to_string()
+    .into_bytes()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The row that follows `head`, sealed.
+pub fn seal(key: &AuditKey, head: &ChainHead, at: UnixMillis, event: &AuditEvent) -> AuditRow {
+    let mut row = AuditRow {
+        seq: head.seq + 1,
+        at,
+        event_type: event.kind.as_str().to_owned(),
+        severity: event.kind.severity().as_str().to_owned(),
+        actor_id: event.actor,
+        subject_id: event.subject,
+        session_id: event.session.clone(),
+        client_ip: event.client_ip.clone(),
+        user_agent: event.user_agent.clone(),
+        request_id: event.request_id.clone(),
+        detail: event.detail_text(),
+        prev_mac: head.mac.clone(),
+        mac: String::new(),
+    };
+    let mut mac = key.mac();
+    mac.update(&canonical(&row));
+    row.mac = hex(&mac.finalize().into_bytes());
+    row
+}
+
+/// Whether `row.mac` is the MAC of its content (compared in constant time).
+fn mac_matches(key: &AuditKey, row: &AuditRow) -> bool {
+    let Some(claimed) = unhex(&row.mac) else {
+        return false;
+    };
+    let mut mac = key.mac();
+    mac.update(&canonical(row));
+    mac.verify_slice(&claimed).is_ok()
+}
+
+/// Why the chain is broken at a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Break {
+    /// The row with this number is missing (deleted), or another number stands in its place
+    /// (inserted or renumbered).
+    Missing { found: Option<i64> },
+    /// The row does not point at its predecessor's MAC (a row before it was removed or
+    /// replaced, or rows were swapped).
+    Unlinked,
+    /// The row's content does not match its MAC (edited, or forged without the key).
+    Altered,
+    /// The chain ends before the head or a checkpoint says it should (tail cut off).
+    Truncated { expected_at_least: i64 },
+    /// The row a checkpoint names carries a different MAC (rewritten since).
+    CheckpointMismatch,
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Break::Missing { found: Some(seq) } => {
+                write!(f, "row missing (found seq {seq} in its place)")
+            }
+            Break::Missing { found: None } => write!(f, "row missing"),
+            Break::Unlinked => write!(f, "does not link to the previous row's MAC"),
+            Break::Altered => write!(f, "content does not match its MAC"),
+            Break::Truncated { expected_at_least } => {
+                write!(
+                    f,
+                    "chain ends early: expected rows up to seq {expected_at_least}"
+                )
+            }
+            Break::CheckpointMismatch => write!(f, "MAC differs from the checkpoint"),
+        }
+    }
+}
+
+/// A known-good point of the chain, from a checkpoint log line: `SEQ:MAC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub mac: String,
+}
+
+impl std::str::FromStr for Checkpoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (seq, mac) = text
+            .split_once(':')
+            .ok_or_else(|| "expected SEQ:MAC".to_owned())?;
+        let seq = seq
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| format!("'{seq}' is not a positive sequence number"))?;
+        if mac.len() != 64 || unhex(mac).is_none() {
+            return Err("the MAC must be 64 hex digits".into());
+        }
+        Ok(Self {
+            seq,
+            mac: mac.to_ascii_lowercase(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Rows checked and found intact, in order, before any break.
+    pub intact_rows: i64,
+    /// The last intact row (`0` and `""` for an empty chain).
+    pub last: ChainHead,
+    /// The first broken sequence number and why, if any.
+    pub broken: Option<(i64, Break)>,
+}
+
+const PAGE: i64 = 1000;
+
+/// Walks the whole chain in order, a page at a time, and stops at the first broken row.
+/// Then checks the tail against the chain head and `checkpoint`, if given.
+pub async fn verify(
+    store: &Store,
+    key: &AuditKey,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Verification, sqlx::Error> {
+    let mut last = ChainHead {
+        seq: 0,
+        mac: String::new(),
+    };
+    let mut checkpoint_seen = false;
+    loop {
+        let rows = store.audit_rows_after(last.seq, PAGE).await?;
+        let page_len = rows.len();
+        for row in rows {
+            let expected = last.seq + 1;
+            let broken = if row.seq != expected {
+                Some(Break::Missing {
+                    found: Some(row.seq),
+                })
+            } else if !mac_matches(key, &row) {
+                Some(Break::Altered)
+            } else if row.prev_mac != last.mac {
+                Some(Break::Unlinked)
+            } else if checkpoint.is_some_and(|c| c.seq == row.seq && c.mac != row.mac) {
+                Some(Break::CheckpointMismatch)
+            } else {
+                None
+            };
+            if let Some(why) = broken {
+                return Ok(Verification {
+                    intact_rows: last.seq,
+                    last,
+                    broken: Some((expected, why)),
+                });
+            }
+            checkpoint_seen |= checkpoint.is_some_and(|c| c.seq == row.seq);
+            last = ChainHead {
+                seq: row.seq,
+                mac: row.mac,
+            };
+        }
+        if usize::try_from(PAGE).is_ok_and(|page| page_len < page) {
+            break;
+        }
+    }
+    let head = store.audit_chain_head().await?;
+    let mut expected_at_least = head.seq;
+    if let Some(c) = checkpoint.filter(|_| !checkpoint_seen) {
+        expected_at_least = expected_at_least.max(c.seq);
+    }
+    let broken = if expected_at_least > last.seq {
+        Some((last.seq + 1, Break::Truncated { expected_at_least }))
+    } else if head.seq == last.seq && head.mac != last.mac {
+        // The head names the last row but with another MAC: the tail was rewritten.
+        Some((last.seq, Break::Altered))
+    } else {
+        None
+    };
+    Ok(Verification {
+        intact_rows: last.seq,
+        last,
+        broken,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::EventType;
+
+    #[test]
+    fn any_change_to_a_sealed_field_breaks_its_mac() {
+        let key = AuditKey::from_bytes([7; 32]);
+        let head = ChainHead {
+            seq: 4,
+            mac: "ab".repeat(32),
+        };
+        let row = seal(
+            &key,
+            &head,
+            1_000,
+            &AuditEvent::new(EventType::LoginFailed).subject(3),
+        );
+        assert_eq!(row.seq, 5);
+        assert!(mac_matches(&key, &row));
+        let edits: [fn(&mut AuditRow); 5] = [
+            |r| r.seq += 1,
+            |r| r.at += 1,
+            |r| r.subject_id = Some(4),
+            |r| r.detail = "{\"reason\":\"x\"}".into(),
+            |r| r.prev_mac = "cd".repeat(32),
+        ];
+        for edit in edits {
+            let mut edited = row.clone();
+            edit(&mut edited);
+            assert!(!mac_matches(&key, &edited), "{edited:?}");
+        }
+        assert!(!mac_matches(&AuditKey::from_bytes([8; 32]), &row));
+    }
+
+    #[test]
+    fn checkpoints_parse_only_as_seq_colon_mac() {
+        let mac = "0f".repeat(32);
+        assert_eq!(
+            format!("12:{mac}").parse::<Checkpoint>(),
+            Ok(Checkpoint {
+                seq: 12,
+                mac: mac.clone()
+            })
+        );
+        for bad in ["12", "0:aa", &format!("x:{mac}"), "3:zz"] {
+            assert!(bad.parse::<Checkpoint>().is_err(), "{bad}");
+        }
+    }
+}

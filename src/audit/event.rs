@@ -1,0 +1,220 @@
+//! The security event catalogue: every kind of event the audit trail knows, with its
+//! severity. One list, so an operator's SIEM rules and docs/operations.md can name them all,
+//! and a new kind of event is a deliberate change here rather than a free-form string.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::RequestContext;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Declares the catalogue once: variant, stored name, severity.
+macro_rules! catalogue {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal, $severity:ident;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum EventType {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl EventType {
+            /// Every event type, in catalogue order.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant,)*];
+
+            /// The stable name stored in the audit table and shown in logs and exports.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name,)*
+                }
+            }
+
+            pub fn severity(self) -> Severity {
+                match self {
+                    $(EventType::$variant => Severity::$severity,)*
+                }
+            }
+        }
+    };
+}
+
+catalogue! {
+    /// Correct credentials; a session was opened.
+    LoginSucceeded => "login_succeeded", Info;
+    /// Wrong credentials; the reason (unknown account, wrong password, disabled) stays in
+    /// the detail, never in the response.
+    LoginFailed => "login_failed", Warning;
+    /// A new account was created.
+    UserRegistered => "user_registered", Info;
+    /// The caller ended their own session.
+    Logout => "logout", Info;
+    /// A session was revoked (detail says by whom: the user, an admin, a reuse detection).
+    SessionRevoked => "session_revoked", Info;
+    /// A refresh token was exchanged for a new one.
+    RefreshRotated => "refresh_rotated", Info;
+    /// A rotated-out refresh token came back: likely stolen; the family is revoked.
+    RefreshReuseDetected => "refresh_reuse_detected", Critical;
+    PasswordChanged => "password_changed", Warning;
+    EmailChanged => "email_changed", Warning;
+    MfaEnabled => "mfa_enabled", Info;
+    MfaDisabled => "mfa_disabled", Warning;
+    MfaRecoveryCodeUsed => "mfa_recovery_code_used", Warning;
+    /// An account's role changed (detail: from, to).
+    RoleChanged => "role_changed", Warning;
+    UserDisabled => "user_disabled", Warning;
+    UserEnabled => "user_enabled", Info;
+    /// Too many failures: an account was locked.
+    AccountLocked => "account_locked", Warning;
+    /// Too many failures: a client address was blocked.
+    IpBlocked => "ip_blocked", Warning;
+    /// A rate limit refused requests (sampled, not one event per refused request).
+    RateLimitTripped => "rate_limit_tripped", Info;
+    /// An administrator read another user's data.
+    AdminReadUserData => "admin_read_user_data", Info;
+    /// A signing or encryption key was rotated.
+    KeyRotated => "key_rotated", Warning;
+    BackupCreated => "backup_created", Info;
+    BackupRestored => "backup_restored", Critical;
+    /// The server started with a setting that is unsafe or unusual.
+    ConfigWarning => "config_warning", Warning;
+    /// `aerie audit verify` found the chain broken.
+    AuditVerificationFailed => "audit_verification_failed", Critical;
+}
+
+/// The largest detail kept; a larger one is replaced by a marker, so a bug or hostile input
+/// cannot bloat every row.
+const MAX_DETAIL_BYTES: usize = 2048;
+
+/// One security event, before it is sealed. Build it with [`AuditEvent::new`] and the
+/// setters, then hand it to [`super::AuditLog::record`].
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub kind: EventType,
+    /// Who did it (a user id); `None` for anonymous callers and the system.
+    pub actor: Option<i64>,
+    /// Whom it concerns (a user id), when not the actor.
+    pub subject: Option<i64>,
+    pub session: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Value,
+}
+
+impl AuditEvent {
+    pub fn new(kind: EventType) -> Self {
+        Self {
+            kind,
+            actor: None,
+            subject: None,
+            session: None,
+            client_ip: None,
+            user_agent: None,
+            request_id: None,
+            detail: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn actor(mut self, user_id: i64) -> Self {
+        self.actor = Some(user_id);
+        self
+    }
+
+    pub fn subject(mut self, user_id: i64) -> Self {
+        self.subject = Some(user_id);
+        self
+    }
+
+    pub fn session(mut self, session_id: impl Into<String>) -> Self {
+        self.session = Some(session_id.into());
+        self
+    }
+
+    /// Where the request came from: client IP, user agent and request id.
+    pub fn from_request(mut self, context: &RequestContext) -> Self {
+        self.client_ip.clone_from(&context.client.ip);
+        self.user_agent.clone_from(&context.client.user_agent);
+        self.request_id.clone_from(&context.request_id);
+        self
+    }
+
+    pub fn detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    /// The detail as stored: compact JSON, bounded in size.
+    pub(crate) fn detail_text(&self) -> String {
+        let text = self.detail.to_string();
+        if text.len() <= MAX_DETAIL_BYTES {
+            text
+        } else {
+            serde_json::json!({ "truncated": true, "bytes": text.len() }).to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_are_unique_snake_case() {
+        let mut names: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
+        for name in &names {
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+        }
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "duplicate event names");
+    }
+
+    #[test]
+    fn serde_names_match_stored_names() {
+        for kind in EventType::ALL {
+            assert_eq!(
+                serde_json::to_value(kind).ok(),
+                Some(Value::String(kind.as_str().into()))
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_details_are_replaced_by_a_marker() {
+        let event = AuditEvent::new(EventType::ConfigWarning)
+            .detail(serde_json::json!({ "x": "y".repeat(10_000) }));
+        assert!(event.detail_text().contains("truncated"));
+    }
+
+    #[test]
+    fn operations_doc_lists_every_event_type() {
+        let doc = include_str!("../../docs/operations.md");
+        for kind in EventType::ALL {
+            assert!(
+                doc.contains(&format!("`{}`", kind.as_str())),
+                "docs/operations.md does not list {}",
+                kind.as_str()
+            );
+        }
+    }
+}

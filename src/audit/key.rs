@@ -1,0 +1,74 @@
+//! The audit chain's HMAC key: 32 random bytes in a file of its own (mode 0600), never in the
+//! database, so someone who can write the database still cannot forge a valid chain.
+
+use std::fmt;
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::auth::tokens::write_private_file;
+
+pub type HmacSha256 = Hmac<Sha256>;
+
+const KEY_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+#[error("AERIE_AUDIT_KEY_FILE {path}: {problem}")]
+pub struct KeyError {
+    path: String,
+    problem: String,
+}
+
+#[derive(Clone)]
+pub struct AuditKey([u8; KEY_BYTES]);
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+impl AuditKey {
+    /// Reads the key; when `generate` (development) and the file is missing, writes a new one.
+    /// A key readable by group or others is refused: it may already have leaked.
+    pub fn load_or_generate(path: &Path, generate: bool) -> Result<Self, KeyError> {
+        let problem = |problem: String| KeyError {
+            path: path.display().to_string(),
+            problem,
+        };
+        if generate && !path.exists() {
+            let key: [u8; KEY_BYTES] = rand::random();
+            write_private_file(path, &key).map_err(|e| problem(e.to_string()))?;
+        }
+        let metadata = std::fs::metadata(path).map_err(|e| problem(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if metadata.permissions().mode() & 0o077 != 0 {
+                return Err(problem(
+                    "readable by group or others; run `chmod 600` on it".into(),
+                ));
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = metadata;
+        let bytes = std::fs::read(path).map_err(|e| problem(e.to_string()))?;
+        let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| {
+            problem(format!(
+                "must hold exactly {KEY_BYTES} random bytes (create it with `head -c 32 /dev/urandom`)"
+            ))
+        })?;
+        Ok(Self(key))
+    }
+
+    #[cfg(test)]
+    pub fn from_bytes(bytes: [u8; KEY_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    pub(crate) fn mac(&self) -> HmacSha256 {
+        // HMAC accepts keys of any length; 32 bytes can never be refused.
+        <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length")
+    }
+}

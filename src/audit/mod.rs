@@ -1,0 +1,190 @@
+//! The audit trail: who did what, when, from where, kept so that tampering shows.
+//!
+//! Guards against an intruder (or an insider) covering their tracks: every security event is
+//! appended to an append-only table, each row sealed by an HMAC-SHA256 over its content and
+//! the previous row's MAC ([`chain`]), with the key outside the database ([`key`]). Appends are
+//! serialized (a mutex here, a row lock on the chain head in the database), so the chain never
+//! forks. Events are written before the response is sent: an action whose event could not be
+//! stored fails rather than going unrecorded. Checkpoints (latest sequence number and MAC)
+//! go to the structured log, off the database, so cutting off the tail shows too.
+//!
+//! Emitting an event is one line:
+//! `state.audit.record(AuditEvent::new(EventType::Logout).actor(id).from_request(&ctx)).await?`
+
+pub mod alerts;
+pub mod chain;
+pub mod event;
+pub mod key;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use tokio::sync::{Mutex, watch};
+
+pub use chain::{Break, Checkpoint, Verification, verify};
+pub use event::{AuditEvent, EventType, Severity};
+pub use key::AuditKey;
+
+use crate::clock::Clock;
+use crate::http::extract::ClientInfo;
+use crate::store::{AuditRow, Store};
+use crate::telemetry::untrusted;
+
+/// Where a request came from, as an audit event records it.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub client: ClientInfo,
+    /// The `X-Request-Id` (the client's when well formed, otherwise generated).
+    pub request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let client = ClientInfo::from_request_parts(parts, state).await?;
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self { client, request_id })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("audit trail: {0}")]
+pub struct AuditError(#[from] sqlx::Error);
+
+/// The audit trail's writer. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Store,
+    key: Arc<AuditKey>,
+    clock: Arc<dyn Clock>,
+    /// One appender at a time in this process; the database lock covers other processes.
+    append: Arc<Mutex<()>>,
+    alerts: Option<alerts::Alerts>,
+}
+
+impl AuditLog {
+    pub fn new(store: Store, key: AuditKey, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            key: Arc::new(key),
+            clock,
+            append: Arc::new(Mutex::new(())),
+            alerts: None,
+        }
+    }
+
+    /// Runs the alert rules on every recorded event.
+    pub fn with_alerts(mut self, alerts: alerts::Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
+    /// Seals and stores `event`, and writes it to the log at its severity. Returns once the
+    /// row is committed.
+    pub async fn record(&self, event: AuditEvent) -> Result<AuditRow, AuditError> {
+        let row = {
+            let _turn = self.append.lock().await;
+            let at = self.clock.now();
+            self.store
+                .append_audit(|head| chain::seal(&self.key, head, at, &event))
+                .await?
+        };
+        log_event(&row);
+        if let Some(alerts) = &self.alerts {
+            alerts.observe(&row);
+        }
+        Ok(row)
+    }
+
+    pub fn key(&self) -> &AuditKey {
+        &self.key
+    }
+
+    /// Writes the chain head to the log every `interval` when it moved, and once more when
+    /// `stop` turns true. An intruder who cuts rows off the tail and rewinds the head is then
+    /// contradicted by a log line already shipped elsewhere
+    /// (`aerie audit verify --expect-at-least SEQ:MAC`).
+    pub async fn write_checkpoints(self, interval: Duration, mut stop: watch::Receiver<bool>) {
+        let mut logged = -1;
+        loop {
+            let stopping = tokio::select! {
+                () = tokio::time::sleep(interval) => false,
+                _ = stop.wait_for(|stop| *stop) => true,
+            };
+            match self.store.audit_chain_head().await {
+                Ok(head) if head.seq != logged => {
+                    tracing::info!(
+                        target: "aerie::audit::checkpoint",
+                        seq = head.seq,
+                        mac = %head.mac,
+                        checkpoint = %format!("{}:{}", head.seq, head.mac),
+                        "audit checkpoint"
+                    );
+                    logged = head.seq;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "audit checkpoint: cannot read the chain head")
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+}
+
+/// One exported event: the stored row with a readable time and the detail as JSON.
+pub fn export_line(row: &AuditRow) -> serde_json::Value {
+    let detail = serde_json::from_str(&row.detail)
+        .unwrap_or_else(|_| serde_json::Value::String(row.detail.clone()));
+    serde_json::json!({
+        "seq": row.seq,
+        "time": crate::clock::rfc3339(row.at),
+        "type": row.event_type,
+        "severity": row.severity,
+        "actor": row.actor_id,
+        "subject": row.subject_id,
+        "session": row.session_id,
+        "client_ip": row.client_ip,
+        "user_agent": row.user_agent,
+        "request_id": row.request_id,
+        "detail": detail,
+        "prev_mac": row.prev_mac,
+        "mac": row.mac,
+    })
+}
+
+/// One log line per event, at its severity. Identifiers only: no email, no username, no
+/// secret; the user agent is escaped so it cannot forge log lines.
+fn log_event(row: &AuditRow) {
+    let user_agent = row.user_agent.as_deref().map(untrusted);
+    macro_rules! emit {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "aerie::audit",
+                seq = row.seq,
+                event = %row.event_type,
+                severity = %row.severity,
+                actor = row.actor_id,
+                subject = row.subject_id,
+                client_ip = row.client_ip.as_deref(),
+                user_agent = user_agent.as_deref(),
+                request_id = row.request_id.as_deref(),
+                "audit event"
+            )
+        };
+    }
+    match row.severity.as_str() {
+        "critical" => emit!(error),
+        "warning" => emit!(warn),
+        _ => emit!(info),
+    }
+}
