@@ -287,3 +287,20 @@ engine_test! {
         assert_eq!(login(&app, "alice@example.com", PASSWORD).await.status, StatusCode::OK);
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_database_holding_password_hashes_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = common::TestApp::spawn(common::Engine::Sqlite).await;
+    app.register("private").await;
+    let mode = std::fs::metadata(app.data_dir.path().join("aerie.db"))
+        .expect("database file")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "database file mode {mode:o} lets others read password hashes"
+    );
+}

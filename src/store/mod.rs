@@ -90,6 +90,7 @@ impl Store {
             {
                 std::fs::create_dir_all(folder).map_err(ConnectError::Folder)?;
             }
+            create_private_file(options.get_filename()).map_err(ConnectError::Folder)?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(config.database_max_connections)
                 .acquire_timeout(Duration::from_secs(5))
@@ -127,6 +128,22 @@ impl Store {
 /// both engines without asking the database.
 pub(crate) fn matchable(key: &str) -> bool {
     !key.contains('\0')
+}
+
+/// Creates the SQLite file readable only by its owner (it holds password hashes), when it
+/// does not exist yet; SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// True when `error` is a violation of the unique index on `table.column`. PostgreSQL names
