@@ -100,18 +100,8 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
 ];
 
 async fn login(app: &TestApp, name: &str) -> String {
-    let reply = app
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": format!("{name}@example.com"), "password": PASSWORD}}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "login {name}: {}", reply.body);
-    reply.body["user"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    let user = app.login_user(name).await;
+    user["token"].as_str().expect("token").to_owned()
 }
 
 /// Sets a role directly in the database, as `aerie user set-role` does.

@@ -230,19 +230,8 @@ impl TestApp {
 
     /// Registers `name` (email `name@example.com`) and returns the access token.
     pub async fn register(&self, name: &str) -> String {
-        let reply = self
-            .post("/api/users", None, json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}}))
-            .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::CREATED,
-            "register {name}: {}",
-            reply.body
-        );
-        reply.body["user"]["token"]
-            .as_str()
-            .expect("token")
-            .to_owned()
+        let user = self.register_user(name).await;
+        user["token"].as_str().expect("token").to_owned()
     }
 
     /// Registers `name` and returns the whole User object (with `token` and `refreshToken`).
