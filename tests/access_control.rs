@@ -3,9 +3,7 @@
 
 mod common;
 
-use aerie::config::Config;
 use aerie::http::access::ROUTES;
-use aerie::store::Store;
 use common::{PASSWORD, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -64,6 +62,7 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
     ),
     ("GET", "/api/tags", [200, 200, 200, 200, 200]),
     ("GET", "/api/admin/users", [401, 403, 403, 403, 200]),
+    ("GET", "/api/admin/audit", [401, 403, 403, 403, 200]),
     (
         "PUT",
         "/api/admin/users/{username}/role",
@@ -104,27 +103,13 @@ async fn login(app: &TestApp, name: &str) -> String {
     user["token"].as_str().expect("token").to_owned()
 }
 
-/// Sets a role directly in the database, as `aerie user set-role` does.
-async fn set_role(app: &TestApp, name: &str, role: &str) {
-    let config =
-        Config::from_vars([("AERIE_DATABASE_URL", app.database_url.as_str())]).expect("config");
-    let store = Store::connect(&config).await.expect("store");
-    let user = store
-        .user_by_username_key(name)
-        .await
-        .expect("query")
-        .expect("user exists");
-    store.set_role(user.id, role, 0).await.expect("set role");
-    store.close().await;
-}
-
 /// Registers the matrix's users; returns each actor's token (None for anonymous).
 async fn actors(app: &TestApp) -> Vec<Option<String>> {
     for name in ["owner", "other", "editor", "admin", "target"] {
         app.register(name).await;
     }
-    set_role(app, "editor", "editor").await;
-    set_role(app, "admin", "admin").await;
+    app.set_role("editor", "editor").await;
+    app.set_role("admin", "admin").await;
     let mut tokens = vec![None];
     for name in &ACTORS[1..] {
         tokens.push(Some(login(app, name).await));
