@@ -3,7 +3,8 @@
 
 mod common;
 
-use aerie::http::access::ROUTES;
+use aerie::domain::Role;
+use aerie::http::access::{Access, ROUTES};
 use common::{PASSWORD, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -97,6 +98,38 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
     ("GET", "/healthz", [200, 200, 200, 200, 200]),
     ("GET", "/readyz", [200, 200, 200, 200, 200]),
 ];
+
+/// The table in `src/http/access.rs` must agree with the matrix above, which is written
+/// independently of it. Handlers guard themselves too (see `app::tests`), so a weakened table
+/// row would not show in the statuses alone: this catches it.
+#[test]
+fn the_access_table_agrees_with_the_matrix() {
+    for rule in ROUTES {
+        let what = format!("{} {}", rule.method, rule.path);
+        let (_, _, [anonymous, owner, other, editor, _]) = MATRIX
+            .iter()
+            .find(|(m, p, _)| *m == rule.method.as_str() && *p == rule.path)
+            .unwrap_or_else(|| panic!("{what} has no row in the access matrix"));
+        match rule.access {
+            // Anonymous callers are answered like signed-in ones.
+            Access::Public => assert_eq!(anonymous, owner, "{what} is public in the table"),
+            Access::Authenticated => {
+                assert_eq!(*anonymous, 401, "{what}");
+                assert_ne!(*owner, 403, "{what}: the table lets any signed-in user in");
+            }
+            Access::Permission(permission) => {
+                assert_eq!(*anonymous, 401, "{what}");
+                for (role, status) in [
+                    (Role::User, owner),
+                    (Role::User, other),
+                    (Role::Editor, editor),
+                ] {
+                    assert_eq!(*status == 403, !role.can(permission), "{what} for {role:?}");
+                }
+            }
+        }
+    }
+}
 
 async fn login(app: &TestApp, name: &str) -> String {
     let user = app.login_user(name).await;
