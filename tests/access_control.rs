@@ -1,6 +1,14 @@
 //! Access control: the route × actor matrix generated from one table, the admin API, path
 //! tricks against admin routes, and the first administrator coming only from the CLI.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use aerie::domain::Role;

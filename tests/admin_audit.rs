@@ -1,6 +1,14 @@
 //! `GET /api/admin/audit`: administrators' actions land on the audit trail, and the trail can
 //! be queried by actor, subject, type, severity and time, a page at a time.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use common::TestApp;
