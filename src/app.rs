@@ -1,8 +1,9 @@
 //! The application: every route, and the layer stack each request passes through.
 //!
-//! Layers, outermost first: sensitive headers hidden from logs; security headers (so every
-//! response has them, whoever produced it); request id (a malformed client id is replaced);
-//! client IP (from trusted proxies only); tracing; CORS; error bodies normalized; panics
+//! Layers, outermost first: metrics (every response counted by route template and status,
+//! and fed to the repeated-5xx alert); sensitive headers hidden from logs; security headers
+//! (so every response has them, whoever produced it); request id (a malformed client id is
+//! replaced); client IP (from trusted proxies only); tracing; CORS; error bodies normalized; panics
 //! caught and answered 500; the global per-IP rate limit; a request timeout; the body size
 //! limit. Tighter rate-limit policies sit on the routes that need them. the access table ([`crate::http::access`]), innermost on
 //! the routes, so no handler runs before its route's rule is checked. Each resource module declares its routes;
@@ -29,7 +30,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let access = middleware::from_fn_with_state(state.clone(), crate::http::access::enforce);
-    with_layers(api_routes().route_layer(access), state)
+    let routes = api_routes().merge(crate::http::metrics::router(&state.config));
+    with_layers(routes.route_layer(access), state)
 }
 
 fn api_routes() -> Router<AppState> {
@@ -58,9 +60,18 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let cors =
         crate::defense::cors::layer(&state.config.cors_origins, !state.config.is_production());
     let trusted_proxies: Arc<[ipnet::IpNet]> = state.config.trusted_proxies.clone().into();
+    let observer = crate::metrics::RequestObserver {
+        metrics: state.metrics.clone(),
+        alerts: state.audit.alerts().cloned(),
+        clock: state.clock.clone(),
+    };
     routes
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(
+                    observer,
+                    crate::metrics::observe_requests,
+                ))
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
@@ -164,6 +175,8 @@ mod tests {
             ),
             config: Arc::new(config),
             clock,
+            metrics: crate::metrics::Metrics::new(),
+            shutting_down: Default::default(),
         }
     }
 
@@ -216,7 +229,8 @@ mod tests {
         };
         for rule in ROUTES {
             let needs = match rule.access {
-                Access::Public => continue,
+                // The metrics route is served beside the API, not in it (see `router`).
+                Access::Public | Access::MetricsToken => continue,
                 Access::Authenticated => None,
                 Access::Permission(permission) => Some(permission),
             };

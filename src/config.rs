@@ -88,6 +88,18 @@ pub struct Config {
     /// alert.
     pub alert_failed_logins: u32,
     pub alert_failed_login_window: Duration,
+    /// Responses with status ≥ 500 within the window that raise one alert.
+    pub alert_5xx_threshold: u32,
+    pub alert_5xx_window: Duration,
+    /// The bearer token that `GET /metrics` on the main listener requires; without one, the
+    /// route does not exist.
+    pub metrics_token: Option<SecretString>,
+    /// A separate listener (loopback or an internal interface) that serves only `/metrics`,
+    /// without a token.
+    pub metrics_listen: Option<SocketAddr>,
+    /// After SIGTERM/Ctrl-C, how long the server keeps serving with `/readyz` answering 503
+    /// (so load balancers take it out of rotation) before it stops accepting and drains.
+    pub shutdown_delay: Duration,
     /// Granting the admin role needs a login at most this old.
     pub admin_grant_max_auth_age: Duration,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
@@ -148,6 +160,12 @@ struct RawSettings {
     alert_webhook: Option<String>,
     alert_failed_logins: Option<u32>,
     alert_failed_login_window_secs: Option<u64>,
+    alert_5xx_threshold: Option<u32>,
+    alert_5xx_window_secs: Option<u64>,
+    metrics_token: Option<String>,
+    metrics_token_file: Option<PathBuf>,
+    metrics_listen: Option<String>,
+    shutdown_delay_secs: Option<u64>,
     admin_grant_max_auth_age_secs: Option<u64>,
     trusted_proxies: Option<String>,
     rate_limit_allowlist: Option<String>,
@@ -396,6 +414,36 @@ impl Config {
                 "must be between 1 and 86400 seconds",
             ));
         }
+        let alert_5xx_threshold = within(
+            "AERIE_ALERT_5XX_THRESHOLD",
+            raw.alert_5xx_threshold.unwrap_or(20),
+            1..=1_000_000,
+        )?;
+        let alert_5xx_window_secs = within(
+            "AERIE_ALERT_5XX_WINDOW_SECS",
+            raw.alert_5xx_window_secs.unwrap_or(60),
+            1..=86_400,
+        )?;
+        let metrics_token =
+            parse_metrics_token(raw.metrics_token, raw.metrics_token_file.as_deref())?;
+        let metrics_listen = raw
+            .metrics_listen
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ConfigError::setting(
+                        "AERIE_METRICS_LISTEN",
+                        format!("'{text}' is not an address:port"),
+                    )
+                })
+            })
+            .transpose()?;
+        let shutdown_delay_secs = within(
+            "AERIE_SHUTDOWN_DELAY_SECS",
+            raw.shutdown_delay_secs
+                .unwrap_or(if production { 5 } else { 0 }),
+            0..=300,
+        )?;
         let trusted_proxies =
             parse_networks("AERIE_TRUSTED_PROXIES", raw.trusted_proxies.as_deref())?;
         let rate_limits = RateLimits {
@@ -472,6 +520,11 @@ impl Config {
             alert_webhook,
             alert_failed_logins,
             alert_failed_login_window: Duration::from_secs(alert_window_secs),
+            alert_5xx_threshold,
+            alert_5xx_window: Duration::from_secs(alert_5xx_window_secs),
+            metrics_token,
+            metrics_listen,
+            shutdown_delay: Duration::from_secs(shutdown_delay_secs),
             admin_grant_max_auth_age: Duration::from_secs(
                 raw.admin_grant_max_auth_age_secs.unwrap_or(600),
             ),
@@ -605,6 +658,43 @@ fn parse_webhook(value: &str) -> Result<String, ConfigError> {
         return Err(invalid());
     }
     Ok(url.to_string())
+}
+
+/// The metrics bearer token, from `AERIE_METRICS_TOKEN` or (better: it stays out of the
+/// process environment) the file `AERIE_METRICS_TOKEN_FILE`, trailing newline ignored. At
+/// least 32 visible ASCII characters, so it cannot be guessed and fits in a header.
+fn parse_metrics_token(
+    value: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, ConfigError> {
+    let (name, token) = match (value, file) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::setting(
+                "AERIE_METRICS_TOKEN",
+                "set AERIE_METRICS_TOKEN or AERIE_METRICS_TOKEN_FILE, not both",
+            ));
+        }
+        (Some(token), None) => ("AERIE_METRICS_TOKEN", token),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::setting(
+                    "AERIE_METRICS_TOKEN_FILE",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            ("AERIE_METRICS_TOKEN_FILE", text.trim_end().to_owned())
+        }
+    };
+    let token = SecretString::from(token);
+    let text = token.expose_secret();
+    if text.len() < 32 || text.len() > 512 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::setting(
+            name,
+            "the metrics token must be 32–512 visible ASCII characters (e.g. `head -c 32 /dev/urandom | base64`)",
+        ));
+    }
+    Ok(Some(token))
 }
 
 /// A comma-separated list of CIDRs (a bare address means that one host).
@@ -764,6 +854,56 @@ mod tests {
         assert!(
             error_of(&[("AERIE_AUDIT_CHECKPOINT_SECS", "0")])
                 .contains("AERIE_AUDIT_CHECKPOINT_SECS")
+        );
+    }
+
+    #[test]
+    fn metrics_and_shutdown_settings_name_themselves() {
+        assert!(error_of(&[("AERIE_METRICS_TOKEN", "short")]).contains("AERIE_METRICS_TOKEN"));
+        let spaced = "a token with spaces in it that is long enough";
+        assert!(error_of(&[("AERIE_METRICS_TOKEN", spaced)]).contains("visible ASCII"));
+        assert!(
+            error_of(&[("AERIE_METRICS_TOKEN_FILE", "/nonexistent/metrics-token")])
+                .contains("AERIE_METRICS_TOKEN_FILE")
+        );
+        assert!(
+            error_of(&[
+                ("AERIE_METRICS_TOKEN", &"x".repeat(40)),
+                ("AERIE_METRICS_TOKEN_FILE", "/etc/aerie/metrics-token"),
+            ])
+            .contains("not both")
+        );
+        assert!(error_of(&[("AERIE_METRICS_LISTEN", "nowhere")]).contains("AERIE_METRICS_LISTEN"));
+        assert!(
+            error_of(&[("AERIE_ALERT_5XX_THRESHOLD", "0")]).contains("AERIE_ALERT_5XX_THRESHOLD")
+        );
+        assert!(
+            error_of(&[("AERIE_ALERT_5XX_WINDOW_SECS", "0")])
+                .contains("AERIE_ALERT_5XX_WINDOW_SECS")
+        );
+        assert!(
+            error_of(&[("AERIE_SHUTDOWN_DELAY_SECS", "301")]).contains("AERIE_SHUTDOWN_DELAY_SECS")
+        );
+    }
+
+    #[test]
+    fn the_metrics_token_file_is_read_and_never_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("metrics-token");
+        let token = "k9V2mQ7xR4tW8yZ1bC5nL3pS6hJ0dF2gA7eU9iO4";
+        std::fs::write(&path, format!("{token}\n")).expect("write");
+        let config = Config::from_vars([(
+            "AERIE_METRICS_TOKEN_FILE",
+            path.display().to_string().as_str(),
+        )])
+        .expect("valid");
+        let loaded = config.metrics_token.as_ref().expect("token");
+        assert_eq!(loaded.expose_secret(), token, "trailing newline dropped");
+        assert!(!format!("{config:?}").contains(token));
+        assert_eq!(
+            config.shutdown_delay,
+            Duration::ZERO,
+            "development stops at once"
         );
     }
 

@@ -11,6 +11,7 @@
 //! - [`domain`]: pure types with their validation rules ("parse, don't validate").
 //! - [`audit`]: the security event catalogue and the tamper-evident (HMAC-chained) audit trail.
 //! - [`store`]: every SQL query, written once and run on SQLite or PostgreSQL.
+//! - [`metrics`]: Prometheus metrics, one registry per server, served at `/metrics`.
 //! - [`clock`]: the one source of time, injectable so tests move time instead of sleeping.
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub mod config;
 pub mod defense;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod telemetry;

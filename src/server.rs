@@ -3,7 +3,12 @@
 //!
 //! Listeners: the main one (`AERIE_LISTEN`) speaks HTTPS when a certificate is configured,
 //! plain HTTP otherwise; the optional redirect listener (`AERIE_HTTP_REDIRECT_LISTEN`)
-//! answers every plain-HTTP request with a 308 to the configured public URL.
+//! answers every plain-HTTP request with a 308 to the configured public URL; the optional
+//! metrics listener (`AERIE_METRICS_LISTEN`) serves only `/metrics`.
+//!
+//! Shutdown (SIGTERM, Ctrl-C) first marks the server as shutting down, so `/readyz` answers
+//! 503 while it keeps serving for `AERIE_SHUTDOWN_DELAY_SECS` (load balancers take it out of
+//! rotation meanwhile); then the listeners stop accepting and in-flight requests finish.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +35,8 @@ use crate::clock::Clock;
 use crate::config::{Config, ConnectionLimits};
 use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
+use crate::http::health::ShuttingDown;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::tls::TlsFiles;
 
@@ -49,6 +56,11 @@ pub struct Server {
     limits: ConnectionLimits,
     audit: AuditLog,
     checkpoint_interval: Duration,
+    /// The metrics-only listener and its application.
+    metrics_listener: Option<(std::net::TcpListener, Router)>,
+    metrics: Metrics,
+    shutting_down: ShuttingDown,
+    shutdown_delay: Duration,
 }
 
 impl Server {
@@ -95,8 +107,16 @@ impl Server {
             )),
             _ => None,
         };
+        let metrics_listen = config
+            .metrics_listen
+            .map(|address| bind(address, "AERIE_METRICS_LISTEN"))
+            .transpose()?;
         let rate_limiter = RateLimiter::new(&config.rate_limits, clock.clone());
         let limits = config.connection_limits;
+        let shutdown_delay = config.shutdown_delay;
+        let metrics = Metrics::new();
+        metrics.install_as_process_fallback();
+        let shutting_down = ShuttingDown::default();
         let state = AppState {
             rate_limiter,
             config: Arc::new(config),
@@ -106,7 +126,15 @@ impl Server {
             revocations: revocations.clone(),
             clock,
             audit: audit.clone(),
+            metrics: metrics.clone(),
+            shutting_down: shutting_down.clone(),
         };
+        let metrics_listener = metrics_listen.map(|listener| {
+            (
+                listener,
+                crate::http::metrics::internal_router(state.clone()),
+            )
+        });
         Ok(Self {
             main,
             redirect,
@@ -117,6 +145,10 @@ impl Server {
             limits,
             audit,
             checkpoint_interval,
+            metrics_listener,
+            metrics,
+            shutting_down,
+            shutdown_delay,
         })
     }
 
@@ -131,17 +163,38 @@ impl Server {
             .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish (up to 30 s), and closes the database pool.
+    /// The metrics listener's address, when one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes; then readiness fails for the shutdown delay while
+    /// serving goes on, then the listeners stop accepting, in-flight requests finish (up to
+    /// 30 s), and the database pool closes.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (shutting_down, delay) = (self.shutting_down.clone(), self.shutdown_delay);
         tokio::spawn(async move {
             shutdown.await;
+            shutting_down.begin();
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_secs = delay.as_secs(),
+                    "shutting down: /readyz answers 503; still serving until the delay ends"
+                );
+                tokio::time::sleep(delay).await;
+            }
             let _ = stop_tx.send(true);
         });
+        tokio::spawn(fold_histograms(self.metrics.clone(), stop_rx.clone()));
+        if let Some((listener, app)) = self.metrics_listener {
+            tokio::spawn(serve_plain(listener, app, stop_rx.clone(), self.limits));
+        }
         let checkpoints = tokio::spawn(
             self.audit
                 .write_checkpoints(self.checkpoint_interval, stop_rx.clone()),
@@ -191,6 +244,17 @@ fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<std::net::TcpListe
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Keeps the registry's histogram memory flat between scrapes.
+async fn fold_histograms(metrics: Metrics, stop: watch::Receiver<bool>) {
+    let mut stop = std::pin::pin!(stopped(stop));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(crate::metrics::UPKEEP_INTERVAL) => metrics.run_upkeep(),
+            () = &mut stop => return,
+        }
+    }
 }
 
 /// The plain-HTTP accept loop. Each connection holds one of `max_connections` permits, so a

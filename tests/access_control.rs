@@ -105,6 +105,8 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
     ("GET", "/.well-known/jwks.json", [200, 200, 200, 200, 200]),
     ("GET", "/healthz", [200, 200, 200, 200, 200]),
     ("GET", "/readyz", [200, 200, 200, 200, 200]),
+    // No metrics token configured: the route does not exist, whoever asks.
+    ("GET", "/metrics", [404, 404, 404, 404, 404]),
 ];
 
 /// The table in `src/http/access.rs` must agree with the matrix above, which is written
@@ -124,6 +126,12 @@ fn the_access_table_agrees_with_the_matrix() {
             Access::Authenticated => {
                 assert_eq!(*anonymous, 401, "{what}");
                 assert_ne!(*owner, 403, "{what}: the table lets any signed-in user in");
+            }
+            // No user's token opens it: without the metrics token it does not exist.
+            Access::MetricsToken => {
+                for status in [anonymous, owner, other, editor] {
+                    assert_eq!(*status, 404, "{what}");
+                }
             }
             Access::Permission(permission) => {
                 assert_eq!(*anonymous, 401, "{what}");

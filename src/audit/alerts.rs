@@ -2,7 +2,8 @@
 //!
 //! Guards against attacks going unnoticed: password guessing (N failed logins for one account
 //! or one client address within a window), a stolen refresh token coming back, someone
-//! granted the admin role, a tampered audit chain. An alert is a WARN or ERROR log line
+//! granted the admin role, a tampered audit chain; and against an outage going unnoticed
+//! (N responses with status ≥ 500 within a window, fed by [`crate::metrics`]). An alert is a WARN or ERROR log line
 //! (target `aerie::alert`) and, when `AERIE_ALERT_WEBHOOK` is set, a JSON POST to it. Posts
 //! go through a bounded queue to one background task that retries: a slow or dead receiver
 //! never blocks a request, and a flood drops alerts (with a log line) instead of memory.
@@ -32,7 +33,7 @@ const MAX_TRACKED: usize = 100_000;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Alert {
     /// The rule that fired: `failed_logins_account`, `failed_logins_ip`, `refresh_reuse`,
-    /// `admin_role_granted`, `audit_verification_failed`.
+    /// `admin_role_granted`, `audit_verification_failed`, `repeated_5xx`.
     pub rule: &'static str,
     pub severity: Severity,
     pub time: String,
@@ -52,7 +53,46 @@ struct Inner {
     threshold: usize,
     window: i64,
     failures: Mutex<HashMap<String, VecDeque<UnixMillis>>>,
+    server_errors: Mutex<ServerErrorWindow>,
     webhook: Option<mpsc::Sender<Alert>>,
+}
+
+/// The repeated-5xx rule's state: the times of the latest server errors (at most
+/// `threshold` of them), and until when the rule stays quiet after it fired.
+struct ServerErrorWindow {
+    threshold: usize,
+    window: i64,
+    recent: VecDeque<UnixMillis>,
+    quiet_until: UnixMillis,
+}
+
+impl ServerErrorWindow {
+    fn new(threshold: u32, window: Duration) -> Self {
+        Self {
+            threshold: usize::try_from(threshold).unwrap_or(usize::MAX).max(1),
+            window: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+            recent: VecDeque::new(),
+            quiet_until: UnixMillis::MIN,
+        }
+    }
+
+    /// Counts one server error at `at`; true when it is the threshold-th within the window.
+    /// The rule then stays quiet for one window, so an outage raises one alert per window
+    /// instead of one per failed request.
+    fn count(&mut self, at: UnixMillis) -> bool {
+        if at < self.quiet_until {
+            return false;
+        }
+        let since = at.saturating_sub(self.window);
+        self.recent.retain(|t| *t > since);
+        self.recent.push_back(at);
+        if self.recent.len() < self.threshold {
+            return false;
+        }
+        self.recent.clear();
+        self.quiet_until = at.saturating_add(self.window);
+        true
+    }
 }
 
 impl Alerts {
@@ -64,11 +104,12 @@ impl Alerts {
             tokio::spawn(deliver(url, rx));
             tx
         });
-        Self::new(
+        let alerts = Self::new(
             config.alert_failed_logins,
             config.alert_failed_login_window,
             webhook,
-        )
+        );
+        alerts.with_server_error_rule(config.alert_5xx_threshold, config.alert_5xx_window)
     }
 
     fn new(threshold: u32, window: Duration, webhook: Option<mpsc::Sender<Alert>>) -> Self {
@@ -77,8 +118,48 @@ impl Alerts {
                 threshold: usize::try_from(threshold).unwrap_or(usize::MAX).max(1),
                 window: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
                 failures: Mutex::new(HashMap::new()),
+                server_errors: Mutex::new(ServerErrorWindow::new(20, Duration::from_secs(60))),
                 webhook,
             }),
+        }
+    }
+
+    fn with_server_error_rule(self, threshold: u32, window: Duration) -> Self {
+        if let Ok(mut rule) = self.inner.server_errors.lock() {
+            *rule = ServerErrorWindow::new(threshold, window);
+        }
+        self
+    }
+
+    /// Counts a response with status ≥ 500 (`method` and `route` are labels: a known method
+    /// name and a route template, never raw input) and raises `repeated_5xx` when the
+    /// threshold is reached within the window.
+    pub fn observe_server_error(
+        &self,
+        at: UnixMillis,
+        status: axum::http::StatusCode,
+        method: &str,
+        route: &str,
+    ) {
+        let fired = match self.inner.server_errors.lock() {
+            Ok(mut rule) => rule
+                .count(at)
+                .then_some((rule.threshold, rule.window / 1000)),
+            Err(_) => None,
+        };
+        if let Some((n, secs)) = fired {
+            self.raise(Alert {
+                rule: "repeated_5xx",
+                severity: Severity::Critical,
+                time: crate::clock::rfc3339(at),
+                message: format!(
+                    "{n} responses with status 500 or above within {secs} s (the last: {} on {method} {route})",
+                    status.as_u16()
+                ),
+                seq: None,
+                subject: None,
+                client_ip: None,
+            });
         }
     }
 
@@ -295,6 +376,34 @@ mod tests {
             rules_fired(&alerts, &failed_login(9, t + 61_002, None, "10.0.0.9")),
             ["failed_logins_ip"]
         );
+    }
+
+    #[test]
+    fn server_errors_alert_once_per_window() {
+        let mut rule = ServerErrorWindow::new(3, Duration::from_secs(60));
+        let t = 1_000_000;
+        let fired: Vec<bool> = (0..8).map(|i| rule.count(t + i * 1000)).collect();
+        assert_eq!(
+            fired,
+            [false, false, true, false, false, false, false, false],
+            "one alert, then quiet for the rest of the window"
+        );
+        assert!(!rule.count(t + 61_000), "still quiet");
+        assert!(!rule.count(t + 62_000));
+        assert!(!rule.count(t + 62_500));
+        assert!(
+            rule.count(t + 63_000),
+            "after the quiet window, N more alert again"
+        );
+    }
+
+    #[test]
+    fn sparse_server_errors_never_alert() {
+        let mut rule = ServerErrorWindow::new(3, Duration::from_secs(60));
+        let t = 1_000_000;
+        for i in 0..10 {
+            assert!(!rule.count(t + i * 31_000), "error {i}");
+        }
     }
 
     #[test]

@@ -97,10 +97,16 @@ impl AuditLog {
                 .await?
         };
         log_event(&row);
+        crate::metrics::count_audit_event(event.kind);
         if let Some(alerts) = &self.alerts {
             alerts.observe(&row);
         }
         Ok(row)
+    }
+
+    /// The alert rules, when this log runs them.
+    pub fn alerts(&self) -> Option<&alerts::Alerts> {
+        self.alerts.as_ref()
     }
 
     pub fn key(&self) -> &AuditKey {

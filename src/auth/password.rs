@@ -6,6 +6,7 @@
 //! account is verified against a dummy hash, so it costs what a wrong password costs).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
@@ -29,6 +30,9 @@ pub enum HashError {
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    concurrency: usize,
+    /// Hashes waiting for a permit: the queue depth a login flood builds up (a metric).
+    waiting: Arc<AtomicUsize>,
     /// A hash of a random password nobody knows, verified when the account does not exist.
     dummy_hash: Arc<str>,
 }
@@ -50,6 +54,8 @@ impl PasswordHasher {
         let dummy_hash = hash_blocking(&random)?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: concurrency.max(1),
+            waiting: Arc::default(),
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -77,18 +83,48 @@ impl PasswordHasher {
         Ok(known && matches)
     }
 
+    /// Hashes waiting for a slot.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Hashes running now.
+    pub fn in_progress(&self) -> usize {
+        self.concurrency
+            .saturating_sub(self.permits.available_permits())
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
+        let waiting = Waiting::enter(&self.waiting);
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| HashError::PoolClosed)?;
+        drop(waiting);
         tokio::task::spawn_blocking(job)
             .await
             .map_err(|_| HashError::PoolClosed)
+    }
+}
+
+/// One place in the queue, given up when the permit arrives or the caller goes away (a client
+/// that disconnects while queued must not leave the gauge counting it).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -125,6 +161,31 @@ mod tests {
         // No trimming.
         let spaced = SecretString::from(" ".to_owned() + &"a".repeat(80) + "X");
         assert!(!hasher.verify(&spaced, Some(&hash)).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn the_queue_depth_counts_hashes_waiting_for_a_slot() {
+        let hasher = PasswordHasher::new(1).expect("hasher");
+        let held = hasher
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("permit");
+        assert_eq!(hasher.in_progress(), 1);
+        let queued = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.hash(&SecretString::from("queued password")).await })
+        };
+        while hasher.queue_depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(hasher.queue_depth(), 1);
+        queued.abort();
+        let _ = queued.await;
+        assert_eq!(hasher.queue_depth(), 0, "a cancelled wait leaves the queue");
+        drop(held);
+        assert_eq!(hasher.in_progress(), 0);
     }
 
     #[tokio::test]

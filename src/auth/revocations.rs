@@ -64,6 +64,7 @@ impl Revocations {
     /// sessions revoked in the database, the source of truth.
     pub async fn announce(&self, store: &Store, session_ids: &[String]) -> Result<(), sqlx::Error> {
         self.insert(session_ids.iter().map(String::as_str), self.clock.now());
+        crate::metrics::count_sessions_revoked(session_ids.len());
         store.notify_revoked(session_ids).await
     }
 

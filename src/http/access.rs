@@ -30,6 +30,9 @@ pub enum Access {
     Authenticated,
     /// A signed-in user whose role holds the permission.
     Permission(Permission),
+    /// The metrics bearer token (`AERIE_METRICS_TOKEN`), not a user: a missing or wrong
+    /// token is answered 404, as if the route did not exist.
+    MetricsToken,
 }
 
 /// One row of the table: method, route template (as written in the routers), rule.
@@ -127,6 +130,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule(Method::GET, "/.well-known/jwks.json", Public),
     rule(Method::GET, "/healthz", Public),
     rule(Method::GET, "/readyz", Public),
+    rule(Method::GET, "/metrics", Access::MetricsToken),
 ];
 
 /// What the table says about a request.
@@ -185,6 +189,16 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     };
     let required = match access {
         Access::Public => return next.run(request).await,
+        Access::MetricsToken => {
+            let token = state.config.metrics_token.as_ref();
+            if super::metrics::bearer_token_matches(token, request.headers()) {
+                return next.run(request).await;
+            }
+            if request.headers().contains_key(header::AUTHORIZATION) {
+                tracing::warn!(route = %path, "metrics scrape refused: wrong bearer token");
+            }
+            return Error::NotFound("route").into_response();
+        }
         Access::Authenticated => None,
         Access::Permission(permission) => Some(permission),
     };
@@ -228,6 +242,14 @@ mod tests {
                 row.path
             );
         }
+    }
+
+    #[test]
+    fn metrics_need_the_metrics_token_not_a_user() {
+        assert_eq!(
+            lookup(&Method::GET, "/metrics"),
+            Lookup::Rule(Access::MetricsToken)
+        );
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub enum Error {
 #[derive(Clone, Copy)]
 struct ShapedError;
 
+/// Marks a 5xx whose body is a status document in a fixed vocabulary (readiness: `ok`,
+/// `unreachable`, `shutting_down`), written for operators and holding no internal detail,
+/// so [`normalize_error_bodies`] keeps it.
+#[derive(Clone, Copy)]
+pub struct StatusDocument;
+
 impl Error {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Unprocessable(BTreeMap::from([(field, vec![message.into()])]))
@@ -213,7 +219,9 @@ pub async fn normalize_error_bodies(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     let shaped = response.extensions().get::<ShapedError>().is_some();
-    if !(status.is_server_error() || (status.is_client_error() && !shaped)) {
+    if response.extensions().get::<StatusDocument>().is_some()
+        || !(status.is_server_error() || (status.is_client_error() && !shaped))
+    {
         return response;
     }
     let body = if status.is_server_error() {

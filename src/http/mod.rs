@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod metrics;
 pub mod profiles;
 mod query;
 pub mod tags;
@@ -40,6 +41,10 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// The tamper-evident audit trail: `state.audit.record(event).await?`.
     pub audit: AuditLog,
+    /// This server's Prometheus registry.
+    pub metrics: crate::metrics::Metrics,
+    /// Set when shutdown begins: readiness then answers 503.
+    pub shutting_down: health::ShuttingDown,
 }
 
 impl From<crate::audit::AuditError> for error::Error {

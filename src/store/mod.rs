@@ -117,9 +117,28 @@ impl Store {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
     }
 
+    /// Open connections and how many of them are idle, for the pool gauges.
+    pub fn pool_usage(&self) -> PoolUsage {
+        let (open, idle) = on_pool!(self, pool => (pool.size(), pool.num_idle()));
+        let max = on_pool!(self, pool => pool.options().get_max_connections());
+        PoolUsage {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        }
+    }
+
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
     }
+}
+
+/// A snapshot of the connection pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUsage {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// Whether a text lookup key can match anything. PostgreSQL `text` cannot hold NUL, so binding

@@ -41,6 +41,29 @@ macro_rules! engine_test {
             }
         }
     };
+    // The same, for a test that boots its own servers (with settings): it gets the engine.
+    ($(#[$meta:meta])* async fn $name:ident($engine:ident: Engine) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($engine: $crate::common::Engine) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::common::Engine::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if std::env::var("AERIE_TEST_POSTGRES_URL").is_err() {
+                    eprintln!("SKIPPED: AERIE_TEST_POSTGRES_URL is not set; PostgreSQL variant not run");
+                    return;
+                }
+                run($crate::common::Engine::Postgres).await;
+            }
+        }
+    };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +76,8 @@ pub struct TestApp {
     pub address: String,
     /// `http://` address of the HTTP→HTTPS redirect listener, when configured.
     pub redirect_address: Option<String>,
+    /// `http://` address of the metrics-only listener, when configured.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub engine: Engine,
@@ -145,6 +170,7 @@ impl TestApp {
             .expect("server boots");
         let address = format!("http://{}", server.local_addr().expect("bound"));
         let redirect_address = server.redirect_addr().map(|a| format!("http://{a}"));
+        let metrics_address = server.metrics_addr().map(|a| format!("http://{a}"));
         let (tx, rx) = oneshot::channel();
         tokio::spawn(server.run(async move {
             let _ = rx.await;
@@ -157,12 +183,20 @@ impl TestApp {
         Self {
             address,
             redirect_address,
+            metrics_address,
             client,
             clock,
             engine,
             database_url,
             data_dir,
             shutdown: Some(tx),
+        }
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
     }
 
