@@ -26,6 +26,7 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod server;
+pub mod startup_checks;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -27,7 +27,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
-use crate::audit::{AuditKey, AuditLog};
+use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
 use crate::auth::tokens::{Keyring, TokenService};
@@ -90,6 +90,20 @@ impl Server {
             AuditKey::load_or_generate(&config.audit_key_file, config.generate_audit_key)?;
         let alerts = crate::audit::alerts::Alerts::from_config(&config);
         let audit = AuditLog::new(store.clone(), audit_key, clock.clone()).with_alerts(alerts);
+        for warning in crate::startup_checks::warnings(&config) {
+            tracing::warn!(
+                setting = warning.setting,
+                "configuration: {}",
+                warning.message
+            );
+            let detail = serde_json::json!({
+                "setting": warning.setting,
+                "message": warning.message,
+            });
+            audit
+                .record(AuditEvent::new(EventType::ConfigWarning).detail(detail))
+                .await?;
+        }
         let checkpoint_interval = config.audit_checkpoint_interval;
         let tls = match &config.tls {
             Some(files) => Some((

@@ -166,3 +166,21 @@ engine_test! {
 fn encode(text: &str) -> String {
     text.replace(':', "%3A").replace('+', "%2B")
 }
+
+engine_test! {
+    async fn weakened_settings_are_on_the_trail_from_the_start(engine: Engine) {
+        let weakened = TestApp::spawn_with(engine, &[("AERIE_RATE_LIMIT_ALLOWLIST", "0.0.0.0/0")]).await;
+        let admin = admin_and_target(&weakened).await;
+        let warnings = events(&weakened, &admin, "type=config_warning").await;
+        assert_eq!(warnings["eventsCount"], 1, "{warnings}");
+        let warning = &warnings["events"][0];
+        assert_eq!(warning["detail"]["setting"], "AERIE_RATE_LIMIT_ALLOWLIST");
+        assert_eq!(warning["severity"], "warning");
+        assert!(warning["actor"].is_null(), "the system, not a user");
+
+        let defaults = TestApp::spawn(engine).await;
+        let admin = admin_and_target(&defaults).await;
+        let none = events(&defaults, &admin, "type=config_warning").await;
+        assert_eq!(none["eventsCount"], 0, "the defaults weaken nothing");
+    }
+}
