@@ -95,7 +95,7 @@ impl Server {
             )),
             _ => None,
         };
-        let rate_limiter = RateLimiter::new(&config.rate_limits, clock.clone());
+        let rate_limiter = RateLimiter::from_config(&config.rate_limits, clock.clone())?;
         let limits = config.connection_limits;
         let state = AppState {
             rate_limiter,
