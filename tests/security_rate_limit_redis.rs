@@ -62,7 +62,10 @@ async fn keys(connection: &mut redis::aio::MultiplexedConnection, prefix: &str) 
 async fn delete_keys(url: &str, prefix: &str) {
     let mut connection = redis_connection(url).await;
     for key in keys(&mut connection, prefix).await {
-        let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut connection).await;
+        let _: Result<i64, _> = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut connection)
+            .await;
     }
 }
 
@@ -93,13 +96,58 @@ async fn two_instances_on_one_redis_share_one_login_budget() {
     }
     for app in [&first, &second] {
         let reply = wrong_login(app, "victim@example.com").await;
-        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.body);
-        assert_eq!(reply.body, json!({"errors": {"body": ["too many requests"]}}));
+        assert_eq!(
+            reply.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            reply.body
+        );
+        assert_eq!(
+            reply.body,
+            json!({"errors": {"body": ["too many requests"]}})
+        );
         assert_eq!(header(&reply, "retry-after"), Some("900"));
     }
     let ready = first.get("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body["redis"], "ok");
+    delete_keys(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_concurrent_burst_across_instances_gets_exactly_the_budget() {
+    let Some((url, prefix)) =
+        live_redis("a_concurrent_burst_across_instances_gets_exactly_the_budget")
+    else {
+        return;
+    };
+    let settings = [("AERIE_RATE_LIMIT_LOGIN_IP", "10/3600")];
+    let first = spawn_on_redis(&url, &prefix, &settings).await;
+    let second = spawn_on_redis(&url, &prefix, &settings).await;
+    // 50 guesses at once, half to each instance: a read-then-write race would let more through.
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        let request = app.client.post(app.url(LOGIN)).json(
+            &json!({"user": {"email": "victim@example.com", "password": "not the password 123"}}),
+        );
+        guesses.spawn(async move { request.send().await.map(|r| r.status()) });
+    }
+    let statuses: Vec<StatusCode> = guesses
+        .join_all()
+        .await
+        .into_iter()
+        .map(|sent| sent.expect("answered"))
+        .collect();
+    let passed = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((passed, refused), (10, 40), "{statuses:?}");
     delete_keys(&url, &prefix).await;
 }
 
@@ -132,7 +180,12 @@ async fn redis_keys_expire_and_odd_account_names_cannot_collide() {
     else {
         return;
     };
-    let app = spawn_on_redis(&url, &prefix, &[("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/600")]).await;
+    let app = spawn_on_redis(
+        &url,
+        &prefix,
+        &[("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/600")],
+    )
+    .await;
     for _ in 0..2 {
         assert_eq!(
             wrong_login(&app, "bob@example.com").await.status,
@@ -156,7 +209,12 @@ async fn redis_keys_expire_and_odd_account_names_cannot_collide() {
     ];
     for email in odd {
         let reply = wrong_login(&app, email).await;
-        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{email:.40}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{email:.40}: {}",
+            reply.body
+        );
     }
     let mut connection = redis_connection(&url).await;
     let found = keys(&mut connection, &prefix).await;
@@ -210,7 +268,11 @@ async fn unreachable_redis_fails_open_to_this_instances_limits() {
     );
     assert_eq!(header(&reply, "retry-after"), Some("1200"));
     let ready = app.get("/readyz", None).await;
-    assert_eq!(ready.status, StatusCode::OK, "fail-open instances stay in rotation");
+    assert_eq!(
+        ready.status,
+        StatusCode::OK,
+        "fail-open instances stay in rotation"
+    );
     assert_eq!(ready.body["redis"], "unreachable");
 }
 
@@ -224,11 +286,19 @@ async fn unreachable_redis_fails_closed_with_503() {
     .await;
     for path in ["/api/tags", "/readyz"] {
         let reply = app.get(path, None).await;
-        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            reply.body
+        );
     }
     let reply = wrong_login(&app, "victim@example.com").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(reply.body["errors"], json!({"body": ["service unavailable"]}));
+    assert_eq!(
+        reply.body["errors"],
+        json!({"body": ["service unavailable"]})
+    );
     assert!(reply.body["requestId"].is_string(), "{}", reply.body);
 }
 

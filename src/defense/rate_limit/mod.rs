@@ -253,15 +253,19 @@ impl RateLimiter {
             Some(settings) => Some(RedisBuckets::new(settings, clock.clone())?),
             None => None,
         };
-        let mut limiter = Self::new(limits, clock);
-        if let Some(inner) = Arc::get_mut(&mut limiter.inner) {
-            inner.shared = shared;
-        }
-        Ok(limiter)
+        Ok(Self::with_store(limits, clock, shared))
     }
 
     /// Memory buckets only.
     pub fn new(limits: &RateLimits, clock: Arc<dyn Clock>) -> Self {
+        Self::with_store(limits, clock, None)
+    }
+
+    fn with_store(
+        limits: &RateLimits,
+        clock: Arc<dyn Clock>,
+        shared: Option<RedisBuckets>,
+    ) -> Self {
         let buckets = Policy::ALL
             .iter()
             .map(|policy| {
@@ -272,7 +276,7 @@ impl RateLimiter {
         Self {
             inner: Arc::new(Inner {
                 buckets,
-                shared: None,
+                shared,
                 allowlist: limits.allowlist.clone(),
                 refused: Default::default(),
             }),
