@@ -26,9 +26,13 @@ ROUTE=/healthz
 
 command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk" >&2; exit 1; }
 cargo build --release --locked --bin aerie >&2
-BIN="${CARGO_TARGET_DIR:-target}/release/aerie"
-
 WORK=$(mktemp -d)
+# A private copy: a shared CARGO_TARGET_DIR may be rebuilt from another checkout meanwhile.
+BIN="$WORK/aerie"
+cp "${CARGO_TARGET_DIR:-target}/release/aerie" "$BIN"
+grep -q aerie_rate_limit_store_errors_total "$BIN" || {
+    echo "the built binary has no Redis store: was it built from another checkout?" >&2; exit 1; }
+
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -64,6 +68,12 @@ start none env AERIE_RATE_LIMIT_ALLOWLIST=127.0.0.1/32
 start memory env
 start redis env AERIE_REDIS_URL="$REDIS_URL" AERIE_REDIS_PREFIX="aerie-bench-$$:" AERIE_REDIS_FAILURE=closed
 
+evalsha_calls() {
+    redis-cli -u "$REDIS_URL" info commandstats 2>/dev/null |
+        sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\).*/\1/p' | grep . || echo 0
+}
+EVALSHA_BEFORE=$(evalsha_calls)
+
 # Warm-up: connections, caches, the script in Redis' cache.
 for name in none memory redis; do
     wrk -t1 -c2 -d1s "http://127.0.0.1:${PORT[$name]}$ROUTE" >/dev/null
@@ -76,6 +86,9 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+if command -v redis-cli >/dev/null; then
+    echo "Redis script calls during the run: $(( $(evalsha_calls) - EVALSHA_BEFORE ))"
+fi
 echo "machine: $(nproc) cores, $(uname -sr); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION x $ROUNDS rounds per store, GET $ROUTE"
 python3 - "$WORK" "$ROUNDS" <<'PY'
