@@ -942,4 +942,50 @@ mod tests {
             .expect("valid");
         assert!(!format!("{config:?}").contains("hunter2"));
     }
+
+    #[test]
+    fn redis_settings_are_checked_and_the_password_never_prints() {
+        let config = Config::from_vars([("AERIE_REDIS_URL", "redis://:hunter2@cache:6379/0")])
+            .expect("valid");
+        let redis = config.rate_limits.redis.as_ref().expect("configured");
+        assert_eq!(redis.prefix, "aerie:");
+        assert_eq!(redis.timeout, Duration::from_millis(200));
+        assert_eq!(redis.failure, StoreFailure::Open);
+        assert!(!format!("{config:?}").contains("hunter2"));
+        for (name, value) in [
+            ("AERIE_REDIS_URL", "rediss://:hunter2@cache:6379"),
+            ("AERIE_REDIS_URL", "http://:hunter2@cache"),
+            ("AERIE_REDIS_URL", "redis//:hunter2@cache"),
+        ] {
+            let error = error_of(&[(name, value)]);
+            assert!(
+                error.contains(name) && !error.contains("hunter2"),
+                "{error}"
+            );
+        }
+        let with = |name, value| error_of(&[("AERIE_REDIS_URL", "redis://cache"), (name, value)]);
+        assert!(with("AERIE_REDIS_FAILURE", "maybe").contains("AERIE_REDIS_FAILURE"));
+        assert!(with("AERIE_REDIS_TIMEOUT_MS", "60000").contains("AERIE_REDIS_TIMEOUT_MS"));
+        assert!(with("AERIE_REDIS_PREFIX", "a b").contains("AERIE_REDIS_PREFIX"));
+        assert!(
+            Config::from_vars(Vec::<(String, String)>::new())
+                .expect("valid")
+                .rate_limits
+                .redis
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn body_limits_per_route_group() {
+        let config = Config::from_vars(Vec::<(String, String)>::new()).expect("valid");
+        assert_eq!(config.body_limit_auth_bytes, 64 * 1024);
+        assert_eq!(config.body_limit_articles_bytes, 256 * 1024);
+        let config = Config::from_vars([("AERIE_BODY_LIMIT_AUTH_BYTES", "16384")]).expect("valid");
+        assert_eq!(config.body_limit_auth_bytes, 16 * 1024);
+        assert!(
+            error_of(&[("AERIE_BODY_LIMIT_ARTICLES_BYTES", "100")])
+                .contains("AERIE_BODY_LIMIT_ARTICLES_BYTES")
+        );
+    }
 }
