@@ -733,7 +733,7 @@ fn redis_settings(
     let failure = StoreFailure::parse(failure_text).ok_or_else(|| {
         ConfigError::setting(
             "AERIE_REDIS_FAILURE",
-            format!("'{failure_text}' is neither 'open' nor 'closed'"),
+            format!("'{failure_text}' is not one of open, closed, auth-closed"),
         )
     })?;
     Ok(Some(RedisSettings {

@@ -302,6 +302,37 @@ async fn unreachable_redis_fails_closed_with_503() {
     assert!(reply.body["requestId"].is_string(), "{}", reply.body);
 }
 
+#[tokio::test]
+async fn unreachable_redis_with_auth_closed_refuses_only_credential_routes() {
+    let url = format!("redis://127.0.0.1:{}", closed_port());
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        &[
+            ("AERIE_REDIS_URL", &url),
+            ("AERIE_REDIS_FAILURE", "auth-closed"),
+        ],
+    )
+    .await;
+    assert_eq!(app.get("/api/tags", None).await.status, StatusCode::OK);
+    assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
+    // Guessing must not get N instances' worth of budget while the shared count is gone.
+    let reply = wrong_login(&app, "victim@example.com").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    let signup = json!({"user": {"username": "newbie", "email": "newbie@example.com", "password": common::PASSWORD}});
+    let reply = app.post("/api/users", None, signup).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+}
+
 /// A Redis that accepts connections and never answers (a hung server, a black-holed
 /// network): the kernel completes the handshake into the backlog of a listener nobody reads.
 #[tokio::test]

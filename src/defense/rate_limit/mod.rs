@@ -99,6 +99,18 @@ impl Policy {
         }
     }
 
+    /// Policies that slow down guessing of passwords, tokens and codes.
+    pub fn guards_credentials(self) -> bool {
+        matches!(
+            self,
+            Policy::LoginIp
+                | Policy::LoginAccount
+                | Policy::Register
+                | Policy::Refresh
+                | Policy::Mfa
+        )
+    }
+
     /// The setting that configures this policy.
     pub fn setting(self) -> &'static str {
         match self {
@@ -301,10 +313,10 @@ impl RateLimiter {
                 Ok(decision) => decision,
                 Err(error) => {
                     shared.report(&error);
-                    match shared.failure {
-                        StoreFailure::Open => buckets.check(key),
-                        StoreFailure::Closed => return Err(Refused::StoreUnavailable),
+                    if shared.failure.refuses(policy) {
+                        return Err(Refused::StoreUnavailable);
                     }
+                    buckets.check(key)
                 }
             },
         };

@@ -59,6 +59,9 @@ pub enum StoreFailure {
     Open,
     /// Refuse the request with 503: no request passes unmetered.
     Closed,
+    /// Closed for the policies that guard credentials (login, signup, refresh, MFA), where a
+    /// per-instance budget multiplies an attacker's guesses; open for the rest.
+    AuthClosed,
 }
 
 impl StoreFailure {
@@ -66,6 +69,7 @@ impl StoreFailure {
         match text {
             "open" => Some(Self::Open),
             "closed" => Some(Self::Closed),
+            "auth-closed" => Some(Self::AuthClosed),
             _ => None,
         }
     }
@@ -74,6 +78,16 @@ impl StoreFailure {
         match self {
             Self::Open => "open",
             Self::Closed => "closed",
+            Self::AuthClosed => "auth-closed",
+        }
+    }
+
+    /// Whether a failed check of `policy` refuses the request (503).
+    pub fn refuses(self, policy: Policy) -> bool {
+        match self {
+            Self::Open => false,
+            Self::Closed => true,
+            Self::AuthClosed => policy.guards_credentials(),
         }
     }
 }
@@ -248,9 +262,21 @@ mod tests {
     }
 
     #[test]
-    fn failure_modes_parse() {
+    fn failure_modes_parse_and_auth_closed_refuses_only_credential_policies() {
         assert_eq!(StoreFailure::parse("open"), Some(StoreFailure::Open));
         assert_eq!(StoreFailure::parse("closed"), Some(StoreFailure::Closed));
         assert_eq!(StoreFailure::parse("Closed"), None);
+        let mode = StoreFailure::parse("auth-closed").expect("valid");
+        for policy in [
+            Policy::LoginIp,
+            Policy::LoginAccount,
+            Policy::Register,
+            Policy::Refresh,
+            Policy::Mfa,
+        ] {
+            assert!(mode.refuses(policy), "{policy:?}");
+        }
+        assert!(!mode.refuses(Policy::Global));
+        assert!(!mode.refuses(Policy::Writes));
     }
 }
