@@ -28,7 +28,8 @@
 //! several instances share ([`redis`]). Either way the policy logic, the headers and the
 //! metrics are this file's, once; a store only answers "allowed, with this much left" or
 //! "limited, for this long". When Redis fails, `AERIE_REDIS_FAILURE` decides: `open` falls
-//! back to the memory buckets (limits still hold, per instance), `closed` answers 503.
+//! back to the memory buckets (limits still hold, per instance), `closed` answers 503, and
+//! `auth-closed` answers 503 for the credential policies only.
 
 mod memory;
 pub mod redis;
@@ -225,12 +226,6 @@ pub struct Limited {
 pub enum Refused {
     Limited(Limited),
     StoreUnavailable,
-}
-
-impl From<Limited> for Refused {
-    fn from(limited: Limited) -> Self {
-        Self::Limited(limited)
-    }
 }
 
 /// All policies' buckets; shared by every request (cheap to clone).
