@@ -23,6 +23,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::config::Config;
 use crate::http::error::{Error, normalize_error_bodies};
 use crate::http::{AppState, admin, articles, auth, comments, health, keys, profiles, tags, users};
 
@@ -30,28 +31,48 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let access = middleware::from_fn_with_state(state.clone(), crate::http::access::enforce);
-    let routes = api_routes().merge(crate::http::metrics::router(&state.config));
+    let routes = api_routes(&state.config).merge(crate::http::metrics::router(&state.config));
     with_layers(routes.route_layer(access), state)
 }
 
-fn api_routes() -> Router<AppState> {
+/// Routes, each group with its body limit: account routes take small JSON, content routes
+/// long Markdown, the rest `AERIE_BODY_LIMIT_BYTES`.
+fn api_routes(config: &Config) -> Router<AppState> {
+    let account = config.body_limit_auth_bytes;
+    let content = config.body_limit_articles_bytes;
+    let other = config.body_limit_bytes;
     Router::new()
-        .merge(users::router())
-        .merge(auth::router())
-        .merge(keys::router())
-        .merge(profiles::router())
-        .merge(articles::router())
-        .merge(comments::router())
-        .merge(tags::router())
-        .merge(admin::router())
-        .merge(health::router())
+        .merge(body_limit(users::router(), account))
+        .merge(body_limit(auth::router(), account))
+        .merge(body_limit(keys::router(), other))
+        .merge(body_limit(profiles::router(), other))
+        .merge(body_limit(articles::router(), content))
+        .merge(body_limit(comments::router(), content))
+        .merge(body_limit(tags::router(), other))
+        .merge(body_limit(admin::router(), other))
+        .merge(body_limit(health::router(), other))
         .fallback(|| async { Error::NotFound("route") })
+}
+
+/// A route group's own body limit: a declared `Content-Length` over it is a 413 before any
+/// of the body is read, and a chunked body is cut off at it while being buffered.
+fn body_limit(routes: Router<AppState>, bytes: usize) -> Router<AppState> {
+    routes.layer(
+        ServiceBuilder::new()
+            .layer(RequestBodyLimitLayer::new(bytes))
+            .layer(DefaultBodyLimit::max(bytes)),
+    )
 }
 
 /// Wraps routes in the layer stack. Public so tests can put routes that misbehave on
 /// purpose (a panicking handler) behind exactly the layers production uses.
 pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
-    let body_limit = state.config.body_limit_bytes;
+    // The outer bound: the largest group's limit (each group then applies its own).
+    let body_limit = state
+        .config
+        .body_limit_bytes
+        .max(state.config.body_limit_auth_bytes)
+        .max(state.config.body_limit_articles_bytes);
     let timeout = state.config.request_timeout;
     let config = &state.config;
     let hsts = config
@@ -209,7 +230,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = test_state(&dir).await;
         let user = state.tokens.issue(1, "a-live-session", Role::User);
-        let bare = with_layers(api_routes(), state);
+        let bare = with_layers(api_routes(&state.config), state.clone());
         let send = |rule: &crate::http::access::RouteRule, token: Option<&str>| {
             let path = rule
                 .path

@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::defense::rate_limit::redis::{RedisSettings, StoreFailure};
 use crate::defense::rate_limit::{Policy, Rate, RateLimits};
 use crate::tls::TlsFiles;
 
@@ -59,6 +60,10 @@ pub struct Config {
     /// Minimum zxcvbn score (0–4) for a new password.
     pub password_min_score: u8,
     pub body_limit_bytes: usize,
+    /// Body limit of the account routes (`/api/users*`, `/api/auth/*`): small JSON only.
+    pub body_limit_auth_bytes: usize,
+    /// Body limit of the content routes (articles, comments): room for long Markdown.
+    pub body_limit_articles_bytes: usize,
     pub request_timeout: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
@@ -144,6 +149,8 @@ struct RawSettings {
     password_hash_concurrency: Option<usize>,
     password_min_score: Option<u8>,
     body_limit_bytes: Option<usize>,
+    body_limit_auth_bytes: Option<usize>,
+    body_limit_articles_bytes: Option<usize>,
     request_timeout_secs: Option<u64>,
     log_format: Option<String>,
     log: Option<String>,
@@ -176,6 +183,10 @@ struct RawSettings {
     rate_limit_refresh: Option<String>,
     rate_limit_mfa: Option<String>,
     rate_limit_writes: Option<String>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
+    redis_timeout_ms: Option<u64>,
+    redis_failure: Option<String>,
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     max_headers: Option<usize>,
@@ -324,6 +335,23 @@ impl Config {
                 "must be between 1 KiB and 16 MiB",
             ));
         }
+        let body_limit_auth_bytes = body_limit(
+            "AERIE_BODY_LIMIT_AUTH_BYTES",
+            raw.body_limit_auth_bytes,
+            body_limit_bytes,
+        )?;
+        // An article body may hold 60 000 characters of up to 4 bytes each.
+        let body_limit_articles_bytes = body_limit(
+            "AERIE_BODY_LIMIT_ARTICLES_BYTES",
+            raw.body_limit_articles_bytes,
+            body_limit_bytes.max(256 * 1024),
+        )?;
+        let redis = redis_settings(
+            raw.redis_url.as_deref(),
+            raw.redis_prefix.as_deref(),
+            raw.redis_timeout_ms,
+            raw.redis_failure.as_deref(),
+        )?;
         let log_format = match raw.log_format.as_deref() {
             None if production => LogFormat::Json,
             None | Some("pretty") => LogFormat::Pretty,
@@ -463,6 +491,7 @@ impl Config {
                 "AERIE_RATE_LIMIT_ALLOWLIST",
                 raw.rate_limit_allowlist.as_deref(),
             )?,
+            redis,
         };
         let connection_limits = ConnectionLimits {
             max_connections: within(
@@ -502,6 +531,8 @@ impl Config {
             password_hash_concurrency: raw.password_hash_concurrency.unwrap_or(cores).max(1),
             password_min_score,
             body_limit_bytes,
+            body_limit_auth_bytes,
+            body_limit_articles_bytes,
             request_timeout: Duration::from_secs(raw.request_timeout_secs.unwrap_or(30).max(1)),
             log_format,
             log_filter: raw.log.unwrap_or_else(|| "info".into()),
@@ -741,6 +772,66 @@ fn parse_rate(policy: Policy, value: Option<&str>) -> Result<Rate, ConfigError> 
             format!("'{value}' is not N/SECS (N requests per SECS seconds, like 10/300)"),
         )
     })
+}
+
+/// A route group's body limit: 1 KiB–16 MiB, `default` when unset.
+fn body_limit(name: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    within(name, value.unwrap_or(default), 1024..=16 * 1024 * 1024)
+}
+
+/// `AERIE_REDIS_*`: the shared rate-limit store, when a URL is given.
+fn redis_settings(
+    url: Option<&str>,
+    prefix: Option<&str>,
+    timeout_ms: Option<u64>,
+    failure: Option<&str>,
+) -> Result<Option<RedisSettings>, ConfigError> {
+    let Some(text) = url.filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    // Never echo the URL: it may hold the Redis password.
+    let url = url::Url::parse(text)
+        .map_err(|_| ConfigError::setting("AERIE_REDIS_URL", "not a URL like redis://host:6379"))?;
+    match url.scheme() {
+        "redis" if url.host_str().is_some() => {}
+        "rediss" => {
+            return Err(ConfigError::setting(
+                "AERIE_REDIS_URL",
+                "rediss:// (TLS) is not built in: reach Redis over a private network or a TLS tunnel",
+            ));
+        }
+        _ => {
+            return Err(ConfigError::setting(
+                "AERIE_REDIS_URL",
+                "must be redis://[user:password@]host[:port][/db]",
+            ));
+        }
+    }
+    let prefix = prefix.unwrap_or("aerie:").to_owned();
+    if !(1..=64).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::setting(
+            "AERIE_REDIS_PREFIX",
+            "must be 1–64 printable ASCII characters without spaces",
+        ));
+    }
+    let timeout = within(
+        "AERIE_REDIS_TIMEOUT_MS",
+        timeout_ms.unwrap_or(200),
+        10..=5000,
+    )?;
+    let failure_text = failure.unwrap_or("open");
+    let failure = StoreFailure::parse(failure_text).ok_or_else(|| {
+        ConfigError::setting(
+            "AERIE_REDIS_FAILURE",
+            format!("'{failure_text}' is not one of open, closed, auth-closed"),
+        )
+    })?;
+    Ok(Some(RedisSettings {
+        url: SecretString::from(text.to_owned()),
+        prefix,
+        timeout: Duration::from_millis(timeout),
+        failure,
+    }))
 }
 
 /// Adds `.env` entries that the real environment does not already set.
@@ -990,5 +1081,51 @@ mod tests {
         let config = Config::from_vars([("AERIE_DATABASE_URL", "postgres://u:hunter2@db/x")])
             .expect("valid");
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redis_settings_are_checked_and_the_password_never_prints() {
+        let config = Config::from_vars([("AERIE_REDIS_URL", "redis://:hunter2@cache:6379/0")])
+            .expect("valid");
+        let redis = config.rate_limits.redis.as_ref().expect("configured");
+        assert_eq!(redis.prefix, "aerie:");
+        assert_eq!(redis.timeout, Duration::from_millis(200));
+        assert_eq!(redis.failure, StoreFailure::Open);
+        assert!(!format!("{config:?}").contains("hunter2"));
+        for (name, value) in [
+            ("AERIE_REDIS_URL", "rediss://:hunter2@cache:6379"),
+            ("AERIE_REDIS_URL", "http://:hunter2@cache"),
+            ("AERIE_REDIS_URL", "redis//:hunter2@cache"),
+        ] {
+            let error = error_of(&[(name, value)]);
+            assert!(
+                error.contains(name) && !error.contains("hunter2"),
+                "{error}"
+            );
+        }
+        let with = |name, value| error_of(&[("AERIE_REDIS_URL", "redis://cache"), (name, value)]);
+        assert!(with("AERIE_REDIS_FAILURE", "maybe").contains("AERIE_REDIS_FAILURE"));
+        assert!(with("AERIE_REDIS_TIMEOUT_MS", "60000").contains("AERIE_REDIS_TIMEOUT_MS"));
+        assert!(with("AERIE_REDIS_PREFIX", "a b").contains("AERIE_REDIS_PREFIX"));
+        assert!(
+            Config::from_vars(Vec::<(String, String)>::new())
+                .expect("valid")
+                .rate_limits
+                .redis
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn body_limits_per_route_group() {
+        let config = Config::from_vars(Vec::<(String, String)>::new()).expect("valid");
+        assert_eq!(config.body_limit_auth_bytes, 64 * 1024);
+        assert_eq!(config.body_limit_articles_bytes, 256 * 1024);
+        let config = Config::from_vars([("AERIE_BODY_LIMIT_AUTH_BYTES", "16384")]).expect("valid");
+        assert_eq!(config.body_limit_auth_bytes, 16 * 1024);
+        assert!(
+            error_of(&[("AERIE_BODY_LIMIT_ARTICLES_BYTES", "100")])
+                .contains("AERIE_BODY_LIMIT_ARTICLES_BYTES")
+        );
     }
 }

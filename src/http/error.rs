@@ -135,6 +135,16 @@ impl From<crate::defense::rate_limit::Limited> for Error {
     }
 }
 
+impl From<crate::defense::rate_limit::Refused> for Error {
+    /// A store that fails closed answers 503: the request may succeed once Redis is back.
+    fn from(refused: crate::defense::rate_limit::Refused) -> Self {
+        match refused {
+            crate::defense::rate_limit::Refused::Limited(limited) => limited.into(),
+            crate::defense::rate_limit::Refused::StoreUnavailable => Error::Unavailable,
+        }
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         match error {

@@ -14,6 +14,7 @@ use serde::de::{Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor}
 
 use super::AppState;
 use super::error::Error;
+use super::json_bounds::{Exceeded, MAX_DEPTH, MAX_STRING_CHARS};
 use crate::auth::tokens::Verified;
 use crate::defense::client_ip::ClientIp;
 use crate::defense::rate_limit::Policy;
@@ -137,7 +138,8 @@ impl FromRequestParts<AppState> for AuthUser {
             let ip = parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| *ip);
             state
                 .rate_limiter
-                .check_user(Policy::Writes, user.user_id, ip)?;
+                .check_user(Policy::Writes, user.user_id, ip)
+                .await?;
         }
         Ok(user)
     }
@@ -187,8 +189,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
 }
 
 /// A JSON body: `Content-Type: application/json` required (415 otherwise, which also forces a
-/// CORS preflight for cross-site callers), size bounded by the body limit (413), malformed
-/// JSON a 400, and a body of the wrong shape (unknown or duplicate fields, wrong types, an
+/// CORS preflight for cross-site callers), size bounded by the body limit (413), nesting
+/// deeper than 32 levels or malformed JSON a 400, a string over 65 536 characters a 422, and
+/// a body of the wrong shape (unknown or duplicate fields, wrong types, an
 /// array where an object belongs) a 422.
 pub struct Json<T>(pub T);
 
@@ -206,6 +209,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                     BytesRejection::FailedToBufferBody(_) => Error::PayloadTooLarge,
                     _ => Error::BadRequest("unreadable body".into()),
                 })?;
+        // Before parsing: a body's shape must not cost more than its size.
+        match super::json_bounds::check(&bytes) {
+            Ok(()) => {}
+            Err(Exceeded::Depth) => {
+                return Err(Error::BadRequest(format!(
+                    "JSON nested deeper than {MAX_DEPTH} levels"
+                )));
+            }
+            Err(Exceeded::StringLength) => {
+                return Err(Error::invalid(
+                    "body",
+                    format!("has a string longer than {MAX_STRING_CHARS} characters"),
+                ));
+            }
+        }
         let mut json = serde_json::Deserializer::from_slice(&bytes);
         object(&mut json)
             .and_then(|value| json.end().map(|()| value))

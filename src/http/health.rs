@@ -49,26 +49,29 @@ async fn live() -> axum::Json<Value> {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// The process can do useful work: it is not shutting down and every dependency answers.
+/// The process can do useful work: it is not shutting down and its dependencies answer.
 /// Body: `status` (`ready`, `unavailable`, `shutting_down`) and one field per dependency
-/// (`"ok"` or `"unreachable"`).
+/// (`"ok"` or `"unreachable"`). A Redis that fails open is reported but not fatal: the
+/// instance still limits from memory, and taking every instance out of rotation over it would
+/// turn a degraded limiter into an outage.
 async fn ready(State(state): State<AppState>) -> Response {
-    // One entry per dependency; a new one (Redis) is one more line.
-    let checks = [("database", check(state.store.ping()).await)];
+    let word = |ok: bool| Value::from(if ok { "ok" } else { "unreachable" });
     let mut body = Map::new();
-    let mut all_ok = true;
-    for (name, ok) in checks {
-        all_ok &= ok;
-        body.insert(name.into(), if ok { "ok" } else { "unreachable" }.into());
+    let database = check(state.store.ping()).await;
+    body.insert("database".into(), word(database));
+    let mut all_ok = database;
+    if let Some((answers, fails_closed)) = state.rate_limiter.shared_store_health().await {
+        body.insert("redis".into(), word(answers));
+        all_ok &= answers || !fails_closed;
     }
-    let (status, word) = if state.shutting_down.is_set() {
+    let (status, summary) = if state.shutting_down.is_set() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
     } else if all_ok {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
-    body.insert("status".into(), word.into());
+    body.insert("status".into(), summary.into());
     let mut response = (status, axum::Json(Value::Object(body))).into_response();
     response.extensions_mut().insert(StatusDocument);
     response

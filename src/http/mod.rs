@@ -10,6 +10,7 @@ pub mod comments;
 pub mod error;
 pub mod extract;
 pub mod health;
+mod json_bounds;
 pub mod keys;
 pub mod metrics;
 pub mod profiles;

@@ -222,7 +222,8 @@ async fn login(
     // Per target account, before any work: see `defense::rate_limit` for the lockout rule.
     state
         .rate_limiter
-        .check_account(Policy::LoginAccount, &email)?;
+        .check_account(Policy::LoginAccount, &email)
+        .await?;
     if !password_within_limits(&password) {
         return Err(login_failed(&state, &context, None, "password_out_of_limits").await);
     }

@@ -40,7 +40,6 @@ type Keyed =
 pub struct MemoryBuckets {
     limiter: Keyed,
     clock: GovernorClock,
-    rate: Rate,
     checks: AtomicU64,
 }
 
@@ -52,7 +51,6 @@ impl MemoryBuckets {
         Self {
             limiter,
             clock,
-            rate,
             checks: AtomicU64::new(0),
         }
     }
@@ -65,14 +63,9 @@ impl MemoryBuckets {
         }
         let key = key.to_owned();
         match self.limiter.check_key(&key) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let used = self.rate.burst.get().saturating_sub(remaining);
-                Decision::Allowed {
-                    remaining,
-                    reset: self.rate.interval() * used,
-                }
-            }
+            Ok(snapshot) => Decision::Allowed {
+                remaining: snapshot.remaining_burst_capacity(),
+            },
             Err(not_until) => Decision::Limited {
                 retry_after: not_until.wait_time_from(self.clock.now()),
             },

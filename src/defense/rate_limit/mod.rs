@@ -23,8 +23,16 @@
 //!
 //! Authenticated writes are limited per user (`writes`) by the [`crate::http::extract::AuthUser`]
 //! extractor. Callers in `AERIE_RATE_LIMIT_ALLOWLIST` skip every policy.
+//!
+//! Stores: the buckets live in memory ([`memory`]) unless `AERIE_REDIS_URL` names a Redis that
+//! several instances share ([`redis`]). Either way the policy logic, the headers and the
+//! metrics are this file's, once; a store only answers "allowed, with this much left" or
+//! "limited, for this long". When Redis fails, `AERIE_REDIS_FAILURE` decides: `open` falls
+//! back to the memory buckets (limits still hold, per instance), `closed` answers 503, and
+//! `auth-closed` answers 503 for the credential policies only.
 
 mod memory;
+pub mod redis;
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -43,6 +51,7 @@ use ipnet::IpNet;
 use tower::{Layer, Service};
 
 use self::memory::MemoryBuckets;
+use self::redis::{RedisBuckets, RedisSettings, StoreFailure};
 use super::client_ip::{ClientIp, is_trusted};
 use crate::clock::Clock;
 use crate::http::error::Error;
@@ -89,6 +98,18 @@ impl Policy {
             Policy::Mfa => "mfa",
             Policy::Writes => "writes",
         }
+    }
+
+    /// Policies that slow down guessing of passwords, tokens and codes.
+    pub fn guards_credentials(self) -> bool {
+        matches!(
+            self,
+            Policy::LoginIp
+                | Policy::LoginAccount
+                | Policy::Register
+                | Policy::Refresh
+                | Policy::Mfa
+        )
     }
 
     /// The setting that configures this policy.
@@ -151,12 +172,14 @@ impl Rate {
     }
 }
 
-/// Every policy's rate and the allowlist, as configured.
+/// Every policy's rate, the allowlist and the store, as configured.
 #[derive(Debug, Clone)]
 pub struct RateLimits {
     pub rates: Vec<(Policy, Rate)>,
     /// Callers in these networks skip every policy (internal health checks, batch jobs).
     pub allowlist: Vec<IpNet>,
+    /// Shared buckets in Redis; `None` keeps them in this process.
+    pub redis: Option<RedisSettings>,
 }
 
 impl Default for RateLimits {
@@ -164,6 +187,7 @@ impl Default for RateLimits {
         Self {
             rates: Policy::ALL.iter().map(|p| (*p, p.default_rate())).collect(),
             allowlist: Vec::new(),
+            redis: None,
         }
     }
 }
@@ -181,10 +205,10 @@ impl RateLimits {
     }
 }
 
-/// The outcome of one check.
+/// A store's answer to one check.
 #[derive(Debug, Clone, Copy)]
 pub enum Decision {
-    Allowed { remaining: u32, reset: Duration },
+    Allowed { remaining: u32 },
     Limited { retry_after: Duration },
 }
 
@@ -196,6 +220,14 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+/// Why a request may not pass: a policy refused it, or the shared store failed and is
+/// configured to fail closed (503).
+#[derive(Debug, Clone, Copy)]
+pub enum Refused {
+    Limited(Limited),
+    StoreUnavailable,
+}
+
 /// All policies' buckets; shared by every request (cheap to clone).
 #[derive(Clone)]
 pub struct RateLimiter {
@@ -203,7 +235,9 @@ pub struct RateLimiter {
 }
 
 struct Inner {
+    /// The store when Redis is not configured, and the fallback when it fails open.
     buckets: Vec<(Policy, Rate, MemoryBuckets)>,
+    shared: Option<RedisBuckets>,
     allowlist: Vec<IpNet>,
     /// Refusals per policy, in `Policy::ALL` order: the hook for the metrics endpoint.
     refused: [AtomicU64; Policy::ALL.len()],
@@ -219,7 +253,26 @@ pub struct Allowed {
 }
 
 impl RateLimiter {
+    /// The limiter as configured: memory buckets, plus Redis when `limits.redis` is set.
+    /// Must run inside the Tokio runtime (the Redis connection is made there, lazily).
+    pub fn from_config(limits: &RateLimits, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let shared = match &limits.redis {
+            Some(settings) => Some(RedisBuckets::new(settings, clock.clone())?),
+            None => None,
+        };
+        Ok(Self::with_store(limits, clock, shared))
+    }
+
+    /// Memory buckets only.
     pub fn new(limits: &RateLimits, clock: Arc<dyn Clock>) -> Self {
+        Self::with_store(limits, clock, None)
+    }
+
+    fn with_store(
+        limits: &RateLimits,
+        clock: Arc<dyn Clock>,
+        shared: Option<RedisBuckets>,
+    ) -> Self {
         let buckets = Policy::ALL
             .iter()
             .map(|policy| {
@@ -230,6 +283,7 @@ impl RateLimiter {
         Self {
             inner: Arc::new(Inner {
                 buckets,
+                shared,
                 allowlist: limits.allowlist.clone(),
                 refused: Default::default(),
             }),
@@ -237,35 +291,58 @@ impl RateLimiter {
     }
 
     /// Takes one request's worth of `policy`'s budget for `key`.
-    pub fn check(&self, policy: Policy, key: &str) -> Result<Allowed, Limited> {
+    pub async fn check(&self, policy: Policy, key: &str) -> Result<Allowed, Refused> {
         let Some((_, rate, buckets)) = self.inner.buckets.iter().find(|(p, _, _)| *p == policy)
         else {
             // Every policy gets buckets in `new`; a missing one would be a build bug.
-            return Err(Limited {
+            return Err(Refused::Limited(Limited {
                 policy,
                 rate: policy.default_rate(),
                 retry_after: Duration::from_secs(1),
-            });
+            }));
         };
-        match buckets.check(key) {
-            Decision::Allowed { remaining, reset } => Ok(Allowed {
+        let rate = *rate;
+        let decision = match &self.inner.shared {
+            None => buckets.check(key),
+            Some(shared) => match shared.check(policy, rate, key).await {
+                Ok(decision) => decision,
+                Err(error) => {
+                    shared.report(&error);
+                    if shared.failure.refuses(policy) {
+                        return Err(Refused::StoreUnavailable);
+                    }
+                    buckets.check(key)
+                }
+            },
+        };
+        match decision {
+            Decision::Allowed { remaining } => Ok(Allowed {
                 policy,
-                rate: *rate,
+                rate,
                 remaining,
-                reset,
+                reset: rate.interval() * rate.burst.get().saturating_sub(remaining),
             }),
             Decision::Limited { retry_after } => {
                 tracing::info!(policy = policy.name(), "rate limited");
+                metrics::counter!("aerie_rate_limited_total", "policy" => policy.name())
+                    .increment(1);
                 if let Some(counter) = self.counter(policy) {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(Limited {
+                Err(Refused::Limited(Limited {
                     policy,
-                    rate: *rate,
+                    rate,
                     retry_after,
-                })
+                }))
             }
         }
+    }
+
+    /// `None` without Redis; otherwise whether it answers in time, and whether its absence
+    /// stops requests (fail closed). For `/readyz`.
+    pub async fn shared_store_health(&self) -> Option<(bool, bool)> {
+        let shared = self.inner.shared.as_ref()?;
+        Some((shared.ping().await, shared.failure == StoreFailure::Closed))
     }
 
     /// How many requests `policy` has refused since start (for the metrics endpoint).
@@ -280,29 +357,31 @@ impl RateLimiter {
     }
 
     /// Checks `policy` for a client address, unless it is allowlisted.
-    pub fn check_ip(&self, policy: Policy, ip: IpAddr) -> Result<Option<Allowed>, Limited> {
+    pub async fn check_ip(&self, policy: Policy, ip: IpAddr) -> Result<Option<Allowed>, Refused> {
         if is_trusted(ip, &self.inner.allowlist) {
             return Ok(None);
         }
-        self.check(policy, &ip_key(ip)).map(Some)
+        self.check(policy, &ip_key(ip)).await.map(Some)
     }
 
     /// Checks `policy` for a login target, by its normalized email.
-    pub fn check_account(&self, policy: Policy, email: &str) -> Result<Allowed, Limited> {
-        self.check(policy, &account_key(email))
+    pub async fn check_account(&self, policy: Policy, email: &str) -> Result<Allowed, Refused> {
+        self.check(policy, &account_key(email)).await
     }
 
     /// Checks the per-user write budget, unless the caller is allowlisted.
-    pub fn check_user(
+    pub async fn check_user(
         &self,
         policy: Policy,
         user_id: i64,
         ip: Option<IpAddr>,
-    ) -> Result<(), Limited> {
+    ) -> Result<(), Refused> {
         if ip.is_some_and(|ip| is_trusted(ip, &self.inner.allowlist)) {
             return Ok(());
         }
-        self.check(policy, &format!("user:{user_id}")).map(|_| ())
+        self.check(policy, &format!("user:{user_id}"))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -346,9 +425,9 @@ pub async fn global(
     let Some(ip) = ip else {
         return next.run(request).await;
     };
-    match limiter.check_ip(Policy::Global, ip) {
+    match limiter.check_ip(Policy::Global, ip).await {
         Ok(_) => next.run(request).await,
-        Err(limited) => Error::TooManyRequests(limited).into_response(),
+        Err(refused) => Error::from(refused).into_response(),
     }
 }
 
@@ -406,14 +485,14 @@ where
             let (Some(limiter), Some(ip)) = (limiter, ip) else {
                 return inner.call(request).await;
             };
-            match limiter.check_ip(policy, ip) {
+            match limiter.check_ip(policy, ip).await {
                 Ok(Some(allowed)) => {
                     let mut response = inner.call(request).await?;
                     add_headers(response.headers_mut(), &allowed);
                     Ok(response)
                 }
                 Ok(None) => inner.call(request).await,
-                Err(limited) => Ok(Error::TooManyRequests(limited).into_response()),
+                Err(refused) => Ok(Error::from(refused).into_response()),
             }
         })
     }
@@ -461,6 +540,7 @@ mod tests {
         let limits = RateLimits {
             rates: Policy::ALL.iter().map(|p| (*p, rate)).collect(),
             allowlist: vec!["10.0.0.0/8".parse().expect("net")],
+            redis: None,
         };
         RateLimiter::new(&limits, clock)
     }
@@ -476,33 +556,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn burst_then_refusal_then_refill_with_the_manual_clock() {
+    #[tokio::test]
+    async fn burst_then_refusal_then_refill_with_the_manual_clock() {
         let clock = Arc::new(ManualClock::starting_now());
         let limiter = limiter("3/30", clock.clone());
         for _ in 0..3 {
-            assert!(limiter.check(Policy::LoginIp, "k").is_ok());
+            assert!(limiter.check(Policy::LoginIp, "k").await.is_ok());
         }
-        let limited = limiter
-            .check(Policy::LoginIp, "k")
-            .expect_err("fourth is refused");
+        let Err(Refused::Limited(limited)) = limiter.check(Policy::LoginIp, "k").await else {
+            panic!("fourth is refused");
+        };
         assert_eq!(ceil_secs(limited.retry_after), 10);
         assert!(
-            limiter.check(Policy::LoginIp, "other").is_ok(),
+            limiter.check(Policy::LoginIp, "other").await.is_ok(),
             "keys are separate"
         );
         assert!(
-            limiter.check(Policy::Register, "k").is_ok(),
+            limiter.check(Policy::Register, "k").await.is_ok(),
             "policies are separate"
         );
         clock.advance(Duration::from_secs(9));
         assert!(
-            limiter.check(Policy::LoginIp, "k").is_err(),
+            limiter.check(Policy::LoginIp, "k").await.is_err(),
             "not before Retry-After"
         );
         clock.advance(Duration::from_secs(1));
         assert!(
-            limiter.check(Policy::LoginIp, "k").is_ok(),
+            limiter.check(Policy::LoginIp, "k").await.is_ok(),
             "after Retry-After"
         );
         assert_eq!(limiter.refused(Policy::LoginIp), 2, "refusals are counted");
@@ -534,19 +614,19 @@ mod tests {
         assert_ne!(account_key("bobby@example.com"), key);
     }
 
-    #[test]
-    fn allowlisted_callers_skip_limits() {
+    #[tokio::test]
+    async fn allowlisted_callers_skip_limits() {
         let clock = Arc::new(ManualClock::starting_now());
         let limiter = limiter("1/60", clock);
         let internal: IpAddr = "10.1.2.3".parse().expect("ip");
         for _ in 0..5 {
             assert!(matches!(
-                limiter.check_ip(Policy::Global, internal),
+                limiter.check_ip(Policy::Global, internal).await,
                 Ok(None)
             ));
         }
         let outside: IpAddr = "198.51.100.1".parse().expect("ip");
-        assert!(limiter.check_ip(Policy::Global, outside).is_ok());
-        assert!(limiter.check_ip(Policy::Global, outside).is_err());
+        assert!(limiter.check_ip(Policy::Global, outside).await.is_ok());
+        assert!(limiter.check_ip(Policy::Global, outside).await.is_err());
     }
 }

@@ -1,0 +1,282 @@
+//! The shared store: every instance keeps its buckets in one Redis, so a limit holds for the
+//! deployment, not per instance (two instances must not mean twice the login guesses).
+//!
+//! One check is one `EVALSHA` of a small GCRA script that reads the bucket's theoretical
+//! arrival time (TAT), decides, and writes the new TAT with its expiry in the same `SET … PX`:
+//! atomic on the server, so there is no INCR-then-EXPIRE race (a crash between the two leaving
+//! an immortal counter) and no read-modify-write race between instances.
+//!
+//! Time comes from Redis (`TIME` inside the script), not from the caller. The TAT is compared
+//! with "now" on every check; if each instance supplied its own now, an instance whose clock
+//! runs ahead would see every bucket as refilled early and one running behind would refuse
+//! clients who have budget. One clock for every reader of a key removes the skew altogether;
+//! the cost is that a test cannot move Redis time, which is why the manual-clock tests run on
+//! the memory store and the Redis tests use long windows.
+//!
+//! Keys are `{prefix}rl:{policy}:{sha256(key)}`. The bucket key holds user input (an email
+//! address at login); hashing it gives every key a fixed length and an alphabet of hex digits,
+//! so no `:`, `*`, newline or megabyte-long address can make two buckets collide, reach
+//! another policy's or another application's keys, or bloat Redis.
+//!
+//! A hung or unreachable Redis never holds a request: every command is bounded by
+//! `AERIE_REDIS_TIMEOUT_MS`, and the caller then does what `AERIE_REDIS_FAILURE` says.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Client, RedisError, Script};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::{Decision, Policy, Rate};
+use crate::clock::Clock;
+
+/// GCRA on one key, in microseconds of Redis server time. KEYS[1] = bucket;
+/// ARGV[1] = emission interval (µs), ARGV[2] = burst. Returns {1, remaining} or
+/// {0, retry_after_µs}. Mirrors `governor`'s arithmetic so both stores send the same headers.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tau = interval * (tonumber(ARGV[2]) - 1)
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local allow_at = tat - tau
+if now < allow_at then
+  return {0, allow_at - now}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return {1, math.floor((now + interval + tau - new_tat) / interval)}
+";
+
+/// What to do when Redis does not answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFailure {
+    /// Fall back to this instance's memory buckets: limits still hold, per instance.
+    Open,
+    /// Refuse the request with 503: no request passes unmetered.
+    Closed,
+    /// Closed for the policies that guard credentials (login, signup, refresh, MFA), where a
+    /// per-instance budget multiplies an attacker's guesses; open for the rest.
+    AuthClosed,
+}
+
+impl StoreFailure {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "open" => Some(Self::Open),
+            "closed" => Some(Self::Closed),
+            "auth-closed" => Some(Self::AuthClosed),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::AuthClosed => "auth-closed",
+        }
+    }
+
+    /// Whether a failed check of `policy` refuses the request (503).
+    pub fn refuses(self, policy: Policy) -> bool {
+        match self {
+            Self::Open => false,
+            Self::Closed => true,
+            Self::AuthClosed => policy.guards_credentials(),
+        }
+    }
+}
+
+/// `AERIE_REDIS_*`, validated by the configuration.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// May carry a password: kept secret so `Debug` and logs cannot show it.
+    pub url: SecretString,
+    pub prefix: String,
+    pub timeout: Duration,
+    pub failure: StoreFailure,
+}
+
+/// Store failures are logged at most this often; the rest are counted.
+const LOG_EVERY_MILLIS: i64 = 10_000;
+
+pub struct RedisBuckets {
+    connection: ConnectionManager,
+    script: Script,
+    prefix: String,
+    timeout: Duration,
+    pub failure: StoreFailure,
+    clock: Arc<dyn Clock>,
+    last_logged: AtomicI64,
+    unlogged: AtomicU64,
+}
+
+/// Why a check did not reach a decision.
+#[derive(Debug)]
+pub enum StoreError {
+    Timeout,
+    Redis(RedisError),
+}
+
+impl RedisBuckets {
+    /// Connects lazily: the server starts, and answers per `failure`, while Redis is down.
+    pub fn new(settings: &RedisSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let client = Client::open(settings.url.expose_secret())
+            // The parser's message can quote the URL, password and all.
+            .map_err(|_| anyhow::anyhow!("AERIE_REDIS_URL: not a valid redis:// URL"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            // One quick retry; the request's own deadline bounds the rest.
+            .set_number_of_retries(1)
+            .set_max_delay(settings.timeout);
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| anyhow::anyhow!("AERIE_REDIS_URL: {}", e.category()))?;
+        Ok(Self {
+            connection,
+            script: Script::new(GCRA),
+            prefix: settings.prefix.clone(),
+            timeout: settings.timeout,
+            failure: settings.failure,
+            clock,
+            last_logged: AtomicI64::new(i64::MIN),
+            unlogged: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes one cell from `key`'s bucket of `policy`.
+    pub async fn check(
+        &self,
+        policy: Policy,
+        rate: Rate,
+        key: &str,
+    ) -> Result<Decision, StoreError> {
+        let interval = u64::try_from(rate.interval().as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut connection = self.connection.clone();
+        let mut invocation = self.script.key(bucket_key(&self.prefix, policy, key));
+        invocation.arg(interval).arg(rate.burst.get());
+        let reply: (i64, i64) =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
+                .await
+                .map_err(|_| StoreError::Timeout)?
+                .map_err(StoreError::Redis)?;
+        let value = u64::try_from(reply.1).unwrap_or(0);
+        Ok(match reply.0 {
+            1 => Decision::Allowed {
+                remaining: u32::try_from(value).unwrap_or(u32::MAX),
+            },
+            _ => Decision::Limited {
+                retry_after: Duration::from_micros(value),
+            },
+        })
+    }
+
+    /// Whether Redis answers a PING within the timeout (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
+    }
+
+    /// Counts every failure, and logs one every ten seconds with how many went unlogged,
+    /// so an outage is visible without a log line per request. Only the error's kind is
+    /// logged: messages from the client can quote the connection address.
+    pub fn report(&self, error: &StoreError) {
+        metrics::counter!("aerie_rate_limit_store_errors_total").increment(1);
+        let now = self.clock.now();
+        let last = self.last_logged.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= LOG_EVERY_MILLIS || now < last;
+        if !due
+            || self
+                .last_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let kind = match error {
+            StoreError::Timeout => "timeout",
+            StoreError::Redis(error) => error.category(),
+        };
+        tracing::warn!(
+            error = kind,
+            since_last_log = self.unlogged.swap(0, Ordering::Relaxed),
+            on_failure = self.failure.name(),
+            "rate-limit store (Redis) unavailable"
+        );
+    }
+}
+
+/// `{prefix}rl:{policy}:{hex sha256(key)}`: see the module doc for why the key is hashed.
+pub fn bucket_key(prefix: &str, policy: Policy, key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(prefix.len() + 20 + 64);
+    out.push_str(prefix);
+    out.push_str("rl:");
+    out.push_str(policy.name());
+    out.push(':');
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_controlled_keys_cannot_collide_or_escape_the_prefix() {
+        let long = "a".repeat(100_000);
+        let keys = [
+            "account:bob@example.com",
+            "account:bob@example.com\n",
+            "account:bob@example.com:*",
+            "account:*",
+            "account:bob@example.com:rl:global:x",
+            long.as_str(),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for key in keys {
+            let bucket = bucket_key("aerie:", Policy::LoginAccount, key);
+            assert!(bucket.starts_with("aerie:rl:login-account:"), "{bucket}");
+            let tail = &bucket["aerie:rl:login-account:".len()..];
+            assert_eq!(tail.len(), 64);
+            assert!(tail.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert!(seen.insert(bucket));
+        }
+        assert_ne!(
+            bucket_key("aerie:", Policy::LoginIp, "k"),
+            bucket_key("aerie:", Policy::LoginAccount, "k"),
+            "policies are separate"
+        );
+    }
+
+    #[test]
+    fn failure_modes_parse_and_auth_closed_refuses_only_credential_policies() {
+        assert_eq!(StoreFailure::parse("open"), Some(StoreFailure::Open));
+        assert_eq!(StoreFailure::parse("closed"), Some(StoreFailure::Closed));
+        assert_eq!(StoreFailure::parse("Closed"), None);
+        let mode = StoreFailure::parse("auth-closed").expect("valid");
+        for policy in [
+            Policy::LoginIp,
+            Policy::LoginAccount,
+            Policy::Register,
+            Policy::Refresh,
+            Policy::Mfa,
+        ] {
+            assert!(mode.refuses(policy), "{policy:?}");
+        }
+        assert!(!mode.refuses(Policy::Global));
+        assert!(!mode.refuses(Policy::Writes));
+    }
+}
