@@ -125,7 +125,8 @@ impl Server {
             .metrics_listen
             .map(|address| bind(address, "AERIE_METRICS_LISTEN"))
             .transpose()?;
-        let rate_limiter = RateLimiter::from_config(&config.rate_limits, clock.clone())?;
+        let rate_limiter = RateLimiter::from_config(&config.rate_limits, clock.clone())?
+            .with_audit(audit.clone(), clock.clone());
         let limits = config.connection_limits;
         let shutdown_delay = config.shutdown_delay;
         let metrics = Metrics::new();

@@ -184,3 +184,40 @@ engine_test! {
         assert_eq!(none["eventsCount"], 0, "the defaults weaken nothing");
     }
 }
+
+engine_test! {
+    async fn lockouts_and_blocks_are_recorded_once_per_episode(engine: Engine) {
+        let app = TestApp::spawn_with(engine, &[
+            ("AERIE_RATE_LIMIT_LOGIN_IP", "5/300s"),
+            ("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/900s"),
+        ]).await;
+        // Admin login + 4 wrong: the account locks after 2 wrong, the address after 5 logins.
+        let admin = admin_and_target(&app).await;
+        let wrong = json!({"user": {"email": "target@example.com", "password": "not the password at all"}});
+        let mut statuses = Vec::new();
+        for _ in 0..8 {
+            statuses.push(app.post("/api/users/login", None, wrong.clone()).await.status.as_u16());
+        }
+        assert!(statuses.iter().filter(|s| **s == 429).count() >= 5, "{statuses:?}");
+
+        // Recorded in the background: give the appends a moment to land.
+        let mut found = (Value::Null, Value::Null);
+        for _ in 0..50 {
+            found = (
+                events(&app, &admin, "type=account_locked").await,
+                events(&app, &admin, "type=ip_blocked").await,
+            );
+            if found.0["eventsCount"] == 1 && found.1["eventsCount"] == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let (locked, blocked) = found;
+        assert_eq!(locked["eventsCount"], 1, "one event per episode, not per refusal: {locked}");
+        assert_eq!(locked["events"][0]["detail"]["policy"], "login-account");
+        assert!(!locked.to_string().contains("target@example.com"), "no email in the trail");
+        assert_eq!(blocked["eventsCount"], 1, "{blocked}");
+        assert_eq!(blocked["events"][0]["clientIp"], "127.0.0.1");
+        assert_eq!(blocked["events"][0]["detail"]["policy"], "login-ip");
+    }
+}

@@ -33,6 +33,7 @@
 
 mod memory;
 pub mod redis;
+mod trips;
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -241,6 +242,8 @@ struct Inner {
     allowlist: Vec<IpNet>,
     /// Refusals per policy, in `Policy::ALL` order: the hook for the metrics endpoint.
     refused: [AtomicU64; Policy::ALL.len()],
+    /// Sampled refusals go to the audit trail, once the server hands over its log.
+    trips: Option<trips::Trips>,
 }
 
 /// What an allowed check reports, for the `RateLimit` headers.
@@ -286,8 +289,19 @@ impl RateLimiter {
                 shared,
                 allowlist: limits.allowlist.clone(),
                 refused: Default::default(),
+                trips: None,
             }),
         }
+    }
+
+    /// Records sampled refusals on `audit` (see [`trips`]). Called once, while building the
+    /// server, before the limiter is shared.
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog, clock: Arc<dyn Clock>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.trips = Some(trips::Trips::new(audit, clock)),
+            None => tracing::error!("rate limiter already shared: refusals will not be audited"),
+        }
+        self
     }
 
     /// Takes one request's worth of `policy`'s budget for `key`.
@@ -328,6 +342,9 @@ impl RateLimiter {
                     .increment(1);
                 if let Some(counter) = self.counter(policy) {
                     counter.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(trips) = &self.inner.trips {
+                    trips.refused(policy, key, retry_after);
                 }
                 Err(Refused::Limited(Limited {
                     policy,
