@@ -490,3 +490,7 @@ async fn change_password(
     state.audit.record(event).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Lets the fuzz targets (fuzz/) reach this module's private request body types.
+#[doc(hidden)]
+pub mod fuzz_entry;
