@@ -15,7 +15,12 @@ use serde_json::{Value, json};
 fn draw(strategy: impl Strategy<Value = String>, count: usize) -> Vec<String> {
     let mut runner = TestRunner::deterministic();
     (0..count)
-        .filter_map(|_| strategy.new_tree(&mut runner).ok().map(|tree| tree.current()))
+        .filter_map(|_| {
+            strategy
+                .new_tree(&mut runner)
+                .ok()
+                .map(|tree| tree.current())
+        })
         .collect()
 }
 
@@ -26,11 +31,17 @@ fn rejected_usernames() -> Vec<String> {
 }
 
 fn rejected_emails() -> Vec<String> {
-    draw("[a-z]{1,8}|[a-z]{1,5}@[a-z]{1,5}|[a-z]{1,5} [a-z]{1,5}@x\\.io|[a-z]{1,5}@x\\.\\.io", 4)
+    draw(
+        "[a-z]{1,8}|[a-z]{1,5}@[a-z]{1,5}|[a-z]{1,5} [a-z]{1,5}@x\\.io|[a-z]{1,5}@x\\.\\.io",
+        4,
+    )
 }
 
 fn rejected_titles() -> Vec<String> {
-    draw(" {1,4}|[a-z]{201,210}|[a-z]{1,5}[\n\u{0}\u{1b}\u{2028}][a-z]{1,5}", 4)
+    draw(
+        " {1,4}|[a-z]{201,210}|[a-z]{1,5}[\n\u{0}\u{1b}\u{2028}][a-z]{1,5}",
+        4,
+    )
 }
 
 fn assert_422_on(reply: &common::Reply, field: &str, value: &str) {
