@@ -81,17 +81,24 @@ pub fn first_script_capable(html: &str) -> Option<String> {
             if attribute.starts_with("on") || FORBIDDEN_ATTRIBUTES.contains(&attribute.as_str()) {
                 return Some(format!("attribute {attribute} on <{name}>"));
             }
-            // Browsers drop ASCII whitespace and control characters inside a scheme.
-            let squeezed: String = decode_entities(&value)
-                .chars()
-                .filter(|c| !c.is_ascii_whitespace() && !c.is_control())
-                .collect();
+            let squeezed = as_url_parser_reads(&decode_entities(&value));
             if let Some(scheme) = FORBIDDEN_SCHEMES.iter().find(|s| squeezed.starts_with(**s)) {
                 return Some(format!("{scheme} URL in {attribute} on <{name}>"));
             }
         }
     }
     None
+}
+
+/// A URL as the WHATWG URL parser sees it before reading the scheme: leading and trailing
+/// C0 controls and spaces trimmed, tabs and newlines removed anywhere (so `java\tscript:`
+/// is `javascript:`). Other control characters stay and make the scheme invalid, which
+/// turns the URL into a harmless relative one.
+fn as_url_parser_reads(url: &str) -> String {
+    url.trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect()
 }
 
 /// The inside of every tag (between `<` and its closing `>`), respecting quoted values.
@@ -237,6 +244,7 @@ mod tests {
             ),
             ("<a href=\"&#106;avascript:a\">", "javascript: URL"),
             ("<a href=\" java\tscript:a\">", "javascript: URL"),
+            ("<a href=\"\u{1}java&#x0A;script:a\">", "javascript: URL"),
             ("<a href='data:text/html,x'>", "data: URL"),
             ("<div style=\"color:red\">", "attribute style"),
             ("<!-- x -->", "markup declaration"),
@@ -254,6 +262,8 @@ mod tests {
             "<a href=\"https://example.com\" rel=\"noopener noreferrer nofollow\">x</a>",
             "<img src=\"https://x.io/a.png\" alt=\"a &gt; b\">",
             "<table><tr><td>x</td></tr></table>",
+            // A backspace inside the scheme makes it a relative URL for browsers.
+            "<a href=\"jav&#x08;ascript:alert(1)\">x</a>",
         ] {
             assert_eq!(first_script_capable(html), None, "{html}");
         }
