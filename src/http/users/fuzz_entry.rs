@@ -3,7 +3,7 @@
 //! them with the `Json` extractor's own decoder, then applies the field rules the handlers
 //! apply before they touch the store or the password hasher.
 
-use super::{Login, PasswordChange, Registration, UserBody, UserUpdate};
+use super::{Login, PasswordChange, Registration, UserBody, UserUpdate, validate_registration};
 use crate::domain::{Bio, Email, ImageUrl, NewPassword, Username, password_within_limits};
 use crate::http::error::{FieldErrors, Result};
 use crate::http::extract::decode_json;
@@ -23,18 +23,7 @@ pub fn check_bodies(bytes: &[u8]) -> [Result<()>; 4] {
 
 fn registration(bytes: &[u8]) -> Result<()> {
     let UserBody { user } = decode_json::<UserBody<Registration>>(bytes)?;
-    let mut errors = FieldErrors::default();
-    let username = errors.required("username", user.username, Username::parse);
-    let email = errors.required("email", user.email, Email::parse);
-    let related: Vec<&str> = username
-        .iter()
-        .map(Username::as_str)
-        .chain(email.iter().map(Email::as_str))
-        .collect();
-    errors.required("password", user.password, |p| {
-        NewPassword::parse(p, MIN_SCORE, &related)
-    });
-    errors.finish()
+    validate_registration(user, MIN_SCORE).map(|_| ())
 }
 
 fn login(bytes: &[u8]) -> Result<()> {
