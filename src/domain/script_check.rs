@@ -58,6 +58,27 @@ const FORBIDDEN_ELEMENTS: &[&str] = &[
 /// Attributes that run script or carry a document of their own.
 const FORBIDDEN_ATTRIBUTES: &[&str] = &["style", "srcdoc", "formaction", "xlink:href"];
 
+/// Attributes a browser reads as a URL (a `title="javascript:..."` is only text).
+const URL_ATTRIBUTES: &[&str] = &[
+    "href",
+    "src",
+    "action",
+    "formaction",
+    "data",
+    "poster",
+    "cite",
+    "background",
+    "srcset",
+    "longdesc",
+    "lowsrc",
+    "dynsrc",
+    "ping",
+    "manifest",
+    "codebase",
+    "icon",
+    "xlink:href",
+];
+
 /// URL schemes that run script or render attacker HTML.
 const FORBIDDEN_SCHEMES: &[&str] = &["javascript:", "vbscript:", "data:"];
 
@@ -80,6 +101,9 @@ pub fn first_script_capable(html: &str) -> Option<String> {
         for (attribute, value) in attributes {
             if attribute.starts_with("on") || FORBIDDEN_ATTRIBUTES.contains(&attribute.as_str()) {
                 return Some(format!("attribute {attribute} on <{name}>"));
+            }
+            if !URL_ATTRIBUTES.contains(&attribute.as_str()) {
+                continue;
             }
             let squeezed = as_url_parser_reads(&decode_entities(&value));
             if let Some(scheme) = FORBIDDEN_SCHEMES.iter().find(|s| squeezed.starts_with(**s)) {
@@ -262,6 +286,7 @@ mod tests {
             "<a href=\"https://example.com\" rel=\"noopener noreferrer nofollow\">x</a>",
             "<img src=\"https://x.io/a.png\" alt=\"a &gt; b\">",
             "<table><tr><td>x</td></tr></table>",
+            "<p title=\"javascript:alert(1)\">text, not a URL</p>",
             // A backspace inside the scheme makes it a relative URL for browsers.
             "<a href=\"jav&#x08;ascript:alert(1)\">x</a>",
         ] {
