@@ -64,7 +64,9 @@ fn mutate(valid: &str, edit: &[u8]) -> String {
     let Some(segment) = parts.get_mut(usize::from(part % 3)) else {
         return valid.to_owned();
     };
-    let mut decoded = URL_SAFE_NO_PAD.decode(segment.as_bytes()).unwrap_or_default();
+    let mut decoded = URL_SAFE_NO_PAD
+        .decode(segment.as_bytes())
+        .unwrap_or_default();
     let at = |n: usize| bytes.first().map_or(0, |&b| usize::from(b) % n.max(1));
     match kind % 5 {
         0 => *segment = URL_SAFE_NO_PAD.encode(bytes),
@@ -100,7 +102,10 @@ fn assemble(spec: &[u8]) -> String {
 /// Whether `candidate` is the signed token itself: the same signed text (`header.payload`)
 /// and the same signature bytes.
 fn same_token(candidate: &str, valid: &str) -> bool {
-    let split = |t: &str| t.rsplit_once('.').map(|(s, sig)| (s.to_owned(), sig.to_owned()));
+    let split = |t: &str| {
+        t.rsplit_once('.')
+            .map(|(s, sig)| (s.to_owned(), sig.to_owned()))
+    };
     match (split(candidate), split(valid)) {
         (Some((signed, sig)), Some((valid_signed, valid_sig))) => {
             signed == valid_signed

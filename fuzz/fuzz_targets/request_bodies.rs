@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
             Ok(()) | Err(Error::BadRequest(_)) => {}
             Err(Error::Unprocessable(fields)) => {
                 assert!(!fields.is_empty(), "a 422 naming no field");
-                assert!(fields.values().all(|m| !m.is_empty() && m.iter().all(|m| !m.is_empty())));
+                assert!(
+                    fields
+                        .values()
+                        .all(|m| !m.is_empty() && m.iter().all(|m| !m.is_empty()))
+                );
             }
             Err(other) => panic!("a body was refused with {other:?}, not a 400 or 422"),
         }
