@@ -3,7 +3,11 @@
 
 mod article;
 mod markdown;
+#[cfg(test)]
+mod properties;
 mod role;
+#[doc(hidden)]
+pub mod script_check;
 mod text;
 mod user;
 

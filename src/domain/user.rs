@@ -280,12 +280,6 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_accepted_username_round_trips(name in "[A-Za-z0-9_.-]{1,32}") {
-            let parsed = Username::parse(name.clone()).expect("matches the rule");
-            prop_assert_eq!(parsed.as_str(), name.as_str());
-        }
-
-        #[test]
         fn usernames_with_other_characters_are_refused(name in ".{0,40}") {
             let valid = !name.is_empty() && name.chars().count() <= 32
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));

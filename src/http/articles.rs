@@ -304,3 +304,7 @@ async fn set_favorite(
         article: Article::full(row),
     }))
 }
+
+/// Lets the fuzz targets (fuzz/) reach this module's private request body types.
+#[doc(hidden)]
+pub mod fuzz_entry;

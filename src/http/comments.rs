@@ -121,3 +121,7 @@ async fn delete_comment(
     state.store.delete_comment(comment.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Lets the fuzz targets (fuzz/) reach this module's private request body types.
+#[doc(hidden)]
+pub mod fuzz_entry;

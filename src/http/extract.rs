@@ -209,33 +209,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                     BytesRejection::FailedToBufferBody(_) => Error::PayloadTooLarge,
                     _ => Error::BadRequest("unreadable body".into()),
                 })?;
-        // Before parsing: a body's shape must not cost more than its size.
-        match super::json_bounds::check(&bytes) {
-            Ok(()) => {}
-            Err(Exceeded::Depth) => {
-                return Err(Error::BadRequest(format!(
-                    "JSON nested deeper than {MAX_DEPTH} levels"
-                )));
-            }
-            Err(Exceeded::StringLength) => {
-                return Err(Error::invalid(
-                    "body",
-                    format!("has a string longer than {MAX_STRING_CHARS} characters"),
-                ));
-            }
-        }
-        let mut json = serde_json::Deserializer::from_slice(&bytes);
-        object(&mut json)
-            .and_then(|value| json.end().map(|()| value))
-            .map(Json)
-            .map_err(|e| {
-                if e.is_data() {
-                    Error::invalid("body", e.to_string())
-                } else {
-                    Error::BadRequest(format!("invalid JSON: {e}"))
-                }
-            })
+        decode_json(&bytes).map(Json)
     }
+}
+
+/// The body half of [`Json`]: bytes to a request type, or the 400/422 the client gets.
+/// Public and free of the request so the fuzz targets (fuzz/) run arbitrary bytes through
+/// exactly the decoding the server uses.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    // Before parsing: a body's shape must not cost more than its size.
+    match super::json_bounds::check(bytes) {
+        Ok(()) => {}
+        Err(Exceeded::Depth) => {
+            return Err(Error::BadRequest(format!(
+                "JSON nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Err(Exceeded::StringLength) => {
+            return Err(Error::invalid(
+                "body",
+                format!("has a string longer than {MAX_STRING_CHARS} characters"),
+            ));
+        }
+    }
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    object(&mut json)
+        .and_then(|value| json.end().map(|()| value))
+        .map_err(|e| {
+            if e.is_data() {
+                Error::invalid("body", e.to_string())
+            } else {
+                Error::BadRequest(format!("invalid JSON: {e}"))
+            }
+        })
 }
 
 /// Reads a struct from a JSON object only. serde also fills a struct from an array, by

@@ -164,21 +164,7 @@ pub async fn create_account(
     now: UnixMillis,
     user: Registration,
 ) -> Result<UserRow> {
-    let mut errors = FieldErrors::default();
-    let username = errors.required("username", user.username, Username::parse);
-    let email = errors.required("email", user.email, Email::parse);
-    let related: Vec<&str> = username
-        .iter()
-        .map(Username::as_str)
-        .chain(email.iter().map(Email::as_str))
-        .collect();
-    let password = errors.required("password", user.password, |p| {
-        NewPassword::parse(p, min_score, &related)
-    });
-    errors.finish()?;
-    let (Some(username), Some(email), Some(password)) = (username, email, password) else {
-        return Err(Error::Internal("validated fields missing".into()));
-    };
+    let (username, email, password) = validate_registration(user, min_score)?;
     let password_hash = hasher.hash(password.secret()).await?;
     store
         .insert_user(NewUser {
@@ -191,6 +177,29 @@ pub async fn create_account(
         })
         .await
         .map_err(taken_or_internal)
+}
+
+/// The field rules of a registration, before any store or hashing work.
+fn validate_registration(
+    user: Registration,
+    min_score: u8,
+) -> Result<(Username, Email, NewPassword)> {
+    let mut errors = FieldErrors::default();
+    let username = errors.required("username", user.username, Username::parse);
+    let email = errors.required("email", user.email, Email::parse);
+    let related: Vec<&str> = username
+        .iter()
+        .map(Username::as_str)
+        .chain(email.iter().map(Email::as_str))
+        .collect();
+    let password = errors.required("password", user.password, |p| {
+        NewPassword::parse(p, min_score, &related)
+    });
+    errors.finish()?;
+    match (username, email, password) {
+        (Some(username), Some(email), Some(password)) => Ok((username, email, password)),
+        _ => Err(Error::Internal("validated fields missing".into())),
+    }
 }
 
 /// A unique-index violation on username or email is a 422 on that field.
@@ -491,3 +500,7 @@ async fn change_password(
     state.audit.record(event).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Lets the fuzz targets (fuzz/) reach this module's private request body types.
+#[doc(hidden)]
+pub mod fuzz_entry;
