@@ -23,7 +23,9 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::http::error::{Error, normalize_error_bodies};
-use crate::http::{AppState, admin, articles, auth, comments, health, keys, profiles, tags, users};
+use crate::http::{
+    AppState, admin, articles, auth, comments, health, keys, openapi, profiles, tags, users,
+};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -43,6 +45,7 @@ fn api_routes() -> Router<AppState> {
         .merge(tags::router())
         .merge(admin::router())
         .merge(health::router())
+        .merge(openapi::router())
         .fallback(|| async { Error::NotFound("route") })
 }
 

@@ -97,6 +97,8 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
     ("GET", "/.well-known/jwks.json", [200, 200, 200, 200, 200]),
     ("GET", "/healthz", [200, 200, 200, 200, 200]),
     ("GET", "/readyz", [200, 200, 200, 200, 200]),
+    ("GET", "/openapi.json", [200, 200, 200, 200, 200]),
+    ("GET", "/docs", [200, 200, 200, 200, 200]),
 ];
 
 async fn login(app: &TestApp, name: &str) -> String {

@@ -14,11 +14,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{Error, Result};
 use super::extract::{Json, Require, SessionRevokeAny, UserDisable, UserReadAny, UserRoleSet};
-use super::query::Query;
+use super::query::{PAGE, Query};
 use crate::clock::rfc3339;
 use crate::domain::{Role, username_key};
 use crate::store::{AccountRow, UserRow};
@@ -36,16 +37,19 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An account as administrators see it (never the password hash).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Account {
     username: String,
     email: String,
+    #[schema(value_type = Role)]
     role: String,
     disabled: bool,
     /// MFA arrives with its own issue; until then no account has it.
     mfa: bool,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     last_login_at: Option<String>,
 }
 
@@ -63,19 +67,26 @@ impl From<AccountRow> for Account {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AccountList {
     users: Vec<Account>,
     users_count: i64,
 }
 
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin",
+    params(
+        ("query" = Option<String>, Query, description = "Only accounts whose username or email contains this (case-insensitive)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Accounts to skip"),
+    ),
+    responses((status = 200, description = "Accounts", body = AccountList)))]
 async fn list_users(
     State(state): State<AppState>,
     Require(admin, _): Require<UserReadAny>,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<AccountList>> {
-    let query = Query::parse(raw.as_deref())?;
+    let query = Query::parse(raw.as_deref(), &[&["query"], PAGE])?;
     let (limit, offset) = query.page()?;
     let (rows, count) = state
         .store
@@ -92,13 +103,14 @@ async fn list_users(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleChange {
+    #[schema(value_type = Role)]
     role: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AccountResponse {
     user: Account,
 }
@@ -132,6 +144,13 @@ async fn account(state: &AppState, user: &UserRow) -> Result<axum::Json<AccountR
     Ok(axum::Json(AccountResponse { user: row.into() }))
 }
 
+#[utoipa::path(put, path = "/api/admin/users/{username}/role", tag = "admin",
+    params(("username" = String, Path)),
+    request_body = RoleChange,
+    responses(
+        (status = 200, description = "The account with its new role; its sessions are revoked", body = AccountResponse),
+        (status = 422, description = "Unknown role, the caller's own account, or granting admin without a recent login"),
+    ))]
 async fn set_role(
     State(state): State<AppState>,
     Require(admin, _): Require<UserRoleSet>,
@@ -164,6 +183,12 @@ async fn set_role(
     account(&state, &user).await
 }
 
+#[utoipa::path(post, path = "/api/admin/users/{username}/disable", tag = "admin",
+    params(("username" = String, Path)),
+    responses(
+        (status = 200, description = "The account, disabled; its sessions are revoked", body = AccountResponse),
+        (status = 422, description = "The caller's own account"),
+    ))]
 async fn disable(
     State(state): State<AppState>,
     Require(admin, _): Require<UserDisable>,
@@ -172,6 +197,12 @@ async fn disable(
     set_disabled(&state, admin.user_id, &username, true).await
 }
 
+#[utoipa::path(post, path = "/api/admin/users/{username}/enable", tag = "admin",
+    params(("username" = String, Path)),
+    responses(
+        (status = 200, description = "The account, enabled", body = AccountResponse),
+        (status = 422, description = "The caller's own account"),
+    ))]
 async fn enable(
     State(state): State<AppState>,
     Require(admin, _): Require<UserDisable>,
@@ -202,6 +233,9 @@ async fn set_disabled(
     account(state, &user).await
 }
 
+#[utoipa::path(delete, path = "/api/admin/users/{username}/sessions", tag = "admin",
+    params(("username" = String, Path)),
+    responses((status = 204, description = "Every session of the account is over")))]
 async fn revoke_sessions(
     State(state): State<AppState>,
     Require(admin, _): Require<SessionRevokeAny>,

@@ -2,11 +2,12 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
+use super::error::{Error, Result};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -14,19 +15,31 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(ready))
 }
 
-/// The process is up and serving.
-async fn live() -> axum::Json<Value> {
-    axum::Json(json!({ "status": "ok" }))
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
 }
 
-/// The process can do useful work: its database answers.
-async fn ready(State(state): State<AppState>) -> (StatusCode, axum::Json<Value>) {
+/// The process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn live() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+/// The process can do useful work: its database answers. A 503 (whose body, like every
+/// 5xx, only says "service unavailable") takes the instance out of rotation.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "The database answers", body = Health),
+        (status = 503, description = "The database does not answer"),
+    ))]
+async fn ready(State(state): State<AppState>) -> Result<axum::Json<Health>> {
     if state.store.ping().await {
-        (StatusCode::OK, axum::Json(json!({ "status": "ready" })))
+        Ok(axum::Json(Health { status: "ready" }))
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "status": "unavailable", "database": "unreachable" })),
-        )
+        tracing::warn!("readiness check: database unreachable");
+        Err(Error::Unavailable)
     }
 }

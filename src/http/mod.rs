@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod openapi;
 pub mod profiles;
 mod query;
 pub mod tags;
