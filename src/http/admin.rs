@@ -145,7 +145,7 @@ async fn account(state: &AppState, user: &UserRow) -> Result<axum::Json<AccountR
 }
 
 #[utoipa::path(put, path = "/api/admin/users/{username}/role", tag = "admin",
-    params(("username" = String, Path)),
+    params(("username" = String, Path, example = "jake")),
     request_body = RoleChange,
     responses(
         (status = 200, description = "The account with its new role; its sessions are revoked", body = AccountResponse),
@@ -184,7 +184,7 @@ async fn set_role(
 }
 
 #[utoipa::path(post, path = "/api/admin/users/{username}/disable", tag = "admin",
-    params(("username" = String, Path)),
+    params(("username" = String, Path, example = "jake")),
     responses(
         (status = 200, description = "The account, disabled; its sessions are revoked", body = AccountResponse),
         (status = 422, description = "The caller's own account"),
@@ -198,7 +198,7 @@ async fn disable(
 }
 
 #[utoipa::path(post, path = "/api/admin/users/{username}/enable", tag = "admin",
-    params(("username" = String, Path)),
+    params(("username" = String, Path, example = "jake")),
     responses(
         (status = 200, description = "The account, enabled", body = AccountResponse),
         (status = 422, description = "The caller's own account"),
@@ -234,7 +234,7 @@ async fn set_disabled(
 }
 
 #[utoipa::path(delete, path = "/api/admin/users/{username}/sessions", tag = "admin",
-    params(("username" = String, Path)),
+    params(("username" = String, Path, example = "jake")),
     responses((status = 204, description = "Every session of the account is over")))]
 async fn revoke_sessions(
     State(state): State<AppState>,

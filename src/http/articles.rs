@@ -45,13 +45,14 @@ struct ArticleBodyWrapper<T> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewArticleRequest {
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, example = "How to train your dragon")]
     title: Option<String>,
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, example = "Ever wonder how?")]
     description: Option<String>,
     /// Markdown source.
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, example = "You have to believe")]
     body: Option<String>,
+    #[schema(example = json!(["dragons", "training"]))]
     tag_list: Option<Vec<String>>,
 }
 
@@ -144,7 +145,7 @@ async fn find(state: &AppState, viewer: Option<i64>, slug: &str) -> Result<Artic
 }
 
 #[utoipa::path(get, path = "/api/articles/{slug}", tag = "articles",
-    params(("slug" = String, Path)),
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
     responses(
         (status = 200, description = "The article, with its Markdown body and rendered `bodyHtml`; a token is optional", body = ArticleResponse),
         (status = 401, description = "A token was sent but is not valid"),
@@ -237,7 +238,7 @@ async fn owned(
 }
 
 #[utoipa::path(put, path = "/api/articles/{slug}", tag = "articles",
-    params(("slug" = String, Path)),
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
     request_body = ArticleBodyWrapper<ArticleUpdateRequest>,
     responses(
         (status = 200, description = "Updated", body = ArticleResponse),
@@ -302,7 +303,7 @@ async fn update_article(
 }
 
 #[utoipa::path(delete, path = "/api/articles/{slug}", tag = "articles",
-    params(("slug" = String, Path)),
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Neither the author nor an editor or admin"),
@@ -318,7 +319,7 @@ async fn delete_article(
 }
 
 #[utoipa::path(post, path = "/api/articles/{slug}/favorite", tag = "articles",
-    params(("slug" = String, Path)),
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
     responses((status = 200, description = "The article, now a favorite of the caller", body = ArticleResponse)))]
 async fn favorite(
     State(state): State<AppState>,
@@ -329,7 +330,7 @@ async fn favorite(
 }
 
 #[utoipa::path(delete, path = "/api/articles/{slug}/favorite", tag = "articles",
-    params(("slug" = String, Path)),
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
     responses((status = 200, description = "The article, no longer a favorite of the caller", body = ArticleResponse)))]
 async fn unfavorite(
     State(state): State<AppState>,

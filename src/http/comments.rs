@@ -37,7 +37,7 @@ struct CommentWrapper {
 #[serde(deny_unknown_fields)]
 struct NewComment {
     /// Markdown source.
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, example = "Thank you so much!")]
     body: Option<String>,
 }
 
@@ -62,7 +62,7 @@ async fn article(state: &AppState, slug: &str) -> Result<(i64, i64)> {
 }
 
 #[utoipa::path(get, path = "/api/articles/{slug}/comments", tag = "comments",
-    params(("slug" = String, Path)),
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
     responses(
         (status = 200, description = "The article's comments; a token is optional", body = CommentsResponse),
         (status = 401, description = "A token was sent but is not valid"),
@@ -83,7 +83,7 @@ async fn list_comments(
 }
 
 #[utoipa::path(post, path = "/api/articles/{slug}/comments", tag = "comments",
-    params(("slug" = String, Path)),
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
     request_body = CommentWrapper,
     responses((status = 200, description = "The new comment", body = CommentResponse)))]
 async fn add_comment(
@@ -113,7 +113,7 @@ async fn add_comment(
 }
 
 #[utoipa::path(delete, path = "/api/articles/{slug}/comments/{id}", tag = "comments",
-    params(("slug" = String, Path), ("id" = i64, Path, description = "The comment's id, within this article")),
+    params(("slug" = String, Path, example = "how-to-train-your-dragon"), ("id" = i64, Path, example = 1, description = "The comment's id, within this article")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Neither the comment's author, the article's author, nor an editor or admin"),

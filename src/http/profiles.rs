@@ -37,7 +37,7 @@ async fn find(state: &AppState, viewer: Option<i64>, username: &str) -> Result<P
 }
 
 #[utoipa::path(get, path = "/api/profiles/{username}", tag = "profiles",
-    params(("username" = String, Path)),
+    params(("username" = String, Path, example = "jake")),
     responses(
         (status = 200, description = "The profile; a token is optional (it sets `following`)", body = ProfileResponse),
         (status = 401, description = "A token was sent but is not valid"),
@@ -54,7 +54,7 @@ async fn get_profile(
 }
 
 #[utoipa::path(post, path = "/api/profiles/{username}/follow", tag = "profiles",
-    params(("username" = String, Path)),
+    params(("username" = String, Path, example = "jake")),
     responses(
         (status = 200, description = "The profile, now followed", body = ProfileResponse),
         (status = 422, description = "The caller tried to follow themselves"),
@@ -78,7 +78,7 @@ async fn follow(
 }
 
 #[utoipa::path(delete, path = "/api/profiles/{username}/follow", tag = "profiles",
-    params(("username" = String, Path)),
+    params(("username" = String, Path, example = "jake")),
     responses((status = 200, description = "The profile, no longer followed", body = ProfileResponse)))]
 async fn unfollow(
     State(state): State<AppState>,

@@ -47,11 +47,12 @@ struct UserBody<T> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, example = "jacob")]
     pub username: Option<String>,
-    #[schema(value_type = String, format = Email, required = true)]
+    #[schema(value_type = String, format = Email, required = true, example = "jacob@example.com")]
     pub email: Option<String>,
-    #[schema(value_type = String, format = Password, required = true)]
+    /// At least 12 characters, and not easy to guess (zxcvbn).
+    #[schema(value_type = String, format = Password, required = true, example = "correct horse battery staple 42")]
     pub password: Option<SecretString>,
 }
 
