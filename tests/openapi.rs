@@ -230,3 +230,19 @@ engine_test! {
         }
     }
 }
+
+engine_test! {
+    async fn nullable_fields_are_documented_as_always_present(app: TestApp) {
+        let document = document(&app).await;
+        // RealWorld clients read `bio` and `image` as null when unset, never as missing.
+        for schema in ["User", "Profile"] {
+            let required = &document["components"]["schemas"][schema]["required"];
+            for field in ["bio", "image"] {
+                assert!(required.as_array().is_some_and(|r| r.iter().any(|f| f == field)), "{schema}.{field}");
+            }
+        }
+        let user = app.register_user("nulls").await;
+        assert!(user["bio"].is_null() && user.get("bio").is_some());
+        assert!(user["image"].is_null() && user.get("image").is_some());
+    }
+}

@@ -49,7 +49,8 @@ struct Account {
     mfa: bool,
     #[schema(format = DateTime)]
     created_at: String,
-    #[schema(format = DateTime)]
+    /// `null` until the first login.
+    #[schema(format = DateTime, required = true)]
     last_login_at: Option<String>,
 }
 

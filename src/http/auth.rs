@@ -148,7 +148,9 @@ struct SessionView {
     /// The last login or refresh: access tokens are checked without a database write.
     #[schema(format = DateTime)]
     last_used_at: String,
+    #[schema(required = true)]
     ip: Option<String>,
+    #[schema(required = true)]
     user_agent: Option<String>,
     current: bool,
 }

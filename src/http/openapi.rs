@@ -362,8 +362,10 @@ fn render_operation(html: &mut String, path: &str, method: &str, operation: &Val
         escape(&method.to_ascii_uppercase()),
         escape(path)
     );
-    if let Some(description) = operation["description"].as_str() {
-        let _ = writeln!(html, "<p>{}</p>", escape(description));
+    for text in ["summary", "description"] {
+        if let Some(text) = operation[text].as_str() {
+            let _ = writeln!(html, "<p>{}</p>", escape(text));
+        }
     }
     let auth = match operation["security"].as_array() {
         Some(schemes) if !schemes.is_empty() => {

@@ -120,7 +120,10 @@ struct UserView {
     #[schema(value_type = String)]
     refresh_token: Option<String>,
     username: String,
+    /// `null` when unset (always present, as RealWorld clients expect).
+    #[schema(required = true)]
     bio: Option<String>,
+    #[schema(required = true)]
     image: Option<String>,
     #[schema(value_type = crate::domain::Role)]
     role: String,

@@ -11,7 +11,10 @@ use crate::store::{ArticleRow, CommentRow, ProfileRow};
 #[derive(Serialize, ToSchema)]
 pub struct Profile {
     pub username: String,
+    /// `null` when unset (always present, as RealWorld clients expect).
+    #[schema(required = true)]
     pub bio: Option<String>,
+    #[schema(required = true)]
     pub image: Option<String>,
     pub following: bool,
 }
