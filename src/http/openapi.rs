@@ -106,14 +106,7 @@ static DOCS_HTML: LazyLock<String> = LazyLock::new(|| render_html(document()));
         (status = 404, description = "API documentation is turned off (`AERIE_EXPOSE_API_DOCS`)"),
     ))]
 async fn openapi_json(State(state): State<AppState>) -> Result<Response> {
-    if !state.config.expose_api_docs {
-        return Err(Error::NotFound("route"));
-    }
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        DOCUMENT_JSON.as_str(),
-    )
-        .into_response())
+    published(&state, "application/json", &DOCUMENT_JSON)
 }
 
 #[utoipa::path(get, path = "/docs", tag = "docs",
@@ -122,14 +115,15 @@ async fn openapi_json(State(state): State<AppState>) -> Result<Response> {
         (status = 404, description = "API documentation is turned off (`AERIE_EXPOSE_API_DOCS`)"),
     ))]
 async fn docs(State(state): State<AppState>) -> Result<Response> {
+    published(&state, "text/html; charset=utf-8", &DOCS_HTML)
+}
+
+/// The page, or the same 404 as an unknown route when documentation is turned off.
+fn published(state: &AppState, content_type: &'static str, body: &'static str) -> Result<Response> {
     if !state.config.expose_api_docs {
         return Err(Error::NotFound("route"));
     }
-    Ok((
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        DOCS_HTML.as_str(),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 /// The annotations, plus what the access table and the layer stack say about every route.
