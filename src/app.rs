@@ -25,7 +25,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
 use crate::http::error::{Error, normalize_error_bodies};
-use crate::http::{AppState, admin, articles, auth, comments, health, keys, profiles, tags, users};
+use crate::http::{
+    AppState, admin, articles, auth, comments, health, keys, openapi, profiles, tags, users,
+};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -51,6 +53,7 @@ fn api_routes(config: &Config) -> Router<AppState> {
         .merge(body_limit(tags::router(), other))
         .merge(body_limit(admin::router(), other))
         .merge(body_limit(health::router(), other))
+        .merge(body_limit(openapi::router(), other))
         .fallback(|| async { Error::NotFound("route") })
 }
 

@@ -113,6 +113,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// What one connection may cost before its request reaches the router.
     pub connection_limits: ConnectionLimits,
+    /// Serve `/openapi.json` and `/docs` (default: on in development, off in production).
+    pub expose_api_docs: bool,
 }
 
 /// Bounds enforced by the listener, before any request is parsed into the router: a slow or
@@ -191,6 +193,7 @@ struct RawSettings {
     header_read_timeout_secs: Option<u64>,
     max_headers: Option<usize>,
     max_header_bytes: Option<usize>,
+    expose_api_docs: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -562,6 +565,7 @@ impl Config {
             trusted_proxies,
             rate_limits,
             connection_limits,
+            expose_api_docs: raw.expose_api_docs.unwrap_or(!production),
         })
     }
 

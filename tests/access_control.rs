@@ -107,6 +107,8 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
     ("GET", "/readyz", [200, 200, 200, 200, 200]),
     // No metrics token configured: the route does not exist, whoever asks.
     ("GET", "/metrics", [404, 404, 404, 404, 404]),
+    ("GET", "/openapi.json", [200, 200, 200, 200, 200]),
+    ("GET", "/docs", [200, 200, 200, 200, 200]),
 ];
 
 /// The table in `src/http/access.rs` must agree with the matrix above, which is written

@@ -131,6 +131,9 @@ pub const ROUTES: &[RouteRule] = &[
     rule(Method::GET, "/healthz", Public),
     rule(Method::GET, "/readyz", Public),
     rule(Method::GET, "/metrics", Access::MetricsToken),
+    // The API's contract; 404 when AERIE_EXPOSE_API_DOCS is off.
+    rule(Method::GET, "/openapi.json", Public),
+    rule(Method::GET, "/docs", Public),
 ];
 
 /// What the table says about a request.

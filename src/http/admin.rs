@@ -16,13 +16,14 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{Error, Result};
 use super::extract::{
     AuthUser, Json, Require, SessionRevokeAny, UserDisable, UserReadAny, UserRoleSet,
 };
-use super::query::Query;
+use super::query::{PAGE, Query};
 use crate::audit::{AuditEvent, EventType, RequestContext};
 use crate::clock::rfc3339;
 use crate::domain::{Role, username_key};
@@ -42,16 +43,20 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An account as administrators see it (never the password hash).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Account {
     username: String,
     email: String,
+    #[schema(value_type = Role)]
     role: String,
     disabled: bool,
     /// MFA arrives with its own issue; until then no account has it.
     mfa: bool,
+    #[schema(format = DateTime)]
     created_at: String,
+    /// `null` until the first login.
+    #[schema(format = DateTime, required = true)]
     last_login_at: Option<String>,
 }
 
@@ -69,20 +74,27 @@ impl From<AccountRow> for Account {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AccountList {
     users: Vec<Account>,
     users_count: i64,
 }
 
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin",
+    params(
+        ("query" = Option<String>, Query, description = "Only accounts whose username or email contains this (case-insensitive)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Accounts to skip"),
+    ),
+    responses((status = 200, description = "Accounts", body = AccountList)))]
 async fn list_users(
     State(state): State<AppState>,
     Require(admin, _): Require<UserReadAny>,
     context: RequestContext,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<AccountList>> {
-    let query = Query::parse(raw.as_deref())?;
+    let query = Query::parse(raw.as_deref(), &[&["query"], PAGE])?;
     let (limit, offset) = query.page()?;
     let (rows, count) = state
         .store
@@ -104,13 +116,14 @@ async fn list_users(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleChange {
+    #[schema(value_type = Role)]
     role: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AccountResponse {
     user: Account,
 }
@@ -144,6 +157,13 @@ async fn account(state: &AppState, user: &UserRow) -> Result<axum::Json<AccountR
     Ok(axum::Json(AccountResponse { user: row.into() }))
 }
 
+#[utoipa::path(put, path = "/api/admin/users/{username}/role", tag = "admin",
+    params(("username" = String, Path, example = "jake")),
+    request_body = RoleChange,
+    responses(
+        (status = 200, description = "The account with its new role; its sessions are revoked", body = AccountResponse),
+        (status = 422, description = "Unknown role, the caller's own account, or granting admin without a recent login"),
+    ))]
 async fn set_role(
     State(state): State<AppState>,
     Require(admin, _): Require<UserRoleSet>,
@@ -181,6 +201,12 @@ async fn set_role(
     account(&state, &user).await
 }
 
+#[utoipa::path(post, path = "/api/admin/users/{username}/disable", tag = "admin",
+    params(("username" = String, Path, example = "jake")),
+    responses(
+        (status = 200, description = "The account, disabled; its sessions are revoked", body = AccountResponse),
+        (status = 422, description = "The caller's own account"),
+    ))]
 async fn disable(
     State(state): State<AppState>,
     Require(admin, _): Require<UserDisable>,
@@ -190,6 +216,12 @@ async fn disable(
     set_disabled(&state, &admin, &context, &username, true).await
 }
 
+#[utoipa::path(post, path = "/api/admin/users/{username}/enable", tag = "admin",
+    params(("username" = String, Path, example = "jake")),
+    responses(
+        (status = 200, description = "The account, enabled", body = AccountResponse),
+        (status = 422, description = "The caller's own account"),
+    ))]
 async fn enable(
     State(state): State<AppState>,
     Require(admin, _): Require<UserDisable>,
@@ -222,6 +254,9 @@ async fn set_disabled(
     account(state, &user).await
 }
 
+#[utoipa::path(delete, path = "/api/admin/users/{username}/sessions", tag = "admin",
+    params(("username" = String, Path, example = "jake")),
+    responses((status = 204, description = "Every session of the account is over")))]
 async fn revoke_sessions(
     State(state): State<AppState>,
     Require(admin, _): Require<SessionRevokeAny>,

@@ -11,11 +11,12 @@ use axum::routing::get;
 use chrono::DateTime;
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{FieldErrors, Result};
 use super::extract::{AuditRead, Require};
-use super::query::Query;
+use super::query::{PAGE, Query};
 use crate::audit::{AuditEvent, EventType, RequestContext, Severity};
 use crate::clock::{UnixMillis, rfc3339};
 use crate::domain::{Invalid, username_key};
@@ -26,7 +27,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// One event as the admin API shows it: the stored row, with names for ids.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Event {
     seq: i64,
@@ -40,11 +41,13 @@ struct Event {
     client_ip: Option<String>,
     user_agent: Option<String>,
     request_id: Option<String>,
+    /// A small, event-specific object (see docs/operations.md).
+    #[schema(value_type = Object)]
     detail: Value,
 }
 
 /// A user an event names: the id always, the username while the account exists.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Party {
     id: i64,
     username: Option<String>,
@@ -70,7 +73,7 @@ impl From<AuditListRow> for Event {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct EventList {
     events: Vec<Event>,
@@ -80,13 +83,31 @@ struct EventList {
 /// Newest first. Filters: `actor` and `subject` (usernames), `type` (an event name from the
 /// catalogue), `severity` (`info`, `warning`, `critical`), `since` (inclusive) and `until`
 /// (exclusive) as RFC 3339 times; paging with `limit` and `offset`.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin",
+    params(
+        ("actor" = Option<String>, Query, description = "Username of whoever acted"),
+        ("subject" = Option<String>, Query, description = "Username the event concerns"),
+        ("type" = Option<String>, Query, description = "An event type from the catalogue, e.g. login_failed"),
+        ("severity" = Option<String>, Query, description = "info, warning or critical"),
+        ("since" = Option<String>, Query, format = DateTime, description = "Events at or after this time (RFC 3339)"),
+        ("until" = Option<String>, Query, format = DateTime, description = "Events before this time (RFC 3339)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Events to skip"),
+    ),
+    responses((status = 200, description = "Matching events, newest first", body = EventList)))]
 async fn query_audit(
     State(state): State<AppState>,
     Require(admin, _): Require<AuditRead>,
     context: RequestContext,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<EventList>> {
-    let query = Query::parse(raw.as_deref())?;
+    let query = Query::parse(
+        raw.as_deref(),
+        &[
+            &["actor", "subject", "type", "severity", "since", "until"],
+            PAGE,
+        ],
+    )?;
     let (limit, offset) = query.page()?;
     let mut errors = FieldErrors::default();
     let event_type = query

@@ -9,11 +9,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{Error, FieldErrors, Result};
 use super::extract::{AuthUser, Json, MaybeAuthUser};
-use super::query::Query;
+use super::query::{PAGE, Query};
 use super::views::Article;
 use crate::domain::{ArticleBody, Description, Permission, Slug, Title, username_key};
 use crate::store::{ArticleChanges, ArticleFilter, ArticleRow, NewArticle, is_unique_violation};
@@ -32,23 +33,31 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, bound(deserialize = "T: Deserialize<'de>"))]
 struct ArticleBodyWrapper<T> {
     #[serde(deserialize_with = "super::extract::object")]
     article: T,
 }
 
-#[derive(Deserialize)]
+// `Option` fields so a missing one is a 422 naming it; the OpenAPI document marks them
+// required.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewArticleRequest {
+    #[schema(value_type = String, required = true, example = "How to train your dragon")]
     title: Option<String>,
+    #[schema(value_type = String, required = true, example = "Ever wonder how?")]
     description: Option<String>,
+    /// Markdown source.
+    #[schema(value_type = String, required = true, example = "You have to believe")]
     body: Option<String>,
+    #[schema(example = json!(["dragons", "training"]))]
     tag_list: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+/// Absent fields stay as they are; a new title gives a new slug.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ArticleUpdateRequest {
     title: Option<String>,
@@ -57,12 +66,14 @@ struct ArticleUpdateRequest {
     tag_list: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ArticleResponse {
     article: Article,
 }
 
-#[derive(Serialize)]
+/// A page of articles, newest first, without their bodies; `articlesCount` counts all
+/// matches, not just this page.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ArticleList {
     articles: Vec<Article>,
@@ -78,12 +89,24 @@ impl ArticleList {
     }
 }
 
+#[utoipa::path(get, path = "/api/articles", tag = "articles",
+    params(
+        ("tag" = Option<String>, Query, description = "Only articles with this tag"),
+        ("author" = Option<String>, Query, description = "Only articles by this username"),
+        ("favorited" = Option<String>, Query, description = "Only articles this username favorited"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Articles to skip"),
+    ),
+    responses(
+        (status = 200, description = "Articles, newest first; a token is optional", body = ArticleList),
+        (status = 401, description = "A token was sent but is not valid"),
+    ))]
 async fn list_articles(
     State(state): State<AppState>,
     viewer: MaybeAuthUser,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<ArticleList>> {
-    let query = Query::parse(raw.as_deref())?;
+    let query = Query::parse(raw.as_deref(), &[&["tag", "author", "favorited"], PAGE])?;
     let (limit, offset) = query.page()?;
     let filter = ArticleFilter {
         tag: query.text("tag"),
@@ -97,12 +120,18 @@ async fn list_articles(
     Ok(axum::Json(ArticleList::new(page)))
 }
 
+#[utoipa::path(get, path = "/api/articles/feed", tag = "articles",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Articles to skip"),
+    ),
+    responses((status = 200, description = "Articles by authors the caller follows, newest first", body = ArticleList)))]
 async fn feed(
     State(state): State<AppState>,
     auth: AuthUser,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<ArticleList>> {
-    let (limit, offset) = Query::parse(raw.as_deref())?.page()?;
+    let (limit, offset) = Query::parse(raw.as_deref(), &[PAGE])?.page()?;
     let page = state.store.feed(auth.user_id, limit, offset).await?;
     Ok(axum::Json(ArticleList::new(page)))
 }
@@ -115,6 +144,12 @@ async fn find(state: &AppState, viewer: Option<i64>, slug: &str) -> Result<Artic
         .ok_or(Error::NotFound("article"))
 }
 
+#[utoipa::path(get, path = "/api/articles/{slug}", tag = "articles",
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
+    responses(
+        (status = 200, description = "The article, with its Markdown body and rendered `bodyHtml`; a token is optional", body = ArticleResponse),
+        (status = 401, description = "A token was sent but is not valid"),
+    ))]
 async fn get_article(
     State(state): State<AppState>,
     viewer: MaybeAuthUser,
@@ -126,6 +161,9 @@ async fn get_article(
     }))
 }
 
+#[utoipa::path(post, path = "/api/articles", tag = "articles",
+    request_body = ArticleBodyWrapper<NewArticleRequest>,
+    responses((status = 201, description = "Created", body = ArticleResponse)))]
 async fn create_article(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -201,6 +239,13 @@ async fn owned(
     Ok(row)
 }
 
+#[utoipa::path(put, path = "/api/articles/{slug}", tag = "articles",
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
+    request_body = ArticleBodyWrapper<ArticleUpdateRequest>,
+    responses(
+        (status = 200, description = "Updated", body = ArticleResponse),
+        (status = 403, description = "Neither the author nor an editor or admin"),
+    ))]
 async fn update_article(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -259,6 +304,12 @@ async fn update_article(
     Err(Error::Internal("no free slug after retries".into()))
 }
 
+#[utoipa::path(delete, path = "/api/articles/{slug}", tag = "articles",
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Neither the author nor an editor or admin"),
+    ))]
 async fn delete_article(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -269,6 +320,9 @@ async fn delete_article(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/articles/{slug}/favorite", tag = "articles",
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
+    responses((status = 200, description = "The article, now a favorite of the caller", body = ArticleResponse)))]
 async fn favorite(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -277,6 +331,9 @@ async fn favorite(
     set_favorite(&state, &auth, &slug, true).await
 }
 
+#[utoipa::path(delete, path = "/api/articles/{slug}/favorite", tag = "articles",
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
+    responses((status = 200, description = "The article, no longer a favorite of the caller", body = ArticleResponse)))]
 async fn unfavorite(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json as JsonResponse, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{Error, Result};
@@ -34,9 +35,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/sessions/{id}", delete(revoke_session))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RefreshRequest {
+    #[schema(value_type = String, required = true)]
     refresh_token: Option<String>,
 }
 
@@ -45,6 +47,12 @@ fn millis(duration: std::time::Duration) -> i64 {
 }
 
 /// `POST /api/auth/refresh`: rotates the refresh token and answers the User shape.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "sessions",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new access token and refresh token; the presented one is spent", body = UserResponse),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse ends the whole session)"),
+    ))]
 async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -106,6 +114,8 @@ async fn check_family(
 }
 
 /// `POST /api/auth/logout`: ends the caller's session.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "sessions",
+    responses((status = 204, description = "The caller's session is over")))]
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode> {
     let revoked = state
         .store
@@ -116,29 +126,38 @@ async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusC
 }
 
 /// `POST /api/auth/logout-all`: ends every session of the caller, this one included.
+#[utoipa::path(post, path = "/api/auth/logout-all", tag = "sessions",
+    responses((status = 204, description = "Every session of the caller is over")))]
 async fn logout_all(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode> {
     revoke_sessions(&state, auth.user_id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SessionList {
     sessions: Vec<SessionView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Session)]
 struct SessionView {
     id: String,
+    #[schema(format = DateTime)]
     created_at: String,
     /// The last login or refresh: access tokens are checked without a database write.
+    #[schema(format = DateTime)]
     last_used_at: String,
+    #[schema(required = true)]
     ip: Option<String>,
+    #[schema(required = true)]
     user_agent: Option<String>,
     current: bool,
 }
 
 /// `GET /api/auth/sessions`: the caller's live sessions, newest first.
+#[utoipa::path(get, path = "/api/auth/sessions", tag = "sessions",
+    responses((status = 200, description = "The caller's live sessions, newest first", body = SessionList)))]
 async fn list_sessions(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -168,6 +187,9 @@ async fn list_sessions(
 
 /// `DELETE /api/auth/sessions/:id`: ends one of the caller's sessions. Someone else's id is
 /// answered exactly like an unknown one.
+#[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "A session id from `GET /api/auth/sessions`")),
+    responses((status = 204, description = "That session is over")))]
 async fn revoke_session(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{Error, FieldErrors, Result};
@@ -25,25 +26,27 @@ pub fn router() -> Router<AppState> {
         .route("/api/articles/{slug}/comments/{id}", delete(delete_comment))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentWrapper {
     #[serde(deserialize_with = "super::extract::object")]
     comment: NewComment,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewComment {
+    /// Markdown source.
+    #[schema(value_type = String, required = true, example = "Thank you so much!")]
     body: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CommentResponse {
     comment: Comment,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CommentsResponse {
     comments: Vec<Comment>,
 }
@@ -58,6 +61,12 @@ async fn article(state: &AppState, slug: &str) -> Result<(i64, i64)> {
     Ok((row.id, row.author_id))
 }
 
+#[utoipa::path(get, path = "/api/articles/{slug}/comments", tag = "comments",
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
+    responses(
+        (status = 200, description = "The article's comments; a token is optional", body = CommentsResponse),
+        (status = 401, description = "A token was sent but is not valid"),
+    ))]
 async fn list_comments(
     State(state): State<AppState>,
     viewer: MaybeAuthUser,
@@ -73,6 +82,10 @@ async fn list_comments(
     }))
 }
 
+#[utoipa::path(post, path = "/api/articles/{slug}/comments", tag = "comments",
+    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
+    request_body = CommentWrapper,
+    responses((status = 200, description = "The new comment", body = CommentResponse)))]
 async fn add_comment(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -99,6 +112,12 @@ async fn add_comment(
     }))
 }
 
+#[utoipa::path(delete, path = "/api/articles/{slug}/comments/{id}", tag = "comments",
+    params(("slug" = String, Path, example = "how-to-train-your-dragon"), ("id" = i64, Path, example = 1, description = "The comment's id, within this article")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Neither the comment's author, the article's author, nor an editor or admin"),
+    ))]
 async fn delete_comment(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -13,7 +13,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::StatusDocument;
@@ -44,35 +45,65 @@ impl ShuttingDown {
     }
 }
 
-/// The process is up and serving.
-async fn live() -> axum::Json<Value> {
-    axum::Json(json!({ "status": "ok" }))
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
 }
 
-/// The process can do useful work: it is not shutting down and its dependencies answer.
-/// Body: `status` (`ready`, `unavailable`, `shutting_down`) and one field per dependency
-/// (`"ok"` or `"unreachable"`). A Redis that fails open is reported but not fatal: the
-/// instance still limits from memory, and taking every instance out of rotation over it would
-/// turn a degraded limiter into an outage.
+/// The process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn live() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+/// The readiness answer: a summary and one field per dependency.
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// `ready`, `unavailable` or `shutting_down`.
+    #[schema(value_type = String, example = "ready")]
+    status: &'static str,
+    /// `ok` or `unreachable`.
+    #[schema(value_type = String, example = "ok")]
+    database: &'static str,
+    /// Present when Redis is configured: `ok` or `unreachable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "ok")]
+    redis: Option<&'static str>,
+}
+
+/// The process can do useful work: it is not shutting down and its dependencies answer. A
+/// Redis that fails open is reported but not fatal: the instance still limits from memory,
+/// and taking every instance out of rotation over it would turn a degraded limiter into an
+/// outage.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Shutting down, or a dependency does not answer", body = Readiness),
+    ))]
 async fn ready(State(state): State<AppState>) -> Response {
-    let word = |ok: bool| Value::from(if ok { "ok" } else { "unreachable" });
-    let mut body = Map::new();
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let database = check(state.store.ping()).await;
-    body.insert("database".into(), word(database));
     let mut all_ok = database;
+    let mut redis = None;
     if let Some((answers, fails_closed)) = state.rate_limiter.shared_store_health().await {
-        body.insert("redis".into(), word(answers));
+        redis = Some(word(answers));
         all_ok &= answers || !fails_closed;
     }
-    let (status, summary) = if state.shutting_down.is_set() {
+    let (code, status) = if state.shutting_down.is_set() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
     } else if all_ok {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
-    body.insert("status".into(), summary.into());
-    let mut response = (status, axum::Json(Value::Object(body))).into_response();
+    let body = Readiness {
+        status,
+        database: word(database),
+        redis,
+    };
+    let mut response = (code, axum::Json(body)).into_response();
     response.extensions_mut().insert(StatusDocument);
     response
 }

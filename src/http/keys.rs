@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use utoipa::ToSchema;
 
 use super::AppState;
 
@@ -16,6 +17,34 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/.well-known/jwks.json", get(jwks))
 }
 
+/// The JWK Set's shape, for the OpenAPI document: [`crate::auth::tokens::TokenService::jwks`]
+/// builds the set itself.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
+/// One Ed25519 public key (RFC 8037).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Jwk {
+    #[schema(example = "OKP")]
+    kty: String,
+    #[schema(example = "Ed25519")]
+    crv: String,
+    #[schema(example = "EdDSA")]
+    alg: String,
+    #[schema(rename = "use", example = "sig")]
+    use_: String,
+    /// Matches the `kid` in an access token's header.
+    kid: String,
+    /// The public key, base64url.
+    x: String,
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys",
+    responses((status = 200, description = "The public keys that verify access tokens: the current one and those still verifying unexpired tokens", body = JwkSet)))]
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],

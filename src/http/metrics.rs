@@ -62,6 +62,8 @@ pub fn bearer_token_matches(expected: Option<&SecretString>, headers: &HeaderMap
     presented.ct_eq(&expected).into()
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "monitoring",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
 async fn scrape(State(state): State<AppState>) -> Response {
     let pool = state.store.pool_usage();
     let (queued, running) = (state.hasher.queue_depth(), state.hasher.in_progress());

@@ -13,6 +13,7 @@ pub mod health;
 mod json_bounds;
 pub mod keys;
 pub mod metrics;
+pub mod openapi;
 pub mod profiles;
 mod query;
 pub mod tags;

@@ -5,6 +5,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{Error, Result};
@@ -22,7 +23,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ProfileResponse {
     profile: Profile,
 }
@@ -35,6 +36,12 @@ async fn find(state: &AppState, viewer: Option<i64>, username: &str) -> Result<P
         .ok_or(Error::NotFound("profile"))
 }
 
+#[utoipa::path(get, path = "/api/profiles/{username}", tag = "profiles",
+    params(("username" = String, Path, example = "jake")),
+    responses(
+        (status = 200, description = "The profile; a token is optional (it sets `following`)", body = ProfileResponse),
+        (status = 401, description = "A token was sent but is not valid"),
+    ))]
 async fn get_profile(
     State(state): State<AppState>,
     viewer: MaybeAuthUser,
@@ -46,6 +53,12 @@ async fn get_profile(
     }))
 }
 
+#[utoipa::path(post, path = "/api/profiles/{username}/follow", tag = "profiles",
+    params(("username" = String, Path, example = "jake")),
+    responses(
+        (status = 200, description = "The profile, now followed", body = ProfileResponse),
+        (status = 422, description = "The caller tried to follow themselves"),
+    ))]
 async fn follow(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -64,6 +77,9 @@ async fn follow(
     }))
 }
 
+#[utoipa::path(delete, path = "/api/profiles/{username}/follow", tag = "profiles",
+    params(("username" = String, Path, example = "jake")),
+    responses((status = 200, description = "The profile, no longer followed", body = ProfileResponse)))]
 async fn unfollow(
     State(state): State<AppState>,
     auth: AuthUser,

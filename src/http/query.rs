@@ -1,18 +1,31 @@
-//! Query strings, parsed strictly: each parameter at most once, numbers in range.
+//! Query strings, parsed strictly: only the route's own parameters, each at most once,
+//! numbers in range. An unknown parameter is refused (422) rather than ignored: a client
+//! that misspells `limit` or sends a filter this route lacks learns so, instead of silently
+//! getting another result than it asked for.
 
 use std::collections::HashMap;
 
 use super::error::{Error, FieldErrors, Result};
 
+/// The parameters of a paged list: `limit` and `offset`.
+pub const PAGE: &[&str] = &["limit", "offset"];
+
 /// Query parameters, each at most once (`?limit=1&limit=1000` is refused, not guessed at).
 pub struct Query(HashMap<String, String>);
 
 impl Query {
-    pub fn parse(raw: Option<&str>) -> Result<Self> {
+    /// Parses the query, refusing any parameter not named in `allowed`.
+    pub fn parse(raw: Option<&str>, allowed: &[&[&str]]) -> Result<Self> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
             .map_err(|_| Error::invalid("query", "is not a valid query string"))?;
         let mut map = HashMap::new();
         for (key, value) in pairs {
+            if !allowed.iter().any(|names| names.contains(&key.as_str())) {
+                return Err(Error::invalid(
+                    "query",
+                    "has a parameter this route does not take",
+                ));
+            }
             if map.insert(key, value).is_some() {
                 return Err(Error::invalid("query", "repeats a parameter"));
             }

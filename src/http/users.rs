@@ -12,6 +12,7 @@ use axum::routing::{get, post, put};
 use axum::{Router, response::IntoResponse};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{Error, FieldErrors, Result};
@@ -34,39 +35,54 @@ pub fn router() -> Router<AppState> {
         .route("/api/user/password", put(change_password))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, bound(deserialize = "T: Deserialize<'de>"))]
 struct UserBody<T> {
     #[serde(deserialize_with = "super::extract::object")]
     user: T,
 }
 
-#[derive(Deserialize)]
+// Fields are `Option` so that a missing one is a 422 naming it, not a bare parse error;
+// the OpenAPI document marks them required, which is what the 422 enforces.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
+    #[schema(value_type = String, required = true, example = "jacob")]
     pub username: Option<String>,
+    #[schema(value_type = String, format = Email, required = true, example = "jacob@example.com")]
     pub email: Option<String>,
+    /// At least 12 characters, and not easy to guess (zxcvbn).
+    #[schema(value_type = String, format = Password, required = true, example = "correct horse battery staple 42")]
     pub password: Option<SecretString>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
+    #[schema(value_type = String, format = Email, required = true)]
     email: Option<String>,
+    #[schema(value_type = String, format = Password, required = true)]
     password: Option<SecretString>,
 }
 
 /// `bio` and `image` distinguish "absent" (unchanged) from `null` or `""` (cleared).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct UserUpdate {
     email: Option<String>,
     username: Option<String>,
+    /// A new password; empty means unchanged. Needs `currentPassword`.
+    #[schema(value_type = Option<String>, format = Password)]
     password: Option<SecretString>,
+    #[schema(value_type = Option<String>, format = Password)]
     current_password: Option<SecretString>,
+    /// `null` or `""` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     bio: Option<Option<String>>,
+    /// An `https://` URL (`http://` too in development); `null` or `""` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     image: Option<Option<String>>,
 }
 
@@ -77,29 +93,39 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PasswordChange {
+    #[schema(value_type = String, format = Password, required = true)]
     current_password: Option<SecretString>,
+    #[schema(value_type = String, format = Password, required = true)]
     new_password: Option<SecretString>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct UserResponse {
     user: UserView,
 }
 
-#[derive(Serialize)]
+/// The caller's own account. `token` is the access token; `refreshToken` only comes with
+/// a new session or a refresh.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User)]
 struct UserView {
     email: String,
     token: String,
     /// Only when a session starts or is refreshed: it is never stored in readable form.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     refresh_token: Option<String>,
     username: String,
+    /// `null` when unset (always present, as RealWorld clients expect).
+    #[schema(required = true)]
     bio: Option<String>,
+    #[schema(required = true)]
     image: Option<String>,
+    #[schema(value_type = crate::domain::Role)]
     role: String,
 }
 
@@ -129,6 +155,12 @@ impl UserResponse {
     }
 }
 
+#[utoipa::path(post, path = "/api/users", tag = "users",
+    request_body = UserBody<Registration>,
+    responses(
+        (status = 201, description = "Account created; a session starts", body = UserResponse),
+        (status = 422, description = "Invalid field, weak password, or username or email taken"),
+    ))]
 async fn register(
     State(state): State<AppState>,
     context: RequestContext,
@@ -212,6 +244,12 @@ fn taken_or_internal(error: sqlx::Error) -> Error {
     error.into()
 }
 
+#[utoipa::path(post, path = "/api/users/login", tag = "users",
+    request_body = UserBody<Login>,
+    responses(
+        (status = 200, description = "Logged in; a new session starts", body = UserResponse),
+        (status = 401, description = "Wrong email or password, or a disabled account (one answer for all)"),
+    ))]
 async fn login(
     State(state): State<AppState>,
     context: RequestContext,
@@ -353,6 +391,8 @@ pub(super) async fn active_user(state: &AppState, auth: &AuthUser) -> Result<Use
     }
 }
 
+#[utoipa::path(get, path = "/api/user", tag = "users",
+    responses((status = 200, description = "The caller's account", body = UserResponse)))]
 async fn current_user(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -361,6 +401,9 @@ async fn current_user(
     Ok(axum::Json(UserResponse::new(row, auth.token)))
 }
 
+#[utoipa::path(put, path = "/api/user", tag = "users",
+    request_body = UserBody<UserUpdate>,
+    responses((status = 200, description = "The updated account", body = UserResponse)))]
 async fn update_user(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -464,6 +507,9 @@ async fn check_current_password(
 
 /// `PUT /api/user/password`: needs the current password; every other session ends (the
 /// caller's own keeps working, so the device that changed it stays signed in).
+#[utoipa::path(put, path = "/api/user/password", tag = "users",
+    request_body = PasswordChange,
+    responses((status = 204, description = "Changed; every other session of the caller ended")))]
 async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -2,15 +2,19 @@
 //! (except the caller's own, in the User shape), no hash, no internal id, no role of others.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::domain::render_markdown;
 use crate::store::{ArticleRow, CommentRow, ProfileRow};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Profile {
     pub username: String,
+    /// `null` when unset (always present, as RealWorld clients expect).
+    #[schema(required = true)]
     pub bio: Option<String>,
+    #[schema(required = true)]
     pub image: Option<String>,
     pub following: bool,
 }
@@ -26,7 +30,7 @@ impl From<ProfileRow> for Profile {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Article {
     pub slug: String,
@@ -39,7 +43,9 @@ pub struct Article {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_html: Option<String>,
     pub tag_list: Vec<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub favorited: bool,
     pub favorites_count: i64,
@@ -83,11 +89,13 @@ impl Article {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Comment {
     pub id: i64,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub body: String,
     pub body_html: String,
