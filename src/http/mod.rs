@@ -6,6 +6,7 @@ pub mod admin;
 pub mod articles;
 pub mod auth;
 pub mod comments;
+pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod health;
