@@ -3,6 +3,9 @@
 //! default credentials. Each command opens the configured database, applies the same
 //! validation and the same session revocation as the admin API, and closes it.
 
+// What these commands print is the CLI's answer to its operator, not a log line.
+#![expect(clippy::print_stdout, reason = "the CLI's output is its interface")]
+
 use anyhow::{Context, bail};
 use secrecy::SecretString;
 

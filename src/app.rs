@@ -129,8 +129,8 @@ mod tests {
     use crate::config::Config;
     use crate::store::Store;
 
-    /// The production layer stack around routes that fail on purpose.
-    async fn failing_app(dir: &tempfile::TempDir) -> Router {
+    /// A server's state on a fresh SQLite database in `dir`.
+    async fn test_state(dir: &tempfile::TempDir) -> AppState {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let config = Config::from_vars([
             ("AERIE_DATABASE_URL", url.as_str()),
@@ -139,7 +139,7 @@ mod tests {
         .expect("valid configuration");
         let clock = Arc::new(SystemClock);
         let store = Store::connect(&config).await.expect("store opens");
-        let state = AppState {
+        AppState {
             audit: crate::audit::AuditLog::new(
                 store.clone(),
                 crate::audit::AuditKey::load_or_generate(&dir.path().join("audit-key"), true)
@@ -165,7 +165,12 @@ mod tests {
             ),
             config: Arc::new(config),
             clock,
-        };
+        }
+    }
+
+    /// The production layer stack around routes that fail on purpose.
+    async fn failing_app(dir: &tempfile::TempDir) -> Router {
+        let state = test_state(dir).await;
         let routes = Router::new()
             .route("/panic", get(panicking_handler))
             .route(
@@ -177,6 +182,55 @@ mod tests {
                 }),
             );
         with_layers(routes, state)
+    }
+
+    /// Defence in depth: the access table guards every route, and each handler guards
+    /// itself again with `AuthUser` or `Require<P>`. With the table taken away, every
+    /// non-public route must still refuse anonymous callers (401) and, when it needs a
+    /// permission plain users lack, a plain user (403); so dropping a handler's guard fails
+    /// here even though the table would still have caught the request.
+    #[tokio::test]
+    async fn handlers_refuse_on_their_own_without_the_access_table() {
+        use crate::domain::Role;
+        use crate::http::access::{Access, ROUTES};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = test_state(&dir).await;
+        let user = state.tokens.issue(1, "a-live-session", Role::User);
+        let bare = with_layers(api_routes(), state);
+        let send = |rule: &crate::http::access::RouteRule, token: Option<&str>| {
+            let path = rule
+                .path
+                .replace("{username}", "someone")
+                .replace("{slug}", "some-slug")
+                .replace("{id}", "1");
+            let mut request = Request::builder()
+                .method(rule.method.clone())
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(token) = token {
+                request = request.header(header::AUTHORIZATION, format!("Token {token}"));
+            }
+            let request = request.body(Body::from("{}")).expect("request");
+            let app = bare.clone();
+            async move { app.oneshot(request).await.expect("infallible").status() }
+        };
+        for rule in ROUTES {
+            let needs = match rule.access {
+                Access::Public => continue,
+                Access::Authenticated => None,
+                Access::Permission(permission) => Some(permission),
+            };
+            let what = format!("{} {}", rule.method, rule.path);
+            assert_eq!(send(rule, None).await, StatusCode::UNAUTHORIZED, "{what}");
+            if needs.is_some_and(|permission| !Role::User.can(permission)) {
+                assert_eq!(
+                    send(rule, Some(&user)).await,
+                    StatusCode::FORBIDDEN,
+                    "{what}"
+                );
+            }
+        }
     }
 
     async fn panicking_handler() -> &'static str {

@@ -1,5 +1,12 @@
 //! The `aerie` command: parses arguments and calls into the library.
 
+// The CLI talks to its operator on stdout and stderr; the server itself logs via `tracing`.
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the CLI's output is its interface"
+)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

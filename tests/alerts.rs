@@ -2,6 +2,14 @@
 //! webhook (a local receiver on 127.0.0.1), retried when the receiver fails, and a dead
 //! webhook never slows a request down.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::sync::Arc;

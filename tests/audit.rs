@@ -2,6 +2,14 @@
 //! where before the response is sent, and `aerie audit verify` finds every kind of tampering
 //! done directly in the database (edit, delete, swap, insert, cut tail), naming the exact row.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::process::Output;

@@ -1,5 +1,13 @@
 //! Comments on articles: add, list (oldest first), delete, on both engines.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::time::Duration;

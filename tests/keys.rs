@@ -1,5 +1,13 @@
 //! Signing keys: the JWKS publishes only public keys, and rotating the key logs nobody out.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use reqwest::StatusCode;

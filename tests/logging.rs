@@ -4,6 +4,14 @@
 //! hostile input (a username carrying a forged JSON log line, a User-Agent with a Unicode line
 //! separator) cannot add or split lines.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::process::Stdio;

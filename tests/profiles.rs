@@ -1,5 +1,13 @@
 //! Public profiles and follows, on both engines.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use common::{PROFILE_KEYS, assert_keys};

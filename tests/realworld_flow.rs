@@ -3,6 +3,14 @@
 //! checked against the shapes API.md promises, so a front end written for the RealWorld
 //! contract works unchanged.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use common::{

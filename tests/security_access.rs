@@ -2,6 +2,14 @@
 //! is not theirs, ids are scoped to their parent, and no input reaches SQL as code, on both
 //! engines.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -6,6 +6,14 @@
 //! data folder: such a token fails only because of the one thing the case changes, so the
 //! test would notice if the server stopped checking that thing.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,13 @@
 //! Security headers on every kind of response, and CORS from an allowlist only.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use common::{Engine, TestApp};

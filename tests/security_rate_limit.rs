@@ -3,6 +3,14 @@
 //! trusted proxy on 127.0.0.1 and `X-Forwarded-For`. The server's clock is moved instead of
 //! sleeping for a bucket to refill.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,14 @@
 //! Slow and bloated clients (attacks.md §9): cut off at the listener, bounded, while everyone
 //! else is still served. Every test here is bounded in time and in connections.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,14 @@
 //! detection, timeouts and revocation that takes effect at once, on both engines. Time
 //! moves with the test clock, never by sleeping.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::time::Duration;

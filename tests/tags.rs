@@ -1,5 +1,13 @@
 //! The tag list (`GET /api/tags`), on both engines.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use common::assert_keys;

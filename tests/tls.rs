@@ -1,6 +1,14 @@
 //! HTTPS with rustls: a real TLS client trusting a generated CA, HSTS on HTTPS only, the
 //! HTTP→HTTPS redirect built from the configured public URL, and certificate hot reload.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::time::Duration;

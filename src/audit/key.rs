@@ -67,8 +67,11 @@ impl AuditKey {
         Self(bytes)
     }
 
+    #[expect(
+        clippy::expect_used,
+        reason = "HMAC accepts keys of any length; 32 bytes can never be refused"
+    )]
     pub(crate) fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length; 32 bytes can never be refused.
         <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length")
     }
 }

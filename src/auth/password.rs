@@ -33,6 +33,10 @@ pub struct PasswordHasher {
     dummy_hash: Arc<str>,
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "the parameters are constants, checked by the tests"
+)]
 fn argon2() -> Argon2<'static> {
     let params =
         Params::new(MEMORY_KIB, PASSES, LANES, None).expect("constant argon2 parameters are valid");

@@ -75,6 +75,10 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
+    #[expect(
+        clippy::expect_used,
+        reason = "a key just generated always encodes as PKCS#8"
+    )]
     pub fn generate() -> Self {
         let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
         Self::from_dalek(&key).expect("a freshly generated key encodes")
@@ -104,7 +108,8 @@ impl SigningKey {
     fn from_dalek(key: &ed25519_dalek::SigningKey) -> Result<Self, String> {
         let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
         let public = key.verifying_key().to_bytes();
-        let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(public)[..12]);
+        let fingerprint: Vec<u8> = Sha256::digest(public).into_iter().take(12).collect();
+        let kid = URL_SAFE_NO_PAD.encode(fingerprint);
         Ok(Self {
             kid,
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
@@ -338,6 +343,10 @@ impl TokenService {
         let verifying = public_keys
             .iter()
             .map(|(kid, x)| {
+                #[expect(
+                    clippy::expect_used,
+                    reason = "the public half of our own key always decodes"
+                )]
                 let key = DecodingKey::from_ed_components(x).expect("our own public key decodes");
                 (kid.clone(), key)
             })
@@ -375,6 +384,10 @@ impl TokenService {
     }
 
     /// Signs a token for a user's session.
+    #[expect(
+        clippy::expect_used,
+        reason = "EdDSA signing with a valid key has no failure mode"
+    )]
     pub fn issue(&self, user_id: i64, session_id: &str, role: Role) -> String {
         let now_secs = self.inner.clock.now() / 1000;
         let ttl_secs = i64::try_from(self.inner.ttl.as_secs()).unwrap_or(i64::MAX);

@@ -112,6 +112,11 @@ pub const ROUTES: &[RouteRule] = &[
         "/api/admin/users/{username}/sessions",
         Access::Permission(Permission::SessionRevokeAny),
     ),
+    rule(
+        Method::GET,
+        "/api/admin/audit",
+        Access::Permission(Permission::AuditRead),
+    ),
     rule(Method::PUT, "/api/user/password", Authenticated),
     // The refresh token (in the body, or its cookie) is the credential; the handler verifies it.
     rule(Method::POST, "/api/auth/refresh", Public),

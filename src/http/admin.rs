@@ -1,5 +1,5 @@
 //! The admin API (`/api/admin`): list accounts, set roles, disable and enable accounts,
-//! revoke a user's sessions.
+//! revoke a user's sessions; querying the audit trail is in [`super::admin_audit`].
 //!
 //! Guards against privilege escalation and stale privilege. Every route needs a permission
 //! from the role matrix (the access table and the `Require<_>` guard both check it).
@@ -7,18 +7,23 @@
 //! so a stolen long-lived session cannot mint new admins. Changing a role or disabling an
 //! account revokes all of that user's sessions at once, so a token never carries a role
 //! the account no longer has. Administrators cannot change their own role or disable
-//! themselves (no accidental lock-out of the last admin).
+//! themselves (no accidental lock-out of the last admin). Every action, and every read of
+//! account data, is an audit event naming the administrator.
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::AppState;
 use super::error::{Error, Result};
-use super::extract::{Json, Require, SessionRevokeAny, UserDisable, UserReadAny, UserRoleSet};
+use super::extract::{
+    AuthUser, Json, Require, SessionRevokeAny, UserDisable, UserReadAny, UserRoleSet,
+};
 use super::query::Query;
+use crate::audit::{AuditEvent, EventType, RequestContext};
 use crate::clock::rfc3339;
 use crate::domain::{Role, username_key};
 use crate::store::{AccountRow, UserRow};
@@ -33,6 +38,7 @@ pub fn router() -> Router<AppState> {
             "/api/admin/users/{username}/sessions",
             delete(revoke_sessions),
         )
+        .merge(super::admin_audit::router())
 }
 
 /// An account as administrators see it (never the password hash).
@@ -73,6 +79,7 @@ struct AccountList {
 async fn list_users(
     State(state): State<AppState>,
     Require(admin, _): Require<UserReadAny>,
+    context: RequestContext,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<AccountList>> {
     let query = Query::parse(raw.as_deref())?;
@@ -81,11 +88,16 @@ async fn list_users(
         .store
         .list_accounts(query.text("query").as_deref(), limit, offset)
         .await?;
-    tracing::info!(
-        actor = admin.user_id,
-        results = rows.len(),
-        "admin read of user data"
-    );
+    let detail = json!({ "resource": "users", "results": rows.len() });
+    record(
+        &state,
+        &admin,
+        &context,
+        EventType::AdminReadUserData,
+        None,
+        detail,
+    )
+    .await?;
     Ok(axum::Json(AccountList {
         users: rows.into_iter().map(Account::from).collect(),
         users_count: count,
@@ -135,6 +147,7 @@ async fn account(state: &AppState, user: &UserRow) -> Result<axum::Json<AccountR
 async fn set_role(
     State(state): State<AppState>,
     Require(admin, _): Require<UserRoleSet>,
+    context: RequestContext,
     Path(username): Path<String>,
     Json(body): Json<RoleChange>,
 ) -> Result<axum::Json<AccountResponse>> {
@@ -155,56 +168,64 @@ async fn set_role(
     }
     state.store.set_role(user.id, role.as_str(), now).await?;
     revoke_all_sessions(&state, user.id).await?;
-    tracing::warn!(
-        actor = admin.user_id,
-        subject = user.id,
-        role = role.as_str(),
-        "role changed"
-    );
+    let detail = json!({ "from": user.role, "to": role.as_str() });
+    record(
+        &state,
+        &admin,
+        &context,
+        EventType::RoleChanged,
+        Some(user.id),
+        detail,
+    )
+    .await?;
     account(&state, &user).await
 }
 
 async fn disable(
     State(state): State<AppState>,
     Require(admin, _): Require<UserDisable>,
+    context: RequestContext,
     Path(username): Path<String>,
 ) -> Result<axum::Json<AccountResponse>> {
-    set_disabled(&state, admin.user_id, &username, true).await
+    set_disabled(&state, &admin, &context, &username, true).await
 }
 
 async fn enable(
     State(state): State<AppState>,
     Require(admin, _): Require<UserDisable>,
+    context: RequestContext,
     Path(username): Path<String>,
 ) -> Result<axum::Json<AccountResponse>> {
-    set_disabled(&state, admin.user_id, &username, false).await
+    set_disabled(&state, &admin, &context, &username, false).await
 }
 
 async fn set_disabled(
     state: &AppState,
-    caller: i64,
+    admin: &AuthUser,
+    context: &RequestContext,
     username: &str,
     disabled: bool,
 ) -> Result<axum::Json<AccountResponse>> {
-    let user = target(state, caller, username).await?;
+    let user = target(state, admin.user_id, username).await?;
     let now = state.clock.now();
     state
         .store
         .set_disabled(user.id, disabled.then_some(now), now)
         .await?;
     revoke_all_sessions(state, user.id).await?;
-    tracing::warn!(
-        actor = caller,
-        subject = user.id,
-        disabled,
-        "account disabled flag changed"
-    );
+    let kind = if disabled {
+        EventType::UserDisabled
+    } else {
+        EventType::UserEnabled
+    };
+    record(state, admin, context, kind, Some(user.id), json!({})).await?;
     account(state, &user).await
 }
 
 async fn revoke_sessions(
     State(state): State<AppState>,
     Require(admin, _): Require<SessionRevokeAny>,
+    context: RequestContext,
     Path(username): Path<String>,
 ) -> Result<StatusCode> {
     let user = state
@@ -213,11 +234,16 @@ async fn revoke_sessions(
         .await?
         .ok_or(Error::NotFound("user"))?;
     revoke_all_sessions(&state, user.id).await?;
-    tracing::warn!(
-        actor = admin.user_id,
-        subject = user.id,
-        "sessions revoked by an administrator"
-    );
+    let detail = json!({ "by": "admin", "scope": "all" });
+    record(
+        &state,
+        &admin,
+        &context,
+        EventType::SessionRevoked,
+        Some(user.id),
+        detail,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,4 +251,23 @@ async fn revoke_sessions(
 /// the user's access tokens fail on their very next request.
 async fn revoke_all_sessions(state: &AppState, user_id: i64) -> Result<()> {
     super::users::revoke_sessions(state, user_id, None).await
+}
+
+/// Records an administrator's action on the audit trail before the response leaves.
+async fn record(
+    state: &AppState,
+    admin: &AuthUser,
+    context: &RequestContext,
+    kind: EventType,
+    subject: Option<i64>,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let mut event = AuditEvent::new(kind)
+        .actor(admin.user_id)
+        .session(admin.session_id.clone())
+        .from_request(context)
+        .detail(detail);
+    event.subject = subject;
+    state.audit.record(event).await?;
+    Ok(())
 }

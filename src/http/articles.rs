@@ -179,9 +179,11 @@ async fn create_article(
 
 /// Six random lowercase letters and digits: makes a taken slug unique.
 fn slug_suffix() -> String {
+    use rand::seq::SliceRandom;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
     (0..6)
-        .map(|_| char::from(ALPHABET[usize::from(rand::random::<u8>()) % ALPHABET.len()]))
+        .filter_map(|_| ALPHABET.choose(&mut rng).copied().map(char::from))
         .collect()
 }
 

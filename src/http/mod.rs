@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+mod admin_audit;
 pub mod articles;
 pub mod auth;
 pub mod comments;

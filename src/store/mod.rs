@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 use crate::config::Config;
 
 pub use admin::AccountRow;
-pub use audit::{AuditRow, ChainHead};
+pub use audit::{AuditFilter, AuditListRow, AuditRow, ChainHead};
 pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
 pub use sessions::{REVOCATION_CHANNEL, RefreshRow, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};

@@ -287,6 +287,22 @@ impl TestApp {
         }
     }
 
+    /// Sets an account's role directly in the database, as `aerie user set-role` does (a
+    /// fresh database has no admin, and no route may create the first one).
+    pub async fn set_role(&self, username: &str, role: &str) {
+        assert!(
+            [username, role]
+                .iter()
+                .all(|s| s.chars().all(|c| c.is_ascii_alphanumeric())),
+            "test names only"
+        );
+        self.execute_sql(&format!(
+            "UPDATE users SET role = '{role}' WHERE username_key = '{}'",
+            username.to_lowercase()
+        ))
+        .await;
+    }
+
     /// Creates an article and returns its slug.
     pub async fn create_article(&self, token: &str, title: &str, tags: &[&str]) -> String {
         let reply = self
