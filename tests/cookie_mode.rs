@@ -3,6 +3,14 @@
 //! `Origin` on every state change the cookie authenticates, cookies cleared at logout, and
 //! clients that send `Authorization` untouched by any of it.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -3,6 +3,14 @@
 //! and each way a user ends their own sessions (logout, logout-all, deleting one session, a
 //! password change) leaves its row with actor, subject and session.
 
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "a test fails by panicking, loudly"
+)]
+
 mod common;
 
 use std::time::Duration;
