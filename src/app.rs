@@ -81,8 +81,9 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let hsts = config
         .sends_hsts()
         .then(|| crate::defense::headers::hsts(config.hsts_preload));
-    let cors =
-        crate::defense::cors::layer(&state.config.cors_origins, !state.config.is_production());
+    let cors = crate::defense::cors::layer(crate::defense::cors::AllowedOrigins::from_config(
+        &state.config,
+    ));
     let trusted_proxies: Arc<[ipnet::IpNet]> = state.config.trusted_proxies.clone().into();
     let observer = crate::metrics::RequestObserver {
         metrics: state.metrics.clone(),

@@ -22,6 +22,17 @@ pub enum Environment {
     Production,
 }
 
+/// `AERIE_COOKIE_MODE`: whether browsers may hold their tokens in `HttpOnly` cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieMode {
+    /// Cookies are never set and never read: every client sends `Authorization`.
+    Off,
+    /// A client asks for cookies per login, register or refresh (`X-Aerie-Client: browser`).
+    OptIn,
+    /// Every login, register and refresh answers with cookies and no tokens in the body.
+    Always,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -69,6 +80,8 @@ pub struct Config {
     pub log_filter: String,
     /// Browser origins allowed to call the API cross-origin (exact `scheme://host[:port]`).
     pub cors_origins: Vec<String>,
+    /// When login, register and refresh deliver tokens in cookies instead of the body.
+    pub cookie_mode: CookieMode,
     /// When set, the main listener speaks HTTPS with this certificate and key.
     pub tls: Option<TlsFiles>,
     /// How often the certificate files are checked for changes.
@@ -157,6 +170,7 @@ struct RawSettings {
     log_format: Option<String>,
     log: Option<String>,
     cors_origins: Option<String>,
+    cookie_mode: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_reload_interval_secs: Option<u64>,
@@ -367,6 +381,17 @@ impl Config {
             }
         };
         let cors_origins = parse_cors_origins(raw.cors_origins.as_deref(), production)?;
+        let cookie_mode = match raw.cookie_mode.as_deref() {
+            None | Some("opt-in") => CookieMode::OptIn,
+            Some("always") => CookieMode::Always,
+            Some("off") => CookieMode::Off,
+            Some(other) => {
+                return Err(ConfigError::setting(
+                    "AERIE_COOKIE_MODE",
+                    format!("'{other}' is not 'off', 'opt-in' or 'always'"),
+                ));
+            }
+        };
         let tls = match (raw.tls_cert, raw.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -540,6 +565,7 @@ impl Config {
             log_format,
             log_filter: raw.log.unwrap_or_else(|| "info".into()),
             cors_origins,
+            cookie_mode,
             tls,
             tls_reload_interval: Duration::from_secs(
                 raw.tls_reload_interval_secs.unwrap_or(10).max(1),
@@ -1078,6 +1104,7 @@ mod tests {
         );
         assert!(error_of(&[("AERIE_MAX_HEADER_BYTES", "100")]).contains("AERIE_MAX_HEADER_BYTES"));
         assert!(error_of(&[("AERIE_MAX_CONNECTIONS", "0")]).contains("AERIE_MAX_CONNECTIONS"));
+        assert!(error_of(&[("AERIE_COOKIE_MODE", "on")]).contains("AERIE_COOKIE_MODE"));
     }
 
     #[test]

@@ -132,8 +132,9 @@ enum KeysCommand {
         out: PathBuf,
     },
     /// Make a new signing key active. The old key moves to the keyring's previous keys
-    /// (`<AERIE_SIGNING_KEY_FILE>.previous/<kid>.pem`) and keeps verifying the tokens it
-    /// signed, so nobody is logged out; restart the instances to sign with the new key.
+    /// (`<AERIE_SIGNING_KEY_FILE>.previous/<retired at>.<kid>.pem`) and keeps verifying the
+    /// tokens it signed, so nobody is logged out; restart the instances to sign with the new
+    /// key. Previous keys retired longer ago than an access token lives are deleted.
     Rotate,
 }
 
@@ -163,7 +164,7 @@ fn main() -> ExitCode {
             } => generate_key(&out),
             Command::Keys {
                 command: KeysCommand::Rotate,
-            } => rotate_key(&config.signing_key_file),
+            } => rotate_key(&config.signing_key_file, config.access_token_ttl),
             Command::DevCert { out } => dev_cert(&out),
             Command::User { command } => user(config, command).await,
             Command::Sessions {
@@ -307,13 +308,22 @@ fn dev_cert(out: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rotate_key(active: &std::path::Path) -> anyhow::Result<()> {
-    let kid = aerie::auth::tokens::Keyring::rotate(active)?;
+fn rotate_key(
+    active: &std::path::Path,
+    access_token_ttl: std::time::Duration,
+) -> anyhow::Result<()> {
+    use aerie::auth::tokens::Keyring;
+    use aerie::clock::Clock as _;
+    let now = SystemClock.now();
+    let kid = Keyring::rotate_at(active, now)?;
     println!(
         "new active signing key {} (kid {kid}); the previous key keeps verifying from {}",
         active.display(),
         aerie::auth::tokens::previous_keys_dir(active).display()
     );
+    for pruned in Keyring::prune(active, now, Keyring::retention(access_token_ttl))? {
+        println!("deleted previous key {pruned}: every token it signed has expired");
+    }
     Ok(())
 }
 

@@ -9,13 +9,15 @@
 //!
 //! Keys form a keyring, so rotating the signing key logs nobody out: one active key signs,
 //! previous keys still verify. On disk the active key is `AERIE_SIGNING_KEY_FILE` and the
-//! previous ones are `<kid>.pem` files in the folder beside it named `<that file>.previous`,
-//! all mode 0600. Only public halves are ever served (JWKS) or logged (kid).
+//! previous ones are `<retired at, Unix ms>.<kid>.pem` files in the folder beside it named
+//! `<that file>.previous`, all mode 0600. A rotation prunes the previous keys retired longer
+//! ago than any token they signed can live. Only public halves are ever served (JWKS) or
+//! logged (kid).
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,18 +164,30 @@ impl Keyring {
         Ok(Self { active, previous })
     }
 
-    /// Makes a new key active. The old active key is first copied into the previous folder
-    /// (so it keeps verifying the tokens it signed), then the new key replaces the active
-    /// file in one atomic rename: at no moment is there no active key. Answers the new kid.
+    /// Makes a new key active, now. See [`Keyring::rotate_at`].
     pub fn rotate(active_path: &Path) -> Result<String, KeyError> {
+        Self::rotate_at(active_path, crate::clock::SystemClock.now())
+    }
+
+    /// Makes a new key active at time `now`. The old active key is first copied into the
+    /// previous folder, named with `now` as its retirement time (so it keeps verifying the
+    /// tokens it signed, and [`Keyring::prune`] knows when it may go), then the new key
+    /// replaces the active file in one atomic rename: at no moment is there no active key.
+    /// Answers the new kid.
+    pub fn rotate_at(active_path: &Path, now: UnixMillis) -> Result<String, KeyError> {
         let problem = |path: &Path, problem: String| KeyError::File {
             path: path.display().to_string(),
             problem,
         };
         let old = SigningKey::load_or_generate(active_path, false)?;
         let old_pem = fs::read(active_path).map_err(|e| problem(active_path, e.to_string()))?;
-        let kept = previous_keys_dir(active_path).join(format!("{}.pem", old.kid()));
-        if !kept.exists() {
+        let dir = previous_keys_dir(active_path);
+        // A retry after an interrupted rotation finds the old key already kept.
+        if !previous_key_files(&dir)?
+            .iter()
+            .any(|(_, kid, _)| kid == old.kid())
+        {
+            let kept = dir.join(format!("{now}.{}.pem", old.kid()));
             write_private_file(&kept, &old_pem).map_err(|e| problem(&kept, e.to_string()))?;
         }
         let mut staged = active_path.as_os_str().to_owned();
@@ -189,6 +203,67 @@ impl Keyring {
         fs::rename(&staged, active_path).map_err(|e| problem(active_path, e.to_string()))?;
         Ok(fresh.kid().to_owned())
     }
+
+    /// How long a retired key must keep verifying: the longest an access token it signed can
+    /// live, with the verifier's clock leeway and a margin for skew between instances.
+    pub fn retention(access_token_ttl: Duration) -> Duration {
+        access_token_ttl + Duration::from_secs(LEEWAY_SECS.unsigned_abs()) + PRUNE_MARGIN
+    }
+
+    /// Deletes the previous keys retired at least `retention` before `now`: every token they
+    /// signed has expired (provided the instances were restarted on the new key when it was
+    /// rotated). Keys without a retirement time in their name are kept. Answers the kids
+    /// deleted. Running instances keep the keys they loaded until they restart.
+    pub fn prune(
+        active_path: &Path,
+        now: UnixMillis,
+        retention: Duration,
+    ) -> Result<Vec<String>, KeyError> {
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let mut pruned = Vec::new();
+        for (path, kid, retired_at) in previous_key_files(&previous_keys_dir(active_path))? {
+            if retired_at.is_some_and(|at| at.saturating_add(retention_ms) <= now) {
+                fs::remove_file(&path).map_err(|e| KeyError::File {
+                    path: path.display().to_string(),
+                    problem: e.to_string(),
+                })?;
+                pruned.push(kid);
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+/// Beyond the token lifetime and leeway, how long a retired key is kept for clock skew.
+const PRUNE_MARGIN: Duration = Duration::from_secs(60);
+
+/// The previous-key files in `dir` (none when it does not exist): path, kid, and retirement
+/// time when the name carries one (`<ms>.<kid>.pem`; a kid never contains a dot, so an older
+/// `<kid>.pem` parses as having none).
+fn previous_key_files(dir: &Path) -> Result<Vec<(PathBuf, String, Option<UnixMillis>)>, KeyError> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let entries = fs::read_dir(dir).map_err(|e| KeyError::File {
+        path: dir.display().to_string(),
+        problem: e.to_string(),
+    })?;
+    let mut files = Vec::new();
+    for path in entries.filter_map(|entry| entry.ok().map(|e| e.path())) {
+        let Some(stem) = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.strip_suffix(".pem"))
+        else {
+            continue;
+        };
+        let (retired_at, kid) = match stem.split_once('.') {
+            Some((at, kid)) => (at.parse().ok(), kid.to_owned()),
+            None => (None, stem.to_owned()),
+        };
+        files.push((path, kid, retired_at));
+    }
+    Ok(files)
 }
 
 /// Writes a new file readable only by its owner (mode 0600); never overwrites.
@@ -480,6 +555,76 @@ mod tests {
                 assert_eq!(mode & 0o777, 0o600);
             }
         }
+    }
+
+    #[test]
+    fn pruning_removes_only_keys_whose_tokens_have_all_expired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signing-key.pem");
+        let clock = Arc::new(ManualClock::starting_now());
+        let ttl = Duration::from_secs(900);
+        let service = |keyring: Keyring| {
+            TokenService::with_keyring(
+                keyring,
+                "aerie".into(),
+                "aerie-api".into(),
+                ttl,
+                clock.clone(),
+            )
+        };
+        let first = service(Keyring::load(&path, true).expect("generate"));
+        let oldest_token = first.issue(7, "s1", Role::User);
+        Keyring::rotate_at(&path, clock.now()).expect("first rotation");
+        clock.advance(Duration::from_secs(600));
+        let second = service(Keyring::load(&path, false).expect("reload"));
+        let recent_token = second.issue(7, "s2", Role::User);
+        Keyring::rotate_at(&path, clock.now()).expect("second rotation");
+        // A key named without a retirement time (kept by an older release) is never pruned.
+        let legacy_pem = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .expect("pem");
+        let legacy = previous_keys_dir(&path).join("kept-before-retirement-times.pem");
+        write_private_file(&legacy, legacy_pem.as_bytes()).expect("legacy key");
+
+        let retention = Keyring::retention(ttl);
+        // One second short of the first key's retention: nothing goes.
+        clock.advance(retention - Duration::from_secs(600) - Duration::from_secs(1));
+        assert!(
+            Keyring::prune(&path, clock.now(), retention)
+                .expect("prune")
+                .is_empty()
+        );
+        assert_eq!(Keyring::load(&path, false).expect("load").previous.len(), 3);
+        clock.advance(Duration::from_secs(1));
+        let pruned = Keyring::prune(&path, clock.now(), retention).expect("prune");
+        assert_eq!(pruned.len(), 1, "only the first retired key: {pruned:?}");
+        let after = service(Keyring::load(&path, false).expect("load"));
+        assert_eq!(after.jwks()["keys"].as_array().map(Vec::len), Some(3));
+        assert!(
+            after.verify(&recent_token).is_some(),
+            "the second key's tokens still live"
+        );
+        assert!(
+            after.verify(&oldest_token).is_none(),
+            "expired anyway, and its key is gone"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_rotation_does_not_keep_the_old_key_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signing-key.pem");
+        Keyring::load(&path, true).expect("generate");
+        let mut staged = path.as_os_str().to_owned();
+        staged.push(".new");
+        fs::write(&staged, b"half-written").expect("leftover");
+        assert!(
+            Keyring::rotate_at(&path, 1).is_err(),
+            "refuses the leftover"
+        );
+        fs::remove_file(&staged).expect("operator removes it");
+        Keyring::rotate_at(&path, 2).expect("retry");
+        assert_eq!(Keyring::load(&path, false).expect("load").previous.len(), 1);
     }
 
     #[test]

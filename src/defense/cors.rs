@@ -7,10 +7,13 @@
 //! `http://127.0.0.1:*`, so a RealWorld front end on a dev server works with no setup.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
+
+use crate::config::Config;
 
 /// Parses one configured origin; returns it in canonical form, or `None` when it is not a
 /// bare `scheme://host[:port]` origin.
@@ -46,11 +49,49 @@ fn is_local_dev_origin(origin: &[u8]) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
-pub fn layer(allowed: &[String], allow_local_dev: bool) -> CorsLayer {
-    let allowed: HashSet<Vec<u8>> = allowed.iter().map(|o| o.as_bytes().to_vec()).collect();
-    let origin = AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-        allowed.contains(origin.as_bytes())
-            || (allow_local_dev && is_local_dev_origin(origin.as_bytes()))
+/// The origins whose browser requests this server trusts: the configured CORS origins, the
+/// origin of `AERIE_PUBLIC_URL` (the server's own, for a front end it serves itself) and, in
+/// development, loopback origins. CORS and the cookie mode's CSRF check both ask this.
+#[derive(Clone)]
+pub struct AllowedOrigins {
+    exact: Arc<HashSet<Vec<u8>>>,
+    local_dev: bool,
+}
+
+impl AllowedOrigins {
+    pub fn from_config(config: &Config) -> Self {
+        let own = config
+            .public_url
+            .as_deref()
+            .and_then(|url| url::Url::parse(url).ok())
+            .map(|url| url.origin().ascii_serialization());
+        let exact = config
+            .cors_origins
+            .iter()
+            .cloned()
+            .chain(own)
+            .map(String::into_bytes)
+            .collect();
+        Self {
+            exact: Arc::new(exact),
+            local_dev: !config.is_production(),
+        }
+    }
+
+    pub fn allows(&self, origin: &[u8]) -> bool {
+        self.exact.contains(origin) || (self.local_dev && is_local_dev_origin(origin))
+    }
+}
+
+pub fn layer(allowed: AllowedOrigins) -> CorsLayer {
+    let for_credentials = allowed.clone();
+    let origin =
+        AllowOrigin::predicate(move |origin: &HeaderValue, _| allowed.allows(origin.as_bytes()));
+    // Never `Access-Control-Allow-Credentials` for an origin that is refused anyway: the
+    // header says nothing to a browser without a matching `Allow-Origin`, but nothing is the
+    // right thing for it to say.
+    let credentials = AllowCredentials::predicate(move |origin: &HeaderValue, _| {
+        for_credentials.allows(origin.as_bytes())
     });
     CorsLayer::new()
         .allow_origin(origin)
@@ -64,11 +105,14 @@ pub fn layer(allowed: &[String], allow_local_dev: bool) -> CorsLayer {
         ])
         .expose_headers([
             HeaderName::from_static("x-request-id"),
+            // Cookie mode: a front end on another origin cannot read the API's CSRF cookie,
+            // so the token also travels in this header of login, register and refresh.
+            HeaderName::from_static("x-csrf-token"),
             header::RETRY_AFTER,
             HeaderName::from_static("ratelimit"),
             HeaderName::from_static("ratelimit-policy"),
         ])
-        .allow_credentials(true)
+        .allow_credentials(credentials)
         .max_age(Duration::from_secs(600))
 }
 

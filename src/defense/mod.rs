@@ -2,5 +2,6 @@
 
 pub mod client_ip;
 pub mod cors;
+pub mod csrf;
 pub mod headers;
 pub mod rate_limit;

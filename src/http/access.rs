@@ -121,7 +121,7 @@ pub const ROUTES: &[RouteRule] = &[
         Access::Permission(Permission::AuditRead),
     ),
     rule(Method::PUT, "/api/user/password", Authenticated),
-    // The refresh token in the body is the credential; the handler verifies it.
+    // The refresh token (in the body, or its cookie) is the credential; the handler verifies it.
     rule(Method::POST, "/api/auth/refresh", Public),
     rule(Method::POST, "/api/auth/logout", Authenticated),
     rule(Method::POST, "/api/auth/logout-all", Authenticated),

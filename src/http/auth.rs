@@ -10,20 +10,29 @@
 //! The grace rule: a rotated token presented again within `AERIE_REFRESH_GRACE_SECS` of its
 //! rotation is a concurrent refresh from the same client (two tabs, a retried request) and
 //! gets its own successor in the same family; after the window it is reuse.
+//!
+//! Cookie mode ([`super::cookies`]): the refresh token may come in its cookie instead of the
+//! body. Such a refresh needs a trusted `Origin` (or `Referer`) but not the CSRF token: a
+//! forged one could only rotate the victim's own cookies inside the victim's browser, and it
+//! is how a front end on another origin that lost its copy of the token (a page reload) gets
+//! it back, in the `X-CSRF-Token` response header. Logging out clears the cookies.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json as JsonResponse, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::cookies::{self, ClearedCookies};
 use super::error::{Error, Result};
-use super::extract::{AuthUser, ClientInfo, Json};
-use super::users::{UserResponse, issue_tokens, revoke_sessions};
-use crate::auth::events::security_event_refresh_reuse;
+use super::extract::{AuthUser, Json};
+use super::users::{Delivery, RevokedBecause, issue_tokens, record_revoked, revoke_own_sessions};
+use crate::audit::{AuditEvent, EventType, RequestContext};
 use crate::clock::{UnixMillis, rfc3339};
+use crate::defense::csrf;
 use crate::store::{RefreshRow, SessionRow};
 
 pub fn router() -> Router<AppState> {
@@ -46,21 +55,34 @@ fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// `POST /api/auth/refresh`: rotates the refresh token and answers the User shape.
+/// `POST /api/auth/refresh`: rotates the refresh token and answers the User shape (in
+/// cookie mode, with the tokens in cookies instead).
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "sessions",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "A new access token and refresh token; the presented one is spent", body = UserResponse),
+        (status = 200, description = "A new access token and refresh token; the presented one is spent", body = super::users::UserResponse),
         (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse ends the whole session)"),
     ))]
 async fn refresh(
     State(state): State<AppState>,
-    client: ClientInfo,
+    context: RequestContext,
+    headers: HeaderMap,
     Json(body): Json<RefreshRequest>,
-) -> Result<JsonResponse<UserResponse>> {
-    let presented = body
-        .refresh_token
-        .ok_or_else(|| Error::invalid("refreshToken", "can't be blank"))?;
+) -> Result<impl IntoResponse> {
+    let config = &state.config;
+    let (presented, delivery) = match body.refresh_token {
+        Some(token) if cookies::requested(config, &headers) => {
+            csrf::check_origin(&headers, config, csrf::OriginRule::IfPresent)?;
+            (token, Delivery::Cookies)
+        }
+        Some(token) => (token, Delivery::Body),
+        None => {
+            let token = cookies::read(config, &headers, cookies::REFRESH_COOKIE)
+                .ok_or_else(|| Error::invalid("refreshToken", "can't be blank"))?;
+            csrf::check_origin(&headers, config, csrf::OriginRule::Required)?;
+            (token.to_owned(), Delivery::Cookies)
+        }
+    };
     let hash = crate::auth::refresh::hash_of_presented(&presented).ok_or(Error::Unauthorized)?;
     let row = state
         .store
@@ -68,7 +90,7 @@ async fn refresh(
         .await?
         .ok_or(Error::Unauthorized)?;
     let now = state.clock.now();
-    check_family(&state, &row, now, &client).await?;
+    check_family(&state, &row, now, &context).await?;
     if row.rotated_at.is_none() {
         // Losing this race means another request rotated it a moment ago: a concurrent
         // refresh, inside the grace window by definition.
@@ -80,7 +102,8 @@ async fn refresh(
     };
     state.store.touch_session(&row.session_id, now).await?;
     let tokens = issue_tokens(&state, &user, &row.session_id).await?;
-    Ok(JsonResponse(UserResponse::with_tokens(user, tokens)))
+    let csrf_token = cookies::csrf_token_to_keep(config, &headers);
+    Ok(delivery.answer(&state, user, tokens, row.created_at, Some(csrf_token)))
 }
 
 /// Refuses a token whose session is over, and revokes the family on reuse.
@@ -88,7 +111,7 @@ async fn check_family(
     state: &AppState,
     row: &RefreshRow,
     now: UnixMillis,
-    client: &ClientInfo,
+    context: &RequestContext,
 ) -> Result<()> {
     if row.revoked_at.is_some() {
         return Err(Error::Unauthorized);
@@ -102,7 +125,14 @@ async fn check_family(
             .revoke_session(&row.session_id, row.user_id, now)
             .await?;
         state.revocations.announce(&state.store, &revoked).await?;
-        security_event_refresh_reuse(&row.session_id, row.user_id, client.ip.as_deref());
+        // Whoever presented it is unknown (the thief or the rightful client): no actor. The
+        // alert rule `refresh_reuse` fires on this event.
+        let event = AuditEvent::new(EventType::RefreshReuseDetected)
+            .subject(row.user_id)
+            .session(row.session_id.clone())
+            .from_request(context)
+            .detail(serde_json::json!({ "sessionFamily": row.session_id }));
+        state.audit.record(event).await?;
         return Err(Error::Unauthorized);
     }
     let idle = now - row.last_seen_at > millis(state.config.session_idle_timeout);
@@ -113,24 +143,43 @@ async fn check_family(
     Ok(())
 }
 
+/// The cookies to expire when the caller's own session ends and it came in a cookie.
+fn cleared_if_cookie(auth: &AuthUser) -> Option<ClearedCookies> {
+    auth.via_cookie.then_some(ClearedCookies)
+}
+
 /// `POST /api/auth/logout`: ends the caller's session.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "sessions",
     responses((status = 204, description = "The caller's session is over")))]
-async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    context: RequestContext,
+) -> Result<impl IntoResponse> {
     let revoked = state
         .store
         .revoke_session(&auth.session_id, auth.user_id, state.clock.now())
         .await?;
     state.revocations.announce(&state.store, &revoked).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let event = AuditEvent::new(EventType::Logout)
+        .actor(auth.user_id)
+        .subject(auth.user_id)
+        .session(auth.session_id.clone())
+        .from_request(&context);
+    state.audit.record(event).await?;
+    Ok((cleared_if_cookie(&auth), StatusCode::NO_CONTENT))
 }
 
 /// `POST /api/auth/logout-all`: ends every session of the caller, this one included.
 #[utoipa::path(post, path = "/api/auth/logout-all", tag = "sessions",
     responses((status = 204, description = "Every session of the caller is over")))]
-async fn logout_all(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode> {
-    revoke_sessions(&state, auth.user_id, None).await?;
-    Ok(StatusCode::NO_CONTENT)
+async fn logout_all(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    context: RequestContext,
+) -> Result<impl IntoResponse> {
+    revoke_own_sessions(&state, &auth, &context, RevokedBecause::LogoutAll).await?;
+    Ok((cleared_if_cookie(&auth), StatusCode::NO_CONTENT))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -193,8 +242,9 @@ async fn list_sessions(
 async fn revoke_session(
     State(state): State<AppState>,
     auth: AuthUser,
+    context: RequestContext,
     Path(id): Path<String>,
-) -> Result<StatusCode> {
+) -> Result<impl IntoResponse> {
     let revoked = state
         .store
         .revoke_session(&id, auth.user_id, state.clock.now())
@@ -203,5 +253,11 @@ async fn revoke_session(
         return Err(Error::NotFound("session"));
     }
     state.revocations.announce(&state.store, &revoked).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let because = RevokedBecause::SessionDeleted;
+    record_revoked(&state, &auth, &context, because, &id, &revoked).await?;
+    let own = id == auth.session_id;
+    Ok((
+        own.then(|| cleared_if_cookie(&auth)).flatten(),
+        StatusCode::NO_CONTENT,
+    ))
 }

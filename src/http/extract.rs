@@ -17,6 +17,7 @@ use super::error::Error;
 use super::json_bounds::{Exceeded, MAX_DEPTH, MAX_STRING_CHARS};
 use crate::auth::tokens::Verified;
 use crate::defense::client_ip::ClientIp;
+use crate::defense::csrf;
 use crate::defense::rate_limit::Policy;
 use crate::domain::{Permission, Role};
 
@@ -26,8 +27,11 @@ pub struct AuthUser {
     pub user_id: i64,
     pub session_id: String,
     pub role: Role,
-    /// The token as presented, echoed back in the User response.
+    /// The token as presented, echoed back in the User response (unless it came in a cookie).
     pub token: String,
+    /// The access token came in the session cookie (cookie mode), not the `Authorization`
+    /// header: responses must not hand it to the page's scripts.
+    pub via_cookie: bool,
 }
 
 impl AuthUser {
@@ -104,7 +108,7 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     Ok(Some(token))
 }
 
-fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
+fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthUser, Error> {
     let Verified {
         user_id,
         session_id,
@@ -120,7 +124,26 @@ fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
         session_id,
         role,
         token: token.to_owned(),
+        via_cookie,
     })
+}
+
+/// The access token of the session cookie, when cookie mode is on and no `Authorization`
+/// header was sent (the header always wins, and then no cookie is looked at).
+fn cookie_token<'a>(parts: &'a Parts, state: &AppState) -> Option<&'a str> {
+    super::cookies::read(&state.config, &parts.headers, super::cookies::ACCESS_COOKIE)
+}
+
+/// A request the browser authenticated with our cookie must come from our own front end: a
+/// state change needs the CSRF token and a trusted origin, and any request that names a
+/// foreign origin is refused (see [`crate::defense::csrf`]).
+fn check_cookie_request(parts: &Parts, state: &AppState) -> Result<(), Error> {
+    let config = &state.config;
+    if parts.method.is_safe() {
+        return csrf::check_origin(&parts.headers, config, csrf::OriginRule::IfPresent);
+    }
+    let csrf_cookie = super::cookies::read(config, &parts.headers, super::cookies::CSRF_COOKIE);
+    csrf::check_state_change(&parts.headers, csrf_cookie, config)
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -131,8 +154,15 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(user) = parts.extensions.get::<AuthUser>() {
             return Ok(user.clone());
         }
-        let token = presented_token(&parts.headers)?.ok_or(Error::Unauthorized)?;
-        let user = authenticate(state, token)?;
+        let user = match presented_token(&parts.headers)? {
+            Some(token) => authenticate(state, token, false)?,
+            None => {
+                let token = cookie_token(parts, state).ok_or(Error::Unauthorized)?;
+                let user = authenticate(state, token, true)?;
+                check_cookie_request(parts, state)?;
+                user
+            }
+        };
         // Writes cost storage and fan out to other users' feeds: each account gets a budget.
         if !parts.method.is_safe() {
             let ip = parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| *ip);
@@ -149,10 +179,20 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        match presented_token(&parts.headers)? {
-            Some(token) => authenticate(state, token).map(|user| Self(Some(user))),
-            None => Ok(Self(None)),
+        if let Some(token) = presented_token(&parts.headers)? {
+            return authenticate(state, token, false).map(|user| Self(Some(user)));
         }
+        let Some(token) = cookie_token(parts, state) else {
+            return Ok(Self(None));
+        };
+        // A stale cookie (its session revoked elsewhere) is one the page cannot delete, being
+        // `HttpOnly`: answering 401 would lock its owner out of public pages until it
+        // expires, so it counts as no credential here. Routes that need a user still say 401.
+        let Ok(user) = authenticate(state, token, true) else {
+            return Ok(Self(None));
+        };
+        check_cookie_request(parts, state)?;
+        Ok(Self(Some(user)))
     }
 }
 

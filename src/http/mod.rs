@@ -7,6 +7,7 @@ mod admin_audit;
 pub mod articles;
 pub mod auth;
 pub mod comments;
+pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod health;

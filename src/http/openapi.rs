@@ -57,7 +57,10 @@ pub fn router() -> Router<AppState> {
         title = "Aerie",
         description = "A secure-by-default backend: the RealWorld (Conduit) API and Aerie's own \
                        session and administration API. Send the access token as \
-                       `Authorization: Token <jwt>` (RealWorld) or `Authorization: Bearer <jwt>`. \
+                       `Authorization: Token <jwt>` (RealWorld) or `Authorization: Bearer <jwt>`; \
+                       browsers may instead log in with `X-Aerie-Client: browser` and get \
+                       `__Host-` cookies, then send `X-CSRF-Token` on every write \
+                       (docs/browser-clients.md). \
                        Every 4xx body is `{\"errors\": {\"<field or body>\": [\"<message>\"]}}`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
@@ -151,7 +154,7 @@ fn build() -> Value {
             rule.method.as_str().to_ascii_lowercase()
         );
         if let Some(operation) = document.pointer_mut(&pointer) {
-            apply_route_rules(operation, rule.access);
+            apply_route_rules(operation, rule.access, !rule.method.is_safe());
         }
     }
     document
@@ -210,7 +213,7 @@ fn has_parameter_in(operation: &Value, location: &str) -> bool {
         .is_some_and(|params| params.iter().any(|p| p["in"] == location))
 }
 
-fn apply_route_rules(operation: &mut Value, access: Access) {
+fn apply_route_rules(operation: &mut Value, access: Access, unsafe_method: bool) {
     match access {
         Access::Public => {
             // Optional-token routes say so in their 401; schemathesis and most generators
@@ -244,6 +247,14 @@ fn apply_route_rules(operation: &mut Value, access: Access) {
         };
         operation["description"] = json!(description);
         add_response(operation, "403", "The caller's role lacks the permission");
+    }
+    if unsafe_method {
+        add_response(
+            operation,
+            "403",
+            "Cookie mode (docs/browser-clients.md): a write without the `X-CSRF-Token` header \
+             matching the CSRF cookie, or from an origin that is not allowed",
+        );
     }
     if operation.get("requestBody").is_some() {
         operation["requestBody"]["required"] = json!(true);

@@ -7,7 +7,7 @@
 //! every other session, so whoever else held the account is locked out at once).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Router, response::IntoResponse};
 use secrecy::SecretString;
@@ -15,11 +15,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::cookies::SessionCookies;
 use super::error::{Error, FieldErrors, Result};
 use super::extract::{AuthUser, ClientInfo, Json};
 use crate::audit::{AuditEvent, EventType, RequestContext};
 use crate::auth::password::PasswordHasher;
 use crate::clock::UnixMillis;
+use crate::defense::csrf;
 use crate::defense::rate_limit::{Policy, route};
 use crate::domain::{Bio, Email, ImageUrl, NewPassword, Role, Username, password_within_limits};
 use crate::store::{NewSession, NewUser, Store, UserChanges, UserRow, is_unique_violation};
@@ -114,7 +116,9 @@ pub(super) struct UserResponse {
 #[schema(as = User)]
 struct UserView {
     email: String,
-    token: String,
+    /// Absent in cookie mode: the browser's `HttpOnly` cookie holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
     /// Only when a session starts or is refreshed: it is never stored in readable form.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
@@ -130,22 +134,22 @@ struct UserView {
 }
 
 impl UserResponse {
-    fn new(row: UserRow, token: String) -> Self {
-        Self::with_tokens(
-            row,
-            Tokens {
-                access: token,
-                refresh: None,
-            },
-        )
+    /// The caller's account, echoing the access token unless it came in a cookie.
+    fn for_caller(row: UserRow, auth: AuthUser) -> Self {
+        let token = (!auth.via_cookie).then_some(auth.token);
+        Self::build(row, token, None)
     }
 
     pub(super) fn with_tokens(row: UserRow, tokens: Tokens) -> Self {
+        Self::build(row, Some(tokens.access), Some(tokens.refresh))
+    }
+
+    fn build(row: UserRow, token: Option<String>, refresh_token: Option<String>) -> Self {
         Self {
             user: UserView {
                 email: row.email,
-                token: tokens.access,
-                refresh_token: tokens.refresh,
+                token,
+                refresh_token,
                 username: row.username,
                 bio: row.bio,
                 image: row.image,
@@ -164,8 +168,10 @@ impl UserResponse {
 async fn register(
     State(state): State<AppState>,
     context: RequestContext,
+    headers: HeaderMap,
     Json(UserBody { user }): Json<UserBody<Registration>>,
 ) -> Result<impl IntoResponse> {
+    let delivery = Delivery::for_new_session(&state, &headers)?;
     let row = create_account(
         &state.store,
         &state.hasher,
@@ -181,10 +187,8 @@ async fn register(
         .session(session)
         .from_request(&context);
     state.audit.record(event).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(UserResponse::with_tokens(row, tokens)),
-    ))
+    let (cookies, body) = delivery.answer(&state, row, tokens, state.clock.now(), None);
+    Ok((StatusCode::CREATED, cookies, body))
 }
 
 /// Validates and stores a new account (role `user`): the one path for the API's
@@ -253,8 +257,10 @@ fn taken_or_internal(error: sqlx::Error) -> Error {
 async fn login(
     State(state): State<AppState>,
     context: RequestContext,
+    headers: HeaderMap,
     Json(UserBody { user }): Json<UserBody<Login>>,
-) -> Result<axum::Json<UserResponse>> {
+) -> Result<impl IntoResponse> {
+    let delivery = Delivery::for_new_session(&state, &headers)?;
     let mut errors = FieldErrors::default();
     if user.email.as_deref().is_none_or(str::is_empty) {
         errors.missing("email");
@@ -301,7 +307,7 @@ async fn login(
         .session(session)
         .from_request(&context);
     state.audit.record(event).await?;
-    Ok(axum::Json(UserResponse::with_tokens(row, tokens)))
+    Ok(delivery.answer(&state, row, tokens, state.clock.now(), None))
 }
 
 /// Records a failed login and returns the one answer every failure gets. The reason stays
@@ -322,10 +328,61 @@ async fn login_failed(
     }
 }
 
-/// An access token, and the refresh token when one was just minted.
+/// A session's access token and its freshly minted refresh token.
 pub(super) struct Tokens {
     pub access: String,
-    pub refresh: Option<String>,
+    pub refresh: String,
+}
+
+/// How a new or refreshed session's tokens reach the client: in the body, or (cookie mode)
+/// in cookies, with a body that carries neither token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    Body,
+    Cookies,
+}
+
+impl Delivery {
+    /// For login and register: cookies when asked for or configured, and then only for a
+    /// request that names no foreign origin (another site must not sign the browser into an
+    /// account of its choosing).
+    fn for_new_session(state: &AppState, headers: &HeaderMap) -> Result<Self> {
+        if !super::cookies::requested(&state.config, headers) {
+            return Ok(Self::Body);
+        }
+        csrf::check_origin(headers, &state.config, csrf::OriginRule::IfPresent)?;
+        Ok(Self::Cookies)
+    }
+
+    /// The answer for a session created at `session_created_at`. A refreshed session keeps
+    /// the CSRF token the browser holds (`csrf_token`); a new one gets a fresh one.
+    pub(super) fn answer(
+        self,
+        state: &AppState,
+        row: UserRow,
+        tokens: Tokens,
+        session_created_at: UnixMillis,
+        csrf_token: Option<String>,
+    ) -> (Option<SessionCookies>, axum::Json<UserResponse>) {
+        if self == Self::Body {
+            return (None, axum::Json(UserResponse::with_tokens(row, tokens)));
+        }
+        let cookies = SessionCookies {
+            access: tokens.access,
+            access_lifetime: state.config.access_token_ttl,
+            refresh: tokens.refresh,
+            refresh_lifetime: SessionCookies::refresh_lifetime(
+                &state.config,
+                session_created_at,
+                state.clock.now(),
+            ),
+            csrf: csrf_token.unwrap_or_else(csrf::mint_token),
+        };
+        (
+            Some(cookies),
+            axum::Json(UserResponse::build(row, None, None)),
+        )
+    }
 }
 
 /// Opens a new session (never adopts one the client offers) and issues its first tokens.
@@ -365,7 +422,7 @@ pub(super) async fn issue_tokens(
     let role = Role::parse(&user.role).unwrap_or(Role::User);
     Ok(Tokens {
         access: state.tokens.issue(user.id, session_id, role),
-        refresh: Some(refresh.value),
+        refresh: refresh.value,
     })
 }
 
@@ -375,11 +432,85 @@ pub(super) async fn revoke_sessions(
     user_id: i64,
     keep: Option<&str>,
 ) -> Result<()> {
+    revoke_listed_sessions(state, user_id, keep).await.map(drop)
+}
+
+/// [`revoke_sessions`], answering the ids it revoked.
+async fn revoke_listed_sessions(
+    state: &AppState,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<Vec<String>> {
     let revoked = state
         .store
         .revoke_user_sessions(user_id, keep, state.clock.now())
         .await?;
     state.revocations.announce(&state.store, &revoked).await?;
+    Ok(revoked)
+}
+
+/// Why the caller's own action revoked sessions, as the `session_revoked` event names it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RevokedBecause {
+    /// `POST /api/auth/logout-all`.
+    LogoutAll,
+    /// `DELETE /api/auth/sessions/:id`.
+    SessionDeleted,
+    /// A password change ended the caller's other sessions.
+    PasswordChanged,
+}
+
+impl RevokedBecause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::LogoutAll => "logout_all",
+            Self::SessionDeleted => "session_deleted",
+            Self::PasswordChanged => "password_changed",
+        }
+    }
+}
+
+/// Ends the caller's sessions (all, or all but the current one) and records it.
+pub(super) async fn revoke_own_sessions(
+    state: &AppState,
+    auth: &AuthUser,
+    context: &RequestContext,
+    because: RevokedBecause,
+) -> Result<()> {
+    let keep = match because {
+        RevokedBecause::PasswordChanged => Some(auth.session_id.as_str()),
+        RevokedBecause::LogoutAll | RevokedBecause::SessionDeleted => None,
+    };
+    let revoked = revoke_listed_sessions(state, auth.user_id, keep).await?;
+    record_revoked(state, auth, context, because, &auth.session_id, &revoked).await
+}
+
+/// Records one `session_revoked` event for the caller's own action: `session` is the one the
+/// event is about (the revoked one, or the caller's own when several were), `revoked` every
+/// session id that ended. Nothing revoked, nothing recorded.
+pub(super) async fn record_revoked(
+    state: &AppState,
+    auth: &AuthUser,
+    context: &RequestContext,
+    because: RevokedBecause,
+    session: &str,
+    revoked: &[String],
+) -> Result<()> {
+    if revoked.is_empty() {
+        return Ok(());
+    }
+    let event = AuditEvent::new(EventType::SessionRevoked)
+        .actor(auth.user_id)
+        .subject(auth.user_id)
+        .session(session)
+        .from_request(context)
+        .detail(serde_json::json!({
+            "by": "user",
+            "reason": because.as_str(),
+            "callerSession": auth.session_id,
+            "revoked": revoked.len(),
+        }));
+    state.audit.record(event).await?;
     Ok(())
 }
 
@@ -398,7 +529,7 @@ async fn current_user(
     auth: AuthUser,
 ) -> Result<axum::Json<UserResponse>> {
     let row = active_user(&state, &auth).await?;
-    Ok(axum::Json(UserResponse::new(row, auth.token)))
+    Ok(axum::Json(UserResponse::for_caller(row, auth)))
 }
 
 #[utoipa::path(put, path = "/api/user", tag = "users",
@@ -469,7 +600,7 @@ async fn update_user(
         .map_err(taken_or_internal)?
         .ok_or(Error::Unauthorized)?;
     if password_changed {
-        revoke_sessions(&state, row.id, Some(&auth.session_id)).await?;
+        revoke_own_sessions(&state, &auth, &context, RevokedBecause::PasswordChanged).await?;
     }
     let changed = [
         (password_changed, EventType::PasswordChanged),
@@ -483,7 +614,7 @@ async fn update_user(
             .from_request(&context);
         state.audit.record(event).await?;
     }
-    Ok(axum::Json(UserResponse::new(row, auth.token)))
+    Ok(axum::Json(UserResponse::for_caller(row, auth)))
 }
 
 /// A 422 on `currentPassword` unless it is given and right.
@@ -537,7 +668,7 @@ async fn change_password(
         .update_user(current.id, changes, state.clock.now())
         .await?
         .ok_or(Error::Unauthorized)?;
-    revoke_sessions(&state, current.id, Some(&auth.session_id)).await?;
+    revoke_own_sessions(&state, &auth, &context, RevokedBecause::PasswordChanged).await?;
     let event = AuditEvent::new(EventType::PasswordChanged)
         .actor(auth.user_id)
         .subject(current.id)

@@ -1,0 +1,233 @@
+//! Cookie mode: a browser's tokens travel in cookies that its scripts cannot read.
+//!
+//! Guards against a script injected into the front end stealing the tokens (`HttpOnly`: in
+//! cookie mode neither token is ever readable by JavaScript, and no body carries them), the
+//! tokens leaking over plain HTTP or to sibling hosts (the `__Host-` prefix makes browsers
+//! insist on `Secure`, `Path=/` and no `Domain`, so only this exact origin over HTTPS sets or
+//! receives them), and other sites using them (`SameSite=Strict`, plus the CSRF check of
+//! [`crate::defense::csrf`] on every state-changing request they authenticate).
+//!
+//! A client asks for cookie mode per login, register or refresh with `X-Aerie-Client:
+//! browser`, or the operator turns it on for every client (`AERIE_COOKIE_MODE`).
+
+use std::time::Duration;
+
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponseParts, ResponseParts};
+
+use super::error::Error;
+use crate::clock::UnixMillis;
+use crate::config::{Config, CookieMode};
+use crate::defense::csrf::{self, CSRF_HEADER};
+
+/// The access token (a JWT), `HttpOnly`.
+pub const ACCESS_COOKIE: &str = "__Host-aerie-access";
+/// The refresh token, `HttpOnly`.
+pub const REFRESH_COOKIE: &str = "__Host-aerie-refresh";
+/// The CSRF token, readable by the front end so it can echo it in `X-CSRF-Token`.
+pub const CSRF_COOKIE: &str = "__Host-aerie-csrf";
+
+/// The request header by which a client asks for cookie mode.
+const CLIENT_HEADER: &str = "x-aerie-client";
+
+/// Whether a login, register or refresh should answer in cookie mode: always, never, or
+/// when the client says it is a browser. Any other `X-Aerie-Client` value is ignored.
+pub fn requested(config: &Config, headers: &HeaderMap) -> bool {
+    match config.cookie_mode {
+        CookieMode::Off => false,
+        CookieMode::Always => true,
+        CookieMode::OptIn => headers
+            .get_all(CLIENT_HEADER)
+            .iter()
+            .any(|value| value.as_bytes().eq_ignore_ascii_case(b"browser")),
+    }
+}
+
+/// The value of our cookie `name`, unless cookie mode is off or the name is sent more than
+/// once (ambiguous: refused rather than guessed). Other cookies are never read.
+pub fn read<'a>(config: &Config, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    if config.cookie_mode == CookieMode::Off {
+        return None;
+    }
+    let mut found = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(key, _)| *key == name)
+        .map(|(_, value)| value);
+    let value = found.next()?;
+    (found.next().is_none() && !value.is_empty()).then_some(value)
+}
+
+/// The cookies of a session just started or refreshed, with the CSRF token also in the
+/// `X-CSRF-Token` response header: a front end on another origin cannot read our cookies.
+pub struct SessionCookies {
+    pub access: String,
+    pub access_lifetime: Duration,
+    pub refresh: String,
+    /// How long the refresh token can still be used: the idle timeout, cut short by the
+    /// session's absolute lifetime. The CSRF cookie lives as long.
+    pub refresh_lifetime: Duration,
+    pub csrf: String,
+}
+
+impl SessionCookies {
+    /// How long a session's refresh cookie should live, from `now`.
+    pub fn refresh_lifetime(
+        config: &Config,
+        session_created_at: UnixMillis,
+        now: UnixMillis,
+    ) -> Duration {
+        let ends = session_created_at.saturating_add(
+            i64::try_from(config.session_max_lifetime.as_millis()).unwrap_or(i64::MAX),
+        );
+        let left = Duration::from_millis(u64::try_from(ends.saturating_sub(now)).unwrap_or(0));
+        left.min(config.session_idle_timeout)
+    }
+}
+
+impl IntoResponseParts for SessionCookies {
+    type Error = Error;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Error> {
+        let headers = res.headers_mut();
+        append_cookie(
+            headers,
+            ACCESS_COOKIE,
+            &self.access,
+            self.access_lifetime,
+            true,
+        )?;
+        append_cookie(
+            headers,
+            REFRESH_COOKIE,
+            &self.refresh,
+            self.refresh_lifetime,
+            true,
+        )?;
+        append_cookie(
+            headers,
+            CSRF_COOKIE,
+            &self.csrf,
+            self.refresh_lifetime,
+            false,
+        )?;
+        headers.insert(CSRF_HEADER, header_value(&self.csrf)?);
+        Ok(res)
+    }
+}
+
+/// Expires every session cookie (logout).
+pub struct ClearedCookies;
+
+impl IntoResponseParts for ClearedCookies {
+    type Error = Error;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Error> {
+        let headers = res.headers_mut();
+        for (name, http_only) in [
+            (ACCESS_COOKIE, true),
+            (REFRESH_COOKIE, true),
+            (CSRF_COOKIE, false),
+        ] {
+            append_cookie(headers, name, "", Duration::ZERO, http_only)?;
+        }
+        Ok(res)
+    }
+}
+
+/// One `Set-Cookie` with the attributes the `__Host-` prefix demands (`Secure`, `Path=/`, no
+/// `Domain`) and `SameSite=Strict`.
+fn append_cookie(
+    headers: &mut HeaderMap,
+    name: &str,
+    value: &str,
+    lifetime: Duration,
+    http_only: bool,
+) -> Result<(), Error> {
+    let http_only = if http_only { "; HttpOnly" } else { "" };
+    let line = format!(
+        "{name}={value}; Max-Age={}; Path=/; Secure{http_only}; SameSite=Strict",
+        lifetime.as_secs()
+    );
+    headers.append(SET_COOKIE, header_value(&line)?);
+    Ok(())
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(text).map_err(|_| Error::Internal("cookie value is not a header".into()))
+}
+
+/// The CSRF token for a refreshed session: the one the browser already holds when it is
+/// well formed (so a front end's copy stays valid), else a fresh one.
+pub fn csrf_token_to_keep(config: &Config, headers: &HeaderMap) -> String {
+    read(config, headers, CSRF_COOKIE)
+        .filter(|token| csrf::is_well_formed(token))
+        .map_or_else(csrf::mint_token, str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(mode: &str) -> Config {
+        Config::from_vars([("AERIE_COOKIE_MODE", mode)]).expect("valid configuration")
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn only_our_cookie_sent_once_is_read() {
+        let on = config("opt-in");
+        let sent = headers(&[("cookie", "a=1; __Host-aerie-access=tok; b=2")]);
+        assert_eq!(read(&on, &sent, ACCESS_COOKIE), Some("tok"));
+        assert_eq!(read(&config("off"), &sent, ACCESS_COOKIE), None);
+        let twice = headers(&[
+            ("cookie", "__Host-aerie-access=one"),
+            ("cookie", "__Host-aerie-access=two"),
+        ]);
+        assert_eq!(read(&on, &twice, ACCESS_COOKIE), None);
+        let lookalike = headers(&[("cookie", "aerie-access=tok; __host-aerie-access=tok")]);
+        assert_eq!(read(&on, &lookalike, ACCESS_COOKIE), None);
+        let empty = headers(&[("cookie", "__Host-aerie-access=")]);
+        assert_eq!(read(&on, &empty, ACCESS_COOKIE), None);
+    }
+
+    #[test]
+    fn cookie_mode_is_asked_for_or_configured() {
+        let browser = headers(&[("x-aerie-client", "browser")]);
+        let other = headers(&[("x-aerie-client", "mobile")]);
+        assert!(requested(&config("opt-in"), &browser));
+        assert!(!requested(&config("opt-in"), &other));
+        assert!(!requested(&config("opt-in"), &headers(&[])));
+        assert!(requested(&config("always"), &headers(&[])));
+        assert!(!requested(&config("off"), &browser));
+    }
+
+    #[test]
+    fn the_refresh_cookie_never_outlives_the_session() {
+        let config = config("opt-in");
+        let day: UnixMillis = 24 * 60 * 60 * 1000;
+        assert_eq!(
+            SessionCookies::refresh_lifetime(&config, 0, 0),
+            config.session_idle_timeout
+        );
+        assert_eq!(
+            SessionCookies::refresh_lifetime(&config, 0, 29 * day),
+            Duration::from_secs(24 * 60 * 60)
+        );
+        assert_eq!(
+            SessionCookies::refresh_lifetime(&config, 0, 31 * day),
+            Duration::ZERO
+        );
+    }
+}
