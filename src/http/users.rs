@@ -118,6 +118,7 @@ struct UserView {
     email: String,
     /// Absent in cookie mode: the browser's `HttpOnly` cookie holds it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     token: Option<String>,
     /// Only when a session starts or is refreshed: it is never stored in readable form.
     #[serde(skip_serializing_if = "Option::is_none")]
