@@ -17,6 +17,7 @@ use aerie::config::Config;
 use aerie::domain::Role;
 use aerie::server::{Server, shutdown_signal};
 use aerie::store::Store;
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 /// Aerie: a secure-by-default backend server (accounts, sessions, RBAC and the RealWorld
@@ -164,7 +165,7 @@ fn main() -> ExitCode {
             } => generate_key(&out),
             Command::Keys {
                 command: KeysCommand::Rotate,
-            } => rotate_key(&config.signing_key_file, config.access_token_ttl),
+            } => rotate_key(&config).await,
             Command::DevCert { out } => dev_cert(&out),
             Command::User { command } => user(config, command).await,
             Command::Sessions {
@@ -308,12 +309,10 @@ fn dev_cert(out: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rotate_key(
-    active: &std::path::Path,
-    access_token_ttl: std::time::Duration,
-) -> anyhow::Result<()> {
+async fn rotate_key(config: &Config) -> anyhow::Result<()> {
     use aerie::auth::tokens::Keyring;
     use aerie::clock::Clock as _;
+    let active = &config.signing_key_file;
     let now = SystemClock.now();
     let kid = Keyring::rotate_at(active, now)?;
     println!(
@@ -321,9 +320,30 @@ fn rotate_key(
         active.display(),
         aerie::auth::tokens::previous_keys_dir(active).display()
     );
-    for pruned in Keyring::prune(active, now, Keyring::retention(access_token_ttl))? {
-        println!("deleted previous key {pruned}: every token it signed has expired");
+    let pruned = Keyring::prune(active, now, Keyring::retention(config.access_token_ttl))?;
+    for kid in &pruned {
+        println!("deleted previous key {kid}: every token it signed has expired");
     }
+    // On the trail like any other security event; the key is already in force, so a
+    // failure here is reported, not undone.
+    record_key_rotation(config, &kid, &pruned)
+        .await
+        .with_context(|| {
+            format!("key {kid} is active, but the key_rotated audit event was not recorded")
+        })
+}
+
+async fn record_key_rotation(config: &Config, kid: &str, pruned: &[String]) -> anyhow::Result<()> {
+    use aerie::audit::{AuditEvent, AuditKey, AuditLog, EventType};
+    let key = AuditKey::load_or_generate(&config.audit_key_file, config.generate_audit_key)?;
+    let store = Store::connect(config).await?;
+    let event = AuditEvent::new(EventType::KeyRotated)
+        .detail(serde_json::json!({ "key": "signing", "kid": kid, "pruned": pruned }));
+    let recorded = AuditLog::new(store.clone(), key, Arc::new(SystemClock))
+        .record(event)
+        .await;
+    store.close().await;
+    recorded?;
     Ok(())
 }
 

@@ -377,3 +377,18 @@ engine_test! {
         assert_broken_at(&app, &["audit", "verify"], 1);
     }
 }
+
+engine_test! {
+    async fn signing_key_rotation_is_on_the_trail(app: TestApp) {
+        let output = aerie(&app, &["keys", "rotate"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let events = exported(&app);
+        let rotated: Vec<&Value> = events.iter().filter(|e| e["type"] == "key_rotated").collect();
+        assert_eq!(rotated.len(), 1, "{events:?}");
+        assert_eq!(rotated[0]["severity"], "warning");
+        assert_eq!(rotated[0]["detail"]["key"], "signing");
+        let kid = rotated[0]["detail"]["kid"].as_str().expect("kid");
+        assert!(stdout(&output).contains(kid), "the event names the new key");
+        assert_intact(&app, i64::try_from(events.len()).expect("count"));
+    }
+}

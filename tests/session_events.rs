@@ -182,3 +182,25 @@ engine_test! {
         assert_eq!(rows_of(&app, "password_changed").await.len(), 2);
     }
 }
+
+engine_test! {
+    async fn each_refresh_rotation_is_audited_in_its_session(app: TestApp) {
+        let bob = app.register_user("bob").await;
+        let (family, _) = sessions(&app, &access(&bob)).await;
+        let first = bob["refreshToken"].as_str().expect("refreshToken").to_owned();
+        let reply = app.post("/api/auth/refresh", None, json!({"refreshToken": first})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let second = reply.body["user"]["refreshToken"].as_str().expect("refreshToken").to_owned();
+        assert_eq!(app.post("/api/auth/refresh", None, json!({"refreshToken": second})).await.status, StatusCode::OK);
+        let rotated = rows_of(&app, "refresh_rotated").await;
+        assert_eq!(rotated.len(), 2);
+        for row in &rotated {
+            assert_eq!(row.session_id.as_deref(), Some(family.as_str()));
+            assert_eq!(row.subject_id, Some(bobs_id(&app).await));
+            assert_eq!(row.client_ip.as_deref(), Some("127.0.0.1"));
+        }
+        let refused = app.post("/api/auth/refresh", None, json!({"refreshToken": common::random_refresh_token()})).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(rows_of(&app, "refresh_rotated").await.len(), 2, "a refused refresh rotates nothing");
+    }
+}

@@ -102,6 +102,12 @@ async fn refresh(
     };
     state.store.touch_session(&row.session_id, now).await?;
     let tokens = issue_tokens(&state, &user, &row.session_id).await?;
+    let rotated = AuditEvent::new(EventType::RefreshRotated)
+        .actor(user.id)
+        .subject(user.id)
+        .session(row.session_id.clone())
+        .from_request(&context);
+    state.audit.record(rotated).await?;
     let csrf_token = cookies::csrf_token_to_keep(config, &headers);
     Ok(delivery.answer(&state, user, tokens, row.created_at, Some(csrf_token)))
 }
