@@ -126,7 +126,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use crate::defense::test_headers as headers;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("test address")
@@ -136,14 +136,6 @@ mod tests {
         list.iter()
             .map(|n| n.parse().expect("test network"))
             .collect()
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).expect("header value"));
-        }
-        map
     }
 
     #[test]

@@ -134,7 +134,7 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use crate::defense::test_headers as headers;
 
     fn config() -> Config {
         Config::from_vars([
@@ -142,14 +142,6 @@ mod tests {
             ("AERIE_PUBLIC_URL", "https://api.example.com/base"),
         ])
         .expect("valid configuration")
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).expect("header value"));
-        }
-        map
     }
 
     #[test]

@@ -288,8 +288,8 @@ async fn revoke_all_sessions(state: &AppState, user_id: i64) -> Result<()> {
     super::users::revoke_sessions(state, user_id, None).await
 }
 
-/// Records an administrator's action on the audit trail before the response leaves.
-async fn record(
+/// Records an administrator's action (or read) on the audit trail before the response leaves.
+pub(super) async fn record(
     state: &AppState,
     admin: &AuthUser,
     context: &RequestContext,

@@ -17,7 +17,7 @@ use super::AppState;
 use super::error::{FieldErrors, Result};
 use super::extract::{AuditRead, Require};
 use super::query::{PAGE, Query};
-use crate::audit::{AuditEvent, EventType, RequestContext, Severity};
+use crate::audit::{EventType, RequestContext, Severity};
 use crate::clock::{UnixMillis, rfc3339};
 use crate::domain::{Invalid, username_key};
 use crate::store::{AuditFilter, AuditListRow};
@@ -149,12 +149,16 @@ async fn query_audit(
     }
 
     // Reading the trail is on the trail, before the answer leaves.
-    let read = AuditEvent::new(EventType::AdminReadUserData)
-        .actor(admin.user_id)
-        .session(admin.session_id.clone())
-        .from_request(&context)
-        .detail(json!({ "resource": "audit" }));
-    state.audit.record(read).await?;
+    let detail = json!({ "resource": "audit" });
+    super::admin::record(
+        &state,
+        &admin,
+        &context,
+        EventType::AdminReadUserData,
+        None,
+        detail,
+    )
+    .await?;
 
     // No such account: no events, rather than ignoring the filter and showing everything.
     if unknown_party {
