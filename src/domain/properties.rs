@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::*;
-use crate::http::error::{Error, FieldErrors};
+use crate::http::error::Error;
 
 /// A value as a client sends it (a JSON string) and as the store hands it back (the same
 /// text, re-read and re-parsed on the way out).
@@ -25,7 +25,7 @@ fn through_json_and_store(value: &str) -> String {
 fn assert_rejected_as<T>(field: &'static str, result: Result<T, Invalid>, value: &str) {
     let mut errors = FieldErrors::default();
     let _ = errors.check(field, result);
-    let Err(error) = errors.finish() else {
+    let Err(error) = errors.finish().map_err(Error::from) else {
         panic!("{field}: {value:?} was accepted");
     };
     let Error::Unprocessable(fields) = &error else {

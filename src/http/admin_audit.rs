@@ -14,11 +14,12 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{FieldErrors, Result};
+use super::error::Result;
 use super::extract::{AuditRead, Require};
 use super::query::{PAGE, Query};
 use crate::audit::{EventType, RequestContext, Severity};
 use crate::clock::{UnixMillis, rfc3339};
+use crate::domain::FieldErrors;
 use crate::domain::{Invalid, username_key};
 use crate::store::{AuditFilter, AuditListRow};
 

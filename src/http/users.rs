@@ -16,13 +16,14 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::cookies::SessionCookies;
-use super::error::{Error, FieldErrors, Result};
+use super::error::{Error, Result};
 use super::extract::{AuthUser, ClientInfo, Json};
 use crate::audit::{AuditEvent, EventType, RequestContext};
 use crate::auth::password::PasswordHasher;
 use crate::clock::UnixMillis;
 use crate::defense::csrf;
 use crate::defense::rate_limit::{Policy, route};
+use crate::domain::FieldErrors;
 use crate::domain::{Bio, Email, ImageUrl, NewPassword, Role, Username, password_within_limits};
 use crate::store::{NewSession, NewUser, Store, UserChanges, UserRow, is_unique_violation};
 

@@ -4,8 +4,9 @@
 //! apply before they touch the store or the password hasher.
 
 use super::{Login, PasswordChange, Registration, UserBody, UserUpdate, validate_registration};
+use crate::domain::FieldErrors;
 use crate::domain::{Bio, Email, ImageUrl, NewPassword, Username, password_within_limits};
-use crate::http::error::{FieldErrors, Result};
+use crate::http::error::Result;
 use crate::http::extract::decode_json;
 
 /// The default `AERIE_PASSWORD_MIN_SCORE`.
@@ -37,7 +38,7 @@ fn login(bytes: &[u8]) -> Result<()> {
         Some(password) => _ = password_within_limits(password),
         None => errors.missing("password"),
     }
-    errors.finish()
+    Ok(errors.finish()?)
 }
 
 fn update(bytes: &[u8]) -> Result<()> {
@@ -56,7 +57,7 @@ fn update(bytes: &[u8]) -> Result<()> {
     if let Some(password) = user.password {
         errors.check("password", NewPassword::parse(password, MIN_SCORE, &[]));
     }
-    errors.finish()
+    Ok(errors.finish()?)
 }
 
 fn password_change(bytes: &[u8]) -> Result<()> {
@@ -65,5 +66,5 @@ fn password_change(bytes: &[u8]) -> Result<()> {
     errors.required("newPassword", body.new_password, |p| {
         NewPassword::parse(p, MIN_SCORE, &[])
     });
-    errors.finish()
+    Ok(errors.finish()?)
 }
