@@ -172,28 +172,45 @@ mod tests {
             ("AERIE_DATA_DIR", &dir.path().display().to_string()),
         ])
         .expect("valid configuration");
-        let clock = Arc::new(SystemClock);
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
         let store = Store::connect(&config).await.expect("store opens");
+        let audit = crate::audit::AuditLog::new(
+            store.clone(),
+            crate::audit::AuditKey::load_or_generate(&dir.path().join("audit-key"), true)
+                .expect("audit key"),
+            clock.clone(),
+        );
+        let hasher = PasswordHasher::new(1).expect("hasher");
+        let tokens = TokenService::new(
+            SigningKey::generate(),
+            "aerie".into(),
+            "aerie-api".into(),
+            Duration::from_secs(900),
+            clock.clone(),
+        );
+        let revocations =
+            crate::auth::revocations::Revocations::new(Duration::from_secs(900), clock.clone());
+        let services = crate::services::Services::new(
+            crate::services::Parts {
+                store: store.clone(),
+                tokens: tokens.clone(),
+                hasher: hasher.clone(),
+                revocations: revocations.clone(),
+                audit: audit.clone(),
+                clock: clock.clone(),
+            },
+            crate::server::session_times(&config),
+            crate::server::account_rules(&config),
+        );
         AppState {
-            audit: crate::audit::AuditLog::new(
-                store.clone(),
-                crate::audit::AuditKey::load_or_generate(&dir.path().join("audit-key"), true)
-                    .expect("audit key"),
-                clock.clone(),
-            ),
+            audit,
             store,
-            hasher: PasswordHasher::new(1).expect("hasher"),
-            tokens: TokenService::new(
-                SigningKey::generate(),
-                "aerie".into(),
-                "aerie-api".into(),
-                Duration::from_secs(900),
-                clock.clone(),
-            ),
-            revocations: crate::auth::revocations::Revocations::new(
-                Duration::from_secs(900),
-                clock.clone(),
-            ),
+            hasher,
+            tokens,
+            revocations,
+            sessions: services.sessions,
+            accounts: services.accounts,
+            audit_trail: services.audit_trail,
             rate_limiter: crate::defense::rate_limit::RateLimiter::new(
                 &config.rate_limits,
                 clock.clone(),

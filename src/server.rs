@@ -37,6 +37,9 @@ use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
 use crate::http::health::ShuttingDown;
 use crate::metrics::Metrics;
+use crate::services::accounts::AccountRules;
+use crate::services::sessions::SessionTimes;
+use crate::services::{Parts, Services};
 use crate::store::Store;
 use crate::tls::TlsFiles;
 
@@ -61,6 +64,24 @@ pub struct Server {
     metrics: Metrics,
     shutting_down: ShuttingDown,
     shutdown_delay: Duration,
+}
+
+/// How long sessions live, from the configuration.
+pub fn session_times(config: &Config) -> SessionTimes {
+    SessionTimes {
+        refresh_grace: config.refresh_grace,
+        idle_timeout: config.session_idle_timeout,
+        max_lifetime: config.session_max_lifetime,
+    }
+}
+
+/// The account rules, from the configuration.
+pub fn account_rules(config: &Config) -> AccountRules {
+    AccountRules {
+        password_min_score: config.password_min_score,
+        allow_http_images: !config.is_production(),
+        admin_grant_max_auth_age: config.admin_grant_max_auth_age,
+    }
 }
 
 impl Server {
@@ -132,6 +153,18 @@ impl Server {
         let metrics = Metrics::new();
         metrics.install_as_process_fallback();
         let shutting_down = ShuttingDown::default();
+        let services = Services::new(
+            Parts {
+                store: store.clone(),
+                tokens: tokens.clone(),
+                hasher: hasher.clone(),
+                revocations: revocations.clone(),
+                audit: audit.clone(),
+                clock: clock.clone(),
+            },
+            session_times(&config),
+            account_rules(&config),
+        );
         let state = AppState {
             rate_limiter,
             config: Arc::new(config),
@@ -141,6 +174,9 @@ impl Server {
             revocations: revocations.clone(),
             clock,
             audit: audit.clone(),
+            sessions: services.sessions,
+            accounts: services.accounts,
+            audit_trail: services.audit_trail,
             metrics: metrics.clone(),
             shutting_down: shutting_down.clone(),
         };

@@ -15,11 +15,13 @@ use serde::de::{Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor}
 use super::AppState;
 use super::error::Error;
 use super::json_bounds::{Exceeded, MAX_DEPTH, MAX_STRING_CHARS};
+use crate::audit::RequestContext;
 use crate::auth::tokens::Verified;
 use crate::defense::client_ip::ClientIp;
 use crate::defense::csrf;
 use crate::defense::rate_limit::Policy;
 use crate::domain::{Permission, Role};
+use crate::services::Caller;
 
 /// A caller with a valid access token.
 #[derive(Debug, Clone)]
@@ -37,6 +39,15 @@ pub struct AuthUser {
 impl AuthUser {
     pub fn can(&self, permission: Permission) -> bool {
         self.role.can(permission)
+    }
+
+    /// The caller as the services know them: account, session, and the request.
+    pub fn caller<'a>(&'a self, request: &'a RequestContext) -> Caller<'a> {
+        Caller {
+            user_id: self.user_id,
+            session_id: &self.session_id,
+            request,
+        }
     }
 }
 

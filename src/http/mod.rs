@@ -3,7 +3,6 @@
 
 pub mod access;
 pub mod admin;
-mod admin_audit;
 pub mod articles;
 pub mod auth;
 pub mod comments;
@@ -17,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod profiles;
 mod query;
+mod service_errors;
 pub mod tags;
 pub mod users;
 mod views;
@@ -30,6 +30,9 @@ use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::defense::rate_limit::RateLimiter;
+use crate::services::accounts::Accounts;
+use crate::services::audit_trail::AuditTrail;
+use crate::services::sessions::Sessions;
 use crate::store::Store;
 
 /// What every handler may use. Cheap to clone: everything inside is shared.
@@ -44,6 +47,12 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// The tamper-evident audit trail: `state.audit.record(event).await?`.
     pub audit: AuditLog,
+    /// Log in, refresh, end sessions.
+    pub sessions: Sessions,
+    /// Create accounts; their owners and administrators change them.
+    pub accounts: Accounts,
+    /// Administrators reading the audit trail.
+    pub audit_trail: AuditTrail,
     /// This server's Prometheus registry.
     pub metrics: crate::metrics::Metrics,
     /// Set when shutdown begins: readiness then answers 503.

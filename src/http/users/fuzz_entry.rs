@@ -3,11 +3,13 @@
 //! them with the `Json` extractor's own decoder, then applies the field rules the handlers
 //! apply before they touch the store or the password hasher.
 
-use super::{Login, PasswordChange, Registration, UserBody, UserUpdate, validate_registration};
-use crate::domain::FieldErrors;
-use crate::domain::{Bio, Email, ImageUrl, NewPassword, Username, password_within_limits};
+use super::bodies::{Login, PasswordChange, Registration, UserBody, UserUpdate};
+use crate::domain::{
+    Bio, Email, FieldErrors, ImageUrl, NewPassword, Username, password_within_limits,
+};
 use crate::http::error::Result;
 use crate::http::extract::decode_json;
+use crate::services::accounts::validate_registration;
 
 /// The default `AERIE_PASSWORD_MIN_SCORE`.
 const MIN_SCORE: u8 = 3;
@@ -24,7 +26,8 @@ pub fn check_bodies(bytes: &[u8]) -> [Result<()>; 4] {
 
 fn registration(bytes: &[u8]) -> Result<()> {
     let UserBody { user } = decode_json::<UserBody<Registration>>(bytes)?;
-    validate_registration(user, MIN_SCORE).map(|_| ())
+    validate_registration(user.into(), MIN_SCORE)?;
+    Ok(())
 }
 
 fn login(bytes: &[u8]) -> Result<()> {
