@@ -30,7 +30,7 @@ pub struct AuditQuery {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditTrailError {
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] sqlx::Error),
     #[error(transparent)]
     Audit(#[from] AuditError),

@@ -42,7 +42,7 @@ pub struct AccountRules {
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     /// Fields that break their rules, all of them.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] InvalidFields),
     /// Another account has this username or email (the field's name).
     #[error("{0}: has already been taken")]
@@ -65,7 +65,7 @@ pub enum AccountError {
     Unauthenticated,
     #[error(transparent)]
     Session(#[from] SessionError),
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] sqlx::Error),
     #[error(transparent)]
     Audit(#[from] AuditError),

@@ -51,7 +51,7 @@ pub enum SessionError {
     /// No account has this username.
     #[error("no such user")]
     UnknownUser,
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] sqlx::Error),
     #[error(transparent)]
     Audit(#[from] AuditError),
