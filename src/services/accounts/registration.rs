@@ -116,3 +116,46 @@ pub(super) fn taken_or_store(error: sqlx::Error) -> AccountError {
     }
     error.into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(username: Option<&str>, email: Option<&str>, password: Option<&str>) -> NewAccount {
+        NewAccount {
+            username: username.map(str::to_owned),
+            email: email.map(str::to_owned),
+            password: password.map(|p| SecretString::from(p.to_owned())),
+        }
+    }
+
+    #[test]
+    fn every_missing_field_is_named_at_once() {
+        let Err(InvalidFields(fields)) = validate_registration(new(None, None, None), 3) else {
+            panic!("an empty registration was accepted");
+        };
+        assert_eq!(
+            fields.keys().copied().collect::<Vec<_>>(),
+            ["email", "password", "username"]
+        );
+    }
+
+    #[test]
+    fn the_password_is_judged_against_the_accounts_own_name() {
+        let own_name = new(
+            Some("jacobsmith"),
+            Some("jacob@example.com"),
+            Some("jacobsmith2026"),
+        );
+        let Err(InvalidFields(fields)) = validate_registration(own_name, 3) else {
+            panic!("a password made of the username was accepted");
+        };
+        assert!(fields.contains_key("password"), "{fields:?}");
+        let strong = new(
+            Some("jacobsmith"),
+            Some("jacob@example.com"),
+            Some("correct horse battery staple 42"),
+        );
+        assert!(validate_registration(strong, 3).is_ok());
+    }
+}
