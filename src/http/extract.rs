@@ -20,6 +20,7 @@ use crate::defense::client_ip::ClientIp;
 use crate::defense::csrf;
 use crate::defense::rate_limit::Policy;
 use crate::domain::{Permission, Role};
+use crate::request_context::{ClientInfo, RequestContext};
 
 /// A caller with a valid access token.
 #[derive(Debug, Clone)]
@@ -131,19 +132,28 @@ fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthU
 /// The access token of the session cookie, when cookie mode is on and no `Authorization`
 /// header was sent (the header always wins, and then no cookie is looked at).
 fn cookie_token<'a>(parts: &'a Parts, state: &AppState) -> Option<&'a str> {
-    super::cookies::read(&state.config, &parts.headers, super::cookies::ACCESS_COOKIE)
+    super::cookies::read(
+        &state.cookies,
+        &parts.headers,
+        super::cookies::ACCESS_COOKIE,
+    )
 }
 
 /// A request the browser authenticated with our cookie must come from our own front end: a
 /// state change needs the CSRF token and a trusted origin, and any request that names a
 /// foreign origin is refused (see [`crate::defense::csrf`]).
 fn check_cookie_request(parts: &Parts, state: &AppState) -> Result<(), Error> {
-    let config = &state.config;
     if parts.method.is_safe() {
-        return csrf::check_origin(&parts.headers, config, csrf::OriginRule::IfPresent);
+        csrf::check_origin(&parts.headers, &state.origins, csrf::OriginRule::IfPresent)?;
+        return Ok(());
     }
-    let csrf_cookie = super::cookies::read(config, &parts.headers, super::cookies::CSRF_COOKIE);
-    csrf::check_state_change(&parts.headers, csrf_cookie, config)
+    let csrf_cookie =
+        super::cookies::read(&state.cookies, &parts.headers, super::cookies::CSRF_COOKIE);
+    Ok(csrf::check_state_change(
+        &parts.headers,
+        csrf_cookie,
+        &state.origins,
+    )?)
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -196,13 +206,6 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     }
 }
 
-/// Where a request came from, for session records and (later) audit events.
-#[derive(Debug, Clone)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
 const MAX_USER_AGENT_CHARS: usize = 256;
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
@@ -225,6 +228,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
                     .collect()
             });
         Ok(Self { ip, user_agent })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let client = ClientInfo::from_request_parts(parts, state).await?;
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self { client, request_id })
     }
 }
 

@@ -30,7 +30,8 @@ use redis::{Client, RedisError, Script};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::{Decision, Policy, Rate};
+use super::limiter::Decision;
+use super::policy::{Policy, Rate};
 use crate::clock::Clock;
 
 /// GCRA on one key, in microseconds of Redis server time. KEYS[1] = bucket;
