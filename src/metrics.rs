@@ -8,8 +8,8 @@
 //!
 //! Why a registry per server rather than one global recorder: the facade's global recorder
 //! can be set once per process, so several servers in one process (the test suites boot
-//! dozens) would mix their counts. Each server owns a [`Metrics`], and the request observer
-//! ([`crate::http::observe`]) polls every request inside [`Metrics::instrument`], so whatever a handler or a
+//! dozens) would mix their counts. Each server owns a [`Metrics`], and the HTTP layer's request
+//! observer polls every request inside [`Metrics::instrument`], so whatever a handler or a
 //! layer emits with `metrics::counter!` (the rate limiter included) lands in that server's
 //! registry. Emissions outside a request (background tasks) go to the global recorder, which
 //! the first server of the process installs: in production, the only server.

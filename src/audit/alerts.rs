@@ -3,8 +3,8 @@
 //! Guards against attacks going unnoticed: password guessing (N failed logins for one account
 //! or one client address within a window), a stolen refresh token coming back, someone
 //! granted the admin role, a tampered audit chain; and against an outage going unnoticed
-//! (N responses with status ≥ 500 within a window, fed by [`crate::http::observe`]). An alert
-//! is a WARN or ERROR log line (target `aerie::alert`) and, when `AERIE_ALERT_WEBHOOK` is set,
+//! (N responses with status ≥ 500 within a window, fed by the HTTP layer's request observer).
+//! An alert is a WARN or ERROR log line (target `aerie::alert`) and, when `AERIE_ALERT_WEBHOOK` is set,
 //! a JSON POST to it ([`super::webhook`]).
 
 use std::collections::{HashMap, VecDeque};
@@ -14,7 +14,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{AlertSettings, Severity, webhook};
+use super::event::Severity;
+use super::webhook::{self, Notice};
 use crate::clock::UnixMillis;
 use crate::store::AuditRow;
 /// Failure counters kept at most; beyond this the oldest windows are forgotten, so a spray
@@ -33,6 +34,26 @@ pub struct Alert {
     pub seq: Option<i64>,
     pub subject: Option<i64>,
     pub client_ip: Option<String>,
+}
+
+impl Notice for Alert {
+    fn rule(&self) -> &'static str {
+        self.rule
+    }
+}
+
+/// When the alert rules fire, and where alerts are posted.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Where alerts are POSTed as JSON, in addition to the log.
+    pub webhook: Option<String>,
+    /// Failed logins for one account or one client address within the window that raise an
+    /// alert.
+    pub failed_logins: u32,
+    pub failed_login_window: Duration,
+    /// Responses with status ≥ 500 within the window that raise one alert.
+    pub server_error_threshold: u32,
+    pub server_error_window: Duration,
 }
 
 #[derive(Clone)]

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, watch};
 
+pub use alerts::AlertSettings;
 pub use chain::{Break, Checkpoint, Verification, verify};
 pub use event::{AuditEvent, EventType, Severity};
 pub use key::AuditKey;
@@ -40,20 +41,6 @@ pub struct AuditSettings {
     pub generate_key: bool,
     /// How often the audit chain head is written to the log as a checkpoint.
     pub checkpoint_interval: Duration,
-}
-
-/// When the alert rules fire, and where alerts are posted.
-#[derive(Debug, Clone)]
-pub struct AlertSettings {
-    /// Where alerts are POSTed as JSON, in addition to the log.
-    pub webhook: Option<String>,
-    /// Failed logins for one account or one client address within the window that raise an
-    /// alert.
-    pub failed_logins: u32,
-    pub failed_login_window: Duration,
-    /// Responses with status ≥ 500 within the window that raise one alert.
-    pub server_error_threshold: u32,
-    pub server_error_window: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,9 +7,14 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::alerts::Alert;
+/// What the webhook posts: a JSON body, and the rule it names in the log when every attempt
+/// failed.
+pub trait Notice: Serialize + Send + Sync + 'static {
+    fn rule(&self) -> &'static str;
+}
 
 /// Alerts waiting for the webhook; beyond this they are dropped (and logged as dropped).
 const QUEUE: usize = 256;
@@ -19,14 +24,14 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the sender task for `url` (inside the Tokio runtime) and answers its queue.
-pub fn start(url: String) -> mpsc::Sender<Alert> {
+pub fn start<A: Notice>(url: String) -> mpsc::Sender<A> {
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(deliver(url, rx));
     tx
 }
 
 /// The webhook sender: one alert at a time, each retried with doubling pauses.
-async fn deliver(url: String, mut queue: mpsc::Receiver<Alert>) {
+async fn deliver<A: Notice>(url: String, mut queue: mpsc::Receiver<A>) {
     let client = match reqwest::Client::builder()
         .timeout(POST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -44,7 +49,7 @@ async fn deliver(url: String, mut queue: mpsc::Receiver<Alert>) {
 }
 
 /// POSTs one alert, retrying on failure; true once the receiver answered 2xx.
-async fn post_with_retries(client: &reqwest::Client, url: &str, alert: &Alert) -> bool {
+async fn post_with_retries<A: Notice>(client: &reqwest::Client, url: &str, alert: &A) -> bool {
     let mut pause = FIRST_RETRY;
     for attempt in 1..=ATTEMPTS {
         match client.post(url).json(alert).send().await {
@@ -64,14 +69,14 @@ async fn post_with_retries(client: &reqwest::Client, url: &str, alert: &Alert) -
         }
     }
     tracing::error!(
-        rule = alert.rule,
+        rule = alert.rule(),
         "alert webhook: gave up after {ATTEMPTS} attempts"
     );
     false
 }
 
 /// Sends one alert to `url` right away (for commands that exit soon after).
-pub async fn send_now(url: &str, alert: &Alert) -> bool {
+pub async fn send_now<A: Notice>(url: &str, alert: &A) -> bool {
     match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
         Ok(client) => post_with_retries(&client, url, alert).await,
         Err(_) => false,

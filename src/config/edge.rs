@@ -6,18 +6,16 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::ConfigError;
 use super::parse::{
     body_limit, parse_cors_origins, parse_networks, parse_public_url, parse_rate, socket_address,
     within,
 };
 use super::raw::RawSettings;
+use super::{ConfigError, ConnectionLimits, ServerSettings};
 use crate::defense::cors::CorsSettings;
-use crate::defense::rate_limit::redis::{RedisSettings, StoreFailure};
-use crate::defense::rate_limit::{Policy, RateLimits};
+use crate::defense::rate_limit::{Policy, RateLimits, RedisSettings, StoreFailure};
 use crate::http::HttpSettings;
 use crate::http::cookies::{CookieMode, CookieSettings};
-use crate::server::{ConnectionLimits, ServerSettings};
 use crate::tls::{TlsFiles, TlsSettings};
 
 pub(super) fn http(raw: &RawSettings, production: bool) -> Result<HttpSettings, ConfigError> {

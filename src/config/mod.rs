@@ -17,7 +17,9 @@ mod tests;
 mod warnings;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -32,7 +34,6 @@ use crate::defense::rate_limit::RateLimits;
 use crate::http::HttpSettings;
 use crate::http::cookies::CookieSettings;
 use crate::metrics::MetricsSettings;
-use crate::server::ServerSettings;
 use crate::store::DatabaseSettings;
 use crate::telemetry::LogSettings;
 use crate::tls::TlsSettings;
@@ -68,6 +69,36 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Rate-limit policies, the allowlist that skips them, and the shared store.
     pub rate_limits: RateLimits,
+}
+
+/// Where the server listens, what it redirects to, and how it stops: read by
+/// [`crate::server`] alone, so defined here rather than below it.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// A plain-HTTP listener that only redirects to `public_url` (and serves `/healthz`).
+    pub http_redirect_listen: Option<SocketAddr>,
+    /// The public `https://` base URL; redirects are built from it, never from `Host`.
+    pub public_url: Option<String>,
+    /// After SIGTERM/Ctrl-C, how long the server keeps serving with `/readyz` answering 503
+    /// (so load balancers take it out of rotation) before it stops accepting and drains.
+    pub shutdown_delay: Duration,
+    /// What one connection may cost before its request reaches the router.
+    pub connection_limits: ConnectionLimits,
+}
+
+/// Bounds enforced by the listener, before any request is parsed into the router: a slow or
+/// bloated client is cut off here without holding a task, a buffer or a slot for long.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Open connections served at once; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A client must finish sending a request's headers within this (slowloris).
+    pub header_read_timeout: Duration,
+    /// Header fields per request; more is a 431.
+    pub max_headers: usize,
+    /// Bytes of request line and headers; more is a 431.
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]

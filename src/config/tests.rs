@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 
 use super::*;
-use crate::defense::rate_limit::redis::StoreFailure;
+use crate::defense::rate_limit::StoreFailure;
 
 fn error_of(vars: &[(&str, &str)]) -> String {
     match Config::from_vars(vars.iter().copied()) {

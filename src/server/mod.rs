@@ -30,7 +30,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ConnectionLimits};
 use crate::defense::cors::AllowedOrigins;
 use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
@@ -38,35 +38,6 @@ use crate::http::health::ShuttingDown;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::tls::TlsFiles;
-
-/// Where the server listens, what it redirects to, and how it stops.
-#[derive(Debug, Clone)]
-pub struct ServerSettings {
-    pub listen: SocketAddr,
-    /// A plain-HTTP listener that only redirects to `public_url` (and serves `/healthz`).
-    pub http_redirect_listen: Option<SocketAddr>,
-    /// The public `https://` base URL; redirects are built from it, never from `Host`.
-    pub public_url: Option<String>,
-    /// After SIGTERM/Ctrl-C, how long the server keeps serving with `/readyz` answering 503
-    /// (so load balancers take it out of rotation) before it stops accepting and drains.
-    pub shutdown_delay: Duration,
-    /// What one connection may cost before its request reaches the router.
-    pub connection_limits: ConnectionLimits,
-}
-
-/// Bounds enforced by the listener, before any request is parsed into the router: a slow or
-/// bloated client is cut off here without holding a task, a buffer or a slot for long.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    /// Open connections served at once; further clients wait in the kernel's backlog.
-    pub max_connections: usize,
-    /// A client must finish sending a request's headers within this (slowloris).
-    pub header_read_timeout: Duration,
-    /// Header fields per request; more is a 431.
-    pub max_headers: usize,
-    /// Bytes of request line and headers; more is a 431.
-    pub max_header_bytes: usize,
-}
 
 /// A bound, ready server. Built in two steps so tests can learn the ports (`127.0.0.1:0`)
 /// before serving.

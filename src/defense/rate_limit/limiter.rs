@@ -9,18 +9,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::memory::MemoryBuckets;
-use super::policy::{Policy, Rate, RateLimits};
-use super::redis::{RedisBuckets, StoreFailure};
+use super::policy::{Decision, Policy, Rate};
+use super::redis::RedisBuckets;
+use super::settings::{RateLimits, StoreFailure};
 use super::trips;
 use crate::clock::Clock;
 use crate::defense::client_ip::is_trusted;
-
-/// A store's answer to one check.
-#[derive(Debug, Clone, Copy)]
-pub enum Decision {
-    Allowed { remaining: u32 },
-    Limited { retry_after: Duration },
-}
 
 /// A refused request: which policy, and when to come back. Answered as a 429 by the error type.
 #[derive(Debug, Clone, Copy)]

@@ -21,7 +21,7 @@
 //! then every attempt on it (the owner's too) waits at most one refill interval of that policy,
 //! never longer, because a refused attempt does not consume budget.
 //!
-//! Authenticated writes are limited per user (`writes`) by the [`crate::http::extract::AuthUser`]
+//! Authenticated writes are limited per user (`writes`) by the HTTP layer's `AuthUser`
 //! extractor. Callers in `AERIE_RATE_LIMIT_ALLOWLIST` skip every policy.
 //!
 //! Stores: the buckets live in memory ([`memory`]) unless `AERIE_REDIS_URL` names a Redis that
@@ -35,11 +35,13 @@ mod layer;
 mod limiter;
 mod memory;
 mod policy;
-pub mod redis;
+mod redis;
+mod settings;
 mod trips;
 
 pub use layer::{
     Enforcement, RefusalResponse, RoutePolicy, RoutePolicyService, add_headers, global, route,
 };
 pub use limiter::{Allowed, Limited, RateLimiter, Refused, account_key, ceil_secs};
-pub use policy::{Policy, Rate, RateLimits};
+pub use policy::{Policy, Rate};
+pub use settings::{RateLimits, RedisSettings, StoreFailure};

@@ -1,11 +1,8 @@
-//! The named rate-limit policies, their rates (`N/SECS`) and the settings that configure them.
+//! The named rate-limit policies, their rates (`N/SECS`), and what a store answers to one
+//! check: the vocabulary every part of the limiter shares.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
-
-use ipnet::IpNet;
-
-use super::redis::RedisSettings;
 
 /// The named policies. A route takes one with [`route`]; the handler-level ones are checked
 /// with [`RateLimiter::check`].
@@ -123,37 +120,11 @@ impl Rate {
     }
 }
 
-/// Every policy's rate, the allowlist and the store, as configured.
-#[derive(Debug, Clone)]
-pub struct RateLimits {
-    pub rates: Vec<(Policy, Rate)>,
-    /// Callers in these networks skip every policy (internal health checks, batch jobs).
-    pub allowlist: Vec<IpNet>,
-    /// Shared buckets in Redis; `None` keeps them in this process.
-    pub redis: Option<RedisSettings>,
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        Self {
-            rates: Policy::ALL.iter().map(|p| (*p, p.default_rate())).collect(),
-            allowlist: Vec::new(),
-            redis: None,
-        }
-    }
-}
-
-impl RateLimits {
-    pub fn rate(&self, policy: Policy) -> Rate {
-        self.rates
-            .iter()
-            .find(|(p, _)| *p == policy)
-            .map_or_else(|| policy.default_rate(), |(_, rate)| *rate)
-    }
-
-    pub fn all_policies() -> &'static [Policy] {
-        &Policy::ALL
-    }
+/// A store's answer to one check.
+#[derive(Debug, Clone, Copy)]
+pub enum Decision {
+    Allowed { remaining: u32 },
+    Limited { retry_after: Duration },
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Extractors are the guards: a handler that takes [`AuthUser`] cannot run for an anonymous
 //! caller, and one that takes [`Json`] only ever sees a well-formed body of the right type.
 
+mod context;
+
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -20,7 +22,6 @@ use crate::defense::client_ip::ClientIp;
 use crate::defense::csrf;
 use crate::defense::rate_limit::Policy;
 use crate::domain::{Permission, Role};
-use crate::request_context::{ClientInfo, RequestContext};
 
 /// A caller with a valid access token.
 #[derive(Debug, Clone)]
@@ -203,45 +204,6 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         };
         check_cookie_request(parts, state)?;
         Ok(Self(Some(user)))
-    }
-}
-
-const MAX_USER_AGENT_CHARS: usize = 256;
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        // Resolved once by the client-IP layer: forwarded headers count only from our proxies.
-        let ip = parts
-            .extensions
-            .get::<ClientIp>()
-            .map(|ClientIp(ip)| ip.to_string());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| {
-                ua.chars()
-                    .filter(|c| !c.is_control())
-                    .take(MAX_USER_AGENT_CHARS)
-                    .collect()
-            });
-        Ok(Self { ip, user_agent })
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let client = ClientInfo::from_request_parts(parts, state).await?;
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(Self { client, request_id })
     }
 }
 
