@@ -9,13 +9,12 @@
 use anyhow::{Context, bail};
 use secrecy::SecretString;
 
-use crate::auth::password::PasswordHasher;
+use crate::auth::password::{PasswordHasher, PasswordSettings};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
 use crate::domain::{Role, username_key};
 use crate::http::error::Error;
 use crate::http::users::{Registration, create_account};
-use crate::store::{Store, UserRow};
+use crate::store::{DatabaseSettings, Store, UserRow};
 
 /// Whose sessions to revoke.
 pub enum SessionTarget {
@@ -23,9 +22,9 @@ pub enum SessionTarget {
     Everyone,
 }
 
-async fn open(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(config).await?;
-    if config.auto_migrate {
+async fn open(database: &DatabaseSettings) -> anyhow::Result<Store> {
+    let store = Store::connect(database).await?;
+    if database.auto_migrate {
         store.migrate().await?;
     }
     Ok(store)
@@ -53,29 +52,24 @@ fn describe(error: Error) -> anyhow::Error {
 }
 
 pub async fn create(
-    config: &Config,
+    database: &DatabaseSettings,
+    passwords: &PasswordSettings,
     username: String,
     email: String,
     password: SecretString,
     role: Role,
 ) -> anyhow::Result<()> {
-    let store = open(config).await?;
-    let hasher = PasswordHasher::new(config.password_hash_concurrency)?;
+    let store = open(database).await?;
+    let hasher = PasswordHasher::new(passwords.hash_concurrency)?;
     let now = SystemClock.now();
     let registration = Registration {
         username: Some(username),
         email: Some(email),
         password: Some(password),
     };
-    let user = create_account(
-        &store,
-        &hasher,
-        config.password_min_score,
-        now,
-        registration,
-    )
-    .await
-    .map_err(describe)?;
+    let user = create_account(&store, &hasher, passwords.min_score, now, registration)
+        .await
+        .map_err(describe)?;
     if role != Role::User {
         store.set_role(user.id, role.as_str(), now).await?;
     }
@@ -89,8 +83,12 @@ pub async fn create(
     Ok(())
 }
 
-pub async fn set_role(config: &Config, username: &str, role: Role) -> anyhow::Result<()> {
-    let store = open(config).await?;
+pub async fn set_role(
+    database: &DatabaseSettings,
+    username: &str,
+    role: Role,
+) -> anyhow::Result<()> {
+    let store = open(database).await?;
     let user = find(&store, username).await?;
     let now = SystemClock.now();
     store.set_role(user.id, role.as_str(), now).await?;
@@ -113,8 +111,12 @@ pub async fn set_role(config: &Config, username: &str, role: Role) -> anyhow::Re
     Ok(())
 }
 
-pub async fn set_disabled(config: &Config, username: &str, disabled: bool) -> anyhow::Result<()> {
-    let store = open(config).await?;
+pub async fn set_disabled(
+    database: &DatabaseSettings,
+    username: &str,
+    disabled: bool,
+) -> anyhow::Result<()> {
+    let store = open(database).await?;
     let user = find(&store, username).await?;
     let now = SystemClock.now();
     store
@@ -136,8 +138,11 @@ pub async fn set_disabled(config: &Config, username: &str, disabled: bool) -> an
     Ok(())
 }
 
-pub async fn revoke_sessions(config: &Config, target: SessionTarget) -> anyhow::Result<()> {
-    let store = open(config).await?;
+pub async fn revoke_sessions(
+    database: &DatabaseSettings,
+    target: SessionTarget,
+) -> anyhow::Result<()> {
+    let store = open(database).await?;
     let now = SystemClock.now();
     let ids = match target {
         SessionTarget::User(username) => {

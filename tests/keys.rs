@@ -36,7 +36,7 @@ engine_test! {
     async fn key_rotation_logs_nobody_out(app: TestApp) {
         let old = app.register("bob").await;
         let active = app.data_dir.path().join("signing-key.pem");
-        let new_kid = aerie::auth::tokens::Keyring::rotate(&active).expect("rotate");
+        let new_kid = aerie::auth::keys::Keyring::rotate(&active).expect("rotate");
         // The restarted instance: same database, the rotated keyring.
         let restarted = app.spawn_sibling().await;
         let me = restarted.get("/api/user", Some(&old)).await;

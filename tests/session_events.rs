@@ -25,7 +25,9 @@ use serde_json::{Value, json};
 async fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
     let config = Config::from_vars([("AERIE_DATABASE_URL", app.database_url.as_str())])
         .expect("valid configuration");
-    let store = Store::connect(&config).await.expect("database opens");
+    let store = Store::connect(&config.database)
+        .await
+        .expect("database opens");
     let rows = store.audit_rows_after(0, 10_000).await.expect("audit rows");
     store.close().await;
     rows

@@ -24,9 +24,10 @@ use super::extract::{
     AuthUser, Json, Require, SessionRevokeAny, UserDisable, UserReadAny, UserRoleSet,
 };
 use super::query::{PAGE, Query};
-use crate::audit::{AuditEvent, EventType, RequestContext};
+use crate::audit::{AuditEvent, EventType};
 use crate::clock::rfc3339;
 use crate::domain::{Role, username_key};
+use crate::request_context::RequestContext;
 use crate::store::{AccountRow, UserRow};
 
 pub fn router() -> Router<AppState> {
@@ -177,7 +178,7 @@ async fn set_role(
     let now = state.clock.now();
     if role == Role::Admin {
         let max_age =
-            i64::try_from(state.config.admin_grant_max_auth_age.as_millis()).unwrap_or(i64::MAX);
+            i64::try_from(state.http.admin_grant_max_auth_age.as_millis()).unwrap_or(i64::MAX);
         let logged_in_at = state.store.session_started_at(&admin.session_id).await?;
         if logged_in_at.is_none_or(|at| now - at > max_age) {
             return Err(Error::invalid(

@@ -17,9 +17,10 @@ use super::AppState;
 use super::error::{FieldErrors, Result};
 use super::extract::{AuditRead, Require};
 use super::query::{PAGE, Query};
-use crate::audit::{EventType, RequestContext, Severity};
+use crate::audit::{EventType, Severity};
 use crate::clock::{UnixMillis, rfc3339};
 use crate::domain::{Invalid, username_key};
+use crate::request_context::RequestContext;
 use crate::store::{AuditFilter, AuditListRow};
 
 pub fn router() -> Router<AppState> {

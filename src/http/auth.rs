@@ -30,9 +30,10 @@ use super::cookies::{self, ClearedCookies};
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json};
 use super::users::{Delivery, RevokedBecause, issue_tokens, record_revoked, revoke_own_sessions};
-use crate::audit::{AuditEvent, EventType, RequestContext};
+use crate::audit::{AuditEvent, EventType};
 use crate::clock::{UnixMillis, rfc3339};
 use crate::defense::csrf;
+use crate::request_context::RequestContext;
 use crate::store::{RefreshRow, SessionRow};
 
 pub fn router() -> Router<AppState> {
@@ -69,17 +70,16 @@ async fn refresh(
     headers: HeaderMap,
     Json(body): Json<RefreshRequest>,
 ) -> Result<impl IntoResponse> {
-    let config = &state.config;
     let (presented, delivery) = match body.refresh_token {
-        Some(token) if cookies::requested(config, &headers) => {
-            csrf::check_origin(&headers, config, csrf::OriginRule::IfPresent)?;
+        Some(token) if cookies::requested(&state.cookies, &headers) => {
+            csrf::check_origin(&headers, &state.origins, csrf::OriginRule::IfPresent)?;
             (token, Delivery::Cookies)
         }
         Some(token) => (token, Delivery::Body),
         None => {
-            let token = cookies::read(config, &headers, cookies::REFRESH_COOKIE)
+            let token = cookies::read(&state.cookies, &headers, cookies::REFRESH_COOKIE)
                 .ok_or_else(|| Error::invalid("refreshToken", "can't be blank"))?;
-            csrf::check_origin(&headers, config, csrf::OriginRule::Required)?;
+            csrf::check_origin(&headers, &state.origins, csrf::OriginRule::Required)?;
             (token.to_owned(), Delivery::Cookies)
         }
     };
@@ -108,7 +108,7 @@ async fn refresh(
         .session(row.session_id.clone())
         .from_request(&context);
     state.audit.record(rotated).await?;
-    let csrf_token = cookies::csrf_token_to_keep(config, &headers);
+    let csrf_token = cookies::csrf_token_to_keep(&state.cookies, &headers);
     Ok(delivery.answer(&state, user, tokens, row.created_at, Some(csrf_token)))
 }
 
@@ -124,7 +124,7 @@ async fn check_family(
     }
     if row
         .rotated_at
-        .is_some_and(|rotated| now - rotated > millis(state.config.refresh_grace))
+        .is_some_and(|rotated| now - rotated > millis(state.session_times.refresh_grace))
     {
         let revoked = state
             .store
@@ -141,8 +141,8 @@ async fn check_family(
         state.audit.record(event).await?;
         return Err(Error::Unauthorized);
     }
-    let idle = now - row.last_seen_at > millis(state.config.session_idle_timeout);
-    let too_old = now - row.created_at > millis(state.config.session_max_lifetime);
+    let idle = now - row.last_seen_at > millis(state.session_times.idle_timeout);
+    let too_old = now - row.created_at > millis(state.session_times.max_lifetime);
     if idle || too_old {
         return Err(Error::Unauthorized);
     }
@@ -222,8 +222,8 @@ async fn list_sessions(
         .store
         .live_sessions(
             auth.user_id,
-            now - millis(state.config.session_idle_timeout),
-            now - millis(state.config.session_max_lifetime),
+            now - millis(state.session_times.idle_timeout),
+            now - millis(state.session_times.max_lifetime),
         )
         .await?;
     let sessions = rows

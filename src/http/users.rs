@@ -17,13 +17,14 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::cookies::SessionCookies;
 use super::error::{Error, FieldErrors, Result};
-use super::extract::{AuthUser, ClientInfo, Json};
-use crate::audit::{AuditEvent, EventType, RequestContext};
+use super::extract::{AuthUser, Json};
+use crate::audit::{AuditEvent, EventType};
 use crate::auth::password::PasswordHasher;
 use crate::clock::UnixMillis;
 use crate::defense::csrf;
 use crate::defense::rate_limit::{Policy, route};
 use crate::domain::{Bio, Email, ImageUrl, NewPassword, Role, Username, password_within_limits};
+use crate::request_context::{ClientInfo, RequestContext};
 use crate::store::{NewSession, NewUser, Store, UserChanges, UserRow, is_unique_violation};
 
 pub fn router() -> Router<AppState> {
@@ -176,7 +177,7 @@ async fn register(
     let row = create_account(
         &state.store,
         &state.hasher,
-        state.config.password_min_score,
+        state.passwords.min_score,
         state.clock.now(),
         user,
     )
@@ -348,10 +349,10 @@ impl Delivery {
     /// request that names no foreign origin (another site must not sign the browser into an
     /// account of its choosing).
     fn for_new_session(state: &AppState, headers: &HeaderMap) -> Result<Self> {
-        if !super::cookies::requested(&state.config, headers) {
+        if !super::cookies::requested(&state.cookies, headers) {
             return Ok(Self::Body);
         }
-        csrf::check_origin(headers, &state.config, csrf::OriginRule::IfPresent)?;
+        csrf::check_origin(headers, &state.origins, csrf::OriginRule::IfPresent)?;
         Ok(Self::Cookies)
     }
 
@@ -370,10 +371,10 @@ impl Delivery {
         }
         let cookies = SessionCookies {
             access: tokens.access,
-            access_lifetime: state.config.access_token_ttl,
+            access_lifetime: state.tokens.ttl(),
             refresh: tokens.refresh,
             refresh_lifetime: SessionCookies::refresh_lifetime(
-                &state.config,
+                &state.session_times,
                 session_created_at,
                 state.clock.now(),
             ),
@@ -557,7 +558,7 @@ async fn update_user(
             Some(bio.and_then(|b| errors.check("bio", Bio::parse(b)).map(Bio::into_inner)));
     }
     if let Some(image) = user.image {
-        let allow_http = !state.config.is_production();
+        let allow_http = state.http.allow_http_image_urls;
         let image = image.filter(|i| !i.is_empty());
         changes.image = Some(image.and_then(|i| {
             errors
@@ -577,7 +578,7 @@ async fn update_user(
             let mail = email.as_ref().map_or(current.email.as_str(), Email::as_str);
             errors.check(
                 "password",
-                NewPassword::parse(value, state.config.password_min_score, &[name, mail]),
+                NewPassword::parse(value, state.passwords.min_score, &[name, mail]),
             )
         }
         None => None,
@@ -650,7 +651,7 @@ async fn change_password(
 ) -> Result<StatusCode> {
     let current = active_user(&state, &auth).await?;
     let mut errors = FieldErrors::default();
-    let min_score = state.config.password_min_score;
+    let min_score = state.passwords.min_score;
     let related = [current.username.as_str(), current.email.as_str()];
     let new_password = errors.required("newPassword", body.new_password, |p| {
         NewPassword::parse(p, min_score, &related)

@@ -10,6 +10,8 @@
 //! 503 while it keeps serving for `AERIE_SHUTDOWN_DELAY_SECS` (load balancers take it out of
 //! rotation meanwhile); then the listeners stop accepting and in-flight requests finish.
 
+mod listeners;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,31 +19,25 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt;
+use tokio::sync::watch;
 
+use self::listeners::{bind, redirect_router, serve_plain, serve_tls, stopped};
+use crate::audit::alerts::Alerts;
 use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
+use crate::auth::keys::Keyring;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
-use crate::auth::tokens::{Keyring, TokenService};
+use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::{Config, ConnectionLimits};
+use crate::defense::cors::AllowedOrigins;
 use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
 use crate::http::health::ShuttingDown;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::tls::TlsFiles;
-
-/// How long in-flight requests may take to finish after shutdown is requested.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A bound, ready server. Built in two steps so tests can learn the ports (`127.0.0.1:0`)
 /// before serving.
@@ -64,21 +60,24 @@ pub struct Server {
 }
 
 impl Server {
+    /// Hands each subsystem its own settings section, builds the application state and the
+    /// layer stack once, and binds every listener.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let store = Store::connect(&config).await?;
-        if config.auto_migrate {
+        let store = Store::connect(&config.database).await?;
+        if config.database.auto_migrate {
             store.migrate().await?;
         }
-        let keyring = Keyring::load(&config.signing_key_file, config.generate_signing_key)?;
+        let settings = &config.tokens;
+        let keyring = Keyring::load(&settings.key_file, settings.generate_key)?;
         let tokens = TokenService::with_keyring(
             keyring,
-            config.token_issuer.clone(),
-            config.token_audience.clone(),
-            config.access_token_ttl,
+            settings.issuer.clone(),
+            settings.audience.clone(),
+            settings.access_token_ttl,
             clock.clone(),
         );
-        let hasher = PasswordHasher::new(config.password_hash_concurrency)?;
-        let revocations = Revocations::new(config.access_token_ttl, clock.clone());
+        let hasher = PasswordHasher::new(config.passwords.hash_concurrency)?;
+        let revocations = Revocations::new(settings.access_token_ttl, clock.clone());
         let listener = revocations::subscribe(&store)
             .await
             .context("listening for session revocations")?;
@@ -87,34 +86,21 @@ impl Server {
             .await
             .context("loading revoked sessions")?;
         let audit_key =
-            AuditKey::load_or_generate(&config.audit_key_file, config.generate_audit_key)?;
-        let alerts = crate::audit::alerts::Alerts::from_config(&config);
+            AuditKey::load_or_generate(&config.audit.key_file, config.audit.generate_key)?;
+        let alerts = Alerts::from_settings(&config.alerts);
         let audit = AuditLog::new(store.clone(), audit_key, clock.clone()).with_alerts(alerts);
-        for warning in crate::startup_checks::warnings(&config) {
-            tracing::warn!(
-                setting = warning.setting,
-                "configuration: {}",
-                warning.message
-            );
-            let detail = serde_json::json!({
-                "setting": warning.setting,
-                "message": warning.message,
-            });
-            audit
-                .record(AuditEvent::new(EventType::ConfigWarning).detail(detail))
-                .await?;
-        }
-        let checkpoint_interval = config.audit_checkpoint_interval;
-        let tls = match &config.tls {
+        record_warnings(&config, &audit).await?;
+        let tls = match &config.tls.files {
             Some(files) => Some((
                 crate::tls::load(files).await?,
                 files.clone(),
-                config.tls_reload_interval,
+                config.tls.reload_interval,
             )),
             None => None,
         };
-        let main = bind(config.listen, "AERIE_LISTEN")?;
-        let redirect = match (config.http_redirect_listen, &config.public_url) {
+        let server = &config.server;
+        let main = bind(server.listen, "AERIE_LISTEN")?;
+        let redirect = match (server.http_redirect_listen, &server.public_url) {
             (Some(address), Some(public_url)) => Some((
                 bind(address, "AERIE_HTTP_REDIRECT_LISTEN")?,
                 Arc::from(public_url.as_str()),
@@ -122,19 +108,17 @@ impl Server {
             _ => None,
         };
         let metrics_listen = config
-            .metrics_listen
+            .metrics
+            .listen
             .map(|address| bind(address, "AERIE_METRICS_LISTEN"))
             .transpose()?;
         let rate_limiter = RateLimiter::from_config(&config.rate_limits, clock.clone())?
             .with_audit(audit.clone(), clock.clone());
-        let limits = config.connection_limits;
-        let shutdown_delay = config.shutdown_delay;
         let metrics = Metrics::new();
         metrics.install_as_process_fallback();
         let shutting_down = ShuttingDown::default();
         let state = AppState {
             rate_limiter,
-            config: Arc::new(config),
             store: store.clone(),
             hasher,
             tokens,
@@ -143,6 +127,12 @@ impl Server {
             audit: audit.clone(),
             metrics: metrics.clone(),
             shutting_down: shutting_down.clone(),
+            http: config.http,
+            session_times: config.sessions,
+            passwords: config.passwords,
+            cookies: config.cookies,
+            origins: AllowedOrigins::new(&config.cors, server.public_url.as_deref()),
+            metrics_token: config.metrics.token.clone().map(Arc::new),
         };
         let metrics_listener = metrics_listen.map(|listener| {
             (
@@ -150,20 +140,21 @@ impl Server {
                 crate::http::metrics::internal_router(state.clone()),
             )
         });
+        let layers = crate::app::Layers::from_config(&config);
         Ok(Self {
             main,
             redirect,
             tls,
-            router: crate::app::router(state),
+            router: crate::app::router(state, &layers),
             revocation_listener: listener.map(|listener| (listener, revocations)),
             store,
-            limits,
+            limits: server.connection_limits,
             audit,
-            checkpoint_interval,
+            checkpoint_interval: config.audit.checkpoint_interval,
             metrics_listener,
             metrics,
             shutting_down,
-            shutdown_delay,
+            shutdown_delay: server.shutdown_delay,
         })
     }
 
@@ -250,15 +241,24 @@ impl Server {
     }
 }
 
-fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(address)
-        .with_context(|| format!("{setting}: cannot listen on {address}"))?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
+/// Each setting that is valid but weakens a defence: a WARN line and a `config_warning`
+/// audit event, so it reaches whoever reviews the trail.
+async fn record_warnings(config: &Config, audit: &AuditLog) -> anyhow::Result<()> {
+    for warning in crate::config::warnings(config) {
+        tracing::warn!(
+            setting = warning.setting,
+            "configuration: {}",
+            warning.message
+        );
+        let detail = serde_json::json!({
+            "setting": warning.setting,
+            "message": warning.message,
+        });
+        audit
+            .record(AuditEvent::new(EventType::ConfigWarning).detail(detail))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Keeps the registry's histogram memory flat between scrapes.
@@ -270,119 +270,6 @@ async fn fold_histograms(metrics: Metrics, stop: watch::Receiver<bool>) {
             () = &mut stop => return,
         }
     }
-}
-
-/// The plain-HTTP accept loop. Each connection holds one of `max_connections` permits, so a
-/// connection flood queues in the kernel instead of exhausting memory and file descriptors;
-/// hyper cuts off a client that has not sent its headers within `header_read_timeout`
-/// (slowloris) and answers 431 to too many or too large headers.
-async fn serve_plain(
-    listener: std::net::TcpListener,
-    app: Router,
-    stop: watch::Receiver<bool>,
-    limits: ConnectionLimits,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stopped(stop));
-    loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
-            () = &mut stop => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, or a client that reset during accept: back
-                    // off briefly instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_headers(limits.max_headers)
-            .max_buf_size(limits.max_header_bytes)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {},
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {},
-    }
-    Ok(())
-}
-
-/// The HTTPS listener (axum-server): the same header-read timeout and header bounds as the
-/// plain one; axum-server has no connection cap of its own.
-async fn serve_tls(
-    listener: std::net::TcpListener,
-    app: Router,
-    rustls: RustlsConfig,
-    stop: watch::Receiver<bool>,
-    limits: ConnectionLimits,
-) -> std::io::Result<()> {
-    let handle = axum_server::Handle::new();
-    let drain = handle.clone();
-    tokio::spawn(async move {
-        stopped(stop).await;
-        drain.graceful_shutdown(Some(DRAIN_TIMEOUT));
-    });
-    let mut server = axum_server::from_tcp_rustls(listener, rustls)?;
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(limits.header_read_timeout)
-        .max_headers(limits.max_headers)
-        .max_buf_size(limits.max_header_bytes);
-    server
-        .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-        .await
-}
-
-/// The plain-HTTP listener: `/healthz` for load balancers, a 308 to HTTPS for everything
-/// else. The target comes from `AERIE_PUBLIC_URL`, never from the request's `Host` header,
-/// so it cannot be turned into an open redirect.
-fn redirect_router(public_url: Arc<str>) -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-        )
-        .fallback(redirect_to_https)
-        .layer(axum::middleware::from_fn_with_state(
-            None,
-            crate::defense::headers::security_headers,
-        ))
-        .with_state(public_url)
-}
-
-async fn redirect_to_https(State(public_url): State<Arc<str>>, uri: Uri) -> Response {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let location = format!("{public_url}{path}");
-    (
-        StatusCode::PERMANENT_REDIRECT,
-        [(header::LOCATION, location)],
-    )
-        .into_response()
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

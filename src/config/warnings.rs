@@ -9,7 +9,7 @@
 
 use ipnet::IpNet;
 
-use crate::config::Config;
+use super::Config;
 
 /// One weakened defence: the setting and what it costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
             "trusts forwarded headers from a whole address family or more: clients can choose the IP they are limited and logged by",
         );
     }
-    if too_broad(&config.tls_terminated_by_proxy) {
+    if too_broad(&config.tls.terminated_by_proxy) {
         warn(
             "AERIE_TLS_TERMINATED_BY_PROXY",
             "any address may claim the connection was HTTPS",
@@ -41,7 +41,8 @@ pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
         );
     }
     if config
-        .alert_webhook
+        .alerts
+        .webhook
         .as_deref()
         .is_some_and(|url| url.starts_with("http://") && !is_loopback_url(url))
     {
@@ -51,7 +52,8 @@ pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
         );
     }
     if config
-        .metrics_listen
+        .metrics
+        .listen
         .is_some_and(|address| !address.ip().is_loopback())
     {
         warn(
@@ -59,7 +61,7 @@ pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
             "the token-free metrics listener is reachable beyond this machine",
         );
     }
-    if config.password_min_score < 3 {
+    if config.passwords.min_score < 3 {
         warn(
             "AERIE_PASSWORD_MIN_SCORE",
             "passwords that zxcvbn rates as guessable are accepted",

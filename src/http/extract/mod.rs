@@ -1,6 +1,8 @@
 //! Extractors are the guards: a handler that takes [`AuthUser`] cannot run for an anonymous
 //! caller, and one that takes [`Json`] only ever sees a well-formed body of the right type.
 
+mod context;
+
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -131,19 +133,28 @@ fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthU
 /// The access token of the session cookie, when cookie mode is on and no `Authorization`
 /// header was sent (the header always wins, and then no cookie is looked at).
 fn cookie_token<'a>(parts: &'a Parts, state: &AppState) -> Option<&'a str> {
-    super::cookies::read(&state.config, &parts.headers, super::cookies::ACCESS_COOKIE)
+    super::cookies::read(
+        &state.cookies,
+        &parts.headers,
+        super::cookies::ACCESS_COOKIE,
+    )
 }
 
 /// A request the browser authenticated with our cookie must come from our own front end: a
 /// state change needs the CSRF token and a trusted origin, and any request that names a
 /// foreign origin is refused (see [`crate::defense::csrf`]).
 fn check_cookie_request(parts: &Parts, state: &AppState) -> Result<(), Error> {
-    let config = &state.config;
     if parts.method.is_safe() {
-        return csrf::check_origin(&parts.headers, config, csrf::OriginRule::IfPresent);
+        csrf::check_origin(&parts.headers, &state.origins, csrf::OriginRule::IfPresent)?;
+        return Ok(());
     }
-    let csrf_cookie = super::cookies::read(config, &parts.headers, super::cookies::CSRF_COOKIE);
-    csrf::check_state_change(&parts.headers, csrf_cookie, config)
+    let csrf_cookie =
+        super::cookies::read(&state.cookies, &parts.headers, super::cookies::CSRF_COOKIE);
+    Ok(csrf::check_state_change(
+        &parts.headers,
+        csrf_cookie,
+        &state.origins,
+    )?)
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -193,38 +204,6 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         };
         check_cookie_request(parts, state)?;
         Ok(Self(Some(user)))
-    }
-}
-
-/// Where a request came from, for session records and (later) audit events.
-#[derive(Debug, Clone)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-const MAX_USER_AGENT_CHARS: usize = 256;
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        // Resolved once by the client-IP layer: forwarded headers count only from our proxies.
-        let ip = parts
-            .extensions
-            .get::<ClientIp>()
-            .map(|ClientIp(ip)| ip.to_string());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| {
-                ua.chars()
-                    .filter(|c| !c.is_control())
-                    .take(MAX_USER_AGENT_CHARS)
-                    .collect()
-            });
-        Ok(Self { ip, user_agent })
     }
 }
 
