@@ -17,6 +17,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod profiles;
 mod query;
+#[cfg(test)]
+mod rejection_properties;
 pub mod tags;
 pub mod users;
 mod views;
