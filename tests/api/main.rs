@@ -11,7 +11,6 @@
     reason = "a test fails by panicking, loudly"
 )]
 
-#[macro_use]
 mod common;
 
 mod articles;

@@ -2,11 +2,11 @@
 //! access table, with the auth scheme and error statuses each one can answer, and the page
 //! loads nothing from anywhere.
 
-
 use aerie::http::access::{Access, ROUTES};
-use crate::common::{self, Engine, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
+
+use crate::common::{self, Engine, TestApp, engine_tests};
 
 async fn document(app: &TestApp) -> Value {
     let reply = app.get("/openapi.json", None).await;
@@ -25,27 +25,34 @@ fn statuses(operation: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-engine_test! {
-    async fn the_document_lists_every_route_of_the_access_table_and_no_other(app: TestApp) {
-        let document = document(&app).await;
-        let version = document["openapi"].as_str().expect("openapi version");
-        assert!(version.starts_with("3.1."), "{version}");
-        for rule in ROUTES {
-            let op = operation(&document, rule.method.as_str(), rule.path);
-            assert!(op.is_object(), "{} {} is not documented", rule.method, rule.path);
+async fn the_document_lists_every_route_of_the_access_table_and_no_other(app: TestApp) {
+    let document = document(&app).await;
+    let version = document["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3.1."), "{version}");
+    for rule in ROUTES {
+        let op = operation(&document, rule.method.as_str(), rule.path);
+        assert!(
+            op.is_object(),
+            "{} {} is not documented",
+            rule.method,
+            rule.path
+        );
+        assert!(
+            statuses(op).iter().any(|s| s.starts_with('2')),
+            "{} {} documents no success",
+            rule.method,
+            rule.path
+        );
+    }
+    let paths = document["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for method in item.as_object().expect("path item").keys() {
             assert!(
-                statuses(op).iter().any(|s| s.starts_with('2')),
-                "{} {} documents no success", rule.method, rule.path
+                ROUTES
+                    .iter()
+                    .any(|r| r.path == path && r.method.as_str().eq_ignore_ascii_case(method)),
+                "{method} {path} is documented but the server has no such route"
             );
-        }
-        let paths = document["paths"].as_object().expect("paths");
-        for (path, item) in paths {
-            for method in item.as_object().expect("path item").keys() {
-                assert!(
-                    ROUTES.iter().any(|r| r.path == path && r.method.as_str().eq_ignore_ascii_case(method)),
-                    "{method} {path} is documented but the server has no such route"
-                );
-            }
         }
     }
 }
@@ -231,33 +238,59 @@ async fn api_docs_can_be_turned_off() {
     }
 }
 
-engine_test! {
-    async fn unknown_query_parameters_are_refused_not_ignored(app: TestApp) {
-        let token = app.register("query").await;
-        for path in ["/api/articles?tag=x&limit=5&offset=0&author=a&favorited=b", "/api/articles/feed?limit=5&offset=0", "/api/admin/users?query=q"] {
-            let reply = app.get(path, Some(&token)).await;
-            assert_ne!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {}", reply.body);
-        }
-        for path in ["/api/articles?tags=x", "/api/articles?limt=5", "/api/articles/feed?tag=x", "/api/articles/feed?author=a"] {
-            let reply = app.get(path, Some(&token)).await;
-            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {}", reply.body);
-            assert!(reply.error_on("query").is_some(), "{path}: {}", reply.body);
-        }
+async fn unknown_query_parameters_are_refused_not_ignored(app: TestApp) {
+    let token = app.register("query").await;
+    for path in [
+        "/api/articles?tag=x&limit=5&offset=0&author=a&favorited=b",
+        "/api/articles/feed?limit=5&offset=0",
+        "/api/admin/users?query=q",
+    ] {
+        let reply = app.get(path, Some(&token)).await;
+        assert_ne!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {}",
+            reply.body
+        );
+    }
+    for path in [
+        "/api/articles?tags=x",
+        "/api/articles?limt=5",
+        "/api/articles/feed?tag=x",
+        "/api/articles/feed?author=a",
+    ] {
+        let reply = app.get(path, Some(&token)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {}",
+            reply.body
+        );
+        assert!(reply.error_on("query").is_some(), "{path}: {}", reply.body);
     }
 }
 
-engine_test! {
-    async fn nullable_fields_are_documented_as_always_present(app: TestApp) {
-        let document = document(&app).await;
-        // RealWorld clients read `bio` and `image` as null when unset, never as missing.
-        for schema in ["User", "Profile"] {
-            let required = &document["components"]["schemas"][schema]["required"];
-            for field in ["bio", "image"] {
-                assert!(required.as_array().is_some_and(|r| r.iter().any(|f| f == field)), "{schema}.{field}");
-            }
+async fn nullable_fields_are_documented_as_always_present(app: TestApp) {
+    let document = document(&app).await;
+    // RealWorld clients read `bio` and `image` as null when unset, never as missing.
+    for schema in ["User", "Profile"] {
+        let required = &document["components"]["schemas"][schema]["required"];
+        for field in ["bio", "image"] {
+            assert!(
+                required
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|f| f == field)),
+                "{schema}.{field}"
+            );
         }
-        let user = app.register_user("nulls").await;
-        assert!(user["bio"].is_null() && user.get("bio").is_some());
-        assert!(user["image"].is_null() && user.get("image").is_some());
     }
+    let user = app.register_user("nulls").await;
+    assert!(user["bio"].is_null() && user.get("bio").is_some());
+    assert!(user["image"].is_null() && user.get("image").is_some());
 }
+
+engine_tests!(
+    the_document_lists_every_route_of_the_access_table_and_no_other,
+    unknown_query_parameters_are_refused_not_ignored,
+    nullable_fields_are_documented_as_always_present,
+);

@@ -1,38 +1,51 @@
 //! Registration, login and the current user, on both engines.
 
-
-use crate::common::{self, PASSWORD};
 use reqwest::StatusCode;
 use serde_json::json;
 
-engine_test! {
-    async fn register_returns_201_with_a_user_and_token(app: TestApp) {
-        let reply = app
-            .post("/api/users", None, json!({"user": {"username": "Jacob", "email": "jake@jake.jake", "password": PASSWORD}}))
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        let user = &reply.body["user"];
-        assert_eq!(user["username"], "Jacob");
-        assert_eq!(user["email"], "jake@jake.jake");
-        assert_eq!(user["bio"], serde_json::Value::Null);
-        assert_eq!(user["image"], serde_json::Value::Null);
-        assert_eq!(user["role"], "user");
-        assert!(user["token"].as_str().is_some_and(|t| t.split('.').count() == 3));
-        assert!(reply.headers.contains_key("x-request-id"));
-    }
+use crate::common::{self, PASSWORD, TestApp, engine_tests};
+
+async fn register_returns_201_with_a_user_and_token(app: TestApp) {
+    let reply = app
+        .post(
+            "/api/users",
+            None,
+            json!({"user": {"username": "Jacob", "email": "jake@jake.jake", "password": PASSWORD}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let user = &reply.body["user"];
+    assert_eq!(user["username"], "Jacob");
+    assert_eq!(user["email"], "jake@jake.jake");
+    assert_eq!(user["bio"], serde_json::Value::Null);
+    assert_eq!(user["image"], serde_json::Value::Null);
+    assert_eq!(user["role"], "user");
+    assert!(
+        user["token"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3)
+    );
+    assert!(reply.headers.contains_key("x-request-id"));
 }
 
-engine_test! {
-    async fn login_then_current_user(app: TestApp) {
-        app.register("alice").await;
-        let reply = app.post("/api/users/login", None, json!({"user": {"email": "ALICE@example.com", "password": PASSWORD}})).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        let token = reply.body["user"]["token"].as_str().expect("token").to_owned();
-        let me = app.get("/api/user", Some(&token)).await;
-        assert_eq!(me.status, StatusCode::OK);
-        assert_eq!(me.body["user"]["username"], "alice");
-        assert_eq!(me.body["user"]["token"], token.as_str());
-    }
+async fn login_then_current_user(app: TestApp) {
+    app.register("alice").await;
+    let reply = app
+        .post(
+            "/api/users/login",
+            None,
+            json!({"user": {"email": "ALICE@example.com", "password": PASSWORD}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let token = reply.body["user"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let me = app.get("/api/user", Some(&token)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["user"]["username"], "alice");
+    assert_eq!(me.body["user"]["token"], token.as_str());
 }
 
 /// The fields a User object may carry: the contract's, plus Aerie's `refreshToken` and `role`.
@@ -71,220 +84,334 @@ async fn login(app: &common::TestApp, email: &str, password: &str) -> common::Re
     .await
 }
 
-engine_test! {
-    async fn update_user_changes_email_username_bio_and_image(app: TestApp) {
-        let token = app.register("alice").await;
-        let reply = app
-            .put("/api/user", Some(&token), json!({"user": {
+async fn update_user_changes_email_username_bio_and_image(app: TestApp) {
+    let token = app.register("alice").await;
+    let reply = app
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {
                 "email": "alice.new@example.org",
                 "username": "alice2",
                 "bio": "I like to skateboard",
                 "image": "https://i.stack.imgur.com/xHWG8.jpg",
-            }}))
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            }}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_user_shape(&reply.body);
+    let user = &reply.body["user"];
+    assert_eq!(user["email"], "alice.new@example.org");
+    assert_eq!(user["username"], "alice2");
+    assert_eq!(user["bio"], "I like to skateboard");
+    assert_eq!(user["image"], "https://i.stack.imgur.com/xHWG8.jpg");
+    assert_eq!(user["token"], token.as_str());
+
+    let me = app.get("/api/user", Some(&token)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["user"]["email"], "alice.new@example.org");
+    assert_eq!(me.body["user"]["username"], "alice2");
+    assert_eq!(me.body["user"]["bio"], "I like to skateboard");
+    assert_eq!(
+        me.body["user"]["image"],
+        "https://i.stack.imgur.com/xHWG8.jpg"
+    );
+
+    let profile = app.get("/api/profiles/alice2", None).await;
+    assert_eq!(profile.status, StatusCode::OK, "{}", profile.body);
+    assert_eq!(profile.body["profile"]["bio"], "I like to skateboard");
+    assert_eq!(
+        app.get("/api/profiles/alice", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(
+        login(&app, "alice.new@example.org", PASSWORD).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        login(&app, "alice@example.com", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn update_user_leaves_omitted_fields_unchanged(app: TestApp) {
+    let token = app.register("alice").await;
+    let reply = app
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"bio": "first", "image": "https://cdn.example.com/a.png"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = app
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"bio": "second"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let user = &reply.body["user"];
+    assert_eq!(user["bio"], "second");
+    assert_eq!(user["image"], "https://cdn.example.com/a.png");
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["email"], "alice@example.com");
+    let reply = app
+        .put("/api/user", Some(&token), json!({"user": {}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["user"]["bio"], "second");
+}
+
+async fn bio_and_image_null_clear_them(app: TestApp) {
+    let token = app.register("alice").await;
+    app.put(
+        "/api/user",
+        Some(&token),
+        json!({"user": {"bio": "temporary", "image": "https://cdn.example.com/a.png"}}),
+    )
+    .await;
+    let reply = app
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"bio": null, "image": null}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["user"]["bio"], serde_json::Value::Null);
+    assert_eq!(reply.body["user"]["image"], serde_json::Value::Null);
+    let me = app.get("/api/user", Some(&token)).await;
+    assert_eq!(me.body["user"]["bio"], serde_json::Value::Null);
+    assert_eq!(me.body["user"]["image"], serde_json::Value::Null);
+}
+
+async fn bio_and_image_empty_strings_clear_them(app: TestApp) {
+    let token = app.register("alice").await;
+    app.put(
+        "/api/user",
+        Some(&token),
+        json!({"user": {"bio": "temporary", "image": "https://cdn.example.com/a.png"}}),
+    )
+    .await;
+    let reply = app
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"bio": "", "image": ""}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["user"]["bio"], serde_json::Value::Null);
+    assert_eq!(reply.body["user"]["image"], serde_json::Value::Null);
+    let profile = app.get("/api/profiles/alice", None).await;
+    assert_eq!(profile.body["profile"]["bio"], serde_json::Value::Null);
+    assert_eq!(profile.body["profile"]["image"], serde_json::Value::Null);
+}
+
+async fn login_by_email_ignores_case(app: TestApp) {
+    let reply = app
+        .post("/api/users", None, json!({"user": {"username": "mixed", "email": "Mixed.Case@Example.com", "password": PASSWORD}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    for email in [
+        "Mixed.Case@Example.com",
+        "mixed.case@example.com",
+        "MIXED.CASE@EXAMPLE.COM",
+    ] {
+        let reply = login(&app, email, PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::OK, "{email}: {}", reply.body);
         assert_user_shape(&reply.body);
-        let user = &reply.body["user"];
-        assert_eq!(user["email"], "alice.new@example.org");
-        assert_eq!(user["username"], "alice2");
-        assert_eq!(user["bio"], "I like to skateboard");
-        assert_eq!(user["image"], "https://i.stack.imgur.com/xHWG8.jpg");
-        assert_eq!(user["token"], token.as_str());
-
-        let me = app.get("/api/user", Some(&token)).await;
-        assert_eq!(me.status, StatusCode::OK, "{}", me.body);
-        assert_eq!(me.body["user"]["email"], "alice.new@example.org");
-        assert_eq!(me.body["user"]["username"], "alice2");
-        assert_eq!(me.body["user"]["bio"], "I like to skateboard");
-        assert_eq!(me.body["user"]["image"], "https://i.stack.imgur.com/xHWG8.jpg");
-
-        let profile = app.get("/api/profiles/alice2", None).await;
-        assert_eq!(profile.status, StatusCode::OK, "{}", profile.body);
-        assert_eq!(profile.body["profile"]["bio"], "I like to skateboard");
-        assert_eq!(app.get("/api/profiles/alice", None).await.status, StatusCode::NOT_FOUND);
-
-        assert_eq!(login(&app, "alice.new@example.org", PASSWORD).await.status, StatusCode::OK);
-        assert_eq!(login(&app, "alice@example.com", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
+        // The address is shown as it was registered.
+        assert_eq!(reply.body["user"]["email"], "Mixed.Case@Example.com");
+        assert_eq!(reply.body["user"]["username"], "mixed");
     }
 }
 
-engine_test! {
-    async fn update_user_leaves_omitted_fields_unchanged(app: TestApp) {
-        let token = app.register("alice").await;
-        let reply = app
-            .put("/api/user", Some(&token), json!({"user": {"bio": "first", "image": "https://cdn.example.com/a.png"}}))
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        let reply = app.put("/api/user", Some(&token), json!({"user": {"bio": "second"}})).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        let user = &reply.body["user"];
-        assert_eq!(user["bio"], "second");
-        assert_eq!(user["image"], "https://cdn.example.com/a.png");
-        assert_eq!(user["username"], "alice");
-        assert_eq!(user["email"], "alice@example.com");
-        let reply = app.put("/api/user", Some(&token), json!({"user": {}})).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        assert_eq!(reply.body["user"]["bio"], "second");
-    }
+async fn login_returns_the_user_shape(app: TestApp) {
+    app.register("alice").await;
+    let reply = login(&app, "alice@example.com", PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_user_shape(&reply.body);
+    let user = &reply.body["user"];
+    assert_eq!(user["email"], "alice@example.com");
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["bio"], serde_json::Value::Null);
+    assert_eq!(user["image"], serde_json::Value::Null);
+    let token = user["token"].as_str().expect("token");
+    let me = app.get("/api/user", Some(token)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_user_shape(&me.body);
+    assert_eq!(me.body["user"]["email"], "alice@example.com");
 }
 
-engine_test! {
-    async fn bio_and_image_null_clear_them(app: TestApp) {
-        let token = app.register("alice").await;
-        app.put("/api/user", Some(&token), json!({"user": {"bio": "temporary", "image": "https://cdn.example.com/a.png"}})).await;
-        let reply = app.put("/api/user", Some(&token), json!({"user": {"bio": null, "image": null}})).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        assert_eq!(reply.body["user"]["bio"], serde_json::Value::Null);
-        assert_eq!(reply.body["user"]["image"], serde_json::Value::Null);
-        let me = app.get("/api/user", Some(&token)).await;
-        assert_eq!(me.body["user"]["bio"], serde_json::Value::Null);
-        assert_eq!(me.body["user"]["image"], serde_json::Value::Null);
-    }
+async fn usernames_are_unique_ignoring_case_at_registration(app: TestApp) {
+    app.register("alice").await;
+    let reply = app
+        .post("/api/users", None, json!({"user": {"username": "ALICE", "email": "other@example.com", "password": PASSWORD}}))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.body,
+        json!({"errors": {"username": ["has already been taken"]}})
+    );
 }
 
-engine_test! {
-    async fn bio_and_image_empty_strings_clear_them(app: TestApp) {
-        let token = app.register("alice").await;
-        app.put("/api/user", Some(&token), json!({"user": {"bio": "temporary", "image": "https://cdn.example.com/a.png"}})).await;
-        let reply = app.put("/api/user", Some(&token), json!({"user": {"bio": "", "image": ""}})).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        assert_eq!(reply.body["user"]["bio"], serde_json::Value::Null);
-        assert_eq!(reply.body["user"]["image"], serde_json::Value::Null);
-        let profile = app.get("/api/profiles/alice", None).await;
-        assert_eq!(profile.body["profile"]["bio"], serde_json::Value::Null);
-        assert_eq!(profile.body["profile"]["image"], serde_json::Value::Null);
-    }
+async fn emails_are_unique_ignoring_case_at_registration(app: TestApp) {
+    app.register("alice").await;
+    let reply = app
+        .post("/api/users", None, json!({"user": {"username": "other", "email": "Alice@EXAMPLE.com", "password": PASSWORD}}))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.body,
+        json!({"errors": {"email": ["has already been taken"]}})
+    );
 }
 
-engine_test! {
-    async fn login_by_email_ignores_case(app: TestApp) {
-        let reply = app
-            .post("/api/users", None, json!({"user": {"username": "mixed", "email": "Mixed.Case@Example.com", "password": PASSWORD}}))
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        for email in ["Mixed.Case@Example.com", "mixed.case@example.com", "MIXED.CASE@EXAMPLE.COM"] {
-            let reply = login(&app, email, PASSWORD).await;
-            assert_eq!(reply.status, StatusCode::OK, "{email}: {}", reply.body);
-            assert_user_shape(&reply.body);
-            // The address is shown as it was registered.
-            assert_eq!(reply.body["user"]["email"], "Mixed.Case@Example.com");
-            assert_eq!(reply.body["user"]["username"], "mixed");
-        }
-    }
+async fn update_to_a_taken_username_or_email_is_422_on_that_field(app: TestApp) {
+    app.register("alice").await;
+    let bob = app.register("bob").await;
+    let reply = app
+        .put(
+            "/api/user",
+            Some(&bob),
+            json!({"user": {"username": "Alice"}}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.body,
+        json!({"errors": {"username": ["has already been taken"]}})
+    );
+    let reply = app
+        .put(
+            "/api/user",
+            Some(&bob),
+            json!({"user": {"email": "ALICE@example.com"}}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.body,
+        json!({"errors": {"email": ["has already been taken"]}})
+    );
+    let me = app.get("/api/user", Some(&bob)).await;
+    assert_eq!(me.body["user"]["username"], "bob");
+    assert_eq!(me.body["user"]["email"], "bob@example.com");
 }
 
-engine_test! {
-    async fn login_returns_the_user_shape(app: TestApp) {
-        app.register("alice").await;
-        let reply = login(&app, "alice@example.com", PASSWORD).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        assert_user_shape(&reply.body);
-        let user = &reply.body["user"];
-        assert_eq!(user["email"], "alice@example.com");
-        assert_eq!(user["username"], "alice");
-        assert_eq!(user["bio"], serde_json::Value::Null);
-        assert_eq!(user["image"], serde_json::Value::Null);
-        let token = user["token"].as_str().expect("token");
-        let me = app.get("/api/user", Some(token)).await;
-        assert_eq!(me.status, StatusCode::OK, "{}", me.body);
-        assert_user_shape(&me.body);
-        assert_eq!(me.body["user"]["email"], "alice@example.com");
-    }
+async fn changing_the_case_of_ones_own_username_is_allowed(app: TestApp) {
+    let token = app.register("alice").await;
+    let reply = app
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"username": "Alice", "email": "ALICE@example.com"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["user"]["username"], "Alice");
+    assert_eq!(reply.body["user"]["email"], "ALICE@example.com");
+    let profile = app.get("/api/profiles/Alice", None).await;
+    assert_eq!(profile.body["profile"]["username"], "Alice");
 }
 
-engine_test! {
-    async fn usernames_are_unique_ignoring_case_at_registration(app: TestApp) {
-        app.register("alice").await;
-        let reply = app
-            .post("/api/users", None, json!({"user": {"username": "ALICE", "email": "other@example.com", "password": PASSWORD}}))
-            .await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-        assert_eq!(reply.body, json!({"errors": {"username": ["has already been taken"]}}));
-    }
+async fn password_change_requires_the_current_password(app: TestApp) {
+    const NEW_PASSWORD: &str = "purple elephants juggle 77 moons";
+    let token = app.register("alice").await;
+
+    let without = app
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"password": NEW_PASSWORD}}),
+        )
+        .await;
+    assert_eq!(
+        without.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        without.body
+    );
+    assert!(
+        without.error_on("currentPassword").is_some(),
+        "{}",
+        without.body
+    );
+
+    let wrong = app
+        .put("/api/user", Some(&token), json!({"user": {"password": NEW_PASSWORD, "currentPassword": "not the password at all"}}))
+        .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    assert!(
+        wrong.error_on("currentPassword").is_some(),
+        "{}",
+        wrong.body
+    );
+    // Neither attempt changed anything.
+    assert_eq!(
+        login(&app, "alice@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+
+    let right = app
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"password": NEW_PASSWORD, "currentPassword": PASSWORD}}),
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::OK, "{}", right.body);
+    assert_user_shape(&right.body);
+    assert_eq!(right.body["user"]["username"], "alice");
+
+    let old = login(&app, "alice@example.com", PASSWORD).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.body);
+    let new = login(&app, "alice@example.com", NEW_PASSWORD).await;
+    assert_eq!(new.status, StatusCode::OK, "{}", new.body);
+    assert_eq!(new.body["user"]["username"], "alice");
 }
 
-engine_test! {
-    async fn emails_are_unique_ignoring_case_at_registration(app: TestApp) {
-        app.register("alice").await;
-        let reply = app
-            .post("/api/users", None, json!({"user": {"username": "other", "email": "Alice@EXAMPLE.com", "password": PASSWORD}}))
-            .await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-        assert_eq!(reply.body, json!({"errors": {"email": ["has already been taken"]}}));
-    }
-}
-
-engine_test! {
-    async fn update_to_a_taken_username_or_email_is_422_on_that_field(app: TestApp) {
-        app.register("alice").await;
-        let bob = app.register("bob").await;
-        let reply = app.put("/api/user", Some(&bob), json!({"user": {"username": "Alice"}})).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-        assert_eq!(reply.body, json!({"errors": {"username": ["has already been taken"]}}));
-        let reply = app.put("/api/user", Some(&bob), json!({"user": {"email": "ALICE@example.com"}})).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-        assert_eq!(reply.body, json!({"errors": {"email": ["has already been taken"]}}));
-        let me = app.get("/api/user", Some(&bob)).await;
-        assert_eq!(me.body["user"]["username"], "bob");
-        assert_eq!(me.body["user"]["email"], "bob@example.com");
-    }
-}
-
-engine_test! {
-    async fn changing_the_case_of_ones_own_username_is_allowed(app: TestApp) {
-        let token = app.register("alice").await;
-        let reply = app.put("/api/user", Some(&token), json!({"user": {"username": "Alice", "email": "ALICE@example.com"}})).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        assert_eq!(reply.body["user"]["username"], "Alice");
-        assert_eq!(reply.body["user"]["email"], "ALICE@example.com");
-        let profile = app.get("/api/profiles/Alice", None).await;
-        assert_eq!(profile.body["profile"]["username"], "Alice");
-    }
-}
-
-engine_test! {
-    async fn password_change_requires_the_current_password(app: TestApp) {
-        const NEW_PASSWORD: &str = "purple elephants juggle 77 moons";
-        let token = app.register("alice").await;
-
-        let without = app.put("/api/user", Some(&token), json!({"user": {"password": NEW_PASSWORD}})).await;
-        assert_eq!(without.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", without.body);
-        assert!(without.error_on("currentPassword").is_some(), "{}", without.body);
-
-        let wrong = app
-            .put("/api/user", Some(&token), json!({"user": {"password": NEW_PASSWORD, "currentPassword": "not the password at all"}}))
-            .await;
-        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", wrong.body);
-        assert!(wrong.error_on("currentPassword").is_some(), "{}", wrong.body);
-        // Neither attempt changed anything.
-        assert_eq!(login(&app, "alice@example.com", PASSWORD).await.status, StatusCode::OK);
-
-        let right = app
-            .put("/api/user", Some(&token), json!({"user": {"password": NEW_PASSWORD, "currentPassword": PASSWORD}}))
-            .await;
-        assert_eq!(right.status, StatusCode::OK, "{}", right.body);
-        assert_user_shape(&right.body);
-        assert_eq!(right.body["user"]["username"], "alice");
-
-        let old = login(&app, "alice@example.com", PASSWORD).await;
-        assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.body);
-        let new = login(&app, "alice@example.com", NEW_PASSWORD).await;
-        assert_eq!(new.status, StatusCode::OK, "{}", new.body);
-        assert_eq!(new.body["user"]["username"], "alice");
-    }
-}
-
-engine_test! {
-    async fn an_empty_password_field_in_settings_changes_nothing(app: TestApp) {
-        // The RealWorld settings page sends `password: ""` when the field is left blank.
-        let token = app.register("alice").await;
-        let reply = app
-            .put("/api/user", Some(&token), json!({"user": {"email": "alice@example.com", "username": "alice", "bio": "hi", "image": "", "password": ""}}))
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        assert_eq!(reply.body["user"]["bio"], "hi");
-        assert_eq!(login(&app, "alice@example.com", PASSWORD).await.status, StatusCode::OK);
-    }
+async fn an_empty_password_field_in_settings_changes_nothing(app: TestApp) {
+    // The RealWorld settings page sends `password: ""` when the field is left blank.
+    let token = app.register("alice").await;
+    let reply = app
+        .put("/api/user", Some(&token), json!({"user": {"email": "alice@example.com", "username": "alice", "bio": "hi", "image": "", "password": ""}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["user"]["bio"], "hi");
+    assert_eq!(
+        login(&app, "alice@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
 }
 
 #[cfg(unix)]
@@ -303,3 +430,20 @@ async fn the_sqlite_database_holding_password_hashes_is_private_to_its_owner() {
         "database file mode {mode:o} lets others read password hashes"
     );
 }
+
+engine_tests!(
+    register_returns_201_with_a_user_and_token,
+    login_then_current_user,
+    update_user_changes_email_username_bio_and_image,
+    update_user_leaves_omitted_fields_unchanged,
+    bio_and_image_null_clear_them,
+    bio_and_image_empty_strings_clear_them,
+    login_by_email_ignores_case,
+    login_returns_the_user_shape,
+    usernames_are_unique_ignoring_case_at_registration,
+    emails_are_unique_ignoring_case_at_registration,
+    update_to_a_taken_username_or_email_is_422_on_that_field,
+    changing_the_case_of_ones_own_username_is_allowed,
+    password_change_requires_the_current_password,
+    an_empty_password_field_in_settings_changes_nothing,
+);

@@ -2,7 +2,6 @@
 //! webhook (a local receiver on 127.0.0.1), retried when the receiver fails, and a dead
 //! webhook never slows a request down; repeated server errors raise one alert per window.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,10 +10,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use crate::common::{Engine, TestApp};
 use reqwest::StatusCode as ClientStatus;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+use crate::common::{Engine, TestApp, engine_tests};
 
 /// A webhook receiver that refuses the first `failures` posts with a 503, then accepts.
 async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Value>) {
@@ -163,35 +163,43 @@ async fn server_errors(app: &TestApp, n: usize) {
     }
 }
 
-engine_test! {
-    async fn repeated_server_errors_raise_one_alert_per_window(engine: Engine) {
-        let (url, mut alerts) = receiver(0).await;
-        let app = TestApp::spawn_with(
-            engine,
-            &[
-                ("AERIE_ALERT_WEBHOOK", url.as_str()),
-                ("AERIE_ALERT_5XX_THRESHOLD", "3"),
-                ("AERIE_ALERT_5XX_WINDOW_SECS", "60"),
-            ],
-        )
-        .await;
-        // A table the tag list reads disappears: every call is now a real 500.
-        app.execute_sql("DROP TABLE article_tags").await;
-        server_errors(&app, 2).await;
-        assert_quiet(&mut alerts, Duration::from_millis(300), "below the threshold").await;
-        server_errors(&app, 1).await;
-        let alert = next_alert(&mut alerts, "an alert arrives").await;
-        assert_eq!(alert["rule"], "repeated_5xx");
-        assert_eq!(alert["severity"], "critical");
-        let message = alert["message"].as_str().unwrap_or_default();
-        assert!(message.contains("500 on GET /api/tags"), "{message}");
-        server_errors(&app, 6).await;
-        assert_quiet(&mut alerts, Duration::from_millis(500), "one alert per window, not one per error").await;
-        app.clock.advance(Duration::from_secs(61));
-        server_errors(&app, 3).await;
-        let again = next_alert(&mut alerts, "the next window alerts again").await;
-        assert_eq!(again["rule"], "repeated_5xx");
-    }
+async fn repeated_server_errors_raise_one_alert_per_window(engine: Engine) {
+    let (url, mut alerts) = receiver(0).await;
+    let app = TestApp::spawn_with(
+        engine,
+        &[
+            ("AERIE_ALERT_WEBHOOK", url.as_str()),
+            ("AERIE_ALERT_5XX_THRESHOLD", "3"),
+            ("AERIE_ALERT_5XX_WINDOW_SECS", "60"),
+        ],
+    )
+    .await;
+    // A table the tag list reads disappears: every call is now a real 500.
+    app.execute_sql("DROP TABLE article_tags").await;
+    server_errors(&app, 2).await;
+    assert_quiet(
+        &mut alerts,
+        Duration::from_millis(300),
+        "below the threshold",
+    )
+    .await;
+    server_errors(&app, 1).await;
+    let alert = next_alert(&mut alerts, "an alert arrives").await;
+    assert_eq!(alert["rule"], "repeated_5xx");
+    assert_eq!(alert["severity"], "critical");
+    let message = alert["message"].as_str().unwrap_or_default();
+    assert!(message.contains("500 on GET /api/tags"), "{message}");
+    server_errors(&app, 6).await;
+    assert_quiet(
+        &mut alerts,
+        Duration::from_millis(500),
+        "one alert per window, not one per error",
+    )
+    .await;
+    app.clock.advance(Duration::from_secs(61));
+    server_errors(&app, 3).await;
+    let again = next_alert(&mut alerts, "the next window alerts again").await;
+    assert_eq!(again["rule"], "repeated_5xx");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,3 +239,5 @@ async fn readiness_answers_and_client_errors_are_not_server_errors() {
     )
     .await;
 }
+
+engine_tests!(repeated_server_errors_raise_one_alert_per_window,);

@@ -17,53 +17,68 @@ use tokio::sync::oneshot;
 /// A password that passes the strength policy.
 pub const PASSWORD: &str = "correct horse battery staple 42";
 
-/// Declares one test per database engine: `name::sqlite` always runs; `name::postgres` runs
-/// when `AERIE_TEST_POSTGRES_URL` is set and says loudly that it was skipped otherwise.
-#[macro_export]
-macro_rules! engine_test {
-    ($(#[$meta:meta])* async fn $name:ident($app:ident: TestApp) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
+/// Lists engine tests: for each `async fn name(app: TestApp)` (or `(engine: Engine)`, for a
+/// test that boots its own servers) in the calling module, generates `name::sqlite`, which
+/// always runs, and `name::postgres`, which runs when `AERIE_TEST_POSTGRES_URL` is set and
+/// says loudly that it was skipped otherwise. Attributes written before a name (`#[ignore =
+/// "why"]`) are put on both variants, so none is dropped silently.
+macro_rules! engine_tests {
+    ($($(#[$attribute:meta])* $name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                $(#[$attribute])*
+                async fn sqlite() {
+                    $crate::common::run_on($crate::common::Engine::Sqlite, super::$name).await;
+                }
 
-            async fn run($app: $crate::common::TestApp) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run($crate::common::TestApp::spawn($crate::common::Engine::Sqlite).await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = $crate::common::TestApp::spawn_postgres().await {
-                    run(app).await;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                $(#[$attribute])*
+                async fn postgres() {
+                    $crate::common::run_on($crate::common::Engine::Postgres, super::$name).await;
                 }
             }
-        }
+        )+
     };
-    // The same, for a test that boots its own servers (with settings): it gets the engine.
-    ($(#[$meta:meta])* async fn $name:ident($engine:ident: Engine) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
+}
+pub(crate) use engine_tests;
 
-            async fn run($engine: $crate::common::Engine) $body
+/// Runs one engine test on `engine`: boots what the test takes (a server, or nothing for a
+/// test that boots its own), or skips the PostgreSQL variant, saying so, when no PostgreSQL
+/// server is configured.
+pub async fn run_on<T: Subject, F: Future<Output = ()>>(engine: Engine, test: impl FnOnce(T) -> F) {
+    if engine == Engine::Postgres && !postgres_configured() {
+        return;
+    }
+    test(T::boot(engine).await).await;
+}
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run($crate::common::Engine::Sqlite).await;
-            }
+/// Whether the PostgreSQL variants can run; prints why not when they cannot.
+pub fn postgres_configured() -> bool {
+    let configured = std::env::var("AERIE_TEST_POSTGRES_URL").is_ok();
+    if !configured {
+        eprintln!("SKIPPED: AERIE_TEST_POSTGRES_URL is not set; PostgreSQL variant not run");
+    }
+    configured
+}
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if std::env::var("AERIE_TEST_POSTGRES_URL").is_err() {
-                    eprintln!("SKIPPED: AERIE_TEST_POSTGRES_URL is not set; PostgreSQL variant not run");
-                    return;
-                }
-                run($crate::common::Engine::Postgres).await;
-            }
-        }
-    };
+/// What an engine test takes as its argument, made ready for one engine.
+pub trait Subject {
+    fn boot(engine: Engine) -> impl Future<Output = Self>;
+}
+
+/// A test that drives one fresh server.
+impl Subject for TestApp {
+    fn boot(engine: Engine) -> impl Future<Output = Self> {
+        TestApp::spawn(engine)
+    }
+}
+
+/// A test that boots its own servers, with its own settings.
+impl Subject for Engine {
+    async fn boot(engine: Engine) -> Self {
+        engine
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,8 +124,7 @@ impl TestApp {
     }
 
     pub async fn spawn_postgres() -> Option<Self> {
-        if std::env::var("AERIE_TEST_POSTGRES_URL").is_err() {
-            eprintln!("SKIPPED: AERIE_TEST_POSTGRES_URL is not set; PostgreSQL variant not run");
+        if !postgres_configured() {
             return None;
         }
         Some(Self::spawn(Engine::Postgres).await)

@@ -4,16 +4,16 @@
 //! hostile input (a username carrying a forged JSON log line, a User-Agent with a Unicode line
 //! separator) cannot add or split lines.
 
-
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::PASSWORD;
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::PASSWORD;
 
 struct RunningServer {
     child: tokio::process::Child,

@@ -2,14 +2,14 @@
 //! serving (a load balancer takes it out of rotation before the listener closes) and
 //! requests already under way still complete; and 503 when the database does not answer.
 
-
 use std::time::{Duration, Instant};
 
-use crate::common::{self, PASSWORD, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::common::{self, Engine, PASSWORD, TestApp, engine_tests};
 
 /// A registration the server has started to handle, whose body is not sent yet: a request
 /// in flight.
@@ -87,39 +87,54 @@ async fn readyz_until(app: &TestApp, want: StatusCode) -> common::Reply {
     }
 }
 
-engine_test! {
-    async fn readiness_fails_during_the_shutdown_delay_while_requests_complete(engine: Engine) {
-        let mut app = TestApp::spawn_with(engine, &[("AERIE_SHUTDOWN_DELAY_SECS", "60")]).await;
-        let ready = app.get("/readyz", None).await;
-        assert_eq!(ready.status, StatusCode::OK);
-        assert_eq!(ready.body, json!({"status": "ready", "database": "ok"}));
-        let in_flight = start_registration(&app, "inflight").await;
+async fn readiness_fails_during_the_shutdown_delay_while_requests_complete(engine: Engine) {
+    let mut app = TestApp::spawn_with(engine, &[("AERIE_SHUTDOWN_DELAY_SECS", "60")]).await;
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.body, json!({"status": "ready", "database": "ok"}));
+    let in_flight = start_registration(&app, "inflight").await;
 
-        app.begin_shutdown();
-        let draining = readyz_until(&app, StatusCode::SERVICE_UNAVAILABLE).await;
-        assert_eq!(draining.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(draining.body, json!({"status": "shutting_down", "database": "ok"}));
-        assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK, "still alive");
-        assert_eq!(app.get("/api/tags", None).await.status, StatusCode::OK, "still serving");
-        assert_eq!(in_flight.finish().await, 201, "the request under way completes");
-        let fresh = TestApp::spawn_with(engine, &[]).await;
-        assert_eq!(fresh.get("/readyz", None).await.status, StatusCode::OK, "servers do not share the flag");
-    }
+    app.begin_shutdown();
+    let draining = readyz_until(&app, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(draining.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        draining.body,
+        json!({"status": "shutting_down", "database": "ok"})
+    );
+    assert_eq!(
+        app.get("/healthz", None).await.status,
+        StatusCode::OK,
+        "still alive"
+    );
+    assert_eq!(
+        app.get("/api/tags", None).await.status,
+        StatusCode::OK,
+        "still serving"
+    );
+    assert_eq!(
+        in_flight.finish().await,
+        201,
+        "the request under way completes"
+    );
+    let fresh = TestApp::spawn_with(engine, &[]).await;
+    assert_eq!(
+        fresh.get("/readyz", None).await.status,
+        StatusCode::OK,
+        "servers do not share the flag"
+    );
 }
 
-engine_test! {
-    async fn after_the_delay_the_listener_closes_but_requests_under_way_complete(engine: Engine) {
-        let mut app = TestApp::spawn(engine).await;
-        let in_flight = start_registration(&app, "drained").await;
-        app.begin_shutdown();
-        let address = app.address.trim_start_matches("http://").to_owned();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&address).await.is_ok() {
-            assert!(Instant::now() < deadline, "the listener never closed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(in_flight.finish().await, 201, "drained, not cut off");
+async fn after_the_delay_the_listener_closes_but_requests_under_way_complete(engine: Engine) {
+    let mut app = TestApp::spawn(engine).await;
+    let in_flight = start_registration(&app, "drained").await;
+    app.begin_shutdown();
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&address).await.is_ok() {
+        assert!(Instant::now() < deadline, "the listener never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(in_flight.finish().await, 201, "drained, not cut off");
 }
 
 /// PostgreSQL refusing connections to the server's database is "unreachable" for real; the
@@ -168,3 +183,8 @@ async fn readiness_fails_while_the_database_refuses_connections() {
         "ready again"
     );
 }
+
+engine_tests!(
+    readiness_fails_during_the_shutdown_delay_while_requests_complete,
+    after_the_delay_the_listener_closes_but_requests_under_way_complete,
+);

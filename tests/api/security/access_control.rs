@@ -1,12 +1,12 @@
 //! Access control: the route × actor matrix generated from one table, the admin API, path
 //! tricks against admin routes, and the first administrator coming only from the CLI.
 
-
 use aerie::domain::Role;
 use aerie::http::access::{Access, ROUTES};
-use crate::common::{PASSWORD, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use crate::common::{PASSWORD, TestApp, engine_tests};
 
 /// The actors of the matrix, in column order.
 const ACTORS: [&str; 5] = ["anonymous", "owner", "other", "editor", "admin"];
@@ -217,115 +217,209 @@ async fn instantiate(
     (method.parse().expect("method"), path, body)
 }
 
-engine_test! {
-    async fn every_route_answers_each_actor_as_the_matrix_says(app: TestApp) {
-        for rule in ROUTES {
-            assert!(
-                MATRIX.iter().any(|(m, p, _)| *m == rule.method.as_str() && *p == rule.path),
-                "route {} {} has no row in the access matrix", rule.method, rule.path
+async fn every_route_answers_each_actor_as_the_matrix_says(app: TestApp) {
+    for rule in ROUTES {
+        assert!(
+            MATRIX
+                .iter()
+                .any(|(m, p, _)| *m == rule.method.as_str() && *p == rule.path),
+            "route {} {} has no row in the access matrix",
+            rule.method,
+            rule.path
+        );
+    }
+    let tokens = actors(&app).await;
+    let owner = tokens[1].clone().expect("owner token");
+    let mut n = 0;
+    for (method, template, expected) in MATRIX {
+        for (actor, token) in tokens.iter().enumerate() {
+            n += 1;
+            let (method, path, body) = instantiate(&app, &owner, method, template, n).await;
+            // Logging out ends the session: use a fresh one so the actor's token lives on.
+            let token = match token {
+                Some(_) if template.starts_with("/api/auth/logout") => {
+                    Some(login(&app, ACTORS[actor]).await)
+                }
+                other => other.clone(),
+            };
+            let reply = app
+                .request(method.clone(), &path, token.as_deref(), body)
+                .await;
+            assert_eq!(
+                reply.status.as_u16(),
+                expected[actor],
+                "{method} {template} as {}: {}",
+                ACTORS[actor],
+                reply.body
             );
         }
-        let tokens = actors(&app).await;
-        let owner = tokens[1].clone().expect("owner token");
-        let mut n = 0;
-        for (method, template, expected) in MATRIX {
-            for (actor, token) in tokens.iter().enumerate() {
-                n += 1;
-                let (method, path, body) = instantiate(&app, &owner, method, template, n).await;
-                // Logging out ends the session: use a fresh one so the actor's token lives on.
-                let token = match token {
-                    Some(_) if template.starts_with("/api/auth/logout") => Some(login(&app, ACTORS[actor]).await),
-                    other => other.clone(),
-                };
-                let reply = app.request(method.clone(), &path, token.as_deref(), body).await;
-                assert_eq!(
-                    reply.status.as_u16(), expected[actor],
-                    "{method} {template} as {}: {}", ACTORS[actor], reply.body
-                );
-            }
-        }
     }
 }
 
-engine_test! {
-    async fn role_and_disable_changes_take_effect_and_are_admin_only(app: TestApp) {
-        let tokens = actors(&app).await;
-        let admin = tokens[4].clone().expect("admin");
-        let target = login(&app, "target").await;
-        let disabled = app.post("/api/admin/users/target/disable", Some(&admin), json!({})).await;
-        assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
-        assert_eq!(disabled.body["user"]["disabled"], true);
-        assert!(disabled.body["user"].get("passwordHash").is_none());
-        assert_eq!(app.get("/api/user", Some(&target)).await.status, StatusCode::UNAUTHORIZED, "disabled user's token still works");
-        let refused = app.post("/api/users/login", None, json!({"user": {"email": "target@example.com", "password": PASSWORD}})).await;
-        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
-        app.post("/api/admin/users/target/enable", Some(&admin), json!({})).await;
-        let editor = app.put("/api/admin/users/target/role", Some(&admin), json!({"role": "editor"})).await;
-        assert_eq!(editor.body["user"]["role"], "editor");
-        let new_token = login(&app, "target").await;
-        assert_eq!(app.get("/api/user", Some(&new_token)).await.body["user"]["role"], "editor");
-        let listed = app.get("/api/admin/users?query=TARG&limit=5", Some(&admin)).await;
-        assert_eq!(listed.body["usersCount"], 1, "{}", listed.body);
-        assert_eq!(listed.body["users"][0]["username"], "target");
-        let wildcard = app.get("/api/admin/users?query=%25", Some(&admin)).await;
-        assert_eq!(wildcard.body["usersCount"], 0, "% must match only itself");
-    }
+async fn role_and_disable_changes_take_effect_and_are_admin_only(app: TestApp) {
+    let tokens = actors(&app).await;
+    let admin = tokens[4].clone().expect("admin");
+    let target = login(&app, "target").await;
+    let disabled = app
+        .post("/api/admin/users/target/disable", Some(&admin), json!({}))
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    assert_eq!(disabled.body["user"]["disabled"], true);
+    assert!(disabled.body["user"].get("passwordHash").is_none());
+    assert_eq!(
+        app.get("/api/user", Some(&target)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "disabled user's token still works"
+    );
+    let refused = app
+        .post(
+            "/api/users/login",
+            None,
+            json!({"user": {"email": "target@example.com", "password": PASSWORD}}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    app.post("/api/admin/users/target/enable", Some(&admin), json!({}))
+        .await;
+    let editor = app
+        .put(
+            "/api/admin/users/target/role",
+            Some(&admin),
+            json!({"role": "editor"}),
+        )
+        .await;
+    assert_eq!(editor.body["user"]["role"], "editor");
+    let new_token = login(&app, "target").await;
+    assert_eq!(
+        app.get("/api/user", Some(&new_token)).await.body["user"]["role"],
+        "editor"
+    );
+    let listed = app
+        .get("/api/admin/users?query=TARG&limit=5", Some(&admin))
+        .await;
+    assert_eq!(listed.body["usersCount"], 1, "{}", listed.body);
+    assert_eq!(listed.body["users"][0]["username"], "target");
+    let wildcard = app.get("/api/admin/users?query=%25", Some(&admin)).await;
+    assert_eq!(wildcard.body["usersCount"], 0, "% must match only itself");
 }
 
-engine_test! {
-    async fn granting_admin_needs_a_fresh_login(app: TestApp) {
-        let tokens = actors(&app).await;
-        let admin = tokens[4].clone().expect("admin");
-        app.clock.advance(std::time::Duration::from_secs(11 * 60));
-        let stale = app.put("/api/admin/users/target/role", Some(&admin), json!({"role": "admin"})).await;
-        assert_eq!(stale.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", stale.body);
-        assert!(stale.error_on("reauthentication").is_some());
-        let still_user = app.put("/api/admin/users/target/role", Some(&admin), json!({"role": "editor"})).await;
-        assert_eq!(still_user.status, StatusCode::OK, "lesser roles need no fresh login");
-        let fresh = login(&app, "admin").await;
-        let granted = app.put("/api/admin/users/target/role", Some(&fresh), json!({"role": "admin"})).await;
-        assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
-    }
+async fn granting_admin_needs_a_fresh_login(app: TestApp) {
+    let tokens = actors(&app).await;
+    let admin = tokens[4].clone().expect("admin");
+    app.clock.advance(std::time::Duration::from_secs(11 * 60));
+    let stale = app
+        .put(
+            "/api/admin/users/target/role",
+            Some(&admin),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        stale.body
+    );
+    assert!(stale.error_on("reauthentication").is_some());
+    let still_user = app
+        .put(
+            "/api/admin/users/target/role",
+            Some(&admin),
+            json!({"role": "editor"}),
+        )
+        .await;
+    assert_eq!(
+        still_user.status,
+        StatusCode::OK,
+        "lesser roles need no fresh login"
+    );
+    let fresh = login(&app, "admin").await;
+    let granted = app
+        .put(
+            "/api/admin/users/target/role",
+            Some(&fresh),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
 }
 
-engine_test! {
-    async fn admins_cannot_lock_themselves_out_and_bad_roles_are_refused(app: TestApp) {
-        let tokens = actors(&app).await;
-        let admin = tokens[4].clone().expect("admin");
-        let own = app.put("/api/admin/users/admin/role", Some(&admin), json!({"role": "user"})).await;
-        assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY);
-        let own_disable = app.post("/api/admin/users/ADMIN/disable", Some(&admin), json!({})).await;
-        assert_eq!(own_disable.status, StatusCode::UNPROCESSABLE_ENTITY);
-        for bad in [json!({"role": "root"}), json!({"role": "admin", "extra": 1}), json!({"role": 1})] {
-            let reply = app.put("/api/admin/users/target/role", Some(&admin), bad.clone()).await;
-            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
-        }
-        let missing = app.put("/api/admin/users/nobody/role", Some(&admin), json!({"role": "user"})).await;
-        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+async fn admins_cannot_lock_themselves_out_and_bad_roles_are_refused(app: TestApp) {
+    let tokens = actors(&app).await;
+    let admin = tokens[4].clone().expect("admin");
+    let own = app
+        .put(
+            "/api/admin/users/admin/role",
+            Some(&admin),
+            json!({"role": "user"}),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let own_disable = app
+        .post("/api/admin/users/ADMIN/disable", Some(&admin), json!({}))
+        .await;
+    assert_eq!(own_disable.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for bad in [
+        json!({"role": "root"}),
+        json!({"role": "admin", "extra": 1}),
+        json!({"role": 1}),
+    ] {
+        let reply = app
+            .put("/api/admin/users/target/role", Some(&admin), bad.clone())
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
+    let missing = app
+        .put(
+            "/api/admin/users/nobody/role",
+            Some(&admin),
+            json!({"role": "user"}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
-engine_test! {
-    async fn a_fresh_database_has_no_admin_and_no_default_credentials(app: TestApp) {
-        for (email, password) in [("admin", "admin"), ("admin@example.com", "admin"), ("admin@localhost", "password")] {
-            let reply = app.post("/api/users/login", None, json!({"user": {"email": email, "password": password}})).await;
-            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{email}");
-        }
-        let token = app.register("first").await;
-        assert_eq!(app.get("/api/user", Some(&token)).await.body["user"]["role"], "user", "the first account is not an admin");
-        assert_eq!(app.get("/api/admin/users", Some(&token)).await.status, StatusCode::FORBIDDEN);
+async fn a_fresh_database_has_no_admin_and_no_default_credentials(app: TestApp) {
+    for (email, password) in [
+        ("admin", "admin"),
+        ("admin@example.com", "admin"),
+        ("admin@localhost", "password"),
+    ] {
+        let reply = app
+            .post(
+                "/api/users/login",
+                None,
+                json!({"user": {"email": email, "password": password}}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{email}");
     }
+    let token = app.register("first").await;
+    assert_eq!(
+        app.get("/api/user", Some(&token)).await.body["user"]["role"],
+        "user",
+        "the first account is not an admin"
+    );
+    assert_eq!(
+        app.get("/api/admin/users", Some(&token)).await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
-engine_test! {
-    async fn role_in_the_body_is_mass_assignment_and_is_refused(app: TestApp) {
-        let token = app.register("mass").await;
-        for body in [json!({"user": {"role": "admin"}}), json!({"user": {"disabled": false}}), json!({"user": {"id": 1}})] {
-            let reply = app.put("/api/user", Some(&token), body.clone()).await;
-            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        }
-        assert_eq!(app.get("/api/user", Some(&token)).await.body["user"]["role"], "user");
+async fn role_in_the_body_is_mass_assignment_and_is_refused(app: TestApp) {
+    let token = app.register("mass").await;
+    for body in [
+        json!({"user": {"role": "admin"}}),
+        json!({"user": {"disabled": false}}),
+        json!({"user": {"id": 1}}),
+    ] {
+        let reply = app.put("/api/user", Some(&token), body.clone()).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     }
+    assert_eq!(
+        app.get("/api/user", Some(&token)).await.body["user"]["role"],
+        "user"
+    );
 }
 
 /// Sends a request line exactly as written (no client-side path normalization).
@@ -348,31 +442,46 @@ async fn raw_get(app: &TestApp, target: &str, token: &str) -> u16 {
         .unwrap_or(0)
 }
 
-engine_test! {
-    async fn path_tricks_never_reach_an_admin_handler_without_the_permission(app: TestApp) {
-        let user = app.register("plain").await;
-        for target in [
-            "/api/admin/users",
-            "/api/admin/../admin/users",
-            "/api//admin/users",
-            "/api/ADMIN/users",
-            "/api/admin/users/",
-            "/api/admin/%2e%2e/admin/users",
-            "/api/admin%2fusers",
-            "/api/admin/users;jsessionid=x",
-            "/api/./admin/users",
-        ] {
-            let status = raw_get(&app, target, &user).await;
-            assert!(matches!(status, 400 | 403 | 404 | 405), "{target} answered {status}");
-        }
-        let override_header = app
-            .client
-            .get(app.url("/api/admin/users/plain/sessions"))
-            .header("Authorization", format!("Token {user}"))
-            .header("X-HTTP-Method-Override", "DELETE")
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(override_header.status(), StatusCode::METHOD_NOT_ALLOWED, "method overrides are ignored");
+async fn path_tricks_never_reach_an_admin_handler_without_the_permission(app: TestApp) {
+    let user = app.register("plain").await;
+    for target in [
+        "/api/admin/users",
+        "/api/admin/../admin/users",
+        "/api//admin/users",
+        "/api/ADMIN/users",
+        "/api/admin/users/",
+        "/api/admin/%2e%2e/admin/users",
+        "/api/admin%2fusers",
+        "/api/admin/users;jsessionid=x",
+        "/api/./admin/users",
+    ] {
+        let status = raw_get(&app, target, &user).await;
+        assert!(
+            matches!(status, 400 | 403 | 404 | 405),
+            "{target} answered {status}"
+        );
     }
+    let override_header = app
+        .client
+        .get(app.url("/api/admin/users/plain/sessions"))
+        .header("Authorization", format!("Token {user}"))
+        .header("X-HTTP-Method-Override", "DELETE")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        override_header.status(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method overrides are ignored"
+    );
 }
+
+engine_tests!(
+    every_route_answers_each_actor_as_the_matrix_says,
+    role_and_disable_changes_take_effect_and_are_admin_only,
+    granting_admin_needs_a_fresh_login,
+    admins_cannot_lock_themselves_out_and_bad_roles_are_refused,
+    a_fresh_database_has_no_admin_and_no_default_credentials,
+    role_in_the_body_is_mass_assignment_and_is_refused,
+    path_tricks_never_reach_an_admin_handler_without_the_permission,
+);

@@ -1,9 +1,9 @@
 //! Security headers on every kind of response, and CORS from an allowlist only.
 
-
-use crate::common::{self, Engine, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+
+use crate::common::{self, Engine, TestApp};
 
 /// The exact header set every response must carry (attacks.md §10, issue: transport security).
 const EXPECTED: &[(&str, &str)] = &[

@@ -3,12 +3,12 @@
 //! trusted proxy on 127.0.0.1 and `X-Forwarded-For`. The server's clock is moved instead of
 //! sleeping for a bucket to refill.
 
-
 use std::time::Duration;
 
-use crate::common::{self, Engine, Reply, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
+
+use crate::common::{self, Engine, Reply, TestApp};
 
 const LOGIN: &str = "/api/users/login";
 

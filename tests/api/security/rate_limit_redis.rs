@@ -4,12 +4,12 @@
 //! suffix, so runs never share keys. The outage tests need no Redis: they point the server at
 //! a port where nothing answers, or where something accepts and then never speaks.
 
-
 use std::time::Duration;
 
-use crate::common::{self, Engine, Reply, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use crate::common::{self, Engine, Reply, TestApp};
 
 const LOGIN: &str = "/api/users/login";
 

@@ -2,10 +2,10 @@
 //! length bounded before parsing, and a body limit per route group answered 413 before the
 //! body is read.
 
-
-use crate::common::{self, Engine, Reply, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
+
+use crate::common::{self, Engine, Reply, TestApp, engine_tests};
 
 async fn post_text(app: &TestApp, path: &str, token: Option<&str>, body: String) -> Reply {
     let mut request = app
@@ -30,43 +30,87 @@ fn nested(depth: usize) -> String {
     format!("{}{}", "[".repeat(depth), "]".repeat(depth))
 }
 
-engine_test! {
-    async fn json_nested_past_32_levels_is_a_400_before_parsing(app: TestApp) {
-        // The body itself is two levels deep, so `x` at depth d makes the whole d + 2.
-        let within = post_text(&app, "/api/users", None, registration_with(&nested(30))).await;
-        assert_eq!(within.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", within.body);
-        for depth in [31, 10_000] {
-            let reply = post_text(&app, "/api/users", None, registration_with(&nested(depth))).await;
-            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "depth {depth}: {}", reply.body);
-            assert_eq!(
-                reply.body,
-                json!({"errors": {"body": ["malformed request: JSON nested deeper than 32 levels"]}}),
-                "depth {depth}"
-            );
-        }
-        let objects = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
-        let reply = post_text(&app, "/api/users/login", None, objects).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
-        assert_eq!(app.get("/api/tags", None).await.status, StatusCode::OK, "still serving");
+async fn json_nested_past_32_levels_is_a_400_before_parsing(app: TestApp) {
+    // The body itself is two levels deep, so `x` at depth d makes the whole d + 2.
+    let within = post_text(&app, "/api/users", None, registration_with(&nested(30))).await;
+    assert_eq!(
+        within.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        within.body
+    );
+    for depth in [31, 10_000] {
+        let reply = post_text(&app, "/api/users", None, registration_with(&nested(depth))).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "depth {depth}: {}",
+            reply.body
+        );
+        assert_eq!(
+            reply.body,
+            json!({"errors": {"body": ["malformed request: JSON nested deeper than 32 levels"]}}),
+            "depth {depth}"
+        );
     }
+    let objects = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
+    let reply = post_text(&app, "/api/users/login", None, objects).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(
+        app.get("/api/tags", None).await.status,
+        StatusCode::OK,
+        "still serving"
+    );
 }
 
-engine_test! {
-    async fn a_huge_json_string_is_refused_whatever_field_holds_it(app: TestApp) {
-        let token = app.register("writer").await;
-        let article = |body: &str| json!({"article": {"title": "t", "description": "d", "body": body}}).to_string();
-        // Just over the article body's own bound: the domain names the field.
-        let reply = post_text(&app, "/api/articles", Some(&token), article(&"a".repeat(60_001))).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-        assert!(reply.error_on("body").is_some_and(|m| m.contains("60000")), "{}", reply.body);
-        // Over the bound for any JSON string, in a known field or as a key.
-        let reply = post_text(&app, "/api/articles", Some(&token), article(&"a".repeat(70_000))).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
-        assert_eq!(reply.error_on("body"), Some("has a string longer than 65536 characters"));
-        let key = format!(r#"{{"article":{{"{}":1}}}}"#, "k".repeat(70_000));
-        let reply = post_text(&app, "/api/articles", Some(&token), key).await;
-        assert_eq!(reply.error_on("body"), Some("has a string longer than 65536 characters"));
-    }
+async fn a_huge_json_string_is_refused_whatever_field_holds_it(app: TestApp) {
+    let token = app.register("writer").await;
+    let article = |body: &str| {
+        json!({"article": {"title": "t", "description": "d", "body": body}}).to_string()
+    };
+    // Just over the article body's own bound: the domain names the field.
+    let reply = post_text(
+        &app,
+        "/api/articles",
+        Some(&token),
+        article(&"a".repeat(60_001)),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.error_on("body").is_some_and(|m| m.contains("60000")),
+        "{}",
+        reply.body
+    );
+    // Over the bound for any JSON string, in a known field or as a key.
+    let reply = post_text(
+        &app,
+        "/api/articles",
+        Some(&token),
+        article(&"a".repeat(70_000)),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.error_on("body"),
+        Some("has a string longer than 65536 characters")
+    );
+    let key = format!(r#"{{"article":{{"{}":1}}}}"#, "k".repeat(70_000));
+    let reply = post_text(&app, "/api/articles", Some(&token), key).await;
+    assert_eq!(
+        reply.error_on("body"),
+        Some("has a string longer than 65536 characters")
+    );
 }
 
 #[tokio::test]
@@ -139,3 +183,8 @@ async fn an_announced_oversized_body_on_an_account_route_is_refused_before_it_is
     let text = String::from_utf8_lossy(&buffer[..n]);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
 }
+
+engine_tests!(
+    json_nested_past_32_levels_is_a_400_before_parsing,
+    a_huge_json_string_is_refused_whatever_field_holds_it,
+);

@@ -1,13 +1,13 @@
 //! Slow and bloated clients (attacks.md §9): cut off at the listener, bounded, while everyone
 //! else is still served. Every test here is bounded in time and in connections.
 
-
 use std::time::{Duration, Instant};
 
-use crate::common::{Engine, TestApp};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::common::{Engine, TestApp};
 
 fn socket_address(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_owned()

@@ -1,11 +1,11 @@
 //! HTTPS with rustls: a real TLS client trusting a generated CA, HSTS on HTTPS only, the
 //! HTTP→HTTPS redirect built from the configured public URL, and certificate hot reload.
 
-
 use std::time::Duration;
 
-use crate::common::{Engine, TestApp};
 use reqwest::StatusCode;
+
+use crate::common::{Engine, TestApp};
 
 struct TlsApp {
     app: TestApp,
