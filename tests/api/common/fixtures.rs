@@ -1,0 +1,117 @@
+//! What tests set up through the API (accounts, sessions, articles) or, where no route
+//! does it, straight in the database.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{Engine, TestApp};
+
+/// A password that passes the strength policy.
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+impl TestApp {
+    /// The server clock's current time in the API's timestamp format.
+    pub fn now_timestamp(&self) -> String {
+        use aerie::clock::Clock;
+        aerie::clock::rfc3339(self.clock.now())
+    }
+
+    /// Registers `name` (email `name@example.com`) and returns the access token.
+    pub async fn register(&self, name: &str) -> String {
+        let user = self.register_user(name).await;
+        user["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Registers `name` and returns the whole User object (with `token` and `refreshToken`).
+    pub async fn register_user(&self, name: &str) -> Value {
+        let reply = self
+            .post("/api/users", None, json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}}))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "register {name}: {}",
+            reply.body
+        );
+        reply.body["user"].clone()
+    }
+
+    /// Logs `name` in again (a new session) and returns the User object.
+    pub async fn login_user(&self, name: &str) -> Value {
+        let reply = self
+            .post(
+                "/api/users/login",
+                None,
+                json!({"user": {"email": format!("{name}@example.com"), "password": PASSWORD}}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "login {name}: {}", reply.body);
+        reply.body["user"].clone()
+    }
+
+    /// Runs one SQL statement directly on the test database (to set up what no route does,
+    /// such as disabling an account).
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        match self.engine {
+            Engine::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect to the test database");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut connection)
+                    .await
+                    .expect("statement runs");
+            }
+            Engine::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect to the test database");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut connection)
+                    .await
+                    .expect("statement runs");
+            }
+        }
+    }
+
+    /// Sets an account's role directly in the database, as `aerie user set-role` does (a
+    /// fresh database has no admin, and no route may create the first one).
+    pub async fn set_role(&self, username: &str, role: &str) {
+        assert!(
+            [username, role]
+                .iter()
+                .all(|s| s.chars().all(|c| c.is_ascii_alphanumeric())),
+            "test names only"
+        );
+        self.execute_sql(&format!(
+            "UPDATE users SET role = '{role}' WHERE username_key = '{}'",
+            username.to_lowercase()
+        ))
+        .await;
+    }
+
+    /// Creates an article and returns its slug.
+    pub async fn create_article(&self, token: &str, title: &str, tags: &[&str]) -> String {
+        let reply = self
+            .post("/api/articles", Some(token), json!({"article": {"title": title, "description": "about it", "body": "# Body\n\ntext", "tagList": tags}}))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "create article: {}",
+            reply.body
+        );
+        reply.body["article"]["slug"]
+            .as_str()
+            .expect("slug")
+            .to_owned()
+    }
+}
+
+/// A value shaped like a refresh token (256 random bits, base64url) that the server never
+/// issued.
+pub fn random_refresh_token() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
