@@ -116,13 +116,9 @@ fn registration(name: &str) -> Value {
 }
 
 async fn login_status(app: &TestApp, name: &str) -> StatusCode {
-    app.post(
-        "/api/users/login",
-        None,
-        json!({"user": {"email": format!("{name}@example.com"), "password": PASSWORD}}),
-    )
-    .await
-    .status
+    app.login(&format!("{name}@example.com"), PASSWORD)
+        .await
+        .status
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,9 +1,8 @@
 //! Signing keys: the JWKS publishes only public keys, and rotating the key logs nobody out.
 
 use reqwest::StatusCode;
-use serde_json::json;
 
-use crate::common::{self, TestApp, engine_tests};
+use crate::common::{self, TestApp, engine_tests, token_of};
 
 async fn jwks_publishes_only_the_public_verifying_keys(app: TestApp) {
     let token = app.register("bob").await;
@@ -34,17 +33,8 @@ async fn key_rotation_logs_nobody_out(app: TestApp) {
         StatusCode::OK,
         "a token signed by the previous key still verifies"
     );
-    let login = restarted
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": "bob@example.com", "password": common::PASSWORD}}),
-        )
-        .await;
-    let new_token = login.body["user"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let login = restarted.login("bob@example.com", common::PASSWORD).await;
+    let new_token = token_of(&login.body["user"]);
     let header = jsonwebtoken::decode_header(&new_token).expect("header");
     assert_eq!(
         header.kid.as_deref(),

@@ -7,22 +7,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{self, PASSWORD, TestApp, engine_tests};
+use crate::common::{self, PASSWORD, TestApp, engine_tests, refresh_token_of, token_of};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// The default grace window for a concurrent refresh.
 const GRACE: Duration = Duration::from_secs(5);
-
-fn access(user: &Value) -> String {
-    user["token"].as_str().expect("token").to_owned()
-}
-
-fn refresh_of(user: &Value) -> String {
-    user["refreshToken"]
-        .as_str()
-        .expect("refreshToken")
-        .to_owned()
-}
 
 async fn refresh(app: &TestApp, refresh_token: &str) -> common::Reply {
     app.post(
@@ -65,13 +54,13 @@ async fn login_and_register_return_an_opaque_refresh_token(app: TestApp) {
     let registered = app.register_user("bob").await;
     let logged_in = app.login_user("bob").await;
     for user in [&registered, &logged_in] {
-        let refresh_token = refresh_of(user);
+        let refresh_token = refresh_token_of(user);
         assert_eq!(refresh_token.len(), 43, "256 random bits, base64url");
         assert!(!refresh_token.contains('.'), "not a JWT");
-        assert_ne!(refresh_token, access(user));
+        assert_ne!(refresh_token, token_of(user));
     }
-    assert_ne!(refresh_of(&registered), refresh_of(&logged_in));
-    let me = app.get("/api/user", Some(&access(&registered))).await;
+    assert_ne!(refresh_token_of(&registered), refresh_token_of(&logged_in));
+    let me = app.get("/api/user", Some(&token_of(&registered))).await;
     assert!(
         me.body["user"].get("refreshToken").is_none(),
         "only when a session starts"
@@ -80,19 +69,19 @@ async fn login_and_register_return_an_opaque_refresh_token(app: TestApp) {
 
 async fn refresh_rotates_the_refresh_token(app: TestApp) {
     let bob = app.register_user("bob").await;
-    let next = refreshed(&app, &refresh_of(&bob)).await;
+    let next = refreshed(&app, &refresh_token_of(&bob)).await;
     assert_eq!(next["username"], "bob");
     assert_eq!(next["email"], "bob@example.com");
-    assert_ne!(refresh_of(&next), refresh_of(&bob));
-    assert_ne!(access(&next), access(&bob));
-    assert_eq!(feed(&app, &access(&next)).await.status, StatusCode::OK);
-    let third = refreshed(&app, &refresh_of(&next)).await;
-    assert_eq!(feed(&app, &access(&third)).await.status, StatusCode::OK);
+    assert_ne!(refresh_token_of(&next), refresh_token_of(&bob));
+    assert_ne!(token_of(&next), token_of(&bob));
+    assert_eq!(feed(&app, &token_of(&next)).await.status, StatusCode::OK);
+    let third = refreshed(&app, &refresh_token_of(&next)).await;
+    assert_eq!(feed(&app, &token_of(&third)).await.status, StatusCode::OK);
 }
 
 async fn refresh_token_reuse_revokes_family(app: TestApp) {
     let bob = app.register_user("bob").await;
-    let stolen = refresh_of(&bob);
+    let stolen = refresh_token_of(&bob);
     let rightful = refreshed(&app, &stolen).await;
     app.clock.advance(GRACE + Duration::from_secs(1));
     assert_401(
@@ -100,41 +89,41 @@ async fn refresh_token_reuse_revokes_family(app: TestApp) {
         "reused after the grace window",
     );
     assert_401(
-        &refresh(&app, &refresh_of(&rightful)).await,
+        &refresh(&app, &refresh_token_of(&rightful)).await,
         "the family's newest token",
     );
     assert_401(
-        &feed(&app, &access(&rightful)).await,
+        &feed(&app, &token_of(&rightful)).await,
         "the family's access token",
     );
-    assert_401(&feed(&app, &access(&bob)).await, "the first access token");
+    assert_401(&feed(&app, &token_of(&bob)).await, "the first access token");
     let other_session = app.login_user("bob").await;
     assert_eq!(
-        feed(&app, &access(&other_session)).await.status,
+        feed(&app, &token_of(&other_session)).await.status,
         StatusCode::OK
     );
 }
 
 async fn concurrent_refresh_inside_the_grace_window_is_not_reuse(app: TestApp) {
     let bob = app.register_user("bob").await;
-    let first = refresh_of(&bob);
+    let first = refresh_token_of(&bob);
     let a = refreshed(&app, &first).await;
     app.clock.advance(GRACE - Duration::from_secs(1));
     let b = refreshed(&app, &first).await;
-    assert_ne!(refresh_of(&a), refresh_of(&b));
-    assert_eq!(feed(&app, &access(&a)).await.status, StatusCode::OK);
-    refreshed(&app, &refresh_of(&a)).await;
-    refreshed(&app, &refresh_of(&b)).await;
+    assert_ne!(refresh_token_of(&a), refresh_token_of(&b));
+    assert_eq!(feed(&app, &token_of(&a)).await.status, StatusCode::OK);
+    refreshed(&app, &refresh_token_of(&a)).await;
+    refreshed(&app, &refresh_token_of(&b)).await;
 }
 
 async fn idle_session_cannot_be_refreshed(app: TestApp) {
     let bob = app.register_user("bob").await;
-    let kept = refreshed(&app, &refresh_of(&bob)).await;
+    let kept = refreshed(&app, &refresh_token_of(&bob)).await;
     app.clock.advance(7 * DAY - Duration::from_secs(1));
-    let kept = refreshed(&app, &refresh_of(&kept)).await;
+    let kept = refreshed(&app, &refresh_token_of(&kept)).await;
     app.clock.advance(7 * DAY + Duration::from_secs(1));
     assert_401(
-        &refresh(&app, &refresh_of(&kept)).await,
+        &refresh(&app, &refresh_token_of(&kept)).await,
         "idle for longer than the timeout",
     );
 }
@@ -143,18 +132,18 @@ async fn session_ends_at_its_absolute_lifetime(app: TestApp) {
     let mut user = app.register_user("bob").await;
     for _ in 0..4 {
         app.clock.advance(6 * DAY);
-        user = refreshed(&app, &refresh_of(&user)).await;
+        user = refreshed(&app, &refresh_token_of(&user)).await;
     }
     app.clock.advance(6 * DAY + Duration::from_secs(1));
     assert_401(
-        &refresh(&app, &refresh_of(&user)).await,
+        &refresh(&app, &refresh_token_of(&user)).await,
         "30 days after login",
     );
 }
 
 async fn token_after_logout_is_refused(app: TestApp) {
     let bob = app.register_user("bob").await;
-    let token = access(&bob);
+    let token = token_of(&bob);
     let reply = app.post("/api/auth/logout", Some(&token), json!({})).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert_401(&feed(&app, &token).await, "access token after logout");
@@ -163,7 +152,7 @@ async fn token_after_logout_is_refused(app: TestApp) {
         "current user after logout",
     );
     assert_401(
-        &refresh(&app, &refresh_of(&bob)).await,
+        &refresh(&app, &refresh_token_of(&bob)).await,
         "refresh after logout",
     );
 }
@@ -173,15 +162,15 @@ async fn logout_all_ends_every_session(app: TestApp) {
     let laptop = app.login_user("bob").await;
     let alice = app.register_user("alice").await;
     let reply = app
-        .post("/api/auth/logout-all", Some(&access(&laptop)), json!({}))
+        .post("/api/auth/logout-all", Some(&token_of(&laptop)), json!({}))
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     for (user, case) in [(&phone, "phone"), (&laptop, "laptop")] {
-        assert_401(&feed(&app, &access(user)).await, case);
-        assert_401(&refresh(&app, &refresh_of(user)).await, case);
+        assert_401(&feed(&app, &token_of(user)).await, case);
+        assert_401(&refresh(&app, &refresh_token_of(user)).await, case);
     }
     assert_eq!(
-        feed(&app, &access(&alice)).await.status,
+        feed(&app, &token_of(&alice)).await.status,
         StatusCode::OK,
         "other users keep theirs"
     );
@@ -192,9 +181,11 @@ async fn session_list_shows_only_the_callers_live_sessions(app: TestApp) {
     let second = app.login_user("bob").await;
     app.register_user("alice").await;
     let ended = app.login_user("bob").await;
-    app.post("/api/auth/logout", Some(&access(&ended)), json!({}))
+    app.post("/api/auth/logout", Some(&token_of(&ended)), json!({}))
         .await;
-    let reply = app.get("/api/auth/sessions", Some(&access(&second))).await;
+    let reply = app
+        .get("/api/auth/sessions", Some(&token_of(&second)))
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let sessions = reply.body["sessions"].as_array().expect("sessions").clone();
     assert_eq!(sessions.len(), 2, "{}", reply.body);
@@ -216,7 +207,7 @@ async fn session_list_shows_only_the_callers_live_sessions(app: TestApp) {
     }
     let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
     assert_eq!(current.len(), 1);
-    let from_first = app.get("/api/auth/sessions", Some(&access(&first))).await;
+    let from_first = app.get("/api/auth/sessions", Some(&token_of(&first))).await;
     assert_ne!(
         from_first.body, reply.body,
         "`current` follows the caller's token"
@@ -228,7 +219,7 @@ async fn revoking_another_users_session_is_not_found(app: TestApp) {
     let bob_laptop = app.login_user("bob").await;
     let alice = app.register_user("alice").await;
     let sessions = app
-        .get("/api/auth/sessions", Some(&access(&bob)))
+        .get("/api/auth/sessions", Some(&token_of(&bob)))
         .await
         .body;
     let ids: Vec<(String, bool)> = sessions["sessions"]
@@ -244,7 +235,7 @@ async fn revoking_another_users_session_is_not_found(app: TestApp) {
         .collect();
     for (id, _) in &ids {
         let reply = app
-            .delete(&format!("/api/auth/sessions/{id}"), Some(&access(&alice)))
+            .delete(&format!("/api/auth/sessions/{id}"), Some(&token_of(&alice)))
             .await;
         assert_eq!(
             reply.status,
@@ -253,11 +244,11 @@ async fn revoking_another_users_session_is_not_found(app: TestApp) {
         );
     }
     let unknown = app
-        .delete("/api/auth/sessions/0000", Some(&access(&alice)))
+        .delete("/api/auth/sessions/0000", Some(&token_of(&alice)))
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        feed(&app, &access(&bob_laptop)).await.status,
+        feed(&app, &token_of(&bob_laptop)).await.status,
         StatusCode::OK
     );
     let (laptop_id, _) = ids
@@ -267,12 +258,15 @@ async fn revoking_another_users_session_is_not_found(app: TestApp) {
     let reply = app
         .delete(
             &format!("/api/auth/sessions/{laptop_id}"),
-            Some(&access(&bob)),
+            Some(&token_of(&bob)),
         )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    assert_401(&feed(&app, &access(&bob_laptop)).await, "the ended session");
-    assert_eq!(feed(&app, &access(&bob)).await.status, StatusCode::OK);
+    assert_401(
+        &feed(&app, &token_of(&bob_laptop)).await,
+        "the ended session",
+    );
+    assert_eq!(feed(&app, &token_of(&bob)).await.status, StatusCode::OK);
 }
 
 const NEW_PASSWORD: &str = "a completely different passphrase 77";
@@ -283,7 +277,7 @@ async fn password_change_revokes_other_sessions(app: TestApp) {
     let wrong = app
         .put(
             "/api/user/password",
-            Some(&access(&here)),
+            Some(&token_of(&here)),
             json!({"currentPassword": "not it at all, sorry", "newPassword": NEW_PASSWORD}),
         )
         .await;
@@ -294,36 +288,33 @@ async fn password_change_revokes_other_sessions(app: TestApp) {
         wrong.body
     );
     assert!(wrong.error_on("currentPassword").is_some());
-    assert_eq!(feed(&app, &access(&elsewhere)).await.status, StatusCode::OK);
+    assert_eq!(
+        feed(&app, &token_of(&elsewhere)).await.status,
+        StatusCode::OK
+    );
     let reply = app
         .put(
             "/api/user/password",
-            Some(&access(&here)),
+            Some(&token_of(&here)),
             json!({"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}),
         )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert_401(
-        &feed(&app, &access(&elsewhere)).await,
+        &feed(&app, &token_of(&elsewhere)).await,
         "other session's access token",
     );
     assert_401(
-        &refresh(&app, &refresh_of(&elsewhere)).await,
+        &refresh(&app, &refresh_token_of(&elsewhere)).await,
         "other session's refresh token",
     );
     assert_eq!(
-        feed(&app, &access(&here)).await.status,
+        feed(&app, &token_of(&here)).await.status,
         StatusCode::OK,
         "the caller's session stays"
     );
-    refreshed(&app, &refresh_of(&here)).await;
-    let login = app
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": "bob@example.com", "password": NEW_PASSWORD}}),
-        )
-        .await;
+    refreshed(&app, &refresh_token_of(&here)).await;
+    let login = app.login("bob@example.com", NEW_PASSWORD).await;
     assert_eq!(login.status, StatusCode::OK);
 }
 
@@ -333,20 +324,20 @@ async fn password_change_through_user_update_revokes_other_sessions(app: TestApp
     let reply = app
         .put(
             "/api/user",
-            Some(&access(&here)),
+            Some(&token_of(&here)),
             json!({"user": {"password": NEW_PASSWORD, "currentPassword": PASSWORD}}),
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_401(
-        &feed(&app, &access(&elsewhere)).await,
+        &feed(&app, &token_of(&elsewhere)).await,
         "other session after PUT /api/user",
     );
-    assert_eq!(feed(&app, &access(&here)).await.status, StatusCode::OK);
+    assert_eq!(feed(&app, &token_of(&here)).await.status, StatusCode::OK);
     let bio_only = app
         .put(
             "/api/user",
-            Some(&access(&here)),
+            Some(&token_of(&here)),
             json!({"user": {"bio": "hi"}}),
         )
         .await;
@@ -356,22 +347,22 @@ async fn password_change_through_user_update_revokes_other_sessions(app: TestApp
 async fn refresh_token_and_access_token_are_not_interchangeable(app: TestApp) {
     let bob = app.register_user("bob").await;
     assert_401(
-        &feed(&app, &refresh_of(&bob)).await,
+        &feed(&app, &refresh_token_of(&bob)).await,
         "refresh token as access token",
     );
     assert_401(
-        &app.get("/api/user", Some(&refresh_of(&bob))).await,
+        &app.get("/api/user", Some(&refresh_token_of(&bob))).await,
         "refresh token on /api/user",
     );
     assert_401(
-        &refresh(&app, &access(&bob)).await,
+        &refresh(&app, &token_of(&bob)).await,
         "access token as refresh token",
     );
 }
 
 async fn malformed_or_unknown_refresh_tokens_are_refused(app: TestApp) {
     let bob = app.register_user("bob").await;
-    let token = refresh_of(&bob);
+    let token = refresh_token_of(&bob);
     let mut flipped = token.clone().into_bytes();
     flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
     let flipped = String::from_utf8(flipped).expect("ascii");
@@ -404,11 +395,11 @@ async fn disabled_users_tokens_stop_working(app: TestApp) {
     app.execute_sql("UPDATE users SET disabled_at = 1 WHERE username = 'bob'")
         .await;
     assert_401(
-        &app.get("/api/user", Some(&access(&bob))).await,
+        &app.get("/api/user", Some(&token_of(&bob))).await,
         "access token of a disabled user",
     );
     assert_401(
-        &refresh(&app, &refresh_of(&bob)).await,
+        &refresh(&app, &refresh_token_of(&bob)).await,
         "refresh token of a disabled user",
     );
 }
@@ -423,7 +414,7 @@ async fn logout_on_one_instance_is_honoured_by_another_within_a_second() {
     };
     let b = a.spawn_sibling().await;
     let bob = a.register_user("bob").await;
-    let token = access(&bob);
+    let token = token_of(&bob);
     assert_eq!(
         feed(&b, &token).await.status,
         StatusCode::OK,
@@ -445,7 +436,7 @@ async fn logout_on_one_instance_is_honoured_by_another_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_401(
-        &refresh(&b, &refresh_of(&bob)).await,
+        &refresh(&b, &refresh_token_of(&bob)).await,
         "refresh on B after logout on A",
     );
 }
@@ -455,11 +446,11 @@ async fn logout_on_one_instance_is_honoured_by_another_within_a_second() {
 async fn an_instance_started_after_a_logout_refuses_the_token() {
     let app = TestApp::spawn(common::Engine::Sqlite).await;
     let bob = app.register_user("bob").await;
-    app.post("/api/auth/logout", Some(&access(&bob)), json!({}))
+    app.post("/api/auth/logout", Some(&token_of(&bob)), json!({}))
         .await;
     let restarted = app.spawn_sibling().await;
     assert_401(
-        &feed(&restarted, &access(&bob)).await,
+        &feed(&restarted, &token_of(&bob)).await,
         "token after logout, new instance",
     );
 }

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{self, PASSWORD, TestApp, engine_tests};
+use crate::common::{self, PASSWORD, TestApp, engine_tests, token_of};
 
 async fn register_returns_201_with_a_user_and_token(app: TestApp) {
     let reply = app
@@ -30,18 +30,9 @@ async fn register_returns_201_with_a_user_and_token(app: TestApp) {
 
 async fn login_then_current_user(app: TestApp) {
     app.register("alice").await;
-    let reply = app
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": "ALICE@example.com", "password": PASSWORD}}),
-        )
-        .await;
+    let reply = app.login("ALICE@example.com", PASSWORD).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let token = reply.body["user"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = token_of(&reply.body["user"]);
     let me = app.get("/api/user", Some(&token)).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["user"]["username"], "alice");
@@ -73,15 +64,6 @@ fn assert_user_shape(body: &serde_json::Value) {
             "unexpected {key} in {body}"
         );
     }
-}
-
-async fn login(app: &common::TestApp, email: &str, password: &str) -> common::Reply {
-    app.post(
-        "/api/users/login",
-        None,
-        json!({"user": {"email": email, "password": password}}),
-    )
-    .await
 }
 
 async fn update_user_changes_email_username_bio_and_image(app: TestApp) {
@@ -126,11 +108,11 @@ async fn update_user_changes_email_username_bio_and_image(app: TestApp) {
     );
 
     assert_eq!(
-        login(&app, "alice.new@example.org", PASSWORD).await.status,
+        app.login("alice.new@example.org", PASSWORD).await.status,
         StatusCode::OK
     );
     assert_eq!(
-        login(&app, "alice@example.com", PASSWORD).await.status,
+        app.login("alice@example.com", PASSWORD).await.status,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -221,7 +203,7 @@ async fn login_by_email_ignores_case(app: TestApp) {
         "mixed.case@example.com",
         "MIXED.CASE@EXAMPLE.COM",
     ] {
-        let reply = login(&app, email, PASSWORD).await;
+        let reply = app.login(email, PASSWORD).await;
         assert_eq!(reply.status, StatusCode::OK, "{email}: {}", reply.body);
         assert_user_shape(&reply.body);
         // The address is shown as it was registered.
@@ -232,7 +214,7 @@ async fn login_by_email_ignores_case(app: TestApp) {
 
 async fn login_returns_the_user_shape(app: TestApp) {
     app.register("alice").await;
-    let reply = login(&app, "alice@example.com", PASSWORD).await;
+    let reply = app.login("alice@example.com", PASSWORD).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_user_shape(&reply.body);
     let user = &reply.body["user"];
@@ -378,7 +360,7 @@ async fn password_change_requires_the_current_password(app: TestApp) {
     );
     // Neither attempt changed anything.
     assert_eq!(
-        login(&app, "alice@example.com", PASSWORD).await.status,
+        app.login("alice@example.com", PASSWORD).await.status,
         StatusCode::OK
     );
 
@@ -393,9 +375,9 @@ async fn password_change_requires_the_current_password(app: TestApp) {
     assert_user_shape(&right.body);
     assert_eq!(right.body["user"]["username"], "alice");
 
-    let old = login(&app, "alice@example.com", PASSWORD).await;
+    let old = app.login("alice@example.com", PASSWORD).await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.body);
-    let new = login(&app, "alice@example.com", NEW_PASSWORD).await;
+    let new = app.login("alice@example.com", NEW_PASSWORD).await;
     assert_eq!(new.status, StatusCode::OK, "{}", new.body);
     assert_eq!(new.body["user"]["username"], "alice");
 }
@@ -409,7 +391,7 @@ async fn an_empty_password_field_in_settings_changes_nothing(app: TestApp) {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["user"]["bio"], "hi");
     assert_eq!(
-        login(&app, "alice@example.com", PASSWORD).await.status,
+        app.login("alice@example.com", PASSWORD).await.status,
         StatusCode::OK
     );
 }

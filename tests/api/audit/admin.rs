@@ -4,17 +4,14 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Engine, TestApp, engine_tests};
+use crate::common::{Engine, TestApp, engine_tests, token_of};
 
 /// Registers `admin` (made an admin) and `target`, and returns the admin's fresh token.
 async fn admin_and_target(app: &TestApp) -> String {
     app.register("admin").await;
     app.register("target").await;
     app.set_role("admin", "admin").await;
-    app.login_user("admin").await["token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    token_of(&app.login_user("admin").await)
 }
 
 async fn events(app: &TestApp, admin: &str, query: &str) -> Value {

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use reqwest::StatusCode as ClientStatus;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::common::{Engine, TestApp, engine_tests};
@@ -49,13 +49,7 @@ async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Value>) {
 }
 
 async fn wrong_login(app: &TestApp, email: &str) {
-    let reply = app
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": email, "password": "not the password 1"}}),
-        )
-        .await;
+    let reply = app.login(email, "not the password 1").await;
     assert_eq!(reply.status, reqwest::StatusCode::UNAUTHORIZED);
 }
 

@@ -10,7 +10,7 @@ use aerie::store::{AuditRow, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{self, PASSWORD, TestApp, engine_tests};
+use crate::common::{self, PASSWORD, TestApp, engine_tests, refresh_token_of, token_of};
 
 /// Every audit row of the test's database, oldest first.
 async fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
@@ -31,10 +31,6 @@ async fn rows_of(app: &TestApp, event_type: &str) -> Vec<AuditRow> {
 
 fn detail(row: &AuditRow) -> Value {
     serde_json::from_str(&row.detail).expect("JSON detail")
-}
-
-fn access(user: &Value) -> String {
-    user["token"].as_str().expect("token").to_owned()
 }
 
 /// The id of the first account registered (bob, in every test here), from its event.
@@ -61,11 +57,8 @@ async fn sessions(app: &TestApp, token: &str) -> (String, Vec<String>) {
 
 async fn refresh_reuse_is_one_critical_audit_event_naming_family_and_client(app: TestApp) {
     let bob = app.register_user("bob").await;
-    let (family, _) = sessions(&app, &access(&bob)).await;
-    let stolen = bob["refreshToken"]
-        .as_str()
-        .expect("refreshToken")
-        .to_owned();
+    let (family, _) = sessions(&app, &token_of(&bob)).await;
+    let stolen = refresh_token_of(&bob);
     let refresh = |token: String| {
         let app = &app;
         async move {
@@ -92,9 +85,9 @@ async fn refresh_reuse_is_one_critical_audit_event_naming_family_and_client(app:
 
 async fn logout_is_audited_with_actor_subject_and_session(app: TestApp) {
     let bob = app.register_user("bob").await;
-    let (session, _) = sessions(&app, &access(&bob)).await;
+    let (session, _) = sessions(&app, &token_of(&bob)).await;
     let reply = app
-        .post("/api/auth/logout", Some(&access(&bob)), json!({}))
+        .post("/api/auth/logout", Some(&token_of(&bob)), json!({}))
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let rows = rows_of(&app, "logout").await;
@@ -111,10 +104,10 @@ async fn logout_is_audited_with_actor_subject_and_session(app: TestApp) {
 async fn logout_all_is_one_session_revoked_event(app: TestApp) {
     app.register_user("bob").await;
     let laptop = app.login_user("bob").await;
-    let (session, others) = sessions(&app, &access(&laptop)).await;
+    let (session, others) = sessions(&app, &token_of(&laptop)).await;
     assert_eq!(others.len(), 1);
     let reply = app
-        .post("/api/auth/logout-all", Some(&access(&laptop)), json!({}))
+        .post("/api/auth/logout-all", Some(&token_of(&laptop)), json!({}))
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let rows = rows_of(&app, "session_revoked").await;
@@ -135,13 +128,13 @@ async fn deleting_one_of_ones_sessions_is_audited(app: TestApp) {
     let phone = app.register_user("bob").await;
     app.login_user("bob").await;
     let alice = app.register_user("alice").await;
-    let (current, others) = sessions(&app, &access(&phone)).await;
+    let (current, others) = sessions(&app, &token_of(&phone)).await;
     let laptop = &others[0];
     // Someone else's session: 404, and nothing recorded.
     let theirs = app
         .delete(
             &format!("/api/auth/sessions/{laptop}"),
-            Some(&access(&alice)),
+            Some(&token_of(&alice)),
         )
         .await;
     assert_eq!(theirs.status, StatusCode::NOT_FOUND);
@@ -149,7 +142,7 @@ async fn deleting_one_of_ones_sessions_is_audited(app: TestApp) {
     let reply = app
         .delete(
             &format!("/api/auth/sessions/{laptop}"),
-            Some(&access(&phone)),
+            Some(&token_of(&phone)),
         )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
@@ -171,9 +164,9 @@ async fn a_password_change_records_the_other_sessions_it_ended(app: TestApp) {
     let here = app.register_user("bob").await;
     app.login_user("bob").await;
     app.login_user("bob").await;
-    let (current, _) = sessions(&app, &access(&here)).await;
+    let (current, _) = sessions(&app, &token_of(&here)).await;
     let reply = app
-        .put("/api/user/password", Some(&access(&here)), json!({"currentPassword": PASSWORD, "newPassword": "a completely different passphrase 77"}))
+        .put("/api/user/password", Some(&token_of(&here)), json!({"currentPassword": PASSWORD, "newPassword": "a completely different passphrase 77"}))
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     let rows = rows_of(&app, "session_revoked").await;
@@ -190,7 +183,7 @@ async fn a_password_change_records_the_other_sessions_it_ended(app: TestApp) {
     );
     // Through PUT /api/user too; with no other session left, nothing is recorded.
     let again = app
-        .put("/api/user", Some(&access(&here)), json!({"user": {"password": "yet another fine passphrase 88", "currentPassword": "a completely different passphrase 77"}}))
+        .put("/api/user", Some(&token_of(&here)), json!({"user": {"password": "yet another fine passphrase 88", "currentPassword": "a completely different passphrase 77"}}))
         .await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     assert_eq!(rows_of(&app, "session_revoked").await.len(), 1);
@@ -199,19 +192,13 @@ async fn a_password_change_records_the_other_sessions_it_ended(app: TestApp) {
 
 async fn each_refresh_rotation_is_audited_in_its_session(app: TestApp) {
     let bob = app.register_user("bob").await;
-    let (family, _) = sessions(&app, &access(&bob)).await;
-    let first = bob["refreshToken"]
-        .as_str()
-        .expect("refreshToken")
-        .to_owned();
+    let (family, _) = sessions(&app, &token_of(&bob)).await;
+    let first = refresh_token_of(&bob);
     let reply = app
         .post("/api/auth/refresh", None, json!({"refreshToken": first}))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let second = reply.body["user"]["refreshToken"]
-        .as_str()
-        .expect("refreshToken")
-        .to_owned();
+    let second = refresh_token_of(&reply.body["user"]);
     assert_eq!(
         app.post("/api/auth/refresh", None, json!({"refreshToken": second}))
             .await

@@ -239,13 +239,7 @@ async fn password_and_email_changes_are_audited(app: TestApp) {
 }
 
 async fn unknown_accounts_and_disabled_reasons_stay_internal(app: TestApp) {
-    let unknown = app
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": "ghost@example.com", "password": PASSWORD}}),
-        )
-        .await;
+    let unknown = app.login("ghost@example.com", PASSWORD).await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     assert!(!unknown.body.to_string().contains("unknown"));
     let events = exported(&app);
@@ -374,13 +368,7 @@ async fn concurrent_events_never_fork_the_chain(app: TestApp) {
     for i in 0..12 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            let reply = app
-                .post(
-                    "/api/users/login",
-                    None,
-                    json!({"user": {"email": format!("u{i}@example.com"), "password": PASSWORD}}),
-                )
-                .await;
+            let reply = app.login(&format!("u{i}@example.com"), PASSWORD).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
         }));
     }

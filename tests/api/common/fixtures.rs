@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Engine, TestApp};
+use super::{Engine, Reply, TestApp};
 
 /// A password that passes the strength policy.
 pub const PASSWORD: &str = "correct horse battery staple 42";
@@ -18,8 +18,7 @@ impl TestApp {
 
     /// Registers `name` (email `name@example.com`) and returns the access token.
     pub async fn register(&self, name: &str) -> String {
-        let user = self.register_user(name).await;
-        user["token"].as_str().expect("token").to_owned()
+        token_of(&self.register_user(name).await)
     }
 
     /// Registers `name` and returns the whole User object (with `token` and `refreshToken`).
@@ -36,15 +35,19 @@ impl TestApp {
         reply.body["user"].clone()
     }
 
+    /// Logs in as the login form does; the reply is the test's to check.
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/users/login",
+            None,
+            json!({"user": {"email": email, "password": password}}),
+        )
+        .await
+    }
+
     /// Logs `name` in again (a new session) and returns the User object.
     pub async fn login_user(&self, name: &str) -> Value {
-        let reply = self
-            .post(
-                "/api/users/login",
-                None,
-                json!({"user": {"email": format!("{name}@example.com"), "password": PASSWORD}}),
-            )
-            .await;
+        let reply = self.login(&format!("{name}@example.com"), PASSWORD).await;
         assert_eq!(reply.status, StatusCode::OK, "login {name}: {}", reply.body);
         reply.body["user"].clone()
     }
@@ -107,6 +110,19 @@ impl TestApp {
             .expect("slug")
             .to_owned()
     }
+}
+
+/// The access token of a User object (its `token`).
+pub fn token_of(user: &Value) -> String {
+    user["token"].as_str().expect("token").to_owned()
+}
+
+/// The refresh token of a User object (its `refreshToken`).
+pub fn refresh_token_of(user: &Value) -> String {
+    user["refreshToken"]
+        .as_str()
+        .expect("refreshToken")
+        .to_owned()
 }
 
 /// A value shaped like a refresh token (256 random bits, base64url) that the server never

@@ -173,13 +173,7 @@ async fn requests_logins_and_revocations_are_counted_by_route_template(engine: E
         StatusCode::NOT_FOUND
     );
     for _ in 0..2 {
-        let reply = app
-            .post(
-                "/api/users/login",
-                None,
-                json!({"user": {"email": "alice@example.com", "password": "not the password 1"}}),
-            )
-            .await;
+        let reply = app.login("alice@example.com", "not the password 1").await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     }
     let session = app.login_user("alice").await;
@@ -353,13 +347,7 @@ async fn the_metrics_never_carry_secrets_or_user_data(engine: Engine) {
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
     app.get(&format!("/api/profiles/quinn.private?secret={token}"), None)
         .await;
-    let wrong = app
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": new_email, "password": "wrong but long password"}}),
-        )
-        .await;
+    let wrong = app.login(new_email, "wrong but long password").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     let text = scrape(&app, &token).await;
     assert!(

@@ -544,13 +544,7 @@ async fn sql_injection_in_json_fields_is_stored_as_text(app: TestApp) {
             format!("alice@example.com{payload}"),
             format!("{payload}@example.com"),
         ] {
-            let reply = app
-                .post(
-                    "/api/users/login",
-                    None,
-                    json!({"user": {"email": email, "password": PASSWORD}}),
-                )
-                .await;
+            let reply = app.login(&email, PASSWORD).await;
             assert_handled(&reply, started, &format!("login {email:?}"));
             assert_eq!(
                 reply.status,
@@ -559,13 +553,7 @@ async fn sql_injection_in_json_fields_is_stored_as_text(app: TestApp) {
                 reply.body
             );
         }
-        let reply = app
-            .post(
-                "/api/users/login",
-                None,
-                json!({"user": {"email": "alice@example.com", "password": payload}}),
-            )
-            .await;
+        let reply = app.login("alice@example.com", payload).await;
         assert_eq!(
             reply.status,
             StatusCode::UNAUTHORIZED,
@@ -634,13 +622,7 @@ async fn sql_injection_in_json_fields_is_stored_as_text(app: TestApp) {
         assert_eq!(reply.body["user"]["bio"], *payload);
     }
     // The users table survived every DROP TABLE.
-    let reply = app
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": "alice@example.com", "password": PASSWORD}}),
-        )
-        .await;
+    let reply = app.login("alice@example.com", PASSWORD).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let all = app.get("/api/articles?limit=100", None).await;
     assert_eq!(all.body["articlesCount"], text_payloads.len());

@@ -6,7 +6,7 @@ use aerie::http::access::{Access, ROUTES};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, TestApp, engine_tests};
+use crate::common::{PASSWORD, TestApp, engine_tests, token_of};
 
 /// The actors of the matrix, in column order.
 const ACTORS: [&str; 5] = ["anonymous", "owner", "other", "editor", "admin"];
@@ -141,8 +141,7 @@ fn the_access_table_agrees_with_the_matrix() {
 }
 
 async fn login(app: &TestApp, name: &str) -> String {
-    let user = app.login_user(name).await;
-    user["token"].as_str().expect("token").to_owned()
+    token_of(&app.login_user(name).await)
 }
 
 /// Registers the matrix's users; returns each actor's token (None for anonymous).
@@ -271,13 +270,7 @@ async fn role_and_disable_changes_take_effect_and_are_admin_only(app: TestApp) {
         StatusCode::UNAUTHORIZED,
         "disabled user's token still works"
     );
-    let refused = app
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": "target@example.com", "password": PASSWORD}}),
-        )
-        .await;
+    let refused = app.login("target@example.com", PASSWORD).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     app.post("/api/admin/users/target/enable", Some(&admin), json!({}))
         .await;
@@ -385,13 +378,7 @@ async fn a_fresh_database_has_no_admin_and_no_default_credentials(app: TestApp) 
         ("admin@example.com", "admin"),
         ("admin@localhost", "password"),
     ] {
-        let reply = app
-            .post(
-                "/api/users/login",
-                None,
-                json!({"user": {"email": email, "password": password}}),
-            )
-            .await;
+        let reply = app.login(email, password).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{email}");
     }
     let token = app.register("first").await;

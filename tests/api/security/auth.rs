@@ -776,11 +776,7 @@ async fn huge_password_at_login_is_refused_quickly(app: TestApp) {
     );
     // 60 KB: under the body limit but far over any real password; refused before hashing.
     let reply = app
-        .post(
-            "/api/users/login",
-            None,
-            json!({"user": {"email": "target@example.com", "password": "p".repeat(60 * 1024)}}),
-        )
+        .login("target@example.com", &"p".repeat(60 * 1024))
         .await;
     assert_unauthorized(&reply, "60 KB password");
     assert!(
@@ -806,13 +802,7 @@ async fn default_credentials_are_refused(app: TestApp) {
         ("root", "root"),
         ("administrator@example.com", "changeme"),
     ] {
-        let reply = app
-            .post(
-                "/api/users/login",
-                None,
-                json!({"user": {"email": email, "password": password}}),
-            )
-            .await;
+        let reply = app.login(email, password).await;
         assert_unauthorized(&reply, email);
     }
 }
