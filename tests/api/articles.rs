@@ -6,16 +6,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{
-    self, ARTICLE_KEYS, LISTED_ARTICLE_KEYS, PROFILE_KEYS, TestApp, assert_keys, assert_timestamp,
+    ARTICLE_KEYS, LISTED_ARTICLE_KEYS, PROFILE_KEYS, TestApp, assert_keys, assert_timestamp,
     engine_tests, slugs,
 };
 
 /// Moves the server clock on, so the next article is strictly newer.
-fn tick(app: &common::TestApp) {
-    app.clock.advance(Duration::from_secs(1));
-}
-
-async fn list(app: &common::TestApp, query: &str, token: Option<&str>) -> Value {
+async fn list(app: &TestApp, query: &str, token: Option<&str>) -> Value {
     let reply = app.get(&format!("/api/articles{query}"), token).await;
     assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.body);
     reply.body
@@ -35,7 +31,7 @@ async fn create_article_returns_201_with_the_full_article(app: TestApp) {
             }}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     assert_keys(&reply.body, &["article"]);
     let article = &reply.body["article"];
     assert_keys(article, ARTICLE_KEYS);
@@ -69,7 +65,7 @@ async fn create_article_without_tag_list_has_an_empty_tag_list(app: TestApp) {
             json!({"article": {"title": "No tags", "description": "d", "body": "b"}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     assert_eq!(reply.body["article"]["tagList"], json!([]));
 }
 
@@ -79,7 +75,7 @@ async fn get_article_works_anonymously_and_authenticated(app: TestApp) {
     let slug = app.create_article(&alice, "Readable by all", &["x"]).await;
     for token in [None, Some(alice.as_str()), Some(bob.as_str())] {
         let reply = app.get(&format!("/api/articles/{slug}"), token).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.assert_status(StatusCode::OK);
         assert_keys(&reply.body, &["article"]);
         let article = &reply.body["article"];
         assert_keys(article, ARTICLE_KEYS);
@@ -100,7 +96,7 @@ async fn article_author_shows_following_for_a_follower(app: TestApp) {
     let follow = app
         .send_without_body(Method::POST, "/api/profiles/alice/follow", Some(&bob))
         .await;
-    assert_eq!(follow.status, StatusCode::OK, "{}", follow.body);
+    follow.assert_status(StatusCode::OK);
     let seen_by_bob = app.get(&format!("/api/articles/{slug}"), Some(&bob)).await;
     assert_eq!(seen_by_bob.body["article"]["author"]["following"], true);
     let seen_anonymously = app.get(&format!("/api/articles/{slug}"), None).await;
@@ -145,7 +141,7 @@ async fn update_article_changes_only_the_given_fields(app: TestApp) {
         .create_article(&token, "Original title", &["keep"])
         .await;
     let created_at = app.now_timestamp();
-    tick(&app);
+    app.tick();
     let reply = app
         .put(
             &format!("/api/articles/{slug}"),
@@ -153,7 +149,7 @@ async fn update_article_changes_only_the_given_fields(app: TestApp) {
             json!({"article": {"description": "new description", "body": "new **body**"}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_keys(&reply.body, &["article"]);
     let article = &reply.body["article"];
     assert_keys(article, ARTICLE_KEYS);
@@ -181,15 +177,15 @@ async fn editing_the_title_changes_the_slug_and_the_old_slug_is_404(app: TestApp
             json!({"article": {"title": "Final Version"}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["article"]["slug"], "final-version");
     assert_eq!(reply.body["article"]["title"], "Final Version");
     assert_eq!(reply.body["article"]["body"], "# Body\n\ntext");
 
     let gone = app.get(&format!("/api/articles/{old}"), None).await;
-    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
+    gone.assert_status(StatusCode::NOT_FOUND);
     let moved = app.get("/api/articles/final-version", None).await;
-    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    moved.assert_status(StatusCode::OK);
     assert_eq!(moved.body["article"]["title"], "Final Version");
 }
 
@@ -204,7 +200,7 @@ async fn editing_to_a_title_another_article_holds_gives_a_unique_slug(app: TestA
             json!({"article": {"title": "Taken"}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let new_slug = reply.body["article"]["slug"]
         .as_str()
         .expect("slug")
@@ -231,7 +227,7 @@ async fn update_with_a_tag_list_replaces_the_tags(app: TestApp) {
             json!({"article": {"tagList": ["new", "both"]}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["article"]["tagList"], json!(["both", "new"]));
     assert_eq!(list(&app, "?tag=old", None).await["articlesCount"], 0);
     assert_eq!(slugs(&list(&app, "?tag=new", None).await), [slug.as_str()]);
@@ -243,7 +239,7 @@ async fn update_with_a_tag_list_replaces_the_tags(app: TestApp) {
             json!({"article": {"tagList": []}}),
         )
         .await;
-    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+    cleared.assert_status(StatusCode::OK);
     assert_eq!(cleared.body["article"]["tagList"], json!([]));
 }
 
@@ -275,7 +271,7 @@ async fn delete_article_with_json_content_type_and_no_body_is_accepted(app: Test
             Some(&token),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
         app.get(&format!("/api/articles/{slug}"), None).await.status,
         StatusCode::NOT_FOUND
@@ -287,7 +283,7 @@ async fn tag_list_is_sorted_alphabetically_everywhere(app: TestApp) {
     let reply = app
         .post("/api/articles", Some(&token), json!({"article": {"title": "Sorted", "description": "d", "body": "b", "tagList": ["zeta", "alpha", "mid", "beta"]}}))
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     let sorted = json!(["alpha", "beta", "mid", "zeta"]);
     assert_eq!(reply.body["article"]["tagList"], sorted);
     let fetched = app.get("/api/articles/sorted", None).await;
@@ -300,9 +296,9 @@ async fn list_articles_is_newest_first_with_the_total_count(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let first = app.create_article(&alice, "First", &[]).await;
-    tick(&app);
+    app.tick();
     let second = app.create_article(&bob, "Second", &[]).await;
-    tick(&app);
+    app.tick();
     let third = app.create_article(&alice, "Third", &[]).await;
     let listed = list(&app, "", None).await;
     assert_keys(&listed, &["articles", "articlesCount"]);
@@ -331,9 +327,9 @@ async fn list_responses_leave_out_the_body(app: TestApp) {
 async fn list_filters_by_tag(app: TestApp) {
     let token = app.register("alice").await;
     let rust = app.create_article(&token, "Rust", &["rust", "lang"]).await;
-    tick(&app);
+    app.tick();
     let go = app.create_article(&token, "Go", &["go", "lang"]).await;
-    tick(&app);
+    app.tick();
     app.create_article(&token, "Untagged", &[]).await;
 
     let by_rust = list(&app, "?tag=rust", None).await;
@@ -356,9 +352,9 @@ async fn list_filters_by_author(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let a1 = app.create_article(&alice, "Alice one", &[]).await;
-    tick(&app);
+    app.tick();
     let b1 = app.create_article(&bob, "Bob one", &[]).await;
-    tick(&app);
+    app.tick();
     let a2 = app.create_article(&alice, "Alice two", &[]).await;
 
     let by_alice = list(&app, "?author=alice", None).await;
@@ -375,7 +371,7 @@ async fn list_filters_by_who_favorited(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let liked = app.create_article(&alice, "Liked", &[]).await;
-    tick(&app);
+    app.tick();
     app.create_article(&alice, "Ignored", &[]).await;
     let reply = app
         .send_without_body(
@@ -384,7 +380,7 @@ async fn list_filters_by_who_favorited(app: TestApp) {
             Some(&bob),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
 
     let by_bob = list(&app, "?favorited=bob", None).await;
     assert_eq!(slugs(&by_bob), [liked]);
@@ -413,7 +409,7 @@ async fn limit_and_offset_page_through_the_list(app: TestApp) {
             app.create_article(&token, &format!("Article {n}"), &["paged"])
                 .await,
         );
-        tick(&app);
+        app.tick();
     }
     created.reverse(); // newest first
     let page = list(&app, "?limit=2", None).await;
@@ -467,7 +463,7 @@ async fn body_is_stored_unchanged_and_body_html_is_sanitized(app: TestApp) {
             json!({"article": {"title": "Markdown", "description": "d", "body": source}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     assert_eq!(reply.body["article"]["body"], source);
     let fetched = app.get("/api/articles/markdown", None).await;
     assert_eq!(fetched.body["article"]["body"], source);

@@ -5,12 +5,12 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{self, PROFILE_KEYS, TestApp, assert_keys, assert_timestamp, engine_tests};
+use crate::common::{PROFILE_KEYS, TestApp, assert_keys, assert_timestamp, engine_tests};
 
 /// A Comment object: the contract's fields plus the rendered `bodyHtml`.
 const COMMENT_KEYS: &[&str] = &["id", "createdAt", "updatedAt", "body", "bodyHtml", "author"];
 
-async fn add_comment(app: &common::TestApp, token: &str, slug: &str, body: &str) -> Value {
+async fn add_comment(app: &TestApp, token: &str, slug: &str, body: &str) -> Value {
     let reply = app
         .post(
             &format!("/api/articles/{slug}/comments"),
@@ -18,16 +18,16 @@ async fn add_comment(app: &common::TestApp, token: &str, slug: &str, body: &str)
             json!({"comment": {"body": body}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_keys(&reply.body, &["comment"]);
     reply.body["comment"].clone()
 }
 
-async fn list_comments(app: &common::TestApp, slug: &str, token: Option<&str>) -> Vec<Value> {
+async fn list_comments(app: &TestApp, slug: &str, token: Option<&str>) -> Vec<Value> {
     let reply = app
         .get(&format!("/api/articles/{slug}/comments"), token)
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_keys(&reply.body, &["comments"]);
     reply.body["comments"]
         .as_array()
@@ -115,7 +115,7 @@ async fn comment_author_shows_following_for_the_viewer(app: TestApp) {
     let reply = app
         .request(Method::POST, "/api/profiles/bob/follow", Some(&alice), None)
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(
         list_comments(&app, &slug, Some(&alice)).await[0]["author"]["following"],
         true
@@ -140,13 +140,13 @@ async fn delete_own_comment_returns_204_and_it_is_gone(app: TestApp) {
     let reply = app
         .delete(&format!("/api/articles/{slug}/comments/{id}"), Some(&bob))
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(reply.body, Value::Null);
     assert_eq!(list_comments(&app, &slug, None).await, [keep]);
     let again = app
         .delete(&format!("/api/articles/{slug}/comments/{id}"), Some(&bob))
         .await;
-    assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.body);
+    again.assert_status(StatusCode::NOT_FOUND);
 }
 
 async fn delete_comment_with_json_content_type_and_no_body_is_accepted(app: TestApp) {
@@ -161,7 +161,7 @@ async fn delete_comment_with_json_content_type_and_no_body_is_accepted(app: Test
             Some(&alice),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(list_comments(&app, &slug, None).await, Vec::<Value>::new());
 }
 
@@ -174,7 +174,7 @@ async fn article_author_may_delete_a_readers_comment(app: TestApp) {
     let reply = app
         .delete(&format!("/api/articles/{slug}/comments/{id}"), Some(&alice))
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(list_comments(&app, &slug, None).await, Vec::<Value>::new());
 }
 
@@ -207,7 +207,7 @@ async fn deleting_an_article_deletes_its_comments(app: TestApp) {
     let comments = app
         .get(&format!("/api/articles/{slug}/comments"), None)
         .await;
-    assert_eq!(comments.status, StatusCode::NOT_FOUND, "{}", comments.body);
+    comments.assert_status(StatusCode::NOT_FOUND);
     // A new article with the same title gets the slug back, without the old comments.
     let again = app.create_article(&alice, "Doomed", &[]).await;
     assert_eq!(again, slug);

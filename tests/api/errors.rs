@@ -227,7 +227,7 @@ async fn non_json_content_types_are_refused_with_415(app: TestApp) {
         json_looking,
     )
     .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
 }
 
 async fn malformed_json_is_a_400(app: TestApp) {
@@ -307,7 +307,7 @@ async fn body_over_the_limit_is_a_413(app: TestApp) {
     let mut small = registration("small").to_string();
     small.push_str(&" ".repeat(BODY_LIMIT - small.len() - 16));
     let reply = post_json_text(&app, "/api/users", None, &small).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     assert_eq!(login_status(&app, "big").await, StatusCode::UNAUTHORIZED);
 }
 
@@ -326,7 +326,7 @@ async fn chunked_body_over_the_limit_without_a_length_is_a_413(app: TestApp) {
             true,
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
 }
 
 async fn mass_assignment_of_role_at_registration_is_refused(app: TestApp) {
@@ -360,7 +360,7 @@ async fn mass_assignment_of_role_at_registration_is_refused(app: TestApp) {
         StatusCode::UNAUTHORIZED
     );
     let reply = app.post("/api/users", None, registration("mallory")).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     assert_eq!(reply.body["user"]["role"], "user");
 }
 

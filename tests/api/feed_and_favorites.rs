@@ -1,17 +1,11 @@
 //! The personal feed (articles by followed authors) and favorites, on both engines.
 
-use std::time::Duration;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{self, LISTED_ARTICLE_KEYS, TestApp, assert_keys, engine_tests, slugs};
+use crate::common::{LISTED_ARTICLE_KEYS, TestApp, assert_keys, engine_tests, slugs};
 
-fn tick(app: &common::TestApp) {
-    app.clock.advance(Duration::from_secs(1));
-}
-
-async fn feed(app: &common::TestApp, query: &str, token: &str) -> Value {
+async fn feed(app: &TestApp, query: &str, token: &str) -> Value {
     let reply = app
         .get(&format!("/api/articles/feed{query}"), Some(token))
         .await;
@@ -19,7 +13,7 @@ async fn feed(app: &common::TestApp, query: &str, token: &str) -> Value {
     reply.body
 }
 
-async fn follow(app: &common::TestApp, token: &str, username: &str) {
+async fn follow(app: &TestApp, token: &str, username: &str) {
     let reply = app
         .request(
             Method::POST,
@@ -28,10 +22,10 @@ async fn follow(app: &common::TestApp, token: &str, username: &str) {
             None,
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
 }
 
-async fn favorite(app: &common::TestApp, token: &str, slug: &str) -> Value {
+async fn favorite(app: &TestApp, token: &str, slug: &str) -> Value {
     let reply = app
         .request(
             Method::POST,
@@ -40,22 +34,16 @@ async fn favorite(app: &common::TestApp, token: &str, slug: &str) -> Value {
             None,
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     reply.body
 }
 
-async fn unfavorite(app: &common::TestApp, token: &str, slug: &str) -> Value {
+async fn unfavorite(app: &TestApp, token: &str, slug: &str) -> Value {
     let reply = app
         .delete(&format!("/api/articles/{slug}/favorite"), Some(token))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     reply.body
-}
-
-async fn article(app: &common::TestApp, slug: &str, token: Option<&str>) -> Value {
-    let reply = app.get(&format!("/api/articles/{slug}"), token).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    reply.body["article"].clone()
 }
 
 async fn feed_shows_only_articles_by_followed_authors_newest_first(app: TestApp) {
@@ -64,13 +52,13 @@ async fn feed_shows_only_articles_by_followed_authors_newest_first(app: TestApp)
     let bob = app.register("bob").await;
     let carol = app.register("carol").await;
     let a1 = app.create_article(&alice, "Alice one", &[]).await;
-    tick(&app);
+    app.tick();
     app.create_article(&carol, "Carol one", &[]).await;
-    tick(&app);
+    app.tick();
     let b1 = app.create_article(&bob, "Bob one", &[]).await;
-    tick(&app);
+    app.tick();
     app.create_article(&reader, "Reader one", &[]).await;
-    tick(&app);
+    app.tick();
     let a2 = app.create_article(&alice, "Alice two", &[]).await;
     follow(&app, &reader, "alice").await;
     follow(&app, &reader, "bob").await;
@@ -102,7 +90,7 @@ async fn feed_pages_with_limit_and_offset(app: TestApp) {
     let mut created = Vec::new();
     for n in 0..4 {
         created.push(app.create_article(&alice, &format!("Post {n}"), &[]).await);
-        tick(&app);
+        app.tick();
     }
     created.reverse();
     follow(&app, &reader, "alice").await;
@@ -123,7 +111,7 @@ async fn unfollowing_removes_an_author_from_the_feed(app: TestApp) {
     let reply = app
         .delete("/api/profiles/alice/follow", Some(&reader))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(
         feed(&app, "", &reader).await,
         json!({"articles": [], "articlesCount": 0})
@@ -153,13 +141,13 @@ async fn favorite_sets_favorited_and_counts_each_user_once(app: TestApp) {
     assert_eq!(by_carol["article"]["favoritesCount"], 2);
 
     // Each viewer sees their own `favorited`; everyone sees the same count.
-    let as_alice = article(&app, &slug, Some(&alice)).await;
+    let as_alice = app.article(&slug, Some(&alice)).await;
     assert_eq!(as_alice["favorited"], false);
     assert_eq!(as_alice["favoritesCount"], 2);
-    let anonymous = article(&app, &slug, None).await;
+    let anonymous = app.article(&slug, None).await;
     assert_eq!(anonymous["favorited"], false);
     assert_eq!(anonymous["favoritesCount"], 2);
-    assert_eq!(article(&app, &slug, Some(&bob)).await["favorited"], true);
+    assert_eq!(app.article(&slug, Some(&bob)).await["favorited"], true);
 }
 
 async fn unfavorite_clears_favorited_and_decrements_the_count(app: TestApp) {
@@ -180,7 +168,7 @@ async fn unfavorite_clears_favorited_and_decrements_the_count(app: TestApp) {
     assert_eq!(again["article"]["favorited"], false);
     assert_eq!(again["article"]["favoritesCount"], 1);
 
-    assert_eq!(article(&app, &slug, Some(&carol)).await["favorited"], true);
+    assert_eq!(app.article(&slug, Some(&carol)).await["favorited"], true);
     let body = unfavorite(&app, &carol, &slug).await;
     assert_eq!(body["article"]["favoritesCount"], 0);
 }
@@ -191,13 +179,13 @@ async fn favorite_and_unfavorite_with_json_content_type_and_no_body_are_accepted
     let slug = app.create_article(&alice, "Client style", &[]).await;
     let path = format!("/api/articles/{slug}/favorite");
     let reply = app.send_without_body(Method::POST, &path, Some(&bob)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["article"]["favorited"], true);
     assert_eq!(reply.body["article"]["favoritesCount"], 1);
     let reply = app
         .send_without_body(Method::DELETE, &path, Some(&bob))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["article"]["favorited"], false);
     assert_eq!(reply.body["article"]["favoritesCount"], 0);
 }
@@ -206,16 +194,16 @@ async fn favorited_filter_lists_what_a_user_favorited(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let first = app.create_article(&alice, "First", &[]).await;
-    tick(&app);
+    app.tick();
     app.create_article(&alice, "Second", &[]).await;
-    tick(&app);
+    app.tick();
     let third = app.create_article(&bob, "Third", &[]).await;
     favorite(&app, &bob, &first).await;
     favorite(&app, &bob, &third).await;
     favorite(&app, &alice, &third).await;
 
     let reply = app.get("/api/articles?favorited=bob", Some(&bob)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(slugs(&reply.body), [third.clone(), first.clone()]);
     assert_eq!(reply.body["articlesCount"], 2);
     assert_eq!(reply.body["articles"][0]["favorited"], true);
@@ -233,7 +221,7 @@ async fn list_and_feed_show_the_viewers_favorited_flag(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let liked = app.create_article(&alice, "Liked", &[]).await;
-    tick(&app);
+    app.tick();
     let other = app.create_article(&alice, "Other", &[]).await;
     favorite(&app, &bob, &liked).await;
     follow(&app, &bob, "alice").await;

@@ -3,11 +3,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{self, PROFILE_KEYS, TestApp, assert_keys, engine_tests};
+use crate::common::{PROFILE_KEYS, TestApp, assert_keys, engine_tests};
 
-async fn profile(app: &common::TestApp, username: &str, token: Option<&str>) -> serde_json::Value {
+async fn profile(app: &TestApp, username: &str, token: Option<&str>) -> serde_json::Value {
     let reply = app.get(&format!("/api/profiles/{username}"), token).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_keys(&reply.body, &["profile"]);
     assert_keys(&reply.body["profile"], PROFILE_KEYS);
     reply.body["profile"].clone()
@@ -26,7 +26,7 @@ async fn get_profile_shows_bio_and_image(app: TestApp) {
     let reply = app
         .put("/api/user", Some(&alice), json!({"user": {"bio": "I work at statefarm", "image": "https://cdn.example.com/alice.png"}}))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let bob = app.register("bob").await;
     assert_eq!(
         profile(&app, "alice", Some(&bob)).await,
@@ -45,7 +45,7 @@ async fn get_own_profile_authenticated(app: TestApp) {
 async fn unknown_profile_is_404(app: TestApp) {
     app.register("alice").await;
     let reply = app.get("/api/profiles/nobody", None).await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    reply.assert_status(StatusCode::NOT_FOUND);
     assert!(reply.body["errors"].is_object(), "{}", reply.body);
 }
 
@@ -56,7 +56,7 @@ async fn follow_returns_the_profile_with_following_true(app: TestApp) {
     let reply = app
         .request(Method::POST, "/api/profiles/alice/follow", Some(&bob), None)
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(
         reply.body,
         json!({"profile": {"username": "alice", "bio": null, "image": null, "following": true}})
@@ -78,7 +78,7 @@ async fn following_twice_is_idempotent(app: TestApp) {
         let reply = app
             .request(Method::POST, "/api/profiles/alice/follow", Some(&bob), None)
             .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.assert_status(StatusCode::OK);
         assert_eq!(reply.body["profile"]["following"], true);
     }
     let unfollow = app.delete("/api/profiles/alice/follow", Some(&bob)).await;
@@ -92,7 +92,7 @@ async fn unfollow_returns_the_profile_with_following_false(app: TestApp) {
     app.request(Method::POST, "/api/profiles/alice/follow", Some(&bob), None)
         .await;
     let reply = app.delete("/api/profiles/alice/follow", Some(&bob)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(
         reply.body,
         json!({"profile": {"username": "alice", "bio": null, "image": null, "following": false}})
@@ -100,7 +100,7 @@ async fn unfollow_returns_the_profile_with_following_false(app: TestApp) {
     assert_eq!(profile(&app, "alice", Some(&bob)).await["following"], false);
     // Unfollowing someone not followed is not an error.
     let again = app.delete("/api/profiles/alice/follow", Some(&bob)).await;
-    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    again.assert_status(StatusCode::OK);
     assert_eq!(again.body["profile"]["following"], false);
 }
 
@@ -110,12 +110,12 @@ async fn follow_and_unfollow_with_json_content_type_and_no_body_are_accepted(app
     let reply = app
         .send_without_body(Method::POST, "/api/profiles/alice/follow", Some(&bob))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["profile"]["following"], true);
     let reply = app
         .send_without_body(Method::DELETE, "/api/profiles/alice/follow", Some(&bob))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["profile"]["following"], false);
 }
 
@@ -129,7 +129,7 @@ async fn follow_ignores_a_request_body(app: TestApp) {
             json!({"user": {"email": "alice@example.com"}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["profile"]["username"], "alice");
     assert_eq!(reply.body["profile"]["following"], true);
 }
@@ -145,7 +145,7 @@ async fn profiles_never_contain_email_role_or_id(app: TestApp) {
             json!({"comment": {"body": "me"}}),
         )
         .await;
-    assert_eq!(comment.status, StatusCode::OK, "{}", comment.body);
+    comment.assert_status(StatusCode::OK);
     let follow = app
         .request(Method::POST, "/api/profiles/alice/follow", Some(&bob), None)
         .await;

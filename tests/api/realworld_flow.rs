@@ -94,7 +94,7 @@ async fn a_realworld_front_end_session_works_end_to_end(app: TestApp) {
             json!({"user": {"username": "jake", "email": "jake@jake.jake", "password": PASSWORD}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     assert_user(
         &reply.body,
         "jake@jake.jake",
@@ -105,7 +105,7 @@ async fn a_realworld_front_end_session_works_end_to_end(app: TestApp) {
     let reply = app
         .post("/api/users", None, json!({"user": {"username": "jane", "email": "jane@example.com", "password": PASSWORD}}))
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     let jane = assert_user(
         &reply.body,
         "jane@example.com",
@@ -160,7 +160,7 @@ async fn a_realworld_front_end_session_works_end_to_end(app: TestApp) {
             }}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     assert_keys(&reply.body, &["article"]);
     let article = &reply.body["article"];
     assert_article(article, ARTICLE_KEYS);
@@ -238,7 +238,7 @@ async fn a_realworld_front_end_session_works_end_to_end(app: TestApp) {
 
     // Jane favorites it.
     let reply = bodiless(&app, Method::POST, &format!("{path}/favorite"), &jane).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_article(&reply.body["article"], ARTICLE_KEYS);
     assert_eq!(reply.body["article"]["favorited"], true);
     assert_eq!(reply.body["article"]["favoritesCount"], 1);
@@ -249,7 +249,7 @@ async fn a_realworld_front_end_session_works_end_to_end(app: TestApp) {
     assert_profile(&body["profile"], "jake", false);
     assert_eq!(body["profile"]["bio"], "I work at statefarm");
     let reply = bodiless(&app, Method::POST, "/api/profiles/jake/follow", &jane).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_keys(&reply.body, &["profile"]);
     assert_profile(&reply.body["profile"], "jake", true);
 
@@ -340,17 +340,17 @@ async fn a_realworld_front_end_session_works_end_to_end(app: TestApp) {
         &jane,
     )
     .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
         ok(&app, Method::GET, &format!("{path}/comments"), None, None).await,
         json!({"comments": []})
     );
     let reply = bodiless(&app, Method::DELETE, &format!("{path}/favorite"), &jane).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["article"]["favorited"], false);
     assert_eq!(reply.body["article"]["favoritesCount"], 0);
     let reply = bodiless(&app, Method::DELETE, "/api/profiles/jake/follow", &jane).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_profile(&reply.body["profile"], "jake", false);
     let feed = ok(
         &app,
@@ -364,7 +364,7 @@ async fn a_realworld_front_end_session_works_end_to_end(app: TestApp) {
 
     // Jake deletes the article: it, its tags and its listing are gone.
     let reply = bodiless(&app, Method::DELETE, &path, &jake).await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(app.get(&path, None).await.status, StatusCode::NOT_FOUND);
     let home = ok(
         &app,

@@ -145,7 +145,7 @@ async fn token_after_logout_is_refused(app: TestApp) {
     let bob = app.register_user("bob").await;
     let token = token_of(&bob);
     let reply = app.post("/api/auth/logout", Some(&token), json!({})).await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_401(&feed(&app, &token).await, "access token after logout");
     assert_401(
         &app.get("/api/user", Some(&token)).await,
@@ -164,7 +164,7 @@ async fn logout_all_ends_every_session(app: TestApp) {
     let reply = app
         .post("/api/auth/logout-all", Some(&token_of(&laptop)), json!({}))
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     for (user, case) in [(&phone, "phone"), (&laptop, "laptop")] {
         assert_401(&feed(&app, &token_of(user)).await, case);
         assert_401(&refresh(&app, &refresh_token_of(user)).await, case);
@@ -186,7 +186,7 @@ async fn session_list_shows_only_the_callers_live_sessions(app: TestApp) {
     let reply = app
         .get("/api/auth/sessions", Some(&token_of(&second)))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let sessions = reply.body["sessions"].as_array().expect("sessions").clone();
     assert_eq!(sessions.len(), 2, "{}", reply.body);
     for session in &sessions {
@@ -261,7 +261,7 @@ async fn revoking_another_users_session_is_not_found(app: TestApp) {
             Some(&token_of(&bob)),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_401(
         &feed(&app, &token_of(&bob_laptop)).await,
         "the ended session",
@@ -281,12 +281,7 @@ async fn password_change_revokes_other_sessions(app: TestApp) {
             json!({"currentPassword": "not it at all, sorry", "newPassword": NEW_PASSWORD}),
         )
         .await;
-    assert_eq!(
-        wrong.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        wrong.body
-    );
+    wrong.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(wrong.error_on("currentPassword").is_some());
     assert_eq!(
         feed(&app, &token_of(&elsewhere)).await.status,
@@ -299,7 +294,7 @@ async fn password_change_revokes_other_sessions(app: TestApp) {
             json!({"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_401(
         &feed(&app, &token_of(&elsewhere)).await,
         "other session's access token",
@@ -328,7 +323,7 @@ async fn password_change_through_user_update_revokes_other_sessions(app: TestApp
             json!({"user": {"password": NEW_PASSWORD, "currentPassword": PASSWORD}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_401(
         &feed(&app, &token_of(&elsewhere)).await,
         "other session after PUT /api/user",

@@ -3,11 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{self, TestApp, assert_keys, engine_tests};
+use crate::common::{TestApp, assert_keys, engine_tests};
 
-async fn tags(app: &common::TestApp, token: Option<&str>) -> Vec<String> {
+async fn tags(app: &TestApp, token: Option<&str>) -> Vec<String> {
     let reply = app.get("/api/tags", token).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_keys(&reply.body, &["tags"]);
     reply.body["tags"]
         .as_array()
@@ -28,7 +28,7 @@ fn sorted(mut list: Vec<String>) -> Vec<String> {
 
 async fn tags_is_empty_without_articles(app: TestApp) {
     let reply = app.get("/api/tags", None).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body, json!({"tags": []}));
 }
 
@@ -70,7 +70,7 @@ async fn tags_no_longer_in_use_disappear(app: TestApp) {
             json!({"article": {"tagList": ["new", "shared"]}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(sorted(tags(&app, None).await), ["doomed", "new", "shared"]);
 
     let reply = app

@@ -13,7 +13,7 @@ async fn register_returns_201_with_a_user_and_token(app: TestApp) {
             json!({"user": {"username": "Jacob", "email": "jake@jake.jake", "password": PASSWORD}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     let user = &reply.body["user"];
     assert_eq!(user["username"], "Jacob");
     assert_eq!(user["email"], "jake@jake.jake");
@@ -31,7 +31,7 @@ async fn register_returns_201_with_a_user_and_token(app: TestApp) {
 async fn login_then_current_user(app: TestApp) {
     app.register("alice").await;
     let reply = app.login("ALICE@example.com", PASSWORD).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let token = token_of(&reply.body["user"]);
     let me = app.get("/api/user", Some(&token)).await;
     assert_eq!(me.status, StatusCode::OK);
@@ -80,7 +80,7 @@ async fn update_user_changes_email_username_bio_and_image(app: TestApp) {
             }}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_user_shape(&reply.body);
     let user = &reply.body["user"];
     assert_eq!(user["email"], "alice.new@example.org");
@@ -90,7 +90,7 @@ async fn update_user_changes_email_username_bio_and_image(app: TestApp) {
     assert_eq!(user["token"], token.as_str());
 
     let me = app.get("/api/user", Some(&token)).await;
-    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    me.assert_status(StatusCode::OK);
     assert_eq!(me.body["user"]["email"], "alice.new@example.org");
     assert_eq!(me.body["user"]["username"], "alice2");
     assert_eq!(me.body["user"]["bio"], "I like to skateboard");
@@ -100,7 +100,7 @@ async fn update_user_changes_email_username_bio_and_image(app: TestApp) {
     );
 
     let profile = app.get("/api/profiles/alice2", None).await;
-    assert_eq!(profile.status, StatusCode::OK, "{}", profile.body);
+    profile.assert_status(StatusCode::OK);
     assert_eq!(profile.body["profile"]["bio"], "I like to skateboard");
     assert_eq!(
         app.get("/api/profiles/alice", None).await.status,
@@ -126,7 +126,7 @@ async fn update_user_leaves_omitted_fields_unchanged(app: TestApp) {
             json!({"user": {"bio": "first", "image": "https://cdn.example.com/a.png"}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let reply = app
         .put(
             "/api/user",
@@ -134,7 +134,7 @@ async fn update_user_leaves_omitted_fields_unchanged(app: TestApp) {
             json!({"user": {"bio": "second"}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let user = &reply.body["user"];
     assert_eq!(user["bio"], "second");
     assert_eq!(user["image"], "https://cdn.example.com/a.png");
@@ -143,7 +143,7 @@ async fn update_user_leaves_omitted_fields_unchanged(app: TestApp) {
     let reply = app
         .put("/api/user", Some(&token), json!({"user": {}}))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["user"]["bio"], "second");
 }
 
@@ -162,7 +162,7 @@ async fn bio_and_image_null_clear_them(app: TestApp) {
             json!({"user": {"bio": null, "image": null}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["user"]["bio"], serde_json::Value::Null);
     assert_eq!(reply.body["user"]["image"], serde_json::Value::Null);
     let me = app.get("/api/user", Some(&token)).await;
@@ -185,7 +185,7 @@ async fn bio_and_image_empty_strings_clear_them(app: TestApp) {
             json!({"user": {"bio": "", "image": ""}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["user"]["bio"], serde_json::Value::Null);
     assert_eq!(reply.body["user"]["image"], serde_json::Value::Null);
     let profile = app.get("/api/profiles/alice", None).await;
@@ -197,7 +197,7 @@ async fn login_by_email_ignores_case(app: TestApp) {
     let reply = app
         .post("/api/users", None, json!({"user": {"username": "mixed", "email": "Mixed.Case@Example.com", "password": PASSWORD}}))
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     for email in [
         "Mixed.Case@Example.com",
         "mixed.case@example.com",
@@ -215,7 +215,7 @@ async fn login_by_email_ignores_case(app: TestApp) {
 async fn login_returns_the_user_shape(app: TestApp) {
     app.register("alice").await;
     let reply = app.login("alice@example.com", PASSWORD).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_user_shape(&reply.body);
     let user = &reply.body["user"];
     assert_eq!(user["email"], "alice@example.com");
@@ -224,7 +224,7 @@ async fn login_returns_the_user_shape(app: TestApp) {
     assert_eq!(user["image"], serde_json::Value::Null);
     let token = user["token"].as_str().expect("token");
     let me = app.get("/api/user", Some(token)).await;
-    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    me.assert_status(StatusCode::OK);
     assert_user_shape(&me.body);
     assert_eq!(me.body["user"]["email"], "alice@example.com");
 }
@@ -234,12 +234,7 @@ async fn usernames_are_unique_ignoring_case_at_registration(app: TestApp) {
     let reply = app
         .post("/api/users", None, json!({"user": {"username": "ALICE", "email": "other@example.com", "password": PASSWORD}}))
         .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         reply.body,
         json!({"errors": {"username": ["has already been taken"]}})
@@ -251,12 +246,7 @@ async fn emails_are_unique_ignoring_case_at_registration(app: TestApp) {
     let reply = app
         .post("/api/users", None, json!({"user": {"username": "other", "email": "Alice@EXAMPLE.com", "password": PASSWORD}}))
         .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         reply.body,
         json!({"errors": {"email": ["has already been taken"]}})
@@ -273,12 +263,7 @@ async fn update_to_a_taken_username_or_email_is_422_on_that_field(app: TestApp) 
             json!({"user": {"username": "Alice"}}),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         reply.body,
         json!({"errors": {"username": ["has already been taken"]}})
@@ -290,12 +275,7 @@ async fn update_to_a_taken_username_or_email_is_422_on_that_field(app: TestApp) 
             json!({"user": {"email": "ALICE@example.com"}}),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         reply.body,
         json!({"errors": {"email": ["has already been taken"]}})
@@ -314,7 +294,7 @@ async fn changing_the_case_of_ones_own_username_is_allowed(app: TestApp) {
             json!({"user": {"username": "Alice", "email": "ALICE@example.com"}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["user"]["username"], "Alice");
     assert_eq!(reply.body["user"]["email"], "ALICE@example.com");
     let profile = app.get("/api/profiles/Alice", None).await;
@@ -332,12 +312,7 @@ async fn password_change_requires_the_current_password(app: TestApp) {
             json!({"user": {"password": NEW_PASSWORD}}),
         )
         .await;
-    assert_eq!(
-        without.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        without.body
-    );
+    without.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         without.error_on("currentPassword").is_some(),
         "{}",
@@ -347,12 +322,7 @@ async fn password_change_requires_the_current_password(app: TestApp) {
     let wrong = app
         .put("/api/user", Some(&token), json!({"user": {"password": NEW_PASSWORD, "currentPassword": "not the password at all"}}))
         .await;
-    assert_eq!(
-        wrong.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        wrong.body
-    );
+    wrong.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         wrong.error_on("currentPassword").is_some(),
         "{}",
@@ -371,14 +341,14 @@ async fn password_change_requires_the_current_password(app: TestApp) {
             json!({"user": {"password": NEW_PASSWORD, "currentPassword": PASSWORD}}),
         )
         .await;
-    assert_eq!(right.status, StatusCode::OK, "{}", right.body);
+    right.assert_status(StatusCode::OK);
     assert_user_shape(&right.body);
     assert_eq!(right.body["user"]["username"], "alice");
 
     let old = app.login("alice@example.com", PASSWORD).await;
-    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.body);
+    old.assert_status(StatusCode::UNAUTHORIZED);
     let new = app.login("alice@example.com", NEW_PASSWORD).await;
-    assert_eq!(new.status, StatusCode::OK, "{}", new.body);
+    new.assert_status(StatusCode::OK);
     assert_eq!(new.body["user"]["username"], "alice");
 }
 
@@ -388,7 +358,7 @@ async fn an_empty_password_field_in_settings_changes_nothing(app: TestApp) {
     let reply = app
         .put("/api/user", Some(&token), json!({"user": {"email": "alice@example.com", "username": "alice", "bio": "hi", "image": "", "password": ""}}))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["user"]["bio"], "hi");
     assert_eq!(
         app.login("alice@example.com", PASSWORD).await.status,
@@ -400,7 +370,7 @@ async fn an_empty_password_field_in_settings_changes_nothing(app: TestApp) {
 #[tokio::test]
 async fn the_sqlite_database_holding_password_hashes_is_private_to_its_owner() {
     use std::os::unix::fs::PermissionsExt;
-    let app = common::TestApp::spawn(common::Engine::Sqlite).await;
+    let app = TestApp::spawn(common::Engine::Sqlite).await;
     app.register("private").await;
     let mode = std::fs::metadata(app.data_dir.path().join("aerie.db"))
         .expect("database file")

@@ -168,7 +168,7 @@ async fn a_password_change_records_the_other_sessions_it_ended(app: TestApp) {
     let reply = app
         .put("/api/user/password", Some(&token_of(&here)), json!({"currentPassword": PASSWORD, "newPassword": "a completely different passphrase 77"}))
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     let rows = rows_of(&app, "session_revoked").await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].subject_id, Some(bobs_id(&app).await));
@@ -185,7 +185,7 @@ async fn a_password_change_records_the_other_sessions_it_ended(app: TestApp) {
     let again = app
         .put("/api/user", Some(&token_of(&here)), json!({"user": {"password": "yet another fine passphrase 88", "currentPassword": "a completely different passphrase 77"}}))
         .await;
-    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    again.assert_status(StatusCode::OK);
     assert_eq!(rows_of(&app, "session_revoked").await.len(), 1);
     assert_eq!(rows_of(&app, "password_changed").await.len(), 2);
 }
@@ -197,7 +197,7 @@ async fn each_refresh_rotation_is_audited_in_its_session(app: TestApp) {
     let reply = app
         .post("/api/auth/refresh", None, json!({"refreshToken": first}))
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let second = refresh_token_of(&reply.body["user"]);
     assert_eq!(
         app.post("/api/auth/refresh", None, json!({"refreshToken": second}))

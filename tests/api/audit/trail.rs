@@ -216,7 +216,7 @@ async fn password_and_email_changes_are_audited(app: TestApp) {
             }}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let bio_only = app
         .put("/api/user", Some(&token), json!({"user": {"bio": "hi"}}))
         .await;

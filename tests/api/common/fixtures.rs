@@ -1,6 +1,8 @@
 //! What tests set up through the API (accounts, sessions, articles) or, where no route
 //! does it, straight in the database.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -55,26 +57,9 @@ impl TestApp {
     /// Runs one SQL statement directly on the test database (to set up what no route does,
     /// such as disabling an account).
     pub async fn execute_sql(&self, sql: &str) {
-        use sqlx::Connection;
         match self.engine {
-            Engine::Sqlite => {
-                let mut connection = sqlx::SqliteConnection::connect(&self.database_url)
-                    .await
-                    .expect("connect to the test database");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut connection)
-                    .await
-                    .expect("statement runs");
-            }
-            Engine::Postgres => {
-                let mut connection = sqlx::PgConnection::connect(&self.database_url)
-                    .await
-                    .expect("connect to the test database");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut connection)
-                    .await
-                    .expect("statement runs");
-            }
+            Engine::Sqlite => execute_on::<sqlx::SqliteConnection>(&self.database_url, sql).await,
+            Engine::Postgres => execute_on::<sqlx::PgConnection>(&self.database_url, sql).await,
         }
     }
 
@@ -94,6 +79,18 @@ impl TestApp {
         .await;
     }
 
+    /// Reads one article, which must exist, and returns the Article object.
+    pub async fn article(&self, slug: &str, token: Option<&str>) -> Value {
+        let reply = self.get(&format!("/api/articles/{slug}"), token).await;
+        reply.assert_status(StatusCode::OK);
+        reply.body["article"].clone()
+    }
+
+    /// Moves the server clock one second on, so what is created next is strictly newer.
+    pub fn tick(&self) {
+        self.clock.advance(Duration::from_secs(1));
+    }
+
     /// Creates an article and returns its slug.
     pub async fn create_article(&self, token: &str, title: &str, tags: &[&str]) -> String {
         let reply = self
@@ -110,6 +107,22 @@ impl TestApp {
             .expect("slug")
             .to_owned()
     }
+}
+
+/// Runs one statement on its own connection of type `C` (one per engine).
+async fn execute_on<C>(database_url: &str, sql: &str)
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+{
+    let mut connection = C::connect(database_url)
+        .await
+        .expect("connect to the test database");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut connection)
+        .await
+        .expect("statement runs");
 }
 
 /// The access token of a User object (its `token`).

@@ -13,6 +13,12 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Asserts the status, showing the body when it is not the one expected.
+    #[track_caller]
+    pub fn assert_status(&self, expected: StatusCode) {
+        assert_eq!(self.status, expected, "{}", self.body);
+    }
+
     /// The first message for `field` in a RealWorld error body.
     pub fn error_on(&self, field: &str) -> Option<&str> {
         self.body["errors"][field][0].as_str()

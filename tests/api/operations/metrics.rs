@@ -340,11 +340,11 @@ async fn the_metrics_never_carry_secrets_or_user_data(engine: Engine) {
             json!({"user": {"email": new_email}}),
         )
         .await;
-    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    changed.assert_status(StatusCode::OK);
     let refreshed = app
         .post("/api/auth/refresh", None, json!({"refreshToken": refresh}))
         .await;
-    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    refreshed.assert_status(StatusCode::OK);
     app.get(&format!("/api/profiles/quinn.private?secret={token}"), None)
         .await;
     let wrong = app.login(new_email, "wrong but long password").await;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{self, PASSWORD, Reply, TestApp, engine_tests};
 
@@ -104,7 +104,7 @@ async fn comment(app: &TestApp, token: &str, slug: &str, body: &str) -> i64 {
             json!({"comment": {"body": body}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     reply.body["comment"]["id"].as_i64().expect("comment id")
 }
 
@@ -112,7 +112,7 @@ async fn comment_ids(app: &TestApp, slug: &str) -> Vec<i64> {
     let reply = app
         .get(&format!("/api/articles/{slug}/comments"), None)
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let mut ids: Vec<i64> = reply.body["comments"]
         .as_array()
         .expect("comments")
@@ -121,12 +121,6 @@ async fn comment_ids(app: &TestApp, slug: &str) -> Vec<i64> {
         .collect();
     ids.sort_unstable();
     ids
-}
-
-async fn article(app: &TestApp, slug: &str) -> Value {
-    let reply = app.get(&format!("/api/articles/{slug}"), None).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    reply.body["article"].clone()
 }
 
 #[track_caller]
@@ -151,7 +145,7 @@ async fn another_user_cannot_edit_someone_elses_article(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let slug = app.create_article(&alice, "Alice writes", &["mine"]).await;
-    let before = article(&app, &slug).await;
+    let before = app.article(&slug, None).await;
     for change in [
         json!({"title": "Bob was here"}),
         json!({"body": "defaced"}),
@@ -168,7 +162,7 @@ async fn another_user_cannot_edit_someone_elses_article(app: TestApp) {
         assert_forbidden(&reply, &change.to_string());
     }
     assert_eq!(
-        article(&app, &slug).await,
+        app.article(&slug, None).await,
         before,
         "the article is unchanged"
     );
@@ -184,23 +178,23 @@ async fn another_user_cannot_edit_someone_elses_article(app: TestApp) {
             json!({"article": {"body": "edited"}}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
 }
 
 async fn another_user_cannot_delete_someone_elses_article(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let slug = app.create_article(&alice, "Keep me", &[]).await;
-    let before = article(&app, &slug).await;
+    let before = app.article(&slug, None).await;
     let reply = app
         .delete(&format!("/api/articles/{slug}"), Some(&bob))
         .await;
     assert_forbidden(&reply, "bob deletes alice's article");
-    assert_eq!(article(&app, &slug).await, before);
+    assert_eq!(app.article(&slug, None).await, before);
     let reply = app
         .delete(&format!("/api/articles/{slug}"), Some(&alice))
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
         app.get(&format!("/api/articles/{slug}"), None).await.status,
         StatusCode::NOT_FOUND
@@ -235,7 +229,7 @@ async fn another_user_cannot_delete_someone_elses_comment(app: TestApp) {
         expected,
         "no comment was deleted"
     );
-    assert_eq!(article(&app, &slug).await["title"], "Discussed");
+    assert_eq!(app.article(&slug, None).await["title"], "Discussed");
     // Carol may delete her own.
     let reply = app
         .delete(
@@ -243,7 +237,7 @@ async fn another_user_cannot_delete_someone_elses_comment(app: TestApp) {
             Some(&carol),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(comment_ids(&app, &slug).await, vec![by_alice]);
 }
 
@@ -259,7 +253,7 @@ async fn article_author_can_delete_a_comment_by_someone_else(app: TestApp) {
             Some(&alice),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(comment_ids(&app, &slug).await, vec![kept]);
     // ...but only on their own article: bob's comment on bob's article is out of reach.
     let other = app.create_article(&bob, "Bob's own", &[]).await;
@@ -284,12 +278,12 @@ async fn comment_id_under_another_articles_slug_is_not_found(app: TestApp) {
     let reply = app
         .delete(&format!("/api/articles/{on_y}/comments/{id}"), Some(&bob))
         .await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    reply.assert_status(StatusCode::NOT_FOUND);
     // Not even the comment's own author reaches it through the wrong parent.
     let reply = app
         .delete(&format!("/api/articles/{on_y}/comments/{id}"), Some(&alice))
         .await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    reply.assert_status(StatusCode::NOT_FOUND);
     assert_eq!(comment_ids(&app, &on_x).await, vec![id]);
 }
 
@@ -530,7 +524,7 @@ async fn sql_injection_in_path_parameters_is_not_found(app: TestApp) {
             assert!(reply.status.is_client_error(), "{path}: {}", reply.status);
         }
     }
-    assert_eq!(article(&app, &slug).await["body"], "# Body\n\ntext");
+    assert_eq!(app.article(&slug, None).await["body"], "# Body\n\ntext");
     assert_eq!(comment_ids(&app, &slug).await, vec![id]);
 }
 
@@ -593,7 +587,7 @@ async fn sql_injection_in_json_fields_is_stored_as_text(app: TestApp) {
             .as_str()
             .expect("slug")
             .to_owned();
-        let stored = article(&app, &slug).await;
+        let stored = app.article(&slug, None).await;
         assert_eq!(stored["title"], title);
         assert_eq!(stored["description"], *payload);
         assert_eq!(stored["body"], *payload);
@@ -623,7 +617,7 @@ async fn sql_injection_in_json_fields_is_stored_as_text(app: TestApp) {
     }
     // The users table survived every DROP TABLE.
     let reply = app.login("alice@example.com", PASSWORD).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     let all = app.get("/api/articles?limit=100", None).await;
     assert_eq!(all.body["articlesCount"], text_payloads.len());
 }

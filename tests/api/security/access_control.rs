@@ -262,7 +262,7 @@ async fn role_and_disable_changes_take_effect_and_are_admin_only(app: TestApp) {
     let disabled = app
         .post("/api/admin/users/target/disable", Some(&admin), json!({}))
         .await;
-    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    disabled.assert_status(StatusCode::OK);
     assert_eq!(disabled.body["user"]["disabled"], true);
     assert!(disabled.body["user"].get("passwordHash").is_none());
     assert_eq!(
@@ -307,12 +307,7 @@ async fn granting_admin_needs_a_fresh_login(app: TestApp) {
             json!({"role": "admin"}),
         )
         .await;
-    assert_eq!(
-        stale.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        stale.body
-    );
+    stale.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(stale.error_on("reauthentication").is_some());
     let still_user = app
         .put(
@@ -334,7 +329,7 @@ async fn granting_admin_needs_a_fresh_login(app: TestApp) {
             json!({"role": "admin"}),
         )
         .await;
-    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    granted.assert_status(StatusCode::OK);
 }
 
 async fn admins_cannot_lock_themselves_out_and_bad_roles_are_refused(app: TestApp) {

@@ -763,12 +763,7 @@ async fn huge_password_at_login_is_refused_quickly(app: TestApp) {
     let reply = app
         .raw_post("/api/users/login", body.to_string().into_bytes(), false)
         .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
         reply.body["errors"]["body"][0].is_string(),
         "{}",
@@ -842,12 +837,7 @@ async fn unicode_lookalike_usernames_are_refused(app: TestApp) {
             json!({"user": {"username": "bob2", "email": "BOB@Example.COM", "password": PASSWORD}}),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(reply.error_on("email").is_some(), "{}", reply.body);
     // The profile is still the one bob.
     assert_eq!(

@@ -212,12 +212,7 @@ async fn browser_login_sets_host_cookies_with_exact_attributes_and_no_tokens_in_
         Some(json!({"user": {"username": "carol", "email": "carol@example.com", "password": common::PASSWORD}})),
     )
     .await;
-    assert_eq!(
-        registered.status,
-        StatusCode::CREATED,
-        "{}",
-        registered.body
-    );
+    registered.assert_status(StatusCode::CREATED);
     assert_eq!(set_cookies(&registered).len(), 3);
     common::assert_keys(
         &registered.body["user"],
@@ -229,7 +224,7 @@ async fn the_access_cookie_authenticates_reads_without_echoing_the_token(app: Te
     let (_, jar) = browser_login(&app, "bob", DEV_ORIGIN).await;
     let cookie = jar.header();
     let me = send(&app, Method::GET, "/api/user", &[("Cookie", &cookie)], None).await;
-    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    me.assert_status(StatusCode::OK);
     assert_eq!(me.body["user"]["username"], "bob");
     assert!(me.body["user"].get("token").is_none(), "{}", me.body);
     let feed = send(
@@ -305,7 +300,7 @@ async fn cross_site_state_changes_with_the_cookie_are_refused_and_change_nothing
         referer.body
     );
     let ok = post_article(&app, &jar, Some(&jar.csrf), Some(trusted)).await;
-    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    ok.assert_status(StatusCode::CREATED);
     assert_eq!(article_count(&app).await, 2);
     // A cookie-authenticated read that names a foreign origin is refused too.
     let cookie = jar.header();
@@ -363,7 +358,7 @@ async fn refresh_by_cookie_rotates_the_cookies(app: TestApp) {
         Some(json!({})),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.assert_status(StatusCode::OK);
     common::assert_keys(
         &reply.body["user"],
         &["email", "username", "bio", "image", "role"],
@@ -406,7 +401,7 @@ async fn refresh_by_cookie_rotates_the_cookies(app: TestApp) {
         Some(json!({"refreshToken": other["refreshToken"]})),
     )
     .await;
-    assert_eq!(by_body.status, StatusCode::OK, "{}", by_body.body);
+    by_body.assert_status(StatusCode::OK);
     assert_eq!(set_cookies(&by_body).len(), 3);
     assert!(by_body.body["user"].get("refreshToken").is_none());
 }
@@ -435,7 +430,7 @@ async fn logout_clears_the_cookies_and_the_old_cookie_is_refused(app: TestApp) {
         Some(json!({})),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    reply.assert_status(StatusCode::NO_CONTENT);
     let cleared = set_cookies(&reply);
     assert_eq!(
         cleared[ACCESS],
@@ -489,7 +484,7 @@ async fn logout_clears_the_cookies_and_the_old_cookie_is_refused(app: TestApp) {
         Some(json!({})),
     )
     .await;
-    assert_eq!(all.status, StatusCode::NO_CONTENT, "{}", all.body);
+    all.assert_status(StatusCode::NO_CONTENT);
     assert!(
         set_cookies(&all)
             .values()
@@ -515,7 +510,7 @@ async fn bearer_clients_are_unaffected(app: TestApp) {
         Some(json!({"article": {"title": "Mine", "description": "d", "body": "b"}})),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     assert!(set_cookies(&reply).is_empty());
     let logout = send(
         &app,
@@ -547,10 +542,8 @@ async fn bearer_clients_are_unaffected(app: TestApp) {
 /// The engines this run covers.
 fn engines() -> Vec<Engine> {
     let mut engines = vec![Engine::Sqlite];
-    if std::env::var("AERIE_TEST_POSTGRES_URL").is_ok() {
+    if common::postgres_configured() {
         engines.push(Engine::Postgres);
-    } else {
-        eprintln!("SKIPPED: AERIE_TEST_POSTGRES_URL is not set; PostgreSQL variant not run");
     }
     engines
 }

@@ -292,7 +292,7 @@ async fn distributed_guessing_against_one_account_hits_the_account_wall() {
         &[("X-Forwarded-For", "198.51.100.7")],
     )
     .await;
-    assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
+    owner.assert_status(StatusCode::OK);
 }
 
 #[tokio::test]

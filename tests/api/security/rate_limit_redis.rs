@@ -95,12 +95,7 @@ async fn two_instances_on_one_redis_share_one_login_budget() {
     }
     for app in [&first, &second] {
         let reply = wrong_login(app, "victim@example.com").await;
-        assert_eq!(
-            reply.status,
-            StatusCode::TOO_MANY_REQUESTS,
-            "{}",
-            reply.body
-        );
+        reply.assert_status(StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(
             reply.body,
             json!({"errors": {"body": ["too many requests"]}})
@@ -316,20 +311,10 @@ async fn unreachable_redis_with_auth_closed_refuses_only_credential_routes() {
     assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
     // Guessing must not get N instances' worth of budget while the shared count is gone.
     let reply = wrong_login(&app, "victim@example.com").await;
-    assert_eq!(
-        reply.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
     let signup = json!({"user": {"username": "newbie", "email": "newbie@example.com", "password": common::PASSWORD}});
     let reply = app.post("/api/users", None, signup).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
 }
 
 /// A Redis that accepts connections and never answers (a hung server, a black-holed
@@ -441,7 +426,7 @@ async fn the_shared_store_comes_back_after_its_connections_are_cut() {
     )
     .await;
     let first = wrong_login(&app, "victim@example.com").await;
-    assert_eq!(first.status, StatusCode::UNAUTHORIZED, "{}", first.body);
+    first.assert_status(StatusCode::UNAUTHORIZED);
     assert_eq!(header(&first, "ratelimit"), Some("\"login-ip\";r=99;t=36"));
 
     relay.cut_every_connection();
@@ -453,12 +438,7 @@ async fn the_shared_store_comes_back_after_its_connections_are_cut() {
         if reply.status == StatusCode::UNAUTHORIZED {
             break reply;
         }
-        assert_eq!(
-            reply.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{}",
-            reply.body
-        );
+        reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
         outage += 1;
         assert!(outage < 50, "the Redis store never came back");
         tokio::time::sleep(Duration::from_millis(100)).await;

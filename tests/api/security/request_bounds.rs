@@ -33,12 +33,7 @@ fn nested(depth: usize) -> String {
 async fn json_nested_past_32_levels_is_a_400_before_parsing(app: TestApp) {
     // The body itself is two levels deep, so `x` at depth d makes the whole d + 2.
     let within = post_text(&app, "/api/users", None, registration_with(&nested(30))).await;
-    assert_eq!(
-        within.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        within.body
-    );
+    within.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     for depth in [31, 10_000] {
         let reply = post_text(&app, "/api/users", None, registration_with(&nested(depth))).await;
         assert_eq!(
@@ -55,7 +50,7 @@ async fn json_nested_past_32_levels_is_a_400_before_parsing(app: TestApp) {
     }
     let objects = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
     let reply = post_text(&app, "/api/users/login", None, objects).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    reply.assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(
         app.get("/api/tags", None).await.status,
         StatusCode::OK,
@@ -76,12 +71,7 @@ async fn a_huge_json_string_is_refused_whatever_field_holds_it(app: TestApp) {
         article(&"a".repeat(60_001)),
     )
     .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         reply.error_on("body").is_some_and(|m| m.contains("60000")),
         "{}",
@@ -95,12 +85,7 @@ async fn a_huge_json_string_is_refused_whatever_field_holds_it(app: TestApp) {
         article(&"a".repeat(70_000)),
     )
     .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         reply.error_on("body"),
         Some("has a string longer than 65536 characters")
@@ -149,16 +134,11 @@ async fn each_route_group_has_its_own_body_limit() {
     let reply = app
         .post("/api/articles", Some(&token), article.clone())
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.assert_status(StatusCode::CREATED);
     let mut big = article.to_string();
     big.push_str(&" ".repeat(40_000));
     let reply = post_text(&app, "/api/articles", Some(&token), big).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 #[tokio::test]
