@@ -10,19 +10,6 @@ use crate::common::{PROFILE_KEYS, TestApp, assert_keys, assert_timestamp, engine
 /// A Comment object: the contract's fields plus the rendered `bodyHtml`.
 const COMMENT_KEYS: &[&str] = &["id", "createdAt", "updatedAt", "body", "bodyHtml", "author"];
 
-async fn add_comment(app: &TestApp, token: &str, slug: &str, body: &str) -> Value {
-    let reply = app
-        .post(
-            &format!("/api/articles/{slug}/comments"),
-            Some(token),
-            json!({"comment": {"body": body}}),
-        )
-        .await;
-    reply.assert_status(StatusCode::OK);
-    assert_keys(&reply.body, &["comment"]);
-    reply.body["comment"].clone()
-}
-
 async fn list_comments(app: &TestApp, slug: &str, token: Option<&str>) -> Vec<Value> {
     let reply = app
         .get(&format!("/api/articles/{slug}/comments"), token)
@@ -47,7 +34,7 @@ async fn add_comment_returns_200_with_the_comment(app: TestApp) {
     let bob = app.register("bob").await;
     let slug = app.create_article(&alice, "Discussed", &[]).await;
     app.clock.advance(Duration::from_millis(1234));
-    let comment = add_comment(&app, &bob, &slug, "Thank you so much!").await;
+    let comment = app.add_comment(&bob, &slug, "Thank you so much!").await;
     assert_keys(&comment, COMMENT_KEYS);
     assert!(comment["id"].is_i64(), "id is an integer: {comment}");
     assert_eq!(comment["body"], "Thank you so much!");
@@ -67,11 +54,11 @@ async fn list_comments_returns_them_oldest_first(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let slug = app.create_article(&alice, "Thread", &[]).await;
-    let first = add_comment(&app, &bob, &slug, "first").await;
+    let first = app.add_comment(&bob, &slug, "first").await;
     app.clock.advance(Duration::from_secs(1));
-    let second = add_comment(&app, &alice, &slug, "second").await;
+    let second = app.add_comment(&alice, &slug, "second").await;
     app.clock.advance(Duration::from_secs(1));
-    let third = add_comment(&app, &bob, &slug, "third").await;
+    let third = app.add_comment(&bob, &slug, "third").await;
 
     let listed = list_comments(&app, &slug, None).await;
     assert_eq!(bodies(&listed), ["first", "second", "third"]);
@@ -85,7 +72,7 @@ async fn comments_added_in_the_same_millisecond_keep_their_order(app: TestApp) {
     let alice = app.register("alice").await;
     let slug = app.create_article(&alice, "Fast thread", &[]).await;
     for body in ["one", "two", "three", "four"] {
-        add_comment(&app, &alice, &slug, body).await;
+        app.add_comment(&alice, &slug, body).await;
     }
     let listed = list_comments(&app, &slug, Some(&alice)).await;
     assert_eq!(bodies(&listed), ["one", "two", "three", "four"]);
@@ -101,8 +88,8 @@ async fn comments_belong_to_their_article_only(app: TestApp) {
     let alice = app.register("alice").await;
     let one = app.create_article(&alice, "One", &[]).await;
     let two = app.create_article(&alice, "Two", &[]).await;
-    add_comment(&app, &alice, &one, "on one").await;
-    add_comment(&app, &alice, &two, "on two").await;
+    app.add_comment(&alice, &one, "on one").await;
+    app.add_comment(&alice, &two, "on two").await;
     assert_eq!(bodies(&list_comments(&app, &one, None).await), ["on one"]);
     assert_eq!(bodies(&list_comments(&app, &two, None).await), ["on two"]);
 }
@@ -111,7 +98,7 @@ async fn comment_author_shows_following_for_the_viewer(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let slug = app.create_article(&alice, "Followed commenter", &[]).await;
-    add_comment(&app, &bob, &slug, "hello").await;
+    app.add_comment(&bob, &slug, "hello").await;
     let reply = app
         .request(Method::POST, "/api/profiles/bob/follow", Some(&alice), None)
         .await;
@@ -134,8 +121,8 @@ async fn delete_own_comment_returns_204_and_it_is_gone(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let slug = app.create_article(&alice, "Retracted", &[]).await;
-    let keep = add_comment(&app, &bob, &slug, "keep").await;
-    let drop = add_comment(&app, &bob, &slug, "drop").await;
+    let keep = app.add_comment(&bob, &slug, "keep").await;
+    let drop = app.add_comment(&bob, &slug, "drop").await;
     let id = drop["id"].as_i64().expect("id");
     let reply = app
         .delete(&format!("/api/articles/{slug}/comments/{id}"), Some(&bob))
@@ -152,7 +139,7 @@ async fn delete_own_comment_returns_204_and_it_is_gone(app: TestApp) {
 async fn delete_comment_with_json_content_type_and_no_body_is_accepted(app: TestApp) {
     let alice = app.register("alice").await;
     let slug = app.create_article(&alice, "Client deletes", &[]).await;
-    let comment = add_comment(&app, &alice, &slug, "bye").await;
+    let comment = app.add_comment(&alice, &slug, "bye").await;
     let id = comment["id"].as_i64().expect("id");
     let reply = app
         .send_without_body(
@@ -169,7 +156,7 @@ async fn article_author_may_delete_a_readers_comment(app: TestApp) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let slug = app.create_article(&alice, "Moderated by author", &[]).await;
-    let comment = add_comment(&app, &bob, &slug, "off topic").await;
+    let comment = app.add_comment(&bob, &slug, "off topic").await;
     let id = comment["id"].as_i64().expect("id");
     let reply = app
         .delete(&format!("/api/articles/{slug}/comments/{id}"), Some(&alice))
@@ -183,7 +170,7 @@ async fn comment_body_html_is_sanitized(app: TestApp) {
     let slug = app.create_article(&alice, "Markdown comments", &[]).await;
     let source =
         "*nice* <script>alert(1)</script> <img src=x onerror=alert(1)> [x](javascript:alert(1))";
-    let comment = add_comment(&app, &alice, &slug, source).await;
+    let comment = app.add_comment(&alice, &slug, source).await;
     assert_eq!(comment["body"], source);
     let html = comment["bodyHtml"]
         .as_str()
@@ -199,7 +186,7 @@ async fn comment_body_html_is_sanitized(app: TestApp) {
 async fn deleting_an_article_deletes_its_comments(app: TestApp) {
     let alice = app.register("alice").await;
     let slug = app.create_article(&alice, "Doomed", &[]).await;
-    add_comment(&app, &alice, &slug, "gone soon").await;
+    app.add_comment(&alice, &slug, "gone soon").await;
     let reply = app
         .delete(&format!("/api/articles/{slug}"), Some(&alice))
         .await;

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{self, PASSWORD, TestApp, engine_tests, token_of};
+use crate::common::{self, PASSWORD, Reply, TestApp, engine_tests, token_of};
 
 async fn register_returns_201_with_a_user_and_token(app: TestApp) {
     let reply = app
@@ -64,6 +64,16 @@ fn assert_user_shape(body: &serde_json::Value) {
             "unexpected {key} in {body}"
         );
     }
+}
+
+/// A 422 saying that the value of `field` belongs to another account.
+#[track_caller]
+fn assert_taken(reply: &Reply, field: &str) {
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.body,
+        json!({"errors": {field: ["has already been taken"]}})
+    );
 }
 
 async fn update_user_changes_email_username_bio_and_image(app: TestApp) {
@@ -234,11 +244,7 @@ async fn usernames_are_unique_ignoring_case_at_registration(app: TestApp) {
     let reply = app
         .post("/api/users", None, json!({"user": {"username": "ALICE", "email": "other@example.com", "password": PASSWORD}}))
         .await;
-    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        reply.body,
-        json!({"errors": {"username": ["has already been taken"]}})
-    );
+    assert_taken(&reply, "username");
 }
 
 async fn emails_are_unique_ignoring_case_at_registration(app: TestApp) {
@@ -246,11 +252,7 @@ async fn emails_are_unique_ignoring_case_at_registration(app: TestApp) {
     let reply = app
         .post("/api/users", None, json!({"user": {"username": "other", "email": "Alice@EXAMPLE.com", "password": PASSWORD}}))
         .await;
-    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        reply.body,
-        json!({"errors": {"email": ["has already been taken"]}})
-    );
+    assert_taken(&reply, "email");
 }
 
 async fn update_to_a_taken_username_or_email_is_422_on_that_field(app: TestApp) {
@@ -263,11 +265,7 @@ async fn update_to_a_taken_username_or_email_is_422_on_that_field(app: TestApp) 
             json!({"user": {"username": "Alice"}}),
         )
         .await;
-    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        reply.body,
-        json!({"errors": {"username": ["has already been taken"]}})
-    );
+    assert_taken(&reply, "username");
     let reply = app
         .put(
             "/api/user",
@@ -275,11 +273,7 @@ async fn update_to_a_taken_username_or_email_is_422_on_that_field(app: TestApp) 
             json!({"user": {"email": "ALICE@example.com"}}),
         )
         .await;
-    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        reply.body,
-        json!({"errors": {"email": ["has already been taken"]}})
-    );
+    assert_taken(&reply, "email");
     let me = app.get("/api/user", Some(&bob)).await;
     assert_eq!(me.body["user"]["username"], "bob");
     assert_eq!(me.body["user"]["email"], "bob@example.com");

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Engine, Reply, TestApp};
+use super::{Engine, Reply, TestApp, assert_keys};
 
 /// A password that passes the strength policy.
 pub const PASSWORD: &str = "correct horse battery staple 42";
@@ -84,6 +84,20 @@ impl TestApp {
         let reply = self.get(&format!("/api/articles/{slug}"), token).await;
         reply.assert_status(StatusCode::OK);
         reply.body["article"].clone()
+    }
+
+    /// Comments on an article and returns the Comment object.
+    pub async fn add_comment(&self, token: &str, slug: &str, body: &str) -> Value {
+        let reply = self
+            .post(
+                &format!("/api/articles/{slug}/comments"),
+                Some(token),
+                json!({"comment": {"body": body}}),
+            )
+            .await;
+        reply.assert_status(StatusCode::OK);
+        assert_keys(&reply.body, &["comment"]);
+        reply.body["comment"].clone()
     }
 
     /// Moves the server clock one second on, so what is created next is strictly newer.

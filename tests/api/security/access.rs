@@ -97,15 +97,9 @@ async fn timed_get(app: &TestApp, path: &str, token: Option<&str>) -> (Reply, In
 }
 
 async fn comment(app: &TestApp, token: &str, slug: &str, body: &str) -> i64 {
-    let reply = app
-        .post(
-            &format!("/api/articles/{slug}/comments"),
-            Some(token),
-            json!({"comment": {"body": body}}),
-        )
-        .await;
-    reply.assert_status(StatusCode::OK);
-    reply.body["comment"]["id"].as_i64().expect("comment id")
+    app.add_comment(token, slug, body).await["id"]
+        .as_i64()
+        .expect("comment id")
 }
 
 async fn comment_ids(app: &TestApp, slug: &str) -> Vec<i64> {
