@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::users::USER_COLUMNS;
-use super::{Store, UserRow, matchable, on_pool};
+use super::{Store, UserRow, execute, matchable, on_pool};
 use crate::clock::UnixMillis;
 
 /// An account as an administrator sees it.
@@ -37,7 +37,10 @@ impl Store {
             return Ok(None);
         }
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1");
-        on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(username_key).fetch_optional(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(username_key)
+            .fetch_optional(pool)
+            .await)
     }
 
     /// Accounts whose username or email contains `query` (case-insensitive), by username,
@@ -59,9 +62,17 @@ impl Store {
              FROM users u WHERE {filter} ORDER BY u.username_key LIMIT $2 OFFSET $3"
         );
         let count = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
-        on_pool!(self, pool => {
-            let rows = sqlx::query_as(AssertSqlSafe(list.as_str())).bind(&pattern).bind(limit).bind(offset).fetch_all(pool).await?;
-            let total: i64 = sqlx::query_scalar(AssertSqlSafe(count.as_str())).bind(&pattern).fetch_one(pool).await?;
+        on_pool!(self, |pool| {
+            let rows = sqlx::query_as(AssertSqlSafe(list.as_str()))
+                .bind(&pattern)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total: i64 = sqlx::query_scalar(AssertSqlSafe(count.as_str()))
+                .bind(&pattern)
+                .fetch_one(pool)
+                .await?;
             Ok((rows, total))
         })
     }
@@ -73,7 +84,7 @@ impl Store {
         now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
         let sql = "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1";
-        on_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(role).bind(now).execute(pool).await.map(drop))
+        execute!(self, sql, user_id, role, now)
     }
 
     /// Disables the account (`Some(time)`) or enables it (`None`).
@@ -84,19 +95,25 @@ impl Store {
         now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
         let sql = "UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1";
-        on_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(disabled_at).bind(now).execute(pool).await.map(drop))
+        execute!(self, sql, user_id, disabled_at, now)
     }
 
     /// Marks every live session of every user revoked (incident response).
     pub async fn revoke_every_session(&self, now: UnixMillis) -> Result<Vec<String>, sqlx::Error> {
         let sql = "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL RETURNING id";
-        on_pool!(self, pool => sqlx::query_scalar(sql).bind(now).fetch_all(pool).await)
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(now)
+            .fetch_all(pool)
+            .await)
     }
 
     /// When a session began (its login time), if it exists and is not revoked.
     pub async fn session_started_at(&self, session_id: &str) -> Result<Option<i64>, sqlx::Error> {
         let sql = "SELECT created_at FROM sessions WHERE id = $1 AND revoked_at IS NULL";
-        on_pool!(self, pool => sqlx::query_scalar(sql).bind(session_id).fetch_optional(pool).await)
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await)
     }
 }
 

@@ -49,18 +49,32 @@ impl Store {
              session_id, client_ip, user_agent, request_id, detail, prev_mac, mac) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
         let advance = "UPDATE audit_chain_head SET seq = $1, mac = $2 WHERE id = 1";
-        on_pool!(self, pool => {
+        on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(lock).execute(&mut *tx).await?;
             let head: ChainHead = sqlx::query_as(read).fetch_one(&mut *tx).await?;
             let row = seal(&head);
             sqlx::query(insert)
-                .bind(row.seq).bind(row.at).bind(&row.event_type).bind(&row.severity)
-                .bind(row.actor_id).bind(row.subject_id).bind(&row.session_id)
-                .bind(&row.client_ip).bind(&row.user_agent).bind(&row.request_id)
-                .bind(&row.detail).bind(&row.prev_mac).bind(&row.mac)
-                .execute(&mut *tx).await?;
-            sqlx::query(advance).bind(row.seq).bind(&row.mac).execute(&mut *tx).await?;
+                .bind(row.seq)
+                .bind(row.at)
+                .bind(&row.event_type)
+                .bind(&row.severity)
+                .bind(row.actor_id)
+                .bind(row.subject_id)
+                .bind(&row.session_id)
+                .bind(&row.client_ip)
+                .bind(&row.user_agent)
+                .bind(&row.request_id)
+                .bind(&row.detail)
+                .bind(&row.prev_mac)
+                .bind(&row.mac)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(advance)
+                .bind(row.seq)
+                .bind(&row.mac)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(row)
         })
@@ -68,7 +82,7 @@ impl Store {
 
     pub async fn audit_chain_head(&self) -> Result<ChainHead, sqlx::Error> {
         let sql = "SELECT seq, mac FROM audit_chain_head WHERE id = 1";
-        on_pool!(self, pool => sqlx::query_as(sql).fetch_one(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(sql).fetch_one(pool).await)
     }
 
     /// Up to `limit` rows after sequence number `after`, in order (for paging through the
@@ -80,8 +94,13 @@ impl Store {
     ) -> Result<Vec<AuditRow>, sqlx::Error> {
         let sql =
             format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
-        on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(after).bind(limit).fetch_all(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
     }
 
     /// Up to `limit` rows at or after time `since` and after sequence number `after`.
@@ -94,8 +113,14 @@ impl Store {
         let sql = format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE at >= $1 AND seq > $2 ORDER BY seq LIMIT $3"
         );
-        on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(since).bind(after).bind(limit).fetch_all(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(since)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
     }
 }
 
@@ -157,11 +182,15 @@ impl Store {
                     .bind(filter.until)
             };
         }
-        on_pool!(self, pool => {
+        on_pool!(self, |pool| {
             let rows = bind_filter!(sqlx::query_as(sqlx::AssertSqlSafe(list.as_str())))
-                .bind(limit).bind(offset).fetch_all(pool).await?;
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
             let total: i64 = bind_filter!(sqlx::query_scalar(sqlx::AssertSqlSafe(count.as_str())))
-                .fetch_one(pool).await?;
+                .fetch_one(pool)
+                .await?;
             Ok((rows, total))
         })
     }

@@ -2,7 +2,7 @@
 
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Pool, Store, matchable, on_pool};
+use super::{Pool, Store, execute, matchable, on_pool};
 use crate::clock::UnixMillis;
 
 /// Tags travel from the database as one string joined by the ASCII unit separator, which
@@ -155,7 +155,11 @@ impl Store {
             return Ok(None);
         }
         let sql = &self.queries.by_slug;
-        on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(viewer).bind(slug).fetch_optional(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(viewer)
+            .bind(slug)
+            .fetch_optional(pool)
+            .await)
     }
 
     /// One page of articles, newest first, and how many match in all.
@@ -171,14 +175,22 @@ impl Store {
             return Ok((Vec::new(), 0));
         }
         let (list, count) = (&self.queries.list, &self.queries.count);
-        on_pool!(self, pool => {
+        on_pool!(self, |pool| {
             let rows = sqlx::query_as(AssertSqlSafe(list.as_str()))
-                .bind(viewer).bind(&filter.tag).bind(&filter.author_key).bind(&filter.favorited_by_key)
-                .bind(limit).bind(offset)
-                .fetch_all(pool).await?;
+                .bind(viewer)
+                .bind(&filter.tag)
+                .bind(&filter.author_key)
+                .bind(&filter.favorited_by_key)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
             let total: i64 = sqlx::query_scalar(AssertSqlSafe(count.as_str()))
-                .bind(&filter.tag).bind(&filter.author_key).bind(&filter.favorited_by_key)
-                .fetch_one(pool).await?;
+                .bind(&filter.tag)
+                .bind(&filter.author_key)
+                .bind(&filter.favorited_by_key)
+                .fetch_one(pool)
+                .await?;
             Ok((rows, total))
         })
     }
@@ -191,9 +203,17 @@ impl Store {
         offset: i64,
     ) -> Result<(Vec<ArticleRow>, i64), sqlx::Error> {
         let (feed, count) = (&self.queries.feed, self.queries.feed_count);
-        on_pool!(self, pool => {
-            let rows = sqlx::query_as(AssertSqlSafe(feed.as_str())).bind(viewer).bind(limit).bind(offset).fetch_all(pool).await?;
-            let total: i64 = sqlx::query_scalar(count).bind(viewer).fetch_one(pool).await?;
+        on_pool!(self, |pool| {
+            let rows = sqlx::query_as(AssertSqlSafe(feed.as_str()))
+                .bind(viewer)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total: i64 = sqlx::query_scalar(count)
+                .bind(viewer)
+                .fetch_one(pool)
+                .await?;
             Ok((rows, total))
         })
     }
@@ -202,15 +222,23 @@ impl Store {
     pub async fn insert_article(&self, new: NewArticle<'_>) -> Result<i64, sqlx::Error> {
         let sql = "INSERT INTO articles (slug, title, description, body, author_id, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
-        on_pool!(self, pool => {
+        on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query_scalar(sql)
-                .bind(new.slug).bind(new.title).bind(new.description).bind(new.body)
-                .bind(new.author_id).bind(new.now)
-                .fetch_one(&mut *tx).await?;
+                .bind(new.slug)
+                .bind(new.title)
+                .bind(new.description)
+                .bind(new.body)
+                .bind(new.author_id)
+                .bind(new.now)
+                .fetch_one(&mut *tx)
+                .await?;
             for tag in new.tags {
                 sqlx::query("INSERT INTO article_tags (article_id, tag) VALUES ($1, $2)")
-                    .bind(id).bind(tag).execute(&mut *tx).await?;
+                    .bind(id)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(id)
@@ -227,17 +255,28 @@ impl Store {
         let sql = "UPDATE articles SET slug = COALESCE($2, slug), title = COALESCE($3, title),
                      description = COALESCE($4, description), body = COALESCE($5, body), updated_at = $6
                    WHERE id = $1";
-        on_pool!(self, pool => {
+        on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(sql)
-                .bind(id).bind(&changes.slug).bind(&changes.title).bind(&changes.description)
-                .bind(&changes.body).bind(now)
-                .execute(&mut *tx).await?;
+                .bind(id)
+                .bind(&changes.slug)
+                .bind(&changes.title)
+                .bind(&changes.description)
+                .bind(&changes.body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             if let Some(tags) = &changes.tags {
-                sqlx::query("DELETE FROM article_tags WHERE article_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM article_tags WHERE article_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 for tag in tags {
                     sqlx::query("INSERT INTO article_tags (article_id, tag) VALUES ($1, $2)")
-                        .bind(id).bind(tag).execute(&mut *tx).await?;
+                        .bind(id)
+                        .bind(tag)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             tx.commit().await?;
@@ -246,20 +285,20 @@ impl Store {
     }
 
     pub async fn delete_article(&self, id: i64) -> Result<(), sqlx::Error> {
-        on_pool!(self, pool => sqlx::query("DELETE FROM articles WHERE id = $1").bind(id).execute(pool).await.map(drop))?;
+        execute!(self, "DELETE FROM articles WHERE id = $1", id)?;
         Ok(())
     }
 
     pub async fn favorite(&self, user_id: i64, article_id: i64) -> Result<(), sqlx::Error> {
         let sql =
             "INSERT INTO favorites (user_id, article_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        on_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(article_id).execute(pool).await.map(drop))?;
+        execute!(self, sql, user_id, article_id)?;
         Ok(())
     }
 
     pub async fn unfavorite(&self, user_id: i64, article_id: i64) -> Result<(), sqlx::Error> {
         let sql = "DELETE FROM favorites WHERE user_id = $1 AND article_id = $2";
-        on_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(article_id).execute(pool).await.map(drop))?;
+        execute!(self, sql, user_id, article_id)?;
         Ok(())
     }
 
@@ -272,7 +311,13 @@ impl Store {
     ) -> Result<i64, sqlx::Error> {
         let sql = "INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $4) RETURNING id";
-        on_pool!(self, pool => sqlx::query_scalar(sql).bind(article_id).bind(author_id).bind(body).bind(now).fetch_one(pool).await)
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(article_id)
+            .bind(author_id)
+            .bind(body)
+            .bind(now)
+            .fetch_one(pool)
+            .await)
     }
 
     /// Comments of one article, oldest first; `only` narrows to one comment id.
@@ -289,17 +334,22 @@ impl Store {
                    FROM comments c JOIN users u ON u.id = c.author_id
                    WHERE c.article_id = $2 AND ($3 IS NULL OR c.id = $3)
                    ORDER BY c.created_at, c.id";
-        on_pool!(self, pool => sqlx::query_as(sql).bind(viewer).bind(article_id).bind(only).fetch_all(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(viewer)
+            .bind(article_id)
+            .bind(only)
+            .fetch_all(pool)
+            .await)
     }
 
     pub async fn delete_comment(&self, comment_id: i64) -> Result<(), sqlx::Error> {
-        on_pool!(self, pool => sqlx::query("DELETE FROM comments WHERE id = $1").bind(comment_id).execute(pool).await.map(drop))?;
+        execute!(self, "DELETE FROM comments WHERE id = $1", comment_id)?;
         Ok(())
     }
 
     /// Every tag in use, alphabetically.
     pub async fn tags(&self) -> Result<Vec<String>, sqlx::Error> {
         let sql = "SELECT DISTINCT tag FROM article_tags ORDER BY tag";
-        on_pool!(self, pool => sqlx::query_scalar(sql).fetch_all(pool).await)
+        on_pool!(self, |pool| sqlx::query_scalar(sql).fetch_all(pool).await)
     }
 }

@@ -26,10 +26,13 @@ pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArti
 pub use sessions::{REVOCATION_CHANNEL, RefreshRow, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
 
-/// Runs the same code against whichever engine backs the store. Each arm is compiled for its
-/// own driver, so types are checked per engine; the text is written once.
+/// Runs the same code against whichever engine backs the store:
+/// `on_pool!(self, |pool| sqlx::query(sql).fetch_one(pool).await)`. The body is compiled once
+/// per driver, so types are checked per engine; the text is written once. It reads as a
+/// closure so that rustfmt formats the query inside it (it cannot be one: each arm's `pool`
+/// has a different type).
 macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
+    ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::Sqlite($pool) => $body,
             $crate::store::Pool::Postgres($pool) => $body,
@@ -37,6 +40,17 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Runs a statement whose result is only success or failure (INSERT, UPDATE, DELETE):
+/// `execute!(self, sql, user_id, article_id)` binds the arguments in order.
+macro_rules! execute {
+    ($store:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
+        $crate::store::on_pool!($store, |pool| {
+            sqlx::query($sql)$(.bind($arg))*.execute(pool).await.map(drop)
+        })
+    };
+}
+pub(crate) use execute;
 
 #[derive(Clone)]
 pub(crate) enum Pool {
@@ -114,13 +128,16 @@ impl Store {
 
     /// Whether the database answers (for readiness checks).
     pub async fn ping(&self) -> bool {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .is_ok())
     }
 
     /// Open connections and how many of them are idle, for the pool gauges.
     pub fn pool_usage(&self) -> PoolUsage {
-        let (open, idle) = on_pool!(self, pool => (pool.size(), pool.num_idle()));
-        let max = on_pool!(self, pool => pool.options().get_max_connections());
+        let (open, idle) = on_pool!(self, |pool| (pool.size(), pool.num_idle()));
+        let max = on_pool!(self, |pool| pool.options().get_max_connections());
         PoolUsage {
             open,
             idle: u32::try_from(idle).unwrap_or(u32::MAX),
@@ -129,7 +146,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        on_pool!(self, |pool| pool.close().await)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use sqlx::FromRow;
 
-use super::{Pool, Store, matchable, on_pool};
+use super::{Pool, Store, execute, matchable, on_pool};
 use crate::clock::UnixMillis;
 
 /// PostgreSQL channel that carries revoked session ids between instances.
@@ -41,15 +41,17 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         let sql =
             "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)";
-        on_pool!(self, pool => sqlx::query(sql).bind(token_hash).bind(session_id).bind(now)
-            .execute(pool).await.map(drop))
+        execute!(self, sql, token_hash, session_id, now)
     }
 
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRow>, sqlx::Error> {
         let sql = "SELECT r.session_id, r.rotated_at, s.user_id, s.created_at, s.last_seen_at, s.revoked_at
                    FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
                    WHERE r.token_hash = $1";
-        on_pool!(self, pool => sqlx::query_as(sql).bind(token_hash).fetch_optional(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await)
     }
 
     /// Marks a token used. Only one caller can win: the update is conditional, so two racing
@@ -60,14 +62,18 @@ impl Store {
         now: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
         let sql = "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL";
-        let affected = on_pool!(self, pool => sqlx::query(sql).bind(token_hash).bind(now)
-            .execute(pool).await.map(|r| r.rows_affected()))?;
+        let affected = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(token_hash)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(affected == 1)
     }
 
     pub async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), sqlx::Error> {
         let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1";
-        on_pool!(self, pool => sqlx::query(sql).bind(id).bind(now).execute(pool).await.map(drop))
+        execute!(self, sql, id, now)
     }
 
     /// Revokes one of `user_id`'s live sessions; answers the ids revoked (none when the
@@ -83,8 +89,12 @@ impl Store {
         }
         let sql = "UPDATE sessions SET revoked_at = $3
                    WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id";
-        on_pool!(self, pool => sqlx::query_scalar(sql).bind(id).bind(user_id).bind(now)
-            .fetch_all(pool).await)
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(id)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(pool)
+            .await)
     }
 
     /// Revokes every live session of a user, except `keep` when given.
@@ -96,8 +106,12 @@ impl Store {
     ) -> Result<Vec<String>, sqlx::Error> {
         let sql = "UPDATE sessions SET revoked_at = $2
                    WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3) RETURNING id";
-        on_pool!(self, pool => sqlx::query_scalar(sql).bind(user_id).bind(now).bind(keep)
-            .fetch_all(pool).await)
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(user_id)
+            .bind(now)
+            .bind(keep)
+            .fetch_all(pool)
+            .await)
     }
 
     /// A user's sessions that are neither revoked nor expired, newest first.
@@ -110,8 +124,12 @@ impl Store {
         let sql = "SELECT id, created_at, last_seen_at, client_ip, user_agent FROM sessions
                    WHERE user_id = $1 AND revoked_at IS NULL AND last_seen_at >= $2 AND created_at >= $3
                    ORDER BY created_at DESC, id";
-        on_pool!(self, pool => sqlx::query_as(sql).bind(user_id).bind(seen_since).bind(created_since)
-            .fetch_all(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(user_id)
+            .bind(seen_since)
+            .bind(created_since)
+            .fetch_all(pool)
+            .await)
     }
 
     /// Sessions revoked at or after `since`, with the time of revocation.
@@ -120,7 +138,10 @@ impl Store {
         since: UnixMillis,
     ) -> Result<Vec<(String, i64)>, sqlx::Error> {
         let sql = "SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1";
-        on_pool!(self, pool => sqlx::query_as(sql).bind(since).fetch_all(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(since)
+            .fetch_all(pool)
+            .await)
     }
 
     /// Tells the other instances (PostgreSQL only; an SQLite database has one) which sessions

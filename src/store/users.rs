@@ -2,7 +2,7 @@
 
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Store, matchable, on_pool};
+use super::{Store, execute, matchable, on_pool};
 use crate::clock::UnixMillis;
 
 #[derive(Debug, Clone, FromRow)]
@@ -64,15 +64,23 @@ impl Store {
             "INSERT INTO users (username, username_key, email, email_key, password_hash, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {USER_COLUMNS}"
         );
-        on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(new.username).bind(new.username_key).bind(new.email).bind(new.email_key)
-            .bind(new.password_hash).bind(new.now)
-            .fetch_one(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(new.username)
+            .bind(new.username_key)
+            .bind(new.email)
+            .bind(new.email_key)
+            .bind(new.password_hash)
+            .bind(new.now)
+            .fetch_one(pool)
+            .await)
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
     }
 
     pub async fn user_by_email_key(&self, email_key: &str) -> Result<Option<UserRow>, sqlx::Error> {
@@ -80,7 +88,10 @@ impl Store {
             return Ok(None);
         }
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = $1");
-        on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(email_key).fetch_optional(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(email_key)
+            .fetch_optional(pool)
+            .await)
     }
 
     pub async fn update_user(
@@ -103,23 +114,34 @@ impl Store {
                 updated_at = $11
              WHERE id = $1 RETURNING {USER_COLUMNS}"
         );
-        on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(id).bind(&username).bind(&username_key).bind(&email).bind(&email_key)
+        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(id)
+            .bind(&username)
+            .bind(&username_key)
+            .bind(&email)
+            .bind(&email_key)
             .bind(&changes.password_hash)
-            .bind(set_bio).bind(changes.bio.clone().flatten())
-            .bind(set_image).bind(changes.image.clone().flatten())
+            .bind(set_bio)
+            .bind(changes.bio.clone().flatten())
+            .bind(set_image)
+            .bind(changes.image.clone().flatten())
             .bind(now)
-            .fetch_optional(pool).await)
+            .fetch_optional(pool)
+            .await)
     }
 
     pub async fn insert_session(&self, session: NewSession<'_>) -> Result<(), sqlx::Error> {
         let sql =
             "INSERT INTO sessions (id, user_id, created_at, last_seen_at, client_ip, user_agent)
                    VALUES ($1, $2, $3, $3, $4, $5)";
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(session.id).bind(session.user_id).bind(session.now)
-            .bind(session.client_ip).bind(session.user_agent)
-            .execute(pool).await.map(drop))?;
+        let NewSession {
+            id,
+            user_id,
+            now,
+            client_ip,
+            user_agent,
+        } = session;
+        execute!(self, sql, id, user_id, now, client_ip, user_agent)?;
         Ok(())
     }
 
@@ -136,19 +158,23 @@ impl Store {
                      CAST(CASE WHEN EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = u.id)
                           THEN 1 ELSE 0 END AS BIGINT) AS following
                    FROM users u WHERE u.username_key = $2";
-        on_pool!(self, pool => sqlx::query_as(sql).bind(viewer).bind(username_key).fetch_optional(pool).await)
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(viewer)
+            .bind(username_key)
+            .fetch_optional(pool)
+            .await)
     }
 
     pub async fn follow(&self, follower: i64, followee: i64) -> Result<(), sqlx::Error> {
         let sql =
             "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        on_pool!(self, pool => sqlx::query(sql).bind(follower).bind(followee).execute(pool).await.map(drop))?;
+        execute!(self, sql, follower, followee)?;
         Ok(())
     }
 
     pub async fn unfollow(&self, follower: i64, followee: i64) -> Result<(), sqlx::Error> {
         let sql = "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2";
-        on_pool!(self, pool => sqlx::query(sql).bind(follower).bind(followee).execute(pool).await.map(drop))?;
+        execute!(self, sql, follower, followee)?;
         Ok(())
     }
 }
