@@ -18,6 +18,8 @@ pub mod observe;
 pub mod openapi;
 pub mod profiles;
 mod query;
+#[cfg(test)]
+mod rejection_properties;
 pub mod tags;
 pub mod users;
 mod views;
