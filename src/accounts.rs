@@ -8,24 +8,31 @@
 #![expect(clippy::print_stdout, reason = "the CLI's output is its interface")]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::bail;
 use secrecy::SecretString;
 
-use crate::auth::password::PasswordHasher;
+use crate::auth::password::{PasswordHasher, PasswordSettings};
 use crate::auth::revocations::Revocations;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
 use crate::domain::Role;
-use crate::services::accounts::{AccountError, Accounts, NewAccount};
+use crate::services::accounts::{AccountError, AccountRules, Accounts, NewAccount};
 use crate::services::sessions::{Revoker, SessionError};
 use crate::services::{Actor, Recorder};
-use crate::store::Store;
+use crate::store::{DatabaseSettings, Store};
 
 /// Whose sessions to revoke.
 pub enum SessionTarget {
     User(String),
     Everyone,
+}
+
+/// What the account commands need of the configuration.
+pub struct AccountSettings<'a> {
+    pub database: &'a DatabaseSettings,
+    pub passwords: &'a PasswordSettings,
+    pub rules: &'a AccountRules,
 }
 
 /// The services a command needs, on the configured database.
@@ -36,16 +43,16 @@ struct Console {
 }
 
 impl Console {
-    async fn open(config: &Config) -> anyhow::Result<Self> {
-        let store = Store::connect(config).await?;
-        if config.auto_migrate {
+    async fn open(database: &DatabaseSettings) -> anyhow::Result<Self> {
+        let store = Store::connect(database).await?;
+        if database.auto_migrate {
             store.migrate().await?;
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        // This process's own set of revoked sessions, which no request reads: what matters
-        // is the announcement to the running servers (PostgreSQL NOTIFY; an SQLite server
-        // reloads revocations from the database when it starts).
-        let revocations = Revocations::new(config.access_token_ttl, clock.clone());
+        // This process's own set of revoked sessions, which no request reads (hence no
+        // retention): what matters is the announcement to the running servers (PostgreSQL
+        // NOTIFY; an SQLite server reloads revocations from the database when it starts).
+        let revocations = Revocations::new(Duration::ZERO, clock.clone());
         let revoker = Revoker::new(store.clone(), revocations, recorder(), clock.clone());
         Ok(Self {
             store,
@@ -54,15 +61,16 @@ impl Console {
         })
     }
 
-    fn accounts(&self, config: &Config) -> anyhow::Result<Accounts> {
-        let hasher = PasswordHasher::new(config.password_hash_concurrency)?;
+    fn accounts(&self, settings: &AccountSettings<'_>) -> anyhow::Result<Accounts> {
+        let hasher = PasswordHasher::new(settings.passwords.hash_concurrency)?;
         Ok(Accounts::new(
             self.store.clone(),
             hasher,
             self.revoker.clone(),
             recorder(),
             self.clock.clone(),
-            crate::server::account_rules(config),
+            *settings.passwords,
+            *settings.rules,
         ))
     }
 }
@@ -79,20 +87,20 @@ fn unknown_user(username: &str) -> anyhow::Error {
 }
 
 pub async fn create(
-    config: &Config,
+    settings: &AccountSettings<'_>,
     username: String,
     email: String,
     password: SecretString,
     role: Role,
 ) -> anyhow::Result<()> {
-    let console = Console::open(config).await?;
+    let console = Console::open(settings.database).await?;
     let new = NewAccount {
         username: Some(username),
         email: Some(email),
         password: Some(password),
     };
     let user = console
-        .accounts(config)?
+        .accounts(settings)?
         .create(Actor::Operator, new, role)
         .await?;
     tracing::warn!(
@@ -105,10 +113,14 @@ pub async fn create(
     Ok(())
 }
 
-pub async fn set_role(config: &Config, username: &str, role: Role) -> anyhow::Result<()> {
-    let console = Console::open(config).await?;
+pub async fn set_role(
+    settings: &AccountSettings<'_>,
+    username: &str,
+    role: Role,
+) -> anyhow::Result<()> {
+    let console = Console::open(settings.database).await?;
     let changed = console
-        .accounts(config)?
+        .accounts(settings)?
         .set_role(Actor::Operator, username, role)
         .await
         .map_err(|error| match error {
@@ -130,10 +142,14 @@ pub async fn set_role(config: &Config, username: &str, role: Role) -> anyhow::Re
     Ok(())
 }
 
-pub async fn set_disabled(config: &Config, username: &str, disabled: bool) -> anyhow::Result<()> {
-    let console = Console::open(config).await?;
+pub async fn set_disabled(
+    settings: &AccountSettings<'_>,
+    username: &str,
+    disabled: bool,
+) -> anyhow::Result<()> {
+    let console = Console::open(settings.database).await?;
     let changed = console
-        .accounts(config)?
+        .accounts(settings)?
         .set_disabled(Actor::Operator, username, disabled)
         .await
         .map_err(|error| match error {
@@ -154,8 +170,11 @@ pub async fn set_disabled(config: &Config, username: &str, disabled: bool) -> an
     Ok(())
 }
 
-pub async fn revoke_sessions(config: &Config, target: SessionTarget) -> anyhow::Result<()> {
-    let console = Console::open(config).await?;
+pub async fn revoke_sessions(
+    database: &DatabaseSettings,
+    target: SessionTarget,
+) -> anyhow::Result<()> {
+    let console = Console::open(database).await?;
     let revoked = match target {
         SessionTarget::User(username) => console
             .revoker

@@ -16,6 +16,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use ipnet::IpNet;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -24,25 +25,49 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
-use crate::http::error::{Error, normalize_error_bodies};
+use crate::defense::rate_limit;
+use crate::http::error::{Error, normalize_error_bodies, refusal_response};
+use crate::http::observe::{RequestObserver, observe_requests};
 use crate::http::{
-    AppState, admin, articles, auth, comments, health, keys, openapi, profiles, tags, users,
+    AppState, HttpSettings, admin, articles, auth, comments, health, keys, openapi, profiles, tags,
+    users,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
+/// What the outer layers are built from that no handler needs: decided once at start.
+#[derive(Clone)]
+pub struct Layers {
+    /// `Strict-Transport-Security`, when clients reach the server over HTTPS.
+    pub hsts: Option<HeaderValue>,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: Arc<[IpNet]>,
+}
+
+impl Layers {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            hsts: config
+                .tls
+                .sends_hsts()
+                .then(|| crate::defense::headers::hsts(config.tls.hsts_preload)),
+            trusted_proxies: config.trusted_proxies.clone().into(),
+        }
+    }
+}
+
+pub fn router(state: AppState, layers: &Layers) -> Router {
     let access = middleware::from_fn_with_state(state.clone(), crate::http::access::enforce);
-    let routes = api_routes(&state.config).merge(crate::http::metrics::router(&state.config));
-    with_layers(routes.route_layer(access), state)
+    let routes = api_routes(&state.http).merge(crate::http::metrics::router(&state));
+    with_layers(routes.route_layer(access), state, layers)
 }
 
 /// Routes, each group with its body limit: account routes take small JSON, content routes
 /// long Markdown, the rest `AERIE_BODY_LIMIT_BYTES`.
-fn api_routes(config: &Config) -> Router<AppState> {
-    let account = config.body_limit_auth_bytes;
-    let content = config.body_limit_articles_bytes;
-    let other = config.body_limit_bytes;
+fn api_routes(settings: &HttpSettings) -> Router<AppState> {
+    let account = settings.body_limit_auth_bytes;
+    let content = settings.body_limit_articles_bytes;
+    let other = settings.body_limit_bytes;
     Router::new()
         .merge(body_limit(users::router(), account))
         .merge(body_limit(auth::router(), account))
@@ -69,23 +94,13 @@ fn body_limit(routes: Router<AppState>, bytes: usize) -> Router<AppState> {
 
 /// Wraps routes in the layer stack. Public so tests can put routes that misbehave on
 /// purpose (a panicking handler) behind exactly the layers production uses.
-pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -> Router {
     // The outer bound: the largest group's limit (each group then applies its own).
-    let body_limit = state
-        .config
-        .body_limit_bytes
-        .max(state.config.body_limit_auth_bytes)
-        .max(state.config.body_limit_articles_bytes);
-    let timeout = state.config.request_timeout;
-    let config = &state.config;
-    let hsts = config
-        .sends_hsts()
-        .then(|| crate::defense::headers::hsts(config.hsts_preload));
-    let cors = crate::defense::cors::layer(crate::defense::cors::AllowedOrigins::from_config(
-        &state.config,
-    ));
-    let trusted_proxies: Arc<[ipnet::IpNet]> = state.config.trusted_proxies.clone().into();
-    let observer = crate::metrics::RequestObserver {
+    let body_limit = state.http.largest_body_limit();
+    let timeout = state.http.request_timeout;
+    let cors = crate::defense::cors::layer(state.origins.clone());
+    let limits = rate_limit::Enforcement::new(state.rate_limiter.clone(), refusal_response);
+    let observer = RequestObserver {
         metrics: state.metrics.clone(),
         alerts: state.audit.alerts().cloned(),
         clock: state.clock.clone(),
@@ -93,33 +108,27 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .layer(
             ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(
-                    observer,
-                    crate::metrics::observe_requests,
-                ))
+                .layer(middleware::from_fn_with_state(observer, observe_requests))
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
                 ]))
                 .layer(middleware::from_fn_with_state(
-                    hsts,
+                    layers.hsts.clone(),
                     crate::defense::headers::security_headers,
                 ))
                 .layer(middleware::from_fn(drop_malformed_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(middleware::from_fn_with_state(
-                    trusted_proxies,
+                    layers.trusted_proxies.clone(),
                     crate::defense::client_ip::resolve,
                 ))
                 .layer(crate::telemetry::http_trace_layer())
                 .layer(cors)
                 .layer(middleware::from_fn(normalize_error_bodies))
                 .layer(CatchPanicLayer::new())
-                .layer(middleware::from_fn_with_state(
-                    state.rate_limiter.clone(),
-                    crate::defense::rate_limit::global,
-                ))
+                .layer(middleware::from_fn_with_state(limits, rate_limit::global))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     timeout,
@@ -158,14 +167,15 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::auth::keys::SigningKey;
     use crate::auth::password::PasswordHasher;
-    use crate::auth::tokens::{SigningKey, TokenService};
+    use crate::auth::tokens::TokenService;
     use crate::clock::SystemClock;
-    use crate::config::Config;
+    use crate::defense::cors::AllowedOrigins;
     use crate::store::Store;
 
-    /// A server's state on a fresh SQLite database in `dir`.
-    async fn test_state(dir: &tempfile::TempDir) -> AppState {
+    /// A server's state on a fresh SQLite database in `dir`, and its layers.
+    async fn test_state(dir: &tempfile::TempDir) -> (AppState, Layers) {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let config = Config::from_vars([
             ("AERIE_DATABASE_URL", url.as_str()),
@@ -173,7 +183,7 @@ mod tests {
         ])
         .expect("valid configuration");
         let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
-        let store = Store::connect(&config).await.expect("store opens");
+        let store = Store::connect(&config.database).await.expect("store opens");
         let audit = crate::audit::AuditLog::new(
             store.clone(),
             crate::audit::AuditKey::load_or_generate(&dir.path().join("audit-key"), true)
@@ -199,10 +209,11 @@ mod tests {
                 audit: audit.clone(),
                 clock: clock.clone(),
             },
-            crate::server::session_times(&config),
-            crate::server::account_rules(&config),
+            config.sessions,
+            config.passwords,
+            config.accounts,
         );
-        AppState {
+        let state = AppState {
             audit,
             store,
             hasher,
@@ -215,16 +226,21 @@ mod tests {
                 &config.rate_limits,
                 clock.clone(),
             ),
-            config: Arc::new(config),
             clock,
             metrics: crate::metrics::Metrics::new(),
             shutting_down: Default::default(),
-        }
+            http: config.http,
+            session_times: config.sessions,
+            cookies: config.cookies,
+            origins: AllowedOrigins::new(&config.cors, config.server.public_url.as_deref()),
+            metrics_token: None,
+        };
+        (state, Layers::from_config(&config))
     }
 
     /// The production layer stack around routes that fail on purpose.
     async fn failing_app(dir: &tempfile::TempDir) -> Router {
-        let state = test_state(dir).await;
+        let (state, layers) = test_state(dir).await;
         let routes = Router::new()
             .route("/panic", get(panicking_handler))
             .route(
@@ -235,7 +251,7 @@ mod tests {
                     ))
                 }),
             );
-        with_layers(routes, state)
+        with_layers(routes, state, &layers)
     }
 
     /// Defence in depth: the access table guards every route, and each handler guards
@@ -249,9 +265,9 @@ mod tests {
         use crate::http::access::{Access, ROUTES};
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let state = test_state(&dir).await;
+        let (state, layers) = test_state(&dir).await;
         let user = state.tokens.issue(1, "a-live-session", Role::User);
-        let bare = with_layers(api_routes(&state.config), state.clone());
+        let bare = with_layers(api_routes(&state.http), state.clone(), &layers);
         let send = |rule: &crate::http::access::RouteRule, token: Option<&str>| {
             let path = rule
                 .path

@@ -148,7 +148,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    aerie::telemetry::init(&config);
+    aerie::telemetry::init(&config.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -172,7 +172,7 @@ fn main() -> ExitCode {
                 command: SessionsCommand::Revoke { user, all: _ },
             } => {
                 let target = user.map_or(SessionTarget::Everyone, SessionTarget::User);
-                accounts::revoke_sessions(&config, target).await
+                accounts::revoke_sessions(&config.database, target).await
             }
             Command::Audit {
                 command: AuditCommand::Verify { expect_at_least },
@@ -205,7 +205,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
-    let store = Store::connect(&config).await?;
+    let store = Store::connect(&config.database).await?;
     store.migrate().await?;
     store.close().await;
     println!("migrations applied");
@@ -213,6 +213,11 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 }
 
 async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    let settings = accounts::AccountSettings {
+        database: &config.database,
+        passwords: &config.passwords,
+        rules: &config.accounts,
+    };
     match command {
         UserCommand::Create {
             username,
@@ -220,13 +225,17 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
             role,
         } => {
             let password = accounts::read_password()?;
-            accounts::create(&config, username, email, password, role).await
+            accounts::create(&settings, username, email, password, role).await
         }
         UserCommand::SetRole { username, role } => {
-            accounts::set_role(&config, &username, role).await
+            accounts::set_role(&settings, &username, role).await
         }
-        UserCommand::Disable { username } => accounts::set_disabled(&config, &username, true).await,
-        UserCommand::Enable { username } => accounts::set_disabled(&config, &username, false).await,
+        UserCommand::Disable { username } => {
+            accounts::set_disabled(&settings, &username, true).await
+        }
+        UserCommand::Enable { username } => {
+            accounts::set_disabled(&settings, &username, false).await
+        }
     }
 }
 
@@ -240,8 +249,8 @@ async fn audit_verify(
     checkpoint: Option<aerie::audit::Checkpoint>,
 ) -> anyhow::Result<()> {
     // Never generated here: verifying with a fresh key would only report a forgery.
-    let key = aerie::audit::AuditKey::load_or_generate(&config.audit_key_file, false)?;
-    let store = Store::connect(&config).await?;
+    let key = aerie::audit::AuditKey::load_or_generate(&config.audit.key_file, false)?;
+    let store = Store::connect(&config.database).await?;
     let report = aerie::audit::verify(&store, &key, checkpoint.as_ref()).await;
     store.close().await;
     let report = report?;
@@ -267,8 +276,8 @@ async fn audit_verify(
             };
             // Logged here; posted synchronously, since the process exits right after.
             tracing::error!(target: "aerie::alert", rule = alert.rule, seq, "ALERT: {}", alert.message);
-            if let Some(url) = &config.alert_webhook {
-                aerie::audit::alerts::send_now(url, &alert).await;
+            if let Some(url) = &config.alerts.webhook {
+                aerie::audit::webhook::send_now(url, &alert).await;
             }
             Err(ChainBroken.into())
         }
@@ -277,7 +286,7 @@ async fn audit_verify(
 
 async fn audit_export(config: Config, since: i64) -> anyhow::Result<()> {
     use std::io::Write;
-    let store = Store::connect(&config).await?;
+    let store = Store::connect(&config.database).await?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut after = 0;
@@ -310,17 +319,21 @@ fn dev_cert(out: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn rotate_key(config: &Config) -> anyhow::Result<()> {
-    use aerie::auth::tokens::Keyring;
+    use aerie::auth::keys::Keyring;
     use aerie::clock::Clock as _;
-    let active = &config.signing_key_file;
+    let active = &config.tokens.key_file;
     let now = SystemClock.now();
     let kid = Keyring::rotate_at(active, now)?;
     println!(
         "new active signing key {} (kid {kid}); the previous key keeps verifying from {}",
         active.display(),
-        aerie::auth::tokens::previous_keys_dir(active).display()
+        aerie::auth::keys::previous_keys_dir(active).display()
     );
-    let pruned = Keyring::prune(active, now, Keyring::retention(config.access_token_ttl))?;
+    let pruned = Keyring::prune(
+        active,
+        now,
+        Keyring::retention(config.tokens.access_token_ttl),
+    )?;
     for kid in &pruned {
         println!("deleted previous key {kid}: every token it signed has expired");
     }
@@ -335,8 +348,8 @@ async fn rotate_key(config: &Config) -> anyhow::Result<()> {
 
 async fn record_key_rotation(config: &Config, kid: &str, pruned: &[String]) -> anyhow::Result<()> {
     use aerie::audit::{AuditEvent, AuditKey, AuditLog, EventType};
-    let key = AuditKey::load_or_generate(&config.audit_key_file, config.generate_audit_key)?;
-    let store = Store::connect(config).await?;
+    let key = AuditKey::load_or_generate(&config.audit.key_file, config.audit.generate_key)?;
+    let store = Store::connect(&config.database).await?;
     let event = AuditEvent::new(EventType::KeyRotated)
         .detail(serde_json::json!({ "key": "signing", "kid": kid, "pruned": pruned }));
     let recorded = AuditLog::new(store.clone(), key, Arc::new(SystemClock))
@@ -354,7 +367,7 @@ fn generate_key(out: &std::path::Path) -> anyhow::Result<()> {
             out.display()
         );
     }
-    let key = aerie::auth::tokens::SigningKey::load_or_generate(out, true)?;
+    let key = aerie::auth::keys::SigningKey::load_or_generate(out, true)?;
     println!("wrote signing key {} (kid {})", out.display(), key.kid());
     Ok(())
 }

@@ -8,29 +8,23 @@
 //!
 //! Why a registry per server rather than one global recorder: the facade's global recorder
 //! can be set once per process, so several servers in one process (the test suites boot
-//! dozens) would mix their counts. Each server owns a [`Metrics`], and [`observe_requests`]
-//! polls every request inside [`metrics::with_local_recorder`], so whatever a handler or a
+//! dozens) would mix their counts. Each server owns a [`Metrics`], and the HTTP layer's request
+//! observer polls every request inside [`Metrics::instrument`], so whatever a handler or a
 //! layer emits with `metrics::counter!` (the rate limiter included) lands in that server's
 //! registry. Emissions outside a request (background tasks) go to the global recorder, which
 //! the first server of the process installs: in production, the only server.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-
-use crate::audit::EventType;
-use crate::audit::alerts::Alerts;
-use crate::clock::Clock;
+use secrecy::SecretString;
 
 /// Every metric Aerie emits, by name. docs/operations.md describes each.
 pub mod names {
@@ -45,9 +39,6 @@ pub mod names {
     pub const DB_POOL_MAX: &str = "aerie_db_pool_max_connections";
 }
 
-/// The route label of a request that matched no route: one value, whatever the path.
-pub const UNMATCHED: &str = "unmatched";
-
 /// Latency buckets (seconds) for an API: a few milliseconds for reads from memory, tens for
 /// a database round trip, ~50 ms for an argon2 verification, up to the 30 s request timeout.
 const DURATION_BUCKETS: &[f64] = &[
@@ -57,6 +48,17 @@ const DURATION_BUCKETS: &[f64] = &[
 /// How often histogram samples are folded into their buckets, so memory stays flat between
 /// scrapes (and when nobody scrapes at all).
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Who may read the metrics, and where.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// The bearer token that `GET /metrics` on the main listener requires; without one, the
+    /// route does not exist.
+    pub token: Option<SecretString>,
+    /// A separate listener (loopback or an internal interface) that serves only `/metrics`,
+    /// without a token.
+    pub listen: Option<SocketAddr>,
+}
 
 /// One server's registry. Cheap to clone.
 #[derive(Clone)]
@@ -171,34 +173,13 @@ fn describe() {
     describe_gauge!(names::DB_POOL_MAX, "Database pool size limit");
 }
 
-/// The method label: the standard methods by name, anything else (hyper accepts any token
-/// as a method) as `other`.
-pub fn method_label(method: &Method) -> &'static str {
-    const KNOWN: [Method; 9] = [
-        Method::GET,
-        Method::HEAD,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-        Method::OPTIONS,
-        Method::TRACE,
-        Method::CONNECT,
-    ];
-    KNOWN
-        .iter()
-        .find(|known| *known == method)
-        .map_or("other", Method::as_str)
+/// Counts a recorded audit event, by its catalogue name.
+pub fn count_audit_event(kind: &'static str) {
+    metrics::counter!(names::AUDIT_EVENTS, "type" => kind).increment(1);
 }
 
-/// Counts a recorded audit event (and, for logins, its result).
-pub fn count_audit_event(kind: EventType) {
-    metrics::counter!(names::AUDIT_EVENTS, "type" => kind.as_str()).increment(1);
-    let result = match kind {
-        EventType::LoginSucceeded => "success",
-        EventType::LoginFailed => "failure",
-        _ => return,
-    };
+/// Counts a password login by its result: `success` or `failure`.
+pub fn count_login(result: &'static str) {
     metrics::counter!(names::LOGINS, "result" => result).increment(1);
 }
 
@@ -206,71 +187,17 @@ pub fn count_sessions_revoked(n: usize) {
     metrics::counter!(names::SESSIONS_REVOKED).increment(u64::try_from(n).unwrap_or(u64::MAX));
 }
 
-/// What the request observer needs: the registry, and the alert rules fed by statuses.
-#[derive(Clone)]
-pub struct RequestObserver {
-    pub metrics: Metrics,
-    pub alerts: Option<Alerts>,
-    pub clock: Arc<dyn Clock>,
-}
-
-/// Routes whose 5xx answers are signals, not failures: readiness says 503 on purpose while
-/// the server drains or its database is away (the errors of the API itself still count).
-const EXPECTED_5XX_ROUTES: &[&str] = &[crate::http::health::READINESS_ROUTE];
-
-/// The outermost layer: runs the request inside the server's registry, then counts the
-/// response by route template, method and status, times it, and feeds the repeated-5xx
-/// alert rule. Whoever produced the response (handler, rate limiter, timeout, panic guard)
-/// is seen.
-pub async fn observe_requests(
-    State(observer): State<RequestObserver>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_owned(), |path| path.as_str().to_owned());
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = observer.metrics.instrument(next.run(request)).await;
-    let status = response.status();
-    observer.metrics.scope(|| {
-        metrics::histogram!(names::HTTP_DURATION, "route" => route.clone(), "method" => method)
-            .record(started.elapsed());
-        metrics::counter!(
-            names::HTTP_REQUESTS,
-            "route" => route.clone(),
-            "method" => method,
-            "status" => status.as_u16().to_string()
-        )
-        .increment(1);
-    });
-    if status.is_server_error()
-        && !EXPECTED_5XX_ROUTES.contains(&route.as_str())
-        && let Some(alerts) = &observer.alerts
-    {
-        alerts.observe_server_error(observer.clock.now(), status, method, &route);
-    }
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn unknown_methods_share_one_label() {
-        assert_eq!(method_label(&Method::GET), "GET");
-        assert_eq!(method_label(&Method::PATCH), "PATCH");
-        let invented = Method::from_bytes(b"FROBNICATE").expect("a token is a method");
-        assert_eq!(method_label(&invented), "other");
-    }
-
-    #[test]
     fn each_server_counts_only_its_own_events() {
         let (a, b) = (Metrics::new(), Metrics::new());
-        a.scope(|| count_audit_event(EventType::LoginFailed));
+        a.scope(|| {
+            count_audit_event("login_failed");
+            count_login("failure");
+        });
         let rendered = a.render();
         assert!(
             rendered.contains(r#"aerie_logins_total{result="failure"} 1"#),

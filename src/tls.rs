@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use axum_server::tls_rustls::RustlsConfig;
+use ipnet::IpNet;
 use tokio::sync::watch;
 
 /// Where the certificate chain and private key live (PEM).
@@ -17,6 +18,28 @@ use tokio::sync::watch;
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// How clients reach this server over HTTPS: directly (the certificate files) or through
+/// proxies that terminate TLS, and what `Strict-Transport-Security` then says.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// When set, the main listener speaks HTTPS with this certificate and key.
+    pub files: Option<TlsFiles>,
+    /// How often the certificate files are checked for changes.
+    pub reload_interval: Duration,
+    /// TLS ends at a proxy in these networks; plain HTTP is then acceptable in production.
+    pub terminated_by_proxy: Vec<IpNet>,
+    /// Add `preload` to HSTS (only once the domain is ready for the browsers' preload lists).
+    pub hsts_preload: bool,
+}
+
+impl TlsSettings {
+    /// Whether clients reach this server over HTTPS (directly, or through a TLS proxy), so
+    /// responses carry `Strict-Transport-Security`.
+    pub fn sends_hsts(&self) -> bool {
+        self.files.is_some() || !self.terminated_by_proxy.is_empty()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +190,7 @@ pub fn write_dev_certificate(dir: &Path) -> std::io::Result<TlsFiles> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("ca.pem"), &generated.ca_pem)?;
     std::fs::write(dir.join("cert.pem"), &generated.cert_pem)?;
-    crate::auth::tokens::write_private_file(&dir.join("key.pem"), generated.key_pem.as_bytes())?;
+    crate::keyfile::create(&dir.join("key.pem"), generated.key_pem.as_bytes())?;
     Ok(TlsFiles {
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),

@@ -13,7 +13,8 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use aerie::auth::tokens::{SigningKey, TokenService};
+use aerie::auth::keys::SigningKey;
+use aerie::auth::tokens::TokenService;
 use aerie::clock::ManualClock;
 use aerie::domain::Role;
 use base64::Engine;

@@ -3,10 +3,9 @@
 //! Guards against attacks going unnoticed: password guessing (N failed logins for one account
 //! or one client address within a window), a stolen refresh token coming back, someone
 //! granted the admin role, a tampered audit chain; and against an outage going unnoticed
-//! (N responses with status ≥ 500 within a window, fed by [`crate::metrics`]). An alert is a WARN or ERROR log line
-//! (target `aerie::alert`) and, when `AERIE_ALERT_WEBHOOK` is set, a JSON POST to it. Posts
-//! go through a bounded queue to one background task that retries: a slow or dead receiver
-//! never blocks a request, and a flood drops alerts (with a log line) instead of memory.
+//! (N responses with status ≥ 500 within a window, fed by the HTTP layer's request observer).
+//! An alert is a WARN or ERROR log line (target `aerie::alert`) and, when `AERIE_ALERT_WEBHOOK` is set,
+//! a JSON POST to it ([`super::webhook`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -15,17 +14,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::Severity;
+use super::event::Severity;
+use super::webhook::{self, Notice};
 use crate::clock::UnixMillis;
-use crate::config::Config;
 use crate::store::AuditRow;
-
-/// Alerts waiting for the webhook; beyond this they are dropped (and logged as dropped).
-const QUEUE: usize = 256;
-/// Tries per alert, with doubling pauses between them.
-const ATTEMPTS: u32 = 4;
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-const POST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Failure counters kept at most; beyond this the oldest windows are forgotten, so a spray
 /// from many addresses cannot grow memory without bound.
 const MAX_TRACKED: usize = 100_000;
@@ -42,6 +34,26 @@ pub struct Alert {
     pub seq: Option<i64>,
     pub subject: Option<i64>,
     pub client_ip: Option<String>,
+}
+
+impl Notice for Alert {
+    fn rule(&self) -> &'static str {
+        self.rule
+    }
+}
+
+/// When the alert rules fire, and where alerts are posted.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Where alerts are POSTed as JSON, in addition to the log.
+    pub webhook: Option<String>,
+    /// Failed logins for one account or one client address within the window that raise an
+    /// alert.
+    pub failed_logins: u32,
+    pub failed_login_window: Duration,
+    /// Responses with status ≥ 500 within the window that raise one alert.
+    pub server_error_threshold: u32,
+    pub server_error_window: Duration,
 }
 
 #[derive(Clone)]
@@ -96,20 +108,19 @@ impl ServerErrorWindow {
 }
 
 impl Alerts {
-    /// Builds the rules from the configuration and, with a webhook, starts its sender task
+    /// Builds the rules from their settings and, with a webhook, starts its sender task
     /// (so this must run inside the Tokio runtime).
-    pub fn from_config(config: &Config) -> Self {
-        let webhook = config.alert_webhook.clone().map(|url| {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(deliver(url, rx));
-            tx
-        });
+    pub fn from_settings(settings: &AlertSettings) -> Self {
+        let webhook = settings.webhook.clone().map(webhook::start);
         let alerts = Self::new(
-            config.alert_failed_logins,
-            config.alert_failed_login_window,
+            settings.failed_logins,
+            settings.failed_login_window,
             webhook,
         );
-        alerts.with_server_error_rule(config.alert_5xx_threshold, config.alert_5xx_window)
+        alerts.with_server_error_rule(
+            settings.server_error_threshold,
+            settings.server_error_window,
+        )
     }
 
     fn new(threshold: u32, window: Duration, webhook: Option<mpsc::Sender<Alert>>) -> Self {
@@ -134,13 +145,7 @@ impl Alerts {
     /// Counts a response with status ≥ 500 (`method` and `route` are labels: a known method
     /// name and a route template, never raw input) and raises `repeated_5xx` when the
     /// threshold is reached within the window.
-    pub fn observe_server_error(
-        &self,
-        at: UnixMillis,
-        status: axum::http::StatusCode,
-        method: &str,
-        route: &str,
-    ) {
+    pub fn observe_server_error(&self, at: UnixMillis, status: u16, method: &str, route: &str) {
         let fired = match self.inner.server_errors.lock() {
             Ok(mut rule) => rule
                 .count(at)
@@ -153,8 +158,7 @@ impl Alerts {
                 severity: Severity::Critical,
                 time: crate::clock::rfc3339(at),
                 message: format!(
-                    "{n} responses with status 500 or above within {secs} s (the last: {} on {method} {route})",
-                    status.as_u16()
+                    "{n} responses with status 500 or above within {secs} s (the last: {status} on {method} {route})"
                 ),
                 seq: None,
                 subject: None,
@@ -268,59 +272,6 @@ fn log_alert(alert: &Alert) {
             target: "aerie::alert", rule = alert.rule, seq = alert.seq, subject = alert.subject,
             client_ip = alert.client_ip.as_deref(), "ALERT: {}", alert.message
         ),
-    }
-}
-
-/// The webhook sender: one alert at a time, each retried with doubling pauses.
-async fn deliver(url: String, mut queue: mpsc::Receiver<Alert>) {
-    let client = match reqwest::Client::builder()
-        .timeout(POST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "alert webhook: cannot build an HTTP client; alerts only logged");
-            return;
-        }
-    };
-    while let Some(alert) = queue.recv().await {
-        post_with_retries(&client, &url, &alert).await;
-    }
-}
-
-/// POSTs one alert, retrying on failure; true once the receiver answered 2xx.
-pub async fn post_with_retries(client: &reqwest::Client, url: &str, alert: &Alert) -> bool {
-    let mut pause = FIRST_RETRY;
-    for attempt in 1..=ATTEMPTS {
-        match client.post(url).json(alert).send().await {
-            Ok(response) if response.status().is_success() => return true,
-            Ok(response) => {
-                tracing::warn!(
-                    status = response.status().as_u16(),
-                    attempt,
-                    "alert webhook refused an alert"
-                );
-            }
-            Err(error) => tracing::warn!(%error, attempt, "alert webhook unreachable"),
-        }
-        if attempt < ATTEMPTS {
-            tokio::time::sleep(pause).await;
-            pause *= 2;
-        }
-    }
-    tracing::error!(
-        rule = alert.rule,
-        "alert webhook: gave up after {ATTEMPTS} attempts"
-    );
-    false
-}
-
-/// Sends one alert to `url` right away (for commands that exit soon after).
-pub async fn send_now(url: &str, alert: &Alert) -> bool {
-    match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
-        Ok(client) => post_with_retries(&client, url, alert).await,
-        Err(_) => false,
     }
 }
 

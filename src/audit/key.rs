@@ -7,7 +7,7 @@ use std::path::Path;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::auth::tokens::write_private_file;
+use crate::keyfile;
 
 pub type HmacSha256 = Hmac<Sha256>;
 
@@ -39,20 +39,9 @@ impl AuditKey {
         };
         if generate && !path.exists() {
             let key: [u8; KEY_BYTES] = rand::random();
-            write_private_file(path, &key).map_err(|e| problem(e.to_string()))?;
+            keyfile::create(path, &key).map_err(|e| problem(e.to_string()))?;
         }
-        let metadata = std::fs::metadata(path).map_err(|e| problem(e.to_string()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            if metadata.permissions().mode() & 0o077 != 0 {
-                return Err(problem(
-                    "readable by group or others; run `chmod 600` on it".into(),
-                ));
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = metadata;
+        keyfile::check_private(path).map_err(|e| problem(e.to_string()))?;
         let bytes = std::fs::read(path).map_err(|e| problem(e.to_string()))?;
         let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| {
             problem(format!(

@@ -15,43 +15,32 @@ pub mod alerts;
 pub mod chain;
 pub mod event;
 pub mod key;
+pub mod webhook;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use tokio::sync::{Mutex, watch};
 
+pub use alerts::AlertSettings;
 pub use chain::{Break, Checkpoint, Verification, verify};
 pub use event::{AuditEvent, EventType, Severity};
 pub use key::AuditKey;
 
 use crate::clock::Clock;
-use crate::http::extract::ClientInfo;
 use crate::store::{AuditRow, Store};
 use crate::telemetry::untrusted;
 
-/// Where a request came from, as an audit event records it.
+/// Where the chain's key lives, and how often its head is checkpointed to the log.
 #[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub client: ClientInfo,
-    /// The `X-Request-Id` (the client's when well formed, otherwise generated).
-    pub request_id: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let client = ClientInfo::from_request_parts(parts, state).await?;
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(Self { client, request_id })
-    }
+pub struct AuditSettings {
+    /// 32 random bytes that key the audit chain's HMAC; never stored in the database.
+    pub key_file: PathBuf,
+    /// Generate the audit key when the file is missing (development only).
+    pub generate_key: bool,
+    /// How often the audit chain head is written to the log as a checkpoint.
+    pub checkpoint_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +86,7 @@ impl AuditLog {
                 .await?
         };
         log_event(&row);
-        crate::metrics::count_audit_event(event.kind);
+        count(event.kind);
         if let Some(alerts) = &self.alerts {
             alerts.observe(&row);
         }
@@ -147,6 +136,16 @@ impl AuditLog {
     }
 }
 
+/// Counts a recorded event in the metrics, and a login by its result.
+fn count(kind: EventType) {
+    crate::metrics::count_audit_event(kind.as_str());
+    match kind {
+        EventType::LoginSucceeded => crate::metrics::count_login("success"),
+        EventType::LoginFailed => crate::metrics::count_login("failure"),
+        _ => {}
+    }
+}
+
 /// One exported event: the stored row with a readable time and the detail as JSON.
 pub fn export_line(row: &AuditRow) -> serde_json::Value {
     let detail = serde_json::from_str(&row.detail)
@@ -192,5 +191,29 @@ fn log_event(row: &AuditRow) {
         "critical" => emit!(error),
         "warning" => emit!(warn),
         _ => emit!(info),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_logins_are_counted_by_result() {
+        let metrics = crate::metrics::Metrics::new();
+        metrics.scope(|| {
+            count(EventType::LoginFailed);
+            count(EventType::LoginSucceeded);
+            count(EventType::Logout);
+        });
+        let rendered = metrics.render();
+        for line in [
+            r#"aerie_logins_total{result="failure"} 1"#,
+            r#"aerie_logins_total{result="success"} 1"#,
+            r#"aerie_audit_events_total{type="login_failed"} 1"#,
+            r#"aerie_audit_events_total{type="logout"} 1"#,
+        ] {
+            assert!(rendered.contains(line), "{line} in {rendered}");
+        }
     }
 }

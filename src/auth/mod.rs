@@ -1,7 +1,39 @@
-//! Proving who a caller is: password hashing, access tokens, refresh tokens and the
-//! in-memory set of revoked sessions.
+//! Proving who a caller is: password hashing, signing keys, access tokens, refresh tokens and
+//! the in-memory set of revoked sessions.
 
+pub mod keys;
 pub mod password;
 pub mod refresh;
 pub mod revocations;
 pub mod tokens;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds (ASVS 9.2.1: at most 60). A
+/// retired signing key also keeps verifying this much longer than its tokens live.
+pub const CLOCK_LEEWAY_SECS: i64 = 30;
+
+/// What signs and checks access tokens.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// PKCS#8 PEM file holding the Ed25519 key that signs access tokens.
+    pub key_file: PathBuf,
+    /// Generate the signing key when the file is missing (development only).
+    pub generate_key: bool,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl: Duration,
+}
+
+/// How long a session lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimes {
+    /// How long after a refresh token was rotated it may still be presented (a concurrent
+    /// refresh from the same client) before that counts as reuse and kills the session.
+    pub refresh_grace: Duration,
+    /// A session not refreshed for this long is over.
+    pub idle_timeout: Duration,
+    /// A session is over this long after login, however active.
+    pub max_lifetime: Duration,
+}

@@ -19,6 +19,16 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
 const LANES: u32 = 1;
 
+/// How passwords are hashed and how strong a new one must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordSettings {
+    /// How many argon2 computations may run at once; the rest queue, so a login flood
+    /// cannot take every core from other requests.
+    pub hash_concurrency: usize,
+    /// Minimum zxcvbn score (0–4) for a new password.
+    pub min_score: u8,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     #[error("password hashing failed: {0}")]

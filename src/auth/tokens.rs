@@ -1,4 +1,5 @@
-//! Access tokens: short-lived EdDSA (Ed25519) JWTs.
+//! Access tokens: short-lived EdDSA (Ed25519) JWTs, signed with the keyring of
+//! [`super::keys`].
 //!
 //! Guards against forged and replayed tokens. The algorithm is pinned per key and never read
 //! from the token (no `alg: none`, no HS256-with-the-public-key confusion); the key is chosen
@@ -6,33 +7,21 @@
 //! token carrying them is refused, as is one naming a `crit` extension); `iss`, `aud`, `exp`
 //! and `iat` are required and checked against the injected clock. A token names its session
 //! (`sid`) so revoking the session can kill the token before it expires.
-//!
-//! Keys form a keyring, so rotating the signing key logs nobody out: one active key signs,
-//! previous keys still verify. On disk the active key is `AERIE_SIGNING_KEY_FILE` and the
-//! previous ones are `<retired at, Unix ms>.<kid>.pem` files in the folder beside it named
-//! `<that file>.previous`, all mode 0600. A rotation prunes the previous keys retired longer
-//! ago than any token they signed can live. Only public halves are ever served (JWKS) or
-//! logged (kid).
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::CLOCK_LEEWAY_SECS;
+use super::keys::{Keyring, PublicKey, SigningKey, jwk_set};
 use crate::clock::{Clock, UnixMillis};
 use crate::domain::Role;
 
-/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds (ASVS 9.2.1: at most 60).
-const LEEWAY_SECS: i64 = 30;
 /// Longer tokens are refused before any parsing.
 const MAX_TOKEN_BYTES: usize = 4096;
 
@@ -61,237 +50,6 @@ pub struct Verified {
     pub role: Role,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("AERIE_SIGNING_KEY_FILE: {path}: {problem}")]
-    File { path: String, problem: String },
-}
-
-/// An Ed25519 signing key with its key id.
-pub struct SigningKey {
-    kid: String,
-    encoding: EncodingKey,
-    public: [u8; 32],
-}
-
-impl SigningKey {
-    #[expect(
-        clippy::expect_used,
-        reason = "a key just generated always encodes as PKCS#8"
-    )]
-    pub fn generate() -> Self {
-        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        Self::from_dalek(&key).expect("a freshly generated key encodes")
-    }
-
-    /// Reads a PKCS#8 PEM file. When `generate` is set and the file does not exist, writes a
-    /// new key there first (mode 0600).
-    pub fn load_or_generate(path: &Path, generate: bool) -> Result<Self, KeyError> {
-        let problem = |problem: String| KeyError::File {
-            path: path.display().to_string(),
-            problem,
-        };
-        if generate && !path.exists() {
-            let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-            let pem = key
-                .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-                .map_err(|e| problem(e.to_string()))?;
-            write_private_file(path, pem.as_bytes()).map_err(|e| problem(e.to_string()))?;
-        }
-        check_private_permissions(path).map_err(problem)?;
-        let pem = fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
-        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|_| problem("not a PKCS#8 PEM Ed25519 private key".into()))?;
-        Self::from_dalek(&key).map_err(problem)
-    }
-
-    fn from_dalek(key: &ed25519_dalek::SigningKey) -> Result<Self, String> {
-        let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
-        let public = key.verifying_key().to_bytes();
-        let fingerprint: Vec<u8> = Sha256::digest(public).into_iter().take(12).collect();
-        let kid = URL_SAFE_NO_PAD.encode(fingerprint);
-        Ok(Self {
-            kid,
-            encoding: EncodingKey::from_ed_der(der.as_bytes()),
-            public,
-        })
-    }
-
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// The public half, base64url: the JWK `x` parameter.
-    pub fn public_x(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.public)
-    }
-}
-
-/// The active signing key and the previous keys that still verify.
-pub struct Keyring {
-    pub active: SigningKey,
-    pub previous: Vec<SigningKey>,
-}
-
-/// The folder holding the previous keys of the keyring whose active key is `active_path`.
-pub fn previous_keys_dir(active_path: &Path) -> std::path::PathBuf {
-    let mut name = active_path.as_os_str().to_owned();
-    name.push(".previous");
-    name.into()
-}
-
-impl Keyring {
-    /// Loads the active key (generating it when `generate` is set and it is missing) and
-    /// every previous key. Each file must be private, like the active one.
-    pub fn load(active_path: &Path, generate: bool) -> Result<Self, KeyError> {
-        let active = SigningKey::load_or_generate(active_path, generate)?;
-        let dir = previous_keys_dir(active_path);
-        let mut previous = Vec::new();
-        if dir.is_dir() {
-            let mut paths: Vec<_> = fs::read_dir(&dir)
-                .map_err(|e| KeyError::File {
-                    path: dir.display().to_string(),
-                    problem: e.to_string(),
-                })?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|ext| ext == "pem"))
-                .collect();
-            paths.sort();
-            for path in paths {
-                previous.push(SigningKey::load_or_generate(&path, false)?);
-            }
-        }
-        Ok(Self { active, previous })
-    }
-
-    /// Makes a new key active, now. See [`Keyring::rotate_at`].
-    pub fn rotate(active_path: &Path) -> Result<String, KeyError> {
-        Self::rotate_at(active_path, crate::clock::SystemClock.now())
-    }
-
-    /// Makes a new key active at time `now`. The old active key is first copied into the
-    /// previous folder, named with `now` as its retirement time (so it keeps verifying the
-    /// tokens it signed, and [`Keyring::prune`] knows when it may go), then the new key
-    /// replaces the active file in one atomic rename: at no moment is there no active key.
-    /// Answers the new kid.
-    pub fn rotate_at(active_path: &Path, now: UnixMillis) -> Result<String, KeyError> {
-        let problem = |path: &Path, problem: String| KeyError::File {
-            path: path.display().to_string(),
-            problem,
-        };
-        let old = SigningKey::load_or_generate(active_path, false)?;
-        let old_pem = fs::read(active_path).map_err(|e| problem(active_path, e.to_string()))?;
-        let dir = previous_keys_dir(active_path);
-        // A retry after an interrupted rotation finds the old key already kept.
-        if !previous_key_files(&dir)?
-            .iter()
-            .any(|(_, kid, _)| kid == old.kid())
-        {
-            let kept = dir.join(format!("{now}.{}.pem", old.kid()));
-            write_private_file(&kept, &old_pem).map_err(|e| problem(&kept, e.to_string()))?;
-        }
-        let mut staged = active_path.as_os_str().to_owned();
-        staged.push(".new");
-        let staged = std::path::PathBuf::from(staged);
-        if staged.exists() {
-            return Err(problem(
-                &staged,
-                "left over from an interrupted rotation; remove it and retry".into(),
-            ));
-        }
-        let fresh = SigningKey::load_or_generate(&staged, true)?;
-        fs::rename(&staged, active_path).map_err(|e| problem(active_path, e.to_string()))?;
-        Ok(fresh.kid().to_owned())
-    }
-
-    /// How long a retired key must keep verifying: the longest an access token it signed can
-    /// live, with the verifier's clock leeway and a margin for skew between instances.
-    pub fn retention(access_token_ttl: Duration) -> Duration {
-        access_token_ttl + Duration::from_secs(LEEWAY_SECS.unsigned_abs()) + PRUNE_MARGIN
-    }
-
-    /// Deletes the previous keys retired at least `retention` before `now`: every token they
-    /// signed has expired (provided the instances were restarted on the new key when it was
-    /// rotated). Keys without a retirement time in their name are kept. Answers the kids
-    /// deleted. Running instances keep the keys they loaded until they restart.
-    pub fn prune(
-        active_path: &Path,
-        now: UnixMillis,
-        retention: Duration,
-    ) -> Result<Vec<String>, KeyError> {
-        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        let mut pruned = Vec::new();
-        for (path, kid, retired_at) in previous_key_files(&previous_keys_dir(active_path))? {
-            if retired_at.is_some_and(|at| at.saturating_add(retention_ms) <= now) {
-                fs::remove_file(&path).map_err(|e| KeyError::File {
-                    path: path.display().to_string(),
-                    problem: e.to_string(),
-                })?;
-                pruned.push(kid);
-            }
-        }
-        Ok(pruned)
-    }
-}
-
-/// Beyond the token lifetime and leeway, how long a retired key is kept for clock skew.
-const PRUNE_MARGIN: Duration = Duration::from_secs(60);
-
-/// The previous-key files in `dir` (none when it does not exist): path, kid, and retirement
-/// time when the name carries one (`<ms>.<kid>.pem`; a kid never contains a dot, so an older
-/// `<kid>.pem` parses as having none).
-fn previous_key_files(dir: &Path) -> Result<Vec<(PathBuf, String, Option<UnixMillis>)>, KeyError> {
-    if !dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let entries = fs::read_dir(dir).map_err(|e| KeyError::File {
-        path: dir.display().to_string(),
-        problem: e.to_string(),
-    })?;
-    let mut files = Vec::new();
-    for path in entries.filter_map(|entry| entry.ok().map(|e| e.path())) {
-        let Some(stem) = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .and_then(|name| name.strip_suffix(".pem"))
-        else {
-            continue;
-        };
-        let (retired_at, kid) = match stem.split_once('.') {
-            Some((at, kid)) => (at.parse().ok(), kid.to_owned()),
-            None => (None, stem.to_owned()),
-        };
-        files.push((path, kid, retired_at));
-    }
-    Ok(files)
-}
-
-/// Writes a new file readable only by its owner (mode 0600); never overwrites.
-pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(contents)
-}
-
-/// A private key readable by others is refused: it may already have leaked.
-fn check_private_permissions(path: &Path) -> Result<(), String> {
-    let metadata = fs::metadata(path).map_err(|e| e.to_string())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            return Err("readable by group or others; run `chmod 600` on it".into());
-        }
-    }
-    let _ = metadata;
-    Ok(())
-}
-
 /// Issues and verifies access tokens.
 #[derive(Clone)]
 pub struct TokenService {
@@ -302,8 +60,8 @@ struct Inner {
     signing: SigningKey,
     /// Every key id that may verify a token, with its key. Only EdDSA keys live here.
     verifying: HashMap<String, DecodingKey>,
-    /// `(kid, x)` of every verifying key, active first: the JWKS.
-    public_keys: Vec<(String, String)>,
+    /// Every verifying key's public half, active first: the JWKS.
+    public_keys: Vec<PublicKey>,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -332,17 +90,11 @@ impl TokenService {
         ttl: Duration,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let Keyring {
-            active: signing,
-            previous,
-        } = keyring;
-        let public_keys: Vec<(String, String)> = std::iter::once(&signing)
-            .chain(previous.iter())
-            .map(|key| (key.kid.clone(), key.public_x()))
-            .collect();
+        let public_keys = keyring.public_keys();
+        let signing = keyring.active;
         let verifying = public_keys
             .iter()
-            .map(|(kid, x)| {
+            .map(|PublicKey { kid, x }| {
                 #[expect(
                     clippy::expect_used,
                     reason = "the public half of our own key always decodes"
@@ -370,17 +122,7 @@ impl TokenService {
 
     /// The public keys that verify access tokens, as a JWK Set (RFC 7517, RFC 8037).
     pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<serde_json::Value> = self
-            .inner
-            .public_keys
-            .iter()
-            .map(|(kid, x)| {
-                serde_json::json!({
-                    "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x
-                })
-            })
-            .collect();
-        serde_json::json!({ "keys": keys })
+        jwk_set(&self.inner.public_keys)
     }
 
     /// Signs a token for a user's session.
@@ -403,8 +145,8 @@ impl TokenService {
             jti: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
         };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.inner.signing.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.inner.signing.encoding)
+        header.kid = Some(self.inner.signing.kid().to_owned());
+        jsonwebtoken::encode(&header, &claims, self.inner.signing.encoding())
             .expect("signing with a valid Ed25519 key cannot fail")
     }
 
@@ -453,16 +195,23 @@ impl TokenService {
     fn check_times(&self, claims: &AccessClaims) -> Option<()> {
         let now: UnixMillis = self.inner.clock.now();
         let now_secs = now / 1000;
-        let expired = claims.exp + LEEWAY_SECS <= now_secs;
-        let not_yet_valid = claims.nbf.is_some_and(|nbf| nbf > now_secs + LEEWAY_SECS);
-        let issued_in_future = claims.iat > now_secs + LEEWAY_SECS;
+        let expired = claims.exp + CLOCK_LEEWAY_SECS <= now_secs;
+        let not_yet_valid = claims
+            .nbf
+            .is_some_and(|nbf| nbf > now_secs + CLOCK_LEEWAY_SECS);
+        let issued_in_future = claims.iat > now_secs + CLOCK_LEEWAY_SECS;
         (!expired && !not_yet_valid && !issued_in_future).then_some(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+
     use super::*;
+    use crate::auth::keys::previous_keys_dir;
     use crate::clock::ManualClock;
 
     fn service(clock: Arc<ManualClock>) -> TokenService {
@@ -488,7 +237,7 @@ mod tests {
                 role: Role::Editor
             })
         );
-        clock.advance(Duration::from_secs(900 + LEEWAY_SECS as u64 + 1));
+        clock.advance(Duration::from_secs(900 + CLOCK_LEEWAY_SECS as u64 + 1));
         assert_eq!(tokens.verify(&token), None);
     }
 
@@ -497,23 +246,6 @@ mod tests {
         let clock = Arc::new(ManualClock::starting_now());
         let token = service(clock.clone()).issue(7, "s1", Role::User);
         assert_eq!(service(clock).verify(&token), None);
-    }
-
-    #[test]
-    fn generated_key_files_are_private_and_reload_to_the_same_key() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("keys/signing.pem");
-        let first = SigningKey::load_or_generate(&path, true).expect("generate");
-        let second = SigningKey::load_or_generate(&path, false).expect("load");
-        assert_eq!(first.kid(), second.kid());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).expect("metadata").permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
-            assert!(SigningKey::load_or_generate(&path, false).is_err());
-        }
     }
 
     #[test]
@@ -584,7 +316,7 @@ mod tests {
             .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
             .expect("pem");
         let legacy = previous_keys_dir(&path).join("kept-before-retirement-times.pem");
-        write_private_file(&legacy, legacy_pem.as_bytes()).expect("legacy key");
+        crate::keyfile::create(&legacy, legacy_pem.as_bytes()).expect("legacy key");
 
         let retention = Keyring::retention(ttl);
         // One second short of the first key's retention: nothing goes.
@@ -608,31 +340,5 @@ mod tests {
             after.verify(&oldest_token).is_none(),
             "expired anyway, and its key is gone"
         );
-    }
-
-    #[test]
-    fn an_interrupted_rotation_does_not_keep_the_old_key_twice() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("signing-key.pem");
-        Keyring::load(&path, true).expect("generate");
-        let mut staged = path.as_os_str().to_owned();
-        staged.push(".new");
-        fs::write(&staged, b"half-written").expect("leftover");
-        assert!(
-            Keyring::rotate_at(&path, 1).is_err(),
-            "refuses the leftover"
-        );
-        fs::remove_file(&staged).expect("operator removes it");
-        Keyring::rotate_at(&path, 2).expect("retry");
-        assert_eq!(Keyring::load(&path, false).expect("load").previous.len(), 1);
-    }
-
-    #[test]
-    fn a_missing_key_is_not_generated_in_production() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let error = SigningKey::load_or_generate(&dir.path().join("absent.pem"), false)
-            .err()
-            .expect("refused");
-        assert!(error.to_string().contains("AERIE_SIGNING_KEY_FILE"));
     }
 }

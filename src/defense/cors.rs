@@ -13,7 +13,14 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
-use crate::config::Config;
+/// Which browser origins may call the API cross-origin.
+#[derive(Debug, Clone, Default)]
+pub struct CorsSettings {
+    /// Exact `scheme://host[:port]` origins, canonical (see [`parse_origin`]).
+    pub origins: Vec<String>,
+    /// Also allow loopback development origins (`http://localhost:*`): development only.
+    pub allow_local_dev: bool,
+}
 
 /// Parses one configured origin; returns it in canonical form, or `None` when it is not a
 /// bare `scheme://host[:port]` origin.
@@ -59,14 +66,13 @@ pub struct AllowedOrigins {
 }
 
 impl AllowedOrigins {
-    pub fn from_config(config: &Config) -> Self {
-        let own = config
-            .public_url
-            .as_deref()
+    /// Built once at start: the configured origins and the origin of `public_url`.
+    pub fn new(settings: &CorsSettings, public_url: Option<&str>) -> Self {
+        let own = public_url
             .and_then(|url| url::Url::parse(url).ok())
             .map(|url| url.origin().ascii_serialization());
-        let exact = config
-            .cors_origins
+        let exact = settings
+            .origins
             .iter()
             .cloned()
             .chain(own)
@@ -74,7 +80,7 @@ impl AllowedOrigins {
             .collect();
         Self {
             exact: Arc::new(exact),
-            local_dev: !config.is_production(),
+            local_dev: settings.allow_local_dev,
         }
     }
 

@@ -21,8 +21,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq as _;
 
 use super::cors::AllowedOrigins;
-use crate::config::Config;
-use crate::http::error::Error;
+
+/// Why a cookie-authenticated request was refused. The HTTP layer answers every one with the
+/// same 403, so a probing page learns nothing about which proof failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CsrfError {
+    #[error("the request names no origin")]
+    MissingOrigin,
+    #[error("the request's origin is repeated, unreadable or null")]
+    UnusableOrigin,
+    #[error("the request's origin is not trusted")]
+    UntrustedOrigin,
+    #[error("the CSRF token is missing or does not match its cookie")]
+    TokenMismatch,
+}
 
 /// The request header that echoes the CSRF cookie (and the response header that hands a
 /// fresh token to a front end on another origin, which cannot read our cookies).
@@ -47,15 +59,15 @@ pub fn is_well_formed(value: &str) -> bool {
 }
 
 /// The full check for a state-changing request authenticated by a cookie: trusted origin and
-/// matching double-submit token, else 403.
+/// matching double-submit token.
 pub fn check_state_change(
     headers: &HeaderMap,
     csrf_cookie: Option<&str>,
-    config: &Config,
-) -> Result<(), Error> {
-    check_origin(headers, config, OriginRule::Required)?;
-    let header_token = single_header(headers, CSRF_HEADER).ok_or(Error::Forbidden)?;
-    let cookie_token = csrf_cookie.ok_or(Error::Forbidden)?;
+    origins: &AllowedOrigins,
+) -> Result<(), CsrfError> {
+    check_origin(headers, origins, OriginRule::Required)?;
+    let header_token = single_header(headers, CSRF_HEADER).ok_or(CsrfError::TokenMismatch)?;
+    let cookie_token = csrf_cookie.ok_or(CsrfError::TokenMismatch)?;
     let matches: bool = header_token
         .as_bytes()
         .ct_eq(cookie_token.as_bytes())
@@ -63,7 +75,7 @@ pub fn check_state_change(
     if matches && is_well_formed(cookie_token) {
         Ok(())
     } else {
-        Err(Error::Forbidden)
+        Err(CsrfError::TokenMismatch)
     }
 }
 
@@ -79,17 +91,22 @@ pub enum OriginRule {
     IfPresent,
 }
 
-/// 403 unless the request's origin is trusted (see [`OriginRule`]).
-pub fn check_origin(headers: &HeaderMap, config: &Config, rule: OriginRule) -> Result<(), Error> {
+/// Refuses the request unless its origin is trusted (see [`OriginRule`]).
+pub fn check_origin(
+    headers: &HeaderMap,
+    origins: &AllowedOrigins,
+    rule: OriginRule,
+) -> Result<(), CsrfError> {
     let origin = match request_origin(headers) {
         Presented::Origin(origin) => origin,
         Presented::Nothing if rule == OriginRule::IfPresent => return Ok(()),
-        Presented::Nothing | Presented::Unusable => return Err(Error::Forbidden),
+        Presented::Nothing => return Err(CsrfError::MissingOrigin),
+        Presented::Unusable => return Err(CsrfError::UnusableOrigin),
     };
-    if AllowedOrigins::from_config(config).allows(origin.as_bytes()) {
+    if origins.allows(origin.as_bytes()) {
         Ok(())
     } else {
-        Err(Error::Forbidden)
+        Err(CsrfError::UntrustedOrigin)
     }
 }
 
@@ -136,17 +153,17 @@ mod tests {
     use super::*;
     use crate::defense::test_headers as headers;
 
-    fn config() -> Config {
-        Config::from_vars([
-            ("AERIE_CORS_ORIGINS", "https://app.example.com"),
-            ("AERIE_PUBLIC_URL", "https://api.example.com/base"),
-        ])
-        .expect("valid configuration")
+    fn origins() -> AllowedOrigins {
+        let settings = crate::defense::cors::CorsSettings {
+            origins: vec!["https://app.example.com".into()],
+            allow_local_dev: true,
+        };
+        AllowedOrigins::new(&settings, Some("https://api.example.com/base"))
     }
 
     #[test]
     fn only_trusted_origins_pass() {
-        let config = config();
+        let origins = origins();
         for good in [
             vec![("origin", "https://app.example.com")],
             vec![("origin", "https://api.example.com")],
@@ -154,7 +171,7 @@ mod tests {
             vec![("origin", "http://localhost:4200")], // development only
         ] {
             assert!(
-                check_origin(&headers(&good), &config, OriginRule::Required).is_ok(),
+                check_origin(&headers(&good), &origins, OriginRule::Required).is_ok(),
                 "{good:?}"
             );
         }
@@ -177,15 +194,15 @@ mod tests {
             ],
         ] {
             assert!(
-                check_origin(&headers(&bad), &config, OriginRule::Required).is_err(),
+                check_origin(&headers(&bad), &origins, OriginRule::Required).is_err(),
                 "{bad:?}"
             );
         }
-        assert!(check_origin(&headers(&[]), &config, OriginRule::IfPresent).is_ok());
+        assert!(check_origin(&headers(&[]), &origins, OriginRule::IfPresent).is_ok());
         assert!(
             check_origin(
                 &headers(&[("origin", "https://evil.example")]),
-                &config,
+                &origins,
                 OriginRule::IfPresent
             )
             .is_err()
@@ -194,24 +211,27 @@ mod tests {
 
     #[test]
     fn the_double_submit_token_must_match_exactly() {
-        let config = config();
+        let origins = origins();
         let token = mint_token();
         let trusted = ("origin", "https://app.example.com");
         let ok = headers(&[trusted, ("x-csrf-token", &token)]);
-        assert!(check_state_change(&ok, Some(&token), &config).is_ok());
-        assert!(check_state_change(&ok, None, &config).is_err(), "no cookie");
+        assert!(check_state_change(&ok, Some(&token), &origins).is_ok());
+        assert!(
+            check_state_change(&ok, None, &origins).is_err(),
+            "no cookie"
+        );
         let other = mint_token();
-        assert!(check_state_change(&ok, Some(&other), &config).is_err());
+        assert!(check_state_change(&ok, Some(&other), &origins).is_err());
         let missing = headers(&[trusted]);
-        assert!(check_state_change(&missing, Some(&token), &config).is_err());
+        assert!(check_state_change(&missing, Some(&token), &origins).is_err());
         let twice = headers(&[trusted, ("x-csrf-token", &token), ("x-csrf-token", &token)]);
-        assert!(check_state_change(&twice, Some(&token), &config).is_err());
+        assert!(check_state_change(&twice, Some(&token), &origins).is_err());
         let empty = headers(&[trusted, ("x-csrf-token", "")]);
         assert!(
-            check_state_change(&empty, Some(""), &config).is_err(),
+            check_state_change(&empty, Some(""), &origins).is_err(),
             "empty equals empty"
         );
         let foreign = headers(&[("origin", "https://evil.example"), ("x-csrf-token", &token)]);
-        assert!(check_state_change(&foreign, Some(&token), &config).is_err());
+        assert!(check_state_change(&foreign, Some(&token), &origins).is_err());
     }
 }

@@ -9,6 +9,8 @@ mod properties;
 mod role;
 #[doc(hidden)]
 pub mod script_check;
+#[cfg(test)]
+pub(crate) mod strategies;
 mod text;
 mod user;
 

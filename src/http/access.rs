@@ -193,7 +193,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     let required = match access {
         Access::Public => return next.run(request).await,
         Access::MetricsToken => {
-            let token = state.config.metrics_token.as_ref();
+            let token = state.metrics_token.as_deref();
             if super::metrics::bearer_token_matches(token, request.headers()) {
                 return next.run(request).await;
             }

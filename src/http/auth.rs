@@ -33,9 +33,9 @@ use super::cookies::{self, ClearedCookies};
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json};
 use super::users::presenters::Delivery;
-use crate::audit::RequestContext;
 use crate::clock::rfc3339;
 use crate::defense::csrf;
+use crate::request_context::RequestContext;
 use crate::services::sessions::RevokedBecause;
 use crate::store::SessionRow;
 
@@ -69,22 +69,21 @@ async fn refresh(
     headers: HeaderMap,
     Json(body): Json<RefreshRequest>,
 ) -> Result<impl IntoResponse> {
-    let config = &state.config;
     let (presented, delivery) = match body.refresh_token {
-        Some(token) if cookies::requested(config, &headers) => {
-            csrf::check_origin(&headers, config, csrf::OriginRule::IfPresent)?;
+        Some(token) if cookies::requested(&state.cookies, &headers) => {
+            csrf::check_origin(&headers, &state.origins, csrf::OriginRule::IfPresent)?;
             (token, Delivery::Cookies)
         }
         Some(token) => (token, Delivery::Body),
         None => {
-            let token = cookies::read(config, &headers, cookies::REFRESH_COOKIE)
+            let token = cookies::read(&state.cookies, &headers, cookies::REFRESH_COOKIE)
                 .ok_or_else(|| Error::invalid("refreshToken", "can't be blank"))?;
-            csrf::check_origin(&headers, config, csrf::OriginRule::Required)?;
+            csrf::check_origin(&headers, &state.origins, csrf::OriginRule::Required)?;
             (token.to_owned(), Delivery::Cookies)
         }
     };
     let refreshed = state.sessions.refresh(&presented, &context).await?;
-    let csrf_token = cookies::csrf_token_to_keep(config, &headers);
+    let csrf_token = cookies::csrf_token_to_keep(&state.cookies, &headers);
     Ok(delivery.answer(
         &state,
         refreshed.user,

@@ -17,9 +17,26 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponseParts, ResponseParts};
 
 use super::error::Error;
+use crate::auth::SessionTimes;
 use crate::clock::UnixMillis;
-use crate::config::{Config, CookieMode};
 use crate::defense::csrf::{self, CSRF_HEADER};
+
+/// `AERIE_COOKIE_MODE`: whether browsers may hold their tokens in `HttpOnly` cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieMode {
+    /// Cookies are never set and never read: every client sends `Authorization`.
+    Off,
+    /// A client asks for cookies per login, register or refresh (`X-Aerie-Client: browser`).
+    OptIn,
+    /// Every login, register and refresh answers with cookies and no tokens in the body.
+    Always,
+}
+
+/// When login, register and refresh deliver tokens in cookies instead of the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieSettings {
+    pub mode: CookieMode,
+}
 
 /// The access token (a JWT), `HttpOnly`.
 pub const ACCESS_COOKIE: &str = "__Host-aerie-access";
@@ -33,8 +50,8 @@ const CLIENT_HEADER: &str = "x-aerie-client";
 
 /// Whether a login, register or refresh should answer in cookie mode: always, never, or
 /// when the client says it is a browser. Any other `X-Aerie-Client` value is ignored.
-pub fn requested(config: &Config, headers: &HeaderMap) -> bool {
-    match config.cookie_mode {
+pub fn requested(settings: &CookieSettings, headers: &HeaderMap) -> bool {
+    match settings.mode {
         CookieMode::Off => false,
         CookieMode::Always => true,
         CookieMode::OptIn => headers
@@ -46,8 +63,8 @@ pub fn requested(config: &Config, headers: &HeaderMap) -> bool {
 
 /// The value of our cookie `name`, unless cookie mode is off or the name is sent more than
 /// once (ambiguous: refused rather than guessed). Other cookies are never read.
-pub fn read<'a>(config: &Config, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    if config.cookie_mode == CookieMode::Off {
+pub fn read<'a>(settings: &CookieSettings, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    if settings.mode == CookieMode::Off {
         return None;
     }
     let mut found = headers
@@ -77,15 +94,14 @@ pub struct SessionCookies {
 impl SessionCookies {
     /// How long a session's refresh cookie should live, from `now`.
     pub fn refresh_lifetime(
-        config: &Config,
+        session: &SessionTimes,
         session_created_at: UnixMillis,
         now: UnixMillis,
     ) -> Duration {
-        let ends = session_created_at.saturating_add(
-            i64::try_from(config.session_max_lifetime.as_millis()).unwrap_or(i64::MAX),
-        );
+        let ends = session_created_at
+            .saturating_add(i64::try_from(session.max_lifetime.as_millis()).unwrap_or(i64::MAX));
         let left = Duration::from_millis(u64::try_from(ends.saturating_sub(now)).unwrap_or(0));
-        left.min(config.session_idle_timeout)
+        left.min(session.idle_timeout)
     }
 }
 
@@ -163,8 +179,8 @@ fn header_value(text: &str) -> Result<HeaderValue, Error> {
 
 /// The CSRF token for a refreshed session: the one the browser already holds when it is
 /// well formed (so a front end's copy stays valid), else a fresh one.
-pub fn csrf_token_to_keep(config: &Config, headers: &HeaderMap) -> String {
-    read(config, headers, CSRF_COOKIE)
+pub fn csrf_token_to_keep(settings: &CookieSettings, headers: &HeaderMap) -> String {
+    read(settings, headers, CSRF_COOKIE)
         .filter(|token| csrf::is_well_formed(token))
         .map_or_else(csrf::mint_token, str::to_owned)
 }
@@ -173,8 +189,8 @@ pub fn csrf_token_to_keep(config: &Config, headers: &HeaderMap) -> String {
 mod tests {
     use super::*;
 
-    fn config(mode: &str) -> Config {
-        Config::from_vars([("AERIE_COOKIE_MODE", mode)]).expect("valid configuration")
+    fn settings(mode: CookieMode) -> CookieSettings {
+        CookieSettings { mode }
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -187,10 +203,10 @@ mod tests {
 
     #[test]
     fn only_our_cookie_sent_once_is_read() {
-        let on = config("opt-in");
+        let on = settings(CookieMode::OptIn);
         let sent = headers(&[("cookie", "a=1; __Host-aerie-access=tok; b=2")]);
         assert_eq!(read(&on, &sent, ACCESS_COOKIE), Some("tok"));
-        assert_eq!(read(&config("off"), &sent, ACCESS_COOKIE), None);
+        assert_eq!(read(&settings(CookieMode::Off), &sent, ACCESS_COOKIE), None);
         let twice = headers(&[
             ("cookie", "__Host-aerie-access=one"),
             ("cookie", "__Host-aerie-access=two"),
@@ -206,27 +222,31 @@ mod tests {
     fn cookie_mode_is_asked_for_or_configured() {
         let browser = headers(&[("x-aerie-client", "browser")]);
         let other = headers(&[("x-aerie-client", "mobile")]);
-        assert!(requested(&config("opt-in"), &browser));
-        assert!(!requested(&config("opt-in"), &other));
-        assert!(!requested(&config("opt-in"), &headers(&[])));
-        assert!(requested(&config("always"), &headers(&[])));
-        assert!(!requested(&config("off"), &browser));
+        assert!(requested(&settings(CookieMode::OptIn), &browser));
+        assert!(!requested(&settings(CookieMode::OptIn), &other));
+        assert!(!requested(&settings(CookieMode::OptIn), &headers(&[])));
+        assert!(requested(&settings(CookieMode::Always), &headers(&[])));
+        assert!(!requested(&settings(CookieMode::Off), &browser));
     }
 
     #[test]
     fn the_refresh_cookie_never_outlives_the_session() {
-        let config = config("opt-in");
         let day: UnixMillis = 24 * 60 * 60 * 1000;
+        let session = SessionTimes {
+            refresh_grace: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(7 * 24 * 60 * 60),
+            max_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
+        };
         assert_eq!(
-            SessionCookies::refresh_lifetime(&config, 0, 0),
-            config.session_idle_timeout
+            SessionCookies::refresh_lifetime(&session, 0, 0),
+            session.idle_timeout
         );
         assert_eq!(
-            SessionCookies::refresh_lifetime(&config, 0, 29 * day),
+            SessionCookies::refresh_lifetime(&session, 0, 29 * day),
             Duration::from_secs(24 * 60 * 60)
         );
         assert_eq!(
-            SessionCookies::refresh_lifetime(&config, 0, 31 * day),
+            SessionCookies::refresh_lifetime(&session, 0, 31 * day),
             Duration::ZERO
         );
     }

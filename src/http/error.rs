@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::password::HashError;
+use crate::defense::csrf::CsrfError;
+use crate::defense::rate_limit::{Allowed, Limited, Refused, add_headers, ceil_secs};
 use crate::domain::InvalidFields;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,7 +42,7 @@ pub enum Error {
     UnsupportedMediaType,
     /// A rate-limit policy refused the request; the response says when to come back.
     #[error("too many requests")]
-    TooManyRequests(crate::defense::rate_limit::Limited),
+    TooManyRequests(Limited),
     /// A dependency (database pool) is saturated or down; retrying later may work.
     #[error("service unavailable")]
     Unavailable,
@@ -111,11 +113,7 @@ impl IntoResponse for Error {
 
 /// An integer `Retry-After` (at least 1: "0" invites an immediate retry storm) and the
 /// `RateLimit` headers naming the policy that refused.
-fn rate_limit_headers(
-    headers: &mut axum::http::HeaderMap,
-    limited: &crate::defense::rate_limit::Limited,
-) {
-    use crate::defense::rate_limit::{Allowed, add_headers, ceil_secs};
+fn rate_limit_headers(headers: &mut axum::http::HeaderMap, limited: &Limited) {
     let retry_after = ceil_secs(limited.retry_after).max(1);
     headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     add_headers(
@@ -129,19 +127,33 @@ fn rate_limit_headers(
     );
 }
 
-impl From<crate::defense::rate_limit::Limited> for Error {
-    fn from(limited: crate::defense::rate_limit::Limited) -> Self {
+impl From<Limited> for Error {
+    fn from(limited: Limited) -> Self {
         Error::TooManyRequests(limited)
     }
 }
 
-impl From<crate::defense::rate_limit::Refused> for Error {
+impl From<Refused> for Error {
     /// A store that fails closed answers 503: the request may succeed once Redis is back.
-    fn from(refused: crate::defense::rate_limit::Refused) -> Self {
+    fn from(refused: Refused) -> Self {
         match refused {
-            crate::defense::rate_limit::Refused::Limited(limited) => limited.into(),
-            crate::defense::rate_limit::Refused::StoreUnavailable => Error::Unavailable,
+            Refused::Limited(limited) => limited.into(),
+            Refused::StoreUnavailable => Error::Unavailable,
         }
+    }
+}
+
+/// The rate-limit layers' answer to a refused request: the same 429 (or 503) a handler's
+/// refusal gets. Handed to [`crate::defense::rate_limit::Enforcement`] when the layer stack is
+/// built, so the defence answers in this module's shape without depending on it.
+pub fn refusal_response(refused: Refused) -> Response {
+    Error::from(refused).into_response()
+}
+
+impl From<CsrfError> for Error {
+    /// Every failed CSRF proof is one 403: a probing page must not learn which one failed.
+    fn from(_: CsrfError) -> Self {
+        Error::Forbidden
     }
 }
 

@@ -24,8 +24,8 @@ use crate::metrics::names;
 pub const METRICS_ROUTE: &str = "/metrics";
 
 /// The route on the main listener: present only when a token is configured.
-pub fn router(config: &crate::config::Config) -> Router<AppState> {
-    if config.metrics_token.is_none() {
+pub fn router(state: &AppState) -> Router<AppState> {
+    if state.metrics_token.is_none() {
         return Router::new();
     }
     Router::new().route(METRICS_ROUTE, get(scrape))

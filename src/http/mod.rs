@@ -13,32 +13,62 @@ pub mod health;
 mod json_bounds;
 pub mod keys;
 pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod profiles;
 mod query;
+#[cfg(test)]
+mod rejection_properties;
 mod service_errors;
 pub mod tags;
 pub mod users;
 mod views;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
 
 use crate::audit::AuditLog;
+use crate::auth::SessionTimes;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::defense::cors::AllowedOrigins;
 use crate::defense::rate_limit::RateLimiter;
 use crate::services::accounts::Accounts;
 use crate::services::audit_trail::AuditTrail;
 use crate::services::sessions::Sessions;
 use crate::store::Store;
 
-/// What every handler may use. Cheap to clone: everything inside is shared.
+/// What the HTTP API itself is configured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// The body limit of routes that are neither account nor content routes.
+    pub body_limit_bytes: usize,
+    /// Body limit of the account routes (`/api/users*`, `/api/auth/*`): small JSON only.
+    pub body_limit_auth_bytes: usize,
+    /// Body limit of the content routes (articles, comments): room for long Markdown.
+    pub body_limit_articles_bytes: usize,
+    pub request_timeout: Duration,
+    /// Serve `/openapi.json` and `/docs` (default: on in development, off in production).
+    pub expose_api_docs: bool,
+}
+
+impl HttpSettings {
+    /// The largest of the route groups' body limits: the bound of the whole stack.
+    pub fn largest_body_limit(&self) -> usize {
+        self.body_limit_bytes
+            .max(self.body_limit_auth_bytes)
+            .max(self.body_limit_articles_bytes)
+    }
+}
+
+/// What every handler may use. Cheap to clone: everything inside is shared or small. Built
+/// once at start from the settings sections (see [`crate::server`]).
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
     pub store: Store,
     pub hasher: PasswordHasher,
     pub tokens: TokenService,
@@ -57,6 +87,14 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Set when shutdown begins: readiness then answers 503.
     pub shutting_down: health::ShuttingDown,
+    pub http: HttpSettings,
+    /// Refresh grace, idle timeout and absolute lifetime of a session.
+    pub session_times: SessionTimes,
+    pub cookies: cookies::CookieSettings,
+    /// The origins browsers may call from: built once, shared by CORS and the CSRF check.
+    pub origins: AllowedOrigins,
+    /// The bearer token `GET /metrics` wants on the main listener; none: no such route.
+    pub metrics_token: Option<Arc<SecretString>>,
 }
 
 impl From<crate::audit::AuditError> for error::Error {

@@ -20,12 +20,14 @@ use std::sync::Arc;
 
 use self::accounts::{AccountRules, Accounts};
 use self::audit_trail::AuditTrail;
-use self::sessions::{Revoker, SessionTimes, Sessions};
-use crate::audit::{AuditError, AuditEvent, AuditLog, RequestContext};
-use crate::auth::password::PasswordHasher;
+use self::sessions::{Revoker, Sessions};
+use crate::audit::{AuditError, AuditEvent, AuditLog};
+use crate::auth::SessionTimes;
+use crate::auth::password::{PasswordHasher, PasswordSettings};
 use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
+use crate::request_context::RequestContext;
 use crate::store::Store;
 
 /// The parts the server's services share, built once at start.
@@ -47,7 +49,12 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(parts: Parts, times: SessionTimes, rules: AccountRules) -> Self {
+    pub fn new(
+        parts: Parts,
+        times: SessionTimes,
+        passwords: PasswordSettings,
+        rules: AccountRules,
+    ) -> Self {
         let Parts {
             store,
             tokens,
@@ -74,6 +81,7 @@ impl Services {
                 revoker,
                 recorder.clone(),
                 clock,
+                passwords,
                 rules,
             ),
             audit_trail: AuditTrail::new(store, recorder),

@@ -12,13 +12,13 @@ mod users;
 use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::config::Config;
+use crate::keyfile;
 
 pub use admin::AccountRow;
 pub use audit::{AuditFilter, AuditListRow, AuditRow, ChainHead};
@@ -75,15 +75,32 @@ pub enum ConnectError {
     Folder(std::io::Error),
 }
 
+/// Which database to open, and how many connections to keep.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite://...` or `postgres://...`; may carry a database password, hence secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// Apply pending migrations when the server (or a CLI command) starts: the development
+    /// default; production runs `aerie migrate`.
+    pub auto_migrate: bool,
+}
+
+impl DatabaseSettings {
+    pub fn uses_postgres(&self) -> bool {
+        self.url.expose_secret().starts_with("postgres")
+    }
+}
+
 impl Store {
-    /// Opens the pool the configuration names. SQLite gets WAL, foreign keys and a busy
+    /// Opens the pool the settings name. SQLite gets WAL, foreign keys and a busy
     /// timeout; both engines get bounded pools with acquire timeouts, so an exhausted pool
     /// answers 503 instead of hanging a request.
-    pub async fn connect(config: &Config) -> Result<Self, ConnectError> {
-        let url = config.database_url.expose_secret();
-        let pool = if config.uses_postgres() {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, ConnectError> {
+        let url = settings.url.expose_secret();
+        let pool = if settings.uses_postgres() {
             let pool = PgPoolOptions::new()
-                .max_connections(config.database_max_connections)
+                .max_connections(settings.max_connections)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect(url)
                 .await
@@ -104,9 +121,14 @@ impl Store {
             {
                 std::fs::create_dir_all(folder).map_err(ConnectError::Folder)?;
             }
-            create_private_file(options.get_filename()).map_err(ConnectError::Folder)?;
+            // It holds password hashes: readable by its owner only, and SQLite gives its
+            // `-wal` and `-shm` files the same mode.
+            let file = options.get_filename();
+            if !(file.as_os_str().is_empty() || file.as_os_str() == ":memory:") {
+                keyfile::create_empty(file).map_err(ConnectError::Folder)?;
+            }
             let pool = SqlitePoolOptions::new()
-                .max_connections(config.database_max_connections)
+                .max_connections(settings.max_connections)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await
@@ -164,22 +186,6 @@ pub struct PoolUsage {
 /// both engines without asking the database.
 pub(crate) fn matchable(key: &str) -> bool {
     !key.contains('\0')
-}
-
-/// Creates the SQLite file readable only by its owner (it holds password hashes), when it
-/// does not exist yet; SQLite gives its `-wal` and `-shm` files the same mode.
-fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
-    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
-        return Ok(());
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
-        _ => Ok(()),
-    }
 }
 
 /// True when `error` is a violation of the unique index on `table.column`. PostgreSQL names

@@ -15,7 +15,7 @@ use governor::nanos::Nanos;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::{Decision, Rate};
+use super::policy::{Decision, Rate};
 use crate::clock::Clock;
 
 const PRUNE_EVERY: u64 = 4096;

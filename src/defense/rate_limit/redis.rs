@@ -27,10 +27,11 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{Client, RedisError, Script};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-use super::{Decision, Policy, Rate};
+use super::policy::{Decision, Policy, Rate};
+use super::settings::{RedisSettings, StoreFailure};
 use crate::clock::Clock;
 
 /// GCRA on one key, in microseconds of Redis server time. KEYS[1] = bucket;
@@ -51,56 +52,6 @@ local new_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
 return {1, math.floor((now + interval + tau - new_tat) / interval)}
 ";
-
-/// What to do when Redis does not answer in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreFailure {
-    /// Fall back to this instance's memory buckets: limits still hold, per instance.
-    Open,
-    /// Refuse the request with 503: no request passes unmetered.
-    Closed,
-    /// Closed for the policies that guard credentials (login, signup, refresh, MFA), where a
-    /// per-instance budget multiplies an attacker's guesses; open for the rest.
-    AuthClosed,
-}
-
-impl StoreFailure {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "open" => Some(Self::Open),
-            "closed" => Some(Self::Closed),
-            "auth-closed" => Some(Self::AuthClosed),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-            Self::AuthClosed => "auth-closed",
-        }
-    }
-
-    /// Whether a failed check of `policy` refuses the request (503).
-    pub fn refuses(self, policy: Policy) -> bool {
-        match self {
-            Self::Open => false,
-            Self::Closed => true,
-            Self::AuthClosed => policy.guards_credentials(),
-        }
-    }
-}
-
-/// `AERIE_REDIS_*`, validated by the configuration.
-#[derive(Debug, Clone)]
-pub struct RedisSettings {
-    /// May carry a password: kept secret so `Debug` and logs cannot show it.
-    pub url: SecretString,
-    pub prefix: String,
-    pub timeout: Duration,
-    pub failure: StoreFailure,
-}
 
 /// Store failures are logged at most this often; the rest are counted.
 const LOG_EVERY_MILLIS: i64 = 10_000;

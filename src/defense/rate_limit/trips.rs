@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::Policy;
+use super::policy::Policy;
 use crate::audit::{AuditEvent, AuditLog, EventType};
 use crate::clock::{Clock, UnixMillis};
 

@@ -8,7 +8,6 @@ use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::audit::RequestContext;
 use crate::clock::rfc3339;
 use crate::domain::Role;
 use crate::http::AppState;
@@ -17,6 +16,7 @@ use crate::http::extract::{
     Json, Require, SessionRevokeAny, UserDisable, UserReadAny, UserRoleSet,
 };
 use crate::http::query::{PAGE, Query};
+use crate::request_context::RequestContext;
 use crate::services::Actor;
 use crate::services::accounts::Changed;
 use crate::store::AccountRow;

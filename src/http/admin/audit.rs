@@ -14,13 +14,14 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::audit::{EventType, RequestContext, Severity};
+use crate::audit::{EventType, Severity};
 use crate::clock::{UnixMillis, rfc3339};
 use crate::domain::{FieldErrors, Invalid};
 use crate::http::AppState;
 use crate::http::error::Result;
 use crate::http::extract::{AuditRead, Require};
 use crate::http::query::{PAGE, Query};
+use crate::request_context::RequestContext;
 use crate::services::Actor;
 use crate::services::audit_trail::AuditQuery;
 use crate::store::AuditListRow;

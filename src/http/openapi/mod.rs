@@ -128,7 +128,7 @@ async fn docs(State(state): State<AppState>) -> Result<Response> {
 
 /// The page, or the same 404 as an unknown route when documentation is turned off.
 fn published(state: &AppState, content_type: &'static str, body: &'static str) -> Result<Response> {
-    if !state.config.expose_api_docs {
+    if !state.http.expose_api_docs {
         return Err(Error::NotFound("route"));
     }
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())

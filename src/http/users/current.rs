@@ -7,10 +7,10 @@ use axum::http::StatusCode;
 
 use super::bodies::{PasswordChange, UserBody, UserUpdate};
 use super::presenters::UserResponse;
-use crate::audit::RequestContext;
 use crate::http::AppState;
 use crate::http::error::Result;
 use crate::http::extract::{AuthUser, Json};
+use crate::request_context::RequestContext;
 
 #[utoipa::path(get, path = "/api/user", tag = "users",
     responses((status = 200, description = "The caller's account", body = UserResponse)))]

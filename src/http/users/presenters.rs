@@ -84,10 +84,10 @@ impl Delivery {
     /// request that names no foreign origin (another site must not sign the browser into an
     /// account of its choosing).
     pub(super) fn for_new_session(state: &AppState, headers: &HeaderMap) -> Result<Self> {
-        if !cookies::requested(&state.config, headers) {
+        if !cookies::requested(&state.cookies, headers) {
             return Ok(Self::Body);
         }
-        csrf::check_origin(headers, &state.config, csrf::OriginRule::IfPresent)?;
+        csrf::check_origin(headers, &state.origins, csrf::OriginRule::IfPresent)?;
         Ok(Self::Cookies)
     }
 
@@ -106,10 +106,10 @@ impl Delivery {
         }
         let cookies = SessionCookies {
             access: tokens.access,
-            access_lifetime: state.config.access_token_ttl,
+            access_lifetime: state.tokens.ttl(),
             refresh: tokens.refresh,
             refresh_lifetime: SessionCookies::refresh_lifetime(
-                &state.config,
+                &state.session_times,
                 session_created_at,
                 state.clock.now(),
             ),

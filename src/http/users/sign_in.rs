@@ -8,12 +8,12 @@ use axum::response::IntoResponse;
 
 use super::bodies::{Login, Registration, UserBody};
 use super::presenters::{Delivery, UserResponse};
-use crate::audit::RequestContext;
 use crate::defense::rate_limit::Policy;
 use crate::domain::FieldErrors;
 use crate::http::AppState;
 use crate::http::error::{Error, Result};
 use crate::http::extract::Json;
+use crate::request_context::RequestContext;
 use crate::services::sessions::Opening;
 
 #[utoipa::path(post, path = "/api/users", tag = "users",

@@ -22,16 +22,15 @@ pub use registration::{NewAccount, ValidAccount, validate_registration};
 use super::Recorder;
 use super::sessions::{Revoker, SessionError};
 use crate::audit::AuditError;
-use crate::auth::password::{HashError, PasswordHasher};
+use crate::auth::password::{HashError, PasswordHasher, PasswordSettings};
 use crate::clock::Clock;
 use crate::domain::InvalidFields;
 use crate::store::Store;
 
-/// The account rules that come from the configuration.
-#[derive(Debug, Clone, Copy)]
+/// The account rules that come from the configuration (the password rules are
+/// [`PasswordSettings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountRules {
-    /// Minimum zxcvbn score (0–4) of a new password.
-    pub password_min_score: u8,
     /// Profile images may be `http://` URLs (development only; production needs `https://`).
     pub allow_http_images: bool,
     /// Granting the admin role needs a login at most this old.
@@ -81,6 +80,7 @@ pub struct Accounts {
     revoker: Revoker,
     recorder: Recorder,
     clock: Arc<dyn Clock>,
+    passwords: PasswordSettings,
     rules: AccountRules,
 }
 
@@ -91,6 +91,7 @@ impl Accounts {
         revoker: Revoker,
         recorder: Recorder,
         clock: Arc<dyn Clock>,
+        passwords: PasswordSettings,
         rules: AccountRules,
     ) -> Self {
         Self {
@@ -99,6 +100,7 @@ impl Accounts {
             revoker,
             recorder,
             clock,
+            passwords,
             rules,
         }
     }

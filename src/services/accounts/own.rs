@@ -77,7 +77,7 @@ impl Accounts {
                     .as_ref()
                     .map_or(current.username.as_str(), Username::as_str);
                 let mail = email.as_ref().map_or(current.email.as_str(), Email::as_str);
-                let min_score = self.rules.password_min_score;
+                let min_score = self.passwords.min_score;
                 errors.check(
                     "password",
                     NewPassword::parse(value, min_score, &[name, mail]),
@@ -131,7 +131,7 @@ impl Accounts {
     ) -> Result<(), AccountError> {
         let current = self.active(caller.user_id).await?;
         let mut errors = FieldErrors::default();
-        let min_score = self.rules.password_min_score;
+        let min_score = self.passwords.min_score;
         let related = [current.username.as_str(), current.email.as_str()];
         let new_password = errors.required("newPassword", new_password, |p| {
             NewPassword::parse(p, min_score, &related)

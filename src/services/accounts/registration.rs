@@ -89,7 +89,7 @@ impl Accounts {
     /// Validates and stores a new account (role `user`).
     async fn insert(&self, new: NewAccount) -> Result<UserRow, AccountError> {
         let now = self.clock.now();
-        let valid = validate_registration(new, self.rules.password_min_score)?;
+        let valid = validate_registration(new, self.passwords.min_score)?;
         let password_hash = self.hasher.hash(valid.password.secret()).await?;
         let username = valid.username;
         let email = valid.email;

@@ -19,24 +19,14 @@ pub use refresh::Refreshed;
 pub use revoke::{RevokedBecause, Revoker};
 
 use super::{Caller, Recorder};
-use crate::audit::{AuditError, AuditEvent, EventType, RequestContext};
+use crate::audit::{AuditError, AuditEvent, EventType};
+use crate::auth::SessionTimes;
 use crate::auth::password::{HashError, PasswordHasher};
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::domain::{Role, email_key, password_within_limits};
+use crate::request_context::RequestContext;
 use crate::store::{NewSession, SessionRow, Store, UserRow};
-
-/// How long a session lives, and how long a rotated refresh token may come back.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionTimes {
-    /// A rotated refresh token presented again within this is a concurrent refresh from the
-    /// same client (two tabs, a retried request); after it, reuse, and the session ends.
-    pub refresh_grace: Duration,
-    /// A session not refreshed for this long is over.
-    pub idle_timeout: Duration,
-    /// A session is over this long after login, however active.
-    pub max_lifetime: Duration,
-}
 
 /// Why a session failed to start, refresh or end.
 #[derive(Debug, thiserror::Error)]

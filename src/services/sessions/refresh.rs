@@ -1,14 +1,15 @@
 //! Refresh: a refresh token is exchanged for a new one in the same session family.
 //!
-//! Guards against stolen refresh tokens: each is single use. A rotated token presented again
-//! after the grace window ([`super::SessionTimes::refresh_grace`]) is treated as theft, so
-//! the whole session is revoked and a critical `refresh_reuse_detected` event names it and
-//! the client's address. Within the window it is a concurrent refresh from the same client
+//! Guards against stolen refresh tokens: each is single use. A rotated token presented
+//! again after the grace window ([`crate::auth::SessionTimes::refresh_grace`]) is treated as
+//! theft, so the whole session is revoked and a critical `refresh_reuse_detected` event names
+//! it and the client's address. Within the window it is a concurrent refresh from the same client
 //! (two tabs, a retried request) and gets its own successor in the same family.
 
 use super::{SessionError, Sessions, Tokens, millis};
-use crate::audit::{AuditEvent, EventType, RequestContext};
+use crate::audit::{AuditEvent, EventType};
 use crate::clock::UnixMillis;
+use crate::request_context::RequestContext;
 use crate::store::{RefreshRow, UserRow};
 
 /// A session refreshed: its new tokens, for `user`.

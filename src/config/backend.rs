@@ -1,0 +1,243 @@
+//! The sections behind the HTTP edge: database, tokens, passwords, sessions, the audit trail
+//! and its alerts, logs and metrics. One function per section, each turning raw values into
+//! that subsystem's own settings type.
+
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::ConfigError;
+use super::parse::{parse_metrics_token, parse_webhook, socket_address, within};
+use super::raw::RawSettings;
+use crate::audit::{AlertSettings, AuditSettings};
+use crate::auth::password::PasswordSettings;
+use crate::auth::{SessionTimes, TokenSettings};
+use crate::metrics::MetricsSettings;
+use crate::services::accounts::AccountRules;
+use crate::store::DatabaseSettings;
+use crate::telemetry::{LogFormat, LogSettings};
+
+const DAY: u64 = 24 * 60 * 60;
+
+pub(super) fn database(
+    raw: &RawSettings,
+    production: bool,
+    data_dir: &Path,
+) -> Result<DatabaseSettings, ConfigError> {
+    let url = match &raw.database_url {
+        Some(url) => url.clone(),
+        None if production => {
+            return Err(ConfigError::setting(
+                "AERIE_DATABASE_URL",
+                "required in production (sqlite://... or postgres://...)",
+            ));
+        }
+        None => format!("sqlite://{}?mode=rwc", data_dir.join("aerie.db").display()),
+    };
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres")) {
+        return Err(ConfigError::setting(
+            "AERIE_DATABASE_URL",
+            "must start with sqlite:// or postgres://",
+        ));
+    }
+    Ok(DatabaseSettings {
+        url: SecretString::from(url),
+        max_connections: raw.database_max_connections.unwrap_or(10).max(1),
+        auto_migrate: raw.auto_migrate.unwrap_or(!production),
+    })
+}
+
+pub(super) fn tokens(
+    raw: &RawSettings,
+    production: bool,
+    data_dir: &Path,
+) -> Result<TokenSettings, ConfigError> {
+    let key_file = match &raw.signing_key_file {
+        Some(path) => path.clone(),
+        None if production => {
+            return Err(ConfigError::setting(
+                "AERIE_SIGNING_KEY_FILE",
+                "required in production (create one with `aerie keys generate --out FILE`)",
+            ));
+        }
+        None => data_dir.join("signing-key.pem"),
+    };
+    let ttl_secs = raw.access_token_ttl_secs.unwrap_or(15 * 60);
+    if !(60..=3600).contains(&ttl_secs) {
+        return Err(ConfigError::setting(
+            "AERIE_ACCESS_TOKEN_TTL_SECS",
+            "must be between 60 and 3600 seconds",
+        ));
+    }
+    Ok(TokenSettings {
+        key_file,
+        generate_key: !production,
+        issuer: raw.token_issuer.clone().unwrap_or_else(|| "aerie".into()),
+        audience: raw
+            .token_audience
+            .clone()
+            .unwrap_or_else(|| "aerie-api".into()),
+        access_token_ttl: Duration::from_secs(ttl_secs),
+    })
+}
+
+pub(super) fn passwords(
+    raw: &RawSettings,
+    production: bool,
+) -> Result<PasswordSettings, ConfigError> {
+    let min_score = raw.password_min_score.unwrap_or(3);
+    if min_score > 4 || (production && min_score < 3) {
+        return Err(ConfigError::setting(
+            "AERIE_PASSWORD_MIN_SCORE",
+            "must be 0–4, and at least 3 in production",
+        ));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(PasswordSettings {
+        hash_concurrency: raw.password_hash_concurrency.unwrap_or(cores).max(1),
+        min_score,
+    })
+}
+
+/// Granting the admin role needs a recent login (ten minutes by default); `http://` profile
+/// images are for development only.
+pub(super) fn accounts(raw: &RawSettings, production: bool) -> AccountRules {
+    AccountRules {
+        allow_http_images: !production,
+        admin_grant_max_auth_age: Duration::from_secs(
+            raw.admin_grant_max_auth_age_secs.unwrap_or(600),
+        ),
+    }
+}
+
+/// A session outlives its access tokens and is bounded; the grace window stays short, since
+/// a longer one lets a stolen refresh token be replayed unnoticed.
+pub(super) fn sessions(
+    raw: &RawSettings,
+    access_token_ttl: Duration,
+) -> Result<SessionTimes, ConfigError> {
+    let ttl_secs = access_token_ttl.as_secs();
+    let grace = raw.refresh_grace_secs.unwrap_or(5);
+    if grace > 60 {
+        return Err(ConfigError::setting(
+            "AERIE_REFRESH_GRACE_SECS",
+            "must be between 0 and 60 seconds: a longer window lets a stolen token be replayed unnoticed",
+        ));
+    }
+    let idle = raw.session_idle_timeout_secs.unwrap_or(7 * DAY);
+    if !(ttl_secs..=90 * DAY).contains(&idle) {
+        return Err(ConfigError::setting(
+            "AERIE_SESSION_IDLE_TIMEOUT_SECS",
+            format!("must be between the access-token lifetime ({ttl_secs} s) and 90 days"),
+        ));
+    }
+    let max = raw.session_max_lifetime_secs.unwrap_or(30 * DAY);
+    if !(idle..=365 * DAY).contains(&max) {
+        return Err(ConfigError::setting(
+            "AERIE_SESSION_MAX_LIFETIME_SECS",
+            "must be between the idle timeout and 365 days",
+        ));
+    }
+    Ok(SessionTimes {
+        refresh_grace: Duration::from_secs(grace),
+        idle_timeout: Duration::from_secs(idle),
+        max_lifetime: Duration::from_secs(max),
+    })
+}
+
+pub(super) fn log(raw: &RawSettings, production: bool) -> Result<LogSettings, ConfigError> {
+    let format = match raw.log_format.as_deref() {
+        None if production => LogFormat::Json,
+        None | Some("pretty") => LogFormat::Pretty,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(ConfigError::setting(
+                "AERIE_LOG_FORMAT",
+                format!("'{other}' is neither 'pretty' nor 'json'"),
+            ));
+        }
+    };
+    Ok(LogSettings {
+        format,
+        filter: raw.log.clone().unwrap_or_else(|| "info".into()),
+    })
+}
+
+pub(super) fn audit(
+    raw: &RawSettings,
+    production: bool,
+    data_dir: &Path,
+) -> Result<AuditSettings, ConfigError> {
+    let key_file = match &raw.audit_key_file {
+        Some(path) => path.clone(),
+        None if production => {
+            return Err(ConfigError::setting(
+                "AERIE_AUDIT_KEY_FILE",
+                "required in production (32 random bytes, mode 0600: `head -c 32 /dev/urandom > FILE && chmod 600 FILE`)",
+            ));
+        }
+        None => data_dir.join("audit-key"),
+    };
+    let checkpoint_secs = raw.audit_checkpoint_secs.unwrap_or(300);
+    if !(1..=86_400).contains(&checkpoint_secs) {
+        return Err(ConfigError::setting(
+            "AERIE_AUDIT_CHECKPOINT_SECS",
+            "must be between 1 and 86400 seconds",
+        ));
+    }
+    Ok(AuditSettings {
+        key_file,
+        generate_key: !production,
+        checkpoint_interval: Duration::from_secs(checkpoint_secs),
+    })
+}
+
+pub(super) fn alerts(raw: &RawSettings) -> Result<AlertSettings, ConfigError> {
+    let webhook = raw
+        .alert_webhook
+        .as_deref()
+        .map(parse_webhook)
+        .transpose()?;
+    let failed_logins = raw.alert_failed_logins.unwrap_or(10);
+    if failed_logins == 0 {
+        return Err(ConfigError::setting(
+            "AERIE_ALERT_FAILED_LOGINS",
+            "must be at least 1",
+        ));
+    }
+    let window_secs = raw.alert_failed_login_window_secs.unwrap_or(300);
+    if !(1..=86_400).contains(&window_secs) {
+        return Err(ConfigError::setting(
+            "AERIE_ALERT_FAILED_LOGIN_WINDOW_SECS",
+            "must be between 1 and 86400 seconds",
+        ));
+    }
+    let server_error_threshold = within(
+        "AERIE_ALERT_5XX_THRESHOLD",
+        raw.alert_5xx_threshold.unwrap_or(20),
+        1..=1_000_000,
+    )?;
+    let server_error_window_secs = within(
+        "AERIE_ALERT_5XX_WINDOW_SECS",
+        raw.alert_5xx_window_secs.unwrap_or(60),
+        1..=86_400,
+    )?;
+    Ok(AlertSettings {
+        webhook,
+        failed_logins,
+        failed_login_window: Duration::from_secs(window_secs),
+        server_error_threshold,
+        server_error_window: Duration::from_secs(server_error_window_secs),
+    })
+}
+
+pub(super) fn metrics(raw: &RawSettings) -> Result<MetricsSettings, ConfigError> {
+    let token = parse_metrics_token(raw.metrics_token.clone(), raw.metrics_token_file.as_deref())?;
+    let listen = raw
+        .metrics_listen
+        .as_deref()
+        .map(|text| socket_address("AERIE_METRICS_LISTEN", text))
+        .transpose()?;
+    Ok(MetricsSettings { token, listen })
+}

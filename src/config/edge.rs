@@ -1,0 +1,242 @@
+//! The sections of the HTTP edge: the API's limits, browsers (CORS, cookies), TLS, the
+//! listeners and rate limiting. One function per section, each turning raw values into that
+//! subsystem's own settings type.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::parse::{
+    body_limit, parse_cors_origins, parse_networks, parse_public_url, parse_rate, socket_address,
+    within,
+};
+use super::raw::RawSettings;
+use super::{ConfigError, ConnectionLimits, ServerSettings};
+use crate::defense::cors::CorsSettings;
+use crate::defense::rate_limit::{Policy, RateLimits, RedisSettings, StoreFailure};
+use crate::http::HttpSettings;
+use crate::http::cookies::{CookieMode, CookieSettings};
+use crate::tls::{TlsFiles, TlsSettings};
+
+pub(super) fn http(raw: &RawSettings, production: bool) -> Result<HttpSettings, ConfigError> {
+    let body_limit_bytes = raw.body_limit_bytes.unwrap_or(64 * 1024);
+    if !(1024..=16 * 1024 * 1024).contains(&body_limit_bytes) {
+        return Err(ConfigError::setting(
+            "AERIE_BODY_LIMIT_BYTES",
+            "must be between 1 KiB and 16 MiB",
+        ));
+    }
+    let body_limit_auth_bytes = body_limit(
+        "AERIE_BODY_LIMIT_AUTH_BYTES",
+        raw.body_limit_auth_bytes,
+        body_limit_bytes,
+    )?;
+    // An article body may hold 60 000 characters of up to 4 bytes each.
+    let body_limit_articles_bytes = body_limit(
+        "AERIE_BODY_LIMIT_ARTICLES_BYTES",
+        raw.body_limit_articles_bytes,
+        body_limit_bytes.max(256 * 1024),
+    )?;
+    Ok(HttpSettings {
+        body_limit_bytes,
+        body_limit_auth_bytes,
+        body_limit_articles_bytes,
+        request_timeout: Duration::from_secs(raw.request_timeout_secs.unwrap_or(30).max(1)),
+        expose_api_docs: raw.expose_api_docs.unwrap_or(!production),
+    })
+}
+
+pub(super) fn cors(raw: &RawSettings, production: bool) -> Result<CorsSettings, ConfigError> {
+    Ok(CorsSettings {
+        origins: parse_cors_origins(raw.cors_origins.as_deref(), production)?,
+        allow_local_dev: !production,
+    })
+}
+
+pub(super) fn cookies(raw: &RawSettings) -> Result<CookieSettings, ConfigError> {
+    let mode = match raw.cookie_mode.as_deref() {
+        None | Some("opt-in") => CookieMode::OptIn,
+        Some("always") => CookieMode::Always,
+        Some("off") => CookieMode::Off,
+        Some(other) => {
+            return Err(ConfigError::setting(
+                "AERIE_COOKIE_MODE",
+                format!("'{other}' is not 'off', 'opt-in' or 'always'"),
+            ));
+        }
+    };
+    Ok(CookieSettings { mode })
+}
+
+/// Production refuses plain HTTP unless TLS ends at a proxy it names.
+pub(super) fn tls(raw: &RawSettings, production: bool) -> Result<TlsSettings, ConfigError> {
+    let files = match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::setting(
+                "AERIE_TLS_CERT",
+                "AERIE_TLS_CERT and AERIE_TLS_KEY go together",
+            ));
+        }
+    };
+    let terminated_by_proxy = parse_networks(
+        "AERIE_TLS_TERMINATED_BY_PROXY",
+        raw.tls_terminated_by_proxy.as_deref(),
+    )?;
+    if production && files.is_none() && terminated_by_proxy.is_empty() {
+        return Err(ConfigError::setting(
+            "AERIE_TLS_CERT",
+            "production refuses plain HTTP: set AERIE_TLS_CERT and AERIE_TLS_KEY, or AERIE_TLS_TERMINATED_BY_PROXY with the proxy's networks",
+        ));
+    }
+    Ok(TlsSettings {
+        files,
+        reload_interval: Duration::from_secs(raw.tls_reload_interval_secs.unwrap_or(10).max(1)),
+        terminated_by_proxy,
+        hsts_preload: raw.hsts_preload.unwrap_or(false),
+    })
+}
+
+/// The listeners: the main one, the HTTP-to-HTTPS redirect (which needs TLS and the public
+/// URL it redirects to), the shutdown delay and the per-connection bounds.
+pub(super) fn server(
+    raw: &RawSettings,
+    production: bool,
+    tls: &TlsSettings,
+) -> Result<ServerSettings, ConfigError> {
+    let listen = socket_address(
+        "AERIE_LISTEN",
+        raw.listen.as_deref().unwrap_or("127.0.0.1:8080"),
+    )?;
+    let public_url = raw
+        .public_url
+        .as_deref()
+        .map(parse_public_url)
+        .transpose()?;
+    let http_redirect_listen = match raw.http_redirect_listen.as_deref() {
+        None => None,
+        Some(text) => {
+            if tls.files.is_none() || public_url.is_none() {
+                return Err(ConfigError::setting(
+                    "AERIE_HTTP_REDIRECT_LISTEN",
+                    "needs AERIE_TLS_CERT/AERIE_TLS_KEY and AERIE_PUBLIC_URL",
+                ));
+            }
+            Some(socket_address("AERIE_HTTP_REDIRECT_LISTEN", text)?)
+        }
+    };
+    let shutdown_delay_secs = within(
+        "AERIE_SHUTDOWN_DELAY_SECS",
+        raw.shutdown_delay_secs
+            .unwrap_or(if production { 5 } else { 0 }),
+        0..=300,
+    )?;
+    Ok(ServerSettings {
+        listen,
+        http_redirect_listen,
+        public_url,
+        shutdown_delay: Duration::from_secs(shutdown_delay_secs),
+        connection_limits: connection_limits(raw)?,
+    })
+}
+
+fn connection_limits(raw: &RawSettings) -> Result<ConnectionLimits, ConfigError> {
+    Ok(ConnectionLimits {
+        max_connections: within(
+            "AERIE_MAX_CONNECTIONS",
+            raw.max_connections.unwrap_or(1024),
+            1..=1_000_000,
+        )?,
+        header_read_timeout: Duration::from_secs(within(
+            "AERIE_HEADER_READ_TIMEOUT_SECS",
+            raw.header_read_timeout_secs.unwrap_or(10),
+            1..=300,
+        )?),
+        max_headers: within("AERIE_MAX_HEADERS", raw.max_headers.unwrap_or(64), 8..=1000)?,
+        // hyper needs at least 8 KiB of read buffer.
+        max_header_bytes: within(
+            "AERIE_MAX_HEADER_BYTES",
+            raw.max_header_bytes.unwrap_or(16 * 1024),
+            8 * 1024..=1024 * 1024,
+        )?,
+    })
+}
+
+pub(super) fn rate_limits(
+    raw: &RawSettings,
+    redis: Option<RedisSettings>,
+) -> Result<RateLimits, ConfigError> {
+    Ok(RateLimits {
+        rates: [
+            (Policy::Global, &raw.rate_limit_global),
+            (Policy::LoginIp, &raw.rate_limit_login_ip),
+            (Policy::LoginAccount, &raw.rate_limit_login_account),
+            (Policy::Register, &raw.rate_limit_register),
+            (Policy::Refresh, &raw.rate_limit_refresh),
+            (Policy::Mfa, &raw.rate_limit_mfa),
+            (Policy::Writes, &raw.rate_limit_writes),
+        ]
+        .into_iter()
+        .map(|(policy, value)| parse_rate(policy, value.as_deref()).map(|r| (policy, r)))
+        .collect::<Result<_, _>>()?,
+        allowlist: parse_networks(
+            "AERIE_RATE_LIMIT_ALLOWLIST",
+            raw.rate_limit_allowlist.as_deref(),
+        )?,
+        redis,
+    })
+}
+
+/// `AERIE_REDIS_*`: the rate limiter's shared store, when a URL is given.
+pub(super) fn redis(raw: &RawSettings) -> Result<Option<RedisSettings>, ConfigError> {
+    let Some(text) = raw.redis_url.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    // Never echo the URL: it may hold the Redis password.
+    let url = url::Url::parse(text)
+        .map_err(|_| ConfigError::setting("AERIE_REDIS_URL", "not a URL like redis://host:6379"))?;
+    match url.scheme() {
+        "redis" if url.host_str().is_some() => {}
+        "rediss" => {
+            return Err(ConfigError::setting(
+                "AERIE_REDIS_URL",
+                "rediss:// (TLS) is not built in: reach Redis over a private network or a TLS tunnel",
+            ));
+        }
+        _ => {
+            return Err(ConfigError::setting(
+                "AERIE_REDIS_URL",
+                "must be redis://[user:password@]host[:port][/db]",
+            ));
+        }
+    }
+    let prefix = raw.redis_prefix.as_deref().unwrap_or("aerie:").to_owned();
+    if !(1..=64).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::setting(
+            "AERIE_REDIS_PREFIX",
+            "must be 1–64 printable ASCII characters without spaces",
+        ));
+    }
+    let timeout = within(
+        "AERIE_REDIS_TIMEOUT_MS",
+        raw.redis_timeout_ms.unwrap_or(200),
+        10..=5000,
+    )?;
+    let failure_text = raw.redis_failure.as_deref().unwrap_or("open");
+    let failure = StoreFailure::parse(failure_text).ok_or_else(|| {
+        ConfigError::setting(
+            "AERIE_REDIS_FAILURE",
+            format!("'{failure_text}' is not one of open, closed, auth-closed"),
+        )
+    })?;
+    Ok(Some(RedisSettings {
+        url: SecretString::from(text.to_owned()),
+        prefix,
+        timeout: Duration::from_millis(timeout),
+        failure,
+    }))
+}

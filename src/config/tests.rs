@@ -1,0 +1,278 @@
+//! The configuration's validation: defaults, production refusals, and errors that name
+//! their setting without echoing secrets.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+use crate::defense::rate_limit::StoreFailure;
+
+fn error_of(vars: &[(&str, &str)]) -> String {
+    match Config::from_vars(vars.iter().copied()) {
+        Ok(_) => panic!("expected a configuration error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn development_needs_no_configuration() {
+    let config = Config::from_vars(Vec::<(String, String)>::new()).expect("defaults are valid");
+    assert_eq!(config.env, Environment::Development);
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert!(
+        config
+            .database
+            .url
+            .expose_secret()
+            .starts_with("sqlite://data/")
+    );
+    assert!(config.tokens.generate_key);
+    assert_eq!(config.tokens.access_token_ttl, Duration::from_secs(900));
+}
+
+#[test]
+fn production_refuses_missing_database_url() {
+    assert!(error_of(&[("AERIE_ENV", "production")]).contains("AERIE_DATABASE_URL"));
+}
+
+#[test]
+fn production_refuses_missing_signing_key() {
+    let error = error_of(&[
+        ("AERIE_ENV", "production"),
+        ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+    ]);
+    assert!(error.contains("AERIE_SIGNING_KEY_FILE"), "{error}");
+}
+
+#[test]
+fn production_refuses_weak_password_policy() {
+    let error = error_of(&[
+        ("AERIE_ENV", "production"),
+        ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+        ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+        ("AERIE_PASSWORD_MIN_SCORE", "1"),
+    ]);
+    assert!(error.contains("AERIE_PASSWORD_MIN_SCORE"), "{error}");
+}
+
+#[test]
+fn production_refuses_plain_http() {
+    let error = error_of(&[
+        ("AERIE_ENV", "production"),
+        ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+        ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+        ("AERIE_CORS_ORIGINS", "none"),
+    ]);
+    assert!(error.contains("production refuses plain HTTP"), "{error}");
+    let behind_proxy = Config::from_vars([
+        ("AERIE_ENV", "production"),
+        ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+        ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+        ("AERIE_CORS_ORIGINS", "none"),
+        ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8, 192.168.1.7"),
+        ("AERIE_AUDIT_KEY_FILE", "/etc/aerie/audit-key"),
+    ])
+    .expect("TLS at a trusted proxy is acceptable");
+    assert!(behind_proxy.tls.sends_hsts());
+}
+
+#[test]
+fn production_refuses_missing_audit_key() {
+    let error = error_of(&[
+        ("AERIE_ENV", "production"),
+        ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+        ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+        ("AERIE_CORS_ORIGINS", "none"),
+        ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8"),
+    ]);
+    assert!(error.contains("AERIE_AUDIT_KEY_FILE"), "{error}");
+}
+
+#[test]
+fn monitoring_settings_name_themselves() {
+    assert!(
+        error_of(&[("AERIE_ALERT_WEBHOOK", "ftp://x.io/hook")]).contains("AERIE_ALERT_WEBHOOK")
+    );
+    assert!(
+        error_of(&[("AERIE_ALERT_WEBHOOK", "https://u:p@x.io/hook")])
+            .contains("AERIE_ALERT_WEBHOOK")
+    );
+    assert!(error_of(&[("AERIE_ALERT_FAILED_LOGINS", "0")]).contains("AERIE_ALERT_FAILED_LOGINS"));
+    assert!(
+        error_of(&[("AERIE_AUDIT_CHECKPOINT_SECS", "0")]).contains("AERIE_AUDIT_CHECKPOINT_SECS")
+    );
+}
+
+#[test]
+fn metrics_and_shutdown_settings_name_themselves() {
+    assert!(error_of(&[("AERIE_METRICS_TOKEN", "short")]).contains("AERIE_METRICS_TOKEN"));
+    let spaced = "a token with spaces in it that is long enough";
+    assert!(error_of(&[("AERIE_METRICS_TOKEN", spaced)]).contains("visible ASCII"));
+    assert!(
+        error_of(&[("AERIE_METRICS_TOKEN_FILE", "/nonexistent/metrics-token")])
+            .contains("AERIE_METRICS_TOKEN_FILE")
+    );
+    assert!(
+        error_of(&[
+            ("AERIE_METRICS_TOKEN", &"x".repeat(40)),
+            ("AERIE_METRICS_TOKEN_FILE", "/etc/aerie/metrics-token"),
+        ])
+        .contains("not both")
+    );
+    assert!(error_of(&[("AERIE_METRICS_LISTEN", "nowhere")]).contains("AERIE_METRICS_LISTEN"));
+    assert!(error_of(&[("AERIE_ALERT_5XX_THRESHOLD", "0")]).contains("AERIE_ALERT_5XX_THRESHOLD"));
+    assert!(
+        error_of(&[("AERIE_ALERT_5XX_WINDOW_SECS", "0")]).contains("AERIE_ALERT_5XX_WINDOW_SECS")
+    );
+    assert!(
+        error_of(&[("AERIE_SHUTDOWN_DELAY_SECS", "301")]).contains("AERIE_SHUTDOWN_DELAY_SECS")
+    );
+}
+
+#[test]
+fn the_metrics_token_file_is_read_and_never_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("metrics-token");
+    let token = "k9V2mQ7xR4tW8yZ1bC5nL3pS6hJ0dF2gA7eU9iO4";
+    std::fs::write(&path, format!("{token}\n")).expect("write");
+    let config = Config::from_vars([(
+        "AERIE_METRICS_TOKEN_FILE",
+        path.display().to_string().as_str(),
+    )])
+    .expect("valid");
+    let loaded = config.metrics.token.as_ref().expect("token");
+    assert_eq!(loaded.expose_secret(), token, "trailing newline dropped");
+    assert!(!format!("{config:?}").contains(token));
+    assert_eq!(
+        config.server.shutdown_delay,
+        Duration::ZERO,
+        "development stops at once"
+    );
+}
+
+#[test]
+fn tls_settings_are_checked_together() {
+    assert!(error_of(&[("AERIE_TLS_CERT", "/c.pem")]).contains("go together"));
+    assert!(
+        error_of(&[("AERIE_HTTP_REDIRECT_LISTEN", "127.0.0.1:80")])
+            .contains("AERIE_HTTP_REDIRECT_LISTEN")
+    );
+    assert!(error_of(&[("AERIE_PUBLIC_URL", "http://x.io")]).contains("AERIE_PUBLIC_URL"));
+    assert!(
+        error_of(&[("AERIE_PUBLIC_URL", "https://x.io/?next=//evil")]).contains("AERIE_PUBLIC_URL")
+    );
+    assert!(
+        error_of(&[("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/33")])
+            .contains("AERIE_TLS_TERMINATED_BY_PROXY")
+    );
+}
+
+#[test]
+fn production_refuses_unstated_cors_origins() {
+    let error = error_of(&[
+        ("AERIE_ENV", "production"),
+        ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+        ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+    ]);
+    assert!(error.contains("AERIE_CORS_ORIGINS"), "{error}");
+}
+
+#[test]
+fn cors_origins_must_be_exact() {
+    assert!(error_of(&[("AERIE_CORS_ORIGINS", "*")]).contains("AERIE_CORS_ORIGINS"));
+    assert!(
+        error_of(&[("AERIE_CORS_ORIGINS", "https://a.io, https://*.b.io")])
+            .contains("AERIE_CORS_ORIGINS")
+    );
+    let config = Config::from_vars([("AERIE_CORS_ORIGINS", "https://a.io, https://b.io:8443")])
+        .expect("valid");
+    assert_eq!(config.cors.origins, ["https://a.io", "https://b.io:8443"]);
+}
+
+#[test]
+fn bad_values_name_their_setting() {
+    assert!(error_of(&[("AERIE_LISTEN", "nowhere")]).contains("AERIE_LISTEN"));
+    assert!(error_of(&[("AERIE_ENV", "staging")]).contains("AERIE_ENV"));
+    assert!(error_of(&[("AERIE_DATABASE_URL", "mysql://x")]).contains("AERIE_DATABASE_URL"));
+    assert!(error_of(&[("AERIE_ACCESS_TOKEN_TTL_SECS", "86400")]).contains("TTL"));
+    assert!(error_of(&[("AERIE_REFRESH_GRACE_SECS", "600")]).contains("AERIE_REFRESH_GRACE_SECS"));
+    assert!(
+        error_of(&[("AERIE_SESSION_IDLE_TIMEOUT_SECS", "10")])
+            .contains("AERIE_SESSION_IDLE_TIMEOUT_SECS")
+    );
+    assert!(
+        error_of(&[
+            ("AERIE_SESSION_IDLE_TIMEOUT_SECS", "86400"),
+            ("AERIE_SESSION_MAX_LIFETIME_SECS", "3600")
+        ])
+        .contains("AERIE_SESSION_MAX_LIFETIME_SECS")
+    );
+    assert!(
+        error_of(&[("AERIE_TRUSTED_PROXIES", "10.0.0.0/8, proxy")])
+            .contains("AERIE_TRUSTED_PROXIES")
+    );
+    assert!(
+        error_of(&[("AERIE_RATE_LIMIT_ALLOWLIST", "*")]).contains("AERIE_RATE_LIMIT_ALLOWLIST")
+    );
+    assert!(
+        error_of(&[("AERIE_RATE_LIMIT_LOGIN_IP", "0/60")]).contains("AERIE_RATE_LIMIT_LOGIN_IP")
+    );
+    assert!(error_of(&[("AERIE_RATE_LIMIT_WRITES", "ten")]).contains("AERIE_RATE_LIMIT_WRITES"));
+    assert!(error_of(&[("AERIE_MAX_HEADER_BYTES", "100")]).contains("AERIE_MAX_HEADER_BYTES"));
+    assert!(error_of(&[("AERIE_MAX_CONNECTIONS", "0")]).contains("AERIE_MAX_CONNECTIONS"));
+    assert!(error_of(&[("AERIE_COOKIE_MODE", "on")]).contains("AERIE_COOKIE_MODE"));
+}
+
+#[test]
+fn database_url_never_prints() {
+    let config =
+        Config::from_vars([("AERIE_DATABASE_URL", "postgres://u:hunter2@db/x")]).expect("valid");
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn redis_settings_are_checked_and_the_password_never_prints() {
+    let config =
+        Config::from_vars([("AERIE_REDIS_URL", "redis://:hunter2@cache:6379/0")]).expect("valid");
+    let redis = config.rate_limits.redis.as_ref().expect("configured");
+    assert_eq!(redis.prefix, "aerie:");
+    assert_eq!(redis.timeout, Duration::from_millis(200));
+    assert_eq!(redis.failure, StoreFailure::Open);
+    assert!(!format!("{config:?}").contains("hunter2"));
+    for (name, value) in [
+        ("AERIE_REDIS_URL", "rediss://:hunter2@cache:6379"),
+        ("AERIE_REDIS_URL", "http://:hunter2@cache"),
+        ("AERIE_REDIS_URL", "redis//:hunter2@cache"),
+    ] {
+        let error = error_of(&[(name, value)]);
+        assert!(
+            error.contains(name) && !error.contains("hunter2"),
+            "{error}"
+        );
+    }
+    let with = |name, value| error_of(&[("AERIE_REDIS_URL", "redis://cache"), (name, value)]);
+    assert!(with("AERIE_REDIS_FAILURE", "maybe").contains("AERIE_REDIS_FAILURE"));
+    assert!(with("AERIE_REDIS_TIMEOUT_MS", "60000").contains("AERIE_REDIS_TIMEOUT_MS"));
+    assert!(with("AERIE_REDIS_PREFIX", "a b").contains("AERIE_REDIS_PREFIX"));
+    assert!(
+        Config::from_vars(Vec::<(String, String)>::new())
+            .expect("valid")
+            .rate_limits
+            .redis
+            .is_none()
+    );
+}
+
+#[test]
+fn body_limits_per_route_group() {
+    let config = Config::from_vars(Vec::<(String, String)>::new()).expect("valid");
+    assert_eq!(config.http.body_limit_auth_bytes, 64 * 1024);
+    assert_eq!(config.http.body_limit_articles_bytes, 256 * 1024);
+    let config = Config::from_vars([("AERIE_BODY_LIMIT_AUTH_BYTES", "16384")]).expect("valid");
+    assert_eq!(config.http.body_limit_auth_bytes, 16 * 1024);
+    assert!(
+        error_of(&[("AERIE_BODY_LIMIT_ARTICLES_BYTES", "100")])
+            .contains("AERIE_BODY_LIMIT_ARTICLES_BYTES")
+    );
+}

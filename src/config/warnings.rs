@@ -1,0 +1,142 @@
+//! Settings that are valid but weaken a defence, found at start-up.
+//!
+//! Guards against an unsafe deployment going unnoticed: configuration that the validator
+//! accepts on purpose (a lab, a trusted network) can still be a mistake in production. Each
+//! finding is a WARN log line and a `config_warning` audit event, so it reaches whoever
+//! reviews the trail, not only whoever watched the server start. Development mode itself is
+//! not one of them: it is the default of a developer's machine, announced when it starts, and
+//! production is always asked for by name.
+
+use ipnet::IpNet;
+
+use super::Config;
+
+/// One weakened defence: the setting and what it costs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    pub setting: &'static str,
+    pub message: &'static str,
+}
+
+/// Every finding for `config`, in a fixed order.
+pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
+    let mut found = Vec::new();
+    let mut warn = |setting, message| found.push(ConfigWarning { setting, message });
+    if too_broad(&config.trusted_proxies) {
+        warn(
+            "AERIE_TRUSTED_PROXIES",
+            "trusts forwarded headers from a whole address family or more: clients can choose the IP they are limited and logged by",
+        );
+    }
+    if too_broad(&config.tls.terminated_by_proxy) {
+        warn(
+            "AERIE_TLS_TERMINATED_BY_PROXY",
+            "any address may claim the connection was HTTPS",
+        );
+    }
+    if too_broad(&config.rate_limits.allowlist) {
+        warn(
+            "AERIE_RATE_LIMIT_ALLOWLIST",
+            "exempts a whole address family or more from rate limiting",
+        );
+    }
+    if config
+        .alerts
+        .webhook
+        .as_deref()
+        .is_some_and(|url| url.starts_with("http://") && !is_loopback_url(url))
+    {
+        warn(
+            "AERIE_ALERT_WEBHOOK",
+            "alerts are posted unencrypted over the network",
+        );
+    }
+    if config
+        .metrics
+        .listen
+        .is_some_and(|address| !address.ip().is_loopback())
+    {
+        warn(
+            "AERIE_METRICS_LISTEN",
+            "the token-free metrics listener is reachable beyond this machine",
+        );
+    }
+    if config.passwords.min_score < 3 {
+        warn(
+            "AERIE_PASSWORD_MIN_SCORE",
+            "passwords that zxcvbn rates as guessable are accepted",
+        );
+    }
+    found
+}
+
+/// A network wider than a /8 (IPv4) or a /16 (IPv6) is no longer "our proxies": it reaches
+/// beyond any one organisation's private range.
+fn too_broad(networks: &[IpNet]) -> bool {
+    networks.iter().any(|network| match network {
+        IpNet::V4(net) => net.prefix_len() < 8,
+        IpNet::V6(net) => net.prefix_len() < 16,
+    })
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|url| match url.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Vec<&'static str> {
+        let config = Config::from_vars(vars.iter().copied()).expect("valid configuration");
+        warnings(&config).into_iter().map(|w| w.setting).collect()
+    }
+
+    #[test]
+    fn the_defaults_weaken_nothing() {
+        assert!(settings(&[]).is_empty());
+    }
+
+    #[test]
+    fn each_weakened_defence_is_named() {
+        for (setting, value) in [
+            ("AERIE_TRUSTED_PROXIES", "0.0.0.0/0"),
+            ("AERIE_TRUSTED_PROXIES", "::/0"),
+            ("AERIE_TLS_TERMINATED_BY_PROXY", "0.0.0.0/1"),
+            ("AERIE_RATE_LIMIT_ALLOWLIST", "0.0.0.0/0"),
+            ("AERIE_ALERT_WEBHOOK", "http://alerts.example.com/hook"),
+            ("AERIE_METRICS_LISTEN", "0.0.0.0:9100"),
+            ("AERIE_PASSWORD_MIN_SCORE", "1"),
+        ] {
+            assert_eq!(
+                settings(&[(setting, value)]),
+                [setting],
+                "{setting}={value}"
+            );
+        }
+    }
+
+    #[test]
+    fn narrow_and_local_settings_do_not_warn() {
+        for (setting, value) in [
+            ("AERIE_TRUSTED_PROXIES", "10.1.2.0/24"),
+            ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8"),
+            ("AERIE_TRUSTED_PROXIES", "fd00:1::/64"),
+            ("AERIE_RATE_LIMIT_ALLOWLIST", "127.0.0.1/32"),
+            ("AERIE_ALERT_WEBHOOK", "http://127.0.0.1:9000/hook"),
+            ("AERIE_ALERT_WEBHOOK", "https://alerts.example.com/hook"),
+            ("AERIE_METRICS_LISTEN", "127.0.0.1:9100"),
+            ("AERIE_PASSWORD_MIN_SCORE", "4"),
+        ] {
+            assert!(
+                settings(&[(setting, value)]).is_empty(),
+                "{setting}={value}"
+            );
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The limiter: every policy's buckets, in memory or shared in Redis, the allowlist, and the
+//! count and sampled audit of refusals. Keys are built here, so a client cannot pick its own.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::memory::MemoryBuckets;
+use super::policy::{Decision, Policy, Rate};
+use super::redis::RedisBuckets;
+use super::settings::{RateLimits, StoreFailure};
+use super::trips;
+use crate::clock::Clock;
+use crate::defense::client_ip::is_trusted;
+
+/// A refused request: which policy, and when to come back. Answered as a 429 by the error type.
+#[derive(Debug, Clone, Copy)]
+pub struct Limited {
+    pub policy: Policy,
+    pub rate: Rate,
+    pub retry_after: Duration,
+}
+
+/// Why a request may not pass: a policy refused it, or the shared store failed and is
+/// configured to fail closed (503).
+#[derive(Debug, Clone, Copy)]
+pub enum Refused {
+    Limited(Limited),
+    StoreUnavailable,
+}
+
+/// All policies' buckets; shared by every request (cheap to clone).
+#[derive(Clone)]
+pub struct RateLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The store when Redis is not configured, and the fallback when it fails open.
+    buckets: Vec<(Policy, Rate, MemoryBuckets)>,
+    shared: Option<RedisBuckets>,
+    allowlist: Vec<IpNet>,
+    /// Refusals per policy, in `Policy::ALL` order: the hook for the metrics endpoint.
+    refused: [AtomicU64; Policy::ALL.len()],
+    /// Sampled refusals go to the audit trail, once the server hands over its log.
+    trips: Option<trips::Trips>,
+}
+
+/// What an allowed check reports, for the `RateLimit` headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowed {
+    pub policy: Policy,
+    pub rate: Rate,
+    pub remaining: u32,
+    pub reset: Duration,
+}
+
+impl RateLimiter {
+    /// The limiter as configured: memory buckets, plus Redis when `limits.redis` is set.
+    /// Must run inside the Tokio runtime (the Redis connection is made there, lazily).
+    pub fn from_config(limits: &RateLimits, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let shared = match &limits.redis {
+            Some(settings) => Some(RedisBuckets::new(settings, clock.clone())?),
+            None => None,
+        };
+        Ok(Self::with_store(limits, clock, shared))
+    }
+
+    /// Memory buckets only.
+    pub fn new(limits: &RateLimits, clock: Arc<dyn Clock>) -> Self {
+        Self::with_store(limits, clock, None)
+    }
+
+    fn with_store(
+        limits: &RateLimits,
+        clock: Arc<dyn Clock>,
+        shared: Option<RedisBuckets>,
+    ) -> Self {
+        let buckets = Policy::ALL
+            .iter()
+            .map(|policy| {
+                let rate = limits.rate(*policy);
+                (*policy, rate, MemoryBuckets::new(rate, clock.clone()))
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                buckets,
+                shared,
+                allowlist: limits.allowlist.clone(),
+                refused: Default::default(),
+                trips: None,
+            }),
+        }
+    }
+
+    /// Records sampled refusals on `audit` (see [`trips`]). Called once, while building the
+    /// server, before the limiter is shared.
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog, clock: Arc<dyn Clock>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.trips = Some(trips::Trips::new(audit, clock)),
+            None => tracing::error!("rate limiter already shared: refusals will not be audited"),
+        }
+        self
+    }
+
+    /// Takes one request's worth of `policy`'s budget for `key`.
+    pub async fn check(&self, policy: Policy, key: &str) -> Result<Allowed, Refused> {
+        let Some((_, rate, buckets)) = self.inner.buckets.iter().find(|(p, _, _)| *p == policy)
+        else {
+            // Every policy gets buckets in `new`; a missing one would be a build bug.
+            return Err(Refused::Limited(Limited {
+                policy,
+                rate: policy.default_rate(),
+                retry_after: Duration::from_secs(1),
+            }));
+        };
+        let rate = *rate;
+        let decision = match &self.inner.shared {
+            None => buckets.check(key),
+            Some(shared) => match shared.check(policy, rate, key).await {
+                Ok(decision) => decision,
+                Err(error) => {
+                    shared.report(&error);
+                    if shared.failure.refuses(policy) {
+                        return Err(Refused::StoreUnavailable);
+                    }
+                    buckets.check(key)
+                }
+            },
+        };
+        match decision {
+            Decision::Allowed { remaining } => Ok(Allowed {
+                policy,
+                rate,
+                remaining,
+                reset: rate.interval() * rate.burst.get().saturating_sub(remaining),
+            }),
+            Decision::Limited { retry_after } => {
+                tracing::info!(policy = policy.name(), "rate limited");
+                metrics::counter!("aerie_rate_limited_total", "policy" => policy.name())
+                    .increment(1);
+                if let Some(counter) = self.counter(policy) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(trips) = &self.inner.trips {
+                    trips.refused(policy, key, retry_after);
+                }
+                Err(Refused::Limited(Limited {
+                    policy,
+                    rate,
+                    retry_after,
+                }))
+            }
+        }
+    }
+
+    /// `None` without Redis; otherwise whether it answers in time, and whether its absence
+    /// stops requests (fail closed). For `/readyz`.
+    pub async fn shared_store_health(&self) -> Option<(bool, bool)> {
+        let shared = self.inner.shared.as_ref()?;
+        Some((shared.ping().await, shared.failure == StoreFailure::Closed))
+    }
+
+    /// How many requests `policy` has refused since start (for the metrics endpoint).
+    pub fn refused(&self, policy: Policy) -> u64 {
+        self.counter(policy)
+            .map_or(0, |counter| counter.load(Ordering::Relaxed))
+    }
+
+    fn counter(&self, policy: Policy) -> Option<&AtomicU64> {
+        let index = Policy::ALL.iter().position(|p| *p == policy)?;
+        self.inner.refused.get(index)
+    }
+
+    /// Checks `policy` for a client address, unless it is allowlisted.
+    pub async fn check_ip(&self, policy: Policy, ip: IpAddr) -> Result<Option<Allowed>, Refused> {
+        if is_trusted(ip, &self.inner.allowlist) {
+            return Ok(None);
+        }
+        self.check(policy, &ip_key(ip)).await.map(Some)
+    }
+
+    /// Checks `policy` for a login target, by its normalized email.
+    pub async fn check_account(&self, policy: Policy, email: &str) -> Result<Allowed, Refused> {
+        self.check(policy, &account_key(email)).await
+    }
+
+    /// Checks the per-user write budget, unless the caller is allowlisted.
+    pub async fn check_user(
+        &self,
+        policy: Policy,
+        user_id: i64,
+        ip: Option<IpAddr>,
+    ) -> Result<(), Refused> {
+        if ip.is_some_and(|ip| is_trusted(ip, &self.inner.allowlist)) {
+            return Ok(());
+        }
+        self.check(policy, &format!("user:{user_id}"))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// IPv4 addresses whole; IPv6 by /64, so rotating through one's own prefix gains nothing.
+fn ip_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => {
+            let prefix = IpNet::new(IpAddr::V6(v6), 64).map_or(IpAddr::V6(v6), |n| n.network());
+            format!("ip:{prefix}/64")
+        }
+    }
+}
+
+/// `Bob+x@Example.com ` and `bob@example.com` are one target: trimmed, lowercased, and any
+/// `+tag` dropped, so sub-addressing cannot open fresh buckets on one mailbox.
+pub fn account_key(email: &str) -> String {
+    let email = email.trim().to_lowercase();
+    let key = match email.split_once('@') {
+        Some((local, domain)) => {
+            let local = local.split_once('+').map_or(local, |(base, _)| base);
+            format!("{local}@{domain}")
+        }
+        None => email,
+    };
+    format!("account:{key}")
+}
+
+/// Whole seconds, rounded up: a client that waits `Retry-After` seconds must find budget.
+pub fn ceil_secs(duration: Duration) -> u64 {
+    let secs = duration.as_secs();
+    if duration.subsec_nanos() > 0 {
+        secs + 1
+    } else {
+        secs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn limiter(rate: &str, clock: Arc<ManualClock>) -> RateLimiter {
+        let rate = Rate::parse(rate).expect("rate");
+        let limits = RateLimits {
+            rates: Policy::ALL.iter().map(|p| (*p, rate)).collect(),
+            allowlist: vec!["10.0.0.0/8".parse().expect("net")],
+            redis: None,
+        };
+        RateLimiter::new(&limits, clock)
+    }
+
+    #[tokio::test]
+    async fn burst_then_refusal_then_refill_with_the_manual_clock() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let limiter = limiter("3/30", clock.clone());
+        for _ in 0..3 {
+            assert!(limiter.check(Policy::LoginIp, "k").await.is_ok());
+        }
+        let Err(Refused::Limited(limited)) = limiter.check(Policy::LoginIp, "k").await else {
+            panic!("fourth is refused");
+        };
+        assert_eq!(ceil_secs(limited.retry_after), 10);
+        assert!(
+            limiter.check(Policy::LoginIp, "other").await.is_ok(),
+            "keys are separate"
+        );
+        assert!(
+            limiter.check(Policy::Register, "k").await.is_ok(),
+            "policies are separate"
+        );
+        clock.advance(Duration::from_secs(9));
+        assert!(
+            limiter.check(Policy::LoginIp, "k").await.is_err(),
+            "not before Retry-After"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            limiter.check(Policy::LoginIp, "k").await.is_ok(),
+            "after Retry-After"
+        );
+        assert_eq!(limiter.refused(Policy::LoginIp), 2, "refusals are counted");
+        assert_eq!(limiter.refused(Policy::Register), 0);
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(ip_key(a), ip_key(b));
+        assert_ne!(ip_key(a), ip_key(c));
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("ip");
+        assert_eq!(ip_key(mapped), "ip:127.0.0.1");
+    }
+
+    #[test]
+    fn account_variants_share_one_bucket() {
+        let key = account_key("bob@example.com");
+        for variant in [
+            "Bob@Example.com",
+            " bob@example.com ",
+            "bob+1@example.com",
+            "BOB+x@EXAMPLE.COM",
+        ] {
+            assert_eq!(account_key(variant), key, "{variant}");
+        }
+        assert_ne!(account_key("bobby@example.com"), key);
+    }
+
+    #[tokio::test]
+    async fn allowlisted_callers_skip_limits() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let limiter = limiter("1/60", clock);
+        let internal: IpAddr = "10.1.2.3".parse().expect("ip");
+        for _ in 0..5 {
+            assert!(matches!(
+                limiter.check_ip(Policy::Global, internal).await,
+                Ok(None)
+            ));
+        }
+        let outside: IpAddr = "198.51.100.1".parse().expect("ip");
+        assert!(limiter.check_ip(Policy::Global, outside).await.is_ok());
+        assert!(limiter.check_ip(Policy::Global, outside).await.is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! The outermost layer: every response counted in this server's metrics registry by route
+//! template, method and status, timed, and fed to the repeated-5xx alert rule.
+//!
+//! Guards against label cardinality (every label value comes from a fixed set: route
+//! *templates* such as `/api/articles/{slug}`, never raw paths; `unmatched` for a request that
+//! matched no route; known HTTP methods or `other`; status codes), so a client requesting a
+//! million random paths or inventing methods cannot grow the registry, and against an outage
+//! going unnoticed. Whoever produced the response (handler, rate limiter, timeout, panic
+//! guard) is seen.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::health::READINESS_ROUTE;
+use crate::audit::alerts::Alerts;
+use crate::clock::Clock;
+use crate::metrics::{Metrics, names};
+
+/// The route label of a request that matched no route: one value, whatever the path.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Routes whose 5xx answers are signals, not failures: readiness says 503 on purpose while
+/// the server drains or its database is away (the errors of the API itself still count).
+const EXPECTED_5XX_ROUTES: &[&str] = &[READINESS_ROUTE];
+
+/// What the request observer needs: the registry, and the alert rules fed by statuses.
+#[derive(Clone)]
+pub struct RequestObserver {
+    pub metrics: Metrics,
+    pub alerts: Option<Alerts>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The method label: the standard methods by name, anything else (hyper accepts any token
+/// as a method) as `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
+}
+
+/// Runs the request inside the server's registry, then counts and times the response and
+/// feeds the repeated-5xx alert rule.
+pub async fn observe_requests(
+    State(observer): State<RequestObserver>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED.to_owned(), |path| path.as_str().to_owned());
+    let method = method_label(request.method());
+    let started = Instant::now();
+    let response = observer.metrics.instrument(next.run(request)).await;
+    let status = response.status();
+    observer.metrics.scope(|| {
+        metrics::histogram!(names::HTTP_DURATION, "route" => route.clone(), "method" => method)
+            .record(started.elapsed());
+        metrics::counter!(
+            names::HTTP_REQUESTS,
+            "route" => route.clone(),
+            "method" => method,
+            "status" => status.as_u16().to_string()
+        )
+        .increment(1);
+    });
+    if status.is_server_error()
+        && !EXPECTED_5XX_ROUTES.contains(&route.as_str())
+        && let Some(alerts) = &observer.alerts
+    {
+        alerts.observe_server_error(observer.clock.now(), status.as_u16(), method, &route);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let invented = Method::from_bytes(b"FROBNICATE").expect("a token is a method");
+        assert_eq!(method_label(&invented), "other");
+    }
+}

@@ -1,0 +1,95 @@
+//! Private files: the signing keys, the audit key, the development TLS key and the SQLite
+//! database (it holds password hashes).
+//!
+//! Guards against secrets readable by other local users: such a file is created with mode
+//! 0600 from its first byte (never written first and narrowed afterwards, which leaves a
+//! window), is never overwritten, and a key file that group or others can read is refused
+//! when loaded, since it may already have leaked.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+/// Why a private file was refused when loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateFileError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("readable by group or others; run `chmod 600` on it")]
+    Exposed,
+}
+
+/// Options that create a new file readable and writable by its owner only, and fail when
+/// the file already exists.
+fn new_private() -> fs::OpenOptions {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Writes a new private file (mode 0600), creating its folder; never overwrites.
+pub fn create(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    new_private().open(path)?.write_all(contents)
+}
+
+/// Creates an empty private file unless one already exists (a file another process created
+/// meanwhile counts as existing). The caller creates the folder.
+pub fn create_empty(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    match new_private().open(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a file that group or others may read (on Unix; elsewhere only that it exists).
+pub fn check_private(path: &Path) -> Result<(), PrivateFileError> {
+    let metadata = fs::metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            return Err(PrivateFileError::Exposed);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metadata;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_files_are_private_and_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nested/key");
+        create(&path, b"secret").expect("created");
+        assert!(check_private(&path).is_ok());
+        assert!(create(&path, b"other").is_err(), "never overwrites");
+        assert_eq!(fs::read(&path).expect("read"), b"secret");
+        create_empty(&path).expect("an existing file is left alone");
+        assert_eq!(fs::read(&path).expect("read"), b"secret");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
+            assert!(matches!(
+                check_private(&path),
+                Err(PrivateFileError::Exposed)
+            ));
+        }
+        assert!(matches!(
+            check_private(&dir.path().join("absent")),
+            Err(PrivateFileError::Io(_))
+        ));
+    }
+}

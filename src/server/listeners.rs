@@ -1,0 +1,151 @@
+//! The listeners' accept loops: plain HTTP and HTTPS with the same per-connection bounds,
+//! and the plain-HTTP listener that only redirects to HTTPS.
+//!
+//! Guards against connection floods and slow clients: every connection holds one of
+//! `max_connections` permits, a client must send its headers within `header_read_timeout`
+//! (slowloris), and too many or too large headers are a 431, all before the router runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum_server::tls_rustls::RustlsConfig;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+use crate::config::ConnectionLimits;
+
+/// How long in-flight requests may take to finish after shutdown is requested.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address)
+        .with_context(|| format!("{setting}: cannot listen on {address}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+pub(super) async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The plain-HTTP accept loop. Each connection holds one of `max_connections` permits, so a
+/// connection flood queues in the kernel instead of exhausting memory and file descriptors;
+/// hyper cuts off a client that has not sent its headers within `header_read_timeout`
+/// (slowloris) and answers 431 to too many or too large headers.
+pub(super) async fn serve_plain(
+    listener: std::net::TcpListener,
+    app: Router,
+    stop: watch::Receiver<bool>,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stopped(stop));
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
+            () = &mut stop => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, or a client that reset during accept: back
+                    // off briefly instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(limits.max_headers)
+            .max_buf_size(limits.max_header_bytes)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {},
+    }
+    Ok(())
+}
+
+/// The HTTPS listener (axum-server): the same header-read timeout and header bounds as the
+/// plain one; axum-server has no connection cap of its own.
+pub(super) async fn serve_tls(
+    listener: std::net::TcpListener,
+    app: Router,
+    rustls: RustlsConfig,
+    stop: watch::Receiver<bool>,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let drain = handle.clone();
+    tokio::spawn(async move {
+        stopped(stop).await;
+        drain.graceful_shutdown(Some(DRAIN_TIMEOUT));
+    });
+    let mut server = axum_server::from_tcp_rustls(listener, rustls)?;
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_header_bytes);
+    server
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+}
+
+/// The plain-HTTP listener: `/healthz` for load balancers, a 308 to HTTPS for everything
+/// else. The target comes from `AERIE_PUBLIC_URL`, never from the request's `Host` header,
+/// so it cannot be turned into an open redirect.
+pub(super) fn redirect_router(public_url: Arc<str>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .fallback(redirect_to_https)
+        .layer(axum::middleware::from_fn_with_state(
+            None,
+            crate::defense::headers::security_headers,
+        ))
+        .with_state(public_url)
+}
+
+async fn redirect_to_https(State(public_url): State<Arc<str>>, uri: Uri) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("{public_url}{path}");
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
+}

@@ -1,0 +1,312 @@
+//! Booting: connect the store, load keys, bind the listeners, serve until told to stop, then
+//! drain in-flight requests and close the pool.
+//!
+//! Listeners: the main one (`AERIE_LISTEN`) speaks HTTPS when a certificate is configured,
+//! plain HTTP otherwise; the optional redirect listener (`AERIE_HTTP_REDIRECT_LISTEN`)
+//! answers every plain-HTTP request with a 308 to the configured public URL; the optional
+//! metrics listener (`AERIE_METRICS_LISTEN`) serves only `/metrics`.
+//!
+//! Shutdown (SIGTERM, Ctrl-C) first marks the server as shutting down, so `/readyz` answers
+//! 503 while it keeps serving for `AERIE_SHUTDOWN_DELAY_SECS` (load balancers take it out of
+//! rotation meanwhile); then the listeners stop accepting and in-flight requests finish.
+
+mod listeners;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::sync::watch;
+
+use self::listeners::{bind, redirect_router, serve_plain, serve_tls, stopped};
+use crate::audit::alerts::Alerts;
+use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
+use crate::auth::keys::Keyring;
+use crate::auth::password::PasswordHasher;
+use crate::auth::revocations::{self, Revocations};
+use crate::auth::tokens::TokenService;
+use crate::clock::Clock;
+use crate::config::{Config, ConnectionLimits};
+use crate::defense::cors::AllowedOrigins;
+use crate::defense::rate_limit::RateLimiter;
+use crate::http::AppState;
+use crate::http::health::ShuttingDown;
+use crate::metrics::Metrics;
+use crate::services::{Parts, Services};
+use crate::store::Store;
+use crate::tls::TlsFiles;
+
+/// A bound, ready server. Built in two steps so tests can learn the ports (`127.0.0.1:0`)
+/// before serving.
+pub struct Server {
+    main: std::net::TcpListener,
+    redirect: Option<(std::net::TcpListener, Arc<str>)>,
+    tls: Option<(RustlsConfig, TlsFiles, Duration)>,
+    router: Router,
+    store: Store,
+    /// Other instances' revocations (PostgreSQL only), followed while the server runs.
+    revocation_listener: Option<(sqlx::postgres::PgListener, Revocations)>,
+    limits: ConnectionLimits,
+    audit: AuditLog,
+    checkpoint_interval: Duration,
+    /// The metrics-only listener and its application.
+    metrics_listener: Option<(std::net::TcpListener, Router)>,
+    metrics: Metrics,
+    shutting_down: ShuttingDown,
+    shutdown_delay: Duration,
+}
+
+impl Server {
+    /// Hands each subsystem its own settings section, builds the application state and the
+    /// layer stack once, and binds every listener.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database).await?;
+        if config.database.auto_migrate {
+            store.migrate().await?;
+        }
+        let settings = &config.tokens;
+        let keyring = Keyring::load(&settings.key_file, settings.generate_key)?;
+        let tokens = TokenService::with_keyring(
+            keyring,
+            settings.issuer.clone(),
+            settings.audience.clone(),
+            settings.access_token_ttl,
+            clock.clone(),
+        );
+        let hasher = PasswordHasher::new(config.passwords.hash_concurrency)?;
+        let revocations = Revocations::new(settings.access_token_ttl, clock.clone());
+        let listener = revocations::subscribe(&store)
+            .await
+            .context("listening for session revocations")?;
+        revocations
+            .load(&store)
+            .await
+            .context("loading revoked sessions")?;
+        let audit_key =
+            AuditKey::load_or_generate(&config.audit.key_file, config.audit.generate_key)?;
+        let alerts = Alerts::from_settings(&config.alerts);
+        let audit = AuditLog::new(store.clone(), audit_key, clock.clone()).with_alerts(alerts);
+        record_warnings(&config, &audit).await?;
+        let tls = match &config.tls.files {
+            Some(files) => Some((
+                crate::tls::load(files).await?,
+                files.clone(),
+                config.tls.reload_interval,
+            )),
+            None => None,
+        };
+        let server = &config.server;
+        let main = bind(server.listen, "AERIE_LISTEN")?;
+        let redirect = match (server.http_redirect_listen, &server.public_url) {
+            (Some(address), Some(public_url)) => Some((
+                bind(address, "AERIE_HTTP_REDIRECT_LISTEN")?,
+                Arc::from(public_url.as_str()),
+            )),
+            _ => None,
+        };
+        let metrics_listen = config
+            .metrics
+            .listen
+            .map(|address| bind(address, "AERIE_METRICS_LISTEN"))
+            .transpose()?;
+        let rate_limiter = RateLimiter::from_config(&config.rate_limits, clock.clone())?
+            .with_audit(audit.clone(), clock.clone());
+        let metrics = Metrics::new();
+        metrics.install_as_process_fallback();
+        let shutting_down = ShuttingDown::default();
+        let services = Services::new(
+            Parts {
+                store: store.clone(),
+                tokens: tokens.clone(),
+                hasher: hasher.clone(),
+                revocations: revocations.clone(),
+                audit: audit.clone(),
+                clock: clock.clone(),
+            },
+            config.sessions,
+            config.passwords,
+            config.accounts,
+        );
+        let state = AppState {
+            rate_limiter,
+            store: store.clone(),
+            hasher,
+            tokens,
+            revocations: revocations.clone(),
+            clock,
+            audit: audit.clone(),
+            sessions: services.sessions,
+            accounts: services.accounts,
+            audit_trail: services.audit_trail,
+            metrics: metrics.clone(),
+            shutting_down: shutting_down.clone(),
+            http: config.http,
+            session_times: config.sessions,
+            cookies: config.cookies,
+            origins: AllowedOrigins::new(&config.cors, server.public_url.as_deref()),
+            metrics_token: config.metrics.token.clone().map(Arc::new),
+        };
+        let metrics_listener = metrics_listen.map(|listener| {
+            (
+                listener,
+                crate::http::metrics::internal_router(state.clone()),
+            )
+        });
+        let layers = crate::app::Layers::from_config(&config);
+        Ok(Self {
+            main,
+            redirect,
+            tls,
+            router: crate::app::router(state, &layers),
+            revocation_listener: listener.map(|listener| (listener, revocations)),
+            store,
+            limits: server.connection_limits,
+            audit,
+            checkpoint_interval: config.audit.checkpoint_interval,
+            metrics_listener,
+            metrics,
+            shutting_down,
+            shutdown_delay: server.shutdown_delay,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.main.local_addr()
+    }
+
+    /// The redirect listener's address, when one is configured.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// The metrics listener's address, when one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes; then readiness fails for the shutdown delay while
+    /// serving goes on, then the listeners stop accepting, in-flight requests finish (up to
+    /// 30 s), and the database pool closes.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (shutting_down, delay) = (self.shutting_down.clone(), self.shutdown_delay);
+        tokio::spawn(async move {
+            shutdown.await;
+            shutting_down.begin();
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_secs = delay.as_secs(),
+                    "shutting down: /readyz answers 503; still serving until the delay ends"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            let _ = stop_tx.send(true);
+        });
+        tokio::spawn(fold_histograms(self.metrics.clone(), stop_rx.clone()));
+        if let Some((listener, app)) = self.metrics_listener {
+            tokio::spawn(serve_plain(listener, app, stop_rx.clone(), self.limits));
+        }
+        let checkpoints = tokio::spawn(
+            self.audit
+                .write_checkpoints(self.checkpoint_interval, stop_rx.clone()),
+        );
+        if let Some((listener, public_url)) = self.redirect {
+            tokio::spawn(serve_plain(
+                listener,
+                redirect_router(public_url),
+                stop_rx.clone(),
+                self.limits,
+            ));
+        }
+        if let Some((listener, revocations)) = self.revocation_listener {
+            tokio::spawn(revocations::follow(
+                listener,
+                revocations,
+                self.store.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        let app = self.router;
+        let result = match self.tls {
+            Some((rustls, files, interval)) => {
+                tokio::spawn(crate::tls::watch_and_reload(
+                    rustls.clone(),
+                    files,
+                    interval,
+                    stop_rx.clone(),
+                ));
+                serve_tls(self.main, app, rustls, stop_rx, self.limits).await
+            }
+            None => serve_plain(self.main, app, stop_rx, self.limits).await,
+        };
+        // The last checkpoint is written before the pool closes.
+        let _ = checkpoints.await;
+        self.store.close().await;
+        result
+    }
+}
+
+/// Each setting that is valid but weakens a defence: a WARN line and a `config_warning`
+/// audit event, so it reaches whoever reviews the trail.
+async fn record_warnings(config: &Config, audit: &AuditLog) -> anyhow::Result<()> {
+    for warning in crate::config::warnings(config) {
+        tracing::warn!(
+            setting = warning.setting,
+            "configuration: {}",
+            warning.message
+        );
+        let detail = serde_json::json!({
+            "setting": warning.setting,
+            "message": warning.message,
+        });
+        audit
+            .record(AuditEvent::new(EventType::ConfigWarning).detail(detail))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Keeps the registry's histogram memory flat between scrapes.
+async fn fold_histograms(metrics: Metrics, stop: watch::Receiver<bool>) {
+    let mut stop = std::pin::pin!(stopped(stop));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(crate::metrics::UPKEEP_INTERVAL) => metrics.run_upkeep(),
+            () = &mut stop => return,
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: draining in-flight requests");
+}

@@ -1,0 +1,7 @@
+//! The tamper-evident audit trail: what is recorded, what `aerie audit verify` catches, how
+//! administrators read it, and the alerts raised from it.
+
+mod admin;
+mod alerts;
+mod session_events;
+mod trail;

@@ -1,0 +1,158 @@
+//! Boots a server per test: a fresh database on the chosen engine, a temporary data folder,
+//! a manual clock, and limits loose enough for the longest suites.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aerie::clock::ManualClock;
+use aerie::config::Config;
+use aerie::server::Server;
+use tokio::sync::oneshot;
+
+use super::{Engine, postgres_configured};
+
+/// One running server with its own database, data folder and clock, and a client for it.
+/// Dropping it shuts the server down.
+pub struct TestApp {
+    pub address: String,
+    /// `http://` address of the HTTP→HTTPS redirect listener, when configured.
+    pub redirect_address: Option<String>,
+    /// `http://` address of the metrics-only listener, when configured.
+    pub metrics_address: Option<String>,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub engine: Engine,
+    pub database_url: String,
+    /// Keeps the SQLite file and keys alive for the test's duration.
+    pub data_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+static DATABASE_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(engine, &[]).await
+    }
+
+    pub async fn spawn_postgres() -> Option<Self> {
+        if !postgres_configured() {
+            return None;
+        }
+        Some(Self::spawn(Engine::Postgres).await)
+    }
+
+    /// Boots a server with extra `AERIE_*` settings.
+    pub async fn spawn_with(engine: Engine, settings: &[(&str, &str)]) -> Self {
+        Self::spawn_on(engine, None, settings).await
+    }
+
+    /// Boots another instance of this deployment: the same database and signing key, its
+    /// own listener, memory and clock (as a second server behind a load balancer would).
+    pub async fn spawn_sibling(&self) -> Self {
+        let key = self.data_dir.path().join("signing-key.pem");
+        let key = key.display().to_string();
+        Self::spawn_on(
+            self.engine,
+            Some(self.database_url.clone()),
+            &[("AERIE_SIGNING_KEY_FILE", key.as_str())],
+        )
+        .await
+    }
+
+    async fn spawn_on(
+        engine: Engine,
+        database_url: Option<String>,
+        settings: &[(&str, &str)],
+    ) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary folder");
+        let database_url = match (database_url, engine) {
+            (Some(url), _) => url,
+            (None, Engine::Sqlite) => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.path().join("aerie.db").display()
+            ),
+            (None, Engine::Postgres) => fresh_postgres_database().await,
+        };
+        let mut vars: Vec<(String, String)> = vec![
+            ("AERIE_LISTEN".into(), "127.0.0.1:0".into()),
+            (
+                "AERIE_DATA_DIR".into(),
+                data_dir.path().display().to_string(),
+            ),
+            ("AERIE_DATABASE_URL".into(), database_url.clone()),
+            ("AERIE_DATABASE_MAX_CONNECTIONS".into(), "5".into()),
+        ];
+        // Every test's requests come from 127.0.0.1 while the clock stands still: room for
+        // the longest suites. Rate-limit tests set their own, tight policies.
+        for policy in aerie::defense::rate_limit::RateLimits::all_policies() {
+            vars.push((policy.setting().into(), "100000/60".into()));
+        }
+        vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_vars(vars).expect("test configuration is valid");
+        let clock = Arc::new(ManualClock::starting_now());
+        let server = Server::build(config, clock.clone())
+            .await
+            .expect("server boots");
+        let address = format!("http://{}", server.local_addr().expect("bound"));
+        let redirect_address = server.redirect_addr().map(|a| format!("http://{a}"));
+        let metrics_address = server.metrics_addr().map(|a| format!("http://{a}"));
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            address,
+            redirect_address,
+            metrics_address,
+            client,
+            clock,
+            engine,
+            database_url,
+            data_dir,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Creates a new, empty database on the test PostgreSQL server and returns its URL.
+async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let base = std::env::var("AERIE_TEST_POSTGRES_URL").expect("checked by caller");
+    let name = format!(
+        "aerie_t_{}_{}_{}",
+        std::process::id(),
+        DATABASE_COUNTER.fetch_add(1, Ordering::SeqCst),
+        rand::random::<u32>()
+    );
+    let mut connection = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut connection)
+        .await
+        .expect("create test database");
+    let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
+    format!("{prefix}/{name}")
+}

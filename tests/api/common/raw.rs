@@ -1,0 +1,116 @@
+//! Raw HTTP/1.1 over a socket, for what an HTTP client will not send or cannot see: a body
+//! framed by hand, and the answer to a request the server refuses before reading it whole.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{Reply, TestApp};
+
+impl TestApp {
+    /// POSTs a JSON body over a raw socket, framed by `Content-Length` or, when `chunked`,
+    /// by `Transfer-Encoding: chunked` with no length, and reads the response. The answer is
+    /// read while the body is still being written, so a server that refuses early (a 413
+    /// before the whole body arrived) is seen answering, where an HTTP client would report a
+    /// reset connection.
+    pub async fn raw_post(&self, path: &str, body: Vec<u8>, chunked: bool) -> Reply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.address.trim_start_matches("http://").to_owned();
+        let stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let (mut reader, mut writer) = stream.into_split();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
+        );
+        let writing = tokio::spawn(async move {
+            writer.write_all(head.as_bytes()).await?;
+            for chunk in body.chunks(4096) {
+                if chunked {
+                    writer
+                        .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                        .await?;
+                }
+                writer.write_all(chunk).await?;
+                if chunked {
+                    writer.write_all(b"\r\n").await?;
+                }
+            }
+            if chunked {
+                writer.write_all(b"0\r\n\r\n").await?;
+            }
+            writer.flush().await?;
+            // Returned, not dropped: dropping it half-closes the socket, which the server
+            // takes as the client leaving before its answer.
+            Ok::<_, std::io::Error>(writer)
+        });
+        let mut response = Vec::new();
+        let mut buffer = [0u8; 8192];
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match reader.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => response.extend_from_slice(&buffer[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "the server never finished answering");
+        let _ = writing.await; // the server may close before the whole body is sent
+        parse_raw_response(&response)
+    }
+}
+
+/// Status, headers and JSON body (Null when not JSON) of a raw HTTP/1.1 response.
+fn parse_raw_response(raw: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| StatusCode::from_bytes(code.as_bytes()).ok())
+        .unwrap_or_else(|| panic!("no status line: {head:?}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').expect("header line");
+        headers.append(
+            reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
+            reqwest::header::HeaderValue::from_str(value.trim()).expect("header value"),
+        );
+    }
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}

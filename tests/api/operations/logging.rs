@@ -1,0 +1,252 @@
+//! Logs (asvs.md 45, 46): run the real binary with JSON logs, drive a full account flow, and
+//! check what reached standard error. Passwords, tokens, `Authorization` values and emails
+//! never appear; every request has one line with its id, route template, status and latency;
+//! hostile input (a username carrying a forged JSON log line, a User-Agent with a Unicode line
+//! separator) cannot add or split lines.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderValue;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::PASSWORD;
+
+struct RunningServer {
+    child: tokio::process::Child,
+    address: String,
+    lines: Arc<Mutex<Vec<String>>>,
+    _data: tempfile::TempDir,
+}
+
+async fn start_binary() -> RunningServer {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aerie"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AERIE_LISTEN", "127.0.0.1:0")
+        .env("AERIE_DATA_DIR", data.path())
+        .env("AERIE_LOG_FORMAT", "json")
+        .env("AERIE_LOG", "debug")
+        .current_dir(data.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start aerie");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let lines: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let (address_tx, address_rx) = tokio::sync::oneshot::channel();
+    let collected = lines.clone();
+    tokio::spawn(async move {
+        let mut address_tx = Some(address_tx);
+        let mut reader = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            if let Ok(value) = serde_json::from_str::<Value>(&line)
+                && value["message"] == "listening"
+                && let Some(tx) = address_tx.take()
+            {
+                let _ = tx.send(value["address"].as_str().unwrap_or_default().to_owned());
+            }
+            collected.lock().expect("lock").push(line);
+        }
+    });
+    let address = tokio::time::timeout(Duration::from_secs(60), address_rx)
+        .await
+        .expect("the server said where it listens")
+        .expect("address");
+    RunningServer {
+        child,
+        address: format!("http://{address}"),
+        lines,
+        _data: data,
+    }
+}
+
+impl RunningServer {
+    /// SIGTERM, then waits for the graceful exit and returns every line logged.
+    async fn stop(mut self) -> Vec<String> {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("graceful exit")
+            .expect("exit status");
+        assert!(exit.success(), "{exit}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.lines.lock().expect("lock").clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs_and_hostile_input_cannot_forge_lines() {
+    let server = start_binary().await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{}", server.address, path);
+    let new_password = "a different horse battery 7781";
+    let email = "dana.secret@example.com";
+    let new_email = "dana.renamed@example.org";
+
+    let registered = client
+        .post(url("/api/users"))
+        .json(&json!({"user": {"username": "dana", "email": email, "password": PASSWORD}}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let body: Value = registered.json().await.expect("json");
+    let token = body["user"]["token"].as_str().expect("token").to_owned();
+
+    let login = client
+        .post(url("/api/users/login"))
+        .json(&json!({"user": {"email": email, "password": PASSWORD}}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), StatusCode::OK);
+    let me = client
+        .get(url("/api/user"))
+        .header("Authorization", format!("Token {token}"))
+        .header("Cookie", format!("session={token}"))
+        .send()
+        .await
+        .expect("current user");
+    assert_eq!(me.status(), StatusCode::OK);
+    let updated = client
+        .put(url("/api/user"))
+        .header("Authorization", format!("Bearer {token}"))
+        .json(&json!({"user": {"email": new_email, "password": new_password, "currentPassword": PASSWORD}}))
+        .send()
+        .await
+        .expect("update");
+    assert_eq!(updated.status(), StatusCode::OK);
+    let wrong = client
+        .post(url("/api/users/login"))
+        .json(&json!({"user": {"email": new_email, "password": PASSWORD}}))
+        .send()
+        .await
+        .expect("wrong login");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let bad_token = client
+        .get(url("/api/user"))
+        .header("Authorization", "Token not.a.valid-token-secret")
+        .send()
+        .await
+        .expect("bad token");
+    assert_eq!(bad_token.status(), StatusCode::UNAUTHORIZED);
+
+    // Hostile input: a username carrying a forged log line, a User-Agent with U+2028.
+    let forged = "alice\n{\"level\":\"INFO\",\"message\":\"admin login\"}\r\n\u{1b}[31m";
+    let hostile = client
+        .post(url("/api/users"))
+        .header(
+            "User-Agent",
+            HeaderValue::from_bytes("evil\u{2028}{\"message\":\"forged\"}".as_bytes())
+                .expect("obs-text is a valid header value"),
+        )
+        .json(
+            &json!({"user": {"username": forged, "email": "x@example.com", "password": PASSWORD}}),
+        )
+        .send()
+        .await
+        .expect("hostile register");
+    assert_eq!(hostile.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let hostile_login = client
+        .post(url("/api/users/login"))
+        .header(
+            "User-Agent",
+            HeaderValue::from_bytes("evil\u{2028}{\"message\":\"forged\"}".as_bytes())
+                .expect("header"),
+        )
+        .json(&json!({"user": {"email": forged, "password": PASSWORD}}))
+        .send()
+        .await
+        .expect("hostile login");
+    assert_eq!(hostile_login.status(), StatusCode::UNAUTHORIZED);
+
+    let lines = server.stop().await;
+    let all = lines.join("\n");
+    for secret in [
+        PASSWORD,
+        new_password,
+        token.as_str(),
+        "not.a.valid-token-secret",
+        email,
+        new_email,
+        "dana.secret",
+    ] {
+        assert!(!all.contains(secret), "a secret reached the log: {secret}");
+    }
+    assert!(
+        !all.contains('\u{2028}'),
+        "a raw line separator reached the log"
+    );
+    assert!(
+        !all.contains('\u{1b}'),
+        "a raw escape sequence reached the log"
+    );
+
+    // Every line is one JSON object; nothing forged stands on its own line.
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON line: {line:?}"))
+        })
+        .collect();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["message"] == "admin login" || e["message"] == "forged"),
+        "a forged line appeared"
+    );
+
+    // One response line per request, with request id, route template, status and latency.
+    let responses: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["message"] == "response")
+        .collect();
+    assert_eq!(responses.len(), 8, "{all}");
+    for line in &responses {
+        assert!(line["status"].as_u64().is_some(), "{line}");
+        assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+        assert!(
+            line["span"]["route"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("/api/")),
+            "{line}"
+        );
+        assert!(
+            line["span"]["request_id"]
+                .as_str()
+                .is_some_and(|r| r.len() >= 16),
+            "{line}"
+        );
+    }
+
+    // Audit events are logged by id, and the final checkpoint was written at shutdown.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "login_succeeded" && e["message"] == "audit event")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "login_failed" && e["level"] == "WARN")
+    );
+    let checkpoint = events
+        .iter()
+        .rev()
+        .find(|e| e["message"] == "audit checkpoint")
+        .expect("a checkpoint at shutdown");
+    // Seven events: the password change also ended the other session (`session_revoked`).
+    assert_eq!(checkpoint["seq"], 7, "{checkpoint}");
+}

@@ -1,0 +1,5 @@
+//! What an operator watches: readiness for the load balancer, Prometheus metrics, and logs.
+
+mod logging;
+mod metrics;
+mod readiness;

@@ -1,0 +1,190 @@
+//! Readiness (issue 7 §5): `/readyz` answers 503 once shutdown begins, while the server keeps
+//! serving (a load balancer takes it out of rotation before the listener closes) and
+//! requests already under way still complete; and 503 when the database does not answer.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{self, Engine, PASSWORD, TestApp, engine_tests};
+
+/// A registration the server has started to handle, whose body is not sent yet: a request
+/// in flight.
+struct HalfSent {
+    stream: TcpStream,
+    body: Vec<u8>,
+}
+
+/// Sends a registration's head with `Expect: 100-continue` and waits for the server's
+/// `100 Continue`, which hyper sends once the handler starts reading the body: from then on
+/// the request is certainly under way.
+async fn start_registration(app: &TestApp, name: &str) -> HalfSent {
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let body = json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}})
+        .to_string()
+        .into_bytes();
+    let mut stream = TcpStream::connect(&address).await.expect("connect");
+    let head = format!(
+        "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut interim = Vec::new();
+    let mut buffer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !String::from_utf8_lossy(&interim).contains("\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => interim.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    let interim = String::from_utf8_lossy(&interim).into_owned();
+    assert!(
+        read.is_ok() && interim.starts_with("HTTP/1.1 100"),
+        "no 100 Continue: {interim:?}"
+    );
+    HalfSent { stream, body }
+}
+
+impl HalfSent {
+    /// Sends the body and returns the response's status code.
+    async fn finish(mut self) -> u16 {
+        self.stream.write_all(&self.body).await.expect("body");
+        let mut response = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
+                match self.stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => response.extend_from_slice(&buffer[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "no answer to the request in flight");
+        String::from_utf8_lossy(&response)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Polls `/readyz` until it answers `want` (at most 10 s).
+async fn readyz_until(app: &TestApp, want: StatusCode) -> common::Reply {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = app.get("/readyz", None).await;
+        if reply.status == want || Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn readiness_fails_during_the_shutdown_delay_while_requests_complete(engine: Engine) {
+    let mut app = TestApp::spawn_with(engine, &[("AERIE_SHUTDOWN_DELAY_SECS", "60")]).await;
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.body, json!({"status": "ready", "database": "ok"}));
+    let in_flight = start_registration(&app, "inflight").await;
+
+    app.begin_shutdown();
+    let draining = readyz_until(&app, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(draining.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        draining.body,
+        json!({"status": "shutting_down", "database": "ok"})
+    );
+    assert_eq!(
+        app.get("/healthz", None).await.status,
+        StatusCode::OK,
+        "still alive"
+    );
+    assert_eq!(
+        app.get("/api/tags", None).await.status,
+        StatusCode::OK,
+        "still serving"
+    );
+    assert_eq!(
+        in_flight.finish().await,
+        201,
+        "the request under way completes"
+    );
+    let fresh = TestApp::spawn_with(engine, &[]).await;
+    assert_eq!(
+        fresh.get("/readyz", None).await.status,
+        StatusCode::OK,
+        "servers do not share the flag"
+    );
+}
+
+async fn after_the_delay_the_listener_closes_but_requests_under_way_complete(engine: Engine) {
+    let mut app = TestApp::spawn(engine).await;
+    let in_flight = start_registration(&app, "drained").await;
+    app.begin_shutdown();
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&address).await.is_ok() {
+        assert!(Instant::now() < deadline, "the listener never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(in_flight.finish().await, 201, "drained, not cut off");
+}
+
+/// PostgreSQL refusing connections to the server's database is "unreachable" for real; the
+/// probe answers 503 within its 2 s timeout, and 200 again once the database is back.
+/// (An embedded SQLite file has no such state short of a broken disk.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_database_refuses_connections() {
+    use sqlx::Connection;
+    let Some(app) = TestApp::spawn_postgres().await else {
+        return;
+    };
+    let base = std::env::var("AERIE_TEST_POSTGRES_URL").expect("set");
+    let (_, database) = app.database_url.rsplit_once('/').expect("database name");
+    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
+    let run = |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql));
+    assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
+    run(format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .expect("refuse connections");
+    run(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+    ))
+    .execute(&mut admin)
+    .await
+    .expect("end the server's connections");
+    let started = Instant::now();
+    let down = readyz_until(&app, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        down.body,
+        json!({"status": "unavailable", "database": "unreachable"})
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "the probe hung: {:?}",
+        started.elapsed()
+    );
+    run(format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .expect("accept connections again");
+    assert_eq!(
+        readyz_until(&app, StatusCode::OK).await.status,
+        StatusCode::OK,
+        "ready again"
+    );
+}
+
+engine_tests!(
+    readiness_fails_during_the_shutdown_delay_while_requests_complete,
+    after_the_delay_the_listener_closes_but_requests_under_way_complete,
+);

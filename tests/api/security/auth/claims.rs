@@ -1,0 +1,123 @@
+//! Claims (attacks.md §1 J17–J21): expiry, not-before, issuer, audience and subject are
+//! checked, each on its own.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{assert_unauthorized, me, now_secs, server_key, sign, victim};
+use crate::common::{TestApp, engine_tests};
+
+async fn expired_token_is_refused(app: TestApp) {
+    let bob = victim(&app, "bob").await;
+    // 15 minutes of lifetime plus 30 seconds of leeway: still fine just before.
+    app.clock.advance(Duration::from_secs(15 * 60 + 29));
+    assert_eq!(me(&app, &bob.token).await.status, StatusCode::OK);
+    app.clock.advance(Duration::from_secs(2));
+    assert_unauthorized(&me(&app, &bob.token).await, "expired");
+    // Re-signing with a stale `exp` moved forward needs the key, which is the point.
+    app.clock.advance(Duration::from_secs(86_400));
+    assert_unauthorized(&me(&app, &bob.token).await, "a day later");
+}
+
+async fn token_from_the_future_is_refused(app: TestApp) {
+    let bob = victim(&app, "bob").await;
+    let key = server_key(&app);
+    let now = now_secs();
+    for (claim, value) in [("nbf", now + 120), ("iat", now + 120)] {
+        let mut claims = bob.claims.clone();
+        claims[claim] = json!(value);
+        claims["exp"] = json!(now + 900);
+        assert_unauthorized(&me(&app, &sign(&key, &bob.header, &claims)).await, claim);
+    }
+}
+
+async fn missing_required_claims_are_refused(app: TestApp) {
+    let bob = victim(&app, "bob").await;
+    let key = server_key(&app);
+    for claim in ["exp", "iat", "iss", "aud", "sub", "sid", "role"] {
+        let mut claims = bob.claims.clone();
+        claims.as_object_mut().expect("object").remove(claim);
+        assert_unauthorized(
+            &me(&app, &sign(&key, &bob.header, &claims)).await,
+            &format!("no {claim}"),
+        );
+    }
+    let mut forever = bob.claims.clone();
+    forever["exp"] = json!(null);
+    assert_unauthorized(
+        &me(&app, &sign(&key, &bob.header, &forever)).await,
+        "exp null",
+    );
+}
+
+async fn wrong_issuer_or_audience_is_refused(app: TestApp) {
+    let bob = victim(&app, "bob").await;
+    let key = server_key(&app);
+    let iss = bob.claims["iss"].as_str().expect("iss").to_owned();
+    let aud = bob.claims["aud"].as_str().expect("aud").to_owned();
+    for (claim, value) in [
+        ("iss", json!("someone-else")),
+        ("iss", json!(iss.to_uppercase())),
+        ("iss", json!(format!("{iss} "))),
+        ("iss", json!([iss.clone(), "other"])),
+        ("aud", json!("another-api")),
+        ("aud", json!(format!("{aud}x"))),
+        ("aud", json!(["another-api"])),
+        ("aud", json!([])),
+    ] {
+        let mut claims = bob.claims.clone();
+        claims[claim] = value.clone();
+        assert_unauthorized(
+            &me(&app, &sign(&key, &bob.header, &claims)).await,
+            &format!("{claim} = {value}"),
+        );
+    }
+}
+
+async fn confused_subject_claims_are_refused(app: TestApp) {
+    let alice = victim(&app, "alice").await;
+    let bob = victim(&app, "bob").await;
+    let key = server_key(&app);
+    let alice_id = alice.claims["sub"].as_str().expect("sub").to_owned();
+    let bob_id = bob.claims["sub"].as_str().expect("sub").to_owned();
+    for sub in [
+        json!([bob_id.clone(), alice_id.clone()]),
+        json!(null),
+        json!(bob_id.parse::<i64>().expect("numeric id")),
+        json!({"id": bob_id}),
+        json!("bob"),
+        json!(""),
+        json!(format!("{bob_id} ")),
+        json!(format!("{bob_id}.0")),
+        json!("99999999999999999999"),
+        json!("987654"),
+    ] {
+        let mut claims = bob.claims.clone();
+        claims["sub"] = sub.clone();
+        let reply = me(&app, &sign(&key, &bob.header, &claims)).await;
+        assert_unauthorized(&reply, &format!("sub = {sub}"));
+    }
+    for role in [
+        json!("superuser"),
+        json!(["admin"]),
+        json!(null),
+        json!("ADMIN"),
+    ] {
+        let mut claims = bob.claims.clone();
+        claims["role"] = role.clone();
+        assert_unauthorized(
+            &me(&app, &sign(&key, &bob.header, &claims)).await,
+            &format!("role = {role}"),
+        );
+    }
+}
+
+engine_tests!(
+    expired_token_is_refused,
+    token_from_the_future_is_refused,
+    missing_required_claims_are_refused,
+    wrong_issuer_or_audience_is_refused,
+    confused_subject_claims_are_refused,
+);

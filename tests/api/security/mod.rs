@@ -1,0 +1,13 @@
+//! The attacks, one module per defence: who may do what, forged and stolen credentials,
+//! browser cookies and CSRF, headers and CORS, rate limits, request size and speed, and TLS.
+
+mod access;
+mod access_control;
+mod auth;
+mod cookie_mode;
+mod headers;
+mod rate_limit;
+mod rate_limit_redis;
+mod request_bounds;
+mod request_limits;
+mod tls;

@@ -1,0 +1,170 @@
+//! What one request body may cost (attacks.md §9 "size and depth"): nesting depth and string
+//! length bounded before parsing, and a body limit per route group answered 413 before the
+//! body is read.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::{self, Engine, Reply, TestApp, engine_tests};
+
+async fn post_text(app: &TestApp, path: &str, token: Option<&str>, body: String) -> Reply {
+    let mut request = app
+        .client
+        .post(app.url(path))
+        .header("Content-Type", "application/json")
+        .body(body);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Token {token}"));
+    }
+    common::read(request.send().await.expect("request sent")).await
+}
+
+fn registration_with(extra: &str) -> String {
+    format!(
+        r#"{{"user":{{"username":"deep","email":"deep@example.com","password":"{}","x":{extra}}}}}"#,
+        common::PASSWORD
+    )
+}
+
+fn nested(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+async fn json_nested_past_32_levels_is_a_400_before_parsing(app: TestApp) {
+    // The body itself is two levels deep, so `x` at depth d makes the whole d + 2.
+    let within = post_text(&app, "/api/users", None, registration_with(&nested(30))).await;
+    within.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    for depth in [31, 10_000] {
+        let reply = post_text(&app, "/api/users", None, registration_with(&nested(depth))).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "depth {depth}: {}",
+            reply.body
+        );
+        assert_eq!(
+            reply.body,
+            json!({"errors": {"body": ["malformed request: JSON nested deeper than 32 levels"]}}),
+            "depth {depth}"
+        );
+    }
+    let objects = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
+    let reply = post_text(&app, "/api/users/login", None, objects).await;
+    reply.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get("/api/tags", None).await.status,
+        StatusCode::OK,
+        "still serving"
+    );
+}
+
+async fn a_huge_json_string_is_refused_whatever_field_holds_it(app: TestApp) {
+    let token = app.register("writer").await;
+    let article = |body: &str| {
+        json!({"article": {"title": "t", "description": "d", "body": body}}).to_string()
+    };
+    // Just over the article body's own bound: the domain names the field.
+    let reply = post_text(
+        &app,
+        "/api/articles",
+        Some(&token),
+        article(&"a".repeat(60_001)),
+    )
+    .await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reply.error_on("body").is_some_and(|m| m.contains("60000")),
+        "{}",
+        reply.body
+    );
+    // Over the bound for any JSON string, in a known field or as a key.
+    let reply = post_text(
+        &app,
+        "/api/articles",
+        Some(&token),
+        article(&"a".repeat(70_000)),
+    )
+    .await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.error_on("body"),
+        Some("has a string longer than 65536 characters")
+    );
+    let key = format!(r#"{{"article":{{"{}":1}}}}"#, "k".repeat(70_000));
+    let reply = post_text(&app, "/api/articles", Some(&token), key).await;
+    assert_eq!(
+        reply.error_on("body"),
+        Some("has a string longer than 65536 characters")
+    );
+}
+
+#[tokio::test]
+async fn each_route_group_has_its_own_body_limit() {
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        &[
+            ("AERIE_BODY_LIMIT_AUTH_BYTES", "2048"),
+            ("AERIE_BODY_LIMIT_ARTICLES_BYTES", "131072"),
+        ],
+    )
+    .await;
+    let token = app.register("writer").await;
+    // Account routes: a registration padded past 2 KiB is refused, with or without a length.
+    let mut padded = json!({"user": {"username": "pad", "email": "pad@example.com", "password": common::PASSWORD}}).to_string();
+    padded.push_str(&" ".repeat(3000));
+    for chunked in [false, true] {
+        let reply = app
+            .raw_post("/api/users", padded.clone().into_bytes(), chunked)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "chunked {chunked}"
+        );
+        assert!(
+            reply.error_on("body").is_some_and(|m| m.contains("large")),
+            "{}",
+            reply.body
+        );
+    }
+    // Content routes: a 100 KB article (50 000 two-byte characters) is welcome; the same
+    // padded to 140 KB is not.
+    let article =
+        json!({"article": {"title": "long", "description": "d", "body": "é".repeat(50_000)}});
+    let reply = app
+        .post("/api/articles", Some(&token), article.clone())
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    let mut big = article.to_string();
+    big.push_str(&" ".repeat(40_000));
+    let reply = post_text(&app, "/api/articles", Some(&token), big).await;
+    reply.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn an_announced_oversized_body_on_an_account_route_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("AERIE_BODY_LIMIT_AUTH_BYTES", "2048")]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    // 4 KiB announced (over the account limit, well under the others), none of it sent.
+    let head = format!(
+        "POST /api/users/login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    let mut buffer = [0u8; 1024];
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer)).await;
+    let n = read
+        .expect("answered without waiting for the body")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buffer[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+}
+
+engine_tests!(
+    json_nested_past_32_levels_is_a_400_before_parsing,
+    a_huge_json_string_is_refused_whatever_field_holds_it,
+);

@@ -1,0 +1,214 @@
+//! HTTPS with rustls: a real TLS client trusting a generated CA, HSTS on HTTPS only, the
+//! HTTP→HTTPS redirect built from the configured public URL, and certificate hot reload.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::common::{Engine, TestApp};
+
+struct TlsApp {
+    app: TestApp,
+    ca_pem: String,
+    cert_dir: tempfile::TempDir,
+}
+
+async fn spawn_tls(extra: &[(&str, &str)]) -> TlsApp {
+    let cert_dir = tempfile::tempdir().expect("tempdir");
+    let files = aerie::tls::write_dev_certificate(cert_dir.path()).expect("dev certificate");
+    let ca_pem = std::fs::read_to_string(cert_dir.path().join("ca.pem")).expect("ca");
+    let cert = files.cert.display().to_string();
+    let key = files.key.display().to_string();
+    let mut settings = vec![
+        ("AERIE_TLS_CERT", cert.as_str()),
+        ("AERIE_TLS_KEY", key.as_str()),
+        ("AERIE_TLS_RELOAD_INTERVAL_SECS", "1"),
+    ];
+    settings.extend_from_slice(extra);
+    let app = TestApp::spawn_with(Engine::Sqlite, &settings).await;
+    TlsApp {
+        app,
+        ca_pem,
+        cert_dir,
+    }
+}
+
+fn client_trusting(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("ca parses"))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+fn https_url(app: &TestApp, path: &str) -> String {
+    format!(
+        "{}{}",
+        app.address.replace("http://127.0.0.1", "https://localhost"),
+        path
+    )
+}
+
+#[tokio::test]
+async fn https_serves_the_api_with_hsts() {
+    let tls = spawn_tls(&[]).await;
+    let client = client_trusting(&tls.ca_pem);
+    let reply = client
+        .get(https_url(&tls.app, "/api/tags"))
+        .send()
+        .await
+        .expect("TLS handshake with the generated CA");
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(
+        reply
+            .headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=63072000; includeSubDomains")
+    );
+    let missing = client
+        .get(https_url(&tls.app, "/nope"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(
+        missing.headers().contains_key("strict-transport-security"),
+        "HSTS on errors too"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_responses_carry_no_hsts() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let reply = app.get("/api/tags", None).await;
+    assert!(!reply.headers.contains_key("strict-transport-security"));
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_certificate_is_refused() {
+    let tls = spawn_tls(&[]).await;
+    let stranger = reqwest::Client::builder()
+        .use_rustls_tls()
+        .build()
+        .expect("client");
+    assert!(
+        stranger
+            .get(https_url(&tls.app, "/api/tags"))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn plain_http_to_the_https_port_gets_no_api_response() {
+    let tls = spawn_tls(&[]).await;
+    let reply = tls.app.client.get(tls.app.url("/api/tags")).send().await;
+    assert!(reply.map_or(true, |r| r.status() != StatusCode::OK));
+}
+
+#[tokio::test]
+async fn redirect_listener_sends_308_to_the_public_url_never_the_host_header() {
+    let tls = spawn_tls(&[
+        ("AERIE_HTTP_REDIRECT_LISTEN", "127.0.0.1:0"),
+        ("AERIE_PUBLIC_URL", "https://aerie.example.com"),
+    ])
+    .await;
+    // The harness only knows the main port; find the redirect port from the server itself.
+    let redirect = tls.app.redirect_address.clone().expect("redirect listener");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let reply = client
+        .get(format!("{redirect}/api/articles?tag=x&limit=5"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(reply.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        reply
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://aerie.example.com/api/articles?tag=x&limit=5")
+    );
+    assert!(
+        !reply.headers().contains_key("strict-transport-security"),
+        "no HSTS over plain HTTP"
+    );
+    let sneaky = client
+        .get(format!("{redirect}//evil.example/x"))
+        .send()
+        .await
+        .expect("sent");
+    let location = sneaky
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        location.starts_with("https://aerie.example.com/"),
+        "{location}"
+    );
+    let health = client
+        .get(format!("{redirect}/healthz"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn certificates_reload_without_restart_and_bad_files_keep_the_old_one() {
+    let tls = spawn_tls(&[]).await;
+    let dir = tls.cert_dir.path();
+    // A broken certificate file: the old certificate keeps serving.
+    std::fs::write(dir.join("cert.pem"), "not a certificate").expect("write");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let old_client = client_trusting(&tls.ca_pem);
+    assert!(
+        old_client
+            .get(https_url(&tls.app, "/healthz"))
+            .send()
+            .await
+            .is_ok(),
+        "old certificate still served"
+    );
+    // A new CA and certificate: after the next check, only clients trusting the new CA connect.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    aerie::tls::write_dev_certificate(fresh.path()).expect("new certificate");
+    std::fs::copy(fresh.path().join("cert.pem"), dir.join("cert.pem")).expect("copy cert");
+    std::fs::remove_file(dir.join("key.pem")).expect("remove key");
+    std::fs::copy(fresh.path().join("key.pem"), dir.join("key.pem")).expect("copy key");
+    let new_ca = std::fs::read_to_string(fresh.path().join("ca.pem")).expect("ca");
+    let new_client = client_trusting(&new_ca);
+    let mut served_new = false;
+    for _ in 0..20 {
+        // Waiting on the file watcher (a real-time external event), bounded to 10 s.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if new_client
+            .get(https_url(&tls.app, "/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            served_new = true;
+            break;
+        }
+    }
+    assert!(served_new, "the new certificate was never served");
+    assert!(
+        client_trusting(&tls.ca_pem)
+            .get(https_url(&tls.app, "/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "old certificate still served"
+    );
+}
