@@ -1,20 +1,26 @@
 //! Account administration from the command line (`aerie user ...`, `aerie sessions ...`):
 //! how the first administrator comes to exist, since a fresh database has none and no
-//! default credentials. Each command opens the configured database, applies the same
-//! validation and the same session revocation as the admin API, and closes it.
+//! default credentials. Each command opens the configured database and calls the same
+//! services as the admin API ([`crate::services`]), with the operator as the actor, so the
+//! validation and the session revocation cannot differ; then it closes the database.
 
 // What these commands print is the CLI's answer to its operator, not a log line.
 #![expect(clippy::print_stdout, reason = "the CLI's output is its interface")]
 
-use anyhow::{Context, bail};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
 use secrecy::SecretString;
 
 use crate::auth::password::{PasswordHasher, PasswordSettings};
+use crate::auth::revocations::Revocations;
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{Role, username_key};
-use crate::http::error::Error;
-use crate::http::users::{Registration, create_account};
-use crate::store::{DatabaseSettings, Store, UserRow};
+use crate::domain::Role;
+use crate::services::accounts::{AccountError, AccountRules, Accounts, NewAccount};
+use crate::services::sessions::{Revoker, SessionError};
+use crate::services::{Actor, Recorder};
+use crate::store::{DatabaseSettings, Store};
 
 /// Whose sessions to revoke.
 pub enum SessionTarget {
@@ -22,119 +28,145 @@ pub enum SessionTarget {
     Everyone,
 }
 
-async fn open(database: &DatabaseSettings) -> anyhow::Result<Store> {
-    let store = Store::connect(database).await?;
-    if database.auto_migrate {
-        store.migrate().await?;
-    }
-    Ok(store)
+/// What the account commands need of the configuration.
+pub struct AccountSettings<'a> {
+    pub database: &'a DatabaseSettings,
+    pub passwords: &'a PasswordSettings,
+    pub rules: &'a AccountRules,
 }
 
-async fn find(store: &Store, username: &str) -> anyhow::Result<UserRow> {
-    store
-        .user_by_username_key(&username_key(username))
-        .await?
-        .with_context(|| format!("no user named '{username}'"))
+/// The services a command needs, on the configured database.
+struct Console {
+    store: Store,
+    revoker: Revoker,
+    clock: Arc<dyn Clock>,
 }
 
-/// Turns a validation error into a readable message (`password: is too short ...`).
-fn describe(error: Error) -> anyhow::Error {
-    match error {
-        Error::Unprocessable(fields) => {
-            let lines: Vec<String> = fields
-                .iter()
-                .map(|(field, messages)| format!("{field}: {}", messages.join(", ")))
-                .collect();
-            anyhow::anyhow!("{}", lines.join("; "))
+impl Console {
+    async fn open(database: &DatabaseSettings) -> anyhow::Result<Self> {
+        let store = Store::connect(database).await?;
+        if database.auto_migrate {
+            store.migrate().await?;
         }
-        other => anyhow::anyhow!("{other}"),
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        // This process's own set of revoked sessions, which no request reads (hence no
+        // retention): what matters is the announcement to the running servers (PostgreSQL
+        // NOTIFY; an SQLite server reloads revocations from the database when it starts).
+        let revocations = Revocations::new(Duration::ZERO, clock.clone());
+        let revoker = Revoker::new(store.clone(), revocations, recorder(), clock.clone());
+        Ok(Self {
+            store,
+            revoker,
+            clock,
+        })
     }
+
+    fn accounts(&self, settings: &AccountSettings<'_>) -> anyhow::Result<Accounts> {
+        let hasher = PasswordHasher::new(settings.passwords.hash_concurrency)?;
+        Ok(Accounts::new(
+            self.store.clone(),
+            hasher,
+            self.revoker.clone(),
+            recorder(),
+            self.clock.clone(),
+            *settings.passwords,
+            *settings.rules,
+        ))
+    }
+}
+
+/// The operator's actions are not on the audit trail yet (issue 13 hands the commands the
+/// trail here, and the services then record them as they record an administrator's).
+fn recorder() -> Recorder {
+    Recorder::unrecorded()
+}
+
+/// A username nobody has reads as the operator typed it.
+fn unknown_user(username: &str) -> anyhow::Error {
+    anyhow::anyhow!("no user named '{username}'")
 }
 
 pub async fn create(
-    database: &DatabaseSettings,
-    passwords: &PasswordSettings,
+    settings: &AccountSettings<'_>,
     username: String,
     email: String,
     password: SecretString,
     role: Role,
 ) -> anyhow::Result<()> {
-    let store = open(database).await?;
-    let hasher = PasswordHasher::new(passwords.hash_concurrency)?;
-    let now = SystemClock.now();
-    let registration = Registration {
+    let console = Console::open(settings.database).await?;
+    let new = NewAccount {
         username: Some(username),
         email: Some(email),
         password: Some(password),
     };
-    let user = create_account(&store, &hasher, passwords.min_score, now, registration)
-        .await
-        .map_err(describe)?;
-    if role != Role::User {
-        store.set_role(user.id, role.as_str(), now).await?;
-    }
+    let user = console
+        .accounts(settings)?
+        .create(Actor::Operator, new, role)
+        .await?;
     tracing::warn!(
         subject = user.id,
         role = role.as_str(),
         "account created from the command line"
     );
     println!("created {} ({})", user.username, role.as_str());
-    store.close().await;
+    console.store.close().await;
     Ok(())
 }
 
 pub async fn set_role(
-    database: &DatabaseSettings,
+    settings: &AccountSettings<'_>,
     username: &str,
     role: Role,
 ) -> anyhow::Result<()> {
-    let store = open(database).await?;
-    let user = find(&store, username).await?;
-    let now = SystemClock.now();
-    store.set_role(user.id, role.as_str(), now).await?;
-    let revoked = revoke(
-        &store,
-        store.revoke_user_sessions(user.id, None, now).await?,
-    )
-    .await?;
+    let console = Console::open(settings.database).await?;
+    let changed = console
+        .accounts(settings)?
+        .set_role(Actor::Operator, username, role)
+        .await
+        .map_err(|error| match error {
+            AccountError::UnknownUser => unknown_user(username),
+            other => other.into(),
+        })?;
     tracing::warn!(
-        subject = user.id,
+        subject = changed.user.id,
         role = role.as_str(),
         "role changed from the command line"
     );
     println!(
-        "{} is now {}; {revoked} session(s) revoked",
-        user.username,
-        role.as_str()
+        "{} is now {}; {} session(s) revoked",
+        changed.user.username,
+        role.as_str(),
+        changed.revoked
     );
-    store.close().await;
+    console.store.close().await;
     Ok(())
 }
 
 pub async fn set_disabled(
-    database: &DatabaseSettings,
+    settings: &AccountSettings<'_>,
     username: &str,
     disabled: bool,
 ) -> anyhow::Result<()> {
-    let store = open(database).await?;
-    let user = find(&store, username).await?;
-    let now = SystemClock.now();
-    store
-        .set_disabled(user.id, disabled.then_some(now), now)
-        .await?;
-    let revoked = revoke(
-        &store,
-        store.revoke_user_sessions(user.id, None, now).await?,
-    )
-    .await?;
+    let console = Console::open(settings.database).await?;
+    let changed = console
+        .accounts(settings)?
+        .set_disabled(Actor::Operator, username, disabled)
+        .await
+        .map_err(|error| match error {
+            AccountError::UnknownUser => unknown_user(username),
+            other => other.into(),
+        })?;
     let state = if disabled { "disabled" } else { "enabled" };
     tracing::warn!(
-        subject = user.id,
+        subject = changed.user.id,
         disabled,
         "account disabled flag changed from the command line"
     );
-    println!("{} {state}; {revoked} session(s) revoked", user.username);
-    store.close().await;
+    println!(
+        "{} {state}; {} session(s) revoked",
+        changed.user.username, changed.revoked
+    );
+    console.store.close().await;
     Ok(())
 }
 
@@ -142,27 +174,22 @@ pub async fn revoke_sessions(
     database: &DatabaseSettings,
     target: SessionTarget,
 ) -> anyhow::Result<()> {
-    let store = open(database).await?;
-    let now = SystemClock.now();
-    let ids = match target {
-        SessionTarget::User(username) => {
-            let user = find(&store, &username).await?;
-            store.revoke_user_sessions(user.id, None, now).await?
-        }
-        SessionTarget::Everyone => store.revoke_every_session(now).await?,
+    let console = Console::open(database).await?;
+    let revoked = match target {
+        SessionTarget::User(username) => console
+            .revoker
+            .revoke_all_of(Actor::Operator, &username)
+            .await
+            .map_err(|error| match error {
+                SessionError::UnknownUser => unknown_user(&username),
+                other => other.into(),
+            })?,
+        SessionTarget::Everyone => console.revoker.revoke_everyone(Actor::Operator).await?,
     };
-    let revoked = revoke(&store, ids).await?;
     tracing::warn!(revoked, "sessions revoked from the command line");
     println!("{revoked} session(s) revoked");
-    store.close().await;
+    console.store.close().await;
     Ok(())
-}
-
-/// Tells running instances about revoked sessions (PostgreSQL NOTIFY; an SQLite server
-/// reloads revocations from the database when it starts). Returns how many there were.
-async fn revoke(store: &Store, ids: Vec<String>) -> anyhow::Result<usize> {
-    store.notify_revoked(&ids).await?;
-    Ok(ids.len())
 }
 
 /// Reads a password without echo from the terminal, or one line from standard input when

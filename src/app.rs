@@ -182,28 +182,46 @@ mod tests {
             ("AERIE_DATA_DIR", &dir.path().display().to_string()),
         ])
         .expect("valid configuration");
-        let clock = Arc::new(SystemClock);
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
         let store = Store::connect(&config.database).await.expect("store opens");
+        let audit = crate::audit::AuditLog::new(
+            store.clone(),
+            crate::audit::AuditKey::load_or_generate(&dir.path().join("audit-key"), true)
+                .expect("audit key"),
+            clock.clone(),
+        );
+        let hasher = PasswordHasher::new(1).expect("hasher");
+        let tokens = TokenService::new(
+            SigningKey::generate(),
+            "aerie".into(),
+            "aerie-api".into(),
+            Duration::from_secs(900),
+            clock.clone(),
+        );
+        let revocations =
+            crate::auth::revocations::Revocations::new(Duration::from_secs(900), clock.clone());
+        let services = crate::services::Services::new(
+            crate::services::Parts {
+                store: store.clone(),
+                tokens: tokens.clone(),
+                hasher: hasher.clone(),
+                revocations: revocations.clone(),
+                audit: audit.clone(),
+                clock: clock.clone(),
+            },
+            config.sessions,
+            config.passwords,
+            config.accounts,
+        );
         let state = AppState {
-            audit: crate::audit::AuditLog::new(
-                store.clone(),
-                crate::audit::AuditKey::load_or_generate(&dir.path().join("audit-key"), true)
-                    .expect("audit key"),
-                clock.clone(),
-            ),
+            audit,
             store,
-            hasher: PasswordHasher::new(1).expect("hasher"),
-            tokens: TokenService::new(
-                SigningKey::generate(),
-                "aerie".into(),
-                "aerie-api".into(),
-                Duration::from_secs(900),
-                clock.clone(),
-            ),
-            revocations: crate::auth::revocations::Revocations::new(
-                Duration::from_secs(900),
-                clock.clone(),
-            ),
+            hasher,
+            tokens,
+            revocations,
+            sessions: services.sessions,
+            accounts: services.accounts,
+            audit_trail: services.audit_trail,
             rate_limiter: crate::defense::rate_limit::RateLimiter::new(
                 &config.rate_limits,
                 clock.clone(),
@@ -213,7 +231,6 @@ mod tests {
             shutting_down: Default::default(),
             http: config.http,
             session_times: config.sessions,
-            passwords: config.passwords,
             cookies: config.cookies,
             origins: AllowedOrigins::new(&config.cors, config.server.public_url.as_deref()),
             metrics_token: None,

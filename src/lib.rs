@@ -7,6 +7,8 @@
 //! - [`app`]: the router (every route and its access policy) and the layer stack.
 //! - [`http`]: one module per API resource, the extractors that guard handlers, and the one
 //!   error type that maps every failure to a status and a RealWorld error body.
+//! - [`services`]: the use cases (accounts, sessions, audit-trail reads) that the HTTP
+//!   handlers and the CLI both call.
 //! - [`auth`]: password hashing (argon2id on a bounded pool) and access tokens (EdDSA JWTs).
 //! - [`domain`]: pure types with their validation rules ("parse, don't validate").
 //! - [`audit`]: the security event catalogue and the tamper-evident (HMAC-chained) audit trail.
@@ -28,6 +30,7 @@ pub mod keyfile;
 pub mod metrics;
 pub mod request_context;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -213,6 +213,11 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 }
 
 async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    let settings = accounts::AccountSettings {
+        database: &config.database,
+        passwords: &config.passwords,
+        rules: &config.accounts,
+    };
     match command {
         UserCommand::Create {
             username,
@@ -220,17 +225,16 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
             role,
         } => {
             let password = accounts::read_password()?;
-            let (database, passwords) = (&config.database, &config.passwords);
-            accounts::create(database, passwords, username, email, password, role).await
+            accounts::create(&settings, username, email, password, role).await
         }
         UserCommand::SetRole { username, role } => {
-            accounts::set_role(&config.database, &username, role).await
+            accounts::set_role(&settings, &username, role).await
         }
         UserCommand::Disable { username } => {
-            accounts::set_disabled(&config.database, &username, true).await
+            accounts::set_disabled(&settings, &username, true).await
         }
         UserCommand::Enable { username } => {
-            accounts::set_disabled(&config.database, &username, false).await
+            accounts::set_disabled(&settings, &username, false).await
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::audit::{AlertSettings, AuditSettings};
 use crate::auth::password::PasswordSettings;
 use crate::auth::{SessionTimes, TokenSettings};
 use crate::metrics::MetricsSettings;
+use crate::services::accounts::AccountRules;
 use crate::store::DatabaseSettings;
 use crate::telemetry::{LogFormat, LogSettings};
 
@@ -97,6 +98,17 @@ pub(super) fn passwords(
         hash_concurrency: raw.password_hash_concurrency.unwrap_or(cores).max(1),
         min_score,
     })
+}
+
+/// Granting the admin role needs a recent login (ten minutes by default); `http://` profile
+/// images are for development only.
+pub(super) fn accounts(raw: &RawSettings, production: bool) -> AccountRules {
+    AccountRules {
+        allow_http_images: !production,
+        admin_grant_max_auth_age: Duration::from_secs(
+            raw.admin_grant_max_auth_age_secs.unwrap_or(600),
+        ),
+    }
 }
 
 /// A session outlives its access tokens and is bounded; the grace window stays short, since

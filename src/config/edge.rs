@@ -43,10 +43,6 @@ pub(super) fn http(raw: &RawSettings, production: bool) -> Result<HttpSettings, 
         body_limit_articles_bytes,
         request_timeout: Duration::from_secs(raw.request_timeout_secs.unwrap_or(30).max(1)),
         expose_api_docs: raw.expose_api_docs.unwrap_or(!production),
-        admin_grant_max_auth_age: Duration::from_secs(
-            raw.admin_grant_max_auth_age_secs.unwrap_or(600),
-        ),
-        allow_http_image_urls: !production,
     })
 }
 

@@ -34,6 +34,7 @@ use crate::defense::rate_limit::RateLimits;
 use crate::http::HttpSettings;
 use crate::http::cookies::CookieSettings;
 use crate::metrics::MetricsSettings;
+use crate::services::accounts::AccountRules;
 use crate::store::DatabaseSettings;
 use crate::telemetry::LogSettings;
 use crate::tls::TlsSettings;
@@ -56,6 +57,7 @@ pub struct Config {
     pub tokens: TokenSettings,
     pub passwords: PasswordSettings,
     pub sessions: SessionTimes,
+    pub accounts: AccountRules,
     pub http: HttpSettings,
     pub log: LogSettings,
     pub cors: CorsSettings,
@@ -189,6 +191,7 @@ impl Config {
         let tokens = backend::tokens(raw, production, &data_dir)?;
         let passwords = backend::passwords(raw, production)?;
         let sessions = backend::sessions(raw, tokens.access_token_ttl)?;
+        let accounts = backend::accounts(raw, production);
         let http = edge::http(raw, production)?;
         let redis = edge::redis(raw)?;
         let log = backend::log(raw, production)?;
@@ -209,6 +212,7 @@ impl Config {
             tokens,
             passwords,
             sessions,
+            accounts,
             http,
             log,
             cors,

@@ -2,6 +2,7 @@
 //! past the HTTP edge never re-checks it ("parse, don't validate").
 
 mod article;
+mod fields;
 mod markdown;
 #[cfg(test)]
 mod properties;
@@ -14,6 +15,7 @@ mod text;
 mod user;
 
 pub use article::{ArticleBody, CommentBody, Description, Slug, Tag, Title, tag_list};
+pub use fields::{FieldErrors, InvalidFields};
 pub use markdown::render_markdown;
 pub use role::{Permission, Role};
 pub use user::{

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{Error, FieldErrors, Result};
+use super::error::{Error, Result};
 use super::extract::{AuthUser, Json, MaybeAuthUser};
 use super::query::{PAGE, Query};
 use super::views::Article;
-use crate::domain::{ArticleBody, Description, Permission, Slug, Title, username_key};
+use crate::domain::{ArticleBody, Description, FieldErrors, Permission, Slug, Title, username_key};
 use crate::store::{ArticleChanges, ArticleFilter, ArticleRow, NewArticle, is_unique_violation};
 
 pub fn router() -> Router<AppState> {

@@ -16,6 +16,9 @@
 //! forged one could only rotate the victim's own cookies inside the victim's browser, and it
 //! is how a front end on another origin that lost its copy of the token (a page reload) gets
 //! it back, in the `X-CSRF-Token` response header. Logging out clears the cookies.
+//!
+//! The rules are [`crate::services::sessions`]'s; these handlers pick where the refresh
+//! token comes from and how the answer goes back.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,12 +32,12 @@ use super::AppState;
 use super::cookies::{self, ClearedCookies};
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json};
-use super::users::{Delivery, RevokedBecause, issue_tokens, record_revoked, revoke_own_sessions};
-use crate::audit::{AuditEvent, EventType};
-use crate::clock::{UnixMillis, rfc3339};
+use super::users::presenters::Delivery;
+use crate::clock::rfc3339;
 use crate::defense::csrf;
 use crate::request_context::RequestContext;
-use crate::store::{RefreshRow, SessionRow};
+use crate::services::sessions::RevokedBecause;
+use crate::store::SessionRow;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -52,16 +55,12 @@ struct RefreshRequest {
     refresh_token: Option<String>,
 }
 
-fn millis(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// `POST /api/auth/refresh`: rotates the refresh token and answers the User shape (in
 /// cookie mode, with the tokens in cookies instead).
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "sessions",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "A new access token and refresh token; the presented one is spent", body = super::users::UserResponse),
+        (status = 200, description = "A new access token and refresh token; the presented one is spent", body = super::users::presenters::UserResponse),
         (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse ends the whole session)"),
     ))]
 async fn refresh(
@@ -83,70 +82,15 @@ async fn refresh(
             (token.to_owned(), Delivery::Cookies)
         }
     };
-    let hash = crate::auth::refresh::hash_of_presented(&presented).ok_or(Error::Unauthorized)?;
-    let row = state
-        .store
-        .refresh_token(&hash)
-        .await?
-        .ok_or(Error::Unauthorized)?;
-    let now = state.clock.now();
-    check_family(&state, &row, now, &context).await?;
-    if row.rotated_at.is_none() {
-        // Losing this race means another request rotated it a moment ago: a concurrent
-        // refresh, inside the grace window by definition.
-        state.store.mark_refresh_token_rotated(&hash, now).await?;
-    }
-    let user = match state.store.user_by_id(row.user_id).await? {
-        Some(user) if user.disabled_at.is_none() => user,
-        _ => return Err(Error::Unauthorized),
-    };
-    state.store.touch_session(&row.session_id, now).await?;
-    let tokens = issue_tokens(&state, &user, &row.session_id).await?;
-    let rotated = AuditEvent::new(EventType::RefreshRotated)
-        .actor(user.id)
-        .subject(user.id)
-        .session(row.session_id.clone())
-        .from_request(&context);
-    state.audit.record(rotated).await?;
+    let refreshed = state.sessions.refresh(&presented, &context).await?;
     let csrf_token = cookies::csrf_token_to_keep(&state.cookies, &headers);
-    Ok(delivery.answer(&state, user, tokens, row.created_at, Some(csrf_token)))
-}
-
-/// Refuses a token whose session is over, and revokes the family on reuse.
-async fn check_family(
-    state: &AppState,
-    row: &RefreshRow,
-    now: UnixMillis,
-    context: &RequestContext,
-) -> Result<()> {
-    if row.revoked_at.is_some() {
-        return Err(Error::Unauthorized);
-    }
-    if row
-        .rotated_at
-        .is_some_and(|rotated| now - rotated > millis(state.session_times.refresh_grace))
-    {
-        let revoked = state
-            .store
-            .revoke_session(&row.session_id, row.user_id, now)
-            .await?;
-        state.revocations.announce(&state.store, &revoked).await?;
-        // Whoever presented it is unknown (the thief or the rightful client): no actor. The
-        // alert rule `refresh_reuse` fires on this event.
-        let event = AuditEvent::new(EventType::RefreshReuseDetected)
-            .subject(row.user_id)
-            .session(row.session_id.clone())
-            .from_request(context)
-            .detail(serde_json::json!({ "sessionFamily": row.session_id }));
-        state.audit.record(event).await?;
-        return Err(Error::Unauthorized);
-    }
-    let idle = now - row.last_seen_at > millis(state.session_times.idle_timeout);
-    let too_old = now - row.created_at > millis(state.session_times.max_lifetime);
-    if idle || too_old {
-        return Err(Error::Unauthorized);
-    }
-    Ok(())
+    Ok(delivery.answer(
+        &state,
+        refreshed.user,
+        refreshed.tokens,
+        refreshed.session_created_at,
+        Some(csrf_token),
+    ))
 }
 
 /// The cookies to expire when the caller's own session ends and it came in a cookie.
@@ -162,17 +106,7 @@ async fn logout(
     auth: AuthUser,
     context: RequestContext,
 ) -> Result<impl IntoResponse> {
-    let revoked = state
-        .store
-        .revoke_session(&auth.session_id, auth.user_id, state.clock.now())
-        .await?;
-    state.revocations.announce(&state.store, &revoked).await?;
-    let event = AuditEvent::new(EventType::Logout)
-        .actor(auth.user_id)
-        .subject(auth.user_id)
-        .session(auth.session_id.clone())
-        .from_request(&context);
-    state.audit.record(event).await?;
+    state.sessions.log_out(auth.caller(&context)).await?;
     Ok((cleared_if_cookie(&auth), StatusCode::NO_CONTENT))
 }
 
@@ -184,7 +118,11 @@ async fn logout_all(
     auth: AuthUser,
     context: RequestContext,
 ) -> Result<impl IntoResponse> {
-    revoke_own_sessions(&state, &auth, &context, RevokedBecause::LogoutAll).await?;
+    let caller = auth.caller(&context);
+    let revoker = state.sessions.revoker();
+    revoker
+        .revoke_own(caller, RevokedBecause::LogoutAll)
+        .await?;
     Ok((cleared_if_cookie(&auth), StatusCode::NO_CONTENT))
 }
 
@@ -217,15 +155,7 @@ async fn list_sessions(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<JsonResponse<SessionList>> {
-    let now = state.clock.now();
-    let rows = state
-        .store
-        .live_sessions(
-            auth.user_id,
-            now - millis(state.session_times.idle_timeout),
-            now - millis(state.session_times.max_lifetime),
-        )
-        .await?;
+    let rows = state.sessions.live(auth.user_id).await?;
     let sessions = rows
         .into_iter()
         .map(|row: SessionRow| SessionView {
@@ -251,16 +181,8 @@ async fn revoke_session(
     context: RequestContext,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
-    let revoked = state
-        .store
-        .revoke_session(&id, auth.user_id, state.clock.now())
-        .await?;
-    if revoked.is_empty() {
-        return Err(Error::NotFound("session"));
-    }
-    state.revocations.announce(&state.store, &revoked).await?;
-    let because = RevokedBecause::SessionDeleted;
-    record_revoked(&state, &auth, &context, because, &id, &revoked).await?;
+    let caller = auth.caller(&context);
+    state.sessions.revoker().revoke_one(caller, &id).await?;
     let own = id == auth.session_id;
     Ok((
         own.then(|| cleared_if_cookie(&auth)).flatten(),

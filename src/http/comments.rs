@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{Error, FieldErrors, Result};
+use super::error::{Error, Result};
 use super::extract::{AuthUser, Json, MaybeAuthUser};
 use super::views::Comment;
-use crate::domain::{CommentBody, Permission};
+use crate::domain::{CommentBody, FieldErrors, Permission};
 
 pub fn router() -> Router<AppState> {
     Router::new()

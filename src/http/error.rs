@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::auth::password::HashError;
 use crate::defense::csrf::CsrfError;
 use crate::defense::rate_limit::{Allowed, Limited, Refused, add_headers, ceil_secs};
-use crate::domain::Invalid;
+use crate::domain::InvalidFields;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -175,56 +175,9 @@ impl From<HashError> for Error {
     }
 }
 
-/// Collects field errors so a client learns every problem in one round trip.
-#[derive(Default)]
-pub struct FieldErrors(BTreeMap<&'static str, Vec<String>>);
-
-impl FieldErrors {
-    /// Records the error, if any, and passes the value through.
-    pub fn check<T>(
-        &mut self,
-        field: &'static str,
-        result: std::result::Result<T, Invalid>,
-    ) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(Invalid(message)) => {
-                self.0.entry(field).or_default().push(message.to_owned());
-                None
-            }
-        }
-    }
-
-    pub fn missing(&mut self, field: &'static str) {
-        self.0
-            .entry(field)
-            .or_default()
-            .push("can't be blank".to_owned());
-    }
-
-    /// Parses a field that must be present.
-    pub fn required<V, T>(
-        &mut self,
-        field: &'static str,
-        value: Option<V>,
-        parse: impl FnOnce(V) -> std::result::Result<T, Invalid>,
-    ) -> Option<T> {
-        match value {
-            Some(value) => self.check(field, parse(value)),
-            None => {
-                self.missing(field);
-                None
-            }
-        }
-    }
-
-    /// `Ok` when nothing was recorded.
-    pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Unprocessable(self.0))
-        }
+impl From<InvalidFields> for Error {
+    fn from(InvalidFields(fields): InvalidFields) -> Self {
+        Error::Unprocessable(fields)
     }
 }
 

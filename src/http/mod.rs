@@ -3,7 +3,6 @@
 
 pub mod access;
 pub mod admin;
-mod admin_audit;
 pub mod articles;
 pub mod auth;
 pub mod comments;
@@ -20,6 +19,7 @@ pub mod profiles;
 mod query;
 #[cfg(test)]
 mod rejection_properties;
+mod service_errors;
 pub mod tags;
 pub mod users;
 mod views;
@@ -31,12 +31,15 @@ use secrecy::SecretString;
 
 use crate::audit::AuditLog;
 use crate::auth::SessionTimes;
-use crate::auth::password::{PasswordHasher, PasswordSettings};
+use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::defense::cors::AllowedOrigins;
 use crate::defense::rate_limit::RateLimiter;
+use crate::services::accounts::Accounts;
+use crate::services::audit_trail::AuditTrail;
+use crate::services::sessions::Sessions;
 use crate::store::Store;
 
 /// What the HTTP API itself is configured with.
@@ -51,10 +54,6 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Serve `/openapi.json` and `/docs` (default: on in development, off in production).
     pub expose_api_docs: bool,
-    /// Granting the admin role needs a login at most this old.
-    pub admin_grant_max_auth_age: Duration,
-    /// Accept `http://` profile image URLs (development only; production wants `https://`).
-    pub allow_http_image_urls: bool,
 }
 
 impl HttpSettings {
@@ -78,6 +77,12 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// The tamper-evident audit trail: `state.audit.record(event).await?`.
     pub audit: AuditLog,
+    /// Log in, refresh, end sessions.
+    pub sessions: Sessions,
+    /// Create accounts; their owners and administrators change them.
+    pub accounts: Accounts,
+    /// Administrators reading the audit trail.
+    pub audit_trail: AuditTrail,
     /// This server's Prometheus registry.
     pub metrics: crate::metrics::Metrics,
     /// Set when shutdown begins: readiness then answers 503.
@@ -85,7 +90,6 @@ pub struct AppState {
     pub http: HttpSettings,
     /// Refresh grace, idle timeout and absolute lifetime of a session.
     pub session_times: SessionTimes,
-    pub passwords: PasswordSettings,
     pub cookies: cookies::CookieSettings,
     /// The origins browsers may call from: built once, shared by CORS and the CSRF check.
     pub origins: AllowedOrigins,

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use super::error::{Error, FieldErrors, Result};
+use super::error::{Error, Result};
+use crate::domain::FieldErrors;
 
 /// The parameters of a paged list: `limit` and `offset`.
 pub const PAGE: &[&str] = &["limit", "offset"];

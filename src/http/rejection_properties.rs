@@ -6,11 +6,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use proptest::prelude::*;
 
-use super::error::{Error, FieldErrors};
+use super::error::Error;
 use crate::domain::strategies::{LINE, with_forbidden};
 use crate::domain::{
-    ArticleBody, Bio, CommentBody, Description, Email, ImageUrl, Invalid, NewPassword, Title,
-    Username, tag_list,
+    ArticleBody, Bio, CommentBody, Description, Email, FieldErrors, ImageUrl, Invalid, NewPassword,
+    Title, Username, tag_list,
 };
 
 /// Runs a rejected value through the handlers' error collector and checks the response a
@@ -18,7 +18,7 @@ use crate::domain::{
 fn assert_rejected_as<T>(field: &'static str, result: Result<T, Invalid>, value: &str) {
     let mut errors = FieldErrors::default();
     let _ = errors.check(field, result);
-    let Err(error) = errors.finish() else {
+    let Err(error) = errors.finish().map_err(Error::from) else {
         panic!("{field}: {value:?} was accepted");
     };
     let Error::Unprocessable(fields) = &error else {

@@ -36,6 +36,7 @@ use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
 use crate::http::health::ShuttingDown;
 use crate::metrics::Metrics;
+use crate::services::{Parts, Services};
 use crate::store::Store;
 use crate::tls::TlsFiles;
 
@@ -117,6 +118,19 @@ impl Server {
         let metrics = Metrics::new();
         metrics.install_as_process_fallback();
         let shutting_down = ShuttingDown::default();
+        let services = Services::new(
+            Parts {
+                store: store.clone(),
+                tokens: tokens.clone(),
+                hasher: hasher.clone(),
+                revocations: revocations.clone(),
+                audit: audit.clone(),
+                clock: clock.clone(),
+            },
+            config.sessions,
+            config.passwords,
+            config.accounts,
+        );
         let state = AppState {
             rate_limiter,
             store: store.clone(),
@@ -125,11 +139,13 @@ impl Server {
             revocations: revocations.clone(),
             clock,
             audit: audit.clone(),
+            sessions: services.sessions,
+            accounts: services.accounts,
+            audit_trail: services.audit_trail,
             metrics: metrics.clone(),
             shutting_down: shutting_down.clone(),
             http: config.http,
             session_times: config.sessions,
-            passwords: config.passwords,
             cookies: config.cookies,
             origins: AllowedOrigins::new(&config.cors, server.public_url.as_deref()),
             metrics_token: config.metrics.token.clone().map(Arc::new),

@@ -4,8 +4,9 @@
 //! apply before they touch the store.
 
 use super::{ArticleBodyWrapper, ArticleUpdateRequest, NewArticleRequest};
+use crate::domain::FieldErrors;
 use crate::domain::{ArticleBody, Description, Slug, Title, tag_list};
-use crate::http::error::{FieldErrors, Result};
+use crate::http::error::Result;
 use crate::http::extract::decode_json;
 
 /// One outcome per body type: `Ok` for a body a handler would accept.
@@ -23,7 +24,7 @@ fn new_article(bytes: &[u8]) -> Result<()> {
     errors.check("tagList", tag_list(article.tag_list.unwrap_or_default()));
     // The slug is derived before the insert; deriving it must not fail either.
     title.as_ref().map(Slug::from_title);
-    errors.finish()
+    Ok(errors.finish()?)
 }
 
 fn article_update(bytes: &[u8]) -> Result<()> {
@@ -43,5 +44,5 @@ fn article_update(bytes: &[u8]) -> Result<()> {
         errors.check("tagList", tag_list(list));
     }
     title.as_ref().map(Slug::from_title);
-    errors.finish()
+    Ok(errors.finish()?)
 }

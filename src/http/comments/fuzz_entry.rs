@@ -4,7 +4,8 @@
 
 use super::CommentWrapper;
 use crate::domain::CommentBody;
-use crate::http::error::{FieldErrors, Result};
+use crate::domain::FieldErrors;
+use crate::http::error::Result;
 use crate::http::extract::decode_json;
 
 /// `Ok` for a body the handler would accept.
@@ -12,5 +13,5 @@ pub fn check_body(bytes: &[u8]) -> Result<()> {
     let CommentWrapper { comment } = decode_json::<CommentWrapper>(bytes)?;
     let mut errors = FieldErrors::default();
     errors.required("body", comment.body, CommentBody::parse);
-    errors.finish()
+    Ok(errors.finish()?)
 }

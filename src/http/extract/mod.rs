@@ -22,6 +22,8 @@ use crate::defense::client_ip::ClientIp;
 use crate::defense::csrf;
 use crate::defense::rate_limit::Policy;
 use crate::domain::{Permission, Role};
+use crate::request_context::RequestContext;
+use crate::services::Caller;
 
 /// A caller with a valid access token.
 #[derive(Debug, Clone)]
@@ -39,6 +41,15 @@ pub struct AuthUser {
 impl AuthUser {
     pub fn can(&self, permission: Permission) -> bool {
         self.role.can(permission)
+    }
+
+    /// The caller as the services know them: account, session, and the request.
+    pub fn caller<'a>(&'a self, request: &'a RequestContext) -> Caller<'a> {
+        Caller {
+            user_id: self.user_id,
+            session_id: &self.session_id,
+            request,
+        }
     }
 }
 

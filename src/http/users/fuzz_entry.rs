@@ -3,10 +3,13 @@
 //! them with the `Json` extractor's own decoder, then applies the field rules the handlers
 //! apply before they touch the store or the password hasher.
 
-use super::{Login, PasswordChange, Registration, UserBody, UserUpdate, validate_registration};
-use crate::domain::{Bio, Email, ImageUrl, NewPassword, Username, password_within_limits};
-use crate::http::error::{FieldErrors, Result};
+use super::bodies::{Login, PasswordChange, Registration, UserBody, UserUpdate};
+use crate::domain::{
+    Bio, Email, FieldErrors, ImageUrl, NewPassword, Username, password_within_limits,
+};
+use crate::http::error::Result;
 use crate::http::extract::decode_json;
+use crate::services::accounts::validate_registration;
 
 /// The default `AERIE_PASSWORD_MIN_SCORE`.
 const MIN_SCORE: u8 = 3;
@@ -23,7 +26,8 @@ pub fn check_bodies(bytes: &[u8]) -> [Result<()>; 4] {
 
 fn registration(bytes: &[u8]) -> Result<()> {
     let UserBody { user } = decode_json::<UserBody<Registration>>(bytes)?;
-    validate_registration(user, MIN_SCORE).map(|_| ())
+    validate_registration(user.into(), MIN_SCORE)?;
+    Ok(())
 }
 
 fn login(bytes: &[u8]) -> Result<()> {
@@ -37,7 +41,7 @@ fn login(bytes: &[u8]) -> Result<()> {
         Some(password) => _ = password_within_limits(password),
         None => errors.missing("password"),
     }
-    errors.finish()
+    Ok(errors.finish()?)
 }
 
 fn update(bytes: &[u8]) -> Result<()> {
@@ -56,7 +60,7 @@ fn update(bytes: &[u8]) -> Result<()> {
     if let Some(password) = user.password {
         errors.check("password", NewPassword::parse(password, MIN_SCORE, &[]));
     }
-    errors.finish()
+    Ok(errors.finish()?)
 }
 
 fn password_change(bytes: &[u8]) -> Result<()> {
@@ -65,5 +69,5 @@ fn password_change(bytes: &[u8]) -> Result<()> {
     errors.required("newPassword", body.new_password, |p| {
         NewPassword::parse(p, MIN_SCORE, &[])
     });
-    errors.finish()
+    Ok(errors.finish()?)
 }

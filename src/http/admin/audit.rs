@@ -3,27 +3,30 @@
 //! Guards against incidents going uninvestigated, and against the investigation itself
 //! leaking: only the `audit:read` permission (admins) may read it, every filter is validated
 //! (an unknown event type or severity is a 422, not an empty page that looks like "nothing
-//! happened"), and each read is itself recorded, so who looked at what stays on the record.
+//! happened"), and each read is itself recorded ([`crate::services::audit_trail`]), so who
+//! looked at what stays on the record.
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::routing::get;
 use chrono::DateTime;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::AppState;
-use super::error::{FieldErrors, Result};
-use super::extract::{AuditRead, Require};
-use super::query::{PAGE, Query};
 use crate::audit::{EventType, Severity};
 use crate::clock::{UnixMillis, rfc3339};
-use crate::domain::{Invalid, username_key};
+use crate::domain::{FieldErrors, Invalid};
+use crate::http::AppState;
+use crate::http::error::Result;
+use crate::http::extract::{AuditRead, Require};
+use crate::http::query::{PAGE, Query};
 use crate::request_context::RequestContext;
-use crate::store::{AuditFilter, AuditListRow};
+use crate::services::Actor;
+use crate::services::audit_trail::AuditQuery;
+use crate::store::AuditListRow;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/api/admin/audit", get(query_audit))
 }
 
@@ -125,50 +128,16 @@ async fn query_audit(
         .and_then(|text| errors.check("until", time(&text)));
     errors.finish()?;
 
-    let mut filter = AuditFilter {
-        event_type: event_type.map(|kind| kind.as_str().to_owned()),
-        severity: severity.map(|level| level.as_str().to_owned()),
+    let filter = AuditQuery {
+        actor: query.text("actor"),
+        subject: query.text("subject"),
+        event_type,
+        severity,
         since,
         until,
-        ..AuditFilter::default()
     };
-    let mut unknown_party = false;
-    for (name, slot) in [
-        ("actor", &mut filter.actor_id),
-        ("subject", &mut filter.subject_id),
-    ] {
-        if let Some(username) = query.text(name) {
-            let user = state
-                .store
-                .user_by_username_key(&username_key(&username))
-                .await?;
-            match user {
-                Some(user) => *slot = Some(user.id),
-                None => unknown_party = true,
-            }
-        }
-    }
-
-    // Reading the trail is on the trail, before the answer leaves.
-    let detail = json!({ "resource": "audit" });
-    super::admin::record(
-        &state,
-        &admin,
-        &context,
-        EventType::AdminReadUserData,
-        None,
-        detail,
-    )
-    .await?;
-
-    // No such account: no events, rather than ignoring the filter and showing everything.
-    if unknown_party {
-        return Ok(axum::Json(EventList {
-            events: Vec::new(),
-            events_count: 0,
-        }));
-    }
-    let (rows, count) = state.store.audit_page(&filter, limit, offset).await?;
+    let actor = Actor::Admin(admin.caller(&context));
+    let (rows, count) = state.audit_trail.read(actor, filter, limit, offset).await?;
     Ok(axum::Json(EventList {
         events: rows.into_iter().map(Event::from).collect(),
         events_count: count,

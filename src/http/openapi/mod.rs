@@ -1,0 +1,146 @@
+//! The API's contract: the OpenAPI 3.1 document (`GET /openapi.json`) and a human-readable
+//! page rendered from it on the server (`GET /docs`).
+//!
+//! Guards against the contract drifting from the code. Schemas come from the request and
+//! response types themselves (`ToSchema`, which also reads their serde attributes, so a type
+//! that refuses unknown fields is documented closed), operations from each handler's
+//! `#[utoipa::path]`, and what every route shares is derived ([`route_rules`]) from the access
+//! table ([`crate::http::access::ROUTES`]): its security requirement, 401 and 403, and the
+//! statuses that the layers and extractors give any route (400/413/415/422 for a JSON body,
+//! 422 for a query, 404 for a path parameter, 429 from the per-IP limit). A test checks that
+//! the document and the table list the same routes.
+//!
+//! Adding a route: annotate its handler with `#[utoipa::path(...)]` (path, body, success and
+//! handler-specific statuses) and name it in [`ApiDoc`]'s `paths(...)`; the rest follows from
+//! its row in the access table.
+//!
+//! `/docs` ([`html`]) loads nothing: no script, stylesheet, font or image, so it works offline and under
+//! the API's `default-src 'none'` content security policy. Both routes answer 404 when
+//! `AERIE_EXPOSE_API_DOCS` is off (the production default: the document maps the attack
+//! surface, and an operator decides whether to publish it).
+
+mod html;
+mod route_rules;
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+
+use super::error::{Error, Result};
+use super::{
+    AppState, admin, articles, auth, comments, health, keys, metrics, profiles, tags, users,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs))
+}
+
+/// The handlers whose annotations make up the document, in the order of API.md.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Aerie",
+        description = "A secure-by-default backend: the RealWorld (Conduit) API and Aerie's own \
+                       session and administration API. Send the access token as \
+                       `Authorization: Token <jwt>` (RealWorld) or `Authorization: Bearer <jwt>`; \
+                       browsers may instead log in with `X-Aerie-Client: browser` and get \
+                       `__Host-` cookies, then send `X-CSRF-Token` on every write \
+                       (docs/browser-clients.md). \
+                       Every 4xx body is `{\"errors\": {\"<field or body>\": [\"<message>\"]}}`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        users::sign_in::register,
+        users::sign_in::login,
+        users::current::current_user,
+        users::current::update_user,
+        profiles::get_profile,
+        profiles::follow,
+        profiles::unfollow,
+        articles::list_articles,
+        articles::feed,
+        articles::get_article,
+        articles::create_article,
+        articles::update_article,
+        articles::delete_article,
+        comments::list_comments,
+        comments::add_comment,
+        comments::delete_comment,
+        articles::favorite,
+        articles::unfavorite,
+        tags::list_tags,
+        auth::refresh,
+        auth::logout,
+        auth::logout_all,
+        auth::list_sessions,
+        auth::revoke_session,
+        users::current::change_password,
+        keys::jwks,
+        admin::accounts::list_users,
+        admin::accounts::set_role,
+        admin::accounts::disable,
+        admin::accounts::enable,
+        admin::accounts::revoke_sessions,
+        admin::audit::query_audit,
+        health::live,
+        health::ready,
+        metrics::scrape,
+        openapi_json,
+        docs,
+    )
+)]
+struct ApiDoc;
+
+/// The document as served, built once.
+pub fn document() -> &'static Value {
+    static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+    &DOCUMENT
+}
+
+static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| document().to_string());
+static DOCS_HTML: LazyLock<String> = LazyLock::new(|| html::render(document()));
+
+#[utoipa::path(get, path = "/openapi.json", tag = "docs",
+    responses(
+        (status = 200, description = "This document", body = serde_json::Value),
+        (status = 404, description = "API documentation is turned off (`AERIE_EXPOSE_API_DOCS`)"),
+    ))]
+async fn openapi_json(State(state): State<AppState>) -> Result<Response> {
+    published(&state, "application/json", &DOCUMENT_JSON)
+}
+
+#[utoipa::path(get, path = "/docs", tag = "docs",
+    responses(
+        (status = 200, description = "This document as a self-contained HTML page", body = String, content_type = "text/html"),
+        (status = 404, description = "API documentation is turned off (`AERIE_EXPOSE_API_DOCS`)"),
+    ))]
+async fn docs(State(state): State<AppState>) -> Result<Response> {
+    published(&state, "text/html; charset=utf-8", &DOCS_HTML)
+}
+
+/// The page, or the same 404 as an unknown route when documentation is turned off.
+fn published(state: &AppState, content_type: &'static str, body: &'static str) -> Result<Response> {
+    if !state.http.expose_api_docs {
+        return Err(Error::NotFound("route"));
+    }
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// The annotations, plus what the access table and the layer stack say about every route.
+fn build() -> Value {
+    // Serializing utoipa's own types cannot fail; an empty document would fail the tests.
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let Some(fields) = document.as_object_mut() {
+        fields.insert("openapi".to_owned(), json!("3.1.0"));
+    }
+    route_rules::apply(&mut document);
+    document
+}

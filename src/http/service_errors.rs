@@ -1,0 +1,158 @@
+//! How the services' errors answer over HTTP: each becomes the status and body its handler
+//! gave before the services existed, so a client cannot tell the difference. Internal causes
+//! (database, audit trail, password hashing) go through the conversions in [`super::error`]
+//! and [`super`], which log them and show only the request id.
+
+use super::error::Error;
+use crate::services::accounts::AccountError;
+use crate::services::audit_trail::AuditTrailError;
+use crate::services::sessions::SessionError;
+
+impl From<SessionError> for Error {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::Unauthenticated => Error::Unauthorized,
+            SessionError::UnknownSession => Error::NotFound("session"),
+            SessionError::UnknownUser => Error::NotFound("user"),
+            SessionError::Store(error) => error.into(),
+            SessionError::Audit(error) => error.into(),
+            SessionError::Hash(error) => error.into(),
+        }
+    }
+}
+
+impl From<AccountError> for Error {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Invalid(fields) => fields.into(),
+            AccountError::Taken(field) => Error::invalid(field, "has already been taken"),
+            AccountError::CurrentPasswordMissing => {
+                Error::invalid("currentPassword", "is required to change the password")
+            }
+            AccountError::CurrentPasswordWrong => Error::invalid("currentPassword", "is incorrect"),
+            AccountError::OwnAccount => Error::invalid(
+                "username",
+                "administrators cannot change their own account here",
+            ),
+            AccountError::StaleLogin => {
+                Error::invalid("reauthentication", "log in again to grant the admin role")
+            }
+            AccountError::UnknownUser => Error::NotFound("user"),
+            AccountError::Unauthenticated => Error::Unauthorized,
+            AccountError::Session(error) => error.into(),
+            AccountError::Store(error) => error.into(),
+            AccountError::Audit(error) => error.into(),
+            AccountError::Hash(error) => error.into(),
+        }
+    }
+}
+
+impl From<AuditTrailError> for Error {
+    fn from(error: AuditTrailError) -> Self {
+        match error {
+            AuditTrailError::Store(error) => error.into(),
+            AuditTrailError::Audit(error) => error.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    async fn answer(error: impl Into<Error>) -> (StatusCode, Value) {
+        let response = error.into().into_response();
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// The answers the handlers gave before the services existed, field for field.
+    #[tokio::test]
+    async fn service_errors_answer_as_the_handlers_did() {
+        let invalid = |field: &str, message: &str| json!({ "errors": { field: [message] } });
+        let cases: Vec<(Error, StatusCode, Value)> = vec![
+            (
+                AccountError::Taken("email").into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                invalid("email", "has already been taken"),
+            ),
+            (
+                AccountError::CurrentPasswordMissing.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                invalid("currentPassword", "is required to change the password"),
+            ),
+            (
+                AccountError::CurrentPasswordWrong.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                invalid("currentPassword", "is incorrect"),
+            ),
+            (
+                AccountError::OwnAccount.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                invalid(
+                    "username",
+                    "administrators cannot change their own account here",
+                ),
+            ),
+            (
+                AccountError::StaleLogin.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                invalid("reauthentication", "log in again to grant the admin role"),
+            ),
+            (
+                AccountError::UnknownUser.into(),
+                StatusCode::NOT_FOUND,
+                invalid("body", "user not found"),
+            ),
+            (
+                AccountError::Unauthenticated.into(),
+                StatusCode::UNAUTHORIZED,
+                invalid("body", "authentication required"),
+            ),
+            (
+                AccountError::Session(SessionError::Unauthenticated).into(),
+                StatusCode::UNAUTHORIZED,
+                invalid("body", "authentication required"),
+            ),
+            (
+                SessionError::UnknownSession.into(),
+                StatusCode::NOT_FOUND,
+                invalid("body", "session not found"),
+            ),
+            (
+                SessionError::UnknownUser.into(),
+                StatusCode::NOT_FOUND,
+                invalid("body", "user not found"),
+            ),
+        ];
+        for (error, status, body) in cases {
+            let what = format!("{error:?}");
+            assert_eq!(answer(error).await, (status, body), "{what}");
+        }
+    }
+
+    /// A database failure inside a service is still the handlers' 500 or 503, never its text.
+    #[tokio::test]
+    async fn internal_causes_keep_their_statuses() {
+        let (status, _) = answer(SessionError::Store(sqlx::Error::PoolTimedOut)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let (status, _) = answer(AccountError::Store(sqlx::Error::RowNotFound)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let (status, _) = answer(AuditTrailError::Store(sqlx::Error::RowNotFound)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

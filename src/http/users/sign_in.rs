@@ -1,0 +1,84 @@
+//! Registration and login: the two ways a session starts. The rules are the services'
+//! ([`crate::services::accounts::registration`], [`crate::services::sessions`]); here the
+//! body is read, the per-account login limit applied, and the session's tokens delivered.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+
+use super::bodies::{Login, Registration, UserBody};
+use super::presenters::{Delivery, UserResponse};
+use crate::defense::rate_limit::Policy;
+use crate::domain::FieldErrors;
+use crate::http::AppState;
+use crate::http::error::{Error, Result};
+use crate::http::extract::Json;
+use crate::request_context::RequestContext;
+use crate::services::sessions::Opening;
+
+#[utoipa::path(post, path = "/api/users", tag = "users",
+    request_body = UserBody<Registration>,
+    responses(
+        (status = 201, description = "Account created; a session starts", body = UserResponse),
+        (status = 422, description = "Invalid field, weak password, or username or email taken"),
+    ))]
+pub(super) async fn register(
+    State(state): State<AppState>,
+    context: RequestContext,
+    headers: HeaderMap,
+    Json(UserBody { user }): Json<UserBody<Registration>>,
+) -> Result<impl IntoResponse> {
+    let delivery = Delivery::for_new_session(&state, &headers)?;
+    let row = state.accounts.register(user.into()).await?;
+    let started = state
+        .sessions
+        .start(row, &context, Opening::Registration)
+        .await?;
+    let (cookies, body) = delivery.answer(
+        &state,
+        started.user,
+        started.tokens,
+        state.clock.now(),
+        None,
+    );
+    Ok((StatusCode::CREATED, cookies, body))
+}
+
+#[utoipa::path(post, path = "/api/users/login", tag = "users",
+    request_body = UserBody<Login>,
+    responses(
+        (status = 200, description = "Logged in; a new session starts", body = UserResponse),
+        (status = 401, description = "Wrong email or password, or a disabled account (one answer for all)"),
+    ))]
+pub(super) async fn login(
+    State(state): State<AppState>,
+    context: RequestContext,
+    headers: HeaderMap,
+    Json(UserBody { user }): Json<UserBody<Login>>,
+) -> Result<impl IntoResponse> {
+    let delivery = Delivery::for_new_session(&state, &headers)?;
+    let mut errors = FieldErrors::default();
+    if user.email.as_deref().is_none_or(str::is_empty) {
+        errors.missing("email");
+    }
+    if user.password.is_none() {
+        errors.missing("password");
+    }
+    errors.finish()?;
+    let (Some(email), Some(password)) = (user.email, user.password) else {
+        return Err(Error::Internal("validated fields missing".into()));
+    };
+    // Per target account, before any work: see `defense::rate_limit` for the lockout rule.
+    state
+        .rate_limiter
+        .check_account(Policy::LoginAccount, &email)
+        .await?;
+    let started = state.sessions.log_in(&email, &password, &context).await?;
+    Ok(delivery.answer(
+        &state,
+        started.user,
+        started.tokens,
+        state.clock.now(),
+        None,
+    ))
+}

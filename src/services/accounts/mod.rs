@@ -1,0 +1,107 @@
+//! Accounts: creating them, their owners changing them, administrators changing their role
+//! and disabling them.
+//!
+//! Guards against weak passwords (length and zxcvbn strength, judged against the account's
+//! own name and email: [`registration`]), password takeover through a stolen access token
+//! (a new password needs the current one and ends every other session: [`own`]), privilege
+//! escalation and stale privilege ([`admin`]: granting the admin role needs a fresh login;
+//! a role change or a disabled account ends every session of the account, so no token
+//! carries a role the account no longer has).
+
+pub mod admin;
+pub mod own;
+pub mod registration;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use admin::Changed;
+pub use own::ProfileChanges;
+pub use registration::{NewAccount, ValidAccount, validate_registration};
+
+use super::Recorder;
+use super::sessions::{Revoker, SessionError};
+use crate::audit::AuditError;
+use crate::auth::password::{HashError, PasswordHasher, PasswordSettings};
+use crate::clock::Clock;
+use crate::domain::InvalidFields;
+use crate::store::Store;
+
+/// The account rules that come from the configuration (the password rules are
+/// [`PasswordSettings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountRules {
+    /// Profile images may be `http://` URLs (development only; production needs `https://`).
+    pub allow_http_images: bool,
+    /// Granting the admin role needs a login at most this old.
+    pub admin_grant_max_auth_age: Duration,
+}
+
+/// Why an account could not be created or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Fields that break their rules, all of them.
+    #[error(transparent)]
+    Invalid(#[from] InvalidFields),
+    /// Another account has this username or email (the field's name).
+    #[error("{0}: has already been taken")]
+    Taken(&'static str),
+    /// A new password was given without the current one.
+    #[error("currentPassword: is required to change the password")]
+    CurrentPasswordMissing,
+    #[error("currentPassword: is incorrect")]
+    CurrentPasswordWrong,
+    /// An administrator tried to change their own role or disable themselves.
+    #[error("administrators cannot change their own account here")]
+    OwnAccount,
+    /// Granting the admin role with a login older than the rules allow.
+    #[error("log in again to grant the admin role")]
+    StaleLogin,
+    #[error("no such user")]
+    UnknownUser,
+    /// The caller's own account is disabled or gone.
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+/// Creates and changes accounts. Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    hasher: PasswordHasher,
+    revoker: Revoker,
+    recorder: Recorder,
+    clock: Arc<dyn Clock>,
+    passwords: PasswordSettings,
+    rules: AccountRules,
+}
+
+impl Accounts {
+    pub fn new(
+        store: Store,
+        hasher: PasswordHasher,
+        revoker: Revoker,
+        recorder: Recorder,
+        clock: Arc<dyn Clock>,
+        passwords: PasswordSettings,
+        rules: AccountRules,
+    ) -> Self {
+        Self {
+            store,
+            hasher,
+            revoker,
+            recorder,
+            clock,
+            passwords,
+            rules,
+        }
+    }
+}

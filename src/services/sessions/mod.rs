@@ -1,0 +1,240 @@
+//! The session lifecycle: log in, start a session, refresh it, end it.
+//!
+//! Guards against account enumeration at login (one answer, [`SessionError::Unauthenticated`],
+//! whether the account is unknown, disabled or the password wrong, after the same argon2
+//! work; the reason stays in the audit trail), session fixation (a session is always opened
+//! here, never adopted from the client), stolen refresh tokens (single use: see
+//! [`refresh`]) and endless sessions (idle timeout and absolute lifetime, [`SessionTimes`]).
+//! Ending sessions is [`revoke`]'s job, which the CLI shares.
+
+mod refresh;
+pub mod revoke;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use refresh::Refreshed;
+pub use revoke::{RevokedBecause, Revoker};
+
+use super::{Caller, Recorder};
+use crate::audit::{AuditError, AuditEvent, EventType};
+use crate::auth::SessionTimes;
+use crate::auth::password::{HashError, PasswordHasher};
+use crate::auth::tokens::TokenService;
+use crate::clock::Clock;
+use crate::domain::{Role, email_key, password_within_limits};
+use crate::request_context::RequestContext;
+use crate::store::{NewSession, SessionRow, Store, UserRow};
+
+/// Why a session failed to start, refresh or end.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Wrong credentials, a disabled account, an unknown, expired, revoked or reused refresh
+    /// token: one answer, so the caller cannot tell which.
+    #[error("authentication failed")]
+    Unauthenticated,
+    /// No session of the caller's has this id (someone else's counts as none).
+    #[error("no such session")]
+    UnknownSession,
+    /// No account has this username.
+    #[error("no such user")]
+    UnknownUser,
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+/// A session's access token and its freshly minted refresh token.
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// A session just opened, for `user`.
+pub struct Started {
+    pub user: UserRow,
+    pub session_id: String,
+    pub tokens: Tokens,
+}
+
+/// Why a session opens, as its audit event names it.
+#[derive(Debug, Clone, Copy)]
+pub enum Opening {
+    /// The account was just registered (`user_registered`).
+    Registration,
+    /// Correct credentials (`login_succeeded`).
+    Login,
+}
+
+/// Opens, refreshes and ends sessions. Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Store,
+    tokens: TokenService,
+    hasher: PasswordHasher,
+    revoker: Revoker,
+    recorder: Recorder,
+    clock: Arc<dyn Clock>,
+    times: SessionTimes,
+}
+
+impl Sessions {
+    pub fn new(
+        store: Store,
+        tokens: TokenService,
+        hasher: PasswordHasher,
+        revoker: Revoker,
+        recorder: Recorder,
+        clock: Arc<dyn Clock>,
+        times: SessionTimes,
+    ) -> Self {
+        Self {
+            store,
+            tokens,
+            hasher,
+            revoker,
+            recorder,
+            clock,
+            times,
+        }
+    }
+
+    /// Ending sessions: the caller's own, a user's, everyone's.
+    pub fn revoker(&self) -> &Revoker {
+        &self.revoker
+    }
+
+    /// Checks the credentials and opens a session. The caller has already applied the
+    /// per-account rate limit (a defence, above this layer).
+    pub async fn log_in(
+        &self,
+        email: &str,
+        password: &SecretString,
+        request: &RequestContext,
+    ) -> Result<Started, SessionError> {
+        if !password_within_limits(password) {
+            return Err(self
+                .login_failed(request, None, "password_out_of_limits")
+                .await);
+        }
+        let row = self.store.user_by_email_key(&email_key(email)).await?;
+        let matches = self
+            .hasher
+            .verify(password, row.as_ref().map(|r| r.password_hash.as_str()))
+            .await?;
+        let row = match row {
+            Some(row) if matches && row.disabled_at.is_none() => row,
+            Some(row) => {
+                let reason = if matches {
+                    "disabled"
+                } else {
+                    "wrong_password"
+                };
+                return Err(self.login_failed(request, Some(row.id), reason).await);
+            }
+            None => return Err(self.login_failed(request, None, "unknown_account").await),
+        };
+        self.start(row, request, Opening::Login).await
+    }
+
+    /// Records a failed login and returns the one answer every failure gets. The reason
+    /// stays in the audit trail: telling the caller would confirm which accounts exist.
+    async fn login_failed(
+        &self,
+        request: &RequestContext,
+        account: Option<i64>,
+        reason: &'static str,
+    ) -> SessionError {
+        let mut event = AuditEvent::new(EventType::LoginFailed)
+            .from_request(request)
+            .detail(serde_json::json!({ "reason": reason }));
+        event.subject = account;
+        match self.recorder.record(event).await {
+            Ok(()) => SessionError::Unauthenticated,
+            Err(error) => error.into(),
+        }
+    }
+
+    /// Opens a new session for `user` (never adopts one the client offers), issues its first
+    /// tokens and records why it opened.
+    pub async fn start(
+        &self,
+        user: UserRow,
+        request: &RequestContext,
+        opening: Opening,
+    ) -> Result<Started, SessionError> {
+        let session_id = uuid::Uuid::new_v4().simple().to_string();
+        self.store
+            .insert_session(NewSession {
+                id: &session_id,
+                user_id: user.id,
+                now: self.clock.now(),
+                client_ip: request.client.ip.as_deref(),
+                user_agent: request.client.user_agent.as_deref(),
+            })
+            .await?;
+        let tokens = self.issue_tokens(&user, &session_id).await?;
+        let kind = match opening {
+            Opening::Registration => EventType::UserRegistered,
+            Opening::Login => EventType::LoginSucceeded,
+        };
+        let event = AuditEvent::new(kind)
+            .actor(user.id)
+            .subject(user.id)
+            .session(session_id.as_str())
+            .from_request(request);
+        self.recorder.record(event).await?;
+        Ok(Started {
+            user,
+            session_id,
+            tokens,
+        })
+    }
+
+    /// Mints a refresh token in the session's family (only its hash is stored) and signs an
+    /// access token carrying the user's current role.
+    async fn issue_tokens(&self, user: &UserRow, session_id: &str) -> Result<Tokens, SessionError> {
+        let refresh = crate::auth::refresh::mint();
+        self.store
+            .insert_refresh_token(&refresh.hash, session_id, self.clock.now())
+            .await?;
+        let role = Role::parse(&user.role).unwrap_or(Role::User);
+        Ok(Tokens {
+            access: self.tokens.issue(user.id, session_id, role),
+            refresh: refresh.value,
+        })
+    }
+
+    /// Ends the caller's current session (`logout`).
+    pub async fn log_out(&self, caller: Caller<'_>) -> Result<(), SessionError> {
+        self.revoker
+            .end_session(caller.session_id, caller.user_id, self.clock.now())
+            .await?;
+        let event = caller.own_event(EventType::Logout);
+        self.recorder.record(event).await?;
+        Ok(())
+    }
+
+    /// The user's sessions that are neither idle too long nor too old, newest first.
+    pub async fn live(&self, user_id: i64) -> Result<Vec<SessionRow>, SessionError> {
+        let now = self.clock.now();
+        let rows = self
+            .store
+            .live_sessions(
+                user_id,
+                now - millis(self.times.idle_timeout),
+                now - millis(self.times.max_lifetime),
+            )
+            .await?;
+        Ok(rows)
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
