@@ -43,7 +43,7 @@ impl Notice for Alert {
 }
 
 /// When the alert rules fire, and where alerts are posted.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AlertSettings {
     /// Where alerts are POSTed as JSON, in addition to the log.
     pub webhook: Option<String>,
@@ -54,6 +54,19 @@ pub struct AlertSettings {
     /// Responses with status ≥ 500 within the window that raise one alert.
     pub server_error_threshold: u32,
     pub server_error_window: Duration,
+}
+
+/// The webhook's path is often its secret, so `Debug` only says whether one is set.
+impl std::fmt::Debug for AlertSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertSettings")
+            .field("webhook", &self.webhook.as_ref().map(|_| "[redacted]"))
+            .field("failed_logins", &self.failed_logins)
+            .field("failed_login_window", &self.failed_login_window)
+            .field("server_error_threshold", &self.server_error_threshold)
+            .field("server_error_window", &self.server_error_window)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
