@@ -198,7 +198,28 @@ async fn racing_refreshes_on_two_instances_cannot_fork_the_family() {
     refreshed(&b, &token).await;
 }
 
+/// An instance that derives successors with another key (its audit key not shared, a
+/// misconfiguration) cannot hand out the successor the rotation chose, and must not start a
+/// second branch: it refuses the replay.
+async fn replay_on_an_instance_with_another_key_is_refused_not_forked(app: TestApp) {
+    let other_key = app.data_dir.path().join("another-audit-key");
+    let other_key = other_key.display().to_string();
+    let misconfigured = app
+        .spawn_sibling_with(&[("AERIE_AUDIT_KEY_FILE", other_key.as_str())])
+        .await;
+    let bob = app.register_user("bob").await;
+    let stolen = refresh_token_of(&bob);
+    let rightful = refreshed(&app, &stolen).await;
+    assert_refused(
+        &refresh(&misconfigured, &stolen).await,
+        "replay where the successor differs",
+    );
+    let next = refreshed(&misconfigured, &refresh_token_of(&rightful)).await;
+    assert_eq!(session_count(&app, &token_of(&next)).await, 1);
+}
+
 engine_tests!(
+    replay_on_an_instance_with_another_key_is_refused_not_forked,
     racing_refreshes_of_one_token_cannot_fork_the_family,
     racing_refreshes_cannot_fork_the_family_with_no_grace,
     replay_inside_the_grace_gets_the_same_successor,
