@@ -15,6 +15,9 @@
 //! - [`store`]: every SQL query, written once and run on SQLite or PostgreSQL.
 //! - [`metrics`]: Prometheus metrics, one registry per server, served at `/metrics`.
 //! - [`clock`]: the one source of time, injectable so tests move time instead of sleeping.
+//!
+//! Imports point down only, from the CLI to the domain; `docs/architecture.md` draws the
+//! floors and `.ci/layers` checks them.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
