@@ -20,10 +20,11 @@ use std::sync::Arc;
 
 use self::accounts::{AccountRules, Accounts};
 use self::audit_trail::AuditTrail;
-use self::sessions::{Revoker, Sessions};
+use self::sessions::{Revoker, Sessions, TokenMakers};
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::auth::SessionTimes;
 use crate::auth::password::{PasswordHasher, PasswordSettings};
+use crate::auth::refresh::{SUCCESSOR_KEY_LABEL, SuccessorKey};
 use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
@@ -63,12 +64,18 @@ impl Services {
             audit,
             clock,
         } = parts;
+        // Derived from the audit key, which every instance of a deployment shares: a token
+        // rotated on two instances at once still has one successor.
+        let successors = SuccessorKey::new(audit.key().derive(SUCCESSOR_KEY_LABEL));
         let recorder = Recorder::new(audit);
         let revoker = Revoker::new(store.clone(), revocations, recorder.clone(), clock.clone());
         Self {
             sessions: Sessions::new(
                 store.clone(),
-                tokens,
+                TokenMakers {
+                    access: tokens,
+                    successors,
+                },
                 hasher.clone(),
                 revoker.clone(),
                 recorder.clone(),
