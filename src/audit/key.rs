@@ -56,6 +56,20 @@ impl AuditKey {
         Self(bytes)
     }
 
+    /// A key for another purpose, derived from this one under `label`
+    /// (HMAC-SHA256(key, label)), so every instance that shares the audit key shares it too.
+    /// No audit MAC can equal it: the chain MACs a JSON array (it starts with `[`), and a
+    /// label never does.
+    pub fn derive(&self, label: &str) -> [u8; KEY_BYTES] {
+        debug_assert!(
+            !label.starts_with('['),
+            "a label must not look like a chain row"
+        );
+        let mut mac = self.mac();
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     #[expect(
         clippy::expect_used,
         reason = "HMAC accepts keys of any length; 32 bytes can never be refused"

@@ -6,7 +6,10 @@
 //! by `kid` from a fixed in-memory map only (no `jku`, `x5u`, `jwk` or `x5c` is honoured, and a
 //! token carrying them is refused, as is one naming a `crit` extension); `iss`, `aud`, `exp`
 //! and `iat` are required and checked against the injected clock. A token names its session
-//! (`sid`) so revoking the session can kill the token before it expires.
+//! (`sid`) so revoking the session can kill the token before it expires. A token that claims
+//! to live longer (`exp − iat`) than the configured lifetime is refused: revocations and key
+//! pruning only remember tokens that long, so lowering the lifetime must not revive older,
+//! longer tokens.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -200,7 +203,9 @@ impl TokenService {
             .nbf
             .is_some_and(|nbf| nbf > now_secs + CLOCK_LEEWAY_SECS);
         let issued_in_future = claims.iat > now_secs + CLOCK_LEEWAY_SECS;
-        (!expired && !not_yet_valid && !issued_in_future).then_some(())
+        let ttl_secs = i64::try_from(self.inner.ttl.as_secs()).unwrap_or(i64::MAX);
+        let lives_too_long = claims.exp.saturating_sub(claims.iat) > ttl_secs;
+        (!expired && !not_yet_valid && !issued_in_future && !lives_too_long).then_some(())
     }
 }
 
@@ -239,6 +244,34 @@ mod tests {
         );
         clock.advance(Duration::from_secs(900 + CLOCK_LEEWAY_SECS as u64 + 1));
         assert_eq!(tokens.verify(&token), None);
+    }
+
+    #[test]
+    fn tokens_longer_than_the_configured_lifetime_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signing-key.pem");
+        let clock = Arc::new(ManualClock::starting_now());
+        let with_ttl = |secs| {
+            TokenService::new(
+                SigningKey::load_or_generate(&path, true).expect("key"),
+                "aerie".into(),
+                "aerie-api".into(),
+                Duration::from_secs(secs),
+                clock.clone(),
+            )
+        };
+        let long = with_ttl(3600).issue(7, "s1", Role::User);
+        assert!(with_ttl(3600).verify(&long).is_some());
+        assert_eq!(
+            with_ttl(900).verify(&long),
+            None,
+            "lifetime lowered to 900 s"
+        );
+        let short = with_ttl(900).issue(7, "s1", Role::User);
+        assert!(
+            with_ttl(3600).verify(&short).is_some(),
+            "a shorter token is fine"
+        );
     }
 
     #[test]

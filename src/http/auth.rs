@@ -9,7 +9,9 @@
 //!
 //! The grace rule: a rotated token presented again within `AERIE_REFRESH_GRACE_SECS` of its
 //! rotation is a concurrent refresh from the same client (two tabs, a retried request) and
-//! gets its own successor in the same family; after the window it is reuse.
+//! gets the same successor as the first refresh (rotation is idempotent, so the family never
+//! forks); after the window it is reuse. Refreshing is rate limited per client IP
+//! (`AERIE_RATE_LIMIT_REFRESH`), a credential route like login.
 //!
 //! Cookie mode ([`super::cookies`]): the refresh token may come in its cookie instead of the
 //! body. Such a refresh needs a trusted `Origin` (or `Referer`) but not the CSRF token: a
@@ -35,13 +37,17 @@ use super::extract::{AuthUser, Json};
 use super::users::presenters::Delivery;
 use crate::clock::rfc3339;
 use crate::defense::csrf;
+use crate::defense::rate_limit::{Policy, route};
 use crate::request_context::RequestContext;
 use crate::services::sessions::RevokedBecause;
 use crate::store::SessionRow;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/auth/refresh", post(refresh))
+        .route(
+            "/api/auth/refresh",
+            post(refresh).layer(route(Policy::Refresh)),
+        )
         .route("/api/auth/logout", post(logout))
         .route("/api/auth/logout-all", post(logout_all))
         .route("/api/auth/sessions", get(list_sessions))

@@ -20,12 +20,13 @@ use std::sync::Arc;
 
 use self::accounts::{AccountRules, Accounts};
 use self::audit_trail::AuditTrail;
-use self::sessions::{Revoker, Sessions};
+use self::sessions::{Revoker, Sessions, TokenMakers};
 use serde_json::{Map, Value};
 
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::auth::SessionTimes;
 use crate::auth::password::{PasswordHasher, PasswordSettings};
+use crate::auth::refresh::{SUCCESSOR_KEY_LABEL, SuccessorKey};
 use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
@@ -65,12 +66,18 @@ impl Services {
             audit,
             clock,
         } = parts;
+        // Derived from the audit key, which every instance of a deployment shares: a token
+        // rotated on two instances at once still has one successor.
+        let successors = SuccessorKey::new(audit.key().derive(SUCCESSOR_KEY_LABEL));
         let recorder = Recorder::new(audit);
         let revoker = Revoker::new(store.clone(), revocations, recorder.clone(), clock.clone());
         Self {
             sessions: Sessions::new(
                 store.clone(),
-                tokens,
+                TokenMakers {
+                    access: tokens,
+                    successors,
+                },
                 hasher.clone(),
                 revoker.clone(),
                 recorder.clone(),
@@ -178,27 +185,19 @@ impl Actor<'_> {
 }
 
 /// Where the services' audit events go: the hash-chained trail, for the server and for the
-/// CLI's account commands alike (tests of a service alone may record nothing).
+/// CLI's commands alike. There is no way to build one that records nothing.
 #[derive(Clone)]
-pub struct Recorder(Option<AuditLog>);
+pub struct Recorder(AuditLog);
 
 impl Recorder {
     /// Every event is sealed and stored before the action's answer leaves.
     pub fn new(audit: AuditLog) -> Self {
-        Self(Some(audit))
-    }
-
-    /// Records nothing: for tests of a service on its own, never for a real action.
-    pub fn unrecorded() -> Self {
-        Self(None)
+        Self(audit)
     }
 
     /// Stores the event; an event that cannot be stored fails the action, since an
     /// unrecorded security action is worse than a refused one.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
-        match &self.0 {
-            Some(audit) => audit.record(event).await.map(drop),
-            None => Ok(()),
-        }
+        self.0.record(event).await.map(drop)
     }
 }

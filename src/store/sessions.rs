@@ -17,6 +17,8 @@ const IDS_PER_NOTIFICATION: usize = 100;
 pub struct RefreshRow {
     pub session_id: String,
     pub rotated_at: Option<i64>,
+    /// The hash of the successor its rotation chose; `None` until rotated.
+    pub successor_hash: Option<String>,
     pub user_id: i64,
     pub created_at: i64,
     pub last_seen_at: i64,
@@ -44,8 +46,22 @@ impl Store {
         execute!(self, sql, token_hash, session_id, now)
     }
 
+    /// Stores a token's successor, once: the rotation and every replay inside the grace
+    /// window insert the same row, and only the first insert counts.
+    pub async fn insert_successor_token(
+        &self,
+        token_hash: &str,
+        session_id: &str,
+        now: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        let sql =
+            "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)
+                   ON CONFLICT (token_hash) DO NOTHING";
+        execute!(self, sql, token_hash, session_id, now)
+    }
+
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRow>, sqlx::Error> {
-        let sql = "SELECT r.session_id, r.rotated_at, s.user_id, s.created_at, s.last_seen_at, s.revoked_at
+        let sql = "SELECT r.session_id, r.rotated_at, r.successor_hash, s.user_id, s.created_at, s.last_seen_at, s.revoked_at
                    FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
                    WHERE r.token_hash = $1";
         on_pool!(self, |pool| sqlx::query_as(sql)
@@ -54,17 +70,20 @@ impl Store {
             .await)
     }
 
-    /// Marks a token used. Only one caller can win: the update is conditional, so two racing
-    /// refreshes cannot both see an unused token.
+    /// Marks a token used and names its successor. Only one caller can win: the update is
+    /// conditional, so two racing refreshes cannot both see an unused token.
     pub async fn mark_refresh_token_rotated(
         &self,
         token_hash: &str,
+        successor_hash: &str,
         now: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
-        let sql = "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL";
+        let sql = "UPDATE refresh_tokens SET rotated_at = $2, successor_hash = $3
+                   WHERE token_hash = $1 AND rotated_at IS NULL";
         let affected = on_pool!(self, |pool| sqlx::query(sql)
             .bind(token_hash)
             .bind(now)
+            .bind(successor_hash)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;

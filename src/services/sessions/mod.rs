@@ -22,6 +22,7 @@ use super::{Caller, Recorder};
 use crate::audit::{AuditError, AuditEvent, EventType};
 use crate::auth::SessionTimes;
 use crate::auth::password::{HashError, PasswordHasher};
+use crate::auth::refresh::{NewRefreshToken, SuccessorKey};
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::domain::{Role, email_key, password_within_limits};
@@ -71,11 +72,19 @@ pub enum Opening {
     Login,
 }
 
+/// What a session's tokens are made with: the access-token signer, and the key that derives
+/// each refresh token's one successor.
+#[derive(Clone)]
+pub struct TokenMakers {
+    pub access: TokenService,
+    pub successors: SuccessorKey,
+}
+
 /// Opens, refreshes and ends sessions. Cheap to clone: everything inside is shared.
 #[derive(Clone)]
 pub struct Sessions {
     store: Store,
-    tokens: TokenService,
+    tokens: TokenMakers,
     hasher: PasswordHasher,
     revoker: Revoker,
     recorder: Recorder,
@@ -86,7 +95,7 @@ pub struct Sessions {
 impl Sessions {
     pub fn new(
         store: Store,
-        tokens: TokenService,
+        tokens: TokenMakers,
         hasher: PasswordHasher,
         revoker: Revoker,
         recorder: Recorder,
@@ -196,18 +205,23 @@ impl Sessions {
         })
     }
 
-    /// Mints a refresh token in the session's family (only its hash is stored) and signs an
-    /// access token carrying the user's current role.
+    /// Mints the first refresh token of the session's family (only its hash is stored) and
+    /// signs an access token carrying the user's current role.
     async fn issue_tokens(&self, user: &UserRow, session_id: &str) -> Result<Tokens, SessionError> {
         let refresh = crate::auth::refresh::mint();
         self.store
             .insert_refresh_token(&refresh.hash, session_id, self.clock.now())
             .await?;
+        Ok(self.tokens_with(user, session_id, refresh))
+    }
+
+    /// `refresh` (already stored) beside a new access token carrying the user's current role.
+    fn tokens_with(&self, user: &UserRow, session_id: &str, refresh: NewRefreshToken) -> Tokens {
         let role = Role::parse(&user.role).unwrap_or(Role::User);
-        Ok(Tokens {
-            access: self.tokens.issue(user.id, session_id, role),
+        Tokens {
+            access: self.tokens.access.issue(user.id, session_id, role),
             refresh: refresh.value,
-        })
+        }
     }
 
     /// Ends the caller's current session (`logout`).

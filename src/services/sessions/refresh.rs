@@ -4,10 +4,15 @@
 //! again after the grace window ([`crate::auth::SessionTimes::refresh_grace`]) is treated as
 //! theft, so the whole session is revoked and a critical `refresh_reuse_detected` event names
 //! it and the client's address. Within the window it is a concurrent refresh from the same client
-//! (two tabs, a retried request) and gets its own successor in the same family.
+//! (two tabs, a retried request) and gets the *same* successor its rotation chose: rotation is
+//! idempotent, so a family is one chain and never forks into two live branches. The successor
+//! is derived from the token under a server-held key ([`crate::auth::refresh::SuccessorKey`]),
+//! and the rotated row names it, so two racing refreshes (on one instance or two) agree on it,
+//! and an instance holding another key refuses rather than start a second branch.
 
 use super::{SessionError, Sessions, Tokens, millis};
 use crate::audit::{AuditEvent, EventType};
+use crate::auth::refresh::{NewRefreshToken, Presented};
 use crate::clock::UnixMillis;
 use crate::request_context::RequestContext;
 use crate::store::{RefreshRow, UserRow};
@@ -27,26 +32,36 @@ impl Sessions {
         presented: &str,
         request: &RequestContext,
     ) -> Result<Refreshed, SessionError> {
-        let hash = crate::auth::refresh::hash_of_presented(presented)
-            .ok_or(SessionError::Unauthenticated)?;
-        let row = self
-            .store
-            .refresh_token(&hash)
-            .await?
-            .ok_or(SessionError::Unauthenticated)?;
+        let presented = Presented::parse(presented).ok_or(SessionError::Unauthenticated)?;
+        let row = self.presented_row(&presented).await?;
         let now = self.clock.now();
         self.check_family(&row, now, request).await?;
-        if row.rotated_at.is_none() {
-            // Losing this race means another request rotated it a moment ago: a concurrent
-            // refresh, inside the grace window by definition.
-            self.store.mark_refresh_token_rotated(&hash, now).await?;
+        let successor = self.tokens.successors.successor_of(&presented);
+        let won = row.rotated_at.is_none()
+            && self
+                .store
+                .mark_refresh_token_rotated(&presented.hash, &successor.hash, now)
+                .await?;
+        if !won {
+            self.check_replay(
+                row.rotated_at.is_none(),
+                &presented,
+                &successor,
+                now,
+                request,
+            )
+            .await?;
         }
+        // The winner stores it; a replay stores it again in case the winner has not yet.
+        self.store
+            .insert_successor_token(&successor.hash, &row.session_id, now)
+            .await?;
         let user = match self.store.user_by_id(row.user_id).await? {
             Some(user) if user.disabled_at.is_none() => user,
             _ => return Err(SessionError::Unauthenticated),
         };
         self.store.touch_session(&row.session_id, now).await?;
-        let tokens = self.issue_tokens(&user, &row.session_id).await?;
+        let tokens = self.tokens_with(&user, &row.session_id, successor);
         let rotated = AuditEvent::new(EventType::RefreshRotated)
             .actor(user.id)
             .subject(user.id)
@@ -58,6 +73,40 @@ impl Sessions {
             tokens,
             session_created_at: row.created_at,
         })
+    }
+
+    async fn presented_row(&self, presented: &Presented) -> Result<RefreshRow, SessionError> {
+        self.store
+            .refresh_token(&presented.hash)
+            .await?
+            .ok_or(SessionError::Unauthenticated)
+    }
+
+    /// Lets a token that was already rotated through only if it is a replay inside the grace
+    /// window and its rotation chose `successor`. `lost_race`: it looked unused but another
+    /// request rotated it first, so it is read again and judged as the replay it now is.
+    async fn check_replay(
+        &self,
+        lost_race: bool,
+        presented: &Presented,
+        successor: &NewRefreshToken,
+        now: UnixMillis,
+        request: &RequestContext,
+    ) -> Result<(), SessionError> {
+        let row = self.presented_row(presented).await?;
+        if lost_race {
+            self.check_family(&row, now, request).await?;
+        }
+        if row.successor_hash.as_deref() == Some(successor.hash.as_str()) {
+            return Ok(());
+        }
+        // Rotated by a release before idempotent rotation, or by an instance deriving with
+        // another key: its successor cannot be given again, and another would fork the family.
+        tracing::warn!(
+            session = %row.session_id,
+            "refresh replay refused: its rotation chose another successor (is AERIE_AUDIT_KEY_FILE the same on every instance?)"
+        );
+        Err(SessionError::Unauthenticated)
     }
 
     /// Refuses a token whose session is over, and revokes the family on reuse.

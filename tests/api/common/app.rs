@@ -48,17 +48,24 @@ impl TestApp {
         Self::spawn_on(engine, None, settings).await
     }
 
-    /// Boots another instance of this deployment: the same database and signing key, its
-    /// own listener, memory and clock (as a second server behind a load balancer would).
+    /// Boots another instance of this deployment: the same database, signing key and audit
+    /// key, its own listener, memory and clock (as a second server behind a load balancer
+    /// would).
     pub async fn spawn_sibling(&self) -> Self {
-        let key = self.data_dir.path().join("signing-key.pem");
-        let key = key.display().to_string();
-        Self::spawn_on(
-            self.engine,
-            Some(self.database_url.clone()),
-            &[("AERIE_SIGNING_KEY_FILE", key.as_str())],
-        )
-        .await
+        self.spawn_sibling_with(&[]).await
+    }
+
+    /// [`Self::spawn_sibling`] with extra `AERIE_*` settings: this deployment restarted with
+    /// other settings.
+    pub async fn spawn_sibling_with(&self, settings: &[(&str, &str)]) -> Self {
+        let path = |file: &str| self.data_dir.path().join(file).display().to_string();
+        let (signing_key, audit_key) = (path("signing-key.pem"), path("audit-key"));
+        let mut shared = vec![
+            ("AERIE_SIGNING_KEY_FILE", signing_key.as_str()),
+            ("AERIE_AUDIT_KEY_FILE", audit_key.as_str()),
+        ];
+        shared.extend_from_slice(settings);
+        Self::spawn_on(self.engine, Some(self.database_url.clone()), &shared).await
     }
 
     async fn spawn_on(

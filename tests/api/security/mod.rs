@@ -1,5 +1,6 @@
 //! The attacks, one module per defence: who may do what, forged and stolen credentials,
-//! browser cookies and CSRF, headers and CORS, rate limits, request size and speed, and TLS.
+//! forked refresh families, browser cookies and CSRF, headers and CORS, rate limits, request
+//! size and speed, and TLS.
 
 mod access;
 mod access_control;
@@ -8,6 +9,7 @@ mod cookie_mode;
 mod headers;
 mod rate_limit;
 mod rate_limit_redis;
+mod refresh_forks;
 mod request_bounds;
 mod request_limits;
 mod tls;

@@ -318,6 +318,30 @@ async fn signup_flood_from_one_ip_is_limited() {
 }
 
 #[tokio::test]
+async fn refresh_flood_from_one_ip_is_limited() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("AERIE_RATE_LIMIT_REFRESH", "3/60")]).await;
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            app.post("/api/auth/refresh", None, json!({"refreshToken": token}))
+                .await
+        }
+    };
+    for _ in 0..3 {
+        let reply = refresh(common::random_refresh_token()).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    }
+    let reply = refresh(common::random_refresh_token()).await;
+    assert_limited(&reply, "refresh", "fourth guess");
+    let real = app.register_user("bob").await;
+    let reply = refresh(common::refresh_token_of(&real)).await;
+    assert_limited(&reply, "refresh", "a real token from the same address");
+    app.clock.advance(Duration::from_secs(20));
+    let reply = refresh(common::refresh_token_of(&real)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[tokio::test]
 async fn write_flood_from_one_account_is_limited_per_user() {
     let app = TestApp::spawn_with(Engine::Sqlite, &[("AERIE_RATE_LIMIT_WRITES", "2/60")]).await;
     let token = app.register("writer").await;

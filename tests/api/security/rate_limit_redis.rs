@@ -315,6 +315,9 @@ async fn unreachable_redis_with_auth_closed_refuses_only_credential_routes() {
     let signup = json!({"user": {"username": "newbie", "email": "newbie@example.com", "password": common::PASSWORD}});
     let reply = app.post("/api/users", None, signup).await;
     reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    let refresh = json!({"refreshToken": common::random_refresh_token()});
+    let reply = app.post("/api/auth/refresh", None, refresh).await;
+    reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
 }
 
 /// A Redis that accepts connections and never answers (a hung server, a black-holed

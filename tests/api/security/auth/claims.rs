@@ -1,5 +1,5 @@
 //! Claims (attacks.md §1 J17–J21): expiry, not-before, issuer, audience and subject are
-//! checked, each on its own.
+//! checked, each on its own, and no token may claim a longer life than the configured one.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{assert_unauthorized, me, now_secs, server_key, sign, victim};
-use crate::common::{TestApp, engine_tests};
+use crate::common::{Engine, TestApp, engine_tests};
 
 async fn expired_token_is_refused(app: TestApp) {
     let bob = victim(&app, "bob").await;
@@ -114,7 +114,33 @@ async fn confused_subject_claims_are_refused(app: TestApp) {
     }
 }
 
+/// Lowering `AERIE_ACCESS_TOKEN_TTL_SECS` and restarting must not let tokens issued for the
+/// old, longer lifetime live on: revocations and key pruning only remember the new one.
+async fn token_longer_than_the_lowered_lifetime_is_refused_after_restart(engine: Engine) {
+    let long_lived = TestApp::spawn_with(engine, &[("AERIE_ACCESS_TOKEN_TTL_SECS", "3600")]).await;
+    let bob = victim(&long_lived, "bob").await;
+    assert_eq!(me(&long_lived, &bob.token).await.status, StatusCode::OK);
+    let restarted = long_lived
+        .spawn_sibling_with(&[("AERIE_ACCESS_TOKEN_TTL_SECS", "900")])
+        .await;
+    assert_unauthorized(&me(&restarted, &bob.token).await, "exp − iat above 900 s");
+    let fresh = victim(&restarted, "alice").await;
+    assert_eq!(me(&restarted, &fresh.token).await.status, StatusCode::OK);
+}
+
+/// Even signed with the real key, a token whose `exp − iat` exceeds the lifetime is refused.
+async fn token_claiming_a_longer_life_is_refused(app: TestApp) {
+    let bob = victim(&app, "bob").await;
+    let mut claims = bob.claims.clone();
+    let iat = claims["iat"].as_i64().expect("iat");
+    claims["exp"] = json!(iat + 15 * 60 + 1);
+    let forged = sign(&server_key(&app), &bob.header, &claims);
+    assert_unauthorized(&me(&app, &forged).await, "one second too long");
+}
+
 engine_tests!(
+    token_longer_than_the_lowered_lifetime_is_refused_after_restart,
+    token_claiming_a_longer_life_is_refused,
     expired_token_is_refused,
     token_from_the_future_is_refused,
     missing_required_claims_are_refused,
