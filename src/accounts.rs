@@ -2,7 +2,9 @@
 //! how the first administrator comes to exist, since a fresh database has none and no
 //! default credentials. Each command opens the configured database and calls the same
 //! services as the admin API ([`crate::services`]), with the operator as the actor, so the
-//! validation and the session revocation cannot differ; then it closes the database.
+//! validation, the session revocation and the audit events cannot differ: every change is
+//! recorded on the audit trail naming the OS user who ran it ([`crate::cli`]), and an admin
+//! grant raises the same alert as through the API. Then it closes the database.
 
 // What these commands print is the CLI's answer to its operator, not a log line.
 #![expect(clippy::print_stdout, reason = "the CLI's output is its interface")]
@@ -13,13 +15,15 @@ use std::time::Duration;
 use anyhow::bail;
 use secrecy::SecretString;
 
+use crate::audit::{AlertSettings, AuditSettings};
 use crate::auth::password::{PasswordHasher, PasswordSettings};
 use crate::auth::revocations::Revocations;
+use crate::cli::{CommandTrail, operator};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::Role;
 use crate::services::accounts::{AccountError, AccountRules, Accounts, NewAccount};
 use crate::services::sessions::{Revoker, SessionError};
-use crate::services::{Actor, Recorder};
+use crate::services::{Actor, Operator, Recorder};
 use crate::store::{DatabaseSettings, Store};
 
 /// Whose sessions to revoke.
@@ -33,32 +37,51 @@ pub struct AccountSettings<'a> {
     pub database: &'a DatabaseSettings,
     pub passwords: &'a PasswordSettings,
     pub rules: &'a AccountRules,
+    pub audit: &'a AuditSettings,
+    pub alerts: &'a AlertSettings,
 }
 
 /// The services a command needs, on the configured database.
 struct Console {
     store: Store,
+    trail: CommandTrail,
+    operator: Operator,
     revoker: Revoker,
     clock: Arc<dyn Clock>,
 }
 
 impl Console {
-    async fn open(database: &DatabaseSettings) -> anyhow::Result<Self> {
-        let store = Store::connect(database).await?;
-        if database.auto_migrate {
+    async fn open(settings: &AccountSettings<'_>) -> anyhow::Result<Self> {
+        let store = Store::connect(settings.database).await?;
+        if settings.database.auto_migrate {
             store.migrate().await?;
         }
+        let trail = CommandTrail::open(&store, settings.audit, settings.alerts)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         // This process's own set of revoked sessions, which no request reads (hence no
         // retention): what matters is the announcement to the running servers (PostgreSQL
         // NOTIFY; an SQLite server reloads revocations from the database when it starts).
         let revocations = Revocations::new(Duration::ZERO, clock.clone());
-        let revoker = Revoker::new(store.clone(), revocations, recorder(), clock.clone());
+        let recorder = Recorder::new(trail.audit.clone());
+        let revoker = Revoker::new(store.clone(), revocations, recorder, clock.clone());
         Ok(Self {
             store,
+            trail,
+            operator: operator(),
             revoker,
             clock,
         })
+    }
+
+    /// The operator, as the services' actor.
+    fn actor(&self) -> Actor<'_> {
+        Actor::Operator(&self.operator)
+    }
+
+    /// Posts the alerts the command raised, then closes the database.
+    async fn close(self) {
+        self.trail.finish().await;
+        self.store.close().await;
     }
 
     fn accounts(&self, settings: &AccountSettings<'_>) -> anyhow::Result<Accounts> {
@@ -67,18 +90,12 @@ impl Console {
             self.store.clone(),
             hasher,
             self.revoker.clone(),
-            recorder(),
+            Recorder::new(self.trail.audit.clone()),
             self.clock.clone(),
             *settings.passwords,
             *settings.rules,
         ))
     }
-}
-
-/// The operator's actions are not on the audit trail yet (issue 13 hands the commands the
-/// trail here, and the services then record them as they record an administrator's).
-fn recorder() -> Recorder {
-    Recorder::unrecorded()
 }
 
 /// A username nobody has reads as the operator typed it.
@@ -93,7 +110,7 @@ pub async fn create(
     password: SecretString,
     role: Role,
 ) -> anyhow::Result<()> {
-    let console = Console::open(settings.database).await?;
+    let console = Console::open(settings).await?;
     let new = NewAccount {
         username: Some(username),
         email: Some(email),
@@ -101,7 +118,7 @@ pub async fn create(
     };
     let user = console
         .accounts(settings)?
-        .create(Actor::Operator, new, role)
+        .create(console.actor(), new, role)
         .await?;
     tracing::warn!(
         subject = user.id,
@@ -109,7 +126,7 @@ pub async fn create(
         "account created from the command line"
     );
     println!("created {} ({})", user.username, role.as_str());
-    console.store.close().await;
+    console.close().await;
     Ok(())
 }
 
@@ -118,10 +135,10 @@ pub async fn set_role(
     username: &str,
     role: Role,
 ) -> anyhow::Result<()> {
-    let console = Console::open(settings.database).await?;
+    let console = Console::open(settings).await?;
     let changed = console
         .accounts(settings)?
-        .set_role(Actor::Operator, username, role)
+        .set_role(console.actor(), username, role)
         .await
         .map_err(|error| match error {
             AccountError::UnknownUser => unknown_user(username),
@@ -138,7 +155,7 @@ pub async fn set_role(
         role.as_str(),
         changed.revoked
     );
-    console.store.close().await;
+    console.close().await;
     Ok(())
 }
 
@@ -147,10 +164,10 @@ pub async fn set_disabled(
     username: &str,
     disabled: bool,
 ) -> anyhow::Result<()> {
-    let console = Console::open(settings.database).await?;
+    let console = Console::open(settings).await?;
     let changed = console
         .accounts(settings)?
-        .set_disabled(Actor::Operator, username, disabled)
+        .set_disabled(console.actor(), username, disabled)
         .await
         .map_err(|error| match error {
             AccountError::UnknownUser => unknown_user(username),
@@ -166,29 +183,29 @@ pub async fn set_disabled(
         "{} {state}; {} session(s) revoked",
         changed.user.username, changed.revoked
     );
-    console.store.close().await;
+    console.close().await;
     Ok(())
 }
 
 pub async fn revoke_sessions(
-    database: &DatabaseSettings,
+    settings: &AccountSettings<'_>,
     target: SessionTarget,
 ) -> anyhow::Result<()> {
-    let console = Console::open(database).await?;
+    let console = Console::open(settings).await?;
     let revoked = match target {
         SessionTarget::User(username) => console
             .revoker
-            .revoke_all_of(Actor::Operator, &username)
+            .revoke_all_of(console.actor(), &username)
             .await
             .map_err(|error| match error {
                 SessionError::UnknownUser => unknown_user(&username),
                 other => other.into(),
             })?,
-        SessionTarget::Everyone => console.revoker.revoke_everyone(Actor::Operator).await?,
+        SessionTarget::Everyone => console.revoker.revoke_everyone(console.actor()).await?,
     };
     tracing::warn!(revoked, "sessions revoked from the command line");
     println!("{revoked} session(s) revoked");
-    console.store.close().await;
+    console.close().await;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! Private files: the signing keys, the audit key, the development TLS key and the SQLite
-//! database (it holds password hashes).
+//! Private files: the signing keys, the audit key, the TLS key (checked at start and on each
+//! reload) and the SQLite database (it holds password hashes).
 //!
 //! Guards against secrets readable by other local users: such a file is created with mode
 //! 0600 from its first byte (never written first and narrowed afterwards, which leaves a

@@ -172,7 +172,7 @@ fn main() -> ExitCode {
                 command: SessionsCommand::Revoke { user, all: _ },
             } => {
                 let target = user.map_or(SessionTarget::Everyone, SessionTarget::User);
-                accounts::revoke_sessions(&config.database, target).await
+                accounts::revoke_sessions(&account_settings(&config), target).await
             }
             Command::Audit {
                 command: AuditCommand::Verify { expect_at_least },
@@ -212,12 +212,19 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
-    let settings = accounts::AccountSettings {
+/// The sections the account and session commands need.
+fn account_settings(config: &Config) -> accounts::AccountSettings<'_> {
+    accounts::AccountSettings {
         database: &config.database,
         passwords: &config.passwords,
         rules: &config.accounts,
-    };
+        audit: &config.audit,
+        alerts: &config.alerts,
+    }
+}
+
+async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    let settings = account_settings(&config);
     match command {
         UserCommand::Create {
             username,
@@ -347,17 +354,22 @@ async fn rotate_key(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn record_key_rotation(config: &Config, kid: &str, pruned: &[String]) -> anyhow::Result<()> {
-    use aerie::audit::{AuditEvent, AuditKey, AuditLog, EventType};
-    let key = AuditKey::load_or_generate(&config.audit.key_file, config.audit.generate_key)?;
+    use aerie::audit::{AuditEvent, EventType};
     let store = Store::connect(&config.database).await?;
-    let event = AuditEvent::new(EventType::KeyRotated)
-        .detail(serde_json::json!({ "key": "signing", "kid": kid, "pruned": pruned }));
-    let recorded = AuditLog::new(store.clone(), key, Arc::new(SystemClock))
-        .record(event)
-        .await;
+    let recorded = async {
+        let trail = aerie::cli::CommandTrail::open(&store, &config.audit, &config.alerts)?;
+        let mut detail = aerie::cli::operator().detail();
+        detail.insert("key".into(), "signing".into());
+        detail.insert("kid".into(), kid.into());
+        detail.insert("pruned".into(), pruned.into());
+        let event = AuditEvent::new(EventType::KeyRotated).detail(detail.into());
+        trail.audit.record(event).await?;
+        trail.finish().await;
+        anyhow::Ok(())
+    }
+    .await;
     store.close().await;
-    recorded?;
-    Ok(())
+    recorded
 }
 
 fn generate_key(out: &std::path::Path) -> anyhow::Result<()> {

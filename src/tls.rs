@@ -3,8 +3,9 @@
 //!
 //! Guards against: downgrade to old protocols or weak suites (rustls implements neither),
 //! an expired certificate forcing a restart (files are re-read when they change or on
-//! SIGHUP), and a bad new certificate taking the site down (a file that does not load is
-//! logged and the old certificate keeps serving).
+//! SIGHUP), a bad new certificate taking the site down (a file that does not load is
+//! logged and the old certificate keeps serving), and a private key other local users can
+//! read (refused at start and on reload, as the signing and audit keys are: `crate::keyfile`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -43,15 +44,39 @@ impl TlsSettings {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("AERIE_TLS_CERT/AERIE_TLS_KEY: {0}")]
-pub struct TlsError(String);
+pub enum TlsError {
+    /// The key file is missing or readable by group or others.
+    #[error("AERIE_TLS_KEY: {0}")]
+    KeyFile(String),
+    /// The certificate or key does not parse, or they do not match.
+    #[error("AERIE_TLS_CERT/AERIE_TLS_KEY: {0}")]
+    Pem(String),
+}
 
-/// Loads the certificate and key once, at start: a broken pair stops the server here.
+/// Loads the certificate and key once, at start: a broken pair or an exposed key stops the
+/// server here.
 pub async fn load(files: &TlsFiles) -> Result<RustlsConfig, TlsError> {
     install_ring_provider();
+    check_key(files)?;
     RustlsConfig::from_pem_file(&files.cert, &files.key)
         .await
-        .map_err(|e| TlsError(e.to_string()))
+        .map_err(|e| TlsError::Pem(e.to_string()))
+}
+
+/// Re-reads the certificate and key into the running configuration, refusing an exposed key.
+async fn reload(config: &RustlsConfig, files: &TlsFiles) -> Result<(), TlsError> {
+    check_key(files)?;
+    config
+        .reload_from_pem_file(&files.cert, &files.key)
+        .await
+        .map_err(|e| TlsError::Pem(e.to_string()))
+}
+
+/// The private key must be readable by its owner only: one that group or others can read
+/// may already have leaked, so it is refused rather than served.
+fn check_key(files: &TlsFiles) -> Result<(), TlsError> {
+    crate::keyfile::check_private(&files.key)
+        .map_err(|e| TlsError::KeyFile(format!("{}: {e}", files.key.display())))
 }
 
 /// rustls needs one process-wide crypto provider; we use ring (no C toolchain, no OpenSSL).
@@ -101,7 +126,7 @@ pub async fn watch_and_reload(
             continue;
         }
         last = now;
-        match config.reload_from_pem_file(&files.cert, &files.key).await {
+        match reload(&config, &files).await {
             Ok(()) => tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded"),
             Err(error) => {
                 tracing::error!(%error, cert = %files.cert.display(), "TLS certificate reload failed; still serving the previous certificate")

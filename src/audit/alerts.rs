@@ -43,7 +43,7 @@ impl Notice for Alert {
 }
 
 /// When the alert rules fire, and where alerts are posted.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AlertSettings {
     /// Where alerts are POSTed as JSON, in addition to the log.
     pub webhook: Option<String>,
@@ -54,6 +54,19 @@ pub struct AlertSettings {
     /// Responses with status ≥ 500 within the window that raise one alert.
     pub server_error_threshold: u32,
     pub server_error_window: Duration,
+}
+
+/// The webhook's path is often its secret, so `Debug` only says whether one is set.
+impl std::fmt::Debug for AlertSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertSettings")
+            .field("webhook", &self.webhook.as_ref().map(|_| "[redacted]"))
+            .field("failed_logins", &self.failed_logins)
+            .field("failed_login_window", &self.failed_login_window)
+            .field("server_error_threshold", &self.server_error_threshold)
+            .field("server_error_window", &self.server_error_window)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -67,6 +80,9 @@ struct Inner {
     failures: Mutex<HashMap<String, VecDeque<UnixMillis>>>,
     server_errors: Mutex<ServerErrorWindow>,
     webhook: Option<mpsc::Sender<Alert>>,
+    /// A command's alerts, kept for [`Alerts::deliver_held`] to post before it exits (a
+    /// background sender would die with the process).
+    held: Option<(String, Mutex<Vec<Alert>>)>,
 }
 
 /// The repeated-5xx rule's state: the times of the latest server errors (at most
@@ -123,6 +139,17 @@ impl Alerts {
         )
     }
 
+    /// The rules for a short-lived command (`aerie user ...`): alerts are logged at once and
+    /// held for the webhook until [`Alerts::deliver_held`], which the command awaits before
+    /// it exits.
+    pub fn for_command(settings: &AlertSettings) -> Self {
+        let mut alerts = Self::new(settings.failed_logins, settings.failed_login_window, None);
+        if let (Some(url), Some(inner)) = (&settings.webhook, Arc::get_mut(&mut alerts.inner)) {
+            inner.held = Some((url.clone(), Mutex::new(Vec::new())));
+        }
+        alerts
+    }
+
     fn new(threshold: u32, window: Duration, webhook: Option<mpsc::Sender<Alert>>) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -131,8 +158,26 @@ impl Alerts {
                 failures: Mutex::new(HashMap::new()),
                 server_errors: Mutex::new(ServerErrorWindow::new(20, Duration::from_secs(60))),
                 webhook,
+                held: None,
             }),
         }
+    }
+
+    /// Posts the alerts a command held (with the webhook's retries); true when every one was
+    /// delivered, or there was nothing to post.
+    pub async fn deliver_held(&self) -> bool {
+        let Some((url, held)) = &self.inner.held else {
+            return true;
+        };
+        let alerts = match held.lock() {
+            Ok(mut held) => std::mem::take(&mut *held),
+            Err(_) => return false,
+        };
+        let mut delivered = true;
+        for alert in &alerts {
+            delivered &= webhook::send_now(url, alert).await;
+        }
+        delivered
     }
 
     fn with_server_error_rule(self, threshold: u32, window: Duration) -> Self {
@@ -218,6 +263,12 @@ impl Alerts {
                 Severity::Warning,
                 "an account was granted the admin role".into(),
             )],
+            // Only the operator creates accounts with a role (`aerie user create --role`).
+            "user_registered" if row.detail.contains("\"role\":\"admin\"") => vec![alert(
+                "admin_role_granted",
+                Severity::Warning,
+                "an account was created with the admin role".into(),
+            )],
             "audit_verification_failed" => vec![alert(
                 "audit_verification_failed",
                 Severity::Critical,
@@ -254,6 +305,12 @@ impl Alerts {
     /// Logs the alert and queues it for the webhook without waiting.
     pub fn raise(&self, alert: Alert) {
         log_alert(&alert);
+        if let Some((_, held)) = &self.inner.held
+            && let Ok(mut held) = held.lock()
+        {
+            held.push(alert);
+            return;
+        }
         if let Some(queue) = &self.inner.webhook
             && queue.try_send(alert).is_err()
         {
@@ -368,5 +425,10 @@ mod tests {
         assert!(rules_fired(&alerts, &row).is_empty());
         row.event_type = "refresh_reuse_detected".into();
         assert_eq!(rules_fired(&alerts, &row), ["refresh_reuse"]);
+        row.event_type = "user_registered".into();
+        row.detail = r#"{"by":"cli","osUser":"root","role":"admin"}"#.into();
+        assert_eq!(rules_fired(&alerts, &row), ["admin_role_granted"]);
+        row.detail = r#"{"by":"cli","osUser":"root","role":"editor"}"#.into();
+        assert!(rules_fired(&alerts, &row).is_empty());
     }
 }

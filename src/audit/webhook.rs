@@ -4,6 +4,10 @@
 //! to one background task that retries, so a slow or dead receiver never blocks a request,
 //! and a flood drops alerts (with a log line) instead of growing memory. Redirects are never
 //! followed, so the receiver cannot bounce alerts elsewhere.
+//!
+//! Guards against leaking the webhook itself: its path is often the only secret (Slack and
+//! Teams hooks are bearer URLs), so nothing here formats the URL, and a delivery error is
+//! logged without it ([`reqwest::Error::without_url`]; reqwest's own text names the URL).
 
 use std::time::Duration;
 
@@ -32,17 +36,7 @@ pub fn start<A: Notice>(url: String) -> mpsc::Sender<A> {
 
 /// The webhook sender: one alert at a time, each retried with doubling pauses.
 async fn deliver<A: Notice>(url: String, mut queue: mpsc::Receiver<A>) {
-    let client = match reqwest::Client::builder()
-        .timeout(POST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "alert webhook: cannot build an HTTP client; alerts only logged");
-            return;
-        }
-    };
+    let Some(client) = client() else { return };
     while let Some(alert) = queue.recv().await {
         post_with_retries(&client, &url, &alert).await;
     }
@@ -61,7 +55,10 @@ async fn post_with_retries<A: Notice>(client: &reqwest::Client, url: &str, alert
                     "alert webhook refused an alert"
                 );
             }
-            Err(error) => tracing::warn!(%error, attempt, "alert webhook unreachable"),
+            Err(error) => {
+                let error = error.without_url();
+                tracing::warn!(%error, attempt, "alert webhook unreachable");
+            }
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(pause).await;
@@ -77,8 +74,24 @@ async fn post_with_retries<A: Notice>(client: &reqwest::Client, url: &str, alert
 
 /// Sends one alert to `url` right away (for commands that exit soon after).
 pub async fn send_now<A: Notice>(url: &str, alert: &A) -> bool {
-    match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
-        Ok(client) => post_with_retries(&client, url, alert).await,
-        Err(_) => false,
+    match client() {
+        Some(client) => post_with_retries(&client, url, alert).await,
+        None => false,
+    }
+}
+
+/// The webhook's HTTP client: a timeout per post and no redirects.
+fn client() -> Option<reqwest::Client> {
+    let built = reqwest::Client::builder()
+        .timeout(POST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build();
+    match built {
+        Ok(client) => Some(client),
+        Err(error) => {
+            let error = error.without_url();
+            tracing::error!(%error, "alert webhook: cannot build an HTTP client; alerts only logged");
+            None
+        }
     }
 }

@@ -232,6 +232,17 @@ fn database_url_never_prints() {
 }
 
 #[test]
+fn alert_webhook_secret_path_never_prints() {
+    let config = Config::from_vars([(
+        "AERIE_ALERT_WEBHOOK",
+        "https://hooks.example.com/services/T0/B0/hunter2",
+    )])
+    .expect("valid");
+    assert!(config.alerts.webhook.is_some());
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
 fn redis_settings_are_checked_and_the_password_never_prints() {
     let config =
         Config::from_vars([("AERIE_REDIS_URL", "redis://:hunter2@cache:6379/0")]).expect("valid");

@@ -23,6 +23,7 @@ proptest! {
 
     #[test]
     fn accepted_usernames_survive_the_store_and_their_key_is_stable(name in "[A-Za-z0-9_.-]{1,32}") {
+        prop_assume!(!name.chars().all(|c| c == '.'), "dots alone are refused");
         let parsed = Username::parse(through_json_and_store(&name)).expect("valid");
         let again = Username::parse(parsed.as_str().to_owned()).expect("stored form parses");
         prop_assert_eq!(&again, &parsed);

@@ -5,8 +5,10 @@ use secrecy::{ExposeSecret, SecretString};
 use super::Invalid;
 use super::text::{Lines, check};
 
-/// 1–32 ASCII letters, digits, `_`, `-` or `.`. ASCII only, so look-alike Unicode names
-/// (Cyrillic "ЬоЬ", fullwidth "ｂｏｂ") cannot impersonate someone. Unique ignoring case.
+/// 1–32 ASCII letters, digits, `_`, `-` or `.`, not dots alone. ASCII only, so look-alike
+/// Unicode names (Cyrillic "ЬоЬ", fullwidth "ｂｏｂ") cannot impersonate someone; not dots
+/// alone, so a name is never a path segment (`/api/profiles/..` would climb the URL, and a
+/// proxy or log reader that normalises paths would see another route). Unique ignoring case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
@@ -25,6 +27,9 @@ impl Username {
             return Err(Invalid(
                 "may only contain letters, digits, '_', '-' and '.'",
             ));
+        }
+        if value.chars().all(|c| c == '.') {
+            return Err(Invalid("must contain a letter, digit, '_' or '-'"));
         }
         Ok(Self(value))
     }
@@ -214,6 +219,16 @@ mod tests {
     }
 
     #[test]
+    fn path_traversal_usernames_of_dots_alone_are_refused() {
+        for path_like in [".", "..", "...", &".".repeat(32)] {
+            assert!(Username::parse(path_like.into()).is_err(), "{path_like:?}");
+        }
+        for dotted in [".bob", "bob.", "..a", "a..b", "_.", "-.."] {
+            assert!(Username::parse(dotted.into()).is_ok(), "{dotted:?}");
+        }
+    }
+
+    #[test]
     fn emails_need_a_local_part_and_a_dotted_domain() {
         for bad in [
             "",
@@ -282,8 +297,14 @@ mod tests {
         #[test]
         fn usernames_with_other_characters_are_refused(name in ".{0,40}") {
             let valid = !name.is_empty() && name.chars().count() <= 32
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                && !name.chars().all(|c| c == '.');
             prop_assert_eq!(Username::parse(name).is_ok(), valid);
+        }
+
+        #[test]
+        fn path_like_usernames_of_dots_alone_are_refused(name in "\\.{1,32}") {
+            prop_assert!(Username::parse(name).is_err());
         }
     }
 }

@@ -48,6 +48,7 @@ proptest! {
     fn rejected_usernames_are_a_422_on_username(name in prop_oneof![
         "[A-Za-z0-9]{0,5}[ <>@/\\\\ЬｂéÀ][A-Za-z0-9]{0,5}",
         "[a-z]{33,60}",
+        "\\.{1,32}",
         with_forbidden("[a-z]{1,10}".boxed()),
         Just(String::new()),
     ]) {

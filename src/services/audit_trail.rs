@@ -81,9 +81,7 @@ impl AuditTrail {
         }
 
         // Reading the trail is on the trail, before the answer leaves.
-        let event = actor
-            .event(EventType::AdminReadUserData)
-            .detail(json!({ "resource": "audit" }));
+        let event = actor.event(EventType::AdminReadUserData, json!({ "resource": "audit" }));
         self.recorder.record(event).await?;
 
         if unknown_party {

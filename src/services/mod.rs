@@ -21,6 +21,8 @@ use std::sync::Arc;
 use self::accounts::{AccountRules, Accounts};
 use self::audit_trail::AuditTrail;
 use self::sessions::{Revoker, Sessions, TokenMakers};
+use serde_json::{Map, Value};
+
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::auth::SessionTimes;
 use crate::auth::password::{PasswordHasher, PasswordSettings};
@@ -116,12 +118,36 @@ impl Caller<'_> {
     }
 }
 
+/// The operator at the command line. They have no account (the first administrator is
+/// made there), so the OS account that ran the command stands for them on the trail: the
+/// login name the shell gave (`$USER`, `$LOGNAME`) and the process's uid, which the shell
+/// cannot make up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    pub os_user: String,
+    pub uid: Option<u32>,
+}
+
+impl Operator {
+    /// What every event the operator causes says about them:
+    /// `{"by": "cli", "osUser": "root", "uid": 0}`.
+    pub fn detail(&self) -> Map<String, Value> {
+        let mut detail = Map::new();
+        detail.insert("by".into(), "cli".into());
+        detail.insert("osUser".into(), self.os_user.clone().into());
+        if let Some(uid) = self.uid {
+            detail.insert("uid".into(), uid.into());
+        }
+        detail
+    }
+}
+
 /// Who performs an administrative action: an administrator through the admin API, or the
-/// operator at the command line, who has no account (the first administrator is made there).
+/// operator at the command line.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
     Admin(Caller<'a>),
-    Operator,
+    Operator(&'a Operator),
 }
 
 impl Actor<'_> {
@@ -129,54 +155,49 @@ impl Actor<'_> {
     fn user_id(&self) -> Option<i64> {
         match self {
             Actor::Admin(caller) => Some(caller.user_id),
-            Actor::Operator => None,
+            Actor::Operator(_) => None,
         }
     }
 
-    /// Who did it, as an event's detail says (`"by": "admin"`).
-    fn by(&self) -> &'static str {
+    /// An event naming the actor, with `detail`: the administrator (`"by": "admin"`), their
+    /// session and request; or the operator (`"by": "cli"` and the OS user), with no account
+    /// and no request.
+    fn event(&self, kind: crate::audit::EventType, detail: Value) -> AuditEvent {
+        let mut detail = match detail {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
         match self {
-            Actor::Admin(_) => "admin",
-            Actor::Operator => "operator",
-        }
-    }
-
-    /// An event naming the actor: the administrator, their session and request; or, for the
-    /// operator, no account and no request.
-    fn event(&self, kind: crate::audit::EventType) -> AuditEvent {
-        match self {
-            Actor::Admin(caller) => AuditEvent::new(kind)
-                .actor(caller.user_id)
-                .session(caller.session_id)
-                .from_request(caller.request),
-            Actor::Operator => AuditEvent::new(kind),
+            Actor::Admin(caller) => {
+                detail.insert("by".into(), "admin".into());
+                AuditEvent::new(kind)
+                    .actor(caller.user_id)
+                    .session(caller.session_id)
+                    .from_request(caller.request)
+                    .detail(Value::Object(detail))
+            }
+            Actor::Operator(operator) => {
+                detail.extend(operator.detail());
+                AuditEvent::new(kind).detail(Value::Object(detail))
+            }
         }
     }
 }
 
-/// Where the services' audit events go. The server always records them on the
-/// hash-chained trail; the CLI's account commands record none yet (issue 13 hands them the
-/// trail, and then the operator's actions are recorded like an administrator's).
+/// Where the services' audit events go: the hash-chained trail, for the server and for the
+/// CLI's commands alike. There is no way to build one that records nothing.
 #[derive(Clone)]
-pub struct Recorder(Option<AuditLog>);
+pub struct Recorder(AuditLog);
 
 impl Recorder {
     /// Every event is sealed and stored before the action's answer leaves.
     pub fn new(audit: AuditLog) -> Self {
-        Self(Some(audit))
-    }
-
-    /// Records nothing: for the CLI's account commands until they get the trail.
-    pub fn unrecorded() -> Self {
-        Self(None)
+        Self(audit)
     }
 
     /// Stores the event; an event that cannot be stored fails the action, since an
     /// unrecorded security action is worse than a refused one.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
-        match &self.0 {
-            Some(audit) => audit.record(event).await.map(drop),
-            None => Ok(()),
-        }
+        self.0.record(event).await.map(drop)
     }
 }

@@ -295,6 +295,38 @@ async fn changing_the_case_of_ones_own_username_is_allowed(app: TestApp) {
     assert_eq!(profile.body["profile"]["username"], "Alice");
 }
 
+/// A username of dots alone is a path segment: `/api/profiles/..` would climb the URL, and a
+/// proxy, cache or log reader that normalises paths would see another route.
+async fn path_traversal_usernames_dot_and_dotdot_are_refused(app: TestApp) {
+    for name in [".", "..", "..."] {
+        let reply = app
+            .post("/api/users", None, json!({"user": {"username": name, "email": "dots@example.com", "password": PASSWORD}}))
+            .await;
+        reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            reply.body["errors"]["username"].is_array(),
+            "{name}: {}",
+            reply.body
+        );
+    }
+    let token = app.register("alice").await;
+    let reply = app
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"username": ".."}}),
+        )
+        .await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reply.body["errors"]["username"].is_array(),
+        "{}",
+        reply.body
+    );
+    let me = app.get("/api/user", Some(&token)).await;
+    assert_eq!(me.body["user"]["username"], "alice");
+}
+
 async fn password_change_requires_the_current_password(app: TestApp) {
     const NEW_PASSWORD: &str = "purple elephants juggle 77 moons";
     let token = app.register("alice").await;
@@ -390,6 +422,7 @@ engine_tests!(
     emails_are_unique_ignoring_case_at_registration,
     update_to_a_taken_username_or_email_is_422_on_that_field,
     changing_the_case_of_ones_own_username_is_allowed,
+    path_traversal_usernames_dot_and_dotdot_are_refused,
     password_change_requires_the_current_password,
     an_empty_password_field_in_settings_changes_nothing,
 );

@@ -143,7 +143,7 @@ impl Accounts {
         subject: Option<i64>,
         detail: Value,
     ) -> Result<(), AccountError> {
-        let mut event = actor.event(kind).detail(detail);
+        let mut event = actor.event(kind, detail);
         event.subject = subject;
         self.recorder.record(event).await?;
         Ok(())

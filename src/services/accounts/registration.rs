@@ -78,9 +78,7 @@ impl Accounts {
                 .set_role(user.id, role.as_str(), self.clock.now())
                 .await?;
         }
-        let mut event = actor
-            .event(EventType::UserRegistered)
-            .detail(json!({ "by": actor.by(), "role": role.as_str() }));
+        let mut event = actor.event(EventType::UserRegistered, json!({ "role": role.as_str() }));
         event.subject = Some(user.id);
         self.recorder.record(event).await?;
         Ok(user)

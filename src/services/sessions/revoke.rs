@@ -168,9 +168,7 @@ impl Revoker {
             .await?
             .ok_or(SessionError::UnknownUser)?;
         let revoked = self.end_user_sessions(user.id, None).await?;
-        let mut event = actor
-            .event(EventType::SessionRevoked)
-            .detail(json!({ "by": actor.by(), "scope": "all" }));
+        let mut event = actor.event(EventType::SessionRevoked, json!({ "scope": "all" }));
         event.subject = Some(user.id);
         self.recorder.record(event).await?;
         Ok(revoked.len())
@@ -181,9 +179,7 @@ impl Revoker {
     pub async fn revoke_everyone(&self, actor: Actor<'_>) -> Result<usize, SessionError> {
         let revoked = self.store.revoke_every_session(self.clock.now()).await?;
         self.announce(&revoked).await?;
-        let event = actor
-            .event(EventType::SessionRevoked)
-            .detail(json!({ "by": actor.by(), "scope": "everyone" }));
+        let event = actor.event(EventType::SessionRevoked, json!({ "scope": "everyone" }));
         self.recorder.record(event).await?;
         Ok(revoked.len())
     }

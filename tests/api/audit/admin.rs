@@ -76,7 +76,10 @@ async fn every_admin_action_is_recorded_with_actor_subject_and_origin(app: TestA
     assert_eq!(role["eventsCount"], 1);
     let change = &role["events"][0];
     assert_eq!(change["subject"]["username"], "target");
-    assert_eq!(change["detail"], json!({"from": "user", "to": "editor"}));
+    assert_eq!(
+        change["detail"],
+        json!({"by": "admin", "from": "user", "to": "editor"})
+    );
     assert_eq!(change["severity"], "warning");
 
     let revoked = events(&app, &admin, "subject=TARGET&type=session_revoked").await;
@@ -93,7 +96,10 @@ async fn reading_the_trail_is_itself_recorded(app: TestApp) {
     let reads = events(&app, &admin, "type=admin_read_user_data").await;
     // The first query, then this one: both recorded before they answered.
     assert_eq!(reads["eventsCount"], 2, "{reads}");
-    assert_eq!(reads["events"][0]["detail"], json!({"resource": "audit"}));
+    assert_eq!(
+        reads["events"][0]["detail"],
+        json!({"by": "admin", "resource": "audit"})
+    );
 }
 
 async fn filters_narrow_by_severity_time_and_page(app: TestApp) {

@@ -3,5 +3,6 @@
 
 mod admin;
 mod alerts;
+mod cli;
 mod session_events;
 mod trail;

@@ -400,6 +400,8 @@ async fn signing_key_rotation_is_on_the_trail(app: TestApp) {
     assert_eq!(rotated.len(), 1, "{events:?}");
     assert_eq!(rotated[0]["severity"], "warning");
     assert_eq!(rotated[0]["detail"]["key"], "signing");
+    assert_eq!(rotated[0]["detail"]["by"], "cli");
+    assert!(rotated[0]["detail"]["osUser"].is_string(), "{events:?}");
     let kid = rotated[0]["detail"]["kid"].as_str().expect("kid");
     assert!(stdout(&output).contains(kid), "the event names the new key");
     assert_intact(&app, i64::try_from(events.len()).expect("count"));

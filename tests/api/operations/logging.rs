@@ -23,6 +23,11 @@ struct RunningServer {
 }
 
 async fn start_binary() -> RunningServer {
+    start_binary_with(&[]).await
+}
+
+/// Starts `aerie serve` with JSON debug logs and `settings` added to its environment.
+async fn start_binary_with(settings: &[(&str, &str)]) -> RunningServer {
     let data = tempfile::tempdir().expect("tempdir");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aerie"))
         .arg("serve")
@@ -32,6 +37,7 @@ async fn start_binary() -> RunningServer {
         .env("AERIE_DATA_DIR", data.path())
         .env("AERIE_LOG_FORMAT", "json")
         .env("AERIE_LOG", "debug")
+        .envs(settings.iter().copied())
         .current_dir(data.path())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -68,6 +74,24 @@ async fn start_binary() -> RunningServer {
 }
 
 impl RunningServer {
+    /// Waits up to `limit` for a logged line containing `needle`.
+    async fn wait_for_line(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if self
+                .lines
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// SIGTERM, then waits for the graceful exit and returns every line logged.
     async fn stop(mut self) -> Vec<String> {
         let pid = self.child.id().expect("running").to_string();
@@ -249,4 +273,48 @@ async fn secrets_never_reach_the_logs_and_hostile_input_cannot_forge_lines() {
         .expect("a checkpoint at shutdown");
     // Seven events: the password change also ended the other session (`session_revoked`).
     assert_eq!(checkpoint["seq"], 7, "{checkpoint}");
+}
+
+/// The alert webhook's path is often its only secret (Slack, Teams): an unreachable receiver
+/// must be logged as such without the URL, which reqwest's error text would otherwise carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_webhook_secret_path_never_reaches_the_logs_when_delivery_fails() {
+    const SECRET: &str = "T0SECRET/B0SECRET/xoxb-hunter2-webhook-path";
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let webhook = format!("http://127.0.0.1:{port}/services/{SECRET}");
+    let server = start_binary_with(&[
+        ("AERIE_ALERT_WEBHOOK", webhook.as_str()),
+        ("AERIE_ALERT_FAILED_LOGINS", "1"),
+    ])
+    .await;
+
+    let wrong = reqwest::Client::new()
+        .post(format!("{}/api/users/login", server.address))
+        .json(&json!({"user": {"email": "nobody@example.com", "password": PASSWORD}}))
+        .send()
+        .await
+        .expect("wrong login");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        server
+            .wait_for_line("alert webhook: gave up", Duration::from_secs(30))
+            .await,
+        "every delivery attempt failed and was logged"
+    );
+
+    let lines = server.stop().await;
+    let all = lines.join("\n");
+    assert!(all.contains("ALERT: "), "the alert itself is logged: {all}");
+    assert!(
+        all.contains("alert webhook unreachable"),
+        "a delivery failure line: {all}"
+    );
+    for secret in [SECRET, "hunter2", "/services/"] {
+        assert!(
+            !all.contains(secret),
+            "the webhook path reached the log: {secret}"
+        );
+    }
 }

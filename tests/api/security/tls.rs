@@ -212,3 +212,76 @@ async fn certificates_reload_without_restart_and_bad_files_keep_the_old_one() {
         "old certificate still served"
     );
 }
+
+/// A TLS private key other local users can read may already have leaked: like the signing
+/// and audit keys, it is refused at start, with the setting named.
+#[tokio::test]
+async fn a_group_or_world_readable_tls_key_refuses_to_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().expect("tempdir");
+    let files = aerie::tls::write_dev_certificate(&data.path().join("tls")).expect("certificate");
+    std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_aerie"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AERIE_LISTEN", "127.0.0.1:0")
+        .env("AERIE_DATA_DIR", data.path())
+        .env("AERIE_TLS_CERT", &files.cert)
+        .env("AERIE_TLS_KEY", &files.key)
+        .current_dir(data.path())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("refused promptly, not served")
+        .expect("ran aerie");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "started with an exposed key: {stderr}"
+    );
+    assert!(
+        stderr.contains("AERIE_TLS_KEY") && stderr.contains("chmod 600"),
+        "the error names the setting and the fix: {stderr}"
+    );
+}
+
+/// A reload that finds the new key exposed keeps serving the old certificate.
+#[tokio::test]
+async fn a_group_readable_tls_key_is_not_reloaded() {
+    use std::os::unix::fs::PermissionsExt;
+    let tls = spawn_tls(&[]).await;
+    let dir = tls.cert_dir.path();
+    // Let the watcher take its first look at the files, so it sees the change below.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fresh = tempfile::tempdir().expect("tempdir");
+    aerie::tls::write_dev_certificate(fresh.path()).expect("new certificate");
+    std::fs::copy(fresh.path().join("cert.pem"), dir.join("cert.pem")).expect("copy cert");
+    std::fs::remove_file(dir.join("key.pem")).expect("remove key");
+    std::fs::copy(fresh.path().join("key.pem"), dir.join("key.pem")).expect("copy key");
+    std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    // Waiting on the file watcher (1 s interval): across several checks the new certificate
+    // is never served and the old one keeps serving.
+    let new_ca = std::fs::read_to_string(fresh.path().join("ca.pem")).expect("ca");
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            client_trusting(&new_ca)
+                .get(https_url(&tls.app, "/healthz"))
+                .send()
+                .await
+                .is_err(),
+            "the certificate with the exposed key was served"
+        );
+    }
+    assert!(
+        client_trusting(&tls.ca_pem)
+            .get(https_url(&tls.app, "/healthz"))
+            .send()
+            .await
+            .is_ok(),
+        "the old certificate keeps serving"
+    );
+}
