@@ -7,42 +7,14 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{self, PASSWORD, TestApp, engine_tests, refresh_token_of, token_of};
+use crate::common::{
+    self, PASSWORD, TestApp, assert_unauthorized, engine_tests, refresh, refresh_token_of,
+    refreshed, token_of,
+};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// The default grace window for a concurrent refresh.
 const GRACE: Duration = Duration::from_secs(5);
-
-async fn refresh(app: &TestApp, refresh_token: &str) -> common::Reply {
-    app.post(
-        "/api/auth/refresh",
-        None,
-        json!({ "refreshToken": refresh_token }),
-    )
-    .await
-}
-
-/// Refreshes and returns the new User object, asserting success.
-async fn refreshed(app: &TestApp, refresh_token: &str) -> Value {
-    let reply = refresh(app, refresh_token).await;
-    assert_eq!(reply.status, StatusCode::OK, "refresh: {}", reply.body);
-    reply.body["user"].clone()
-}
-
-#[track_caller]
-fn assert_401(reply: &common::Reply, case: &str) {
-    assert_eq!(
-        reply.status,
-        StatusCode::UNAUTHORIZED,
-        "{case}: {}",
-        reply.body
-    );
-    assert_eq!(
-        reply.body,
-        json!({"errors": {"body": ["authentication required"]}}),
-        "{case}"
-    );
-}
 
 /// An authenticated route that reads no account data: only the token and the in-memory
 /// revocation set stand between it and the caller.
@@ -84,19 +56,19 @@ async fn refresh_token_reuse_revokes_family(app: TestApp) {
     let stolen = refresh_token_of(&bob);
     let rightful = refreshed(&app, &stolen).await;
     app.clock.advance(GRACE + Duration::from_secs(1));
-    assert_401(
+    assert_unauthorized(
         &refresh(&app, &stolen).await,
         "reused after the grace window",
     );
-    assert_401(
+    assert_unauthorized(
         &refresh(&app, &refresh_token_of(&rightful)).await,
         "the family's newest token",
     );
-    assert_401(
+    assert_unauthorized(
         &feed(&app, &token_of(&rightful)).await,
         "the family's access token",
     );
-    assert_401(&feed(&app, &token_of(&bob)).await, "the first access token");
+    assert_unauthorized(&feed(&app, &token_of(&bob)).await, "the first access token");
     let other_session = app.login_user("bob").await;
     assert_eq!(
         feed(&app, &token_of(&other_session)).await.status,
@@ -126,7 +98,7 @@ async fn idle_session_cannot_be_refreshed(app: TestApp) {
     app.clock.advance(7 * DAY - Duration::from_secs(1));
     let kept = refreshed(&app, &refresh_token_of(&kept)).await;
     app.clock.advance(7 * DAY + Duration::from_secs(1));
-    assert_401(
+    assert_unauthorized(
         &refresh(&app, &refresh_token_of(&kept)).await,
         "idle for longer than the timeout",
     );
@@ -139,7 +111,7 @@ async fn session_ends_at_its_absolute_lifetime(app: TestApp) {
         user = refreshed(&app, &refresh_token_of(&user)).await;
     }
     app.clock.advance(6 * DAY + Duration::from_secs(1));
-    assert_401(
+    assert_unauthorized(
         &refresh(&app, &refresh_token_of(&user)).await,
         "30 days after login",
     );
@@ -150,12 +122,12 @@ async fn token_after_logout_is_refused(app: TestApp) {
     let token = token_of(&bob);
     let reply = app.post("/api/auth/logout", Some(&token), json!({})).await;
     reply.assert_status(StatusCode::NO_CONTENT);
-    assert_401(&feed(&app, &token).await, "access token after logout");
-    assert_401(
+    assert_unauthorized(&feed(&app, &token).await, "access token after logout");
+    assert_unauthorized(
         &app.get("/api/user", Some(&token)).await,
         "current user after logout",
     );
-    assert_401(
+    assert_unauthorized(
         &refresh(&app, &refresh_token_of(&bob)).await,
         "refresh after logout",
     );
@@ -170,8 +142,8 @@ async fn logout_all_ends_every_session(app: TestApp) {
         .await;
     reply.assert_status(StatusCode::NO_CONTENT);
     for (user, case) in [(&phone, "phone"), (&laptop, "laptop")] {
-        assert_401(&feed(&app, &token_of(user)).await, case);
-        assert_401(&refresh(&app, &refresh_token_of(user)).await, case);
+        assert_unauthorized(&feed(&app, &token_of(user)).await, case);
+        assert_unauthorized(&refresh(&app, &refresh_token_of(user)).await, case);
     }
     assert_eq!(
         feed(&app, &token_of(&alice)).await.status,
@@ -266,7 +238,7 @@ async fn revoking_another_users_session_is_not_found(app: TestApp) {
         )
         .await;
     reply.assert_status(StatusCode::NO_CONTENT);
-    assert_401(
+    assert_unauthorized(
         &feed(&app, &token_of(&bob_laptop)).await,
         "the ended session",
     );
@@ -299,11 +271,11 @@ async fn password_change_revokes_other_sessions(app: TestApp) {
         )
         .await;
     reply.assert_status(StatusCode::NO_CONTENT);
-    assert_401(
+    assert_unauthorized(
         &feed(&app, &token_of(&elsewhere)).await,
         "other session's access token",
     );
-    assert_401(
+    assert_unauthorized(
         &refresh(&app, &refresh_token_of(&elsewhere)).await,
         "other session's refresh token",
     );
@@ -328,7 +300,7 @@ async fn password_change_through_user_update_revokes_other_sessions(app: TestApp
         )
         .await;
     reply.assert_status(StatusCode::OK);
-    assert_401(
+    assert_unauthorized(
         &feed(&app, &token_of(&elsewhere)).await,
         "other session after PUT /api/user",
     );
@@ -345,15 +317,15 @@ async fn password_change_through_user_update_revokes_other_sessions(app: TestApp
 
 async fn refresh_token_and_access_token_are_not_interchangeable(app: TestApp) {
     let bob = app.register_user("bob").await;
-    assert_401(
+    assert_unauthorized(
         &feed(&app, &refresh_token_of(&bob)).await,
         "refresh token as access token",
     );
-    assert_401(
+    assert_unauthorized(
         &app.get("/api/user", Some(&refresh_token_of(&bob))).await,
         "refresh token on /api/user",
     );
-    assert_401(
+    assert_unauthorized(
         &refresh(&app, &token_of(&bob)).await,
         "access token as refresh token",
     );
@@ -374,7 +346,7 @@ async fn malformed_or_unknown_refresh_tokens_are_refused(app: TestApp) {
         ("", "empty"),
         ("' OR '1'='1", "SQL"),
     ] {
-        assert_401(&refresh(&app, bad).await, case);
+        assert_unauthorized(&refresh(&app, bad).await, case);
     }
     let missing = app.post("/api/auth/refresh", None, json!({})).await;
     assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -393,11 +365,11 @@ async fn disabled_users_tokens_stop_working(app: TestApp) {
     let bob = app.register_user("bob").await;
     app.execute_sql("UPDATE users SET disabled_at = 1 WHERE username = 'bob'")
         .await;
-    assert_401(
+    assert_unauthorized(
         &app.get("/api/user", Some(&token_of(&bob))).await,
         "access token of a disabled user",
     );
-    assert_401(
+    assert_unauthorized(
         &refresh(&app, &refresh_token_of(&bob)).await,
         "refresh token of a disabled user",
     );
@@ -434,7 +406,7 @@ async fn logout_on_one_instance_is_honoured_by_another_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_401(
+    assert_unauthorized(
         &refresh(&b, &refresh_token_of(&bob)).await,
         "refresh on B after logout on A",
     );
@@ -448,7 +420,7 @@ async fn an_instance_started_after_a_logout_refuses_the_token() {
     app.post("/api/auth/logout", Some(&token_of(&bob)), json!({}))
         .await;
     let restarted = app.spawn_sibling().await;
-    assert_401(
+    assert_unauthorized(
         &feed(&restarted, &token_of(&bob)).await,
         "token after logout, new instance",
     );

@@ -8,6 +8,23 @@ use serde_json::{Value, json};
 
 use super::{Engine, Reply, TestApp, assert_keys};
 
+/// `POST /api/auth/refresh` with a refresh token in the body.
+pub async fn refresh(app: &TestApp, refresh_token: &str) -> Reply {
+    app.post(
+        "/api/auth/refresh",
+        None,
+        json!({ "refreshToken": refresh_token }),
+    )
+    .await
+}
+
+/// Refreshes and returns the new User object, asserting success.
+pub async fn refreshed(app: &TestApp, refresh_token: &str) -> Value {
+    let reply = refresh(app, refresh_token).await;
+    assert_eq!(reply.status, StatusCode::OK, "refresh: {}", reply.body);
+    reply.body["user"].clone()
+}
+
 /// A password that passes the strength policy.
 pub const PASSWORD: &str = "correct horse battery staple 42";
 

@@ -10,8 +10,10 @@ mod requests;
 mod shapes;
 
 pub use app::TestApp;
-pub use fixtures::{PASSWORD, random_refresh_token, refresh_token_of, token_of};
-pub use requests::{Reply, read};
+pub use fixtures::{
+    PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
+};
+pub use requests::{Reply, assert_unauthorized, read};
 pub use shapes::{
     ARTICLE_KEYS, LISTED_ARTICLE_KEYS, PROFILE_KEYS, assert_keys, assert_timestamp, slugs,
 };

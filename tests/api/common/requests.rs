@@ -25,6 +25,22 @@ impl Reply {
     }
 }
 
+/// Asserts the generic 401 that every refused credential gets (it never says why).
+#[track_caller]
+pub fn assert_unauthorized(reply: &Reply, case: &str) {
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "{case}: {}",
+        reply.body
+    );
+    assert_eq!(
+        reply.body,
+        serde_json::json!({"errors": {"body": ["authentication required"]}}),
+        "{case}"
+    );
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)

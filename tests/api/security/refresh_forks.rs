@@ -9,38 +9,14 @@ use std::time::Duration;
 use aerie::config::Config;
 use aerie::store::Store;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 
-use crate::common::{self, Engine, TestApp, engine_tests, refresh_token_of, token_of};
+use crate::common::{
+    self, Engine, TestApp, assert_unauthorized, engine_tests, refresh, refresh_token_of, refreshed,
+    token_of,
+};
 
 /// The default grace window for a concurrent refresh.
 const GRACE: Duration = Duration::from_secs(5);
-
-async fn refresh(app: &TestApp, refresh_token: &str) -> common::Reply {
-    app.post(
-        "/api/auth/refresh",
-        None,
-        json!({ "refreshToken": refresh_token }),
-    )
-    .await
-}
-
-/// Refreshes and returns the new User object, asserting success.
-async fn refreshed(app: &TestApp, refresh_token: &str) -> Value {
-    let reply = refresh(app, refresh_token).await;
-    assert_eq!(reply.status, StatusCode::OK, "refresh: {}", reply.body);
-    reply.body["user"].clone()
-}
-
-#[track_caller]
-fn assert_refused(reply: &common::Reply, case: &str) {
-    assert_eq!(
-        reply.status,
-        StatusCode::UNAUTHORIZED,
-        "{case}: {}",
-        reply.body
-    );
-}
 
 /// The refresh tokens handed out by a set of answers to one token; refusals hand out none.
 fn successors(replies: &[common::Reply]) -> HashSet<String> {
@@ -136,12 +112,12 @@ async fn replay_after_the_grace_revokes_the_family_and_is_recorded(app: TestApp)
     let stolen = refresh_token_of(&bob);
     let rightful = refreshed(&app, &stolen).await;
     app.clock.advance(GRACE + Duration::from_secs(1));
-    assert_refused(&refresh(&app, &stolen).await, "replayed after the grace");
-    assert_refused(
+    assert_unauthorized(&refresh(&app, &stolen).await, "replayed after the grace");
+    assert_unauthorized(
         &refresh(&app, &refresh_token_of(&rightful)).await,
         "the family's newest token",
     );
-    assert_refused(
+    assert_unauthorized(
         &app.get("/api/user", Some(&token_of(&rightful))).await,
         "the family's access token",
     );
@@ -163,15 +139,15 @@ async fn after_a_replay_the_second_holder_kills_the_only_branch(app: TestApp) {
     );
     let moved_on = refreshed(&app, &refresh_token_of(&rightful)).await;
     app.clock.advance(GRACE + Duration::from_secs(1));
-    assert_refused(
+    assert_unauthorized(
         &refresh(&app, &refresh_token_of(&thief)).await,
         "the thief's copy after the grace",
     );
-    assert_refused(
+    assert_unauthorized(
         &refresh(&app, &refresh_token_of(&moved_on)).await,
         "every token of the family dies with it",
     );
-    assert_refused(
+    assert_unauthorized(
         &app.get("/api/user", Some(&token_of(&thief))).await,
         "the thief's access token",
     );
@@ -210,7 +186,7 @@ async fn replay_on_an_instance_with_another_key_is_refused_not_forked(app: TestA
     let bob = app.register_user("bob").await;
     let stolen = refresh_token_of(&bob);
     let rightful = refreshed(&app, &stolen).await;
-    assert_refused(
+    assert_unauthorized(
         &refresh(&misconfigured, &stolen).await,
         "replay where the successor differs",
     );
