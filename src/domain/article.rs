@@ -33,26 +33,33 @@ macro_rules! text_field {
 
 text_field!(
     /// An article title, 1–200 characters on one line; the slug derives from it.
-    Title, 1, 200, Lines::Single, "is too long (maximum is 200 characters)"
+    Title, 1, TITLE_MAX_CHARS, Lines::Single, "is too long (maximum is 200 characters)"
 );
 text_field!(
     /// A one-paragraph summary shown in article lists.
-    Description, 1, 1000, Lines::Multi, "is too long (maximum is 1000 characters)"
+    Description, 1, DESCRIPTION_MAX_CHARS, Lines::Multi, "is too long (maximum is 1000 characters)"
 );
 text_field!(
     /// Markdown source of an article.
-    ArticleBody, 1, 60_000, Lines::Multi, "is too long (maximum is 60000 characters)"
+    ArticleBody, 1, ARTICLE_BODY_MAX_CHARS, Lines::Multi, "is too long (maximum is 60000 characters)"
 );
 text_field!(
     /// Markdown source of a comment.
-    CommentBody, 1, 10_000, Lines::Multi, "is too long (maximum is 10000 characters)"
+    CommentBody, 1, COMMENT_BODY_MAX_CHARS, Lines::Multi, "is too long (maximum is 10000 characters)"
 );
 text_field!(
     /// One tag: 1–40 characters on one line.
-    Tag, 1, 40, Lines::Single, "is too long (maximum is 40 characters)"
+    Tag, 1, TAG_MAX_CHARS, Lines::Single, "is too long (maximum is 40 characters)"
 );
 
-const MAX_TAGS: usize = 20;
+// The longest value of each field, in characters (the API document states them too).
+pub const TITLE_MAX_CHARS: usize = 200;
+pub const DESCRIPTION_MAX_CHARS: usize = 1000;
+pub const ARTICLE_BODY_MAX_CHARS: usize = 60_000;
+pub const COMMENT_BODY_MAX_CHARS: usize = 10_000;
+pub const TAG_MAX_CHARS: usize = 40;
+/// The most tags one article may carry (the API document states it too).
+pub const MAX_TAGS: usize = 20;
 
 /// Parses a tag list: at most 20 tags, duplicates dropped, sorted alphabetically (the order
 /// the API promises).

@@ -14,10 +14,15 @@ pub(crate) mod strategies;
 mod text;
 mod user;
 
-pub use article::{ArticleBody, CommentBody, Description, Slug, Tag, Title, tag_list};
+pub use article::{
+    ARTICLE_BODY_MAX_CHARS, ArticleBody, COMMENT_BODY_MAX_CHARS, CommentBody,
+    DESCRIPTION_MAX_CHARS, Description, MAX_TAGS, Slug, TAG_MAX_CHARS, TITLE_MAX_CHARS, Tag, Title,
+    tag_list,
+};
 pub use fields::{FieldErrors, InvalidFields};
 pub use markdown::render_markdown;
 pub use role::{Permission, Role};
+pub use text::{Lines, refused_ranges};
 pub use user::{
     Bio, Email, ImageUrl, NewPassword, Username, email_key, password_within_limits, username_key,
 };

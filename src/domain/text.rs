@@ -5,7 +5,7 @@ use super::Invalid;
 
 /// Which control characters a field tolerates.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Lines {
+pub enum Lines {
     /// Names, titles, tags: no line breaks or tabs at all.
     Single,
     /// Bios, descriptions, bodies: `\n`, `\r` and `\t` are content.
@@ -37,18 +37,47 @@ pub(super) fn check(
     Ok(())
 }
 
+/// Control characters (Unicode category Cc) and the characters that forge log lines, hide
+/// text or reorder it: line/paragraph separators, zero-width characters, bidi overrides and
+/// isolates, the byte-order mark. Bidi overrides and zero-width characters make text display
+/// differently from what it is (spoofed names, hidden content).
+const REFUSED: [(char, char); 7] = [
+    ('\0', '\u{1F}'),
+    ('\u{7F}', '\u{9F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2066}', '\u{2069}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+];
+
+/// Whitespace controls that multi-line fields keep as content.
+const MULTI_LINE_CONTROLS: [char; 3] = ['\t', '\n', '\r'];
+
 fn forbidden(c: char, lines: Lines) -> bool {
-    let allowed_whitespace = lines == Lines::Multi && matches!(c, '\n' | '\r' | '\t');
-    if c.is_control() {
-        return !allowed_whitespace;
+    let allowed_whitespace = lines == Lines::Multi && MULTI_LINE_CONTROLS.contains(&c);
+    !allowed_whitespace && REFUSED.iter().any(|&(low, high)| (low..=high).contains(&c))
+}
+
+/// The refused characters as inclusive ranges, for documents that restate the rule (the
+/// OpenAPI document's patterns).
+pub fn refused_ranges(lines: Lines) -> Vec<(char, char)> {
+    let mut ranges = Vec::new();
+    for (low, high) in REFUSED {
+        let mut start = low;
+        for c in low..=high {
+            if !forbidden(c, lines) {
+                if start < c {
+                    ranges.push((start, char::from_u32(c as u32 - 1).unwrap_or(start)));
+                }
+                start = char::from_u32(c as u32 + 1).unwrap_or(high);
+            }
+        }
+        if start <= high && forbidden(start, lines) {
+            ranges.push((start, high));
+        }
     }
-    // Line/paragraph separators break log lines; bidi overrides and zero-width characters
-    // make text display differently from what it is (spoofed names, hidden content).
-    matches!(
-        c,
-        '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
-    )
+    ranges
 }
 
 #[cfg(test)]
@@ -77,5 +106,21 @@ mod tests {
         }
         assert!(check("line\nline\tx", 1, 50, Lines::Multi, "s", "l").is_ok());
         assert!(check("a\u{1b}b", 1, 50, Lines::Multi, "s", "l").is_err());
+    }
+
+    #[test]
+    fn refused_ranges_are_exactly_the_refused_characters() {
+        for lines in [Lines::Single, Lines::Multi] {
+            let ranges = refused_ranges(lines);
+            for c in (0..0x1_0000).filter_map(char::from_u32) {
+                let listed = ranges.iter().any(|&(low, high)| (low..=high).contains(&c));
+                assert_eq!(listed, forbidden(c, lines), "{c:?}");
+                let kept = lines == Lines::Multi && MULTI_LINE_CONTROLS.contains(&c);
+                assert!(
+                    listed || kept || !c.is_control(),
+                    "control {c:?} not refused"
+                );
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json, MaybeAuthUser};
+use super::openapi::text::{ArticleBodyText, DescriptionText, TagList, TitleText};
 use super::query::{PAGE, Query};
 use super::views::Article;
 use crate::domain::{ArticleBody, Description, FieldErrors, Permission, Slug, Title, username_key};
@@ -45,14 +46,14 @@ struct ArticleBodyWrapper<T> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewArticleRequest {
-    #[schema(value_type = String, required = true, example = "How to train your dragon")]
+    #[schema(value_type = TitleText, required = true, example = "How to train your dragon")]
     title: Option<String>,
-    #[schema(value_type = String, required = true, example = "Ever wonder how?")]
+    #[schema(value_type = DescriptionText, required = true, example = "Ever wonder how?")]
     description: Option<String>,
     /// Markdown source.
-    #[schema(value_type = String, required = true, example = "You have to believe")]
+    #[schema(value_type = ArticleBodyText, required = true, example = "You have to believe")]
     body: Option<String>,
-    #[schema(example = json!(["dragons", "training"]))]
+    #[schema(value_type = Option<TagList>, example = json!(["dragons", "training"]))]
     tag_list: Option<Vec<String>>,
 }
 
@@ -60,9 +61,13 @@ struct NewArticleRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ArticleUpdateRequest {
+    #[schema(value_type = Option<TitleText>)]
     title: Option<String>,
+    #[schema(value_type = Option<DescriptionText>)]
     description: Option<String>,
+    #[schema(value_type = Option<ArticleBodyText>)]
     body: Option<String>,
+    #[schema(value_type = Option<TagList>)]
     tag_list: Option<Vec<String>>,
 }
 

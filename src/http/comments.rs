@@ -37,7 +37,7 @@ struct CommentWrapper {
 #[serde(deny_unknown_fields)]
 struct NewComment {
     /// Markdown source.
-    #[schema(value_type = String, required = true, example = "Thank you so much!")]
+    #[schema(value_type = super::openapi::text::CommentBodyText, required = true, example = "Thank you so much!")]
     body: Option<String>,
 }
 

@@ -34,9 +34,15 @@ impl Query {
         Ok(Self(map))
     }
 
-    /// A filter value; empty counts as absent.
+    /// A free-text filter value; empty counts as absent (RealWorld clients send `tag=`).
     pub fn text(&self, name: &str) -> Option<String> {
         self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    /// A typed filter value (a time, a name from a list) as sent: empty is a value too, and
+    /// the parser refuses it, as the document's format says.
+    pub fn typed(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
     }
 
     fn number(

@@ -25,7 +25,14 @@ fn statuses(operation: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-async fn the_document_lists_every_route_of_the_access_table_and_no_other(app: TestApp) {
+/// A metrics token, so that `/metrics` exists on the main listener and in its document.
+const METRICS_TOKEN: (&str, &str) = (
+    "AERIE_METRICS_TOKEN",
+    "openapi-test-metrics-token-0123456789abcdef",
+);
+
+async fn the_document_lists_every_route_of_the_access_table_and_no_other(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[METRICS_TOKEN]).await;
     let document = document(&app).await;
     let version = document["openapi"].as_str().expect("openapi version");
     assert!(version.starts_with("3.1."), "{version}");
@@ -57,9 +64,40 @@ async fn the_document_lists_every_route_of_the_access_table_and_no_other(app: Te
     }
 }
 
+/// Without a metrics token `/metrics` does not exist on the main listener (404 whatever the
+/// method), so a published document that listed it would promise a route that never answers.
+#[tokio::test]
+async fn the_document_lists_metrics_only_when_the_route_exists() {
+    let without = TestApp::spawn(Engine::Sqlite).await;
+    let published = document(&without).await;
+    assert!(
+        published["paths"].get("/metrics").is_none(),
+        "listed without a token"
+    );
+    assert!(published["paths"].get("/api/user").is_some());
+    let page = without
+        .client
+        .get(without.url("/docs"))
+        .send()
+        .await
+        .expect("sent");
+    let page = page.text().await.expect("body");
+    assert!(
+        !page.contains("/metrics"),
+        "the page lists /metrics without a token"
+    );
+
+    let with = TestApp::spawn_with(Engine::Sqlite, &[METRICS_TOKEN]).await;
+    let published = document(&with).await;
+    assert!(
+        published["paths"]["/metrics"]["get"].is_object(),
+        "not listed with a token"
+    );
+}
+
 #[tokio::test]
 async fn each_route_documents_its_auth_and_error_statuses() {
-    let app = TestApp::spawn(Engine::Sqlite).await;
+    let app = TestApp::spawn_with(Engine::Sqlite, &[METRICS_TOKEN]).await;
     let document = document(&app).await;
     let schemes = &document["components"]["securitySchemes"];
     assert_eq!(schemes["token"]["type"], "apiKey");
@@ -186,7 +224,7 @@ async fn request_schemas_are_closed_like_the_server_and_user_allows_a_refresh_to
 
 #[tokio::test]
 async fn docs_page_is_html_that_loads_nothing_from_anywhere() {
-    let app = TestApp::spawn(Engine::Sqlite).await;
+    let app = TestApp::spawn_with(Engine::Sqlite, &[METRICS_TOKEN]).await;
     let response = app.client.get(app.url("/docs")).send().await.expect("sent");
     assert_eq!(response.status(), StatusCode::OK);
     let content_type = response.headers()["content-type"]
@@ -294,3 +332,48 @@ engine_tests!(
     unknown_query_parameters_are_refused_not_ignored,
     nullable_fields_are_documented_as_always_present,
 );
+
+/// Schemathesis 4 found the document calling `tagList: [""]` and an empty title valid while
+/// the server refuses them: the document now states the domain's bounds and refused
+/// characters, and what it calls invalid the server refuses.
+#[tokio::test]
+async fn text_fields_state_the_servers_bounds() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let published = document(&app).await;
+    let schemas = &published["components"]["schemas"];
+    let tag = &schemas["TagList"]["items"];
+    assert_eq!(tag["minLength"], 1, "{tag}");
+    assert_eq!(tag["maxLength"], aerie::domain::TAG_MAX_CHARS, "{tag}");
+    assert!(
+        tag["pattern"]
+            .as_str()
+            .is_some_and(|p| p.contains("\\u0000-\\u001f")),
+        "{tag}"
+    );
+    assert_eq!(schemas["TagList"]["maxItems"], aerie::domain::MAX_TAGS);
+    for (name, max) in [
+        ("TitleText", aerie::domain::TITLE_MAX_CHARS),
+        ("DescriptionText", aerie::domain::DESCRIPTION_MAX_CHARS),
+        ("ArticleBodyText", aerie::domain::ARTICLE_BODY_MAX_CHARS),
+        ("CommentBodyText", aerie::domain::COMMENT_BODY_MAX_CHARS),
+    ] {
+        assert_eq!(schemas[name]["minLength"], 1, "{name}");
+        assert_eq!(schemas[name]["maxLength"], max, "{name}");
+    }
+    let token = app.register("bounds").await;
+    for tags in [
+        serde_json::json!([""]),
+        serde_json::json!(["a\u{7}b"]),
+        serde_json::json!(["   "]),
+    ] {
+        let reply = app
+            .post(
+                "/api/articles",
+                Some(&token),
+                serde_json::json!({"article": {"title": "T", "description": "D", "body": "B", "tagList": tags}}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{tags}");
+        assert!(reply.error_on("tagList").is_some(), "{}", reply.body);
+    }
+}

@@ -13,6 +13,8 @@ use chrono::DateTime;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::audit::{EventType, Severity};
 use crate::clock::{UnixMillis, rfc3339};
@@ -84,6 +86,37 @@ struct EventList {
     events_count: i64,
 }
 
+/// The `type` filter as the document states it: one of the catalogue's names.
+struct EventTypeName;
+
+impl utoipa::PartialSchema for EventTypeName {
+    fn schema() -> RefOr<Schema> {
+        name_from(EventType::ALL.iter().map(|kind| kind.as_str()))
+    }
+}
+
+impl ToSchema for EventTypeName {}
+
+/// The `severity` filter as the document states it.
+struct SeverityName;
+
+impl utoipa::PartialSchema for SeverityName {
+    fn schema() -> RefOr<Schema> {
+        name_from(SEVERITIES.iter().map(|level| level.as_str()))
+    }
+}
+
+impl ToSchema for SeverityName {}
+
+fn name_from<'a>(names: impl Iterator<Item = &'a str>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
+        .into()
+}
+
+const SEVERITIES: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
 /// Newest first. Filters: `actor` and `subject` (usernames), `type` (an event name from the
 /// catalogue), `severity` (`info`, `warning`, `critical`), `since` (inclusive) and `until`
 /// (exclusive) as RFC 3339 times; paging with `limit` and `offset`.
@@ -91,8 +124,8 @@ struct EventList {
     params(
         ("actor" = Option<String>, Query, description = "Username of whoever acted"),
         ("subject" = Option<String>, Query, description = "Username the event concerns"),
-        ("type" = Option<String>, Query, description = "An event type from the catalogue, e.g. login_failed"),
-        ("severity" = Option<String>, Query, description = "info, warning or critical"),
+        ("type" = inline(Option<EventTypeName>), Query, description = "An event type from the catalogue, e.g. login_failed"),
+        ("severity" = inline(Option<SeverityName>), Query, description = "info, warning or critical"),
         ("since" = Option<String>, Query, format = DateTime, description = "Events at or after this time (RFC 3339)"),
         ("until" = Option<String>, Query, format = DateTime, description = "Events before this time (RFC 3339)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
@@ -115,17 +148,17 @@ async fn query_audit(
     let (limit, offset) = query.page()?;
     let mut errors = FieldErrors::default();
     let event_type = query
-        .text("type")
-        .and_then(|name| errors.check("type", event_type(&name)));
+        .typed("type")
+        .and_then(|name| errors.check("type", event_type(name)));
     let severity = query
-        .text("severity")
-        .and_then(|name| errors.check("severity", severity(&name)));
+        .typed("severity")
+        .and_then(|name| errors.check("severity", severity(name)));
     let since = query
-        .text("since")
-        .and_then(|text| errors.check("since", time(&text)));
+        .typed("since")
+        .and_then(|text| errors.check("since", time(text)));
     let until = query
-        .text("until")
-        .and_then(|text| errors.check("until", time(&text)));
+        .typed("until")
+        .and_then(|text| errors.check("until", time(text)));
     errors.finish()?;
 
     let filter = AuditQuery {
@@ -153,7 +186,7 @@ fn event_type(name: &str) -> std::result::Result<EventType, Invalid> {
 }
 
 fn severity(name: &str) -> std::result::Result<Severity, Invalid> {
-    [Severity::Info, Severity::Warning, Severity::Critical]
+    SEVERITIES
         .into_iter()
         .find(|level| level.as_str() == name)
         .ok_or(Invalid("must be one of info, warning, critical"))

@@ -21,6 +21,7 @@
 
 mod html;
 mod route_rules;
+pub(crate) mod text;
 
 use std::sync::LazyLock;
 
@@ -99,14 +100,48 @@ pub fn router() -> Router<AppState> {
 )]
 struct ApiDoc;
 
-/// The document as served, built once.
+/// The whole document, built once: every route this server can have.
 pub fn document() -> &'static Value {
     static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
     &DOCUMENT
 }
 
-static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| document().to_string());
-static DOCS_HTML: LazyLock<String> = LazyLock::new(|| html::render(document()));
+/// The document and its HTML page as one server publishes them.
+struct Published {
+    json: String,
+    html: String,
+}
+
+impl Published {
+    fn of(document: &Value) -> Self {
+        Self {
+            json: document.to_string(),
+            html: html::render(document),
+        }
+    }
+}
+
+/// What a server publishes describes the routes it answers: `/metrics` exists on the main
+/// listener only when a metrics token is configured, so without one the document leaves it
+/// out (a client reading the document would otherwise expect a route that is always 404).
+fn published_for(state: &AppState) -> &'static Published {
+    static WITH_METRICS: LazyLock<Published> = LazyLock::new(|| Published::of(document()));
+    static WITHOUT_METRICS: LazyLock<Published> =
+        LazyLock::new(|| Published::of(&without_path(document(), metrics::METRICS_ROUTE)));
+    if state.metrics_token.is_some() {
+        &WITH_METRICS
+    } else {
+        &WITHOUT_METRICS
+    }
+}
+
+fn without_path(document: &Value, path: &str) -> Value {
+    let mut document = document.clone();
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        paths.remove(path);
+    }
+    document
+}
 
 #[utoipa::path(get, path = "/openapi.json", tag = "docs",
     responses(
@@ -114,7 +149,7 @@ static DOCS_HTML: LazyLock<String> = LazyLock::new(|| html::render(document()));
         (status = 404, description = "API documentation is turned off (`AERIE_EXPOSE_API_DOCS`)"),
     ))]
 async fn openapi_json(State(state): State<AppState>) -> Result<Response> {
-    published(&state, "application/json", &DOCUMENT_JSON)
+    published(&state, "application/json", &published_for(&state).json)
 }
 
 #[utoipa::path(get, path = "/docs", tag = "docs",
@@ -123,7 +158,11 @@ async fn openapi_json(State(state): State<AppState>) -> Result<Response> {
         (status = 404, description = "API documentation is turned off (`AERIE_EXPOSE_API_DOCS`)"),
     ))]
 async fn docs(State(state): State<AppState>) -> Result<Response> {
-    published(&state, "text/html; charset=utf-8", &DOCS_HTML)
+    published(
+        &state,
+        "text/html; charset=utf-8",
+        &published_for(&state).html,
+    )
 }
 
 /// The page, or the same 404 as an unknown route when documentation is turned off.

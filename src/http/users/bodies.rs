@@ -19,11 +19,13 @@ pub(super) struct UserBody<T> {
 }
 
 // Fields are `Option` so that a missing one is a 422 naming it, not a bare parse error;
-// the OpenAPI document marks them required, which is what the 422 enforces.
+// the OpenAPI document marks them required, which is what the 422 enforces. The username's
+// length and pattern restate `domain::Username` for clients and generators.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Registration {
-    #[schema(value_type = String, required = true, example = "jacob")]
+    #[schema(value_type = String, required = true, example = "jacob",
+        min_length = 1, max_length = 32, pattern = r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$")]
     pub(super) username: Option<String>,
     #[schema(value_type = String, format = Email, required = true, example = "jacob@example.com")]
     pub(super) email: Option<String>,
@@ -55,7 +57,15 @@ pub(super) struct Login {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct UserUpdate {
+    #[schema(format = Email)]
     pub(super) email: Option<String>,
+    // The rules of `domain::Username` (1–32 ASCII letters, digits, `_`, `-`, `.`; not dots
+    // alone), as the registration documents them.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+    )]
     pub(super) username: Option<String>,
     /// A new password; empty means unchanged. Needs `currentPassword`.
     #[schema(value_type = Option<String>, format = Password)]

@@ -177,6 +177,12 @@ async fn bad_filters_are_422_and_unknown_accounts_match_nothing(app: TestApp) {
         ("severity=fatal", "severity"),
         ("since=yesterday", "since"),
         ("until=2026-13-01T00:00:00Z", "until"),
+        // An empty time or name is not one (the document's format says so): refused, not
+        // read as "no filter".
+        ("until=", "until"),
+        ("since=", "since"),
+        ("type=", "type"),
+        ("severity=", "severity"),
         ("limit=0", "limit"),
         ("limit=101", "limit"),
         ("offset=-1", "offset"),
