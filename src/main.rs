@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Housekeeping the server also does on its own.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
     /// Manage the access-token signing key.
     Keys {
         #[command(subcommand)]
@@ -125,6 +130,13 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Delete expired and long-revoked sessions and their refresh tokens now (the server
+    /// does it every AERIE_RETENTION_INTERVAL_SECS).
+    Prune,
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Write a new Ed25519 signing key (PKCS#8 PEM, mode 0600) for AERIE_SIGNING_KEY_FILE.
     Generate {
@@ -174,6 +186,9 @@ fn main() -> ExitCode {
                 let target = user.map_or(SessionTarget::Everyone, SessionTarget::User);
                 accounts::revoke_sessions(&account_settings(&config), target).await
             }
+            Command::Maintenance {
+                command: MaintenanceCommand::Prune,
+            } => prune(config).await,
             Command::Audit {
                 command: AuditCommand::Verify { expect_at_least },
             } => audit_verify(config, expect_at_least).await,
@@ -209,6 +224,25 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     store.migrate().await?;
     store.close().await;
     println!("migrations applied");
+    Ok(())
+}
+
+async fn prune(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database).await?;
+    let retention = aerie::services::retention::Retention::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        config.retention,
+        config.sessions,
+        config.tokens.access_token_ttl,
+    );
+    let pruned = retention.run_once().await;
+    store.close().await;
+    let pruned = pruned?;
+    println!(
+        "deleted {} sessions and {} refresh tokens",
+        pruned.sessions, pruned.refresh_tokens
+    );
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 mod admin;
 mod audit;
 mod content;
+mod quotas;
 mod sessions;
 mod users;
 
@@ -23,7 +24,8 @@ use crate::keyfile;
 pub use admin::AccountRow;
 pub use audit::{AuditFilter, AuditListRow, AuditRow, ChainHead};
 pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
-pub use sessions::{REVOCATION_CHANNEL, RefreshRow, SessionRow};
+pub use quotas::RecentWrites;
+pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
 
 /// Runs the same code against whichever engine backs the store:
