@@ -237,10 +237,16 @@ pub(super) fn audit(
             "must be between 1 and 86400 seconds",
         ));
     }
+    let retention_days = within(
+        "AERIE_AUDIT_RETENTION_DAYS",
+        raw.audit_retention_days.unwrap_or(365),
+        0..=36_500,
+    )?;
     Ok(AuditSettings {
         key_file,
         generate_key: !production,
         checkpoint_interval: Duration::from_secs(checkpoint_secs),
+        retention: Duration::from_secs(retention_days * DAY),
     })
 }
 

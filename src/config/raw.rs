@@ -42,6 +42,7 @@ pub(super) struct RawSettings {
     pub(super) hsts_preload: Option<bool>,
     pub(super) audit_key_file: Option<PathBuf>,
     pub(super) audit_checkpoint_secs: Option<u64>,
+    pub(super) audit_retention_days: Option<u64>,
     pub(super) alert_webhook: Option<String>,
     pub(super) alert_failed_logins: Option<u32>,
     pub(super) alert_failed_login_window_secs: Option<u64>,

@@ -299,6 +299,7 @@ fn growth_limits_have_defaults_and_bounds() {
     assert_eq!(config.quotas.body_bytes_per_day, 10 * 1024 * 1024);
     assert_eq!(config.retention.interval, Duration::from_secs(3600));
     assert_eq!(config.retention.grace, Duration::from_secs(86_400));
+    assert_eq!(config.audit.retention, Duration::from_secs(365 * 86_400));
     let config = Config::from_vars([
         ("AERIE_TAGS_LISTED", "3"),
         ("AERIE_SESSIONS_PER_USER", "2"),
@@ -319,6 +320,7 @@ fn growth_limits_have_defaults_and_bounds() {
         ("AERIE_QUOTA_TAGS_PER_ARTICLE", "21"),
         ("AERIE_QUOTA_BODY_BYTES_PER_DAY", "100"),
         ("AERIE_RETENTION_INTERVAL_SECS", "10"),
+        ("AERIE_AUDIT_RETENTION_DAYS", "36501"),
     ] {
         assert!(error_of(&[(name, value)]).contains(name), "{name}={value}");
     }

@@ -5,6 +5,7 @@
 
 mod admin;
 mod audit;
+mod audit_archive;
 mod content;
 mod quotas;
 mod sessions;
@@ -23,6 +24,7 @@ use crate::keyfile;
 
 pub use admin::AccountRow;
 pub use audit::{AuditFilter, AuditListRow, AuditRow, ChainHead};
+pub use audit_archive::{ArchiveCheckpoint, PruneMismatch};
 pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
 pub use quotas::RecentWrites;
 pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
