@@ -17,11 +17,12 @@ use crate::common::{Engine, TestApp, engine_tests};
 const NO_RETENTION: &[(&str, &str)] = &[("AERIE_AUDIT_RETENTION_DAYS", "0")];
 
 /// Five events (seq 1–5), then the clock moves on and two more (seq 6–7) follow; answers the
-/// cut-off between the two groups.
+/// cut-off between the two groups. The server's clock moves by milliseconds only, so every
+/// cut-off stays behind the wall clock the command checks `--before` against.
 async fn old_and_new_events(app: &TestApp) -> String {
     five_events(app).await;
     let cut = rfc3339(app.clock.now() + 1);
-    app.clock.advance(Duration::from_secs(1));
+    app.clock.advance(Duration::from_millis(2));
     app.register("carol").await;
     app.login_user("carol").await;
     cut
