@@ -215,13 +215,18 @@ mod tests {
         );
         let state = AppState {
             audit,
-            store,
+            store: store.clone(),
             hasher,
             tokens,
             revocations,
             sessions: services.sessions,
             accounts: services.accounts,
             audit_trail: services.audit_trail,
+            quotas: crate::services::quotas::Quotas::new(
+                store.clone(),
+                clock.clone(),
+                config.quotas,
+            ),
             rate_limiter: crate::defense::rate_limit::RateLimiter::new(
                 &config.rate_limits,
                 clock.clone(),

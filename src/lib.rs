@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod archiving;
 pub mod audit;
 pub mod auth;
 pub mod cli;

@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Housekeeping the server also does on its own.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
     /// Manage the access-token signing key.
     Keys {
         #[command(subcommand)]
@@ -113,8 +118,22 @@ enum AuditCommand {
     Verify {
         /// A checkpoint from the log (`SEQ:MAC`, the `checkpoint` field of an "audit
         /// checkpoint" line): the chain must reach it with exactly that MAC.
-        #[arg(long, value_name = "SEQ:MAC")]
+        #[arg(long, value_name = "SEQ:MAC", conflicts_with = "archive")]
         expect_at_least: Option<aerie::audit::Checkpoint>,
+        /// Check an archive file written by `aerie audit archive` instead of the database.
+        #[arg(long, value_name = "FILE")]
+        archive: Option<PathBuf>,
+    },
+    /// Move rows older than AERIE_AUDIT_RETENTION_DAYS (or --before) to a new JSON-lines
+    /// file, then delete them behind a checkpoint sealed with the audit key, so `audit
+    /// verify` still verifies the rest and the file verifies on its own.
+    Archive {
+        /// Archive only rows before this time (RFC 3339); at most the retention allows.
+        #[arg(long, value_name = "RFC3339")]
+        before: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// The archive file to create (never overwritten; mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Print events as JSON lines (one object per line), oldest first, for a SIEM.
     Export {
@@ -122,6 +141,13 @@ enum AuditCommand {
         #[arg(long, value_name = "RFC3339")]
         since: chrono::DateTime<chrono::FixedOffset>,
     },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Delete expired and long-revoked sessions and their refresh tokens now (the server
+    /// does it every AERIE_RETENTION_INTERVAL_SECS).
+    Prune,
 }
 
 #[derive(Subcommand)]
@@ -174,9 +200,26 @@ fn main() -> ExitCode {
                 let target = user.map_or(SessionTarget::Everyone, SessionTarget::User);
                 accounts::revoke_sessions(&account_settings(&config), target).await
             }
+            Command::Maintenance {
+                command: MaintenanceCommand::Prune,
+            } => prune(config).await,
             Command::Audit {
-                command: AuditCommand::Verify { expect_at_least },
+                command:
+                    AuditCommand::Verify {
+                        archive: Some(file),
+                        ..
+                    },
+            } => audit_verify_archive(&config, &file),
+            Command::Audit {
+                command:
+                    AuditCommand::Verify {
+                        expect_at_least,
+                        archive: None,
+                    },
             } => audit_verify(config, expect_at_least).await,
+            Command::Audit {
+                command: AuditCommand::Archive { before, out },
+            } => audit_archive(config, before.map(|b| b.timestamp_millis()), &out).await,
             Command::Audit {
                 command: AuditCommand::Export { since },
             } => audit_export(config, since.timestamp_millis()).await,
@@ -209,6 +252,25 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     store.migrate().await?;
     store.close().await;
     println!("migrations applied");
+    Ok(())
+}
+
+async fn prune(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database).await?;
+    let retention = aerie::services::retention::Retention::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        config.retention,
+        config.sessions,
+        config.tokens.access_token_ttl,
+    );
+    let pruned = retention.run_once().await;
+    store.close().await;
+    let pruned = pruned?;
+    println!(
+        "deleted {} sessions and {} refresh tokens",
+        pruned.sessions, pruned.refresh_tokens
+    );
     Ok(())
 }
 
@@ -263,15 +325,23 @@ async fn audit_verify(
     let report = report?;
     match report.broken {
         None => {
+            let archived = match report.archived_through {
+                0 => String::new(),
+                seq => format!(" after the archive through seq {seq}"),
+            };
             println!(
-                "audit chain intact: {} rows; head {}:{}",
+                "audit chain intact: {} rows{archived}; head {}:{}",
                 report.intact_rows, report.last.seq, report.last.mac
             );
             Ok(())
         }
         Some((seq, why)) => {
             println!("audit chain broken at seq {seq}: {why}");
-            println!("rows 1..{} verified intact", report.intact_rows);
+            println!(
+                "rows {}..{} verified intact",
+                report.archived_through + 1,
+                report.last.seq
+            );
             let alert = aerie::audit::alerts::Alert {
                 rule: "audit_verification_failed",
                 severity: aerie::audit::Severity::Critical,
@@ -289,6 +359,49 @@ async fn audit_verify(
             Err(ChainBroken.into())
         }
     }
+}
+
+fn audit_verify_archive(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    match aerie::archiving::verify_file(&config.audit, file) {
+        Ok(checkpoint) => {
+            println!(
+                "audit archive intact: {} rows, seq {} to {}; checkpoint {}:{}",
+                checkpoint.pruned,
+                checkpoint.from_seq + 1,
+                checkpoint.through_seq,
+                checkpoint.through_seq,
+                checkpoint.through_mac
+            );
+            Ok(())
+        }
+        Err(error) => {
+            println!("audit archive broken: {error:#}");
+            Err(ChainBroken.into())
+        }
+    }
+}
+
+async fn audit_archive(
+    config: Config,
+    before: Option<i64>,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use aerie::archiving::Archived;
+    let store = Store::connect(&config.database).await?;
+    let archived =
+        aerie::archiving::archive(&store, &config.audit, &config.alerts, before, out).await;
+    store.close().await;
+    match archived? {
+        Archived::Nothing => println!("no audit rows old enough to archive; nothing written"),
+        Archived::Rows(checkpoint) => println!(
+            "archived and pruned {} audit rows (seq {} to {}) into {}",
+            checkpoint.pruned,
+            checkpoint.from_seq + 1,
+            checkpoint.through_seq,
+            out.display()
+        ),
+    }
+    Ok(())
 }
 
 async fn audit_export(config: Config, since: i64) -> anyhow::Result<()> {

@@ -9,7 +9,7 @@ use hmac::Mac;
 use super::event::AuditEvent;
 use super::key::AuditKey;
 use crate::clock::UnixMillis;
-use crate::store::{AuditRow, ChainHead, Store};
+use crate::store::{ArchiveCheckpoint, AuditRow, ChainHead, Store};
 
 /// Bumped if the canonical encoding ever changes, so old and new rows cannot be confused.
 const FORMAT: &str = "aerie-audit-v1";
@@ -74,6 +74,56 @@ pub fn seal(key: &AuditKey, head: &ChainHead, at: UnixMillis, event: &AuditEvent
     row
 }
 
+/// The archive checkpoint's format tag: bumped if its encoding ever changes, and distinct
+/// from [`FORMAT`], so a checkpoint's MAC can never pass for a row's.
+const ARCHIVE_FORMAT: &str = "aerie-audit-archive-v1";
+
+fn canonical_checkpoint(c: &ArchiveCheckpoint) -> Vec<u8> {
+    serde_json::json!([
+        ARCHIVE_FORMAT,
+        c.through_seq,
+        c.through_mac,
+        c.from_seq,
+        c.from_mac,
+        c.pruned,
+        c.at,
+    ])
+    .to_string()
+    .into_bytes()
+}
+
+/// The checkpoint for archiving the rows after `from` through `through`, sealed.
+pub fn seal_checkpoint(
+    key: &AuditKey,
+    from: &ChainHead,
+    through: &ChainHead,
+    at: UnixMillis,
+) -> ArchiveCheckpoint {
+    let mut checkpoint = ArchiveCheckpoint {
+        through_seq: through.seq,
+        through_mac: through.mac.clone(),
+        from_seq: from.seq,
+        from_mac: from.mac.clone(),
+        pruned: through.seq - from.seq,
+        at,
+        mac: String::new(),
+    };
+    let mut mac = key.mac();
+    mac.update(&canonical_checkpoint(&checkpoint));
+    checkpoint.mac = hex(&mac.finalize().into_bytes());
+    checkpoint
+}
+
+/// Whether the checkpoint is sealed by `key` (compared in constant time).
+pub fn checkpoint_matches(key: &AuditKey, checkpoint: &ArchiveCheckpoint) -> bool {
+    let Some(claimed) = unhex(&checkpoint.mac) else {
+        return false;
+    };
+    let mut mac = key.mac();
+    mac.update(&canonical_checkpoint(checkpoint));
+    mac.verify_slice(&claimed).is_ok()
+}
+
 /// Whether `row.mac` is the MAC of its content (compared in constant time).
 fn mac_matches(key: &AuditKey, row: &AuditRow) -> bool {
     let Some(claimed) = unhex(&row.mac) else {
@@ -99,6 +149,9 @@ pub enum Break {
     Truncated { expected_at_least: i64 },
     /// The row a checkpoint names carries a different MAC (rewritten since).
     CheckpointMismatch,
+    /// The archive checkpoint the walk starts from is not sealed by the key (forged or
+    /// edited to hide pruned rows).
+    ArchiveCheckpointForged,
 }
 
 impl std::fmt::Display for Break {
@@ -117,6 +170,9 @@ impl std::fmt::Display for Break {
                 )
             }
             Break::CheckpointMismatch => write!(f, "MAC differs from the checkpoint"),
+            Break::ArchiveCheckpointForged => {
+                write!(f, "the archive checkpoint is not sealed by the audit key")
+            }
         }
     }
 }
@@ -154,6 +210,9 @@ impl std::str::FromStr for Checkpoint {
 pub struct Verification {
     /// Rows checked and found intact, in order, before any break.
     pub intact_rows: i64,
+    /// The last row archived and pruned (`aerie audit archive`): the walk starts after it,
+    /// from its sealed checkpoint. `0` when nothing was archived.
+    pub archived_through: i64,
     /// The last intact row (`0` and `""` for an empty chain).
     pub last: ChainHead,
     /// The first broken sequence number and why, if any.
@@ -162,39 +221,61 @@ pub struct Verification {
 
 const PAGE: i64 = 1000;
 
-/// Walks the whole chain in order, a page at a time, and stops at the first broken row.
-/// Then checks the tail against the chain head and `checkpoint`, if given.
+/// Why `row` cannot follow `last` in the chain, if it cannot.
+pub(super) fn link_break(key: &AuditKey, last: &ChainHead, row: &AuditRow) -> Option<Break> {
+    if row.seq != last.seq + 1 {
+        Some(Break::Missing {
+            found: Some(row.seq),
+        })
+    } else if !mac_matches(key, row) {
+        Some(Break::Altered)
+    } else if row.prev_mac != last.mac {
+        Some(Break::Unlinked)
+    } else {
+        None
+    }
+}
+
+/// Walks the chain in order, a page at a time, from the newest archive checkpoint (the
+/// start when nothing was archived), and stops at the first broken row. Then checks the tail
+/// against the chain head and `checkpoint`, if given.
 pub async fn verify(
     store: &Store,
     key: &AuditKey,
     checkpoint: Option<&Checkpoint>,
 ) -> Result<Verification, sqlx::Error> {
-    let mut last = ChainHead {
-        seq: 0,
-        mac: String::new(),
+    let archived = store.latest_archive_checkpoint().await?;
+    let start = ChainHead {
+        seq: archived.as_ref().map_or(0, |c| c.through_seq),
+        mac: archived
+            .as_ref()
+            .map_or_else(String::new, |c| c.through_mac.clone()),
     };
+    let archived_through = start.seq;
+    if archived.is_some_and(|c| !checkpoint_matches(key, &c)) {
+        return Ok(Verification {
+            intact_rows: 0,
+            archived_through,
+            broken: Some((start.seq, Break::ArchiveCheckpointForged)),
+            last: start,
+        });
+    }
+    let mut last = start;
     let mut checkpoint_seen = false;
     loop {
         let rows = store.audit_rows_after(last.seq, PAGE).await?;
         let page_len = rows.len();
         for row in rows {
             let expected = last.seq + 1;
-            let broken = if row.seq != expected {
-                Some(Break::Missing {
-                    found: Some(row.seq),
-                })
-            } else if !mac_matches(key, &row) {
-                Some(Break::Altered)
-            } else if row.prev_mac != last.mac {
-                Some(Break::Unlinked)
-            } else if checkpoint.is_some_and(|c| c.seq == row.seq && c.mac != row.mac) {
-                Some(Break::CheckpointMismatch)
-            } else {
-                None
-            };
+            let broken = link_break(key, &last, &row).or_else(|| {
+                checkpoint
+                    .filter(|c| c.seq == row.seq && c.mac != row.mac)
+                    .map(|_| Break::CheckpointMismatch)
+            });
             if let Some(why) = broken {
                 return Ok(Verification {
-                    intact_rows: last.seq,
+                    intact_rows: last.seq - archived_through,
+                    archived_through,
                     last,
                     broken: Some((expected, why)),
                 });
@@ -223,7 +304,8 @@ pub async fn verify(
         None
     };
     Ok(Verification {
-        intact_rows: last.seq,
+        intact_rows: last.seq - archived_through,
+        archived_through,
         last,
         broken,
     })

@@ -95,6 +95,9 @@ catalogue! {
     ConfigWarning => "config_warning", Warning;
     /// `aerie audit verify` found the chain broken.
     AuditVerificationFailed => "audit_verification_failed", Critical;
+    /// Audit rows were exported to an archive file and pruned behind a signed checkpoint
+    /// (`aerie audit archive`).
+    AuditArchived => "audit_archived", Warning;
 }
 
 /// The largest detail kept; a larger one is replaced by a marker, so a bug or hostile input

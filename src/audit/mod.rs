@@ -12,6 +12,7 @@
 //! `state.audit.record(AuditEvent::new(EventType::Logout).actor(id).from_request(&ctx)).await?`
 
 pub mod alerts;
+pub mod archive;
 pub mod chain;
 pub mod event;
 pub mod key;
@@ -41,6 +42,8 @@ pub struct AuditSettings {
     pub generate_key: bool,
     /// How often the audit chain head is written to the log as a checkpoint.
     pub checkpoint_interval: Duration,
+    /// How long rows stay in the database: `aerie audit archive` moves only older ones out.
+    pub retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

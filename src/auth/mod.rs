@@ -26,7 +26,7 @@ pub struct TokenSettings {
     pub access_token_ttl: Duration,
 }
 
-/// How long a session lives.
+/// How long a session lives, and how many a user may hold at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionTimes {
     /// How long after a refresh token was rotated it may still be presented (a concurrent
@@ -36,4 +36,6 @@ pub struct SessionTimes {
     pub idle_timeout: Duration,
     /// A session is over this long after login, however active.
     pub max_lifetime: Duration,
+    /// Live sessions per user; a login beyond it ends the user's oldest session.
+    pub max_live_per_user: usize,
 }

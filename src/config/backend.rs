@@ -15,6 +15,8 @@ use crate::auth::password::PasswordSettings;
 use crate::auth::{SessionTimes, TokenSettings};
 use crate::metrics::MetricsSettings;
 use crate::services::accounts::AccountRules;
+use crate::services::quotas::QuotaSettings;
+use crate::services::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
 use crate::telemetry::{LogFormat, LogSettings};
 
@@ -143,6 +145,55 @@ pub(super) fn sessions(
         refresh_grace: Duration::from_secs(grace),
         idle_timeout: Duration::from_secs(idle),
         max_lifetime: Duration::from_secs(max),
+        max_live_per_user: within(
+            "AERIE_SESSIONS_PER_USER",
+            raw.sessions_per_user.unwrap_or(20),
+            1..=1000,
+        )?,
+    })
+}
+
+/// Per-user content quotas: roomy for a person, small for a script filling the disk.
+pub(super) fn quotas(raw: &RawSettings) -> Result<QuotaSettings, ConfigError> {
+    Ok(QuotaSettings {
+        articles_per_user: within(
+            "AERIE_QUOTA_ARTICLES_PER_USER",
+            raw.quota_articles_per_user.unwrap_or(1000),
+            1..=1_000_000,
+        )?,
+        comments_per_day: within(
+            "AERIE_QUOTA_COMMENTS_PER_DAY",
+            raw.quota_comments_per_day.unwrap_or(500),
+            1..=1_000_000,
+        )?,
+        tags_per_article: within(
+            "AERIE_QUOTA_TAGS_PER_ARTICLE",
+            raw.quota_tags_per_article.unwrap_or(10),
+            1..=20,
+        )?,
+        body_bytes_per_day: within(
+            "AERIE_QUOTA_BODY_BYTES_PER_DAY",
+            raw.quota_body_bytes_per_day.unwrap_or(10 * 1024 * 1024),
+            1024..=1024 * 1024 * 1024,
+        )?,
+    })
+}
+
+/// How often expired sessions are deleted, and how long after they ended.
+pub(super) fn retention(raw: &RawSettings) -> Result<RetentionSettings, ConfigError> {
+    let interval = within(
+        "AERIE_RETENTION_INTERVAL_SECS",
+        raw.retention_interval_secs.unwrap_or(3600),
+        60..=DAY,
+    )?;
+    let grace = within(
+        "AERIE_RETENTION_GRACE_SECS",
+        raw.retention_grace_secs.unwrap_or(DAY),
+        0..=365 * DAY,
+    )?;
+    Ok(RetentionSettings {
+        interval: Duration::from_secs(interval),
+        grace: Duration::from_secs(grace),
     })
 }
 
@@ -186,10 +237,16 @@ pub(super) fn audit(
             "must be between 1 and 86400 seconds",
         ));
     }
+    let retention_days = within(
+        "AERIE_AUDIT_RETENTION_DAYS",
+        raw.audit_retention_days.unwrap_or(365),
+        0..=36_500,
+    )?;
     Ok(AuditSettings {
         key_file,
         generate_key: !production,
         checkpoint_interval: Duration::from_secs(checkpoint_secs),
+        retention: Duration::from_secs(retention_days * DAY),
     })
 }
 

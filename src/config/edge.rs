@@ -43,6 +43,11 @@ pub(super) fn http(raw: &RawSettings, production: bool) -> Result<HttpSettings, 
         body_limit_articles_bytes,
         request_timeout: Duration::from_secs(raw.request_timeout_secs.unwrap_or(30).max(1)),
         expose_api_docs: raw.expose_api_docs.unwrap_or(!production),
+        tags_listed: within(
+            "AERIE_TAGS_LISTED",
+            raw.tags_listed.unwrap_or(100),
+            1..=1000,
+        )?,
     })
 }
 

@@ -35,6 +35,8 @@ use crate::http::HttpSettings;
 use crate::http::cookies::CookieSettings;
 use crate::metrics::MetricsSettings;
 use crate::services::accounts::AccountRules;
+use crate::services::quotas::QuotaSettings;
+use crate::services::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
 use crate::telemetry::LogSettings;
 use crate::tls::TlsSettings;
@@ -58,6 +60,8 @@ pub struct Config {
     pub passwords: PasswordSettings,
     pub sessions: SessionTimes,
     pub accounts: AccountRules,
+    pub quotas: QuotaSettings,
+    pub retention: RetentionSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
     pub cors: CorsSettings,
@@ -192,6 +196,8 @@ impl Config {
         let passwords = backend::passwords(raw, production)?;
         let sessions = backend::sessions(raw, tokens.access_token_ttl)?;
         let accounts = backend::accounts(raw, production);
+        let quotas = backend::quotas(raw)?;
+        let retention = backend::retention(raw)?;
         let http = edge::http(raw, production)?;
         let redis = edge::redis(raw)?;
         let log = backend::log(raw, production)?;
@@ -213,6 +219,8 @@ impl Config {
             passwords,
             sessions,
             accounts,
+            quotas,
+            retention,
             http,
             log,
             cors,

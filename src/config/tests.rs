@@ -287,3 +287,41 @@ fn body_limits_per_route_group() {
             .contains("AERIE_BODY_LIMIT_ARTICLES_BYTES")
     );
 }
+
+#[test]
+fn growth_limits_have_defaults_and_bounds() {
+    let config = Config::from_vars(Vec::<(String, String)>::new()).expect("valid");
+    assert_eq!(config.http.tags_listed, 100);
+    assert_eq!(config.sessions.max_live_per_user, 20);
+    assert_eq!(config.quotas.articles_per_user, 1000);
+    assert_eq!(config.quotas.comments_per_day, 500);
+    assert_eq!(config.quotas.tags_per_article, 10);
+    assert_eq!(config.quotas.body_bytes_per_day, 10 * 1024 * 1024);
+    assert_eq!(config.retention.interval, Duration::from_secs(3600));
+    assert_eq!(config.retention.grace, Duration::from_secs(86_400));
+    assert_eq!(config.audit.retention, Duration::from_secs(365 * 86_400));
+    let config = Config::from_vars([
+        ("AERIE_TAGS_LISTED", "3"),
+        ("AERIE_SESSIONS_PER_USER", "2"),
+        ("AERIE_QUOTA_TAGS_PER_ARTICLE", "20"),
+        ("AERIE_RETENTION_GRACE_SECS", "0"),
+    ])
+    .expect("valid");
+    assert_eq!(config.http.tags_listed, 3);
+    assert_eq!(config.sessions.max_live_per_user, 2);
+    assert_eq!(config.quotas.tags_per_article, 20);
+    assert_eq!(config.retention.grace, Duration::ZERO);
+    for (name, value) in [
+        ("AERIE_TAGS_LISTED", "0"),
+        ("AERIE_TAGS_LISTED", "1001"),
+        ("AERIE_SESSIONS_PER_USER", "0"),
+        ("AERIE_QUOTA_ARTICLES_PER_USER", "0"),
+        ("AERIE_QUOTA_COMMENTS_PER_DAY", "0"),
+        ("AERIE_QUOTA_TAGS_PER_ARTICLE", "21"),
+        ("AERIE_QUOTA_BODY_BYTES_PER_DAY", "100"),
+        ("AERIE_RETENTION_INTERVAL_SECS", "10"),
+        ("AERIE_AUDIT_RETENTION_DAYS", "36501"),
+    ] {
+        assert!(error_of(&[(name, value)]).contains(name), "{name}={value}");
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! Guards against editing or deleting someone else's article (author, or a role with the
 //! `*:any` permission), mass assignment (unknown fields are refused, so nobody sets
-//! `author`, `slug` or `favoritesCount`), and unbounded listing (`limit` ≤ 100).
+//! `author`, `slug` or `favoritesCount`), unbounded listing (`limit` ≤ 100), and one account
+//! filling the disk (the per-user quotas of [`crate::services::quotas`]).
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -188,6 +189,11 @@ async fn create_article(
         return Err(Error::Internal("validated fields missing".into()));
     };
     let tags: Vec<String> = tags.into_iter().map(|t| t.into_inner()).collect();
+    state.quotas.check_tags(tags.len())?;
+    state
+        .quotas
+        .check_new_article(auth.user_id, body.as_str().len())
+        .await?;
     let base = Slug::from_title(&title);
     let now = state.clock.now();
     let mut attempt = base.clone();
@@ -275,6 +281,16 @@ async fn update_article(
         None => Some(None),
     };
     errors.finish()?;
+    if let Some(Some(tags)) = &tags {
+        state.quotas.check_tags(tags.len())?;
+    }
+    if let Some(body) = &body {
+        // Charged to the caller: an editor's edits count against the editor's budget.
+        state
+            .quotas
+            .check_body_bytes(auth.user_id, body.as_str().len())
+            .await?;
+    }
     let base = title
         .as_ref()
         .map(Slug::from_title)

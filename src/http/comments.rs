@@ -97,6 +97,10 @@ async fn add_comment(
     errors.finish()?;
     let body = body.ok_or_else(|| Error::Internal("validated body missing".into()))?;
     let (article_id, _) = article(&state, &slug).await?;
+    state
+        .quotas
+        .check_new_comment(auth.user_id, body.as_str().len())
+        .await?;
     let id = state
         .store
         .insert_comment(article_id, auth.user_id, body.as_str(), state.clock.now())

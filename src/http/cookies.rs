@@ -236,6 +236,7 @@ mod tests {
             refresh_grace: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(7 * 24 * 60 * 60),
             max_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
+            max_live_per_user: 20,
         };
         assert_eq!(
             SessionCookies::refresh_lifetime(&session, 0, 0),

@@ -43,6 +43,13 @@ pub enum Error {
     /// A rate-limit policy refused the request; the response says when to come back.
     #[error("too many requests")]
     TooManyRequests(Limited),
+    /// A per-user quota refused a write: a 429 with `Retry-After` for a daily budget, a 422
+    /// for a standing limit (delete something first).
+    #[error("{message}")]
+    QuotaExceeded {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// A dependency (database pool) is saturated or down; retrying later may work.
     #[error("service unavailable")]
     Unavailable,
@@ -75,6 +82,11 @@ impl Error {
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::QuotaExceeded {
+                retry_after: Some(_),
+                ..
+            } => StatusCode::TOO_MANY_REQUESTS,
+            Error::QuotaExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -88,8 +100,13 @@ impl IntoResponse for Error {
             Error::TooManyRequests(limited) => Some(*limited),
             _ => None,
         };
+        let quota_retry = match &self {
+            Error::QuotaExceeded { retry_after, .. } => *retry_after,
+            _ => None,
+        };
         let errors = match self {
             Error::Unprocessable(fields) => json!(fields),
+            Error::QuotaExceeded { message, .. } => json!({ "quota": [message] }),
             Error::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 return status.into_response(); // body written by normalize_error_bodies
@@ -101,6 +118,12 @@ impl IntoResponse for Error {
         response.extensions_mut().insert(ShapedError);
         if let Some(limited) = limited {
             rate_limit_headers(response.headers_mut(), &limited);
+        }
+        if let Some(wait) = quota_retry {
+            let secs = ceil_secs(wait).max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -54,6 +54,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Serve `/openapi.json` and `/docs` (default: on in development, off in production).
     pub expose_api_docs: bool,
+    /// How many tags `GET /api/tags` lists at most (the most used first).
+    pub tags_listed: usize,
 }
 
 impl HttpSettings {
@@ -83,6 +85,8 @@ pub struct AppState {
     pub accounts: Accounts,
     /// Administrators reading the audit trail.
     pub audit_trail: AuditTrail,
+    /// Per-user limits on stored content.
+    pub quotas: crate::services::quotas::Quotas,
     /// This server's Prometheus registry.
     pub metrics: crate::metrics::Metrics,
     /// Set when shutdown begins: readiness then answers 503.

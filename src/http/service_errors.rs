@@ -6,6 +6,7 @@
 use super::error::Error;
 use crate::services::accounts::AccountError;
 use crate::services::audit_trail::AuditTrailError;
+use crate::services::quotas::{Quota, QuotaError};
 use crate::services::sessions::SessionError;
 
 impl From<SessionError> for Error {
@@ -43,6 +44,29 @@ impl From<AccountError> for Error {
             AccountError::Store(error) => error.into(),
             AccountError::Audit(error) => error.into(),
             AccountError::Hash(error) => error.into(),
+        }
+    }
+}
+
+impl From<QuotaError> for Error {
+    /// Too many tags is a plain validation error on `tagList`; every other quota is named
+    /// under `quota`, with `Retry-After` when it is a daily budget.
+    fn from(error: QuotaError) -> Self {
+        match error {
+            QuotaError::Exceeded {
+                quota: Quota::TagsPerArticle,
+                limit,
+                ..
+            } => Error::invalid("tagList", format!("has too many tags (maximum is {limit})")),
+            QuotaError::Exceeded {
+                quota,
+                limit,
+                retry_after,
+            } => Error::QuotaExceeded {
+                message: format!("{}: the limit of {limit} is reached", quota.describe()),
+                retry_after,
+            },
+            QuotaError::Store(error) => error.into(),
         }
     }
 }

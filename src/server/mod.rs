@@ -36,6 +36,8 @@ use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
 use crate::http::health::ShuttingDown;
 use crate::metrics::Metrics;
+use crate::services::quotas::Quotas;
+use crate::services::retention::Retention;
 use crate::services::{Parts, Services};
 use crate::store::Store;
 use crate::tls::TlsFiles;
@@ -53,6 +55,8 @@ pub struct Server {
     limits: ConnectionLimits,
     audit: AuditLog,
     checkpoint_interval: Duration,
+    /// Deletes expired sessions and refresh tokens while the server runs.
+    retention: Retention,
     /// The metrics-only listener and its application.
     metrics_listener: Option<(std::net::TcpListener, Router)>,
     metrics: Metrics,
@@ -131,6 +135,14 @@ impl Server {
             config.passwords,
             config.accounts,
         );
+        let retention = Retention::new(
+            store.clone(),
+            clock.clone(),
+            config.retention,
+            config.sessions,
+            settings.access_token_ttl,
+        );
+        let quotas = Quotas::new(store.clone(), clock.clone(), config.quotas);
         let state = AppState {
             rate_limiter,
             store: store.clone(),
@@ -142,6 +154,7 @@ impl Server {
             sessions: services.sessions,
             accounts: services.accounts,
             audit_trail: services.audit_trail,
+            quotas,
             metrics: metrics.clone(),
             shutting_down: shutting_down.clone(),
             http: config.http,
@@ -167,6 +180,7 @@ impl Server {
             limits: server.connection_limits,
             audit,
             checkpoint_interval: config.audit.checkpoint_interval,
+            retention,
             metrics_listener,
             metrics,
             shutting_down,
@@ -221,6 +235,7 @@ impl Server {
             self.audit
                 .write_checkpoints(self.checkpoint_interval, stop_rx.clone()),
         );
+        tokio::spawn(self.retention.run(stop_rx.clone()));
         if let Some((listener, public_url)) = self.redirect {
             tokio::spawn(serve_plain(
                 listener,

@@ -11,9 +11,13 @@
 //! - [`sessions`]: log in, start, refresh and end sessions, with their audit records.
 //! - [`accounts`]: create accounts, change their email, password, role and disabled flag.
 //! - [`audit_trail`]: administrators reading the audit trail (each read itself recorded).
+//! - [`quotas`]: per-user limits on stored content.
+//! - [`retention`]: deleting expired sessions and refresh tokens.
 
 pub mod accounts;
 pub mod audit_trail;
+pub mod quotas;
+pub mod retention;
 pub mod sessions;
 
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use super::{Store, on_pool};
 use crate::clock::UnixMillis;
 
 /// One audit row exactly as stored; the MAC covers every other field.
-#[derive(Debug, Clone, PartialEq, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, FromRow, serde::Serialize, serde::Deserialize)]
 pub struct AuditRow {
     pub seq: i64,
     pub at: UnixMillis,

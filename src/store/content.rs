@@ -347,9 +347,13 @@ impl Store {
         Ok(())
     }
 
-    /// Every tag in use, alphabetically.
-    pub async fn tags(&self) -> Result<Vec<String>, sqlx::Error> {
-        let sql = "SELECT DISTINCT tag FROM article_tags ORDER BY tag";
-        on_pool!(self, |pool| sqlx::query_scalar(sql).fetch_all(pool).await)
+    /// The `limit` tags most articles use, ties by name. Read off the `tag_counts` index
+    /// (kept by triggers on `article_tags`), so the cost does not grow with the tags stored.
+    pub async fn popular_tags(&self, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        let sql = "SELECT tag FROM tag_counts ORDER BY articles DESC, tag LIMIT $1";
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
     }
 }

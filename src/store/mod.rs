@@ -5,7 +5,9 @@
 
 mod admin;
 mod audit;
+mod audit_archive;
 mod content;
+mod quotas;
 mod sessions;
 mod users;
 
@@ -22,8 +24,10 @@ use crate::keyfile;
 
 pub use admin::AccountRow;
 pub use audit::{AuditFilter, AuditListRow, AuditRow, ChainHead};
+pub use audit_archive::{ArchiveCheckpoint, PruneMismatch};
 pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
-pub use sessions::{REVOCATION_CHANNEL, RefreshRow, SessionRow};
+pub use quotas::RecentWrites;
+pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
 
 /// Runs the same code against whichever engine backs the store:

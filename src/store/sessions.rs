@@ -34,7 +34,50 @@ pub struct SessionRow {
     pub user_agent: Option<String>,
 }
 
+/// Which sessions a retention pass deletes: revoked before, last seen before, or created
+/// before these times.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionCutoffs {
+    pub revoked_before: UnixMillis,
+    pub seen_before: UnixMillis,
+    pub created_before: UnixMillis,
+}
+
+/// What a retention pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+}
+
 impl Store {
+    /// Deletes the sessions past the cutoffs and their refresh tokens, in one transaction.
+    pub async fn prune_sessions(&self, cutoffs: &SessionCutoffs) -> Result<Pruned, sqlx::Error> {
+        const EXPIRED: &str = "revoked_at < $1 OR last_seen_at < $2 OR created_at < $3";
+        let tokens = format!(
+            "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE {EXPIRED})"
+        );
+        let sessions = format!("DELETE FROM sessions WHERE {EXPIRED}");
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut pruned = Pruned::default();
+            for (sql, count) in [
+                (&tokens, &mut pruned.refresh_tokens),
+                (&sessions, &mut pruned.sessions),
+            ] {
+                *count = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(cutoffs.revoked_before)
+                    .bind(cutoffs.seen_before)
+                    .bind(cutoffs.created_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(pruned)
+        })
+    }
+
     pub async fn insert_refresh_token(
         &self,
         token_hash: &str,

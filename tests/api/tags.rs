@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{TestApp, assert_keys, engine_tests};
+use crate::common::{Engine, TestApp, assert_keys, engine_tests};
 
 async fn tags(app: &TestApp, token: Option<&str>) -> Vec<String> {
     let reply = app.get("/api/tags", token).await;
@@ -80,7 +80,29 @@ async fn tags_no_longer_in_use_disappear(app: TestApp) {
     assert_eq!(sorted(tags(&app, None).await), ["new", "shared"]);
 }
 
+/// Issue 22.4: 100,800 tags made one anonymous call 13 MB. The list holds at most the
+/// configured number, the most used first, ties by name, however many tags are stored.
+async fn tag_list_is_bounded_and_ordered_by_popularity(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[("AERIE_TAGS_LISTED", "3")]).await;
+    let alice = app.register("alice").await;
+    app.create_article(&alice, "One", &["a", "b", "c", "d", "e", "f"])
+        .await;
+    app.create_article(&alice, "Two", &["c", "d", "e"]).await;
+    let third = app.create_article(&alice, "Three", &["e", "d"]).await;
+    assert_eq!(tags(&app, None).await, ["d", "e", "c"]);
+
+    // Counts follow edits and deletions: "d" and "e" fall back to two articles each.
+    let reply = app
+        .delete(&format!("/api/articles/{third}"), Some(&alice))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    app.create_article(&alice, "Four", &["f", "b"]).await;
+    app.create_article(&alice, "Five", &["f"]).await;
+    assert_eq!(tags(&app, None).await, ["f", "b", "c"]);
+}
+
 engine_tests!(
+    tag_list_is_bounded_and_ordered_by_popularity,
     tags_is_empty_without_articles,
     tags_lists_each_tag_in_use_once,
     tags_keep_their_case_and_spelling,

@@ -198,11 +198,43 @@ impl Sessions {
             .session(session_id.as_str())
             .from_request(request);
         self.recorder.record(event).await?;
+        self.evict_oldest(user.id, &session_id).await?;
         Ok(Started {
             user,
             session_id,
             tokens,
         })
+    }
+
+    /// Ends the user's oldest live sessions beyond the cap, never the one just opened, and
+    /// records each as revoked by the system. Without a cap a script that logs in forever
+    /// grows the sessions table (and the memory of every device list) without bound.
+    async fn evict_oldest(&self, user_id: i64, opened: &str) -> Result<(), SessionError> {
+        let mut others = self.live(user_id).await?;
+        others.retain(|session| session.id != opened);
+        let keep = self.times.max_live_per_user.saturating_sub(1);
+        if others.len() <= keep {
+            return Ok(());
+        }
+        // `live` lists newest first: what lies beyond `keep` is the oldest.
+        let now = self.clock.now();
+        for session in others.split_off(keep) {
+            let revoked = self.revoker.end_session(&session.id, user_id, now).await?;
+            if revoked.is_empty() {
+                continue;
+            }
+            let event = AuditEvent::new(EventType::SessionRevoked)
+                .subject(user_id)
+                .session(session.id.as_str())
+                .detail(serde_json::json!({
+                    "by": "system",
+                    "reason": "session_limit",
+                    "limit": self.times.max_live_per_user,
+                    "newSession": opened,
+                }));
+            self.recorder.record(event).await?;
+        }
+        Ok(())
     }
 
     /// Mints the first refresh token of the session's family (only its hash is stored) and

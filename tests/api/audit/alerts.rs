@@ -169,7 +169,7 @@ async fn repeated_server_errors_raise_one_alert_per_window(engine: Engine) {
     )
     .await;
     // A table the tag list reads disappears: every call is now a real 500.
-    app.execute_sql("DROP TABLE article_tags").await;
+    app.execute_sql("DROP TABLE tag_counts").await;
     server_errors(&app, 2).await;
     assert_quiet(
         &mut alerts,

@@ -3,6 +3,7 @@
 
 mod admin;
 mod alerts;
+mod archive;
 mod cli;
 mod session_events;
 mod trail;

@@ -10,7 +10,12 @@ use serde_json::{Value, json};
 use crate::common::{Engine, PASSWORD, TestApp, engine_tests};
 
 /// Runs the real `aerie` binary against the test's database and data folder.
-fn aerie(app: &TestApp, args: &[&str]) -> Output {
+pub(super) fn aerie(app: &TestApp, args: &[&str]) -> Output {
+    aerie_with(app, &[], args)
+}
+
+/// [`aerie`] with extra `AERIE_*` settings.
+pub(super) fn aerie_with(app: &TestApp, settings: &[(&str, &str)], args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_aerie"))
         .args(args)
         .env_clear()
@@ -18,18 +23,19 @@ fn aerie(app: &TestApp, args: &[&str]) -> Output {
         .env("AERIE_DATABASE_URL", &app.database_url)
         .env("AERIE_DATA_DIR", app.data_dir.path())
         .env("AERIE_LOG_FORMAT", "json")
+        .envs(settings.iter().copied())
         .current_dir(app.data_dir.path())
         .output()
         .expect("run aerie")
 }
 
-fn stdout(output: &Output) -> String {
+pub(super) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Asserts that verification fails and names `seq` as the first broken row.
 #[track_caller]
-fn assert_broken_at(app: &TestApp, args: &[&str], seq: i64) {
+pub(super) fn assert_broken_at(app: &TestApp, args: &[&str], seq: i64) {
     let output = aerie(app, args);
     let text = stdout(&output);
     assert!(!output.status.success(), "verify passed: {text}");
@@ -41,7 +47,7 @@ fn assert_broken_at(app: &TestApp, args: &[&str], seq: i64) {
 }
 
 #[track_caller]
-fn assert_intact(app: &TestApp, rows: i64) {
+pub(super) fn assert_intact(app: &TestApp, rows: i64) {
     let output = aerie(app, &["audit", "verify"]);
     let text = stdout(&output);
     assert!(
@@ -53,7 +59,7 @@ fn assert_intact(app: &TestApp, rows: i64) {
 }
 
 /// Five events: two registrations, a login, a wrong password, an unknown account.
-async fn five_events(app: &TestApp) {
+pub(super) async fn five_events(app: &TestApp) {
     app.register("alice").await;
     app.register("bob").await;
     let login =
@@ -86,7 +92,7 @@ async fn five_events(app: &TestApp) {
 
 /// Runs statements directly on the database, as an intruder with database access would,
 /// after dropping the append-only triggers (which an intruder can do too).
-async fn tamper(app: &TestApp, statements: &[&str]) {
+pub(super) async fn tamper(app: &TestApp, statements: &[&str]) {
     match app.engine {
         Engine::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&app.database_url)

@@ -71,6 +71,31 @@ impl TestApp {
         reply.body["user"].clone()
     }
 
+    /// A store on the test's database, beside the server's (for what the library does
+    /// outside a request: retention runs, audit archiving).
+    pub async fn store(&self) -> aerie::store::Store {
+        let config =
+            aerie::config::Config::from_vars([("AERIE_DATABASE_URL", self.database_url.as_str())])
+                .expect("valid configuration");
+        aerie::store::Store::connect(&config.database)
+            .await
+            .expect("database opens")
+    }
+
+    /// The audit events of one type, oldest first, each as `{"row": .., "detail": ..}`.
+    pub async fn audit_events(&self, event_type: &str) -> Vec<Value> {
+        let store = self.store().await;
+        let rows = store.audit_rows_after(0, 10_000).await.expect("audit rows");
+        store.close().await;
+        rows.into_iter()
+            .filter(|row| row.event_type == event_type)
+            .map(|row| {
+                let detail: Value = serde_json::from_str(&row.detail).expect("JSON detail");
+                json!({"seq": row.seq, "subject": row.subject_id, "session": row.session_id, "detail": detail})
+            })
+            .collect()
+    }
+
     /// Runs one SQL statement directly on the test database (to set up what no route does,
     /// such as disabling an account).
     pub async fn execute_sql(&self, sql: &str) {

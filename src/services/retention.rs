@@ -1,0 +1,101 @@
+//! Retention: deleting sessions and refresh tokens nobody can use any more.
+//!
+//! Guards against tables that only grow: every login adds a session and every refresh a
+//! token row, and nothing removed them. A session is deleted (its refresh tokens with it)
+//! once it is past its idle timeout or absolute lifetime, or revoked for longer than any of
+//! its access tokens can live (the revocation set loads those rows at start), plus a grace
+//! period that keeps recent history for investigations. The server runs [`Retention::run`]
+//! every `AERIE_RETENTION_INTERVAL_SECS`; `aerie maintenance prune` runs one pass by hand.
+//! Each pass asks the clock for the time, so tests move a manual clock and call
+//! [`Retention::run_once`] instead of waiting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::auth::SessionTimes;
+use crate::clock::{Clock, UnixMillis};
+use crate::store::{Pruned, SessionCutoffs, Store};
+
+/// Tolerated clock skew on token expiry, plus a margin, beyond the access-token lifetime:
+/// the revocation set keeps a revoked session this long, so its row must outlive it.
+const REVOCATION_MARGIN: Duration = Duration::from_secs(60);
+
+/// How often retention runs, and how long expired rows are kept before they go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    pub interval: Duration,
+    pub grace: Duration,
+}
+
+/// Deletes expired sessions and their refresh tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct Retention {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: RetentionSettings,
+    times: SessionTimes,
+    access_token_ttl: Duration,
+}
+
+impl Retention {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: RetentionSettings,
+        times: SessionTimes,
+        access_token_ttl: Duration,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+            times,
+            access_token_ttl,
+        }
+    }
+
+    /// The rows a pass at `now` deletes: anything that ended longer than the grace ago.
+    fn cutoffs(&self, now: UnixMillis) -> SessionCutoffs {
+        let grace = self.settings.grace;
+        let revoked_for = grace.max(self.access_token_ttl + REVOCATION_MARGIN);
+        SessionCutoffs {
+            revoked_before: now - millis(revoked_for),
+            seen_before: now - millis(self.times.idle_timeout + grace),
+            created_before: now - millis(self.times.max_lifetime + grace),
+        }
+    }
+
+    /// One pass, at the clock's current time.
+    pub async fn run_once(&self) -> Result<Pruned, sqlx::Error> {
+        let pruned = self
+            .store
+            .prune_sessions(&self.cutoffs(self.clock.now()))
+            .await?;
+        tracing::info!(
+            sessions = pruned.sessions,
+            refresh_tokens = pruned.refresh_tokens,
+            "retention: expired sessions deleted"
+        );
+        Ok(pruned)
+    }
+
+    /// Runs a pass every interval until `stop` turns true. A failed pass is logged and
+    /// retried at the next interval.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.interval) => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            if let Err(error) = self.run_once().await {
+                tracing::warn!(%error, "retention pass failed");
+            }
+        }
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
