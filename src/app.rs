@@ -239,6 +239,7 @@ mod tests {
             cookies: config.cookies,
             origins: AllowedOrigins::new(&config.cors, config.server.public_url.as_deref()),
             metrics_token: None,
+            api_docs: None,
         };
         (state, Layers::from_config(&config))
     }

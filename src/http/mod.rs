@@ -99,6 +99,9 @@ pub struct AppState {
     pub origins: AllowedOrigins,
     /// The bearer token `GET /metrics` wants on the main listener; none: no such route.
     pub metrics_token: Option<Arc<SecretString>>,
+    /// The OpenAPI document and `/docs` page this server publishes (`None` when
+    /// `AERIE_EXPOSE_API_DOCS` is off).
+    pub api_docs: Option<Arc<openapi::Published>>,
 }
 
 impl From<crate::audit::AuditError> for error::Error {

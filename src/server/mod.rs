@@ -162,6 +162,14 @@ impl Server {
             cookies: config.cookies,
             origins: AllowedOrigins::new(&config.cors, server.public_url.as_deref()),
             metrics_token: config.metrics.token.clone().map(Arc::new),
+            api_docs: config.http.expose_api_docs.then(|| {
+                Arc::new(crate::http::openapi::Published::new(
+                    &crate::http::openapi::PublishedSettings {
+                        metrics_route: config.metrics.token.is_some(),
+                        tags_per_article: config.quotas.tags_per_article,
+                    },
+                ))
+            }),
         };
         let metrics_listener = metrics_listen.map(|listener| {
             (

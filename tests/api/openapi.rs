@@ -350,7 +350,10 @@ async fn text_fields_state_the_servers_bounds() {
             .is_some_and(|p| p.contains("\\u0000-\\u001f")),
         "{tag}"
     );
-    assert_eq!(schemas["TagList"]["maxItems"], aerie::domain::MAX_TAGS);
+    assert_eq!(
+        schemas["TagList"]["maxItems"], 10,
+        "the default tags-per-article quota"
+    );
     for (name, max) in [
         ("TitleText", aerie::domain::TITLE_MAX_CHARS),
         ("DescriptionText", aerie::domain::DESCRIPTION_MAX_CHARS),
@@ -376,4 +379,9 @@ async fn text_fields_state_the_servers_bounds() {
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{tags}");
         assert!(reply.error_on("tagList").is_some(), "{}", reply.body);
     }
+    // The document states this server's quota, not only the domain's ceiling.
+    let strict =
+        TestApp::spawn_with(Engine::Sqlite, &[("AERIE_QUOTA_TAGS_PER_ARTICLE", "3")]).await;
+    let published = document(&strict).await;
+    assert_eq!(published["components"]["schemas"]["TagList"]["maxItems"], 3);
 }

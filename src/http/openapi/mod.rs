@@ -25,6 +25,8 @@ pub(crate) mod text;
 
 use std::sync::LazyLock;
 
+use axum::body::Bytes;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
@@ -106,41 +108,38 @@ pub fn document() -> &'static Value {
     &DOCUMENT
 }
 
-/// The document and its HTML page as one server publishes them.
-struct Published {
-    json: String,
-    html: String,
+/// The document and its HTML page as one server publishes them, built once at start.
+pub struct Published {
+    json: Bytes,
+    html: Bytes,
+}
+
+/// What of a server's settings its published document states.
+pub struct PublishedSettings {
+    /// `/metrics` exists on the main listener only when a metrics token is configured;
+    /// without one the document leaves it out (a client reading the document would
+    /// otherwise expect a route that is always 404).
+    pub metrics_route: bool,
+    /// The tags-per-article quota: a tag list's `maxItems`.
+    pub tags_per_article: usize,
 }
 
 impl Published {
-    fn of(document: &Value) -> Self {
+    pub fn new(settings: &PublishedSettings) -> Self {
+        let mut document = document().clone();
+        if !settings.metrics_route
+            && let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut)
+        {
+            paths.remove(metrics::METRICS_ROUTE);
+        }
+        if let Some(tags) = document.pointer_mut("/components/schemas/TagList") {
+            tags["maxItems"] = json!(settings.tags_per_article);
+        }
         Self {
-            json: document.to_string(),
-            html: html::render(document),
+            json: Bytes::from(document.to_string()),
+            html: Bytes::from(html::render(&document)),
         }
     }
-}
-
-/// What a server publishes describes the routes it answers: `/metrics` exists on the main
-/// listener only when a metrics token is configured, so without one the document leaves it
-/// out (a client reading the document would otherwise expect a route that is always 404).
-fn published_for(state: &AppState) -> &'static Published {
-    static WITH_METRICS: LazyLock<Published> = LazyLock::new(|| Published::of(document()));
-    static WITHOUT_METRICS: LazyLock<Published> =
-        LazyLock::new(|| Published::of(&without_path(document(), metrics::METRICS_ROUTE)));
-    if state.metrics_token.is_some() {
-        &WITH_METRICS
-    } else {
-        &WITHOUT_METRICS
-    }
-}
-
-fn without_path(document: &Value, path: &str) -> Value {
-    let mut document = document.clone();
-    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
-        paths.remove(path);
-    }
-    document
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "docs",
@@ -149,7 +148,7 @@ fn without_path(document: &Value, path: &str) -> Value {
         (status = 404, description = "API documentation is turned off (`AERIE_EXPOSE_API_DOCS`)"),
     ))]
 async fn openapi_json(State(state): State<AppState>) -> Result<Response> {
-    published(&state, "application/json", &published_for(&state).json)
+    published(&state, "application/json", |page| page.json.clone())
 }
 
 #[utoipa::path(get, path = "/docs", tag = "docs",
@@ -158,19 +157,21 @@ async fn openapi_json(State(state): State<AppState>) -> Result<Response> {
         (status = 404, description = "API documentation is turned off (`AERIE_EXPOSE_API_DOCS`)"),
     ))]
 async fn docs(State(state): State<AppState>) -> Result<Response> {
-    published(
-        &state,
-        "text/html; charset=utf-8",
-        &published_for(&state).html,
-    )
+    published(&state, "text/html; charset=utf-8", |page| page.html.clone())
 }
 
 /// The page, or the same 404 as an unknown route when documentation is turned off.
-fn published(state: &AppState, content_type: &'static str, body: &'static str) -> Result<Response> {
-    if !state.http.expose_api_docs {
-        return Err(Error::NotFound("route"));
+fn published(
+    state: &AppState,
+    content_type: &'static str,
+    body: impl FnOnce(&Published) -> Bytes,
+) -> Result<Response> {
+    match &state.api_docs {
+        Some(page) if state.http.expose_api_docs => {
+            Ok(([(header::CONTENT_TYPE, content_type)], body(page)).into_response())
+        }
+        _ => Err(Error::NotFound("route")),
     }
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 /// The annotations, plus what the access table and the layer stack say about every route.
