@@ -59,8 +59,8 @@ impl Console {
         let trail = CommandTrail::open(&store, settings.audit, settings.alerts)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         // This process's own set of revoked sessions, which no request reads (hence no
-        // retention): what matters is the announcement to the running servers (PostgreSQL
-        // NOTIFY; an SQLite server reloads revocations from the database when it starts).
+        // retention): what matters is that the running servers hear of it (PostgreSQL NOTIFY;
+        // on SQLite they poll the revocation log the database's trigger fills).
         let revocations = Revocations::new(Duration::ZERO, clock.clone());
         let recorder = Recorder::new(trail.audit.clone());
         let revoker = Revoker::new(store.clone(), revocations, recorder, clock.clone());

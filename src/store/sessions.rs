@@ -179,6 +179,45 @@ impl Store {
         Ok(())
     }
 
+    /// Where an SQLite server starts following the revocation log: its last `seq` (0 when
+    /// empty). `None` on PostgreSQL, which follows revocations through LISTEN instead.
+    pub async fn revocation_log_head(&self) -> Result<Option<i64>, sqlx::Error> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let sql = "SELECT COALESCE(MAX(seq), 0) FROM session_revocations";
+        sqlx::query_scalar(sql).fetch_one(pool).await.map(Some)
+    }
+
+    /// Revocations logged after `seq` (SQLite only; empty on PostgreSQL), oldest first, at
+    /// most `limit`: `(seq, session id, revoked at)`.
+    pub async fn revocations_after(
+        &self,
+        seq: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(Vec::new());
+        };
+        let sql = "SELECT seq, session_id, revoked_at FROM session_revocations
+                   WHERE seq > $1 ORDER BY seq LIMIT $2";
+        sqlx::query_as(sql)
+            .bind(seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    }
+
+    /// Forgets logged revocations older than `before` (SQLite only). `AUTOINCREMENT` never
+    /// hands out a `seq` again, so no follower's cursor can skip a later row.
+    pub async fn prune_revocation_log(&self, before: UnixMillis) -> Result<(), sqlx::Error> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(());
+        };
+        let sql = "DELETE FROM session_revocations WHERE revoked_at < $1";
+        sqlx::query(sql).bind(before).execute(pool).await.map(drop)
+    }
+
     /// The PostgreSQL pool, for LISTEN; `None` on SQLite.
     pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
         match &self.pool {

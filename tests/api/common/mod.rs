@@ -4,12 +4,14 @@
 //! test on both engines.
 
 mod app;
+mod cli;
 mod fixtures;
 mod raw;
 mod requests;
 mod shapes;
 
 pub use app::TestApp;
+pub use cli::aerie;
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };
