@@ -71,6 +71,9 @@ catalogue! {
     /// A rotated-out refresh token came back: likely stolen; the family is revoked.
     RefreshReuseDetected => "refresh_reuse_detected", Critical;
     PasswordChanged => "password_changed", Warning;
+    /// A signed-in caller gave a wrong current password to change their password: a guess
+    /// with a stolen session, counted against the account's login budget like a failed login.
+    PasswordChangeFailed => "password_change_failed", Warning;
     EmailChanged => "email_changed", Warning;
     MfaEnabled => "mfa_enabled", Info;
     MfaDisabled => "mfa_disabled", Warning;

@@ -87,7 +87,7 @@ impl Accounts {
         };
         errors.finish()?;
         if let Some(password) = &new_password {
-            self.check_current_password(&current, changes.current_password)
+            self.check_current_password(caller, &current, changes.current_password)
                 .await?;
             update.password_hash = Some(self.hasher.hash(password.secret()).await?);
         }
@@ -141,7 +141,7 @@ impl Accounts {
             // `finish` reported it missing; kept as a plain refusal, not a panic.
             return Err(InvalidFields::one("newPassword", "can't be blank").into());
         };
-        self.check_current_password(&current, current_password)
+        self.check_current_password(caller, &current, current_password)
             .await?;
         let changes = UserChanges {
             password_hash: Some(self.hasher.hash(new_password.secret()).await?),
@@ -160,21 +160,30 @@ impl Accounts {
         Ok(())
     }
 
-    /// Refuses unless the current password is given and right.
+    /// Refuses unless the current password is given and right. A wrong one is a guess made
+    /// with the caller's session: it is recorded (`password_change_failed`, which the
+    /// failed-login alert counts); the HTTP layer has already charged it to the account's
+    /// login budget.
     async fn check_current_password(
         &self,
+        caller: Caller<'_>,
         account: &UserRow,
         current_password: Option<SecretString>,
     ) -> Result<(), AccountError> {
         let current_password = current_password.ok_or(AccountError::CurrentPasswordMissing)?;
-        if !password_within_limits(&current_password)
-            || !self
+        if password_within_limits(&current_password)
+            && self
                 .hasher
                 .verify(&current_password, Some(&account.password_hash))
                 .await?
         {
-            return Err(AccountError::CurrentPasswordWrong);
+            return Ok(());
         }
-        Ok(())
+        let mut event = caller
+            .own_event(EventType::PasswordChangeFailed)
+            .detail(serde_json::json!({ "reason": "wrong_password" }));
+        event.subject = Some(account.id);
+        self.recorder.record(event).await?;
+        Err(AccountError::CurrentPasswordWrong)
     }
 }

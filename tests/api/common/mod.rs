@@ -4,6 +4,7 @@
 //! test on both engines.
 
 mod app;
+mod audit;
 mod cli;
 mod fixtures;
 mod raw;
@@ -11,6 +12,7 @@ mod requests;
 mod shapes;
 
 pub use app::TestApp;
+pub use audit::rows_of;
 pub use cli::aerie;
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,

@@ -11,6 +11,7 @@ mod forged_signatures;
 mod key_selection;
 mod login;
 mod missing_and_malformed;
+mod password_guessing;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
