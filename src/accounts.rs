@@ -63,7 +63,15 @@ impl Console {
         // on SQLite they poll the revocation log the database's trigger fills).
         let revocations = Revocations::new(Duration::ZERO, clock.clone());
         let recorder = Recorder::new(trail.audit.clone());
-        let revoker = Revoker::new(store.clone(), revocations, recorder, clock.clone());
+        // The operator has no session whose authentication could be stale: step-up rules
+        // apply to API callers only.
+        let revoker = Revoker::new(
+            store.clone(),
+            revocations,
+            recorder,
+            clock.clone(),
+            settings.rules.step_up,
+        );
         Ok(Self {
             store,
             trail,

@@ -232,7 +232,7 @@ impl Alerts {
         };
         match row.event_type.as_str() {
             // A wrong current password from a signed-in caller is a password guess too.
-            "login_failed" | "password_change_failed" => {
+            "login_failed" | "password_change_failed" | "step_up_failed" => {
                 let mut fired = Vec::new();
                 let n = self.inner.threshold;
                 if let Some(account) = row.subject_id

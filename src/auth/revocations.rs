@@ -166,7 +166,12 @@ async fn listen(
 /// Reads the revocation log every [`POLL_INTERVAL`] from the last `seq` seen, so a
 /// revocation by the CLI reaches this server within about a second; now and then it forgets
 /// rows older than any token they could stop.
-async fn poll(mut after: i64, revocations: Revocations, store: Store, mut stop: watch::Receiver<bool>) {
+async fn poll(
+    mut after: i64,
+    revocations: Revocations,
+    store: Store,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut polls: u32 = 0;
     loop {
         tokio::select! {
@@ -184,8 +189,11 @@ async fn poll(mut after: i64, revocations: Revocations, store: Store, mut stop: 
             Err(error) => tracing::error!(%error, "reading the revocation log failed; retrying"),
         }
         polls = polls.wrapping_add(1);
-        if polls % PRUNE_EVERY_POLLS == 0 {
-            let before = revocations.clock.now().saturating_sub(revocations.retention_ms);
+        if polls.is_multiple_of(PRUNE_EVERY_POLLS) {
+            let before = revocations
+                .clock
+                .now()
+                .saturating_sub(revocations.retention_ms);
             if let Err(error) = store.prune_revocation_log(before).await {
                 tracing::warn!(%error, "pruning the revocation log failed");
             }

@@ -191,7 +191,7 @@ impl Config {
         let tokens = backend::tokens(raw, production, &data_dir)?;
         let passwords = backend::passwords(raw, production)?;
         let sessions = backend::sessions(raw, tokens.access_token_ttl)?;
-        let accounts = backend::accounts(raw, production);
+        let accounts = backend::accounts(raw, production)?;
         let http = edge::http(raw, production)?;
         let redis = edge::redis(raw)?;
         let log = backend::log(raw, production)?;

@@ -287,3 +287,17 @@ fn body_limits_per_route_group() {
             .contains("AERIE_BODY_LIMIT_ARTICLES_BYTES")
     );
 }
+
+#[test]
+fn step_up_max_age_defaults_to_ten_minutes_and_is_bounded() {
+    let config = Config::from_vars(Vec::<(String, String)>::new()).expect("defaults are valid");
+    assert_eq!(config.accounts.step_up.max_age, Duration::from_secs(600));
+    let config = Config::from_vars([("AERIE_STEP_UP_MAX_AGE_SECS", "120")]).expect("valid");
+    assert_eq!(config.accounts.step_up.max_age, Duration::from_secs(120));
+    for bad in ["0", "59", "86401"] {
+        assert!(
+            error_of(&[("AERIE_STEP_UP_MAX_AGE_SECS", bad)]).contains("AERIE_STEP_UP_MAX_AGE_SECS"),
+            "{bad}"
+        );
+    }
+}

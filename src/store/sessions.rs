@@ -23,6 +23,8 @@ pub struct RefreshRow {
     pub created_at: i64,
     pub last_seen_at: i64,
     pub revoked_at: Option<i64>,
+    /// The session's last password authentication (its login, or a later step-up).
+    pub authenticated_at: i64,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -61,7 +63,8 @@ impl Store {
     }
 
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRow>, sqlx::Error> {
-        let sql = "SELECT r.session_id, r.rotated_at, r.successor_hash, s.user_id, s.created_at, s.last_seen_at, s.revoked_at
+        let sql = "SELECT r.session_id, r.rotated_at, r.successor_hash, s.user_id, s.created_at, s.last_seen_at, s.revoked_at,
+                          COALESCE(s.authenticated_at, s.created_at) AS authenticated_at
                    FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
                    WHERE r.token_hash = $1";
         on_pool!(self, |pool| sqlx::query_as(sql)
@@ -84,6 +87,26 @@ impl Store {
             .bind(token_hash)
             .bind(now)
             .bind(successor_hash)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(affected == 1)
+    }
+
+    /// Records a fresh password authentication in one of `user_id`'s live sessions (a
+    /// step-up); false when the session is not theirs or is revoked.
+    pub async fn mark_session_authenticated(
+        &self,
+        id: &str,
+        user_id: i64,
+        now: UnixMillis,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "UPDATE sessions SET authenticated_at = $3
+                   WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
+        let affected = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(user_id)
+            .bind(now)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;

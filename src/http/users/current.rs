@@ -30,7 +30,10 @@ pub(super) async fn current_user(
 
 #[utoipa::path(put, path = "/api/user", tag = "users",
     request_body = UserBody<UserUpdate>,
-    responses((status = 200, description = "The updated account", body = UserResponse)))]
+    responses(
+        (status = 200, description = "The updated account", body = UserResponse),
+        (status = 403, description = "Changing the email or password: re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+    ))]
 pub(super) async fn update_user(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -49,7 +52,10 @@ pub(super) async fn update_user(
 /// caller's own keeps working, so the device that changed it stays signed in).
 #[utoipa::path(put, path = "/api/user/password", tag = "users",
     request_body = PasswordChange,
-    responses((status = 204, description = "Changed; every other session of the caller ended")))]
+    responses(
+        (status = 204, description = "Changed; every other session of the caller ended"),
+        (status = 403, description = "Re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+    ))]
 pub(super) async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -2,8 +2,8 @@
 //! for the admin API (an administrator acting) and the CLI (the operator acting).
 //!
 //! Guards against privilege escalation and stale privilege. Granting the admin role needs a
-//! fresh login (within [`super::AccountRules::admin_grant_max_auth_age`]), so a stolen
-//! long-lived session cannot mint new admins. Changing a role or disabling an account ends
+//! recent password authentication ([`crate::services::StepUp`]), so a stolen long-lived
+//! session cannot mint new admins. Changing a role or disabling an account ends
 //! all of that account's sessions at once, so no token carries a role the account no longer
 //! has. Administrators cannot change their own role or disable themselves (no accidental
 //! lock-out of the last admin). Every action, and every read of account data, is an audit
@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use super::{AccountError, Accounts};
 use crate::audit::EventType;
-use crate::clock::UnixMillis;
 use crate::domain::{Role, username_key};
 use crate::services::Actor;
 use crate::store::{AccountRow, UserRow};
@@ -64,8 +63,11 @@ impl Accounts {
     ) -> Result<Changed, AccountError> {
         let user = self.target(actor, username).await?;
         let now = self.clock.now();
-        if role == Role::Admin {
-            self.check_fresh_login(actor, now).await?;
+        // The operator at the command line has no session whose token could be stolen.
+        if role == Role::Admin
+            && let Actor::Admin(caller) = actor
+        {
+            self.check_step_up(caller)?;
         }
         self.store.set_role(user.id, role.as_str(), now).await?;
         let revoked = self.revoker.end_user_sessions(user.id, None).await?;
@@ -114,25 +116,6 @@ impl Accounts {
             return Err(AccountError::OwnAccount);
         }
         Ok(user)
-    }
-
-    /// An administrator granting the admin role must have logged in recently. The operator
-    /// at the command line has no session to be stolen.
-    async fn check_fresh_login(
-        &self,
-        actor: Actor<'_>,
-        now: UnixMillis,
-    ) -> Result<(), AccountError> {
-        let Actor::Admin(caller) = actor else {
-            return Ok(());
-        };
-        let max_age =
-            i64::try_from(self.rules.admin_grant_max_auth_age.as_millis()).unwrap_or(i64::MAX);
-        let logged_in_at = self.store.session_started_at(caller.session_id).await?;
-        if logged_in_at.is_none_or(|at| now - at > max_age) {
-            return Err(AccountError::StaleLogin);
-        }
-        Ok(())
     }
 
     /// Records an administrative action (or read) before its answer leaves.

@@ -9,9 +9,7 @@ use aerie::store::AuditRow;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{
-    self, PASSWORD, TestApp, engine_tests, refresh_token_of, rows_of, token_of,
-};
+use crate::common::{self, PASSWORD, TestApp, engine_tests, refresh_token_of, rows_of, token_of};
 
 fn detail(row: &AuditRow) -> Value {
     serde_json::from_str(&row.detail).expect("JSON detail")

@@ -307,8 +307,8 @@ async fn granting_admin_needs_a_fresh_login(app: TestApp) {
             json!({"role": "admin"}),
         )
         .await;
-    stale.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(stale.error_on("reauthentication").is_some());
+    stale.assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(stale.error_on("auth"), Some("re-authentication required"));
     let still_user = app
         .put(
             "/api/admin/users/target/role",

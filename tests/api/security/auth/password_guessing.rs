@@ -32,7 +32,12 @@ async fn current_password_guesses_spend_the_login_budget_and_alert(engine: Engin
     let token = app.register("gina").await;
     for guess in 1..=3 {
         let reply = change_password(&app, &token, &format!("guess number {guess}")).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            reply.body
+        );
         assert_eq!(reply.error_on("currentPassword"), Some("is incorrect"));
     }
     let spent = change_password(&app, &token, PASSWORD).await;
@@ -41,8 +46,16 @@ async fn current_password_guesses_spend_the_login_budget_and_alert(engine: Engin
     login.assert_status(StatusCode::TOO_MANY_REQUESTS);
 
     let failures = rows_of(&app, "password_change_failed").await;
-    assert_eq!(failures.len(), 3, "one event per wrong guess, none for the refused");
-    assert!(failures.iter().all(|row| row.subject_id.is_some() && row.actor_id.is_some()));
+    assert_eq!(
+        failures.len(),
+        3,
+        "one event per wrong guess, none for the refused"
+    );
+    assert!(
+        failures
+            .iter()
+            .all(|row| row.subject_id.is_some() && row.actor_id.is_some())
+    );
     let mut rules = Vec::new();
     while !rules.contains(&"failed_logins_account".to_owned()) {
         let alert = tokio::time::timeout(Duration::from_secs(15), alerts.recv())

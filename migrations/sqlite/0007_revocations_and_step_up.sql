@@ -15,3 +15,9 @@ WHEN OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
 BEGIN
     INSERT INTO session_revocations (session_id, revoked_at) VALUES (NEW.id, NEW.revoked_at);
 END;
+
+-- Step-up: when the session's user last proved who they are with a password (login,
+-- registration, `POST /api/auth/step-up`). Refreshed access tokens carry it as `auth_time`,
+-- so a sensitive change can ask for a recent one. Sessions from before this migration read
+-- it as their login time.
+ALTER TABLE sessions ADD COLUMN authenticated_at BIGINT;
