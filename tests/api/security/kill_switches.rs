@@ -9,7 +9,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{TestApp, aerie, engine_tests};
+use crate::common::{
+    TestApp, aerie, assert_unauthorized, engine_tests, refresh, refresh_token_of, token_of,
+};
 
 /// Longest wait for a revocation made by another process (the CLI) to reach the running
 /// server; the promise is 2 s, the bound leaves room for a loaded test machine.
@@ -51,7 +53,10 @@ async fn cli_revocations_reach_a_running_server(app: TestApp) {
     let boss = admin_token(&app, "boss").await;
     let alice = app.register("alice").await;
     let carol = app.register("carol").await;
-    assert_eq!(app.get("/api/admin/users", Some(&boss)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/admin/users", Some(&boss)).await.status,
+        StatusCode::OK
+    );
     app.post("/api/articles", Some(&alice), article("before"))
         .await
         .assert_status(StatusCode::CREATED);
@@ -67,4 +72,103 @@ async fn cli_revocations_reach_a_running_server(app: TestApp) {
     refused_soon(&app, "GET", "/api/articles/feed", &carol).await;
 }
 
-engine_tests!(cli_revocations_reach_a_running_server);
+/// An administrator's session: what a thief holding its tokens would have.
+struct Stolen {
+    access: String,
+    refresh: String,
+}
+
+/// Registers `name` as an administrator with a fresh session, whose tokens reach every
+/// kind of route: the feed, a write, an admin route, and refresh.
+async fn admin_session(app: &TestApp, name: &str) -> Stolen {
+    app.register(name).await;
+    app.set_role(name, "admin").await;
+    let user = app.login_user(name).await;
+    Stolen {
+        access: token_of(&user),
+        refresh: refresh_token_of(&user),
+    }
+}
+
+/// The routes that trust the access token alone: none of them reads the account again, so
+/// only the revocation can stop them.
+async fn token_only_routes(app: &TestApp, token: &str) -> [(&'static str, StatusCode); 3] {
+    [
+        (
+            "GET /api/articles/feed",
+            app.get("/api/articles/feed", Some(token)).await.status,
+        ),
+        (
+            "POST /api/articles",
+            app.post("/api/articles", Some(token), article("a write"))
+                .await
+                .status,
+        ),
+        (
+            "GET /api/admin/users",
+            app.get("/api/admin/users", Some(token)).await.status,
+        ),
+    ]
+}
+
+async fn assert_alive(app: &TestApp, stolen: &Stolen) {
+    for (route, status) in token_only_routes(app, &stolen.access).await {
+        assert!(status.is_success(), "before: {route} answered {status}");
+    }
+}
+
+/// Every token-only route and refresh refuse the session's tokens.
+async fn assert_killed(app: &TestApp, stolen: &Stolen, switch: &str) {
+    for (route, status) in token_only_routes(app, &stolen.access).await {
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "after {switch}: {route}");
+    }
+    assert_unauthorized(
+        &refresh(app, &stolen.refresh).await,
+        &format!("refresh after {switch}"),
+    );
+}
+
+async fn disabling_an_account_kills_its_tokens_everywhere(app: TestApp) {
+    let boss = admin_session(&app, "boss").await;
+    let victim = admin_session(&app, "victim").await;
+    assert_alive(&app, &victim).await;
+    app.post(
+        "/api/admin/users/victim/disable",
+        Some(&boss.access),
+        json!({}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_killed(&app, &victim, "disable").await;
+}
+
+async fn an_admins_session_revocation_kills_the_tokens_everywhere(app: TestApp) {
+    let boss = admin_session(&app, "boss").await;
+    let victim = admin_session(&app, "victim").await;
+    assert_alive(&app, &victim).await;
+    app.delete("/api/admin/users/victim/sessions", Some(&boss.access))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert_killed(&app, &victim, "session revocation").await;
+}
+
+async fn a_demotion_kills_the_tokens_carrying_the_old_role(app: TestApp) {
+    let boss = admin_session(&app, "boss").await;
+    let victim = admin_session(&app, "victim").await;
+    assert_alive(&app, &victim).await;
+    app.put(
+        "/api/admin/users/victim/role",
+        Some(&boss.access),
+        json!({"role": "user"}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_killed(&app, &victim, "demotion").await;
+}
+
+engine_tests!(
+    cli_revocations_reach_a_running_server,
+    disabling_an_account_kills_its_tokens_everywhere,
+    an_admins_session_revocation_kills_the_tokens_everywhere,
+    a_demotion_kills_the_tokens_carrying_the_old_role,
+);
