@@ -195,6 +195,34 @@ pub async fn set_disabled(
     Ok(())
 }
 
+/// `aerie user set-password`: the operator's password reset. The password comes from
+/// [`read_password`], never the command line; every session of the account ends.
+pub async fn set_password(
+    settings: &AccountSettings<'_>,
+    username: &str,
+    password: SecretString,
+) -> anyhow::Result<()> {
+    let console = Console::open(settings).await?;
+    let changed = console
+        .accounts(settings)?
+        .set_password(console.actor(), username, password)
+        .await
+        .map_err(|error| match error {
+            AccountError::UnknownUser => unknown_user(username),
+            other => other.into(),
+        })?;
+    tracing::warn!(
+        subject = changed.user.id,
+        "password set from the command line"
+    );
+    println!(
+        "{}: password set; {} session(s) revoked",
+        changed.user.username, changed.revoked
+    );
+    console.close().await;
+    Ok(())
+}
+
 pub async fn revoke_sessions(
     settings: &AccountSettings<'_>,
     target: SessionTarget,

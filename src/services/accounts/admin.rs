@@ -1,4 +1,5 @@
-//! Administering accounts: list them, change a role, disable and enable; the same functions
+//! Administering accounts: list them, change a role, disable and enable, reset a password
+//! (the operator only, from the command line); the same functions
 //! for the admin API (an administrator acting) and the CLI (the operator acting).
 //!
 //! Guards against privilege escalation and stale privilege. Granting the admin role needs a
@@ -9,13 +10,14 @@
 //! lock-out of the last admin). Every action, and every read of account data, is an audit
 //! event naming the administrator.
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::{AccountError, Accounts};
 use crate::audit::EventType;
-use crate::domain::{Role, username_key};
+use crate::domain::{Invalid, InvalidFields, NewPassword, Role, username_key};
 use crate::services::Actor;
-use crate::store::{AccountRow, UserRow};
+use crate::store::{AccountRow, UserChanges, UserRow};
 
 /// An account changed by an administrator or the operator.
 pub struct Changed {
@@ -99,6 +101,36 @@ impl Accounts {
             EventType::UserEnabled
         };
         self.record(actor, kind, Some(user.id), json!({})).await?;
+        Ok(Changed {
+            user,
+            revoked: revoked.len(),
+        })
+    }
+
+    /// Sets a new password for the account named `username` (`aerie user set-password`, the
+    /// operator's reset), judged by the same rules as a user's own, and ends every session
+    /// of the account: whoever held one may have known the old password.
+    pub async fn set_password(
+        &self,
+        actor: Actor<'_>,
+        username: &str,
+        password: SecretString,
+    ) -> Result<Changed, AccountError> {
+        let user = self.target(actor, username).await?;
+        let related = [user.username.as_str(), user.email.as_str()];
+        let password = NewPassword::parse(password, self.passwords.min_score, &related)
+            .map_err(|Invalid(message)| InvalidFields::one("password", message))?;
+        let changes = UserChanges {
+            password_hash: Some(self.hasher.hash(password.secret()).await?),
+            ..UserChanges::default()
+        };
+        self.store
+            .update_user(user.id, changes, self.clock.now())
+            .await?
+            .ok_or(AccountError::UnknownUser)?;
+        let revoked = self.revoker.end_user_sessions(user.id, None).await?;
+        self.record(actor, EventType::PasswordChanged, Some(user.id), json!({}))
+            .await?;
         Ok(Changed {
             user,
             revoked: revoked.len(),

@@ -10,7 +10,7 @@ use super::TestApp;
 
 /// Runs `aerie args…` as the OS user `ops-alice`, alerts to `webhook` (none when empty), with
 /// `stdin` on its standard input; returns its output whether it succeeded or not.
-async fn run_aerie(app: &TestApp, webhook: &str, args: &[&str], stdin: &str) -> Output {
+pub async fn run_aerie(app: &TestApp, webhook: &str, args: &[&str], stdin: &str) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_aerie"));
     command
         .env_clear()
@@ -32,7 +32,14 @@ async fn run_aerie(app: &TestApp, webhook: &str, args: &[&str], stdin: &str) -> 
         .spawn()
         .expect("run aerie");
     let mut input = child.stdin.take().expect("piped stdin");
-    input.write_all(stdin.as_bytes()).await.expect("stdin");
+    // A command that reads no input may exit before it is written.
+    if let Err(error) = input.write_all(stdin.as_bytes()).await {
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "stdin: {error}"
+        );
+    }
     drop(input);
     tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await

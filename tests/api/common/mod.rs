@@ -13,7 +13,7 @@ mod shapes;
 
 pub use app::TestApp;
 pub use audit::rows_of;
-pub use cli::aerie;
+pub use cli::{aerie, run_aerie};
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };

@@ -3,3 +3,4 @@
 mod logging;
 mod metrics;
 mod readiness;
+mod runbook;
