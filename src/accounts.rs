@@ -59,11 +59,19 @@ impl Console {
         let trail = CommandTrail::open(&store, settings.audit, settings.alerts)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         // This process's own set of revoked sessions, which no request reads (hence no
-        // retention): what matters is the announcement to the running servers (PostgreSQL
-        // NOTIFY; an SQLite server reloads revocations from the database when it starts).
+        // retention): what matters is that the running servers hear of it (PostgreSQL NOTIFY;
+        // on SQLite they poll the revocation log the database's trigger fills).
         let revocations = Revocations::new(Duration::ZERO, clock.clone());
         let recorder = Recorder::new(trail.audit.clone());
-        let revoker = Revoker::new(store.clone(), revocations, recorder, clock.clone());
+        // The operator has no session whose authentication could be stale: step-up rules
+        // apply to API callers only.
+        let revoker = Revoker::new(
+            store.clone(),
+            revocations,
+            recorder,
+            clock.clone(),
+            settings.rules.step_up,
+        );
         Ok(Self {
             store,
             trail,
@@ -181,6 +189,34 @@ pub async fn set_disabled(
     );
     println!(
         "{} {state}; {} session(s) revoked",
+        changed.user.username, changed.revoked
+    );
+    console.close().await;
+    Ok(())
+}
+
+/// `aerie user set-password`: the operator's password reset. The password comes from
+/// [`read_password`], never the command line; every session of the account ends.
+pub async fn set_password(
+    settings: &AccountSettings<'_>,
+    username: &str,
+    password: SecretString,
+) -> anyhow::Result<()> {
+    let console = Console::open(settings).await?;
+    let changed = console
+        .accounts(settings)?
+        .set_password(console.actor(), username, password)
+        .await
+        .map_err(|error| match error {
+            AccountError::UnknownUser => unknown_user(username),
+            other => other.into(),
+        })?;
+    tracing::warn!(
+        subject = changed.user.id,
+        "password set from the command line"
+    );
+    println!(
+        "{}: password set; {} session(s) revoked",
         changed.user.username, changed.revoked
     );
     console.close().await;

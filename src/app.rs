@@ -272,7 +272,7 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let (state, layers) = test_state(&dir).await;
-        let user = state.tokens.issue(1, "a-live-session", Role::User);
+        let user = state.tokens.issue(1, "a-live-session", Role::User, 0);
         let bare = with_layers(api_routes(&state.http), state.clone(), &layers);
         let send = |rule: &crate::http::access::RouteRule, token: Option<&str>| {
             let path = rule

@@ -90,6 +90,9 @@ enum UserCommand {
         #[arg(value_parser = parse_role)]
         role: Role,
     },
+    /// Set a user's password (an operator's reset), read from the terminal (or one line of
+    /// stdin), never from the command line; every session of the account ends.
+    SetPassword { username: String },
     /// Disable an account: it can no longer log in and its sessions end.
     Disable { username: String },
     /// Enable a disabled account.
@@ -298,6 +301,10 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::SetRole { username, role } => {
             accounts::set_role(&settings, &username, role).await
+        }
+        UserCommand::SetPassword { username } => {
+            let password = accounts::read_password()?;
+            accounts::set_password(&settings, &username, password).await
         }
         UserCommand::Disable { username } => {
             accounts::set_disabled(&settings, &username, true).await

@@ -34,7 +34,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         Duration::from_secs(900),
         Arc::new(ManualClock::starting_now()),
     );
-    let valid = service.issue(7, "session-1", Role::User);
+    let valid = service.issue(7, "session-1", Role::User, 0);
     Fixture { service, valid }
 });
 

@@ -1,7 +1,8 @@
 //! Alert rules over the audit trail, and their delivery.
 //!
-//! Guards against attacks going unnoticed: password guessing (N failed logins for one account
-//! or one client address within a window), a stolen refresh token coming back, someone
+//! Guards against attacks going unnoticed: password guessing (N failed logins, or wrong
+//! current passwords from signed-in callers, for one account or one client address within a
+//! window), a stolen refresh token coming back, someone
 //! granted the admin role, a tampered audit chain; and against an outage going unnoticed
 //! (N responses with status ≥ 500 within a window, fed by the HTTP layer's request observer).
 //! An alert is a WARN or ERROR log line (target `aerie::alert`) and, when `AERIE_ALERT_WEBHOOK` is set,
@@ -230,7 +231,8 @@ impl Alerts {
             client_ip: row.client_ip.clone(),
         };
         match row.event_type.as_str() {
-            "login_failed" => {
+            // A wrong current password from a signed-in caller is a password guess too.
+            "login_failed" | "password_change_failed" | "step_up_failed" => {
                 let mut fired = Vec::new();
                 let n = self.inner.threshold;
                 if let Some(account) = row.subject_id

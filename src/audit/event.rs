@@ -71,6 +71,13 @@ catalogue! {
     /// A rotated-out refresh token came back: likely stolen; the family is revoked.
     RefreshReuseDetected => "refresh_reuse_detected", Critical;
     PasswordChanged => "password_changed", Warning;
+    /// A signed-in caller gave a wrong current password to change their password: a guess
+    /// with a stolen session, counted against the account's login budget like a failed login.
+    PasswordChangeFailed => "password_change_failed", Warning;
+    /// A signed-in caller re-authenticated with their password (`POST /api/auth/step-up`).
+    StepUpSucceeded => "step_up_succeeded", Info;
+    /// A step-up with a wrong password: a guess, counted like a failed login.
+    StepUpFailed => "step_up_failed", Warning;
     EmailChanged => "email_changed", Warning;
     MfaEnabled => "mfa_enabled", Info;
     MfaDisabled => "mfa_disabled", Warning;

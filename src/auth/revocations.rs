@@ -3,9 +3,11 @@
 //! Guards against a stolen or logged-out access token staying usable until it expires. An
 //! access token names its session (`sid`); the session ids revoked within the last access-token
 //! lifetime (plus clock leeway) are kept here, loaded from the database at start, added to on
-//! every revocation, and, on PostgreSQL, received from the other instances through
-//! LISTEN/NOTIFY, so a logout on one instance is honoured by all within a second. Older
-//! revocations need no entry: every token naming those sessions has expired anyway.
+//! every revocation, and learnt from the other processes sharing the database (other
+//! instances, the `aerie` CLI): on PostgreSQL through LISTEN/NOTIFY, on SQLite by reading a
+//! trigger-filled revocation log once a second. Either way a revocation anywhere is honoured
+//! by every server within 2 s. Older revocations need no entry: every token naming those
+//! sessions has expired anyway.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,6 +23,13 @@ use crate::store::{REVOCATION_CHANNEL, Store};
 const RETENTION_MARGIN: Duration = Duration::from_secs(60);
 /// Longest session id accepted from a notification; ours are 32 characters.
 const MAX_SESSION_ID_CHARS: usize = 64;
+/// How often an SQLite server reads the revocation log: revocations by other processes (the
+/// CLI) take effect within this plus one query, inside the 2 s both engines promise.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Log rows applied per poll; a larger backlog is worked off one batch a second.
+const POLL_BATCH: i64 = 1000;
+/// The log is pruned once an hour of polls.
+const PRUNE_EVERY_POLLS: u32 = 3600;
 
 /// The set of revoked session ids. Cheap to clone: the set is shared.
 #[derive(Clone)]
@@ -84,20 +93,43 @@ impl Revocations {
     }
 }
 
-/// Starts listening for other instances' revocations (PostgreSQL only). Listening begins
-/// before the caller loads the set from the database, so no revocation falls between the two.
-pub async fn subscribe(store: &Store) -> Result<Option<PgListener>, sqlx::Error> {
-    let Some(pool) = store.postgres_pool() else {
-        return Ok(None);
-    };
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(REVOCATION_CHANNEL).await?;
-    Ok(Some(listener))
+/// How this server hears of revocations made by other processes: other instances, and the
+/// `aerie` CLI run against the same database.
+pub enum Follower {
+    /// PostgreSQL: LISTEN on the revocation channel.
+    Listen(PgListener),
+    /// SQLite: poll the revocation log (filled by a trigger, whoever revoked) after `seq`.
+    Poll { after: i64 },
 }
 
-/// Applies notifications until `stop` is set or the pool closes. After a lost connection
-/// (notifications sent meanwhile are gone) the set is reloaded from the database.
+/// Starts following other processes' revocations. Following begins before the caller loads
+/// the set from the database, so no revocation falls between the two.
+pub async fn subscribe(store: &Store) -> Result<Follower, sqlx::Error> {
+    if let Some(pool) = store.postgres_pool() {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(REVOCATION_CHANNEL).await?;
+        return Ok(Follower::Listen(listener));
+    }
+    let after = store.revocation_log_head().await?.unwrap_or(0);
+    Ok(Follower::Poll { after })
+}
+
+/// Applies other processes' revocations until `stop` is set or the pool closes.
 pub async fn follow(
+    follower: Follower,
+    revocations: Revocations,
+    store: Store,
+    stop: watch::Receiver<bool>,
+) {
+    match follower {
+        Follower::Listen(listener) => listen(listener, revocations, store, stop).await,
+        Follower::Poll { after } => poll(after, revocations, store, stop).await,
+    }
+}
+
+/// Applies notifications. After a lost connection (notifications sent meanwhile are gone)
+/// the set is reloaded from the database.
+async fn listen(
     mut listener: PgListener,
     revocations: Revocations,
     store: Store,
@@ -126,6 +158,44 @@ pub async fn follow(
             Err(error) => {
                 tracing::error!(%error, "revocation listener failed; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Reads the revocation log every [`POLL_INTERVAL`] from the last `seq` seen, so a
+/// revocation by the CLI reaches this server within about a second; now and then it forgets
+/// rows older than any token they could stop.
+async fn poll(
+    mut after: i64,
+    revocations: Revocations,
+    store: Store,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut polls: u32 = 0;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match store.revocations_after(after, POLL_BATCH).await {
+            Ok(rows) => {
+                for (seq, id, revoked_at) in rows {
+                    revocations.insert([id.as_str()], revoked_at);
+                    after = after.max(seq);
+                }
+            }
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(error) => tracing::error!(%error, "reading the revocation log failed; retrying"),
+        }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(PRUNE_EVERY_POLLS) {
+            let before = revocations
+                .clock
+                .now()
+                .saturating_sub(revocations.retention_ms);
+            if let Err(error) = store.prune_revocation_log(before).await {
+                tracing::warn!(%error, "pruning the revocation log failed");
             }
         }
     }

@@ -43,6 +43,11 @@ pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
     pub jti: String,
+    /// When the user last proved who they are with a password (login, registration, step-up),
+    /// in Unix seconds (OIDC's `auth_time`). A refresh keeps it, so sensitive changes can ask
+    /// for a recent one. Absent in tokens from before step-up: read as long ago.
+    #[serde(default)]
+    pub auth_time: i64,
 }
 
 /// A verified token, reduced to what handlers need.
@@ -51,6 +56,8 @@ pub struct Verified {
     pub user_id: i64,
     pub session_id: String,
     pub role: Role,
+    /// The token's `auth_time`, in Unix milliseconds like every other time here.
+    pub authenticated_at: UnixMillis,
 }
 
 /// Issues and verifies access tokens.
@@ -128,12 +135,19 @@ impl TokenService {
         jwk_set(&self.inner.public_keys)
     }
 
-    /// Signs a token for a user's session.
+    /// Signs a token for a user's session, whose last password authentication was at
+    /// `authenticated_at`.
     #[expect(
         clippy::expect_used,
         reason = "EdDSA signing with a valid key has no failure mode"
     )]
-    pub fn issue(&self, user_id: i64, session_id: &str, role: Role) -> String {
+    pub fn issue(
+        &self,
+        user_id: i64,
+        session_id: &str,
+        role: Role,
+        authenticated_at: UnixMillis,
+    ) -> String {
         let now_secs = self.inner.clock.now() / 1000;
         let ttl_secs = i64::try_from(self.inner.ttl.as_secs()).unwrap_or(i64::MAX);
         let claims = AccessClaims {
@@ -146,6 +160,7 @@ impl TokenService {
             iss: self.inner.issuer.clone(),
             aud: self.inner.audience.clone(),
             jti: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
+            auth_time: authenticated_at / 1000,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.inner.signing.kid().to_owned());
@@ -180,6 +195,7 @@ impl TokenService {
             user_id,
             session_id: claims.sid,
             role: claims.role,
+            authenticated_at: claims.auth_time.saturating_mul(1000),
         })
     }
 
@@ -233,13 +249,14 @@ mod tests {
     fn issued_tokens_verify_until_they_expire() {
         let clock = Arc::new(ManualClock::starting_now());
         let tokens = service(clock.clone());
-        let token = tokens.issue(7, "s1", Role::Editor);
+        let token = tokens.issue(7, "s1", Role::Editor, 0);
         assert_eq!(
             tokens.verify(&token),
             Some(Verified {
                 user_id: 7,
                 session_id: "s1".into(),
-                role: Role::Editor
+                role: Role::Editor,
+                authenticated_at: 0,
             })
         );
         clock.advance(Duration::from_secs(900 + CLOCK_LEEWAY_SECS as u64 + 1));
@@ -260,14 +277,14 @@ mod tests {
                 clock.clone(),
             )
         };
-        let long = with_ttl(3600).issue(7, "s1", Role::User);
+        let long = with_ttl(3600).issue(7, "s1", Role::User, 0);
         assert!(with_ttl(3600).verify(&long).is_some());
         assert_eq!(
             with_ttl(900).verify(&long),
             None,
             "lifetime lowered to 900 s"
         );
-        let short = with_ttl(900).issue(7, "s1", Role::User);
+        let short = with_ttl(900).issue(7, "s1", Role::User, 0);
         assert!(
             with_ttl(3600).verify(&short).is_some(),
             "a shorter token is fine"
@@ -277,7 +294,7 @@ mod tests {
     #[test]
     fn tokens_from_another_key_are_refused() {
         let clock = Arc::new(ManualClock::starting_now());
-        let token = service(clock.clone()).issue(7, "s1", Role::User);
+        let token = service(clock.clone()).issue(7, "s1", Role::User, 0);
         assert_eq!(service(clock).verify(&token), None);
     }
 
@@ -296,11 +313,11 @@ mod tests {
             )
         };
         let before = service(Keyring::load(&path, true).expect("generate"));
-        let old_token = before.issue(7, "s1", Role::User);
+        let old_token = before.issue(7, "s1", Role::User, 0);
         let new_kid = Keyring::rotate(&path).expect("rotate");
         let after = service(Keyring::load(&path, false).expect("reload"));
         assert!(after.verify(&old_token).is_some(), "no one is logged out");
-        let new_token = after.issue(7, "s2", Role::User);
+        let new_token = after.issue(7, "s2", Role::User, 0);
         let header = jsonwebtoken::decode_header(&new_token).expect("header");
         assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
         assert!(after.verify(&new_token).is_some());
@@ -338,11 +355,11 @@ mod tests {
             )
         };
         let first = service(Keyring::load(&path, true).expect("generate"));
-        let oldest_token = first.issue(7, "s1", Role::User);
+        let oldest_token = first.issue(7, "s1", Role::User, 0);
         Keyring::rotate_at(&path, clock.now()).expect("first rotation");
         clock.advance(Duration::from_secs(600));
         let second = service(Keyring::load(&path, false).expect("reload"));
-        let recent_token = second.issue(7, "s2", Role::User);
+        let recent_token = second.issue(7, "s2", Role::User, 0);
         Keyring::rotate_at(&path, clock.now()).expect("second rotation");
         // A key named without a retirement time (kept by an older release) is never pruned.
         let legacy_pem = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)

@@ -14,6 +14,7 @@ use crate::audit::{AlertSettings, AuditSettings};
 use crate::auth::password::PasswordSettings;
 use crate::auth::{SessionTimes, TokenSettings};
 use crate::metrics::MetricsSettings;
+use crate::services::StepUp;
 use crate::services::accounts::AccountRules;
 use crate::services::quotas::QuotaSettings;
 use crate::services::retention::RetentionSettings;
@@ -104,13 +105,18 @@ pub(super) fn passwords(
 
 /// Granting the admin role needs a recent login (ten minutes by default); `http://` profile
 /// images are for development only.
-pub(super) fn accounts(raw: &RawSettings, production: bool) -> AccountRules {
-    AccountRules {
+pub(super) fn accounts(raw: &RawSettings, production: bool) -> Result<AccountRules, ConfigError> {
+    let step_up_secs = within(
+        "AERIE_STEP_UP_MAX_AGE_SECS",
+        raw.step_up_max_age_secs.unwrap_or(600),
+        60..=86_400,
+    )?;
+    Ok(AccountRules {
         allow_http_images: !production,
-        admin_grant_max_auth_age: Duration::from_secs(
-            raw.admin_grant_max_auth_age_secs.unwrap_or(600),
-        ),
-    }
+        step_up: StepUp {
+            max_age: Duration::from_secs(step_up_secs),
+        },
+    })
 }
 
 /// A session outlives its access tokens and is bounded; the grace window stays short, since

@@ -117,6 +117,13 @@ impl ConfigError {
     }
 }
 
+/// Settings that were renamed. An old name would otherwise be ignored without a word, and
+/// the operator's value (a security bound) silently replaced by the default.
+const RENAMED: [(&str, &str); 1] = [(
+    "AERIE_ADMIN_GRANT_MAX_AUTH_AGE_SECS",
+    "AERIE_STEP_UP_MAX_AGE_SECS",
+)];
+
 impl Config {
     /// Reads the process environment, `.env` (unless the environment says production) and the
     /// TOML file named by `AERIE_CONFIG` (default `./aerie.toml`, if present).
@@ -160,6 +167,12 @@ impl Config {
             .into_iter()
             .filter(|(k, _)| k.starts_with("AERIE_") && !k.starts_with("AERIE_TEST_"))
             .collect();
+        if let Some((old, new)) = RENAMED.iter().find(|(old, _)| env_vars.contains_key(*old)) {
+            return Err(ConfigError::setting(
+                old,
+                format!("was renamed to {new}; set that instead"),
+            ));
+        }
         builder = builder.add_source(
             config::Environment::with_prefix("AERIE")
                 .prefix_separator("_")
@@ -195,7 +208,7 @@ impl Config {
         let tokens = backend::tokens(raw, production, &data_dir)?;
         let passwords = backend::passwords(raw, production)?;
         let sessions = backend::sessions(raw, tokens.access_token_ttl)?;
-        let accounts = backend::accounts(raw, production);
+        let accounts = backend::accounts(raw, production)?;
         let quotas = backend::quotas(raw)?;
         let retention = backend::retention(raw)?;
         let http = edge::http(raw, production)?;

@@ -325,3 +325,23 @@ fn growth_limits_have_defaults_and_bounds() {
         assert!(error_of(&[(name, value)]).contains(name), "{name}={value}");
     }
 }
+
+#[test]
+fn a_renamed_setting_is_refused_with_its_new_name() {
+    let error = error_of(&[("AERIE_ADMIN_GRANT_MAX_AUTH_AGE_SECS", "300")]);
+    assert!(error.contains("AERIE_STEP_UP_MAX_AGE_SECS"), "{error}");
+}
+
+#[test]
+fn step_up_max_age_defaults_to_ten_minutes_and_is_bounded() {
+    let config = Config::from_vars(Vec::<(String, String)>::new()).expect("defaults are valid");
+    assert_eq!(config.accounts.step_up.max_age, Duration::from_secs(600));
+    let config = Config::from_vars([("AERIE_STEP_UP_MAX_AGE_SECS", "120")]).expect("valid");
+    assert_eq!(config.accounts.step_up.max_age, Duration::from_secs(120));
+    for bad in ["0", "59", "86401"] {
+        assert!(
+            error_of(&[("AERIE_STEP_UP_MAX_AGE_SECS", bad)]).contains("AERIE_STEP_UP_MAX_AGE_SECS"),
+            "{bad}"
+        );
+    }
+}

@@ -11,6 +11,9 @@ use ipnet::IpNet;
 
 use super::Config;
 
+/// Step-up windows longer than this no longer mean "the user just typed their password".
+const STEP_UP_WARNING_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// One weakened defence: the setting and what it costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigWarning {
@@ -59,6 +62,12 @@ pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
         warn(
             "AERIE_METRICS_LISTEN",
             "the token-free metrics listener is reachable beyond this machine",
+        );
+    }
+    if config.accounts.step_up.max_age > STEP_UP_WARNING_AGE {
+        warn(
+            "AERIE_STEP_UP_MAX_AGE_SECS",
+            "a session's password authentication counts as recent for more than an hour: a stolen token can change the email or password",
         );
     }
     if config.passwords.min_score < 3 {
@@ -112,6 +121,7 @@ mod tests {
             ("AERIE_ALERT_WEBHOOK", "http://alerts.example.com/hook"),
             ("AERIE_METRICS_LISTEN", "0.0.0.0:9100"),
             ("AERIE_PASSWORD_MIN_SCORE", "1"),
+            ("AERIE_STEP_UP_MAX_AGE_SECS", "86400"),
         ] {
             assert_eq!(
                 settings(&[(setting, value)]),
@@ -131,6 +141,7 @@ mod tests {
             ("AERIE_ALERT_WEBHOOK", "http://127.0.0.1:9000/hook"),
             ("AERIE_ALERT_WEBHOOK", "https://alerts.example.com/hook"),
             ("AERIE_METRICS_LISTEN", "127.0.0.1:9100"),
+            ("AERIE_STEP_UP_MAX_AGE_SECS", "3600"),
             ("AERIE_PASSWORD_MIN_SCORE", "4"),
         ] {
             assert!(

@@ -117,6 +117,8 @@ pub fn layer(allowed: AllowedOrigins) -> CorsLayer {
             header::RETRY_AFTER,
             HeaderName::from_static("ratelimit"),
             HeaderName::from_static("ratelimit-policy"),
+            // A 403 asking for re-authentication names the step-up route here.
+            HeaderName::from_static("x-aerie-step-up"),
         ])
         .allow_credentials(credentials)
         .max_age(Duration::from_secs(600))

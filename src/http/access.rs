@@ -125,6 +125,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule(Method::POST, "/api/auth/refresh", Public),
     rule(Method::POST, "/api/auth/logout", Authenticated),
     rule(Method::POST, "/api/auth/logout-all", Authenticated),
+    rule(Method::POST, "/api/auth/step-up", Authenticated),
     rule(Method::GET, "/api/auth/sessions", Authenticated),
     rule(Method::DELETE, "/api/auth/sessions/{id}", Authenticated),
     rule(Method::GET, "/.well-known/jwks.json", Public),

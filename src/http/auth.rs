@@ -7,6 +7,12 @@
 //! revocation takes effect at once, in memory, on every instance) and one user ending
 //! another's session (a session id that is not the caller's is a 404, like an unknown one).
 //!
+//! Step-up (`POST /api/auth/step-up`): a signed-in caller types their password again and gets
+//! a new access token for the same session carrying `auth_time` = now, which changing the
+//! email or password, ending another session and an admin's sensitive actions require
+//! (within `AERIE_STEP_UP_MAX_AGE_SECS`); such a request without it gets 403 and the
+//! `X-Aerie-Step-Up` header naming this route.
+//!
 //! The grace rule: a rotated token presented again within `AERIE_REFRESH_GRACE_SECS` of its
 //! rotation is a concurrent refresh from the same client (two tabs, a retried request) and
 //! gets the same successor as the first refresh (rotation is idempotent, so the family never
@@ -27,6 +33,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json as JsonResponse, Router};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -34,7 +41,8 @@ use super::AppState;
 use super::cookies::{self, ClearedCookies};
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json};
-use super::users::presenters::Delivery;
+use super::users::current::charge_password_attempt;
+use super::users::presenters::{Delivery, UserResponse};
 use crate::clock::rfc3339;
 use crate::defense::csrf;
 use crate::defense::rate_limit::{Policy, route};
@@ -50,6 +58,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/auth/logout", post(logout))
         .route("/api/auth/logout-all", post(logout_all))
+        .route(
+            "/api/auth/step-up",
+            post(step_up).layer(route(Policy::LoginIp)),
+        )
         .route("/api/auth/sessions", get(list_sessions))
         .route("/api/auth/sessions/{id}", delete(revoke_session))
 }
@@ -96,6 +108,46 @@ async fn refresh(
         refreshed.tokens,
         refreshed.session_created_at,
         Some(csrf_token),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct StepUpRequest {
+    #[schema(value_type = String, required = true)]
+    password: Option<SecretString>,
+}
+
+/// `POST /api/auth/step-up`: the caller types their password again and gets an access token
+/// for the same session whose `auth_time` is now, as the sensitive changes require (see
+/// [`crate::services::StepUp`]). Each attempt spends the account's login budget and the
+/// per-IP login limit; a wrong password is audited and changes nothing.
+#[utoipa::path(post, path = "/api/auth/step-up", tag = "sessions",
+    request_body = StepUpRequest,
+    responses(
+        (status = 200, description = "A new access token for the same session, authenticated now (the refresh token is unchanged)", body = super::users::presenters::UserResponse),
+        (status = 422, description = "Wrong or missing password"),
+        (status = 429, description = "The account's login budget or the address's login limit is spent"),
+    ))]
+async fn step_up(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    context: RequestContext,
+    Json(body): Json<StepUpRequest>,
+) -> Result<impl IntoResponse> {
+    let password = body
+        .password
+        .ok_or_else(|| Error::invalid("password", "can't be blank"))?;
+    charge_password_attempt(&state, auth.user_id).await?;
+    let stepped = state
+        .sessions
+        .step_up(auth.caller(&context), &password)
+        .await?;
+    Ok(UserResponse::stepped_up(
+        &state,
+        stepped.user,
+        stepped.access,
+        auth.via_cookie,
     ))
 }
 
@@ -180,7 +232,10 @@ async fn list_sessions(
 /// answered exactly like an unknown one.
 #[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "A session id from `GET /api/auth/sessions`")),
-    responses((status = 204, description = "That session is over")))]
+    responses(
+        (status = 204, description = "That session is over"),
+        (status = 403, description = "Another than the current session: re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+    ))]
 async fn revoke_session(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -136,6 +136,27 @@ impl IntoResponseParts for SessionCookies {
     }
 }
 
+/// A new access token for the same session (a step-up): only the access cookie changes.
+pub struct AccessCookie {
+    pub token: String,
+    pub lifetime: Duration,
+}
+
+impl IntoResponseParts for AccessCookie {
+    type Error = Error;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Error> {
+        append_cookie(
+            res.headers_mut(),
+            ACCESS_COOKIE,
+            &self.token,
+            self.lifetime,
+            true,
+        )?;
+        Ok(res)
+    }
+}
+
 /// Expires every session cookie (logout).
 pub struct ClearedCookies;
 

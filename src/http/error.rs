@@ -20,6 +20,11 @@ use crate::domain::InvalidFields;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Names, on a 403 that asks for re-authentication, the route that gives it.
+pub const STEP_UP_HEADER: &str = "x-aerie-step-up";
+/// The step-up route (`POST`).
+pub const STEP_UP_ROUTE: &str = "/api/auth/step-up";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No token, a bad one, an expired one, a revoked session, wrong credentials: one answer,
@@ -28,6 +33,10 @@ pub enum Error {
     Unauthorized,
     #[error("forbidden")]
     Forbidden,
+    /// The change needs a recent password authentication: the body says so and the
+    /// [`STEP_UP_HEADER`] names the route that gives one.
+    #[error("re-authentication required")]
+    StepUpRequired,
     #[error("{0} not found")]
     NotFound(&'static str),
     /// Field-level validation failures, all reported at once.
@@ -75,7 +84,7 @@ impl Error {
     fn status(&self) -> StatusCode {
         match self {
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::Forbidden | Error::StepUpRequired => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -104,6 +113,7 @@ impl IntoResponse for Error {
             Error::QuotaExceeded { retry_after, .. } => *retry_after,
             _ => None,
         };
+        let step_up = matches!(self, Error::StepUpRequired);
         let errors = match self {
             Error::Unprocessable(fields) => json!(fields),
             Error::QuotaExceeded { message, .. } => json!({ "quota": [message] }),
@@ -112,6 +122,7 @@ impl IntoResponse for Error {
                 return status.into_response(); // body written by normalize_error_bodies
             }
             Error::Unavailable => return status.into_response(),
+            Error::StepUpRequired => json!({ "auth": ["re-authentication required"] }),
             other => json!({ "body": [other.to_string()] }),
         };
         let mut response = (status, Json(json!({ "errors": errors }))).into_response();
@@ -124,6 +135,11 @@ impl IntoResponse for Error {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if step_up {
+            response
+                .headers_mut()
+                .insert(STEP_UP_HEADER, HeaderValue::from_static(STEP_UP_ROUTE));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

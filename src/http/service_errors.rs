@@ -15,6 +15,8 @@ impl From<SessionError> for Error {
             SessionError::Unauthenticated => Error::Unauthorized,
             SessionError::UnknownSession => Error::NotFound("session"),
             SessionError::UnknownUser => Error::NotFound("user"),
+            SessionError::StepUpRequired => Error::StepUpRequired,
+            SessionError::WrongPassword => Error::invalid("password", "is incorrect"),
             SessionError::Store(error) => error.into(),
             SessionError::Audit(error) => error.into(),
             SessionError::Hash(error) => error.into(),
@@ -35,9 +37,7 @@ impl From<AccountError> for Error {
                 "username",
                 "administrators cannot change their own account here",
             ),
-            AccountError::StaleLogin => {
-                Error::invalid("reauthentication", "log in again to grant the admin role")
-            }
+            AccountError::StepUpRequired => Error::StepUpRequired,
             AccountError::UnknownUser => Error::NotFound("user"),
             AccountError::Unauthenticated => Error::Unauthorized,
             AccountError::Session(error) => error.into(),
@@ -133,9 +133,19 @@ mod tests {
                 ),
             ),
             (
-                AccountError::StaleLogin.into(),
+                AccountError::StepUpRequired.into(),
+                StatusCode::FORBIDDEN,
+                invalid("auth", "re-authentication required"),
+            ),
+            (
+                SessionError::StepUpRequired.into(),
+                StatusCode::FORBIDDEN,
+                invalid("auth", "re-authentication required"),
+            ),
+            (
+                SessionError::WrongPassword.into(),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                invalid("reauthentication", "log in again to grant the admin role"),
+                invalid("password", "is incorrect"),
             ),
             (
                 AccountError::UnknownUser.into(),

@@ -50,8 +50,8 @@ pub struct Server {
     tls: Option<(RustlsConfig, TlsFiles, Duration)>,
     router: Router,
     store: Store,
-    /// Other instances' revocations (PostgreSQL only), followed while the server runs.
-    revocation_listener: Option<(sqlx::postgres::PgListener, Revocations)>,
+    /// Other processes' revocations (other instances, the CLI), followed while it runs.
+    revocation_follower: (revocations::Follower, Revocations),
     limits: ConnectionLimits,
     audit: AuditLog,
     checkpoint_interval: Duration,
@@ -83,7 +83,7 @@ impl Server {
         );
         let hasher = PasswordHasher::new(config.passwords.hash_concurrency)?;
         let revocations = Revocations::new(settings.access_token_ttl, clock.clone());
-        let listener = revocations::subscribe(&store)
+        let follower = revocations::subscribe(&store)
             .await
             .context("listening for session revocations")?;
         revocations
@@ -183,7 +183,7 @@ impl Server {
             redirect,
             tls,
             router: crate::app::router(state, &layers),
-            revocation_listener: listener.map(|listener| (listener, revocations)),
+            revocation_follower: (follower, revocations),
             store,
             limits: server.connection_limits,
             audit,
@@ -252,14 +252,13 @@ impl Server {
                 self.limits,
             ));
         }
-        if let Some((listener, revocations)) = self.revocation_listener {
-            tokio::spawn(revocations::follow(
-                listener,
-                revocations,
-                self.store.clone(),
-                stop_rx.clone(),
-            ));
-        }
+        let (follower, revocations) = self.revocation_follower;
+        tokio::spawn(revocations::follow(
+            follower,
+            revocations,
+            self.store.clone(),
+            stop_rx.clone(),
+        ));
         let app = self.router;
         let result = match self.tls {
             Some((rustls, files, interval)) => {

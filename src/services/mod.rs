@@ -13,12 +13,14 @@
 //! - [`audit_trail`]: administrators reading the audit trail (each read itself recorded).
 //! - [`quotas`]: per-user limits on stored content.
 //! - [`retention`]: deleting expired sessions and refresh tokens.
+//! - [`StepUp`]: which changes need a recent password authentication.
 
 pub mod accounts;
 pub mod audit_trail;
 pub mod quotas;
 pub mod retention;
 pub mod sessions;
+mod step_up;
 
 use std::sync::Arc;
 
@@ -27,13 +29,15 @@ use self::audit_trail::AuditTrail;
 use self::sessions::{Revoker, Sessions, TokenMakers};
 use serde_json::{Map, Value};
 
+pub use self::step_up::StepUp;
+
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::auth::SessionTimes;
 use crate::auth::password::{PasswordHasher, PasswordSettings};
 use crate::auth::refresh::{SUCCESSOR_KEY_LABEL, SuccessorKey};
 use crate::auth::revocations::Revocations;
 use crate::auth::tokens::TokenService;
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixMillis};
 use crate::request_context::RequestContext;
 use crate::store::Store;
 
@@ -74,7 +78,13 @@ impl Services {
         // rotated on two instances at once still has one successor.
         let successors = SuccessorKey::new(audit.key().derive(SUCCESSOR_KEY_LABEL));
         let recorder = Recorder::new(audit);
-        let revoker = Revoker::new(store.clone(), revocations, recorder.clone(), clock.clone());
+        let revoker = Revoker::new(
+            store.clone(),
+            revocations,
+            recorder.clone(),
+            clock.clone(),
+            rules.step_up,
+        );
         Self {
             sessions: Sessions::new(
                 store.clone(),
@@ -108,6 +118,8 @@ impl Services {
 pub struct Caller<'a> {
     pub user_id: i64,
     pub session_id: &'a str,
+    /// The last password authentication the access token vouches for (its `auth_time`).
+    pub authenticated_at: UnixMillis,
     pub request: &'a RequestContext,
 }
 

@@ -23,6 +23,8 @@ pub struct RefreshRow {
     pub created_at: i64,
     pub last_seen_at: i64,
     pub revoked_at: Option<i64>,
+    /// The session's last password authentication (its login, or a later step-up).
+    pub authenticated_at: i64,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -104,7 +106,8 @@ impl Store {
     }
 
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRow>, sqlx::Error> {
-        let sql = "SELECT r.session_id, r.rotated_at, r.successor_hash, s.user_id, s.created_at, s.last_seen_at, s.revoked_at
+        let sql = "SELECT r.session_id, r.rotated_at, r.successor_hash, s.user_id, s.created_at, s.last_seen_at, s.revoked_at,
+                          COALESCE(s.authenticated_at, s.created_at) AS authenticated_at
                    FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
                    WHERE r.token_hash = $1";
         on_pool!(self, |pool| sqlx::query_as(sql)
@@ -127,6 +130,26 @@ impl Store {
             .bind(token_hash)
             .bind(now)
             .bind(successor_hash)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(affected == 1)
+    }
+
+    /// Records a fresh password authentication in one of `user_id`'s live sessions (a
+    /// step-up); false when the session is not theirs or is revoked.
+    pub async fn mark_session_authenticated(
+        &self,
+        id: &str,
+        user_id: i64,
+        now: UnixMillis,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "UPDATE sessions SET authenticated_at = $3
+                   WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
+        let affected = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(user_id)
+            .bind(now)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
@@ -220,6 +243,45 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Where an SQLite server starts following the revocation log: its last `seq` (0 when
+    /// empty). `None` on PostgreSQL, which follows revocations through LISTEN instead.
+    pub async fn revocation_log_head(&self) -> Result<Option<i64>, sqlx::Error> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let sql = "SELECT COALESCE(MAX(seq), 0) FROM session_revocations";
+        sqlx::query_scalar(sql).fetch_one(pool).await.map(Some)
+    }
+
+    /// Revocations logged after `seq` (SQLite only; empty on PostgreSQL), oldest first, at
+    /// most `limit`: `(seq, session id, revoked at)`.
+    pub async fn revocations_after(
+        &self,
+        seq: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(Vec::new());
+        };
+        let sql = "SELECT seq, session_id, revoked_at FROM session_revocations
+                   WHERE seq > $1 ORDER BY seq LIMIT $2";
+        sqlx::query_as(sql)
+            .bind(seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    }
+
+    /// Forgets logged revocations older than `before` (SQLite only). `AUTOINCREMENT` never
+    /// hands out a `seq` again, so no follower's cursor can skip a later row.
+    pub async fn prune_revocation_log(&self, before: UnixMillis) -> Result<(), sqlx::Error> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(());
+        };
+        let sql = "DELETE FROM session_revocations WHERE revoked_at < $1";
+        sqlx::query(sql).bind(before).execute(pool).await.map(drop)
     }
 
     /// The PostgreSQL pool, for LISTEN; `None` on SQLite.

@@ -132,8 +132,8 @@ impl Store {
 
     pub async fn insert_session(&self, session: NewSession<'_>) -> Result<(), sqlx::Error> {
         let sql =
-            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, client_ip, user_agent)
-                   VALUES ($1, $2, $3, $3, $4, $5)";
+            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, authenticated_at, client_ip, user_agent)
+                   VALUES ($1, $2, $3, $3, $3, $4, $5)";
         let NewSession {
             id,
             user_id,

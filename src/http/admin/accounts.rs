@@ -121,7 +121,8 @@ async fn account(state: &AppState, changed: Changed) -> Result<axum::Json<Accoun
     request_body = RoleChange,
     responses(
         (status = 200, description = "The account with its new role; its sessions are revoked", body = AccountResponse),
-        (status = 422, description = "Unknown role, the caller's own account, or granting admin without a recent login"),
+        (status = 422, description = "Unknown role, or the caller's own account"),
+        (status = 403, description = "Granting admin: re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
     ))]
 async fn set_role(
     State(state): State<AppState>,
@@ -173,7 +174,10 @@ async fn enable(
 
 #[utoipa::path(delete, path = "/api/admin/users/{username}/sessions", tag = "admin",
     params(("username" = String, Path, example = "jake")),
-    responses((status = 204, description = "Every session of the account is over")))]
+    responses(
+        (status = 204, description = "Every session of the account is over"),
+        (status = 403, description = "Re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+    ))]
 async fn revoke_sessions(
     State(state): State<AppState>,
     Require(admin, _): Require<SessionRevokeAny>,

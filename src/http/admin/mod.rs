@@ -3,8 +3,9 @@
 //!
 //! Guards against privilege escalation and stale privilege. Every route needs a permission
 //! from the role matrix (the access table and the `Require<_>` guard both check it).
-//! Granting the admin role needs a fresh login (within `AERIE_ADMIN_GRANT_MAX_AUTH_AGE_SECS`),
-//! so a stolen long-lived session cannot mint new admins. Changing a role or disabling an
+//! Granting the admin role and ending someone's sessions need a recent password
+//! authentication (within `AERIE_STEP_UP_MAX_AGE_SECS`, see [`crate::services::StepUp`]), so a
+//! stolen long-lived session cannot mint new admins. Changing a role or disabling an
 //! account revokes all of that user's sessions at once, so a token never carries a role
 //! the account no longer has. Administrators cannot change their own role or disable
 //! themselves (no accidental lock-out of the last admin). Every action, and every read of

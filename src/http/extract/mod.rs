@@ -18,6 +18,7 @@ use super::AppState;
 use super::error::Error;
 use super::json_bounds::{Exceeded, MAX_DEPTH, MAX_STRING_CHARS};
 use crate::auth::tokens::Verified;
+use crate::clock::UnixMillis;
 use crate::defense::client_ip::ClientIp;
 use crate::defense::csrf;
 use crate::defense::rate_limit::Policy;
@@ -31,6 +32,8 @@ pub struct AuthUser {
     pub user_id: i64,
     pub session_id: String,
     pub role: Role,
+    /// The last password authentication the token vouches for (`auth_time`).
+    pub authenticated_at: UnixMillis,
     /// The token as presented, echoed back in the User response (unless it came in a cookie).
     pub token: String,
     /// The access token came in the session cookie (cookie mode), not the `Authorization`
@@ -48,6 +51,7 @@ impl AuthUser {
         Caller {
             user_id: self.user_id,
             session_id: &self.session_id,
+            authenticated_at: self.authenticated_at,
             request,
         }
     }
@@ -126,6 +130,7 @@ fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthU
         user_id,
         session_id,
         role,
+        authenticated_at,
     } = state.tokens.verify(token).ok_or(Error::Unauthorized)?;
     // In memory, no database read: a revoked session's tokens stop here at once, on every
     // instance (see `auth::revocations`).
@@ -136,6 +141,7 @@ fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthU
         user_id,
         session_id,
         role,
+        authenticated_at,
         token: token.to_owned(),
         via_cookie,
     })

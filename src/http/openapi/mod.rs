@@ -83,6 +83,7 @@ pub fn router() -> Router<AppState> {
         auth::refresh,
         auth::logout,
         auth::logout_all,
+        auth::step_up,
         auth::list_sessions,
         auth::revoke_session,
         users::current::change_password,

@@ -1,12 +1,18 @@
 //! The caller's own account (`/api/user`, `/api/user/password`): read it, change it, change
 //! the password. The rules (the current password, ending the other sessions) are
 //! [`crate::services::accounts::own`]'s.
+//!
+//! Guards against a stolen session guessing the account's password through the
+//! current-password check: each attempt is charged to the account's login budget
+//! (`login-account`, the same limiter, lockout and audit sampling as login), so guessing here
+//! is no cheaper than guessing at the login form.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::bodies::{PasswordChange, UserBody, UserUpdate};
 use super::presenters::UserResponse;
+use crate::defense::rate_limit::Policy;
 use crate::http::AppState;
 use crate::http::error::Result;
 use crate::http::extract::{AuthUser, Json};
@@ -24,7 +30,10 @@ pub(super) async fn current_user(
 
 #[utoipa::path(put, path = "/api/user", tag = "users",
     request_body = UserBody<UserUpdate>,
-    responses((status = 200, description = "The updated account", body = UserResponse)))]
+    responses(
+        (status = 200, description = "The updated account", body = UserResponse),
+        (status = 403, description = "Changing the email or password: re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+    ))]
 pub(super) async fn update_user(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -32,6 +41,9 @@ pub(super) async fn update_user(
     Json(UserBody { user }): Json<UserBody<UserUpdate>>,
 ) -> Result<axum::Json<UserResponse>> {
     let caller = auth.caller(&context);
+    if user.current_password.is_some() {
+        charge_password_attempt(&state, auth.user_id).await?;
+    }
     let row = state.accounts.update_profile(caller, user.into()).await?;
     Ok(axum::Json(UserResponse::for_caller(row, auth)))
 }
@@ -40,7 +52,10 @@ pub(super) async fn update_user(
 /// caller's own keeps working, so the device that changed it stays signed in).
 #[utoipa::path(put, path = "/api/user/password", tag = "users",
     request_body = PasswordChange,
-    responses((status = 204, description = "Changed; every other session of the caller ended")))]
+    responses(
+        (status = 204, description = "Changed; every other session of the caller ended"),
+        (status = 403, description = "Re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+    ))]
 pub(super) async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -48,9 +63,23 @@ pub(super) async fn change_password(
     Json(body): Json<PasswordChange>,
 ) -> Result<StatusCode> {
     let caller = auth.caller(&context);
+    if body.current_password.is_some() {
+        charge_password_attempt(&state, auth.user_id).await?;
+    }
     state
         .accounts
         .change_password(caller, body.current_password, body.new_password)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Charges one password attempt by a signed-in caller to their account's login budget, before
+/// any password work: a 429 once it is spent, like login's.
+pub(in crate::http) async fn charge_password_attempt(state: &AppState, user_id: i64) -> Result<()> {
+    let account = state.accounts.active(user_id).await?;
+    state
+        .rate_limiter
+        .check_account(Policy::LoginAccount, &account.email)
+        .await?;
+    Ok(())
 }

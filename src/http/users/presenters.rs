@@ -52,6 +52,24 @@ impl UserResponse {
         Self::build(row, token, None)
     }
 
+    /// After a step-up: the new access token in the body, or (when the caller's came in a
+    /// cookie) in the access cookie only; the refresh token is unchanged and not repeated.
+    pub(in crate::http) fn stepped_up(
+        state: &AppState,
+        row: UserRow,
+        access: String,
+        via_cookie: bool,
+    ) -> (Option<cookies::AccessCookie>, axum::Json<Self>) {
+        if !via_cookie {
+            return (None, axum::Json(Self::build(row, Some(access), None)));
+        }
+        let cookie = cookies::AccessCookie {
+            token: access,
+            lifetime: state.tokens.ttl(),
+        };
+        (Some(cookie), axum::Json(Self::build(row, None, None)))
+    }
+
     fn with_tokens(row: UserRow, tokens: Tokens) -> Self {
         Self::build(row, Some(tokens.access), Some(tokens.refresh))
     }

@@ -1,22 +1,23 @@
-//! Administering accounts: list them, change a role, disable and enable; the same functions
+//! Administering accounts: list them, change a role, disable and enable, reset a password
+//! (the operator only, from the command line); the same functions
 //! for the admin API (an administrator acting) and the CLI (the operator acting).
 //!
 //! Guards against privilege escalation and stale privilege. Granting the admin role needs a
-//! fresh login (within [`super::AccountRules::admin_grant_max_auth_age`]), so a stolen
-//! long-lived session cannot mint new admins. Changing a role or disabling an account ends
+//! recent password authentication ([`crate::services::StepUp`]), so a stolen long-lived
+//! session cannot mint new admins. Changing a role or disabling an account ends
 //! all of that account's sessions at once, so no token carries a role the account no longer
 //! has. Administrators cannot change their own role or disable themselves (no accidental
 //! lock-out of the last admin). Every action, and every read of account data, is an audit
 //! event naming the administrator.
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::{AccountError, Accounts};
 use crate::audit::EventType;
-use crate::clock::UnixMillis;
-use crate::domain::{Role, username_key};
+use crate::domain::{Invalid, InvalidFields, NewPassword, Role, username_key};
 use crate::services::Actor;
-use crate::store::{AccountRow, UserRow};
+use crate::store::{AccountRow, UserChanges, UserRow};
 
 /// An account changed by an administrator or the operator.
 pub struct Changed {
@@ -64,8 +65,11 @@ impl Accounts {
     ) -> Result<Changed, AccountError> {
         let user = self.target(actor, username).await?;
         let now = self.clock.now();
-        if role == Role::Admin {
-            self.check_fresh_login(actor, now).await?;
+        // The operator at the command line has no session whose token could be stolen.
+        if role == Role::Admin
+            && let Actor::Admin(caller) = actor
+        {
+            self.check_step_up(caller)?;
         }
         self.store.set_role(user.id, role.as_str(), now).await?;
         let revoked = self.revoker.end_user_sessions(user.id, None).await?;
@@ -103,6 +107,36 @@ impl Accounts {
         })
     }
 
+    /// Sets a new password for the account named `username` (`aerie user set-password`, the
+    /// operator's reset), judged by the same rules as a user's own, and ends every session
+    /// of the account: whoever held one may have known the old password.
+    pub async fn set_password(
+        &self,
+        actor: Actor<'_>,
+        username: &str,
+        password: SecretString,
+    ) -> Result<Changed, AccountError> {
+        let user = self.target(actor, username).await?;
+        let related = [user.username.as_str(), user.email.as_str()];
+        let password = NewPassword::parse(password, self.passwords.min_score, &related)
+            .map_err(|Invalid(message)| InvalidFields::one("password", message))?;
+        let changes = UserChanges {
+            password_hash: Some(self.hasher.hash(password.secret()).await?),
+            ..UserChanges::default()
+        };
+        self.store
+            .update_user(user.id, changes, self.clock.now())
+            .await?
+            .ok_or(AccountError::UnknownUser)?;
+        let revoked = self.revoker.end_user_sessions(user.id, None).await?;
+        self.record(actor, EventType::PasswordChanged, Some(user.id), json!({}))
+            .await?;
+        Ok(Changed {
+            user,
+            revoked: revoked.len(),
+        })
+    }
+
     /// The account named `username`; never the acting administrator's own.
     async fn target(&self, actor: Actor<'_>, username: &str) -> Result<UserRow, AccountError> {
         let user = self
@@ -114,25 +148,6 @@ impl Accounts {
             return Err(AccountError::OwnAccount);
         }
         Ok(user)
-    }
-
-    /// An administrator granting the admin role must have logged in recently. The operator
-    /// at the command line has no session to be stolen.
-    async fn check_fresh_login(
-        &self,
-        actor: Actor<'_>,
-        now: UnixMillis,
-    ) -> Result<(), AccountError> {
-        let Actor::Admin(caller) = actor else {
-            return Ok(());
-        };
-        let max_age =
-            i64::try_from(self.rules.admin_grant_max_auth_age.as_millis()).unwrap_or(i64::MAX);
-        let logged_in_at = self.store.session_started_at(caller.session_id).await?;
-        if logged_in_at.is_none_or(|at| now - at > max_age) {
-            return Err(AccountError::StaleLogin);
-        }
-        Ok(())
     }
 
     /// Records an administrative action (or read) before its answer leaves.

@@ -3,8 +3,9 @@
 //!
 //! Guards against weak passwords (length and zxcvbn strength, judged against the account's
 //! own name and email: [`registration`]), password takeover through a stolen access token
-//! (a new password needs the current one and ends every other session: [`own`]), privilege
-//! escalation and stale privilege ([`admin`]: granting the admin role needs a fresh login;
+//! (a new password or email needs a recent password authentication, a new password also the
+//! current one, and ends every other session: [`own`]), privilege escalation and stale
+//! privilege ([`admin`]: granting the admin role needs a recent password authentication;
 //! a role change or a disabled account ends every session of the account, so no token
 //! carries a role the account no longer has).
 
@@ -13,14 +14,13 @@ pub mod own;
 pub mod registration;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use admin::Changed;
 pub use own::ProfileChanges;
 pub use registration::{NewAccount, ValidAccount, validate_registration};
 
-use super::Recorder;
 use super::sessions::{Revoker, SessionError};
+use super::{Recorder, StepUp};
 use crate::audit::AuditError;
 use crate::auth::password::{HashError, PasswordHasher, PasswordSettings};
 use crate::clock::Clock;
@@ -33,8 +33,9 @@ use crate::store::Store;
 pub struct AccountRules {
     /// Profile images may be `http://` URLs (development only; production needs `https://`).
     pub allow_http_images: bool,
-    /// Granting the admin role needs a login at most this old.
-    pub admin_grant_max_auth_age: Duration,
+    /// Changing one's email or password, and granting the admin role, need a password
+    /// authentication at most this old.
+    pub step_up: StepUp,
 }
 
 /// Why an account could not be created or changed.
@@ -54,9 +55,9 @@ pub enum AccountError {
     /// An administrator tried to change their own role or disable themselves.
     #[error("administrators cannot change their own account here")]
     OwnAccount,
-    /// Granting the admin role with a login older than the rules allow.
-    #[error("log in again to grant the admin role")]
-    StaleLogin,
+    /// A change that needs a recent password authentication, without one.
+    #[error("re-authentication required")]
+    StepUpRequired,
     #[error("no such user")]
     UnknownUser,
     /// The caller's own account is disabled or gone.

@@ -1,7 +1,8 @@
 //! A signed-in user changing their own account: profile, email, password.
 //!
-//! Guards against password takeover through a stolen access token: a new password needs the
-//! current one, and ends every other session of the account, so whoever else held it is
+//! Guards against account takeover through a stolen access token: a new email or password
+//! needs a recent password authentication (step-up), a new password also the current one,
+//! and it ends every other session of the account, so whoever else held it is
 //! locked out at once (the device that changed it stays signed in). Email and password
 //! changes are recorded on the audit trail.
 
@@ -86,8 +87,14 @@ impl Accounts {
             None => None,
         };
         errors.finish()?;
+        let email_changes = email
+            .as_ref()
+            .is_some_and(|e| e.key() != email_key(&current.email));
+        if email_changes || new_password.is_some() {
+            self.check_step_up(caller)?;
+        }
         if let Some(password) = &new_password {
-            self.check_current_password(&current, changes.current_password)
+            self.check_current_password(caller, &current, changes.current_password)
                 .await?;
             update.password_hash = Some(self.hasher.hash(password.secret()).await?);
         }
@@ -141,7 +148,8 @@ impl Accounts {
             // `finish` reported it missing; kept as a plain refusal, not a panic.
             return Err(InvalidFields::one("newPassword", "can't be blank").into());
         };
-        self.check_current_password(&current, current_password)
+        self.check_step_up(caller)?;
+        self.check_current_password(caller, &current, current_password)
             .await?;
         let changes = UserChanges {
             password_hash: Some(self.hasher.hash(new_password.secret()).await?),
@@ -160,21 +168,39 @@ impl Accounts {
         Ok(())
     }
 
-    /// Refuses unless the current password is given and right.
+    /// Refuses a change of credentials unless the caller authenticated recently.
+    pub(super) fn check_step_up(&self, caller: Caller<'_>) -> Result<(), AccountError> {
+        if self.rules.step_up.is_recent(caller, self.clock.now()) {
+            Ok(())
+        } else {
+            Err(AccountError::StepUpRequired)
+        }
+    }
+
+    /// Refuses unless the current password is given and right. A wrong one is a guess made
+    /// with the caller's session: it is recorded (`password_change_failed`, which the
+    /// failed-login alert counts); the HTTP layer has already charged it to the account's
+    /// login budget.
     async fn check_current_password(
         &self,
+        caller: Caller<'_>,
         account: &UserRow,
         current_password: Option<SecretString>,
     ) -> Result<(), AccountError> {
         let current_password = current_password.ok_or(AccountError::CurrentPasswordMissing)?;
-        if !password_within_limits(&current_password)
-            || !self
+        if password_within_limits(&current_password)
+            && self
                 .hasher
                 .verify(&current_password, Some(&account.password_hash))
                 .await?
         {
-            return Err(AccountError::CurrentPasswordWrong);
+            return Ok(());
         }
-        Ok(())
+        let mut event = caller
+            .own_event(EventType::PasswordChangeFailed)
+            .detail(serde_json::json!({ "reason": "wrong_password" }));
+        event.subject = Some(account.id);
+        self.recorder.record(event).await?;
+        Err(AccountError::CurrentPasswordWrong)
     }
 }

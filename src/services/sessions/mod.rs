@@ -24,7 +24,7 @@ use crate::auth::SessionTimes;
 use crate::auth::password::{HashError, PasswordHasher};
 use crate::auth::refresh::{NewRefreshToken, SuccessorKey};
 use crate::auth::tokens::TokenService;
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixMillis};
 use crate::domain::{Role, email_key, password_within_limits};
 use crate::request_context::RequestContext;
 use crate::store::{NewSession, SessionRow, Store, UserRow};
@@ -42,6 +42,12 @@ pub enum SessionError {
     /// No account has this username.
     #[error("no such user")]
     UnknownUser,
+    /// A change that needs a recent password authentication, without one.
+    #[error("re-authentication required")]
+    StepUpRequired,
+    /// A signed-in caller's step-up with the wrong password.
+    #[error("password: is incorrect")]
+    WrongPassword,
     #[error(transparent)]
     Store(#[from] sqlx::Error),
     #[error(transparent)]
@@ -61,6 +67,13 @@ pub struct Started {
     pub user: UserRow,
     pub session_id: String,
     pub tokens: Tokens,
+}
+
+/// A step-up done: the caller's account and an access token carrying the fresh
+/// authentication (the refresh token is unchanged).
+pub struct SteppedUp {
+    pub user: UserRow,
+    pub access: String,
 }
 
 /// Why a session opens, as its audit event names it.
@@ -238,22 +251,81 @@ impl Sessions {
     }
 
     /// Mints the first refresh token of the session's family (only its hash is stored) and
-    /// signs an access token carrying the user's current role.
+    /// signs an access token carrying the user's current role; the password was just checked.
     async fn issue_tokens(&self, user: &UserRow, session_id: &str) -> Result<Tokens, SessionError> {
         let refresh = crate::auth::refresh::mint();
+        let now = self.clock.now();
         self.store
-            .insert_refresh_token(&refresh.hash, session_id, self.clock.now())
+            .insert_refresh_token(&refresh.hash, session_id, now)
             .await?;
-        Ok(self.tokens_with(user, session_id, refresh))
+        Ok(self.tokens_with(user, session_id, refresh, now))
     }
 
-    /// `refresh` (already stored) beside a new access token carrying the user's current role.
-    fn tokens_with(&self, user: &UserRow, session_id: &str, refresh: NewRefreshToken) -> Tokens {
-        let role = Role::parse(&user.role).unwrap_or(Role::User);
+    /// `refresh` (already stored) beside a new access token carrying the user's current role
+    /// and the session's last password authentication.
+    fn tokens_with(
+        &self,
+        user: &UserRow,
+        session_id: &str,
+        refresh: NewRefreshToken,
+        authenticated_at: UnixMillis,
+    ) -> Tokens {
         Tokens {
-            access: self.tokens.access.issue(user.id, session_id, role),
+            access: self.access_token(user, session_id, authenticated_at),
             refresh: refresh.value,
         }
+    }
+
+    fn access_token(
+        &self,
+        user: &UserRow,
+        session_id: &str,
+        authenticated_at: UnixMillis,
+    ) -> String {
+        let role = Role::parse(&user.role).unwrap_or(Role::User);
+        self.tokens
+            .access
+            .issue(user.id, session_id, role, authenticated_at)
+    }
+
+    /// `POST /api/auth/step-up`: the caller proves who they are again with their password;
+    /// the session records it (so refreshes keep it) and a new access token carries it. A
+    /// wrong password is recorded (`step_up_failed`, counted by the failed-login alerts) and
+    /// changes nothing; the HTTP layer has already charged it to the account's login budget.
+    pub async fn step_up(
+        &self,
+        caller: Caller<'_>,
+        password: &SecretString,
+    ) -> Result<SteppedUp, SessionError> {
+        let user = match self.store.user_by_id(caller.user_id).await? {
+            Some(user) if user.disabled_at.is_none() => user,
+            _ => return Err(SessionError::Unauthenticated),
+        };
+        let matches = password_within_limits(password)
+            && self
+                .hasher
+                .verify(password, Some(&user.password_hash))
+                .await?;
+        if !matches {
+            let event = caller
+                .own_event(EventType::StepUpFailed)
+                .detail(serde_json::json!({ "reason": "wrong_password" }));
+            self.recorder.record(event).await?;
+            return Err(SessionError::WrongPassword);
+        }
+        let now = self.clock.now();
+        if !self
+            .store
+            .mark_session_authenticated(caller.session_id, user.id, now)
+            .await?
+        {
+            return Err(SessionError::Unauthenticated);
+        }
+        self.recorder
+            .record(caller.own_event(EventType::StepUpSucceeded))
+            .await?;
+        let access = self.access_token(&user, caller.session_id, now);
+        Ok(SteppedUp { user, access })
     }
 
     /// Ends the caller's current session (`logout`).

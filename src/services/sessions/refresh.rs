@@ -61,7 +61,7 @@ impl Sessions {
             _ => return Err(SessionError::Unauthenticated),
         };
         self.store.touch_session(&row.session_id, now).await?;
-        let tokens = self.tokens_with(&user, &row.session_id, successor);
+        let tokens = self.tokens_with(&user, &row.session_id, successor, row.authenticated_at);
         let rotated = AuditEvent::new(EventType::RefreshRotated)
             .actor(user.id)
             .subject(user.id)

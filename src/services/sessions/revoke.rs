@@ -16,7 +16,7 @@ use crate::audit::EventType;
 use crate::auth::revocations::Revocations;
 use crate::clock::{Clock, UnixMillis};
 use crate::domain::username_key;
-use crate::services::{Actor, Caller, Recorder};
+use crate::services::{Actor, Caller, Recorder, StepUp};
 use crate::store::Store;
 
 /// Why the caller's own action revoked sessions, as the `session_revoked` event names it.
@@ -47,6 +47,9 @@ pub struct Revoker {
     revocations: Revocations,
     recorder: Recorder,
     clock: Arc<dyn Clock>,
+    /// Ending another session (one's own other device, or an administrator ending someone's)
+    /// needs a recent password authentication.
+    step_up: StepUp,
 }
 
 impl Revoker {
@@ -55,12 +58,23 @@ impl Revoker {
         revocations: Revocations,
         recorder: Recorder,
         clock: Arc<dyn Clock>,
+        step_up: StepUp,
     ) -> Self {
         Self {
             store,
             revocations,
             recorder,
             clock,
+            step_up,
+        }
+    }
+
+    /// Refuses unless the caller authenticated recently.
+    fn check_step_up(&self, caller: Caller<'_>) -> Result<(), SessionError> {
+        if self.step_up.is_recent(caller, self.clock.now()) {
+            Ok(())
+        } else {
+            Err(SessionError::StepUpRequired)
         }
     }
 
@@ -114,8 +128,11 @@ impl Revoker {
     }
 
     /// Ends one of the caller's sessions, by id; someone else's id is answered exactly like
-    /// an unknown one.
+    /// an unknown one. Ending another than the current one needs a recent authentication.
     pub async fn revoke_one(&self, caller: Caller<'_>, id: &str) -> Result<(), SessionError> {
+        if id != caller.session_id {
+            self.check_step_up(caller)?;
+        }
         let revoked = self
             .store
             .revoke_session(id, caller.user_id, self.clock.now())
@@ -162,6 +179,9 @@ impl Revoker {
         actor: Actor<'_>,
         username: &str,
     ) -> Result<usize, SessionError> {
+        if let Actor::Admin(caller) = actor {
+            self.check_step_up(caller)?;
+        }
         let user = self
             .store
             .user_by_username_key(&username_key(username))

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::common::{Engine, TestApp, engine_tests};
 
 /// A webhook receiver that refuses the first `failures` posts with a 503, then accepts.
-pub(super) async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Value>) {
+pub(crate) async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Value>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let seen = Arc::new(AtomicUsize::new(0));
     let app = Router::new()

@@ -3,48 +3,12 @@
 //! event naming the CLI and the OS user who ran it, an admin grant raises the same alert as
 //! through the API, and the chain still verifies.
 
-use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 
 use super::alerts::receiver;
-use crate::common::{PASSWORD, TestApp, engine_tests};
-
-/// Runs the real `aerie` binary against the test's database and data folder, as the OS user
-/// `ops-alice`, alerts to `webhook`, with `stdin` on its standard input.
-async fn aerie(app: &TestApp, webhook: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aerie"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("USER", "ops-alice")
-        .env("AERIE_DATABASE_URL", &app.database_url)
-        .env("AERIE_DATA_DIR", app.data_dir.path())
-        .env("AERIE_ALERT_WEBHOOK", webhook)
-        .env("AERIE_LOG_FORMAT", "json")
-        .current_dir(app.data_dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run aerie");
-    let mut input = child.stdin.take().expect("piped stdin");
-    input.write_all(stdin.as_bytes()).await.expect("stdin");
-    drop(input);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the command finished")
-        .expect("output");
-    assert!(
-        output.status.success(),
-        "aerie {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
+use crate::common::{PASSWORD, TestApp, aerie, engine_tests};
 
 async fn minting_an_admin_from_the_cli_is_audited_and_alerts(app: TestApp) {
     let (webhook, mut alerts) = receiver(0).await;

@@ -2,7 +2,7 @@
 //! administrators read it, and the alerts raised from it.
 
 mod admin;
-mod alerts;
+pub(crate) mod alerts;
 mod archive;
 mod cli;
 mod session_events;

@@ -5,31 +5,11 @@
 
 use std::time::Duration;
 
-use aerie::config::Config;
-use aerie::store::{AuditRow, Store};
+use aerie::store::AuditRow;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{self, PASSWORD, TestApp, engine_tests, refresh_token_of, token_of};
-
-/// Every audit row of the test's database, oldest first.
-async fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
-    let config = Config::from_vars([("AERIE_DATABASE_URL", app.database_url.as_str())])
-        .expect("valid configuration");
-    let store = Store::connect(&config.database)
-        .await
-        .expect("database opens");
-    let rows = store.audit_rows_after(0, 10_000).await.expect("audit rows");
-    store.close().await;
-    rows
-}
-
-/// The rows of one event type.
-async fn rows_of(app: &TestApp, event_type: &str) -> Vec<AuditRow> {
-    let mut rows = audit_rows(app).await;
-    rows.retain(|row| row.event_type == event_type);
-    rows
-}
+use crate::common::{self, PASSWORD, TestApp, engine_tests, refresh_token_of, rows_of, token_of};
 
 fn detail(row: &AuditRow) -> Value {
     serde_json::from_str(&row.detail).expect("JSON detail")

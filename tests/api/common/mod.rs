@@ -4,12 +4,16 @@
 //! test on both engines.
 
 mod app;
+mod audit;
+mod cli;
 mod fixtures;
 mod raw;
 mod requests;
 mod shapes;
 
 pub use app::TestApp;
+pub use audit::rows_of;
+pub use cli::{aerie, run_aerie};
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };

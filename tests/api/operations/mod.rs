@@ -4,3 +4,4 @@ mod logging;
 mod metrics;
 mod readiness;
 mod retention;
+mod runbook;

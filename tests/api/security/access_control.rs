@@ -84,6 +84,7 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
         [401, 403, 403, 403, 204],
     ),
     ("PUT", "/api/user/password", [401, 422, 422, 422, 422]),
+    ("POST", "/api/auth/step-up", [401, 200, 200, 200, 200]),
     ("POST", "/api/auth/refresh", [401, 401, 401, 401, 401]),
     ("GET", "/api/auth/sessions", [401, 200, 200, 200, 200]),
     (
@@ -211,6 +212,7 @@ async fn instantiate(
             json!({"currentPassword": "wrong password here", "newPassword": "another strong passphrase 9"}),
         ),
         ("POST", "/api/auth/refresh") => Some(json!({"refreshToken": "A".repeat(43)})),
+        ("POST", "/api/auth/step-up") => Some(json!({"password": PASSWORD})),
         _ => None,
     };
     (method.parse().expect("method"), path, body)
@@ -307,8 +309,8 @@ async fn granting_admin_needs_a_fresh_login(app: TestApp) {
             json!({"role": "admin"}),
         )
         .await;
-    stale.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(stale.error_on("reauthentication").is_some());
+    stale.assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(stale.error_on("auth"), Some("re-authentication required"));
     let still_user = app
         .put(
             "/api/admin/users/target/role",

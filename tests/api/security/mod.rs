@@ -7,6 +7,7 @@ mod access_control;
 mod auth;
 mod cookie_mode;
 mod headers;
+mod kill_switches;
 mod quotas;
 mod rate_limit;
 mod rate_limit_redis;

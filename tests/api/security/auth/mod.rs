@@ -11,6 +11,8 @@ mod forged_signatures;
 mod key_selection;
 mod login;
 mod missing_and_malformed;
+mod password_guessing;
+mod step_up;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
