@@ -3,24 +3,23 @@
 //!
 //! Guards against connection floods and slow clients: every connection holds one of
 //! `max_connections` permits, a client must send its headers within `header_read_timeout`
-//! (slowloris), and too many or too large headers are a 431, all before the router runs.
+//! (slowloris), and too many or too large headers are a 431, all before the router runs. A
+//! connection answered early closes lingering ([`super::connection`]), so the answer arrives.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt;
+use tokio::sync::{Semaphore, mpsc, watch};
 
+use super::connection::serve_http1;
 use crate::config::ConnectionLimits;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
@@ -49,12 +48,13 @@ pub(super) async fn serve_plain(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stopped(stop));
+    // Every connection task holds a sender; when all are gone, every connection has ended.
+    let (open, mut all_closed) = mpsc::channel::<Infallible>(1);
+    let mut stopped_accepting = std::pin::pin!(stopped(stop.clone()));
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
-            () = &mut stop => break,
+            () = &mut stopped_accepting => break,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -67,31 +67,16 @@ pub(super) async fn serve_plain(
                     continue;
                 }
             },
-            () = &mut stop => break,
+            () = &mut stopped_accepting => break,
         };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_headers(limits.max_headers)
-            .max_buf_size(limits.max_header_bytes)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let (app, stop, open) = (app.clone(), stop.clone(), open.clone());
         tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
+            serve_http1(stream, app, peer, limits, stop).await;
+            drop((permit, open));
         });
     }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {},
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {},
-    }
+    drop((listener, open));
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, all_closed.recv()).await;
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 //! 503 while it keeps serving for `AERIE_SHUTDOWN_DELAY_SECS` (load balancers take it out of
 //! rotation meanwhile); then the listeners stop accepting and in-flight requests finish.
 
+mod connection;
 mod listeners;
 
 use std::future::Future;
