@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
 use secrecy::SecretString;
 
 use super::parse::{
@@ -99,6 +100,29 @@ pub(super) fn tls(raw: &RawSettings, production: bool) -> Result<TlsSettings, Co
         terminated_by_proxy,
         hsts_preload: raw.hsts_preload.unwrap_or(false),
     })
+}
+
+/// A TLS-terminating proxy carries every client's connection, so its forwarding headers must
+/// be believed (`AERIE_TRUSTED_PROXIES`), or every client would be limited and audited as the
+/// proxy's one address. Each network of `AERIE_TLS_TERMINATED_BY_PROXY` must lie inside a
+/// trusted network.
+pub(super) fn tls_proxy_is_trusted(
+    tls: &TlsSettings,
+    trusted: &[IpNet],
+) -> Result<(), ConfigError> {
+    let untrusted = tls
+        .terminated_by_proxy
+        .iter()
+        .find(|proxy| !trusted.iter().any(|network| network.contains(*proxy)));
+    match untrusted {
+        None => Ok(()),
+        Some(proxy) => Err(ConfigError::setting(
+            "AERIE_TLS_TERMINATED_BY_PROXY",
+            format!(
+                "{proxy} is not inside AERIE_TRUSTED_PROXIES: the proxy that ends TLS must also be trusted to name the client"
+            ),
+        )),
+    }
 }
 
 /// The listeners: the main one, the HTTP-to-HTTPS redirect (which needs TLS and the public

@@ -204,6 +204,7 @@ impl Config {
         let metrics = backend::metrics(raw)?;
         let trusted_proxies =
             parse::parse_networks("AERIE_TRUSTED_PROXIES", raw.trusted_proxies.as_deref())?;
+        edge::tls_proxy_is_trusted(&tls, &trusted_proxies)?;
         let rate_limits = edge::rate_limits(raw, redis)?;
         Ok(Self {
             env,

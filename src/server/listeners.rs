@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use super::admission::Admission;
 use super::connection::serve_http1;
 use crate::config::ConnectionLimits;
 
@@ -45,6 +46,7 @@ pub(super) async fn serve_plain(
     app: Router,
     stop: watch::Receiver<bool>,
     limits: ConnectionLimits,
+    admission: Admission,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -69,6 +71,10 @@ pub(super) async fn serve_plain(
             },
             () = &mut stopped_accepting => break,
         };
+        if !admission.admits(peer) {
+            drop(stream);
+            continue;
+        }
         let (app, stop, open) = (app.clone(), stop.clone(), open.clone());
         tokio::spawn(async move {
             serve_http1(stream, app, peer, limits, stop).await;

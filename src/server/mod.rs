@@ -10,6 +10,7 @@
 //! 503 while it keeps serving for `AERIE_SHUTDOWN_DELAY_SECS` (load balancers take it out of
 //! rotation meanwhile); then the listeners stop accepting and in-flight requests finish.
 
+mod admission;
 mod connection;
 mod listeners;
 
@@ -23,6 +24,7 @@ use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::watch;
 
+use self::admission::Admission;
 use self::listeners::{bind, redirect_router, serve_plain, serve_tls, stopped};
 use crate::audit::alerts::Alerts;
 use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
@@ -52,6 +54,8 @@ pub struct Server {
     /// Other instances' revocations (PostgreSQL only), followed while the server runs.
     revocation_listener: Option<(sqlx::postgres::PgListener, Revocations)>,
     limits: ConnectionLimits,
+    /// Plain HTTP behind a TLS proxy: the only peers the main listener serves.
+    plain_http_peers: Option<Vec<ipnet::IpNet>>,
     audit: AuditLog,
     checkpoint_interval: Duration,
     /// The metrics-only listener and its application.
@@ -166,6 +170,7 @@ impl Server {
             revocation_listener: listener.map(|listener| (listener, revocations)),
             store,
             limits: server.connection_limits,
+            plain_http_peers: config.tls.plain_http_peers().map(<[_]>::to_vec),
             audit,
             checkpoint_interval: config.audit.checkpoint_interval,
             metrics_listener,
@@ -216,7 +221,13 @@ impl Server {
         });
         tokio::spawn(fold_histograms(self.metrics.clone(), stop_rx.clone()));
         if let Some((listener, app)) = self.metrics_listener {
-            tokio::spawn(serve_plain(listener, app, stop_rx.clone(), self.limits));
+            tokio::spawn(serve_plain(
+                listener,
+                app,
+                stop_rx.clone(),
+                self.limits,
+                Admission::open(self.metrics.clone()),
+            ));
         }
         let checkpoints = tokio::spawn(
             self.audit
@@ -228,6 +239,7 @@ impl Server {
                 redirect_router(public_url),
                 stop_rx.clone(),
                 self.limits,
+                Admission::open(self.metrics.clone()),
             ));
         }
         if let Some((listener, revocations)) = self.revocation_listener {
@@ -249,7 +261,11 @@ impl Server {
                 ));
                 serve_tls(self.main, app, rustls, stop_rx, self.limits).await
             }
-            None => serve_plain(self.main, app, stop_rx, self.limits).await,
+            None => {
+                let admission =
+                    Admission::only_from(self.plain_http_peers.as_deref(), self.metrics);
+                serve_plain(self.main, app, stop_rx, self.limits, admission).await
+            }
         };
         // The last checkpoint is written before the pool closes.
         let _ = checkpoints.await;

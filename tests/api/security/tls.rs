@@ -285,3 +285,69 @@ async fn a_group_readable_tls_key_is_not_reloaded() {
         "the old certificate keeps serving"
     );
 }
+
+/// A production server whose TLS ends at a proxy in `proxy` (trusted as a proxy too), with
+/// its keys made beforehand as an operator would, and a metrics listener.
+async fn spawn_production_behind(proxy: &str) -> (TestApp, tempfile::TempDir) {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let signing = keys.path().join("signing-key.pem");
+    let audit = keys.path().join("audit-key");
+    aerie::auth::keys::Keyring::load(&signing, true).expect("signing key");
+    aerie::audit::AuditKey::load_or_generate(&audit, true).expect("audit key");
+    let (signing, audit) = (signing.display().to_string(), audit.display().to_string());
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        &[
+            ("AERIE_ENV", "production"),
+            ("AERIE_AUTO_MIGRATE", "true"),
+            ("AERIE_SIGNING_KEY_FILE", &signing),
+            ("AERIE_AUDIT_KEY_FILE", &audit),
+            ("AERIE_CORS_ORIGINS", "none"),
+            ("AERIE_TLS_TERMINATED_BY_PROXY", proxy),
+            ("AERIE_TRUSTED_PROXIES", proxy),
+            ("AERIE_METRICS_LISTEN", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    (app, keys)
+}
+
+/// `AERIE_TLS_TERMINATED_BY_PROXY` lifts production's refusal of plain HTTP for the proxy
+/// alone: a client reaching the port directly (here 127.0.0.1, outside the proxy's network)
+/// has its connection closed unread (no registration over plain HTTP, no HSTS sent over it),
+/// and the refusal is counted.
+#[tokio::test]
+async fn production_behind_a_tls_proxy_refuses_plain_http_from_anyone_else() {
+    let (app, _keys) = spawn_production_behind("10.20.30.0/24").await;
+    let registered = app
+        .client
+        .post(app.url("/api/users"))
+        .json(&serde_json::json!({"user": {"username": "direct", "email": "direct@example.com", "password": crate::common::PASSWORD}}))
+        .send()
+        .await;
+    assert!(
+        registered.is_err(),
+        "served plain HTTP to a peer outside the proxy's network: {:?}",
+        registered.map(|r| r.status())
+    );
+    let metrics = app.metrics_address.clone().expect("metrics listener");
+    let rendered = reqwest::get(format!("{metrics}/metrics"))
+        .await
+        .expect("metrics listener answers")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        rendered.contains(r#"aerie_connections_refused_total{reason="plain_http_peer"} 1"#),
+        "{rendered}"
+    );
+}
+
+/// The proxy itself (127.0.0.1 here) is served, HSTS included: it speaks HTTPS to clients.
+#[tokio::test]
+async fn production_behind_a_tls_proxy_serves_the_proxy() {
+    let (app, _keys) = spawn_production_behind("127.0.0.1/32").await;
+    let reply = app.get("/api/tags", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.headers.contains_key("strict-transport-security"));
+}
