@@ -38,6 +38,7 @@ pub mod names {
     pub const DB_POOL_CONNECTIONS: &str = "aerie_db_pool_connections";
     pub const DB_POOL_MAX: &str = "aerie_db_pool_max_connections";
     pub const CONNECTIONS_REFUSED: &str = "aerie_connections_refused_total";
+    pub const CONNECTIONS_EVICTED: &str = "aerie_connections_evicted_total";
 }
 
 /// Latency buckets (seconds) for an API: a few milliseconds for reads from memory, tens for
@@ -176,6 +177,10 @@ fn describe() {
         names::CONNECTIONS_REFUSED,
         "Connections closed at accept, before a byte was read, by reason"
     );
+    describe_counter!(
+        names::CONNECTIONS_EVICTED,
+        "Idle connections closed to make room for a new one, by reason"
+    );
 }
 
 /// Counts a recorded audit event, by its catalogue name.
@@ -186,12 +191,6 @@ pub fn count_audit_event(kind: &'static str) {
 /// Counts a password login by its result: `success` or `failure`.
 pub fn count_login(result: &'static str) {
     metrics::counter!(names::LOGINS, "result" => result).increment(1);
-}
-
-/// Counts a connection closed at accept; `reason` is one of a fixed set (see
-/// docs/operations.md).
-pub fn count_refused_connection(reason: &'static str) {
-    metrics::counter!(names::CONNECTIONS_REFUSED, "reason" => reason).increment(1);
 }
 
 pub fn count_sessions_revoked(n: usize) {

@@ -175,6 +175,11 @@ fn connection_limits(raw: &RawSettings) -> Result<ConnectionLimits, ConfigError>
             raw.max_connections.unwrap_or(1024),
             1..=1_000_000,
         )?,
+        max_connections_per_address: within(
+            "AERIE_MAX_CONNECTIONS_PER_ADDRESS",
+            raw.max_connections_per_address.unwrap_or(64),
+            1..=1_000_000,
+        )?,
         header_read_timeout: Duration::from_secs(within(
             "AERIE_HEADER_READ_TIMEOUT_SECS",
             raw.header_read_timeout_secs.unwrap_or(10),

@@ -254,7 +254,22 @@ fn bad_values_name_their_setting() {
     assert!(error_of(&[("AERIE_RATE_LIMIT_WRITES", "ten")]).contains("AERIE_RATE_LIMIT_WRITES"));
     assert!(error_of(&[("AERIE_MAX_HEADER_BYTES", "100")]).contains("AERIE_MAX_HEADER_BYTES"));
     assert!(error_of(&[("AERIE_MAX_CONNECTIONS", "0")]).contains("AERIE_MAX_CONNECTIONS"));
+    assert!(
+        error_of(&[("AERIE_MAX_CONNECTIONS_PER_ADDRESS", "0")])
+            .contains("AERIE_MAX_CONNECTIONS_PER_ADDRESS")
+    );
     assert!(error_of(&[("AERIE_COOKIE_MODE", "on")]).contains("AERIE_COOKIE_MODE"));
+}
+
+#[test]
+fn one_address_holds_64_connections_unless_configured() {
+    let default = Config::from_vars(Vec::<(String, String)>::new()).expect("valid");
+    assert_eq!(
+        default.server.connection_limits.max_connections_per_address,
+        64
+    );
+    let set = Config::from_vars([("AERIE_MAX_CONNECTIONS_PER_ADDRESS", "8")]).expect("valid");
+    assert_eq!(set.server.connection_limits.max_connections_per_address, 8);
 }
 
 #[test]

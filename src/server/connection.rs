@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -23,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use super::slots::{Activity, Claim};
 use crate::config::ConnectionLimits;
 
 /// The most a client may still send after its connection was answered and closed; beyond
@@ -42,6 +44,7 @@ type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> 
 fn service(
     app: Router,
     peer: SocketAddr,
+    activity: Arc<Activity>,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = Response,
@@ -51,18 +54,26 @@ fn service(
     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(ConnectInfo(peer));
-        Box::pin(app.clone().oneshot(request)) as ResponseFuture
+        let busy = activity.busy();
+        let answer = app.clone().oneshot(request);
+        Box::pin(async move {
+            let response = answer.await;
+            drop(busy);
+            response
+        }) as ResponseFuture
     })
 }
 
 /// Serves HTTP/1.1 on `io` until the client leaves, an error or timeout ends it, or `stop`
-/// turns true (then the request in progress finishes first); then lingers.
+/// turns true or the slots ask it to close (then the request in progress finishes first);
+/// then lingers, unless the server itself asked it to close.
 pub(super) async fn serve_http1<I>(
     io: I,
     app: Router,
     peer: SocketAddr,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
+    claim: Claim,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -71,12 +82,22 @@ pub(super) async fn serve_http1<I>(
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(limits.max_headers)
         .max_buf_size(limits.max_header_bytes)
-        .serve_connection(TokioIo::new(io), service(app, peer));
+        .serve_connection(TokioIo::new(io), service(app, peer, claim.activity.clone()));
     let mut stopping = false;
     let ended = loop {
         tokio::select! {
             ended = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => break ended,
             _ = stop.wait_for(|stop| *stop), if !stopping => {
+                stopping = true;
+                Pin::new(&mut connection).graceful_shutdown();
+            }
+            () = claim.activity.close_requested(), if !stopping => {
+                // hyper's graceful shutdown waits for a first request that may never come:
+                // with no request in progress (none can start while this task is here), the
+                // connection is simply closed.
+                if claim.activity.is_idle() {
+                    return;
+                }
                 stopping = true;
                 Pin::new(&mut connection).graceful_shutdown();
             }

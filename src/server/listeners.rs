@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::admission::Admission;
 use super::connection::serve_http1;
@@ -37,8 +37,10 @@ pub(super) async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// The plain-HTTP accept loop. Each connection holds one of `max_connections` permits, so a
-/// connection flood queues in the kernel instead of exhausting memory and file descriptors;
+/// The plain-HTTP accept loop. A peer the admission rules refuse (outside the TLS proxy's
+/// networks, or an address holding its share of connections) is closed unread; the others
+/// each hold a global slot, taken from the connection idle longest when none is free, so a
+/// connection flood queues in the kernel instead of exhausting memory and file descriptors.
 /// hyper cuts off a client that has not sent its headers within `header_read_timeout`
 /// (slowloris) and answers 431 to too many or too large headers.
 pub(super) async fn serve_plain(
@@ -49,15 +51,10 @@ pub(super) async fn serve_plain(
     admission: Admission,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
     // Every connection task holds a sender; when all are gone, every connection has ended.
     let (open, mut all_closed) = mpsc::channel::<Infallible>(1);
     let mut stopped_accepting = std::pin::pin!(stopped(stop.clone()));
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
-            () = &mut stopped_accepting => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -71,13 +68,18 @@ pub(super) async fn serve_plain(
             },
             () = &mut stopped_accepting => break,
         };
-        if !admission.admits(peer) {
+        let Some(claim) = admission.admit(peer) else {
             drop(stream);
             continue;
-        }
+        };
+        // Until a slot frees, this client waits in hand and later ones in the backlog.
+        let permit = tokio::select! {
+            permit = admission.room() => permit,
+            () = &mut stopped_accepting => break,
+        };
         let (app, stop, open) = (app.clone(), stop.clone(), open.clone());
         tokio::spawn(async move {
-            serve_http1(stream, app, peer, limits, stop).await;
+            serve_http1(stream, app, peer, limits, stop, claim).await;
             drop((permit, open));
         });
     }

@@ -13,6 +13,7 @@
 mod admission;
 mod connection;
 mod listeners;
+mod slots;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub struct Server {
     limits: ConnectionLimits,
     /// Plain HTTP behind a TLS proxy: the only peers the main listener serves.
     plain_http_peers: Option<Vec<ipnet::IpNet>>,
+    /// Exempt from the per-address connection cap: each carries many clients.
+    trusted_proxies: Arc<[ipnet::IpNet]>,
     audit: AuditLog,
     checkpoint_interval: Duration,
     /// The metrics-only listener and its application.
@@ -171,6 +174,7 @@ impl Server {
             store,
             limits: server.connection_limits,
             plain_http_peers: config.tls.plain_http_peers().map(<[_]>::to_vec),
+            trusted_proxies: Arc::from(config.trusted_proxies.as_slice()),
             audit,
             checkpoint_interval: config.audit.checkpoint_interval,
             metrics_listener,
@@ -220,13 +224,23 @@ impl Server {
             let _ = stop_tx.send(true);
         });
         tokio::spawn(fold_histograms(self.metrics.clone(), stop_rx.clone()));
+        // Each listener's admission rules and its own slots: the connection caps, trusted
+        // proxies exempt from the per-address one.
+        let admission = {
+            let (limits, trusted, metrics) = (
+                self.limits,
+                self.trusted_proxies.clone(),
+                self.metrics.clone(),
+            );
+            move || Admission::new(&limits, trusted.clone(), metrics.clone())
+        };
         if let Some((listener, app)) = self.metrics_listener {
             tokio::spawn(serve_plain(
                 listener,
                 app,
                 stop_rx.clone(),
                 self.limits,
-                Admission::open(self.metrics.clone()),
+                admission(),
             ));
         }
         let checkpoints = tokio::spawn(
@@ -239,7 +253,7 @@ impl Server {
                 redirect_router(public_url),
                 stop_rx.clone(),
                 self.limits,
-                Admission::open(self.metrics.clone()),
+                admission(),
             ));
         }
         if let Some((listener, revocations)) = self.revocation_listener {
@@ -262,8 +276,7 @@ impl Server {
                 serve_tls(self.main, app, rustls, stop_rx, self.limits).await
             }
             None => {
-                let admission =
-                    Admission::only_from(self.plain_http_peers.as_deref(), self.metrics);
+                let admission = admission().only_from(self.plain_http_peers.as_deref());
                 serve_plain(self.main, app, stop_rx, self.limits, admission).await
             }
         };
