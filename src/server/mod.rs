@@ -26,7 +26,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::watch;
 
 use self::admission::Admission;
-use self::listeners::{bind, redirect_router, serve_plain, serve_tls, stopped};
+use self::listeners::{bind, redirect_router, serve, stopped};
 use crate::audit::alerts::Alerts;
 use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
 use crate::auth::keys::Keyring;
@@ -235,12 +235,13 @@ impl Server {
             move || Admission::new(&limits, trusted.clone(), metrics.clone())
         };
         if let Some((listener, app)) = self.metrics_listener {
-            tokio::spawn(serve_plain(
+            tokio::spawn(serve(
                 listener,
                 app,
                 stop_rx.clone(),
                 self.limits,
                 admission(),
+                None,
             ));
         }
         let checkpoints = tokio::spawn(
@@ -248,12 +249,13 @@ impl Server {
                 .write_checkpoints(self.checkpoint_interval, stop_rx.clone()),
         );
         if let Some((listener, public_url)) = self.redirect {
-            tokio::spawn(serve_plain(
+            tokio::spawn(serve(
                 listener,
                 redirect_router(public_url),
                 stop_rx.clone(),
                 self.limits,
                 admission(),
+                None,
             ));
         }
         if let Some((listener, revocations)) = self.revocation_listener {
@@ -273,11 +275,20 @@ impl Server {
                     interval,
                     stop_rx.clone(),
                 ));
-                serve_tls(self.main, app, rustls, stop_rx, self.limits).await
+                let admission = admission();
+                serve(
+                    self.main,
+                    app,
+                    stop_rx,
+                    self.limits,
+                    admission,
+                    Some(rustls),
+                )
+                .await
             }
             None => {
                 let admission = admission().only_from(self.plain_http_peers.as_deref());
-                serve_plain(self.main, app, stop_rx, self.limits, admission).await
+                serve(self.main, app, stop_rx, self.limits, admission, None).await
             }
         };
         // The last checkpoint is written before the pool closes.

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -167,6 +167,17 @@ impl Activity {
     /// Whether no request is in progress (one may still be being read or answered).
     pub(super) fn is_idle(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0
+    }
+
+    /// How long the connection has had no request in progress; `None` while it has one.
+    pub(super) fn idle_for(&self) -> Option<Duration> {
+        if !self.is_idle() {
+            return None;
+        }
+        let since = self.idle_since_ms.load(Ordering::Acquire);
+        Some(Duration::from_millis(
+            millis_since(self.epoch).saturating_sub(since),
+        ))
     }
 
     /// Completes when the connection is asked to close.
