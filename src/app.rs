@@ -287,6 +287,7 @@ mod tests {
             let mut request = Request::builder()
                 .method(rule.method.clone())
                 .uri(path)
+                .header(header::HOST, "localhost")
                 .header(header::CONTENT_TYPE, "application/json");
             if let Some(token) = token {
                 request = request.header(header::AUTHORIZATION, format!("Token {token}"));
@@ -323,7 +324,9 @@ mod tests {
         path: &str,
         request_id: Option<&str>,
     ) -> (StatusCode, String, serde_json::Value) {
-        let mut request = Request::builder().uri(path);
+        let mut request = Request::builder()
+            .uri(path)
+            .header(header::HOST, "localhost");
         if let Some(id) = request_id {
             request = request.header("x-request-id", id);
         }
