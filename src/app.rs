@@ -4,7 +4,8 @@
 //! and fed to the repeated-5xx alert); sensitive headers hidden from logs; security headers
 //! (so every response has them, whoever produced it); request id (a malformed client id is
 //! replaced); client IP (from trusted proxies only); tracing; CORS; error bodies normalized; panics
-//! caught and answered 500; the global per-IP rate limit; a request timeout; the body size
+//! caught and answered 500; an HTTP/1.1 request without exactly one `Host` refused (400); the
+//! global per-IP rate limit; a request timeout; the body size
 //! limit. Tighter rate-limit policies sit on the routes that need them. the access table ([`crate::http::access`]), innermost on
 //! the routes, so no handler runs before its route's rule is checked. Each resource module declares its routes;
 //! this file reads as the API's table of contents.
@@ -15,7 +16,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -127,6 +128,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
                 .layer(crate::telemetry::http_trace_layer())
                 .layer(cors)
                 .layer(middleware::from_fn(normalize_error_bodies))
+                .layer(middleware::from_fn(require_one_host))
                 .layer(CatchPanicLayer::new())
                 .layer(middleware::from_fn_with_state(limits, rate_limit::global))
                 .layer(TimeoutLayer::with_status_code(
@@ -154,6 +156,14 @@ async fn drop_malformed_request_id(mut request: Request, next: Next) -> Response
         request.headers_mut().remove(&REQUEST_ID);
     }
     next.run(request).await
+}
+
+/// Refuses an HTTP/1.1 request without exactly one `Host` (see [`crate::defense::host`]).
+async fn require_one_host(request: Request, next: Next) -> Response {
+    match crate::defense::host::check(request.version(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => Error::from(refused).into_response(),
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +293,7 @@ mod tests {
             let mut request = Request::builder()
                 .method(rule.method.clone())
                 .uri(path)
+                .header(header::HOST, "localhost")
                 .header(header::CONTENT_TYPE, "application/json");
             if let Some(token) = token {
                 request = request.header(header::AUTHORIZATION, format!("Token {token}"));
@@ -319,7 +330,9 @@ mod tests {
         path: &str,
         request_id: Option<&str>,
     ) -> (StatusCode, String, serde_json::Value) {
-        let mut request = Request::builder().uri(path);
+        let mut request = Request::builder()
+            .uri(path)
+            .header(header::HOST, "localhost");
         if let Some(id) = request_id {
             request = request.header("x-request-id", id);
         }

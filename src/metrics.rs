@@ -37,6 +37,8 @@ pub mod names {
     pub const PASSWORD_HASH_RUNNING: &str = "aerie_password_hash_in_progress";
     pub const DB_POOL_CONNECTIONS: &str = "aerie_db_pool_connections";
     pub const DB_POOL_MAX: &str = "aerie_db_pool_max_connections";
+    pub const CONNECTIONS_REFUSED: &str = "aerie_connections_refused_total";
+    pub const CONNECTIONS_EVICTED: &str = "aerie_connections_evicted_total";
 }
 
 /// Latency buckets (seconds) for an API: a few milliseconds for reads from memory, tens for
@@ -171,6 +173,14 @@ fn describe() {
         "Open database connections by state (idle, in_use)"
     );
     describe_gauge!(names::DB_POOL_MAX, "Database pool size limit");
+    describe_counter!(
+        names::CONNECTIONS_REFUSED,
+        "Connections closed at accept, before a byte was read, by reason"
+    );
+    describe_counter!(
+        names::CONNECTIONS_EVICTED,
+        "Idle connections closed to make room for a new one, by reason"
+    );
 }
 
 /// Counts a recorded audit event, by its catalogue name.

@@ -29,7 +29,8 @@ pub struct TlsSettings {
     pub files: Option<TlsFiles>,
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
-    /// TLS ends at a proxy in these networks; plain HTTP is then acceptable in production.
+    /// TLS ends at a proxy in these networks; plain HTTP is then acceptable in production, and
+    /// served to peers in these networks only.
     pub terminated_by_proxy: Vec<IpNet>,
     /// Add `preload` to HSTS (only once the domain is ready for the browsers' preload lists).
     pub hsts_preload: bool,
@@ -40,6 +41,14 @@ impl TlsSettings {
     /// responses carry `Strict-Transport-Security`.
     pub fn sends_hsts(&self) -> bool {
         self.files.is_some() || !self.terminated_by_proxy.is_empty()
+    }
+
+    /// The only peers the main listener serves plain HTTP to, when TLS ends at a proxy: the
+    /// proxy's networks. `None`: no such restriction (the listener speaks HTTPS itself, or
+    /// this is a development server without a proxy).
+    pub fn plain_http_peers(&self) -> Option<&[IpNet]> {
+        (self.files.is_none() && !self.terminated_by_proxy.is_empty())
+            .then_some(self.terminated_by_proxy.as_slice())
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
 use secrecy::SecretString;
 
 use super::parse::{
@@ -106,6 +107,29 @@ pub(super) fn tls(raw: &RawSettings, production: bool) -> Result<TlsSettings, Co
     })
 }
 
+/// A TLS-terminating proxy carries every client's connection, so its forwarding headers must
+/// be believed (`AERIE_TRUSTED_PROXIES`), or every client would be limited and audited as the
+/// proxy's one address. Each network of `AERIE_TLS_TERMINATED_BY_PROXY` must lie inside a
+/// trusted network.
+pub(super) fn tls_proxy_is_trusted(
+    tls: &TlsSettings,
+    trusted: &[IpNet],
+) -> Result<(), ConfigError> {
+    let untrusted = tls
+        .terminated_by_proxy
+        .iter()
+        .find(|proxy| !trusted.iter().any(|network| network.contains(*proxy)));
+    match untrusted {
+        None => Ok(()),
+        Some(proxy) => Err(ConfigError::setting(
+            "AERIE_TLS_TERMINATED_BY_PROXY",
+            format!(
+                "{proxy} is not inside AERIE_TRUSTED_PROXIES: the proxy that ends TLS must also be trusted to name the client"
+            ),
+        )),
+    }
+}
+
 /// The listeners: the main one, the HTTP-to-HTTPS redirect (which needs TLS and the public
 /// URL it redirects to), the shutdown delay and the per-connection bounds.
 pub(super) fn server(
@@ -154,6 +178,11 @@ fn connection_limits(raw: &RawSettings) -> Result<ConnectionLimits, ConfigError>
         max_connections: within(
             "AERIE_MAX_CONNECTIONS",
             raw.max_connections.unwrap_or(1024),
+            1..=1_000_000,
+        )?,
+        max_connections_per_address: within(
+            "AERIE_MAX_CONNECTIONS_PER_ADDRESS",
+            raw.max_connections_per_address.unwrap_or(64),
             1..=1_000_000,
         )?,
         header_read_timeout: Duration::from_secs(within(

@@ -97,8 +97,11 @@ pub struct ServerSettings {
 /// bloated client is cut off here without holding a task, a buffer or a slot for long.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// Open connections served at once; further clients wait in the kernel's backlog.
+    /// Open connections served at once; when all are taken, the one idle longest is closed
+    /// for a new client, and when none is idle, further clients wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Open connections from one address (one /64 for IPv6); trusted proxies are exempt.
+    pub max_connections_per_address: usize,
     /// A client must finish sending a request's headers within this (slowloris).
     pub header_read_timeout: Duration,
     /// Header fields per request; more is a 431.
@@ -223,6 +226,7 @@ impl Config {
         let metrics = backend::metrics(raw)?;
         let trusted_proxies =
             parse::parse_networks("AERIE_TRUSTED_PROXIES", raw.trusted_proxies.as_deref())?;
+        edge::tls_proxy_is_trusted(&tls, &trusted_proxies)?;
         let rate_limits = edge::rate_limits(raw, redis)?;
         Ok(Self {
             env,

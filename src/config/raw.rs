@@ -67,6 +67,7 @@ pub(super) struct RawSettings {
     pub(super) redis_timeout_ms: Option<u64>,
     pub(super) redis_failure: Option<String>,
     pub(super) max_connections: Option<usize>,
+    pub(super) max_connections_per_address: Option<usize>,
     pub(super) header_read_timeout_secs: Option<u64>,
     pub(super) max_headers: Option<usize>,
     pub(super) max_header_bytes: Option<usize>,

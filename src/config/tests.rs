@@ -71,6 +71,7 @@ fn production_refuses_plain_http() {
         ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
         ("AERIE_CORS_ORIGINS", "none"),
         ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8, 192.168.1.7"),
+        ("AERIE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.0/24"),
         ("AERIE_AUDIT_KEY_FILE", "/etc/aerie/audit-key"),
     ])
     .expect("TLS at a trusted proxy is acceptable");
@@ -85,8 +86,40 @@ fn production_refuses_missing_audit_key() {
         ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
         ("AERIE_CORS_ORIGINS", "none"),
         ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8"),
+        ("AERIE_TRUSTED_PROXIES", "10.0.0.0/8"),
     ]);
     assert!(error.contains("AERIE_AUDIT_KEY_FILE"), "{error}");
+}
+
+/// The proxy that ends TLS carries every client: unless its forwarding headers are believed,
+/// every client is limited and audited as the proxy. Start-up refuses a TLS proxy outside
+/// `AERIE_TRUSTED_PROXIES`, in any environment.
+#[test]
+fn a_tls_proxy_outside_the_trusted_proxies_is_refused() {
+    for (terminated, trusted) in [
+        ("10.0.0.0/8", None),
+        ("10.0.0.0/8", Some("10.1.0.0/16")),
+        ("10.0.0.5, 192.168.1.7", Some("10.0.0.0/24")),
+    ] {
+        let mut vars = vec![("AERIE_TLS_TERMINATED_BY_PROXY", terminated)];
+        vars.extend(trusted.map(|t| ("AERIE_TRUSTED_PROXIES", t)));
+        let error = error_of(&vars);
+        assert!(
+            error.contains("AERIE_TLS_TERMINATED_BY_PROXY")
+                && error.contains("AERIE_TRUSTED_PROXIES"),
+            "{terminated} / {trusted:?}: {error}"
+        );
+    }
+    for (terminated, trusted) in [
+        ("10.0.0.0/8", "10.0.0.0/8"),
+        ("10.0.0.5, 192.168.1.7", "10.0.0.0/24, 192.168.0.0/16"),
+    ] {
+        let config = Config::from_vars([
+            ("AERIE_TLS_TERMINATED_BY_PROXY", terminated),
+            ("AERIE_TRUSTED_PROXIES", trusted),
+        ]);
+        assert!(config.is_ok(), "{terminated} / {trusted}");
+    }
 }
 
 #[test]
@@ -221,7 +254,22 @@ fn bad_values_name_their_setting() {
     assert!(error_of(&[("AERIE_RATE_LIMIT_WRITES", "ten")]).contains("AERIE_RATE_LIMIT_WRITES"));
     assert!(error_of(&[("AERIE_MAX_HEADER_BYTES", "100")]).contains("AERIE_MAX_HEADER_BYTES"));
     assert!(error_of(&[("AERIE_MAX_CONNECTIONS", "0")]).contains("AERIE_MAX_CONNECTIONS"));
+    assert!(
+        error_of(&[("AERIE_MAX_CONNECTIONS_PER_ADDRESS", "0")])
+            .contains("AERIE_MAX_CONNECTIONS_PER_ADDRESS")
+    );
     assert!(error_of(&[("AERIE_COOKIE_MODE", "on")]).contains("AERIE_COOKIE_MODE"));
+}
+
+#[test]
+fn one_address_holds_64_connections_unless_configured() {
+    let default = Config::from_vars(Vec::<(String, String)>::new()).expect("valid");
+    assert_eq!(
+        default.server.connection_limits.max_connections_per_address,
+        64
+    );
+    let set = Config::from_vars([("AERIE_MAX_CONNECTIONS_PER_ADDRESS", "8")]).expect("valid");
+    assert_eq!(set.server.connection_limits.max_connections_per_address, 8);
 }
 
 #[test]

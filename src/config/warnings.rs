@@ -34,7 +34,7 @@ pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
     if too_broad(&config.tls.terminated_by_proxy) {
         warn(
             "AERIE_TLS_TERMINATED_BY_PROXY",
-            "any address may claim the connection was HTTPS",
+            "plain HTTP is served to a whole address family or more as if TLS had ended at a proxy",
         );
     }
     if too_broad(&config.rate_limits.allowlist) {
@@ -102,7 +102,15 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Vec<&'static str> {
-        let config = Config::from_vars(vars.iter().copied()).expect("valid configuration");
+        let mut vars = vars.to_vec();
+        // A TLS proxy must also be trusted (a configuration error otherwise): trust exactly it.
+        if let Some((_, proxy)) = vars
+            .iter()
+            .find(|(name, _)| *name == "AERIE_TLS_TERMINATED_BY_PROXY")
+        {
+            vars.push(("AERIE_TRUSTED_PROXIES", proxy));
+        }
+        let config = Config::from_vars(vars).expect("valid configuration");
         warnings(&config).into_iter().map(|w| w.setting).collect()
     }
 
@@ -116,7 +124,6 @@ mod tests {
         for (setting, value) in [
             ("AERIE_TRUSTED_PROXIES", "0.0.0.0/0"),
             ("AERIE_TRUSTED_PROXIES", "::/0"),
-            ("AERIE_TLS_TERMINATED_BY_PROXY", "0.0.0.0/1"),
             ("AERIE_RATE_LIMIT_ALLOWLIST", "0.0.0.0/0"),
             ("AERIE_ALERT_WEBHOOK", "http://alerts.example.com/hook"),
             ("AERIE_METRICS_LISTEN", "0.0.0.0:9100"),
@@ -129,6 +136,14 @@ mod tests {
                 "{setting}={value}"
             );
         }
+    }
+
+    #[test]
+    fn a_broad_tls_proxy_is_named_beside_the_trusted_proxies() {
+        assert_eq!(
+            settings(&[("AERIE_TLS_TERMINATED_BY_PROXY", "0.0.0.0/1")]),
+            ["AERIE_TRUSTED_PROXIES", "AERIE_TLS_TERMINATED_BY_PROXY"]
+        );
     }
 
     #[test]

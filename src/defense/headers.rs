@@ -4,7 +4,9 @@
 //! HTML (`nosniff`), framing it (clickjacking: `frame-ancestors 'none'`, `X-Frame-Options`),
 //! running anything in it (`default-src 'none'`), leaking URLs to other sites (`no-referrer`),
 //! cross-origin window and resource tricks (COOP/CORP), caching tokens or personal data in
-//! shared caches (`no-store`), and advertising the server's software (no `Server` header).
+//! shared caches (`no-store`, unless the handler itself declared the response cacheable: only
+//! the public keys at `/.well-known/jwks.json` do), and advertising the server's software (no
+//! `Server` header).
 //! The preset is at least as strict as helmet's defaults and loco's `owasp` preset, tuned for
 //! a JSON API.
 
@@ -48,7 +50,10 @@ pub fn hsts(preload: bool) -> HeaderValue {
 }
 
 /// Sets the preset (and HSTS, when the server is reached over HTTPS) on the response,
-/// replacing anything a handler set, and removes headers that only advertise the software.
+/// replacing anything a handler set except its own `Cache-Control` (a handler that states one
+/// has decided its answer is public, as the JWKS route does; every other response, errors from
+/// the layers included, carries none and gets `no-store`), and removes headers that only
+/// advertise the software.
 pub async fn security_headers(
     State(hsts): State<Option<HeaderValue>>,
     request: Request,
@@ -56,7 +61,11 @@ pub async fn security_headers(
 ) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    let handler_cache_control = headers.contains_key(header::CACHE_CONTROL);
     for (name, value) in PRESET {
+        if handler_cache_control && *name == header::CACHE_CONTROL.as_str() {
+            continue;
+        }
         headers.insert(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),

@@ -4,6 +4,7 @@ pub mod client_ip;
 pub mod cors;
 pub mod csrf;
 pub mod headers;
+pub mod host;
 pub mod rate_limit;
 
 /// A header map from name/value pairs, repeated names kept: for the defences' unit tests.

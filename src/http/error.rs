@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::auth::password::HashError;
 use crate::defense::csrf::CsrfError;
+use crate::defense::host::HostError;
 use crate::defense::rate_limit::{Allowed, Limited, Refused, add_headers, ceil_secs};
 use crate::domain::InvalidFields;
 
@@ -193,6 +194,12 @@ impl From<CsrfError> for Error {
     /// Every failed CSRF proof is one 403: a probing page must not learn which one failed.
     fn from(_: CsrfError) -> Self {
         Error::Forbidden
+    }
+}
+
+impl From<HostError> for Error {
+    fn from(error: HostError) -> Self {
+        Error::BadRequest(error.to_string())
     }
 }
 

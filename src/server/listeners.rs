@@ -1,26 +1,28 @@
-//! The listeners' accept loops: plain HTTP and HTTPS with the same per-connection bounds,
-//! and the plain-HTTP listener that only redirects to HTTPS.
+//! The listeners' accept loop: plain HTTP and HTTPS (HTTP/1.1 and HTTP/2) with the same
+//! admission rules and per-connection bounds, and the plain-HTTP listener that only
+//! redirects to HTTPS.
 //!
-//! Guards against connection floods and slow clients: every connection holds one of
-//! `max_connections` permits, a client must send its headers within `header_read_timeout`
-//! (slowloris), and too many or too large headers are a 431, all before the router runs.
+//! Guards against connection floods and slow clients: every connection is admitted per
+//! address and holds one of `max_connections` slots ([`super::admission`]); a client must
+//! finish its TLS handshake and send its headers within `header_read_timeout` (slowloris), and
+//! too many or too large headers are a 431, all before the router runs
+//! ([`super::connection`]).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt;
+use tokio::sync::{mpsc, watch};
 
+use super::admission::Admission;
+use super::connection::Connection;
 use crate::config::ConnectionLimits;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
@@ -37,25 +39,25 @@ pub(super) async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// The plain-HTTP accept loop. Each connection holds one of `max_connections` permits, so a
-/// connection flood queues in the kernel instead of exhausting memory and file descriptors;
-/// hyper cuts off a client that has not sent its headers within `header_read_timeout`
-/// (slowloris) and answers 431 to too many or too large headers.
-pub(super) async fn serve_plain(
+/// The accept loop of every listener, plain HTTP or HTTPS (`tls`). A peer the admission
+/// rules refuse (outside the TLS proxy's networks, or an address holding its share of
+/// connections) is closed unread; the others each hold a global slot, taken from the
+/// connection idle longest when none is free, so a connection flood queues in the kernel
+/// instead of exhausting memory and file descriptors. Each connection is then served by
+/// [`super::connection`] with the same bounds whatever its protocol.
+pub(super) async fn serve(
     listener: std::net::TcpListener,
     app: Router,
     stop: watch::Receiver<bool>,
     limits: ConnectionLimits,
+    admission: Admission,
+    tls: Option<RustlsConfig>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stopped(stop));
+    // Every connection task holds a sender; when all are gone, every connection has ended.
+    let (open, mut all_closed) = mpsc::channel::<Infallible>(1);
+    let mut stopped_accepting = std::pin::pin!(stopped(stop.clone()));
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
-            () = &mut stop => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -67,60 +69,36 @@ pub(super) async fn serve_plain(
                     continue;
                 }
             },
-            () = &mut stop => break,
+            () = &mut stopped_accepting => break,
         };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_headers(limits.max_headers)
-            .max_buf_size(limits.max_header_bytes)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let Some(claim) = admission.admit(peer) else {
+            drop(stream);
+            continue;
+        };
+        // Until a slot frees, this client waits in hand and later ones in the backlog.
+        let permit = tokio::select! {
+            permit = admission.room() => permit,
+            () = &mut stopped_accepting => break,
+        };
+        let connection = Connection {
+            app: app.clone(),
+            peer,
+            limits,
+            stop: stop.clone(),
+            claim,
+        };
+        let (tls, open) = (tls.clone(), open.clone());
         tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
+            match tls {
+                Some(tls) => connection.serve_tls(stream, tls).await,
+                None => connection.serve_http1(stream).await,
+            }
+            drop((permit, open));
         });
     }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {},
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {},
-    }
+    drop((listener, open));
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, all_closed.recv()).await;
     Ok(())
-}
-
-/// The HTTPS listener (axum-server): the same header-read timeout and header bounds as the
-/// plain one; axum-server has no connection cap of its own.
-pub(super) async fn serve_tls(
-    listener: std::net::TcpListener,
-    app: Router,
-    rustls: RustlsConfig,
-    stop: watch::Receiver<bool>,
-    limits: ConnectionLimits,
-) -> std::io::Result<()> {
-    let handle = axum_server::Handle::new();
-    let drain = handle.clone();
-    tokio::spawn(async move {
-        stopped(stop).await;
-        drain.graceful_shutdown(Some(DRAIN_TIMEOUT));
-    });
-    let mut server = axum_server::from_tcp_rustls(listener, rustls)?;
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(limits.header_read_timeout)
-        .max_headers(limits.max_headers)
-        .max_buf_size(limits.max_header_bytes);
-    server
-        .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-        .await
 }
 
 /// The plain-HTTP listener: `/healthz` for load balancers, a 308 to HTTPS for everything

@@ -10,7 +10,10 @@
 //! 503 while it keeps serving for `AERIE_SHUTDOWN_DELAY_SECS` (load balancers take it out of
 //! rotation meanwhile); then the listeners stop accepting and in-flight requests finish.
 
+mod admission;
+mod connection;
 mod listeners;
+mod slots;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,7 +25,8 @@ use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::watch;
 
-use self::listeners::{bind, redirect_router, serve_plain, serve_tls, stopped};
+use self::admission::Admission;
+use self::listeners::{bind, redirect_router, serve, stopped};
 use crate::audit::alerts::Alerts;
 use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
 use crate::auth::keys::Keyring;
@@ -53,6 +57,10 @@ pub struct Server {
     /// Other processes' revocations (other instances, the CLI), followed while it runs.
     revocation_follower: (revocations::Follower, Revocations),
     limits: ConnectionLimits,
+    /// Plain HTTP behind a TLS proxy: the only peers the main listener serves.
+    plain_http_peers: Option<Vec<ipnet::IpNet>>,
+    /// Exempt from the per-address connection cap: each carries many clients.
+    trusted_proxies: Arc<[ipnet::IpNet]>,
     audit: AuditLog,
     checkpoint_interval: Duration,
     /// Deletes expired sessions and refresh tokens while the server runs.
@@ -186,6 +194,8 @@ impl Server {
             revocation_follower: (follower, revocations),
             store,
             limits: server.connection_limits,
+            plain_http_peers: config.tls.plain_http_peers().map(<[_]>::to_vec),
+            trusted_proxies: Arc::from(config.trusted_proxies.as_slice()),
             audit,
             checkpoint_interval: config.audit.checkpoint_interval,
             retention,
@@ -236,8 +246,25 @@ impl Server {
             let _ = stop_tx.send(true);
         });
         tokio::spawn(fold_histograms(self.metrics.clone(), stop_rx.clone()));
+        // Each listener's admission rules and its own slots: the connection caps, trusted
+        // proxies exempt from the per-address one.
+        let admission = {
+            let (limits, trusted, metrics) = (
+                self.limits,
+                self.trusted_proxies.clone(),
+                self.metrics.clone(),
+            );
+            move || Admission::new(&limits, trusted.clone(), metrics.clone())
+        };
         if let Some((listener, app)) = self.metrics_listener {
-            tokio::spawn(serve_plain(listener, app, stop_rx.clone(), self.limits));
+            tokio::spawn(serve(
+                listener,
+                app,
+                stop_rx.clone(),
+                self.limits,
+                admission(),
+                None,
+            ));
         }
         let checkpoints = tokio::spawn(
             self.audit
@@ -245,11 +272,13 @@ impl Server {
         );
         tokio::spawn(self.retention.run(stop_rx.clone()));
         if let Some((listener, public_url)) = self.redirect {
-            tokio::spawn(serve_plain(
+            tokio::spawn(serve(
                 listener,
                 redirect_router(public_url),
                 stop_rx.clone(),
                 self.limits,
+                admission(),
+                None,
             ));
         }
         let (follower, revocations) = self.revocation_follower;
@@ -268,9 +297,21 @@ impl Server {
                     interval,
                     stop_rx.clone(),
                 ));
-                serve_tls(self.main, app, rustls, stop_rx, self.limits).await
+                let admission = admission();
+                serve(
+                    self.main,
+                    app,
+                    stop_rx,
+                    self.limits,
+                    admission,
+                    Some(rustls),
+                )
+                .await
             }
-            None => serve_plain(self.main, app, stop_rx, self.limits).await,
+            None => {
+                let admission = admission().only_from(self.plain_http_peers.as_deref());
+                serve(self.main, app, stop_rx, self.limits, admission, None).await
+            }
         };
         // The last checkpoint is written before the pool closes.
         let _ = checkpoints.await;

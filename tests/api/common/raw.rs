@@ -67,6 +67,27 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Sends `request` exactly as written (the caller frames it, and asks for
+    /// `Connection: close`) and reads the response until the server closes.
+    pub async fn raw_request(&self, request: &str) -> Reply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("request sent");
+        let mut response = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut response)).await;
+        assert!(read.is_ok(), "the server never finished answering");
+        parse_raw_response(&response)
+    }
+}
+
 /// Status, headers and JSON body (Null when not JSON) of a raw HTTP/1.1 response.
 fn parse_raw_response(raw: &[u8]) -> Reply {
     let text = String::from_utf8_lossy(raw);

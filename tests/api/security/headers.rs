@@ -106,11 +106,74 @@ async fn every_route_in_the_route_table_carries_the_security_headers() {
             .replace("{slug}", "no-such-article")
             .replace("{id}", "1");
         let reply = app.request(rule.method.clone(), &path, None, None).await;
+        if rule.path == "/.well-known/jwks.json" {
+            continue; // cacheable on purpose: see the test below
+        }
         assert_hardened(
             &format!("{} {} ({})", rule.method, rule.path, reply.status),
             &reply.headers,
         );
     }
+}
+
+/// The public keys are meant to be cached by verifiers (the handler says `public,
+/// max-age=300`); the security-header layer must not overwrite that with `no-store`, while
+/// every other header of the preset is still set, and other routes keep `no-store`.
+#[tokio::test]
+async fn the_jwks_keeps_its_cacheable_header_and_nothing_else_does() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let reply = app.get("/.well-known/jwks.json", None).await;
+    reply.assert_status(StatusCode::OK);
+    assert_eq!(
+        reply
+            .headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("public, max-age=300")
+    );
+    let mut others = reply.headers.clone();
+    others.insert("cache-control", "no-store".parse().expect("value"));
+    assert_hardened("jwks", &others);
+    let tags = app.get("/api/tags", None).await;
+    assert_eq!(
+        tags.headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+}
+
+/// HTTP/1.1 requires exactly one `Host` (RFC 9112 §3.2): a request without one, or with two
+/// that a proxy and the server could read differently, is a 400 in the error shape.
+#[tokio::test]
+async fn a_missing_or_repeated_host_header_is_a_400() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let missing = app
+        .raw_request("GET /api/tags HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .await;
+    missing.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        missing.error_on("body"),
+        Some("malformed request: Host header missing")
+    );
+    let repeated = app
+        .raw_request(
+            "GET /api/tags HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+    repeated.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        repeated.error_on("body"),
+        Some("malformed request: Host header repeated")
+    );
+    assert_hardened("400 host", &repeated.headers);
+    let one = app
+        .raw_request("GET /api/tags HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+        .await;
+    one.assert_status(StatusCode::OK);
+    // HTTP/1.0 predates the rule.
+    let old = app.raw_request("GET /api/tags HTTP/1.0\r\n\r\n").await;
+    old.assert_status(StatusCode::OK);
 }
 
 async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {

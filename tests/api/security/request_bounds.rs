@@ -164,6 +164,87 @@ async fn an_announced_oversized_body_on_an_account_route_is_refused_before_it_is
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
 }
 
+/// A client still sending its body when the server answers (many read only once the body
+/// is out) must still get the 413: the server answers after the headers, and closing with the
+/// body unread would reset the connection, failing the client's next write and destroying
+/// the answer. The close lingers instead: the rest of the body is read and thrown away.
+#[tokio::test]
+async fn an_oversized_body_still_being_sent_gets_its_413_not_a_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const CHUNK: usize = 16 * 1024;
+    const CHUNKS: usize = 32; // 512 KiB: 8 times the account routes' limit
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        CHUNK * CHUNKS
+    );
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    // The body goes out in pieces, as from a client reading a file: the 413 and the close
+    // come while most of it is still to be written.
+    for chunk in 0..CHUNKS {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let written = stream.write_all(&[b' '; CHUNK]).await;
+        assert!(written.is_ok(), "chunk {chunk}: {written:?}");
+    }
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .expect("the server closed the connection");
+    assert!(read.is_ok(), "the connection was reset: {read:?}");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text:.200}");
+    assert!(text.contains(r#"{"errors":{"body":["#), "{text}");
+}
+
+/// `Expect: 100-continue` with a declared length over the limit: the 413 comes instead of
+/// the `100 Continue`, so a client that waits for it never sends the body at all.
+#[tokio::test]
+async fn expect_100_continue_over_the_limit_gets_the_413_instead_of_continue() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .expect("answered and closed without the body")
+    .expect("read");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text:.200}");
+    assert!(!text.contains("100 Continue"), "{text:.200}");
+    // Within the limit, the client is told to go on.
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    let mut buffer = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+        .await
+        .expect("answered")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buffer[..n]);
+    assert!(text.starts_with("HTTP/1.1 100 Continue"), "{text}");
+}
+
 engine_tests!(
     json_nested_past_32_levels_is_a_400_before_parsing,
     a_huge_json_string_is_refused_whatever_field_holds_it,

@@ -285,3 +285,223 @@ async fn a_group_readable_tls_key_is_not_reloaded() {
         "the old certificate keeps serving"
     );
 }
+
+/// A production server whose TLS ends at a proxy in `proxy` (trusted as a proxy too), with
+/// its keys made beforehand as an operator would, and a metrics listener.
+async fn spawn_production_behind(proxy: &str) -> (TestApp, tempfile::TempDir) {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let signing = keys.path().join("signing-key.pem");
+    let audit = keys.path().join("audit-key");
+    aerie::auth::keys::Keyring::load(&signing, true).expect("signing key");
+    aerie::audit::AuditKey::load_or_generate(&audit, true).expect("audit key");
+    let (signing, audit) = (signing.display().to_string(), audit.display().to_string());
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        &[
+            ("AERIE_ENV", "production"),
+            ("AERIE_AUTO_MIGRATE", "true"),
+            ("AERIE_SIGNING_KEY_FILE", &signing),
+            ("AERIE_AUDIT_KEY_FILE", &audit),
+            ("AERIE_CORS_ORIGINS", "none"),
+            ("AERIE_TLS_TERMINATED_BY_PROXY", proxy),
+            ("AERIE_TRUSTED_PROXIES", proxy),
+            ("AERIE_METRICS_LISTEN", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    (app, keys)
+}
+
+/// `AERIE_TLS_TERMINATED_BY_PROXY` lifts production's refusal of plain HTTP for the proxy
+/// alone: a client reaching the port directly (here 127.0.0.1, outside the proxy's network)
+/// has its connection closed unread (no registration over plain HTTP, no HSTS sent over it),
+/// and the refusal is counted.
+#[tokio::test]
+async fn production_behind_a_tls_proxy_refuses_plain_http_from_anyone_else() {
+    let (app, _keys) = spawn_production_behind("10.20.30.0/24").await;
+    let registered = app
+        .client
+        .post(app.url("/api/users"))
+        .json(&serde_json::json!({"user": {"username": "direct", "email": "direct@example.com", "password": crate::common::PASSWORD}}))
+        .send()
+        .await;
+    assert!(
+        registered.is_err(),
+        "served plain HTTP to a peer outside the proxy's network: {:?}",
+        registered.map(|r| r.status())
+    );
+    let metrics = app.metrics_address.clone().expect("metrics listener");
+    let rendered = reqwest::get(format!("{metrics}/metrics"))
+        .await
+        .expect("metrics listener answers")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        rendered.contains(r#"aerie_connections_refused_total{reason="plain_http_peer"} 1"#),
+        "{rendered}"
+    );
+}
+
+/// The proxy itself (127.0.0.1 here) is served, HSTS included: it speaks HTTPS to clients.
+#[tokio::test]
+async fn production_behind_a_tls_proxy_serves_the_proxy() {
+    let (app, _keys) = spawn_production_behind("127.0.0.1/32").await;
+    let reply = app.get("/api/tags", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.headers.contains_key("strict-transport-security"));
+}
+
+/// A TLS client on a blocking socket that trusts `ca_pem` and offers only `alpn`: completes
+/// the handshake, sends nothing, and reports whether the server closed the connection within
+/// `bound` (reading whatever it sends first, such as HTTP/2's SETTINGS).
+fn closed_after_a_silent_handshake(port: u16, ca_pem: &str, alpn: &[u8], bound: Duration) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::Read;
+    aerie::tls::install_ring_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("ca"))
+        .expect("root");
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut client =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    socket.set_read_timeout(Some(bound)).expect("timeout");
+    while client.is_handshaking() {
+        client.complete_io(&mut socket).expect("handshake");
+    }
+    assert_eq!(
+        client.alpn_protocol(),
+        Some(alpn),
+        "ALPN chose the protocol"
+    );
+    let mut stream = rustls::Stream::new(&mut client, &mut socket);
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(error) => {
+                return !matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
+    }
+}
+
+/// A client that completes the TLS handshake and then sends nothing is closed after the
+/// header-read timeout, over HTTP/1.1 and HTTP/2 alike (the bound, 20 s, is far above the
+/// configured 1 s; it only keeps a failing test from hanging).
+#[tokio::test]
+async fn a_silent_client_after_the_tls_handshake_is_closed_over_h1_and_h2() {
+    let tls = spawn_tls(&[("AERIE_HEADER_READ_TIMEOUT_SECS", "1")]).await;
+    let port: u16 = tls
+        .app
+        .address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    for alpn in [b"h2".as_slice(), b"http/1.1".as_slice()] {
+        let ca = tls.ca_pem.clone();
+        let closed = tokio::task::spawn_blocking(move || {
+            closed_after_a_silent_handshake(port, &ca, alpn, Duration::from_secs(20))
+        })
+        .await
+        .expect("client thread");
+        assert!(closed, "{}: still open", String::from_utf8_lossy(alpn));
+    }
+    // Served normally meanwhile.
+    let reply = client_trusting(&tls.ca_pem)
+        .get(https_url(&tls.app, "/api/tags"))
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(reply.status(), StatusCode::OK);
+}
+
+/// HTTP/2 gets HTTP/1.1's header bounds: more than `AERIE_MAX_HEADERS` fields, or a header
+/// list over `AERIE_MAX_HEADER_BYTES`, is a 431, over h2 as over h1 (both over TLS).
+#[tokio::test]
+async fn too_many_or_too_large_headers_are_431_over_h2_as_over_h1() {
+    let tls = spawn_tls(&[]).await;
+    let builder = || {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).expect("ca parses"),
+            )
+            .timeout(Duration::from_secs(10))
+    };
+    let h2 = builder().http2_prior_knowledge().build().expect("client");
+    let h1 = builder().http1_only().build().expect("client");
+    for (client, version) in [
+        (&h2, reqwest::Version::HTTP_2),
+        (&h1, reqwest::Version::HTTP_11),
+    ] {
+        let url = https_url(&tls.app, "/api/tags");
+        let fine = client.get(&url).send().await.expect("sent");
+        assert_eq!(fine.status(), StatusCode::OK, "{version:?}");
+        assert_eq!(fine.version(), version);
+        let mut many = client.get(&url);
+        for i in 0..100 {
+            many = many.header(format!("x-h{i}"), "v");
+        }
+        let many = many.send().await.expect("sent");
+        assert_eq!(
+            many.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "100 headers over {version:?}"
+        );
+        let large = client
+            .get(&url)
+            .header("x-bomb", "a".repeat(40 * 1024))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(
+            large.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "40 KB header over {version:?}"
+        );
+    }
+}
+
+/// The HTTPS listener has the plain one's connection caps: past
+/// `AERIE_MAX_CONNECTIONS_PER_ADDRESS`, a connection is closed at accept, before any TLS.
+#[tokio::test]
+async fn the_https_listener_caps_connections_per_address() {
+    use tokio::io::AsyncReadExt;
+    let tls = spawn_tls(&[
+        ("AERIE_MAX_CONNECTIONS_PER_ADDRESS", "2"),
+        ("AERIE_HEADER_READ_TIMEOUT_SECS", "60"),
+    ])
+    .await;
+    let address = tls.app.address.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(
+            tokio::net::TcpStream::connect(&address)
+                .await
+                .expect("connect"),
+        );
+    }
+    let mut extra = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(10), extra.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "a third connection from one address was kept: {read:?}"
+    );
+    drop(held);
+}
