@@ -37,6 +37,8 @@ pub mod names {
     pub const PASSWORD_HASH_RUNNING: &str = "aerie_password_hash_in_progress";
     pub const DB_POOL_CONNECTIONS: &str = "aerie_db_pool_connections";
     pub const DB_POOL_MAX: &str = "aerie_db_pool_max_connections";
+    pub const MARKDOWN_RENDERS: &str = "aerie_markdown_renders_total";
+    pub const MARKDOWN_REFUSED: &str = "aerie_markdown_refused_total";
 }
 
 /// Latency buckets (seconds) for an API: a few milliseconds for reads from memory, tens for

@@ -35,6 +35,7 @@ use crate::http::HttpSettings;
 use crate::http::cookies::CookieSettings;
 use crate::metrics::MetricsSettings;
 use crate::services::accounts::AccountRules;
+use crate::services::markdown::ContentSettings;
 use crate::store::DatabaseSettings;
 use crate::telemetry::LogSettings;
 use crate::tls::TlsSettings;
@@ -56,6 +57,8 @@ pub struct Config {
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub passwords: PasswordSettings,
+    /// Markdown limits and the rendering pool.
+    pub content: ContentSettings,
     pub sessions: SessionTimes,
     pub accounts: AccountRules,
     pub http: HttpSettings,
@@ -190,6 +193,7 @@ impl Config {
         let database = backend::database(raw, production, &data_dir)?;
         let tokens = backend::tokens(raw, production, &data_dir)?;
         let passwords = backend::passwords(raw, production)?;
+        let content = backend::content(raw)?;
         let sessions = backend::sessions(raw, tokens.access_token_ttl)?;
         let accounts = backend::accounts(raw, production);
         let http = edge::http(raw, production)?;
@@ -211,6 +215,7 @@ impl Config {
             database,
             tokens,
             passwords,
+            content,
             sessions,
             accounts,
             http,

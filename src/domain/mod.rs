@@ -16,7 +16,10 @@ mod user;
 
 pub use article::{ArticleBody, CommentBody, Description, Slug, Tag, Title, tag_list};
 pub use fields::{FieldErrors, InvalidFields};
-pub use markdown::render_markdown;
+pub use markdown::{
+    EXPANSION_FLOOR_BYTES, MarkdownLimits, MarkdownRefusal, check_markdown, render_markdown,
+    render_verbatim,
+};
 pub use role::{Permission, Role};
 pub use user::{
     Bio, Email, ImageUrl, NewPassword, Username, email_key, password_within_limits, username_key,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::bodies;
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json, MaybeAuthUser};
 use super::query::{PAGE, Query};
@@ -136,6 +137,14 @@ async fn feed(
     Ok(axum::Json(ArticleList::new(page)))
 }
 
+/// The full article as the response carries it, with its stored HTML.
+async fn present(state: &AppState, row: ArticleRow) -> Result<axum::Json<ArticleResponse>> {
+    let html = bodies::article_html(state, &row).await?;
+    Ok(axum::Json(ArticleResponse {
+        article: Article::full(row, html),
+    }))
+}
+
 async fn find(state: &AppState, viewer: Option<i64>, slug: &str) -> Result<ArticleRow> {
     state
         .store
@@ -156,9 +165,7 @@ async fn get_article(
     Path(slug): Path<String>,
 ) -> Result<axum::Json<ArticleResponse>> {
     let row = find(&state, viewer.user_id(), &slug).await?;
-    Ok(axum::Json(ArticleResponse {
-        article: Article::full(row),
-    }))
+    present(&state, row).await
 }
 
 #[utoipa::path(post, path = "/api/articles", tag = "articles",
@@ -182,6 +189,7 @@ async fn create_article(
     else {
         return Err(Error::Internal("validated fields missing".into()));
     };
+    let body_html = bodies::render(&state, body.as_str()).await?;
     let tags: Vec<String> = tags.into_iter().map(|t| t.into_inner()).collect();
     let base = Slug::from_title(&title);
     let now = state.clock.now();
@@ -192,6 +200,7 @@ async fn create_article(
             title: title.as_str(),
             description: description.as_str(),
             body: body.as_str(),
+            body_html: &body_html,
             tags: &tags,
             author_id: auth.user_id,
             now,
@@ -199,12 +208,7 @@ async fn create_article(
         match state.store.insert_article(new).await {
             Ok(_) => {
                 let row = find(&state, Some(auth.user_id), attempt.as_str()).await?;
-                return Ok((
-                    StatusCode::CREATED,
-                    axum::Json(ArticleResponse {
-                        article: Article::full(row),
-                    }),
-                ));
+                return Ok((StatusCode::CREATED, present(&state, row).await?));
             }
             Err(e) if is_unique_violation(&e, "articles", "slug") => {
                 attempt = base.with_suffix(&slug_suffix())
@@ -270,6 +274,13 @@ async fn update_article(
         None => Some(None),
     };
     errors.finish()?;
+    let body = match body {
+        Some(body) => {
+            let html = bodies::render(&state, body.as_str()).await?;
+            Some((body.into_inner(), html))
+        }
+        None => None,
+    };
     let base = title
         .as_ref()
         .map(Slug::from_title)
@@ -278,7 +289,7 @@ async fn update_article(
         slug: base.as_ref().map(|s| s.as_str().to_owned()),
         title: title.map(Title::into_inner),
         description: description.map(Description::into_inner),
-        body: body.map(ArticleBody::into_inner),
+        body,
         tags: tags
             .flatten()
             .map(|t| t.into_iter().map(|t| t.into_inner()).collect()),
@@ -289,9 +300,7 @@ async fn update_article(
             Ok(()) => {
                 let slug = changes.slug.as_deref().unwrap_or(&row.slug);
                 let updated = find(&state, Some(auth.user_id), slug).await?;
-                return Ok(axum::Json(ArticleResponse {
-                    article: Article::full(updated),
-                }));
+                return present(&state, updated).await;
             }
             Err(e) if is_unique_violation(&e, "articles", "slug") => {
                 changes.slug = base
@@ -357,9 +366,7 @@ async fn set_favorite(
         state.store.unfavorite(auth.user_id, row.id).await?;
     }
     let row = find(state, Some(auth.user_id), slug).await?;
-    Ok(axum::Json(ArticleResponse {
-        article: Article::full(row),
-    }))
+    present(state, row).await
 }
 
 /// Lets the fuzz targets (fuzz/) reach this module's private request body types.

@@ -6,6 +6,7 @@
 use super::error::Error;
 use crate::services::accounts::AccountError;
 use crate::services::audit_trail::AuditTrailError;
+use crate::services::markdown::RenderError;
 use crate::services::sessions::SessionError;
 
 impl From<SessionError> for Error {
@@ -154,5 +155,15 @@ mod tests {
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         let (status, _) = answer(AuditTrailError::Store(sqlx::Error::RowNotFound)).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
+
+impl From<RenderError> for Error {
+    /// A body past a Markdown limit is the client's 422 on `body`, naming the limit.
+    fn from(error: RenderError) -> Self {
+        match error {
+            RenderError::Refused(refusal) => Error::invalid("body", refusal.to_string()),
+            RenderError::PoolClosed => Error::Internal(error.to_string()),
+        }
     }
 }

@@ -36,6 +36,7 @@ use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
 use crate::http::health::ShuttingDown;
 use crate::metrics::Metrics;
+use crate::services::markdown::Renderer;
 use crate::services::{Parts, Services};
 use crate::store::Store;
 use crate::tls::TlsFiles;
@@ -142,6 +143,7 @@ impl Server {
             sessions: services.sessions,
             accounts: services.accounts,
             audit_trail: services.audit_trail,
+            markdown: Renderer::new(config.content),
             metrics: metrics.clone(),
             shutting_down: shutting_down.clone(),
             http: config.http,

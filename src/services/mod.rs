@@ -11,9 +11,11 @@
 //! - [`sessions`]: log in, start, refresh and end sessions, with their audit records.
 //! - [`accounts`]: create accounts, change their email, password, role and disabled flag.
 //! - [`audit_trail`]: administrators reading the audit trail (each read itself recorded).
+//! - [`markdown`]: rendering article and comment bodies once, on a bounded blocking pool.
 
 pub mod accounts;
 pub mod audit_trail;
+pub mod markdown;
 pub mod sessions;
 
 use std::sync::Arc;
