@@ -289,6 +289,20 @@ mod tests {
     }
 
     #[test]
+    fn deep_raw_html_stays_within_the_cap() {
+        // Raw HTML is not Markdown structure: the sanitizer's parser takes the nesting, and
+        // the output is still capped.
+        let limits = MarkdownLimits::default();
+        for tag in ["<div>", "<blockquote>", "<b><i>", "<table><tr><td>"] {
+            let source = tag.repeat(60_000 / tag.len());
+            match render_markdown(&source, &limits) {
+                Ok(html) => assert!(html.len() <= limits.max_html_bytes, "{tag}"),
+                Err(refusal) => assert_eq!(refusal.limit(), "expansion", "{tag}"),
+            }
+        }
+    }
+
+    #[test]
     fn verbatim_fallback_escapes() {
         let html = render_verbatim("<script>alert(1)</script>");
         assert!(html.starts_with("<pre><code>&lt;script&gt;"), "{html}");
