@@ -57,6 +57,16 @@ impl From<AuditTrailError> for Error {
     }
 }
 
+impl From<RenderError> for Error {
+    /// A body past a Markdown limit is the client's 422 on `body`, naming the limit.
+    fn from(error: RenderError) -> Self {
+        match error {
+            RenderError::Refused(refusal) => Error::invalid("body", refusal.to_string()),
+            RenderError::PoolClosed => Error::Internal(error.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::StatusCode;
@@ -155,15 +165,5 @@ mod tests {
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         let (status, _) = answer(AuditTrailError::Store(sqlx::Error::RowNotFound)).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    }
-}
-
-impl From<RenderError> for Error {
-    /// A body past a Markdown limit is the client's 422 on `body`, naming the limit.
-    fn from(error: RenderError) -> Self {
-        match error {
-            RenderError::Refused(refusal) => Error::invalid("body", refusal.to_string()),
-            RenderError::PoolClosed => Error::Internal(error.to_string()),
-        }
     }
 }
