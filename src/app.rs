@@ -237,6 +237,7 @@ mod tests {
                 clock.clone(),
                 config.quotas,
             ),
+            markdown: crate::services::markdown::Renderer::new(config.content),
             rate_limiter: crate::defense::rate_limit::RateLimiter::new(
                 &config.rate_limits,
                 clock.clone(),

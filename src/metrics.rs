@@ -39,6 +39,8 @@ pub mod names {
     pub const DB_POOL_MAX: &str = "aerie_db_pool_max_connections";
     pub const CONNECTIONS_REFUSED: &str = "aerie_connections_refused_total";
     pub const CONNECTIONS_EVICTED: &str = "aerie_connections_evicted_total";
+    pub const MARKDOWN_RENDERS: &str = "aerie_markdown_renders_total";
+    pub const MARKDOWN_REFUSED: &str = "aerie_markdown_refused_total";
 }
 
 /// Latency buckets (seconds) for an API: a few milliseconds for reads from memory, tens for

@@ -13,9 +13,11 @@ use super::raw::RawSettings;
 use crate::audit::{AlertSettings, AuditSettings};
 use crate::auth::password::PasswordSettings;
 use crate::auth::{SessionTimes, TokenSettings};
+use crate::domain::{EXPANSION_FLOOR_BYTES, MarkdownLimits};
 use crate::metrics::MetricsSettings;
 use crate::services::StepUp;
 use crate::services::accounts::AccountRules;
+use crate::services::markdown::ContentSettings;
 use crate::services::quotas::QuotaSettings;
 use crate::services::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
@@ -100,6 +102,57 @@ pub(super) fn passwords(
     Ok(PasswordSettings {
         hash_concurrency: raw.password_hash_concurrency.unwrap_or(cores).max(1),
         min_score,
+    })
+}
+
+/// The Markdown limits (each within a range that keeps a render bounded) and how many
+/// renders may run at once (default: the number of cores).
+pub(super) fn content(raw: &RawSettings) -> Result<ContentSettings, ConfigError> {
+    let defaults = MarkdownLimits::default();
+    let setting = |name: &str, value: Option<usize>, default: usize, range| {
+        within(name, value.unwrap_or(default), range)
+    };
+    let limits = MarkdownLimits {
+        max_nesting_depth: setting(
+            "AERIE_MARKDOWN_MAX_NESTING_DEPTH",
+            raw.markdown_max_nesting_depth,
+            defaults.max_nesting_depth,
+            1..=1000,
+        )?,
+        max_table_columns: setting(
+            "AERIE_MARKDOWN_MAX_TABLE_COLUMNS",
+            raw.markdown_max_table_columns,
+            defaults.max_table_columns,
+            1..=1000,
+        )?,
+        max_table_cells: setting(
+            "AERIE_MARKDOWN_MAX_TABLE_CELLS",
+            raw.markdown_max_table_cells,
+            defaults.max_table_cells,
+            1..=1_000_000,
+        )?,
+        max_expansion: setting(
+            "AERIE_MARKDOWN_MAX_EXPANSION",
+            raw.markdown_max_expansion,
+            defaults.max_expansion,
+            1..=1000,
+        )?,
+        max_html_bytes: setting(
+            "AERIE_MARKDOWN_MAX_HTML_BYTES",
+            raw.markdown_max_html_bytes,
+            defaults.max_html_bytes,
+            EXPANSION_FLOOR_BYTES..=64 * 1024 * 1024,
+        )?,
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(ContentSettings {
+        limits,
+        render_concurrency: setting(
+            "AERIE_MARKDOWN_RENDER_CONCURRENCY",
+            raw.markdown_render_concurrency,
+            cores,
+            1..=1024,
+        )?,
     })
 }
 

@@ -35,6 +35,7 @@ use crate::http::HttpSettings;
 use crate::http::cookies::CookieSettings;
 use crate::metrics::MetricsSettings;
 use crate::services::accounts::AccountRules;
+use crate::services::markdown::ContentSettings;
 use crate::services::quotas::QuotaSettings;
 use crate::services::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
@@ -58,6 +59,8 @@ pub struct Config {
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub passwords: PasswordSettings,
+    /// Markdown limits and the rendering pool.
+    pub content: ContentSettings,
     pub sessions: SessionTimes,
     pub accounts: AccountRules,
     pub quotas: QuotaSettings,
@@ -210,6 +213,7 @@ impl Config {
         let database = backend::database(raw, production, &data_dir)?;
         let tokens = backend::tokens(raw, production, &data_dir)?;
         let passwords = backend::passwords(raw, production)?;
+        let content = backend::content(raw)?;
         let sessions = backend::sessions(raw, tokens.access_token_ttl)?;
         let accounts = backend::accounts(raw, production)?;
         let quotas = backend::quotas(raw)?;
@@ -234,6 +238,7 @@ impl Config {
             database,
             tokens,
             passwords,
+            content,
             sessions,
             accounts,
             quotas,

@@ -324,6 +324,44 @@ fn redis_settings_are_checked_and_the_password_never_prints() {
 }
 
 #[test]
+fn markdown_limits_have_defaults_and_ranges() {
+    let config = Config::from_vars(Vec::<(String, String)>::new()).expect("valid");
+    assert_eq!(
+        config.content.limits,
+        crate::domain::MarkdownLimits::default()
+    );
+    assert!(config.content.render_concurrency >= 1);
+    let config = Config::from_vars([
+        ("AERIE_MARKDOWN_MAX_NESTING_DEPTH", "8"),
+        ("AERIE_MARKDOWN_MAX_TABLE_COLUMNS", "10"),
+        ("AERIE_MARKDOWN_MAX_TABLE_CELLS", "100"),
+        ("AERIE_MARKDOWN_MAX_EXPANSION", "4"),
+        ("AERIE_MARKDOWN_MAX_HTML_BYTES", "65536"),
+        ("AERIE_MARKDOWN_RENDER_CONCURRENCY", "3"),
+    ])
+    .expect("valid");
+    let limits = config.content.limits;
+    assert_eq!(
+        (
+            limits.max_nesting_depth,
+            limits.max_table_columns,
+            limits.max_table_cells
+        ),
+        (8, 10, 100)
+    );
+    assert_eq!((limits.max_expansion, limits.max_html_bytes), (4, 65536));
+    assert_eq!(config.content.render_concurrency, 3);
+    for (name, value) in [
+        ("AERIE_MARKDOWN_MAX_NESTING_DEPTH", "0"),
+        ("AERIE_MARKDOWN_MAX_HTML_BYTES", "100"),
+        ("AERIE_MARKDOWN_MAX_EXPANSION", "0"),
+        ("AERIE_MARKDOWN_RENDER_CONCURRENCY", "0"),
+    ] {
+        assert!(error_of(&[(name, value)]).contains(name), "{name}={value}");
+    }
+}
+
+#[test]
 fn body_limits_per_route_group() {
     let config = Config::from_vars(Vec::<(String, String)>::new()).expect("valid");
     assert_eq!(config.http.body_limit_auth_bytes, 64 * 1024);

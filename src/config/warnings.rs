@@ -70,6 +70,19 @@ pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
             "a session's password authentication counts as recent for more than an hour: a stolen token can change the email or password",
         );
     }
+    let defaults = crate::domain::MarkdownLimits::default();
+    if config.content.limits.max_html_bytes > 4 * defaults.max_html_bytes {
+        warn(
+            "AERIE_MARKDOWN_MAX_HTML_BYTES",
+            "one body may render to more HTML than four times the default cap",
+        );
+    }
+    if config.content.limits.max_nesting_depth > 4 * defaults.max_nesting_depth {
+        warn(
+            "AERIE_MARKDOWN_MAX_NESTING_DEPTH",
+            "bodies may nest quotes and lists more than four times the default depth",
+        );
+    }
     if config.passwords.min_score < 3 {
         warn(
             "AERIE_PASSWORD_MIN_SCORE",
@@ -129,6 +142,8 @@ mod tests {
             ("AERIE_METRICS_LISTEN", "0.0.0.0:9100"),
             ("AERIE_PASSWORD_MIN_SCORE", "1"),
             ("AERIE_STEP_UP_MAX_AGE_SECS", "86400"),
+            ("AERIE_MARKDOWN_MAX_HTML_BYTES", "8388608"),
+            ("AERIE_MARKDOWN_MAX_NESTING_DEPTH", "200"),
         ] {
             assert_eq!(
                 settings(&[(setting, value)]),

@@ -20,7 +20,10 @@ pub use article::{
     tag_list,
 };
 pub use fields::{FieldErrors, InvalidFields};
-pub use markdown::render_markdown;
+pub use markdown::{
+    EXPANSION_FLOOR_BYTES, MarkdownLimits, MarkdownRefusal, check_markdown, render_markdown,
+    render_verbatim,
+};
 pub use role::{Permission, Role};
 pub use text::{Lines, refused_ranges};
 pub use user::{

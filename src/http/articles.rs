@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::bodies;
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json, MaybeAuthUser};
 use super::openapi::text::{ArticleBodyText, DescriptionText, TagList, TitleText};
@@ -142,6 +143,14 @@ async fn feed(
     Ok(axum::Json(ArticleList::new(page)))
 }
 
+/// The full article as the response carries it, with its stored HTML.
+async fn present(state: &AppState, row: ArticleRow) -> Result<axum::Json<ArticleResponse>> {
+    let html = bodies::article_html(state, &row).await?;
+    Ok(axum::Json(ArticleResponse {
+        article: Article::full(row, html),
+    }))
+}
+
 async fn find(state: &AppState, viewer: Option<i64>, slug: &str) -> Result<ArticleRow> {
     state
         .store
@@ -162,9 +171,7 @@ async fn get_article(
     Path(slug): Path<String>,
 ) -> Result<axum::Json<ArticleResponse>> {
     let row = find(&state, viewer.user_id(), &slug).await?;
-    Ok(axum::Json(ArticleResponse {
-        article: Article::full(row),
-    }))
+    present(&state, row).await
 }
 
 #[utoipa::path(post, path = "/api/articles", tag = "articles",
@@ -189,11 +196,13 @@ async fn create_article(
         return Err(Error::Internal("validated fields missing".into()));
     };
     let tags: Vec<String> = tags.into_iter().map(|t| t.into_inner()).collect();
+    // Quotas before the render: a refused write costs no rendering.
     state.quotas.check_tags(tags.len())?;
     state
         .quotas
         .check_new_article(auth.user_id, body.as_str().len())
         .await?;
+    let body_html = bodies::render(&state, body.as_str()).await?;
     let base = Slug::from_title(&title);
     let now = state.clock.now();
     let mut attempt = base.clone();
@@ -203,6 +212,7 @@ async fn create_article(
             title: title.as_str(),
             description: description.as_str(),
             body: body.as_str(),
+            body_html: &body_html,
             tags: &tags,
             author_id: auth.user_id,
             now,
@@ -210,12 +220,7 @@ async fn create_article(
         match state.store.insert_article(new).await {
             Ok(_) => {
                 let row = find(&state, Some(auth.user_id), attempt.as_str()).await?;
-                return Ok((
-                    StatusCode::CREATED,
-                    axum::Json(ArticleResponse {
-                        article: Article::full(row),
-                    }),
-                ));
+                return Ok((StatusCode::CREATED, present(&state, row).await?));
             }
             Err(e) if is_unique_violation(&e, "articles", "slug") => {
                 attempt = base.with_suffix(&slug_suffix())
@@ -291,6 +296,13 @@ async fn update_article(
             .check_body_bytes(auth.user_id, body.as_str().len())
             .await?;
     }
+    let body = match body {
+        Some(body) => {
+            let html = bodies::render(&state, body.as_str()).await?;
+            Some((body.into_inner(), html))
+        }
+        None => None,
+    };
     let base = title
         .as_ref()
         .map(Slug::from_title)
@@ -299,7 +311,7 @@ async fn update_article(
         slug: base.as_ref().map(|s| s.as_str().to_owned()),
         title: title.map(Title::into_inner),
         description: description.map(Description::into_inner),
-        body: body.map(ArticleBody::into_inner),
+        body,
         tags: tags
             .flatten()
             .map(|t| t.into_iter().map(|t| t.into_inner()).collect()),
@@ -310,9 +322,7 @@ async fn update_article(
             Ok(()) => {
                 let slug = changes.slug.as_deref().unwrap_or(&row.slug);
                 let updated = find(&state, Some(auth.user_id), slug).await?;
-                return Ok(axum::Json(ArticleResponse {
-                    article: Article::full(updated),
-                }));
+                return present(&state, updated).await;
             }
             Err(e) if is_unique_violation(&e, "articles", "slug") => {
                 changes.slug = base
@@ -378,9 +388,7 @@ async fn set_favorite(
         state.store.unfavorite(auth.user_id, row.id).await?;
     }
     let row = find(state, Some(auth.user_id), slug).await?;
-    Ok(axum::Json(ArticleResponse {
-        article: Article::full(row),
-    }))
+    present(state, row).await
 }
 
 /// Lets the fuzz targets (fuzz/) reach this module's private request body types.

@@ -5,15 +5,17 @@
 //! scoped to their article: the wrong pair is a 404).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::bodies;
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json, MaybeAuthUser};
+use super::query::{PAGE, Query};
 use super::views::Comment;
 use crate::domain::{CommentBody, FieldErrors, Permission};
 
@@ -46,9 +48,24 @@ struct CommentResponse {
     comment: Comment,
 }
 
+/// Comments per page when the client names no `limit` (RealWorld clients never do), and the
+/// most one page may hold: a long thread is served in pages, never all at once.
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 500;
+
+/// A page of comments, oldest first; `commentsCount` counts all of the article's comments,
+/// not just this page.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 struct CommentsResponse {
     comments: Vec<Comment>,
+    comments_count: i64,
+}
+
+/// The comment as the response carries it, with its stored HTML.
+async fn present(state: &AppState, row: crate::store::CommentRow) -> Result<Comment> {
+    let html = bodies::comment_html(state, &row).await?;
+    Ok(Comment::new(row, html))
 }
 
 /// The article's id and author, or 404.
@@ -62,23 +79,34 @@ async fn article(state: &AppState, slug: &str) -> Result<(i64, i64)> {
 }
 
 #[utoipa::path(get, path = "/api/articles/{slug}/comments", tag = "comments",
-    params(("slug" = String, Path, example = "how-to-train-your-dragon")),
+    params(
+        ("slug" = String, Path, example = "how-to-train-your-dragon"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 100)"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Comments to skip"),
+    ),
     responses(
-        (status = 200, description = "The article's comments; a token is optional", body = CommentsResponse),
+        (status = 200, description = "A page of the article's comments, oldest first, and how many it has in all; a token is optional", body = CommentsResponse),
         (status = 401, description = "A token was sent but is not valid"),
     ))]
 async fn list_comments(
     State(state): State<AppState>,
     viewer: MaybeAuthUser,
     Path(slug): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<CommentsResponse>> {
+    let (limit, offset) = Query::parse(raw.as_deref(), &[PAGE])?.page_of(DEFAULT_PAGE, MAX_PAGE)?;
     let (article_id, _) = article(&state, &slug).await?;
-    let rows = state
+    let (rows, total) = state
         .store
-        .comments(viewer.user_id(), article_id, None)
+        .comments(viewer.user_id(), article_id, limit, offset)
         .await?;
+    let mut comments = Vec::with_capacity(rows.len());
+    for row in rows {
+        comments.push(present(&state, row).await?);
+    }
     Ok(axum::Json(CommentsResponse {
-        comments: rows.into_iter().map(Comment::from).collect(),
+        comments,
+        comments_count: total,
     }))
 }
 
@@ -101,18 +129,23 @@ async fn add_comment(
         .quotas
         .check_new_comment(auth.user_id, body.as_str().len())
         .await?;
+    let html = bodies::render(&state, body.as_str()).await?;
     let id = state
         .store
-        .insert_comment(article_id, auth.user_id, body.as_str(), state.clock.now())
+        .insert_comment(
+            article_id,
+            auth.user_id,
+            (body.as_str(), &html),
+            state.clock.now(),
+        )
         .await?;
     let row = state
         .store
-        .comments(Some(auth.user_id), article_id, Some(id))
+        .comment(Some(auth.user_id), article_id, id)
         .await?
-        .pop()
         .ok_or(Error::NotFound("comment"))?;
     Ok(axum::Json(CommentResponse {
-        comment: row.into(),
+        comment: Comment::new(row, html),
     }))
 }
 
@@ -131,9 +164,8 @@ async fn delete_comment(
     let (article_id, article_author) = article(&state, &slug).await?;
     let comment = state
         .store
-        .comments(None, article_id, Some(id))
+        .comment(None, article_id, id)
         .await?
-        .pop()
         .ok_or(Error::NotFound("comment"))?;
     let allowed = comment.author_id == auth.user_id
         || article_author == auth.user_id

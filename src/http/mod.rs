@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod articles;
 pub mod auth;
+mod bodies;
 pub mod comments;
 pub mod cookies;
 pub mod error;
@@ -39,6 +40,7 @@ use crate::defense::cors::AllowedOrigins;
 use crate::defense::rate_limit::RateLimiter;
 use crate::services::accounts::Accounts;
 use crate::services::audit_trail::AuditTrail;
+use crate::services::markdown::Renderer;
 use crate::services::sessions::Sessions;
 use crate::store::Store;
 
@@ -87,6 +89,8 @@ pub struct AppState {
     pub audit_trail: AuditTrail,
     /// Per-user limits on stored content.
     pub quotas: crate::services::quotas::Quotas,
+    /// Renders article and comment bodies when they are written, on a bounded pool.
+    pub markdown: Renderer,
     /// This server's Prometheus registry.
     pub metrics: crate::metrics::Metrics,
     /// Set when shutdown begins: readiness then answers 503.

@@ -64,10 +64,15 @@ impl Query {
             .unwrap_or(default)
     }
 
-    /// `limit` 1–100 (default 20) and `offset` ≥ 0.
+    /// `limit` 1–100 (default 20) and `offset` ≥ 0: the article lists.
     pub fn page(&self) -> Result<(i64, i64)> {
+        self.page_of(20, 100)
+    }
+
+    /// `limit` 1–`max` (default `default`) and `offset` ≥ 0.
+    pub fn page_of(&self, default: i64, max: i64) -> Result<(i64, i64)> {
         let mut errors = FieldErrors::default();
-        let limit = self.number(&mut errors, "limit", 1..=100, 20);
+        let limit = self.number(&mut errors, "limit", 1..=max, default);
         let offset = self.number(&mut errors, "offset", 0..=i64::from(i32::MAX), 0);
         errors.finish()?;
         Ok((limit, offset))

@@ -6,6 +6,7 @@
 use super::error::Error;
 use crate::services::accounts::AccountError;
 use crate::services::audit_trail::AuditTrailError;
+use crate::services::markdown::RenderError;
 use crate::services::quotas::{Quota, QuotaError};
 use crate::services::sessions::SessionError;
 
@@ -76,6 +77,16 @@ impl From<AuditTrailError> for Error {
         match error {
             AuditTrailError::Store(error) => error.into(),
             AuditTrailError::Audit(error) => error.into(),
+        }
+    }
+}
+
+impl From<RenderError> for Error {
+    /// A body past a Markdown limit is the client's 422 on `body`, naming the limit.
+    fn from(error: RenderError) -> Self {
+        match error {
+            RenderError::Refused(refusal) => Error::invalid("body", refusal.to_string()),
+            RenderError::PoolClosed => Error::Internal(error.to_string()),
         }
     }
 }

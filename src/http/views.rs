@@ -5,7 +5,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
-use crate::domain::render_markdown;
 use crate::store::{ArticleRow, CommentRow, ProfileRow};
 
 #[derive(Serialize, ToSchema)]
@@ -53,9 +52,8 @@ pub struct Article {
 }
 
 impl Article {
-    /// The full article, with its Markdown source and rendered HTML.
-    pub fn full(row: ArticleRow) -> Self {
-        let html = render_markdown(&row.body);
+    /// The full article, with its Markdown source and its stored HTML.
+    pub fn full(row: ArticleRow, html: String) -> Self {
         let mut article = Self::build(row, true);
         article.body_html = Some(html);
         article
@@ -102,13 +100,14 @@ pub struct Comment {
     pub author: Profile,
 }
 
-impl From<CommentRow> for Comment {
-    fn from(row: CommentRow) -> Self {
+impl Comment {
+    /// The comment, with its Markdown source and its stored HTML.
+    pub fn new(row: CommentRow, html: String) -> Self {
         Self {
             id: row.id,
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
-            body_html: render_markdown(&row.body),
+            body_html: html,
             body: row.body,
             author: Profile {
                 username: row.author_username,

@@ -40,6 +40,7 @@ use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
 use crate::http::health::ShuttingDown;
 use crate::metrics::Metrics;
+use crate::services::markdown::Renderer;
 use crate::services::quotas::Quotas;
 use crate::services::retention::Retention;
 use crate::services::{Parts, Services};
@@ -163,6 +164,7 @@ impl Server {
             accounts: services.accounts,
             audit_trail: services.audit_trail,
             quotas,
+            markdown: Renderer::new(config.content),
             metrics: metrics.clone(),
             shutting_down: shutting_down.clone(),
             http: config.http,

@@ -11,12 +11,14 @@
 //! - [`sessions`]: log in, start, refresh and end sessions, with their audit records.
 //! - [`accounts`]: create accounts, change their email, password, role and disabled flag.
 //! - [`audit_trail`]: administrators reading the audit trail (each read itself recorded).
+//! - [`markdown`]: rendering article and comment bodies once, on a bounded blocking pool.
 //! - [`quotas`]: per-user limits on stored content.
 //! - [`retention`]: deleting expired sessions and refresh tokens.
 //! - [`StepUp`]: which changes need a recent password authentication.
 
 pub mod accounts;
 pub mod audit_trail;
+pub mod markdown;
 pub mod quotas;
 pub mod retention;
 pub mod sessions;

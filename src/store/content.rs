@@ -16,6 +16,8 @@ pub struct ArticleRow {
     pub title: String,
     pub description: String,
     pub body: String,
+    /// The body's sanitized HTML; NULL for a row written before it was stored.
+    pub body_html: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub tags: Option<String>,
@@ -45,6 +47,8 @@ impl ArticleRow {
 pub struct CommentRow {
     pub id: i64,
     pub body: String,
+    /// The body's sanitized HTML; NULL for a row written before it was stored.
+    pub body_html: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub author_id: i64,
@@ -59,6 +63,7 @@ pub struct NewArticle<'a> {
     pub title: &'a str,
     pub description: &'a str,
     pub body: &'a str,
+    pub body_html: &'a str,
     pub tags: &'a [String],
     pub author_id: i64,
     pub now: UnixMillis,
@@ -69,7 +74,8 @@ pub struct ArticleChanges {
     pub slug: Option<String>,
     pub title: Option<String>,
     pub description: Option<String>,
-    pub body: Option<String>,
+    /// Given with `body`, always: the HTML rendered from it.
+    pub body: Option<(String, String)>,
     pub tags: Option<Vec<String>>,
 }
 
@@ -94,7 +100,7 @@ pub(super) struct ArticleQueries {
 /// `$1` is always the viewer's user id (NULL when anonymous).
 fn article_select(tags_aggregate: &str) -> String {
     format!(
-        "SELECT a.id, a.slug, a.title, a.description, a.body, a.created_at, a.updated_at,
+        "SELECT a.id, a.slug, a.title, a.description, a.body, a.body_html, a.created_at, a.updated_at,
            ({tags_aggregate}) AS tags,
            CAST((SELECT COUNT(*) FROM favorites f WHERE f.article_id = a.id) AS BIGINT) AS favorites_count,
            CAST(CASE WHEN EXISTS (SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1)
@@ -144,6 +150,13 @@ impl ArticleQueries {
         }
     }
 }
+
+/// A comment with its author as `$1` (the viewer, NULL when anonymous) sees them.
+const COMMENT_SELECT: &str = "SELECT c.id, c.body, c.body_html, c.created_at, c.updated_at,
+       u.id AS author_id, u.username AS author_username, u.bio AS author_bio, u.image AS author_image,
+       CAST(CASE WHEN EXISTS (SELECT 1 FROM follows fo WHERE fo.follower_id = $1 AND fo.followee_id = u.id)
+            THEN 1 ELSE 0 END AS BIGINT) AS author_following
+     FROM comments c JOIN users u ON u.id = c.author_id";
 
 impl Store {
     pub async fn article_by_slug(
@@ -220,8 +233,8 @@ impl Store {
 
     /// Inserts an article with its tags in one transaction.
     pub async fn insert_article(&self, new: NewArticle<'_>) -> Result<i64, sqlx::Error> {
-        let sql = "INSERT INTO articles (slug, title, description, body, author_id, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
+        let sql = "INSERT INTO articles (slug, title, description, body, body_html, author_id, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id";
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query_scalar(sql)
@@ -229,6 +242,7 @@ impl Store {
                 .bind(new.title)
                 .bind(new.description)
                 .bind(new.body)
+                .bind(new.body_html)
                 .bind(new.author_id)
                 .bind(new.now)
                 .fetch_one(&mut *tx)
@@ -253,8 +267,13 @@ impl Store {
         now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
         let sql = "UPDATE articles SET slug = COALESCE($2, slug), title = COALESCE($3, title),
-                     description = COALESCE($4, description), body = COALESCE($5, body), updated_at = $6
+                     description = COALESCE($4, description), body = COALESCE($5, body),
+                     body_html = COALESCE($7, body_html), updated_at = $6
                    WHERE id = $1";
+        let (body, body_html) = match &changes.body {
+            Some((body, html)) => (Some(body), Some(html)),
+            None => (None, None),
+        };
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(sql)
@@ -262,8 +281,9 @@ impl Store {
                 .bind(&changes.slug)
                 .bind(&changes.title)
                 .bind(&changes.description)
-                .bind(&changes.body)
+                .bind(body)
                 .bind(now)
+                .bind(body_html)
                 .execute(&mut *tx)
                 .await?;
             if let Some(tags) = &changes.tags {
@@ -282,6 +302,13 @@ impl Store {
             tx.commit().await?;
             Ok(())
         })
+    }
+
+    /// Stores the HTML of a row written before HTML was stored, unless a write has stored
+    /// newer HTML meanwhile.
+    pub async fn backfill_article_html(&self, id: i64, html: &str) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE articles SET body_html = $2 WHERE id = $1 AND body_html IS NULL";
+        execute!(self, sql, id, html)
     }
 
     pub async fn delete_article(&self, id: i64) -> Result<(), sqlx::Error> {
@@ -306,40 +333,70 @@ impl Store {
         &self,
         article_id: i64,
         author_id: i64,
-        body: &str,
+        (body, body_html): (&str, &str),
         now: UnixMillis,
     ) -> Result<i64, sqlx::Error> {
-        let sql = "INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $4) RETURNING id";
+        let sql =
+            "INSERT INTO comments (article_id, author_id, body, body_html, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $5) RETURNING id";
         on_pool!(self, |pool| sqlx::query_scalar(sql)
             .bind(article_id)
             .bind(author_id)
             .bind(body)
+            .bind(body_html)
             .bind(now)
             .fetch_one(pool)
             .await)
     }
 
-    /// Comments of one article, oldest first; `only` narrows to one comment id.
+    /// One page of an article's comments, oldest first, and how many it has in all.
     pub async fn comments(
         &self,
         viewer: Option<i64>,
         article_id: i64,
-        only: Option<i64>,
-    ) -> Result<Vec<CommentRow>, sqlx::Error> {
-        let sql = "SELECT c.id, c.body, c.created_at, c.updated_at,
-                     u.id AS author_id, u.username AS author_username, u.bio AS author_bio, u.image AS author_image,
-                     CAST(CASE WHEN EXISTS (SELECT 1 FROM follows fo WHERE fo.follower_id = $1 AND fo.followee_id = u.id)
-                          THEN 1 ELSE 0 END AS BIGINT) AS author_following
-                   FROM comments c JOIN users u ON u.id = c.author_id
-                   WHERE c.article_id = $2 AND ($3 IS NULL OR c.id = $3)
-                   ORDER BY c.created_at, c.id";
-        on_pool!(self, |pool| sqlx::query_as(sql)
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<CommentRow>, i64), sqlx::Error> {
+        let page = format!(
+            "{COMMENT_SELECT} WHERE c.article_id = $2 ORDER BY c.created_at, c.id LIMIT $3 OFFSET $4"
+        );
+        let count = "SELECT COUNT(*) FROM comments WHERE article_id = $1";
+        on_pool!(self, |pool| {
+            let rows = sqlx::query_as(AssertSqlSafe(page.as_str()))
+                .bind(viewer)
+                .bind(article_id)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total: i64 = sqlx::query_scalar(count)
+                .bind(article_id)
+                .fetch_one(pool)
+                .await?;
+            Ok((rows, total))
+        })
+    }
+
+    /// One comment, if it belongs to this article.
+    pub async fn comment(
+        &self,
+        viewer: Option<i64>,
+        article_id: i64,
+        id: i64,
+    ) -> Result<Option<CommentRow>, sqlx::Error> {
+        let sql = format!("{COMMENT_SELECT} WHERE c.article_id = $2 AND c.id = $3");
+        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(viewer)
             .bind(article_id)
-            .bind(only)
-            .fetch_all(pool)
+            .bind(id)
+            .fetch_optional(pool)
             .await)
+    }
+
+    /// Stores the HTML of a comment written before HTML was stored.
+    pub async fn backfill_comment_html(&self, id: i64, html: &str) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE comments SET body_html = $2 WHERE id = $1 AND body_html IS NULL";
+        execute!(self, sql, id, html)
     }
 
     pub async fn delete_comment(&self, comment_id: i64) -> Result<(), sqlx::Error> {

@@ -15,7 +15,7 @@ async fn list_comments(app: &TestApp, slug: &str, token: Option<&str>) -> Vec<Va
         .get(&format!("/api/articles/{slug}/comments"), token)
         .await;
     reply.assert_status(StatusCode::OK);
-    assert_keys(&reply.body, &["comments"]);
+    assert_keys(&reply.body, &["comments", "commentsCount"]);
     reply.body["comments"]
         .as_array()
         .expect("comments array")

@@ -1,0 +1,33 @@
+//! The HTML of article and comment bodies: rendered when written, read back as stored.
+//!
+//! A row written before the HTML was stored (migration 0005) has none: it is rendered on its
+//! first read, on the rendering pool, and stored, so each such row is rendered once in all.
+
+use super::AppState;
+use super::error::Result;
+use crate::store::{ArticleRow, CommentRow};
+
+/// Renders a new body (422 on `body` when it passes a Markdown limit).
+pub async fn render(state: &AppState, source: &str) -> Result<String> {
+    Ok(state.markdown.render(source).await?)
+}
+
+/// The article's stored HTML, backfilled first if it has none yet.
+pub async fn article_html(state: &AppState, row: &ArticleRow) -> Result<String> {
+    if let Some(html) = &row.body_html {
+        return Ok(html.clone());
+    }
+    let html = state.markdown.render_stored(&row.body).await?;
+    state.store.backfill_article_html(row.id, &html).await?;
+    Ok(html)
+}
+
+/// The comment's stored HTML, backfilled first if it has none yet.
+pub async fn comment_html(state: &AppState, row: &CommentRow) -> Result<String> {
+    if let Some(html) = &row.body_html {
+        return Ok(html.clone());
+    }
+    let html = state.markdown.render_stored(&row.body).await?;
+    state.store.backfill_comment_html(row.id, &html).await?;
+    Ok(html)
+}
