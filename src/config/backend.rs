@@ -223,12 +223,19 @@ pub(super) fn alerts(raw: &RawSettings) -> Result<AlertSettings, ConfigError> {
         raw.alert_5xx_window_secs.unwrap_or(60),
         1..=86_400,
     )?;
+    let max_tracked = within(
+        "AERIE_ALERT_MAX_TRACKED",
+        raw.alert_max_tracked
+            .unwrap_or(crate::audit::alerts::DEFAULT_MAX_TRACKED),
+        16..=10_000_000,
+    )?;
     Ok(AlertSettings {
         webhook,
         failed_logins,
         failed_login_window: Duration::from_secs(window_secs),
         server_error_threshold,
         server_error_window: Duration::from_secs(server_error_window_secs),
+        max_tracked,
     })
 }
 

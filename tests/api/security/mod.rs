@@ -7,6 +7,7 @@ mod access_control;
 mod auth;
 mod cookie_mode;
 mod headers;
+mod login_keys;
 mod rate_limit;
 mod rate_limit_redis;
 mod refresh_forks;
