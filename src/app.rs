@@ -222,6 +222,7 @@ mod tests {
             sessions: services.sessions,
             accounts: services.accounts,
             audit_trail: services.audit_trail,
+            denials: services.denials,
             rate_limiter: crate::defense::rate_limit::RateLimiter::new(
                 &config.rate_limits,
                 clock.clone(),

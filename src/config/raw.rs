@@ -47,6 +47,7 @@ pub(super) struct RawSettings {
     pub(super) alert_5xx_threshold: Option<u32>,
     pub(super) alert_5xx_window_secs: Option<u64>,
     pub(super) alert_max_tracked: Option<usize>,
+    pub(super) alert_denials: Option<u32>,
     pub(super) metrics_token: Option<String>,
     pub(super) metrics_token_file: Option<PathBuf>,
     pub(super) metrics_listen: Option<String>,

@@ -39,6 +39,7 @@ use crate::defense::cors::AllowedOrigins;
 use crate::defense::rate_limit::RateLimiter;
 use crate::services::accounts::Accounts;
 use crate::services::audit_trail::AuditTrail;
+use crate::services::denials::Denials;
 use crate::services::sessions::Sessions;
 use crate::store::Store;
 
@@ -83,6 +84,8 @@ pub struct AppState {
     pub accounts: Accounts,
     /// Administrators reading the audit trail.
     pub audit_trail: AuditTrail,
+    /// Refused permissions and tokens on the audit trail, sampled.
+    pub denials: Denials,
     /// This server's Prometheus registry.
     pub metrics: crate::metrics::Metrics,
     /// Set when shutdown begins: readiness then answers 503.

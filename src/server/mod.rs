@@ -142,6 +142,7 @@ impl Server {
             sessions: services.sessions,
             accounts: services.accounts,
             audit_trail: services.audit_trail,
+            denials: services.denials,
             metrics: metrics.clone(),
             shutting_down: shutting_down.clone(),
             http: config.http,

@@ -11,15 +11,18 @@
 //! - [`sessions`]: log in, start, refresh and end sessions, with their audit records.
 //! - [`accounts`]: create accounts, change their email, password, role and disabled flag.
 //! - [`audit_trail`]: administrators reading the audit trail (each read itself recorded).
+//! - [`denials`]: refused permissions and tokens on the trail, sampled.
 
 pub mod accounts;
 pub mod audit_trail;
+pub mod denials;
 pub mod sessions;
 
 use std::sync::Arc;
 
 use self::accounts::{AccountRules, Accounts};
 use self::audit_trail::AuditTrail;
+use self::denials::Denials;
 use self::sessions::{Revoker, Sessions, TokenMakers};
 use serde_json::{Map, Value};
 
@@ -49,6 +52,7 @@ pub struct Services {
     pub sessions: Sessions,
     pub accounts: Accounts,
     pub audit_trail: AuditTrail,
+    pub denials: Denials,
 }
 
 impl Services {
@@ -89,11 +93,12 @@ impl Services {
                 hasher,
                 revoker,
                 recorder.clone(),
-                clock,
+                clock.clone(),
                 passwords,
                 rules,
             ),
-            audit_trail: AuditTrail::new(store, recorder),
+            audit_trail: AuditTrail::new(store, recorder.clone()),
+            denials: Denials::new(recorder, clock),
         }
     }
 }

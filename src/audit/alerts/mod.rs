@@ -60,6 +60,9 @@ pub struct AlertSettings {
     /// Failure counters (per account, per address) kept at most; when full, the least
     /// significant are evicted and `login_spray_detected` is raised.
     pub max_tracked: usize,
+    /// Recorded `access_denied` events, or forged-token `token_rejected` events, by one user
+    /// or one address within `failed_login_window` that raise `privilege_escalation_attempts`.
+    pub denials: u32,
 }
 
 /// The webhook's path is often its secret, so `Debug` only says whether one is set.
@@ -72,6 +75,7 @@ impl std::fmt::Debug for AlertSettings {
             .field("server_error_threshold", &self.server_error_threshold)
             .field("server_error_window", &self.server_error_window)
             .field("max_tracked", &self.max_tracked)
+            .field("denials", &self.denials)
             .finish()
     }
 }
@@ -83,6 +87,8 @@ pub struct Alerts {
 
 struct Inner {
     failures: Mutex<KeyedWindows>,
+    /// Refusals per user or address (the privilege-escalation rule).
+    denials: Mutex<KeyedWindows>,
     server_errors: Mutex<ServerErrorWindow>,
     webhook: Option<mpsc::Sender<Alert>>,
     /// A command's alerts, kept for [`Alerts::deliver_held`] to post before it exits (a
@@ -119,9 +125,15 @@ impl Alerts {
             settings.failed_login_window,
             settings.max_tracked,
         );
+        let denials = KeyedWindows::new(
+            settings.denials,
+            settings.failed_login_window,
+            settings.max_tracked,
+        );
         Self {
             inner: Arc::new(Inner {
                 failures: Mutex::new(failures),
+                denials: Mutex::new(denials),
                 server_errors: Mutex::new(ServerErrorWindow::new(20, Duration::from_secs(60))),
                 webhook,
                 held: None,
@@ -233,6 +245,24 @@ impl Alerts {
                 }
                 fired
             }
+            "access_denied" | "token_rejected" if is_escalation_attempt(row) => {
+                let (who, key) = match (row.actor_id, &row.client_ip) {
+                    (Some(user), _) => (format!("user {user}"), format!("user:{user}")),
+                    (None, Some(ip)) => ("one client address".to_owned(), format!("ip:{ip}")),
+                    (None, None) => return Vec::new(),
+                };
+                if !self.count_denial(&key, row.at) {
+                    return Vec::new();
+                }
+                vec![alert(
+                    "privilege_escalation_attempts",
+                    Severity::Warning,
+                    format!(
+                        "{} refused permissions or forged tokens from {who} within the window",
+                        self.denial_threshold()
+                    ),
+                )]
+            }
             "refresh_reuse_detected" => vec![alert(
                 "refresh_reuse",
                 Severity::Critical,
@@ -265,6 +295,21 @@ impl Alerts {
             .map_or(0, |failures| failures.threshold())
     }
 
+    fn denial_threshold(&self) -> usize {
+        self.inner
+            .denials
+            .lock()
+            .map_or(0, |denials| denials.threshold())
+    }
+
+    /// Counts one refusal for `key` at `at`; true when it reaches the threshold.
+    fn count_denial(&self, key: &str, at: UnixMillis) -> bool {
+        self.inner
+            .denials
+            .lock()
+            .is_ok_and(|mut denials| denials.count(Fingerprint::of(key), at).reached)
+    }
+
     /// Counts one failure for `key` (its fingerprint: the key may be long) at `at`.
     fn count_failure(&self, key: &str, at: UnixMillis) -> windows::Counted {
         match self.inner.failures.lock() {
@@ -288,6 +333,16 @@ impl Alerts {
             tracing::error!(target: "aerie::alert", "alert webhook queue full or closed: alert dropped");
         }
     }
+}
+
+/// A refused permission, or a token that was forged rather than old (an expired or revoked
+/// token is an ordinary client's, and does not count).
+fn is_escalation_attempt(row: &AuditRow) -> bool {
+    const FORGED: [&str; 5] = ["algorithm", "header", "key_id", "signature", "claims"];
+    row.event_type == "access_denied"
+        || FORGED
+            .iter()
+            .any(|reason| row.detail.contains(&format!("\"reason\":\"{reason}\"")))
 }
 
 fn log_alert(alert: &Alert) {
@@ -315,6 +370,7 @@ mod tests {
             server_error_threshold: 20,
             server_error_window: Duration::from_secs(60),
             max_tracked: DEFAULT_MAX_TRACKED,
+            denials: 3,
         }
     }
 

@@ -4,5 +4,6 @@
 mod admin;
 mod alerts;
 mod cli;
+mod denials;
 mod session_events;
 mod trail;
