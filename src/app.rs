@@ -238,6 +238,7 @@ mod tests {
                 config.quotas,
             ),
             markdown: crate::services::markdown::Renderer::new(config.content),
+            denials: services.denials,
             rate_limiter: crate::defense::rate_limit::RateLimiter::new(
                 &config.rate_limits,
                 clock.clone(),

@@ -3,6 +3,14 @@
 //! [`crate::http::extract`]); the audit trail and the session records only read them, so
 //! neither depends on the web framework.
 
+use std::net::IpAddr;
+
+/// The resolved client address, put in the request's extensions by
+/// [`crate::defense::client_ip::resolve`] (defined here, below the web layer, so the request
+/// log line can name it too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
 /// The client of a request, for session records and audit events.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {

@@ -12,6 +12,8 @@ use tower_http::trace::{DefaultOnRequest, MakeSpan, OnResponse, TraceLayer};
 use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
+use crate::request_context::ClientIp;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -65,7 +67,20 @@ impl<B> MakeSpan<B> for RequestSpan {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        tracing::info_span!("request", method = %request.method(), route, request_id)
+        // Who and from where: the client address is resolved before this span opens (trusted
+        // proxies only); the user id is recorded once the access token verifies.
+        let client_ip = request
+            .extensions()
+            .get::<ClientIp>()
+            .map(|ClientIp(ip)| tracing::field::display(*ip));
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route,
+            request_id,
+            client_ip,
+            user_id = tracing::field::Empty,
+        )
     }
 }
 

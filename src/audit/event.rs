@@ -92,6 +92,13 @@ catalogue! {
     IpBlocked => "ip_blocked", Warning;
     /// A rate limit refused requests (sampled, not one event per refused request).
     RateLimitTripped => "rate_limit_tripped", Info;
+    /// A signed-in user was refused a route their role lacks the permission for (detail:
+    /// method, route, permission). Sampled per user.
+    AccessDenied => "access_denied", Warning;
+    /// An access token failed verification (detail: reason — malformed, algorithm, header,
+    /// key_id, signature, claims, expired, not_yet_valid, lifetime, revoked; the role it
+    /// claimed, if any). Sampled per client address.
+    TokenRejected => "token_rejected", Info;
     /// An administrator read another user's data.
     AdminReadUserData => "admin_read_user_data", Info;
     /// A signing or encryption key was rotated.

@@ -2,10 +2,11 @@
 //!
 //! Guards against an intruder (or an insider) covering their tracks: every security event is
 //! appended to an append-only table, each row sealed by an HMAC-SHA256 over its content and
-//! the previous row's MAC ([`chain`]), with the key outside the database ([`key`]). Appends are
-//! serialized (a mutex here, a row lock on the chain head in the database), so the chain never
-//! forks. Events are written before the response is sent: an action whose event could not be
-//! stored fails rather than going unrecorded. Checkpoints (latest sequence number and MAC)
+//! the previous row's MAC ([`chain`]), with the key outside the database ([`key`]). Appends go
+//! through one writer per process ([`writer`]: a bounded queue, group commit) and a row lock
+//! on the chain head in the database, so the chain never forks. Events are written before the
+//! response is sent: each request waits for its own committed row, and an action whose event
+//! could not be stored fails rather than going unrecorded. Checkpoints (latest sequence number and MAC)
 //! go to the structured log, off the database, so cutting off the tail shows too.
 //!
 //! Emitting an event is one line:
@@ -17,12 +18,13 @@ pub mod chain;
 pub mod event;
 pub mod key;
 pub mod webhook;
+mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 
 pub use alerts::AlertSettings;
 pub use chain::{Break, Checkpoint, Verification, verify};
@@ -47,8 +49,16 @@ pub struct AuditSettings {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("audit trail: {0}")]
-pub struct AuditError(#[from] sqlx::Error);
+pub enum AuditError {
+    #[error("audit trail: {0}")]
+    Store(#[from] sqlx::Error),
+    /// The batch this event was written in failed (the cause is logged once, by the writer).
+    #[error("audit trail: the batch append failed: {0}")]
+    Batch(Arc<sqlx::Error>),
+    /// The writer task is gone (the runtime is shutting down).
+    #[error("audit trail: the writer has stopped")]
+    WriterStopped,
+}
 
 /// The audit trail's writer. Cheap to clone.
 #[derive(Clone)]
@@ -56,8 +66,9 @@ pub struct AuditLog {
     store: Store,
     key: Arc<AuditKey>,
     clock: Arc<dyn Clock>,
-    /// One appender at a time in this process; the database lock covers other processes.
-    append: Arc<Mutex<()>>,
+    /// The one appender in this process, started on the first event; the database lock
+    /// covers other processes.
+    writer: writer::Writer,
     alerts: Option<alerts::Alerts>,
 }
 
@@ -67,7 +78,7 @@ impl AuditLog {
             store,
             key: Arc::new(key),
             clock,
-            append: Arc::new(Mutex::new(())),
+            writer: writer::Writer::default(),
             alerts: None,
         }
     }
@@ -79,17 +90,17 @@ impl AuditLog {
     }
 
     /// Seals and stores `event`, and writes it to the log at its severity. Returns once the
-    /// row is committed.
+    /// row is committed (with the others of its batch).
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRow, AuditError> {
-        let row = {
-            let _turn = self.append.lock().await;
-            let at = self.clock.now();
-            self.store
-                .append_audit(|head| chain::seal(&self.key, head, at, &event))
-                .await?
+        let kind = event.kind;
+        let sealer = writer::Sealer {
+            store: self.store.clone(),
+            key: self.key.clone(),
+            clock: self.clock.clone(),
         };
+        let row = self.writer.append(sealer, event).await?;
         log_event(&row);
-        count(event.kind);
+        count(kind);
         if let Some(alerts) = &self.alerts {
             alerts.observe(&row);
         }

@@ -171,10 +171,24 @@ impl TokenService {
     /// Verifies signature, key, issuer, audience and time. Any failure is `None`: callers
     /// answer one generic 401 and never say which check failed.
     pub fn verify(&self, token: &str) -> Option<Verified> {
+        self.check(token).ok()
+    }
+
+    /// [`Self::verify`], saying which check failed: for the audit trail, never the client.
+    pub fn check(&self, token: &str) -> Result<Verified, Rejection> {
         if token.len() > MAX_TOKEN_BYTES {
-            return None;
+            return Err(Rejection::Malformed);
         }
-        let header = jsonwebtoken::decode_header(token).ok()?;
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            // `alg: none` (and every algorithm the library does not know) fails here.
+            return Err(
+                if claimed_algorithm(token).is_some_and(|alg| alg != "EdDSA") {
+                    Rejection::Algorithm
+                } else {
+                    Rejection::Malformed
+                },
+            );
+        };
         let untrusted_key_source = header.jku.is_some()
             || header.jwk.is_some()
             || header.x5u.is_some()
@@ -182,16 +196,29 @@ impl TokenService {
         // No JWS extension is implemented, so one marked critical must be refused
         // (RFC 7515 §4.1.11); jsonwebtoken parses `crit` but leaves that to the caller.
         let critical_extension = header.crit.is_some();
-        if header.alg != Algorithm::EdDSA || untrusted_key_source || critical_extension {
-            return None;
+        if header.alg != Algorithm::EdDSA {
+            return Err(Rejection::Algorithm);
         }
-        let key = self.inner.verifying.get(header.kid.as_deref()?)?;
+        if untrusted_key_source || critical_extension {
+            return Err(Rejection::Header);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.inner.verifying.get(kid))
+            .ok_or(Rejection::KeyId)?;
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation())
-            .ok()?
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => Rejection::Signature,
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer
+                | jsonwebtoken::errors::ErrorKind::InvalidAudience
+                | jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => Rejection::Claims,
+                _ => Rejection::Malformed,
+            })?
             .claims;
         self.check_times(&claims)?;
-        let user_id = claims.sub.parse().ok()?;
-        Some(Verified {
+        let user_id = claims.sub.parse().map_err(|_| Rejection::Claims)?;
+        Ok(Verified {
             user_id,
             session_id: claims.sid,
             role: claims.role,
@@ -211,7 +238,7 @@ impl TokenService {
         validation
     }
 
-    fn check_times(&self, claims: &AccessClaims) -> Option<()> {
+    fn check_times(&self, claims: &AccessClaims) -> Result<(), Rejection> {
         let now: UnixMillis = self.inner.clock.now();
         let now_secs = now / 1000;
         let expired = claims.exp + CLOCK_LEEWAY_SECS <= now_secs;
@@ -221,8 +248,83 @@ impl TokenService {
         let issued_in_future = claims.iat > now_secs + CLOCK_LEEWAY_SECS;
         let ttl_secs = i64::try_from(self.inner.ttl.as_secs()).unwrap_or(i64::MAX);
         let lives_too_long = claims.exp.saturating_sub(claims.iat) > ttl_secs;
-        (!expired && !not_yet_valid && !issued_in_future && !lives_too_long).then_some(())
+        if expired {
+            Err(Rejection::Expired)
+        } else if not_yet_valid || issued_in_future {
+            Err(Rejection::NotYetValid)
+        } else if lives_too_long {
+            Err(Rejection::Lifetime)
+        } else {
+            Ok(())
+        }
     }
+}
+
+/// Why an access token was refused, as the audit trail's `token_rejected` names it. The
+/// client is never told: every one is the same 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a JWT we can read, or longer than any token we issue.
+    Malformed,
+    /// Another algorithm than EdDSA (`none`, `HS256` keyed with the public key...).
+    Algorithm,
+    /// A key source in the header (`jku`, `jwk`, `x5u`, `x5c`) or a critical extension.
+    Header,
+    /// No key id, or one that is not ours.
+    KeyId,
+    /// Our key id, but the signature does not verify.
+    Signature,
+    /// Issuer, audience or a required claim wrong or missing.
+    Claims,
+    Expired,
+    NotYetValid,
+    /// Valid for longer than this server issues tokens for.
+    Lifetime,
+    /// Verified, but its session was revoked (checked by the caller, not here).
+    Revoked,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Algorithm => "algorithm",
+            Self::Header => "header",
+            Self::KeyId => "key_id",
+            Self::Signature => "signature",
+            Self::Claims => "claims",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Lifetime => "lifetime",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// A forged or tampered token rather than an old one: the signs of someone trying to
+    /// make up credentials (an expired or revoked token is an ordinary client's).
+    pub fn looks_forged(self) -> bool {
+        matches!(
+            self,
+            Self::Algorithm | Self::Header | Self::KeyId | Self::Signature | Self::Claims
+        )
+    }
+}
+
+/// The `alg` a token's header claims, read without trusting anything else in it.
+fn claimed_algorithm(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// The role a token's payload claims, read without verifying it: only to record what a
+/// refused token was after (a known role name, never free text).
+pub fn claimed_role(token: &str) -> Option<Role> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    Role::parse(value.get("role")?.as_str()?)
 }
 
 #[cfg(test)]

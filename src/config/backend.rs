@@ -339,13 +339,36 @@ pub(super) fn alerts(raw: &RawSettings) -> Result<AlertSettings, ConfigError> {
         raw.alert_5xx_window_secs.unwrap_or(60),
         1..=86_400,
     )?;
+    let max_tracked = within(
+        "AERIE_ALERT_MAX_TRACKED",
+        raw.alert_max_tracked
+            .unwrap_or(crate::audit::alerts::DEFAULT_MAX_TRACKED),
+        16..=10_000_000,
+    )?;
+    let denials = within(
+        "AERIE_ALERT_DENIALS",
+        raw.alert_denials.unwrap_or(5),
+        1..=denials_sampled_per_window(window_secs),
+    )?;
     Ok(AlertSettings {
         webhook,
         failed_logins,
         failed_login_window: Duration::from_secs(window_secs),
         server_error_threshold,
         server_error_window: Duration::from_secs(server_error_window_secs),
+        max_tracked,
+        denials,
     })
+}
+
+/// The most refusals of one user or address the trail records within the alert window: a
+/// threshold above it could never be reached.
+fn denials_sampled_per_window(window_secs: u64) -> u32 {
+    use crate::services::denials::{PER_KEY, SAMPLE_WINDOW};
+    let windows = window_secs.div_ceil(SAMPLE_WINDOW.as_secs()).max(1);
+    u32::try_from(windows)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(PER_KEY)
 }
 
 pub(super) fn metrics(raw: &RawSettings) -> Result<MetricsSettings, ConfigError> {

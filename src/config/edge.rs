@@ -222,6 +222,12 @@ pub(super) fn rate_limits(
             raw.rate_limit_allowlist.as_deref(),
         )?,
         redis,
+        max_tracked_keys: within(
+            "AERIE_RATE_LIMIT_MAX_KEYS",
+            raw.rate_limit_max_keys
+                .unwrap_or(crate::defense::rate_limit::DEFAULT_MAX_TRACKED_KEYS),
+            16..=10_000_000,
+        )?,
     })
 }
 

@@ -252,6 +252,20 @@ fn bad_values_name_their_setting() {
         error_of(&[("AERIE_RATE_LIMIT_LOGIN_IP", "0/60")]).contains("AERIE_RATE_LIMIT_LOGIN_IP")
     );
     assert!(error_of(&[("AERIE_RATE_LIMIT_WRITES", "ten")]).contains("AERIE_RATE_LIMIT_WRITES"));
+    assert!(error_of(&[("AERIE_RATE_LIMIT_MAX_KEYS", "15")]).contains("AERIE_RATE_LIMIT_MAX_KEYS"));
+    assert!(error_of(&[("AERIE_ALERT_MAX_TRACKED", "0")]).contains("AERIE_ALERT_MAX_TRACKED"));
+    assert!(error_of(&[("AERIE_ALERT_DENIALS", "0")]).contains("AERIE_ALERT_DENIALS"));
+    // Above what the sampling records in a 5-minute window (5 per minute): never reachable.
+    assert!(error_of(&[("AERIE_ALERT_DENIALS", "26")]).contains("AERIE_ALERT_DENIALS"));
+    let denials = Config::from_vars([("AERIE_ALERT_DENIALS", "25")]).expect("valid");
+    assert_eq!(denials.alerts.denials, 25);
+    let bounded = Config::from_vars([
+        ("AERIE_RATE_LIMIT_MAX_KEYS", "5000"),
+        ("AERIE_ALERT_MAX_TRACKED", "7000"),
+    ])
+    .expect("valid");
+    assert_eq!(bounded.rate_limits.max_tracked_keys, 5000);
+    assert_eq!(bounded.alerts.max_tracked, 7000);
     assert!(error_of(&[("AERIE_MAX_HEADER_BYTES", "100")]).contains("AERIE_MAX_HEADER_BYTES"));
     assert!(error_of(&[("AERIE_MAX_CONNECTIONS", "0")]).contains("AERIE_MAX_CONNECTIONS"));
     assert!(

@@ -83,6 +83,20 @@ pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
             "bodies may nest quotes and lists more than four times the default depth",
         );
     }
+    // Below this, a spray of a few thousand one-try keys starts evicting live counters.
+    const FEW_KEYS: usize = 10_000;
+    if config.rate_limits.max_tracked_keys < FEW_KEYS {
+        warn(
+            "AERIE_RATE_LIMIT_MAX_KEYS",
+            "a small bucket map: a spray of a few thousand targets evicts the buckets with budget left, and a wider one reaches spent buckets",
+        );
+    }
+    if config.alerts.max_tracked < FEW_KEYS {
+        warn(
+            "AERIE_ALERT_MAX_TRACKED",
+            "a small counter map: a spray of a few thousand addresses evicts failed-login counters",
+        );
+    }
     if config.passwords.min_score < 3 {
         warn(
             "AERIE_PASSWORD_MIN_SCORE",
@@ -144,6 +158,8 @@ mod tests {
             ("AERIE_STEP_UP_MAX_AGE_SECS", "86400"),
             ("AERIE_MARKDOWN_MAX_HTML_BYTES", "8388608"),
             ("AERIE_MARKDOWN_MAX_NESTING_DEPTH", "200"),
+            ("AERIE_RATE_LIMIT_MAX_KEYS", "100"),
+            ("AERIE_ALERT_MAX_TRACKED", "100"),
         ] {
             assert_eq!(
                 settings(&[(setting, value)]),
@@ -173,6 +189,8 @@ mod tests {
             ("AERIE_METRICS_LISTEN", "127.0.0.1:9100"),
             ("AERIE_STEP_UP_MAX_AGE_SECS", "3600"),
             ("AERIE_PASSWORD_MIN_SCORE", "4"),
+            ("AERIE_RATE_LIMIT_MAX_KEYS", "10000"),
+            ("AERIE_ALERT_MAX_TRACKED", "50000"),
         ] {
             assert!(
                 settings(&[(setting, value)]).is_empty(),

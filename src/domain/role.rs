@@ -27,6 +27,22 @@ pub enum Permission {
     AuditRead,
 }
 
+impl Permission {
+    /// The name the audit trail records (`access_denied`'s `permission`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ArticleUpdateAny => "article_update_any",
+            Self::ArticleDeleteAny => "article_delete_any",
+            Self::CommentDeleteAny => "comment_delete_any",
+            Self::UserReadAny => "user_read_any",
+            Self::UserRoleSet => "user_role_set",
+            Self::UserDisable => "user_disable",
+            Self::SessionRevokeAny => "session_revoke_any",
+            Self::AuditRead => "audit_read",
+        }
+    }
+}
+
 impl Role {
     pub fn can(self, permission: Permission) -> bool {
         use Permission::*;

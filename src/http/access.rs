@@ -20,6 +20,8 @@ use super::AppState;
 use super::error::Error;
 use super::extract::AuthUser;
 use crate::domain::Permission;
+use crate::request_context::RequestContext;
+use crate::services::denials::Denial;
 
 /// The access rule of one route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +213,17 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         Ok(user) => user,
         Err(error) => return error.into_response(),
     };
-    if required.is_some_and(|permission| !user.can(permission)) {
+    if let Some(permission) = required.filter(|permission| !user.can(*permission)) {
+        // An attempt to use a privilege the caller lacks leaves a trace (sampled per user).
+        let Ok(context) = RequestContext::from_request_parts(&mut parts, &state).await;
+        let denial = Denial::Access {
+            user_id: user.user_id,
+            session_id: &user.session_id,
+            method: parts.method.as_str(),
+            route: &path,
+            permission: permission.as_str(),
+        };
+        state.denials.record(denial, &context).await;
         return Error::Forbidden.into_response();
     }
     parts.extensions.insert(user);

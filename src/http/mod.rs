@@ -40,6 +40,7 @@ use crate::defense::cors::AllowedOrigins;
 use crate::defense::rate_limit::RateLimiter;
 use crate::services::accounts::Accounts;
 use crate::services::audit_trail::AuditTrail;
+use crate::services::denials::Denials;
 use crate::services::markdown::Renderer;
 use crate::services::sessions::Sessions;
 use crate::store::Store;
@@ -91,6 +92,8 @@ pub struct AppState {
     pub quotas: crate::services::quotas::Quotas,
     /// Renders article and comment bodies when they are written, on a bounded pool.
     pub markdown: Renderer,
+    /// Refused permissions and tokens on the audit trail, sampled.
+    pub denials: Denials,
     /// This server's Prometheus registry.
     pub metrics: crate::metrics::Metrics,
     /// Set when shutdown begins: readiness then answers 503.

@@ -165,6 +165,7 @@ impl Server {
             audit_trail: services.audit_trail,
             quotas,
             markdown: Renderer::new(config.content),
+            denials: services.denials,
             metrics: metrics.clone(),
             shutting_down: shutting_down.clone(),
             http: config.http,

@@ -11,6 +11,7 @@
 //! - [`sessions`]: log in, start, refresh and end sessions, with their audit records.
 //! - [`accounts`]: create accounts, change their email, password, role and disabled flag.
 //! - [`audit_trail`]: administrators reading the audit trail (each read itself recorded).
+//! - [`denials`]: refused permissions and tokens on the trail, sampled.
 //! - [`markdown`]: rendering article and comment bodies once, on a bounded blocking pool.
 //! - [`quotas`]: per-user limits on stored content.
 //! - [`retention`]: deleting expired sessions and refresh tokens.
@@ -18,6 +19,7 @@
 
 pub mod accounts;
 pub mod audit_trail;
+pub mod denials;
 pub mod markdown;
 pub mod quotas;
 pub mod retention;
@@ -28,6 +30,7 @@ use std::sync::Arc;
 
 use self::accounts::{AccountRules, Accounts};
 use self::audit_trail::AuditTrail;
+use self::denials::Denials;
 use self::sessions::{Revoker, Sessions, TokenMakers};
 use serde_json::{Map, Value};
 
@@ -59,6 +62,7 @@ pub struct Services {
     pub sessions: Sessions,
     pub accounts: Accounts,
     pub audit_trail: AuditTrail,
+    pub denials: Denials,
 }
 
 impl Services {
@@ -105,11 +109,12 @@ impl Services {
                 hasher,
                 revoker,
                 recorder.clone(),
-                clock,
+                clock.clone(),
                 passwords,
                 rules,
             ),
-            audit_trail: AuditTrail::new(store, recorder),
+            audit_trail: AuditTrail::new(store, recorder.clone()),
+            denials: Denials::new(recorder, clock),
         }
     }
 }

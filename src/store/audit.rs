@@ -35,14 +35,19 @@ const AUDIT_COLUMNS: &str = "seq, at, event_type, severity, actor_id, subject_id
      client_ip, user_agent, request_id, detail, prev_mac, mac";
 
 impl Store {
-    /// Appends one row sealed by `seal` from the current head, in one transaction. The first
-    /// statement writes the head row, which takes its lock on both engines (a row lock on
-    /// PostgreSQL, the write lock on SQLite) before the head is read, so concurrent appenders,
-    /// even in other processes, queue instead of forking the chain.
-    pub async fn append_audit(
+    /// Appends `count` rows in one transaction (group commit). The first statement writes
+    /// the head row, which takes its lock on both engines (a row lock on PostgreSQL, the write
+    /// lock on SQLite) before the head is read, so concurrent appenders, even in other
+    /// processes, queue instead of forking the chain.
+    ///
+    /// One row per item, in order: `seal` seals each on the head the previous one left, so
+    /// the rows chain in the items' order, and the head advances once, at the end. One
+    /// commit, so one disk flush, for the whole batch.
+    pub async fn append_audit_batch<T>(
         &self,
-        seal: impl FnOnce(&ChainHead) -> AuditRow,
-    ) -> Result<AuditRow, sqlx::Error> {
+        items: &[T],
+        seal: impl Fn(&ChainHead, &T) -> AuditRow,
+    ) -> Result<Vec<AuditRow>, sqlx::Error> {
         let lock = "UPDATE audit_chain_head SET seq = seq WHERE id = 1";
         let read = "SELECT seq, mac FROM audit_chain_head WHERE id = 1";
         let insert = "INSERT INTO audit_log (seq, at, event_type, severity, actor_id, subject_id, \
@@ -52,31 +57,39 @@ impl Store {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(lock).execute(&mut *tx).await?;
-            let head: ChainHead = sqlx::query_as(read).fetch_one(&mut *tx).await?;
-            let row = seal(&head);
-            sqlx::query(insert)
-                .bind(row.seq)
-                .bind(row.at)
-                .bind(&row.event_type)
-                .bind(&row.severity)
-                .bind(row.actor_id)
-                .bind(row.subject_id)
-                .bind(&row.session_id)
-                .bind(&row.client_ip)
-                .bind(&row.user_agent)
-                .bind(&row.request_id)
-                .bind(&row.detail)
-                .bind(&row.prev_mac)
-                .bind(&row.mac)
-                .execute(&mut *tx)
-                .await?;
+            let mut head: ChainHead = sqlx::query_as(read).fetch_one(&mut *tx).await?;
+            let mut rows = Vec::with_capacity(items.len());
+            for item in items {
+                let row = seal(&head, item);
+                sqlx::query(insert)
+                    .bind(row.seq)
+                    .bind(row.at)
+                    .bind(&row.event_type)
+                    .bind(&row.severity)
+                    .bind(row.actor_id)
+                    .bind(row.subject_id)
+                    .bind(&row.session_id)
+                    .bind(&row.client_ip)
+                    .bind(&row.user_agent)
+                    .bind(&row.request_id)
+                    .bind(&row.detail)
+                    .bind(&row.prev_mac)
+                    .bind(&row.mac)
+                    .execute(&mut *tx)
+                    .await?;
+                head = ChainHead {
+                    seq: row.seq,
+                    mac: row.mac.clone(),
+                };
+                rows.push(row);
+            }
             sqlx::query(advance)
-                .bind(row.seq)
-                .bind(&row.mac)
+                .bind(head.seq)
+                .bind(&head.mac)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(row)
+            Ok(rows)
         })
     }
 

@@ -1,5 +1,7 @@
 //! The limiter: every policy's buckets, in memory or shared in Redis, the allowlist, and the
-//! count and sampled audit of refusals. Keys are built here, so a client cannot pick its own.
+//! count and sampled audit of refusals. Keys are built here, so a client cannot pick its own,
+//! and every store holds a key's [`Fingerprint`], never the key: whatever a client sends, a
+//! bucket costs the same few bytes.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use super::settings::{RateLimits, StoreFailure};
 use super::trips;
 use crate::clock::Clock;
 use crate::defense::client_ip::is_trusted;
+use crate::fingerprint::Fingerprint;
 
 /// A refused request: which policy, and when to come back. Answered as a 429 by the error type.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +50,8 @@ struct Inner {
     refused: [AtomicU64; Policy::ALL.len()],
     /// Sampled refusals go to the audit trail, once the server hands over its log.
     trips: Option<trips::Trips>,
+    /// The most keys any one policy's buckets, or the trips, keep in memory.
+    max_tracked_keys: usize,
 }
 
 /// What an allowed check reports, for the `RateLimit` headers.
@@ -83,7 +88,8 @@ impl RateLimiter {
             .iter()
             .map(|policy| {
                 let rate = limits.rate(*policy);
-                (*policy, rate, MemoryBuckets::new(rate, clock.clone()))
+                let buckets = MemoryBuckets::new(rate, limits.max_tracked_keys, clock.clone());
+                (*policy, rate, buckets)
             })
             .collect();
         Self {
@@ -93,6 +99,7 @@ impl RateLimiter {
                 allowlist: limits.allowlist.clone(),
                 refused: Default::default(),
                 trips: None,
+                max_tracked_keys: limits.max_tracked_keys,
             }),
         }
     }
@@ -101,7 +108,9 @@ impl RateLimiter {
     /// server, before the limiter is shared.
     pub fn with_audit(mut self, audit: crate::audit::AuditLog, clock: Arc<dyn Clock>) -> Self {
         match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.trips = Some(trips::Trips::new(audit, clock)),
+            Some(inner) => {
+                inner.trips = Some(trips::Trips::new(audit, clock, inner.max_tracked_keys));
+            }
             None => tracing::error!("rate limiter already shared: refusals will not be audited"),
         }
         self
@@ -119,16 +128,17 @@ impl RateLimiter {
             }));
         };
         let rate = *rate;
+        let fingerprint = Fingerprint::of(key);
         let decision = match &self.inner.shared {
-            None => buckets.check(key),
-            Some(shared) => match shared.check(policy, rate, key).await {
+            None => self.check_memory(policy, buckets, &fingerprint),
+            Some(shared) => match shared.check(policy, rate, &fingerprint).await {
                 Ok(decision) => decision,
                 Err(error) => {
                     shared.report(&error);
                     if shared.failure.refuses(policy) {
                         return Err(Refused::StoreUnavailable);
                     }
-                    buckets.check(key)
+                    self.check_memory(policy, buckets, &fingerprint)
                 }
             },
         };
@@ -147,7 +157,7 @@ impl RateLimiter {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Some(trips) = &self.inner.trips {
-                    trips.refused(policy, key, retry_after);
+                    trips.refused(policy, key, &fingerprint, retry_after);
                 }
                 Err(Refused::Limited(Limited {
                     policy,
@@ -156,6 +166,25 @@ impl RateLimiter {
                 }))
             }
         }
+    }
+
+    /// A check on this instance's buckets, which also reports how many it holds.
+    fn check_memory(&self, policy: Policy, buckets: &MemoryBuckets, key: &Fingerprint) -> Decision {
+        let decision = buckets.check(key);
+        #[allow(clippy::cast_precision_loss)] // a count far below 2^52
+        metrics::gauge!("aerie_rate_limit_tracked_keys", "policy" => policy.name())
+            .set(buckets.len() as f64);
+        decision
+    }
+
+    /// How many buckets `policy` holds in this instance's memory (at most
+    /// `AERIE_RATE_LIMIT_MAX_KEYS`).
+    pub fn tracked(&self, policy: Policy) -> usize {
+        self.inner
+            .buckets
+            .iter()
+            .find(|(p, _, _)| *p == policy)
+            .map_or(0, |(_, _, buckets)| buckets.len())
     }
 
     /// `None` without Redis; otherwise whether it answers in time, and whether its absence
@@ -251,6 +280,7 @@ mod tests {
             rates: Policy::ALL.iter().map(|p| (*p, rate)).collect(),
             allowlist: vec!["10.0.0.0/8".parse().expect("net")],
             redis: None,
+            max_tracked_keys: 100,
         };
         RateLimiter::new(&limits, clock)
     }

@@ -1,24 +1,28 @@
 //! The in-memory store: one GCRA limiter (the `governor` crate) per policy, keyed by the
-//! bucket's key, reading time from our [`Clock`] so tests move time instead of sleeping.
+//! bucket key's [`Fingerprint`], reading time from our [`Clock`] so tests move time instead of
+//! sleeping.
 //!
-//! Guards against memory exhaustion by key churn: buckets that have fully refilled carry no
-//! information, and are dropped every [`PRUNE_EVERY`] checks.
+//! Guards against memory exhaustion by key churn and long keys: every bucket costs a 32-byte
+//! fingerprint and one timestamp, and a policy keeps at most `capacity` buckets. When full,
+//! the buckets with the most budget left (the earliest theoretical arrival time, fully
+//! refilled ones first) make room: they hold the least information, so a spray of one-try
+//! keys evicts its own kind and never the bucket of an account under attack, whose budget is
+//! spent.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::Clock as GovernorClockTrait;
 use governor::middleware::StateInformationMiddleware;
 use governor::nanos::Nanos;
-use governor::state::keyed::DashMapStateStore;
+use governor::state::StateStore;
 use governor::{Quota, RateLimiter};
 
 use super::policy::{Decision, Rate};
+use crate::bounded_map::BoundedMap;
 use crate::clock::Clock;
-
-const PRUNE_EVERY: u64 = 4096;
+use crate::fingerprint::Fingerprint;
 
 /// Our clock as governor sees it: nanoseconds since the Unix epoch.
 #[derive(Clone)]
@@ -33,36 +37,62 @@ impl GovernorClockTrait for GovernorClock {
     }
 }
 
-type Keyed =
-    RateLimiter<String, DashMapStateStore<String>, GovernorClock, StateInformationMiddleware>;
+/// Each bucket's theoretical arrival time, in a map of bounded size (see the module doc).
+pub struct BoundedStore {
+    buckets: Arc<Mutex<BoundedMap<Fingerprint, Nanos>>>,
+}
+
+impl StateStore for BoundedStore {
+    type Key = Fingerprint;
+
+    fn measure_and_replace<T, F, E>(&self, key: &Fingerprint, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let mut buckets = match self.buckets.lock() {
+            Ok(buckets) => buckets,
+            // A panic elsewhere left the map as it was between two whole updates.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (answer, tat) = f(buckets.get(key).copied())?;
+        let evicted = buckets.insert(*key, tat, |tat| *tat);
+        if evicted > 0 {
+            metrics::counter!("aerie_rate_limit_evicted_total")
+                .increment(u64::try_from(evicted).unwrap_or(u64::MAX));
+        }
+        Ok(answer)
+    }
+}
+
+type Keyed = RateLimiter<Fingerprint, BoundedStore, GovernorClock, StateInformationMiddleware>;
 
 /// One policy's buckets.
 pub struct MemoryBuckets {
     limiter: Keyed,
+    /// The limiter's map, shared, so its size can be read (metrics, tests).
+    buckets: Arc<Mutex<BoundedMap<Fingerprint, Nanos>>>,
     clock: GovernorClock,
-    checks: AtomicU64,
 }
 
 impl MemoryBuckets {
-    pub fn new(rate: Rate, clock: Arc<dyn Clock>) -> Self {
+    /// At most `capacity` buckets.
+    pub fn new(rate: Rate, capacity: usize, clock: Arc<dyn Clock>) -> Self {
         let clock = GovernorClock(clock);
-        let limiter = RateLimiter::dashmap_with_clock(quota(rate), clock.clone())
-            .with_middleware::<StateInformationMiddleware>();
+        let buckets = Arc::new(Mutex::new(BoundedMap::new(capacity)));
+        let store = BoundedStore {
+            buckets: buckets.clone(),
+        };
+        let limiter: Keyed = RateLimiter::new(quota(rate), store, clock.clone());
         Self {
             limiter,
+            buckets,
             clock,
-            checks: AtomicU64::new(0),
         }
     }
 
     /// Takes one cell from `key`'s bucket, or says how long until one is free.
-    pub fn check(&self, key: &str) -> Decision {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
-            self.limiter.retain_recent();
-            self.limiter.shrink_to_fit();
-        }
-        let key = key.to_owned();
-        match self.limiter.check_key(&key) {
+    pub fn check(&self, key: &Fingerprint) -> Decision {
+        match self.limiter.check_key(key) {
             Ok(snapshot) => Decision::Allowed {
                 remaining: snapshot.remaining_burst_capacity(),
             },
@@ -70,6 +100,11 @@ impl MemoryBuckets {
                 retry_after: not_until.wait_time_from(self.clock.now()),
             },
         }
+    }
+
+    /// How many buckets are held now (never more than the capacity).
+    pub fn len(&self) -> usize {
+        self.buckets.lock().map_or(0, |buckets| buckets.len())
     }
 }
 

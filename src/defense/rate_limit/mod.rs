@@ -12,7 +12,7 @@
 //! their /64, which one subscriber usually owns whole.
 //!
 //! Login is limited twice. Per IP at the route (`login-ip`), and per target account inside the
-//! handler (`login-account`, on the normalized email): the handler already parses the body, so
+//! handler (`login-account`, on the normalized email, once it has parsed as an address): the handler already parses the body, so
 //! it asks [`RateLimiter::check`] directly rather than a layer parsing the body a second time
 //! and handing it back. Many IPs against one account and one IP against many accounts both hit
 //! a wall. The victim-lockout rule: the per-account budget is larger than the per-IP one, so a
@@ -23,6 +23,10 @@
 //!
 //! Authenticated writes are limited per user (`writes`) by the HTTP layer's `AuthUser`
 //! extractor. Callers in `AERIE_RATE_LIMIT_ALLOWLIST` skip every policy.
+//!
+//! Every store holds a key's 32-byte fingerprint, never the key, and the memory store keeps at
+//! most `AERIE_RATE_LIMIT_MAX_KEYS` buckets per policy, evicting the ones with the most budget
+//! left (see [`memory`]).
 //!
 //! Stores: the buckets live in memory ([`memory`]) unless `AERIE_REDIS_URL` names a Redis that
 //! several instances share ([`redis`]). Either way the policy logic, the headers and the
@@ -44,4 +48,4 @@ pub use layer::{
 };
 pub use limiter::{Allowed, Limited, RateLimiter, Refused, account_key, ceil_secs};
 pub use policy::{Policy, Rate};
-pub use settings::{RateLimits, RedisSettings, StoreFailure};
+pub use settings::{DEFAULT_MAX_TRACKED_KEYS, RateLimits, RedisSettings, StoreFailure};

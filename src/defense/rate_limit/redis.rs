@@ -13,8 +13,8 @@
 //! the cost is that a test cannot move Redis time, which is why the manual-clock tests run on
 //! the memory store and the Redis tests use long windows.
 //!
-//! Keys are `{prefix}rl:{policy}:{sha256(key)}`. The bucket key holds user input (an email
-//! address at login); hashing it gives every key a fixed length and an alphabet of hex digits,
+//! Keys are `{prefix}rl:{policy}:{sha256(key)}` (the key's [`Fingerprint`]). The bucket key
+//! holds user input (an email address at login); hashing it gives every key a fixed length and an alphabet of hex digits,
 //! so no `:`, `*`, newline or megabyte-long address can make two buckets collide, reach
 //! another policy's or another application's keys, or bloat Redis.
 //!
@@ -28,11 +28,11 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Client, RedisError, Script};
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 
 use super::policy::{Decision, Policy, Rate};
 use super::settings::{RedisSettings, StoreFailure};
 use crate::clock::Clock;
+use crate::fingerprint::Fingerprint;
 
 /// GCRA on one key, in microseconds of Redis server time. KEYS[1] = bucket;
 /// ARGV[1] = emission interval (µs), ARGV[2] = burst. Returns {1, remaining} or
@@ -105,7 +105,7 @@ impl RedisBuckets {
         &self,
         policy: Policy,
         rate: Rate,
-        key: &str,
+        key: &Fingerprint,
     ) -> Result<Decision, StoreError> {
         let interval = u64::try_from(rate.interval().as_micros())
             .unwrap_or(u64::MAX)
@@ -168,17 +168,8 @@ impl RedisBuckets {
 }
 
 /// `{prefix}rl:{policy}:{hex sha256(key)}`: see the module doc for why the key is hashed.
-pub fn bucket_key(prefix: &str, policy: Policy, key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut out = String::with_capacity(prefix.len() + 20 + 64);
-    out.push_str(prefix);
-    out.push_str("rl:");
-    out.push_str(policy.name());
-    out.push(':');
-    for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+pub fn bucket_key(prefix: &str, policy: Policy, key: &Fingerprint) -> String {
+    format!("{prefix}rl:{}:{}", policy.name(), key.hex())
 }
 
 #[cfg(test)]
@@ -198,7 +189,7 @@ mod tests {
         ];
         let mut seen = std::collections::HashSet::new();
         for key in keys {
-            let bucket = bucket_key("aerie:", Policy::LoginAccount, key);
+            let bucket = bucket_key("aerie:", Policy::LoginAccount, &Fingerprint::of(key));
             assert!(bucket.starts_with("aerie:rl:login-account:"), "{bucket}");
             let tail = &bucket["aerie:rl:login-account:".len()..];
             assert_eq!(tail.len(), 64);
@@ -206,8 +197,8 @@ mod tests {
             assert!(seen.insert(bucket));
         }
         assert_ne!(
-            bucket_key("aerie:", Policy::LoginIp, "k"),
-            bucket_key("aerie:", Policy::LoginAccount, "k"),
+            bucket_key("aerie:", Policy::LoginIp, &Fingerprint::of("k")),
+            bucket_key("aerie:", Policy::LoginAccount, &Fingerprint::of("k")),
             "policies are separate"
         );
     }

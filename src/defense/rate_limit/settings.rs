@@ -16,7 +16,13 @@ pub struct RateLimits {
     pub allowlist: Vec<IpNet>,
     /// Shared buckets in Redis; `None` keeps them in this process.
     pub redis: Option<RedisSettings>,
+    /// The most buckets one policy keeps in memory (and refusals the trail remembers); when
+    /// full, the least significant are evicted (see `memory`).
+    pub max_tracked_keys: usize,
 }
+
+/// `AERIE_RATE_LIMIT_MAX_KEYS` by default: about 10 MB per policy at the cap.
+pub const DEFAULT_MAX_TRACKED_KEYS: usize = 100_000;
 
 impl Default for RateLimits {
     fn default() -> Self {
@@ -24,6 +30,7 @@ impl Default for RateLimits {
             rates: Policy::ALL.iter().map(|p| (*p, p.default_rate())).collect(),
             allowlist: Vec::new(),
             redis: None,
+            max_tracked_keys: DEFAULT_MAX_TRACKED_KEYS,
         }
     }
 }

@@ -8,10 +8,13 @@
 //! per-IP one a temporary block (`ip_blocked`); the others are `rate_limit_tripped`. No event
 //! names the email a login-account bucket is keyed by: the detail keeps the policy only.
 //!
+//! The sampling memory is a [`BoundedMap`] keyed by the bucket key's fingerprint: when full,
+//! the oldest samples go first, which costs at most a duplicate event for a key that tripped
+//! long ago, never unbounded memory.
+//!
 //! The event is written in the background: the request being refused has nothing to commit,
 //! and a slow audit append must not slow down shedding load.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,34 +22,40 @@ use serde_json::json;
 
 use super::policy::Policy;
 use crate::audit::{AuditEvent, AuditLog, EventType};
+use crate::bounded_map::BoundedMap;
 use crate::clock::{Clock, UnixMillis};
+use crate::fingerprint::Fingerprint;
 
 /// At most one event per policy and key within this time.
 pub const SAMPLE_WINDOW: Duration = Duration::from_secs(60);
 
-/// Keys remembered at once; when full, the memory starts afresh (a few duplicate events are
-/// cheaper than unbounded memory under a wide attack).
-const MAX_TRACKED: usize = 10_000;
-
 pub struct Trips {
     audit: AuditLog,
     clock: Arc<dyn Clock>,
-    last: Mutex<HashMap<(Policy, String), UnixMillis>>,
+    last: Mutex<BoundedMap<(Policy, Fingerprint), UnixMillis>>,
 }
 
 impl Trips {
-    pub fn new(audit: AuditLog, clock: Arc<dyn Clock>) -> Self {
+    /// Remembers at most `capacity` keys' last events.
+    pub fn new(audit: AuditLog, clock: Arc<dyn Clock>, capacity: usize) -> Self {
         Self {
             audit,
             clock,
-            last: Mutex::new(HashMap::new()),
+            last: Mutex::new(BoundedMap::new(capacity)),
         }
     }
 
-    /// Called on every refusal of `policy` for `key`; records the sampled ones.
-    pub fn refused(&self, policy: Policy, key: &str, retry_after: Duration) {
+    /// Called on every refusal of `policy` for `key` (whose fingerprint is `fingerprint`);
+    /// records the sampled ones.
+    pub fn refused(
+        &self,
+        policy: Policy,
+        key: &str,
+        fingerprint: &Fingerprint,
+        retry_after: Duration,
+    ) {
         let now = self.clock.now();
-        if !self.first_in_window(policy, key, now) {
+        if !self.first_in_window(policy, *fingerprint, now) {
             return;
         }
         let kind = match policy {
@@ -72,22 +81,16 @@ impl Trips {
         });
     }
 
-    fn first_in_window(&self, policy: Policy, key: &str, now: UnixMillis) -> bool {
+    fn first_in_window(&self, policy: Policy, key: Fingerprint, now: UnixMillis) -> bool {
         let Ok(mut last) = self.last.lock() else {
             return false;
         };
         let window = i64::try_from(SAMPLE_WINDOW.as_millis()).unwrap_or(i64::MAX);
-        if last.len() >= MAX_TRACKED {
-            last.retain(|_, at| now - *at < window);
-            if last.len() >= MAX_TRACKED {
-                last.clear();
-            }
-        }
         // A steady flood yields one event per window: the window restarts at each event.
-        let slot = (policy, key.to_owned());
+        let slot = (policy, key);
         let fresh = last.get(&slot).is_none_or(|at| now - at >= window);
         if fresh {
-            last.insert(slot, now);
+            last.insert(slot, now, |at| *at);
         }
         fresh
     }

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::value::MapAccessDeserializer;
@@ -17,7 +17,7 @@ use serde::de::{Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor}
 use super::AppState;
 use super::error::Error;
 use super::json_bounds::{Exceeded, MAX_DEPTH, MAX_STRING_CHARS};
-use crate::auth::tokens::Verified;
+use crate::auth::tokens::{Rejection, Verified, claimed_role};
 use crate::clock::UnixMillis;
 use crate::defense::client_ip::ClientIp;
 use crate::defense::csrf;
@@ -25,6 +25,7 @@ use crate::defense::rate_limit::Policy;
 use crate::domain::{Permission, Role};
 use crate::request_context::RequestContext;
 use crate::services::Caller;
+use crate::services::denials::Denial;
 
 /// A caller with a valid access token.
 #[derive(Debug, Clone)]
@@ -125,18 +126,20 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     Ok(Some(token))
 }
 
-fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthUser, Error> {
+fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthUser, Rejection> {
     let Verified {
         user_id,
         session_id,
         role,
         authenticated_at,
-    } = state.tokens.verify(token).ok_or(Error::Unauthorized)?;
+    } = state.tokens.check(token)?;
     // In memory, no database read: a revoked session's tokens stop here at once, on every
     // instance (see `auth::revocations`).
     if state.revocations.is_revoked(&session_id) {
-        return Err(Error::Unauthorized);
+        return Err(Rejection::Revoked);
     }
+    // The request's log line names who made it.
+    tracing::Span::current().record("user_id", user_id);
     Ok(AuthUser {
         user_id,
         session_id,
@@ -145,6 +148,57 @@ fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthU
         token: token.to_owned(),
         via_cookie,
     })
+}
+
+/// [`authenticate`], with a refused token recorded on the audit trail (sampled, see
+/// [`crate::services::denials`]) before the one generic 401.
+async fn authenticate_or_record(
+    parts: &mut Parts,
+    state: &AppState,
+    token: &str,
+    via_cookie: bool,
+) -> Result<AuthUser, Error> {
+    match authenticate(state, token, via_cookie) {
+        Ok(user) => Ok(user),
+        Err(rejection) => {
+            record_rejection(parts, state, rejection.as_str(), claimed_role(token)).await;
+            Err(Error::Unauthorized)
+        }
+    }
+}
+
+async fn record_rejection(
+    parts: &mut Parts,
+    state: &AppState,
+    reason: &'static str,
+    claimed_role: Option<Role>,
+) {
+    let Ok(context) = RequestContext::from_request_parts(parts, state).await;
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", MatchedPath::as_str);
+    let denial = Denial::Token {
+        reason,
+        claimed_role: claimed_role.map(Role::as_str),
+        method: parts.method.as_str(),
+        route,
+    };
+    state.denials.record(denial, &context).await;
+}
+
+/// [`presented_token`], with a malformed `Authorization` header recorded like a refused token.
+async fn presented_token_or_record(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<Option<String>, Error> {
+    match presented_token(&parts.headers) {
+        Ok(token) => Ok(token.map(str::to_owned)),
+        Err(error) => {
+            record_rejection(parts, state, "malformed", None).await;
+            Err(error)
+        }
+    }
 }
 
 /// The access token of the session cookie, when cookie mode is on and no `Authorization`
@@ -182,11 +236,13 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(user) = parts.extensions.get::<AuthUser>() {
             return Ok(user.clone());
         }
-        let user = match presented_token(&parts.headers)? {
-            Some(token) => authenticate(state, token, false)?,
+        let user = match presented_token_or_record(parts, state).await? {
+            Some(token) => authenticate_or_record(parts, state, &token, false).await?,
             None => {
-                let token = cookie_token(parts, state).ok_or(Error::Unauthorized)?;
-                let user = authenticate(state, token, true)?;
+                let token = cookie_token(parts, state)
+                    .ok_or(Error::Unauthorized)?
+                    .to_owned();
+                let user = authenticate_or_record(parts, state, &token, true).await?;
                 check_cookie_request(parts, state)?;
                 user
             }
@@ -207,15 +263,17 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        if let Some(token) = presented_token(&parts.headers)? {
-            return authenticate(state, token, false).map(|user| Self(Some(user)));
+        if let Some(token) = presented_token_or_record(parts, state).await? {
+            let user = authenticate_or_record(parts, state, &token, false).await?;
+            return Ok(Self(Some(user)));
         }
         let Some(token) = cookie_token(parts, state) else {
             return Ok(Self(None));
         };
         // A stale cookie (its session revoked elsewhere) is one the page cannot delete, being
         // `HttpOnly`: answering 401 would lock its owner out of public pages until it
-        // expires, so it counts as no credential here. Routes that need a user still say 401.
+        // expires, so it counts as no credential here (and is not a refusal to record).
+        // Routes that need a user still say 401.
         let Ok(user) = authenticate(state, token, true) else {
             return Ok(Self(None));
         };

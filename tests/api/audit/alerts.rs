@@ -234,4 +234,58 @@ async fn readiness_answers_and_client_errors_are_not_server_errors() {
     .await;
 }
 
-engine_tests!(repeated_server_errors_raise_one_alert_per_window,);
+/// A failed login for `email` that appears to come from `ip` (through the trusted proxy).
+async fn wrong_login_from(app: &TestApp, email: &str, ip: &str) {
+    let reply = app
+        .client
+        .post(app.url("/api/users/login"))
+        .header("X-Forwarded-For", ip)
+        .json(&serde_json::json!({"user": {"email": email, "password": "not the password 1"}}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(reply.status(), reqwest::StatusCode::UNAUTHORIZED);
+}
+
+/// Issue 22.3: a full counter map used to be cleared, so a spray of one-try addresses between
+/// a victim's ninth and tenth failures erased the count and no alert came. Now the spray
+/// evicts its own one-try counters, is itself reported, and the tenth failure still alerts.
+async fn a_spray_larger_than_the_counters_cannot_flush_a_victims_failed_logins(engine: Engine) {
+    let (url, mut alerts) = receiver(0).await;
+    let app = TestApp::spawn_with(
+        engine,
+        &[
+            ("AERIE_ALERT_WEBHOOK", url.as_str()),
+            ("AERIE_ALERT_FAILED_LOGINS", "10"),
+            ("AERIE_ALERT_FAILED_LOGIN_WINDOW_SECS", "300"),
+            ("AERIE_ALERT_MAX_TRACKED", "16"),
+            ("AERIE_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+    )
+    .await;
+    app.register("victim").await;
+    for n in 1..=9 {
+        wrong_login_from(&app, "victim@example.com", &format!("203.0.113.{n}")).await;
+    }
+    for n in 0..60 {
+        app.clock.advance(Duration::from_secs(1));
+        let ip = format!("198.51.100.{n}");
+        wrong_login_from(&app, &format!("nobody{n}@example.com"), &ip).await;
+    }
+    let spray = next_alert(&mut alerts, "the spray itself is reported").await;
+    assert_eq!(spray["rule"], "login_spray_detected");
+    assert_quiet(
+        &mut alerts,
+        Duration::from_millis(300),
+        "one spray report per window, and the victim is still below the threshold",
+    )
+    .await;
+    wrong_login_from(&app, "victim@example.com", "203.0.113.10").await;
+    let alert = next_alert(&mut alerts, "the tenth failure alerts despite the spray").await;
+    assert_eq!(alert["rule"], "failed_logins_account");
+}
+
+engine_tests!(
+    repeated_server_errors_raise_one_alert_per_window,
+    a_spray_larger_than_the_counters_cannot_flush_a_victims_failed_logins,
+);

@@ -5,5 +5,6 @@ mod admin;
 pub(crate) mod alerts;
 mod archive;
 mod cli;
+mod denials;
 mod session_events;
 mod trail;

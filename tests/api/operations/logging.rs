@@ -190,10 +190,12 @@ async fn secrets_never_reach_the_logs_and_hostile_input_cannot_forge_lines() {
             HeaderValue::from_bytes("evil\u{2028}{\"message\":\"forged\"}".as_bytes())
                 .expect("header"),
         )
-        .json(&json!({"user": {"email": forged, "password": PASSWORD}}))
+        .json(&json!({"user": {"email": "nobody@example.com", "password": PASSWORD}}))
         .send()
         .await
         .expect("hostile login");
+    // An address of the right shape, so the hostile User-Agent reaches `login_failed` (an
+    // email that is not an address is a 422 before any event).
     assert_eq!(hostile_login.status(), StatusCode::UNAUTHORIZED);
 
     let lines = server.stop().await;
@@ -253,7 +255,16 @@ async fn secrets_never_reach_the_logs_and_hostile_input_cannot_forge_lines() {
                 .is_some_and(|r| r.len() >= 16),
             "{line}"
         );
+        // Who and from where (issue 24.1): the client address on every line...
+        assert_eq!(line["span"]["client_ip"], "127.0.0.1", "{line}");
     }
+    // ...and the user on the lines of authenticated requests.
+    assert!(
+        responses
+            .iter()
+            .any(|line| line["span"]["user_id"].as_i64().is_some_and(|id| id > 0)),
+        "{all}"
+    );
 
     // Audit events are logged by id, and the final checkpoint was written at shutdown.
     assert!(
@@ -271,8 +282,14 @@ async fn secrets_never_reach_the_logs_and_hostile_input_cannot_forge_lines() {
         .rev()
         .find(|e| e["message"] == "audit checkpoint")
         .expect("a checkpoint at shutdown");
-    // Seven events: the password change also ended the other session (`session_revoked`).
-    assert_eq!(checkpoint["seq"], 7, "{checkpoint}");
+    // Eight events: the password change also ended the other session (`session_revoked`),
+    // and the invalid token was refused (`token_rejected`, its reason only).
+    assert_eq!(checkpoint["seq"], 8, "{checkpoint}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "token_rejected" && e["message"] == "audit event")
+    );
 }
 
 /// The alert webhook's path is often its only secret (Slack, Teams): an unreachable receiver

@@ -8,6 +8,7 @@ mod auth;
 mod cookie_mode;
 mod headers;
 mod kill_switches;
+mod login_keys;
 mod markdown_bounds;
 mod quotas;
 mod rate_limit;

@@ -191,15 +191,29 @@ async fn redis_keys_expire_and_odd_account_names_cannot_collide() {
         StatusCode::TOO_MANY_REQUESTS,
         "bob's account budget is spent"
     );
-    // Each of these is its own account key: none may land in bob's bucket, in another
-    // policy's keys, or outside the prefix.
+    // Addresses that are not addresses (a key pattern, a newline, 5 000 characters) are a 422
+    // before any key is made; odd but valid ones are each their own account key: none may
+    // land in bob's bucket, in another policy's keys, or outside the prefix.
     let long = format!("bob@example.com{}", "x".repeat(5000));
-    let odd = [
+    for email in [
         "bob@example.com:*",
         "bob@example.com\nx",
         "*",
-        "bob@example.com:rl:login-ip:0",
         long.as_str(),
+    ] {
+        let reply = wrong_login(&app, email).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{email:.40}: {}",
+            reply.body
+        );
+    }
+    let odd = [
+        "bob:*@example.com",
+        "*@example.com",
+        "bob@example.com.x",
+        "rl:login-ip:0@example.com",
     ];
     for email in odd {
         let reply = wrong_login(&app, email).await;

@@ -8,20 +8,23 @@
 //! An alert is a WARN or ERROR log line (target `aerie::alert`) and, when `AERIE_ALERT_WEBHOOK` is set,
 //! a JSON POST to it ([`super::webhook`]).
 
-use std::collections::{HashMap, VecDeque};
+mod windows;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use self::windows::{KeyedWindows, ServerErrorWindow};
 use super::event::Severity;
 use super::webhook::{self, Notice};
 use crate::clock::UnixMillis;
+use crate::fingerprint::Fingerprint;
 use crate::store::AuditRow;
-/// Failure counters kept at most; beyond this the oldest windows are forgotten, so a spray
-/// from many addresses cannot grow memory without bound.
-const MAX_TRACKED: usize = 100_000;
+
+/// `AERIE_ALERT_MAX_TRACKED` by default: failure counters kept at most (see [`windows`]).
+pub const DEFAULT_MAX_TRACKED: usize = 100_000;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Alert {
@@ -55,6 +58,12 @@ pub struct AlertSettings {
     /// Responses with status ≥ 500 within the window that raise one alert.
     pub server_error_threshold: u32,
     pub server_error_window: Duration,
+    /// Failure counters (per account, per address) kept at most; when full, the least
+    /// significant are evicted and `login_spray_detected` is raised.
+    pub max_tracked: usize,
+    /// Recorded `access_denied` events, or forged-token `token_rejected` events, by one user
+    /// or one address within `failed_login_window` that raise `privilege_escalation_attempts`.
+    pub denials: u32,
 }
 
 /// The webhook's path is often its secret, so `Debug` only says whether one is set.
@@ -66,6 +75,8 @@ impl std::fmt::Debug for AlertSettings {
             .field("failed_login_window", &self.failed_login_window)
             .field("server_error_threshold", &self.server_error_threshold)
             .field("server_error_window", &self.server_error_window)
+            .field("max_tracked", &self.max_tracked)
+            .field("denials", &self.denials)
             .finish()
     }
 }
@@ -76,9 +87,9 @@ pub struct Alerts {
 }
 
 struct Inner {
-    threshold: usize,
-    window: i64,
-    failures: Mutex<HashMap<String, VecDeque<UnixMillis>>>,
+    failures: Mutex<KeyedWindows>,
+    /// Refusals per user or address (the privilege-escalation rule).
+    denials: Mutex<KeyedWindows>,
     server_errors: Mutex<ServerErrorWindow>,
     webhook: Option<mpsc::Sender<Alert>>,
     /// A command's alerts, kept for [`Alerts::deliver_held`] to post before it exits (a
@@ -86,54 +97,12 @@ struct Inner {
     held: Option<(String, Mutex<Vec<Alert>>)>,
 }
 
-/// The repeated-5xx rule's state: the times of the latest server errors (at most
-/// `threshold` of them), and until when the rule stays quiet after it fired.
-struct ServerErrorWindow {
-    threshold: usize,
-    window: i64,
-    recent: VecDeque<UnixMillis>,
-    quiet_until: UnixMillis,
-}
-
-impl ServerErrorWindow {
-    fn new(threshold: u32, window: Duration) -> Self {
-        Self {
-            threshold: usize::try_from(threshold).unwrap_or(usize::MAX).max(1),
-            window: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
-            recent: VecDeque::new(),
-            quiet_until: UnixMillis::MIN,
-        }
-    }
-
-    /// Counts one server error at `at`; true when it is the threshold-th within the window.
-    /// The rule then stays quiet for one window, so an outage raises one alert per window
-    /// instead of one per failed request.
-    fn count(&mut self, at: UnixMillis) -> bool {
-        if at < self.quiet_until {
-            return false;
-        }
-        let since = at.saturating_sub(self.window);
-        self.recent.retain(|t| *t > since);
-        self.recent.push_back(at);
-        if self.recent.len() < self.threshold {
-            return false;
-        }
-        self.recent.clear();
-        self.quiet_until = at.saturating_add(self.window);
-        true
-    }
-}
-
 impl Alerts {
     /// Builds the rules from their settings and, with a webhook, starts its sender task
     /// (so this must run inside the Tokio runtime).
     pub fn from_settings(settings: &AlertSettings) -> Self {
         let webhook = settings.webhook.clone().map(webhook::start);
-        let alerts = Self::new(
-            settings.failed_logins,
-            settings.failed_login_window,
-            webhook,
-        );
+        let alerts = Self::new(settings, webhook);
         alerts.with_server_error_rule(
             settings.server_error_threshold,
             settings.server_error_window,
@@ -144,19 +113,28 @@ impl Alerts {
     /// held for the webhook until [`Alerts::deliver_held`], which the command awaits before
     /// it exits.
     pub fn for_command(settings: &AlertSettings) -> Self {
-        let mut alerts = Self::new(settings.failed_logins, settings.failed_login_window, None);
+        let mut alerts = Self::new(settings, None);
         if let (Some(url), Some(inner)) = (&settings.webhook, Arc::get_mut(&mut alerts.inner)) {
             inner.held = Some((url.clone(), Mutex::new(Vec::new())));
         }
         alerts
     }
 
-    fn new(threshold: u32, window: Duration, webhook: Option<mpsc::Sender<Alert>>) -> Self {
+    fn new(settings: &AlertSettings, webhook: Option<mpsc::Sender<Alert>>) -> Self {
+        let failures = KeyedWindows::new(
+            settings.failed_logins,
+            settings.failed_login_window,
+            settings.max_tracked,
+        );
+        let denials = KeyedWindows::new(
+            settings.denials,
+            settings.failed_login_window,
+            settings.max_tracked,
+        );
         Self {
             inner: Arc::new(Inner {
-                threshold: usize::try_from(threshold).unwrap_or(usize::MAX).max(1),
-                window: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
-                failures: Mutex::new(HashMap::new()),
+                failures: Mutex::new(failures),
+                denials: Mutex::new(denials),
                 server_errors: Mutex::new(ServerErrorWindow::new(20, Duration::from_secs(60))),
                 webhook,
                 held: None,
@@ -234,26 +212,58 @@ impl Alerts {
             // A wrong current password from a signed-in caller is a password guess too.
             "login_failed" | "password_change_failed" | "step_up_failed" => {
                 let mut fired = Vec::new();
-                let n = self.inner.threshold;
-                if let Some(account) = row.subject_id
-                    && self.count_failure(format!("account:{account}"), row.at)
-                {
-                    fired.push(alert(
-                        "failed_logins_account",
-                        Severity::Warning,
-                        format!("{n} failed logins for account {account} within the window"),
-                    ));
+                let n = self.failure_threshold();
+                let mut spray = None;
+                if let Some(account) = row.subject_id {
+                    let counted = self.count_failure(&format!("account:{account}"), row.at);
+                    spray = spray.or(counted.spray);
+                    if counted.reached {
+                        fired.push(alert(
+                            "failed_logins_account",
+                            Severity::Warning,
+                            format!("{n} failed logins for account {account} within the window"),
+                        ));
+                    }
                 }
-                if let Some(ip) = &row.client_ip
-                    && self.count_failure(format!("ip:{ip}"), row.at)
-                {
+                if let Some(ip) = &row.client_ip {
+                    let counted = self.count_failure(&format!("ip:{ip}"), row.at);
+                    spray = spray.or(counted.spray);
+                    if counted.reached {
+                        fired.push(alert(
+                            "failed_logins_ip",
+                            Severity::Warning,
+                            format!("{n} failed logins from one client address within the window"),
+                        ));
+                    }
+                }
+                if let Some(evicted) = spray {
                     fired.push(alert(
-                        "failed_logins_ip",
+                        "login_spray_detected",
                         Severity::Warning,
-                        format!("{n} failed logins from one client address within the window"),
+                        format!(
+                            "failed logins from more accounts and addresses than the counters hold: {evicted} of the least significant were evicted"
+                        ),
                     ));
                 }
                 fired
+            }
+            "access_denied" | "token_rejected" if is_escalation_attempt(row) => {
+                let (who, key) = match (row.actor_id, &row.client_ip) {
+                    (Some(user), _) => (format!("user {user}"), format!("user:{user}")),
+                    (None, Some(ip)) => ("one client address".to_owned(), format!("ip:{ip}")),
+                    (None, None) => return Vec::new(),
+                };
+                if !self.count_denial(&key, row.at) {
+                    return Vec::new();
+                }
+                vec![alert(
+                    "privilege_escalation_attempts",
+                    Severity::Warning,
+                    format!(
+                        "{} refused permissions or forged tokens from {who} within the window",
+                        self.denial_threshold()
+                    ),
+                )]
             }
             "refresh_reuse_detected" => vec![alert(
                 "refresh_reuse",
@@ -280,28 +290,34 @@ impl Alerts {
         }
     }
 
-    /// Counts one failure for `key` at `at`; true when the count reaches the threshold within
-    /// the window. The window then starts afresh, so a sustained attack alerts once per N
-    /// failures rather than on every one.
-    fn count_failure(&self, key: String, at: UnixMillis) -> bool {
-        let Ok(mut failures) = self.inner.failures.lock() else {
-            return false;
-        };
-        let since = at.saturating_sub(self.inner.window);
-        if failures.len() >= MAX_TRACKED && !failures.contains_key(&key) {
-            failures.retain(|_, times| times.back().is_some_and(|t| *t > since));
-            if failures.len() >= MAX_TRACKED {
-                failures.clear();
-            }
+    fn failure_threshold(&self) -> usize {
+        self.inner
+            .failures
+            .lock()
+            .map_or(0, |failures| failures.threshold())
+    }
+
+    fn denial_threshold(&self) -> usize {
+        self.inner
+            .denials
+            .lock()
+            .map_or(0, |denials| denials.threshold())
+    }
+
+    /// Counts one refusal for `key` at `at`; true when it reaches the threshold.
+    fn count_denial(&self, key: &str, at: UnixMillis) -> bool {
+        self.inner
+            .denials
+            .lock()
+            .is_ok_and(|mut denials| denials.count(Fingerprint::of(key), at).reached)
+    }
+
+    /// Counts one failure for `key` (its fingerprint: the key may be long) at `at`.
+    fn count_failure(&self, key: &str, at: UnixMillis) -> windows::Counted {
+        match self.inner.failures.lock() {
+            Ok(mut failures) => failures.count(Fingerprint::of(key), at),
+            Err(_) => windows::Counted::default(),
         }
-        let times = failures.entry(key).or_default();
-        times.retain(|t| *t > since);
-        times.push_back(at);
-        if times.len() >= self.inner.threshold {
-            times.clear();
-            return true;
-        }
-        false
     }
 
     /// Logs the alert and queues it for the webhook without waiting.
@@ -321,6 +337,16 @@ impl Alerts {
     }
 }
 
+/// A refused permission, or a token that was forged rather than old (an expired or revoked
+/// token is an ordinary client's, and does not count).
+fn is_escalation_attempt(row: &AuditRow) -> bool {
+    const FORGED: [&str; 5] = ["algorithm", "header", "key_id", "signature", "claims"];
+    row.event_type == "access_denied"
+        || FORGED
+            .iter()
+            .any(|reason| row.detail.contains(&format!("\"reason\":\"{reason}\"")))
+}
+
 fn log_alert(alert: &Alert) {
     match alert.severity {
         Severity::Critical => tracing::error!(
@@ -337,6 +363,18 @@ fn log_alert(alert: &Alert) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(threshold: u32) -> AlertSettings {
+        AlertSettings {
+            webhook: None,
+            failed_logins: threshold,
+            failed_login_window: Duration::from_secs(60),
+            server_error_threshold: 20,
+            server_error_window: Duration::from_secs(60),
+            max_tracked: DEFAULT_MAX_TRACKED,
+            denials: 3,
+        }
+    }
 
     fn failed_login(seq: i64, at: UnixMillis, subject: Option<i64>, ip: &str) -> AuditRow {
         AuditRow {
@@ -362,7 +400,7 @@ mod tests {
 
     #[test]
     fn failed_logins_alert_once_per_threshold_within_the_window() {
-        let alerts = Alerts::new(3, Duration::from_secs(60), None);
+        let alerts = Alerts::new(&settings(3), None);
         let t = 1_000_000;
         assert!(rules_fired(&alerts, &failed_login(1, t, Some(7), "10.0.0.1")).is_empty());
         assert!(rules_fired(&alerts, &failed_login(2, t + 1, Some(7), "10.0.0.2")).is_empty());
@@ -376,7 +414,7 @@ mod tests {
 
     #[test]
     fn failures_outside_the_window_do_not_count() {
-        let alerts = Alerts::new(3, Duration::from_secs(60), None);
+        let alerts = Alerts::new(&settings(3), None);
         let t = 1_000_000;
         for (i, at) in [t, t + 1, t + 61_000, t + 61_001].into_iter().enumerate() {
             let seq = i64::try_from(i).unwrap_or_default();
@@ -418,7 +456,7 @@ mod tests {
 
     #[test]
     fn admin_grants_and_refresh_reuse_always_alert() {
-        let alerts = Alerts::new(3, Duration::from_secs(60), None);
+        let alerts = Alerts::new(&settings(3), None);
         let mut row = failed_login(1, 0, Some(1), "10.0.0.1");
         row.event_type = "role_changed".into();
         row.detail = r#"{"from":"user","to":"admin"}"#.into();
