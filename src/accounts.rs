@@ -111,6 +111,14 @@ fn unknown_user(username: &str) -> anyhow::Error {
     anyhow::anyhow!("no user named '{username}'")
 }
 
+/// The error of a command on `username`, the unknown account said in the operator's terms.
+fn naming(username: &str) -> impl FnOnce(AccountError) -> anyhow::Error + '_ {
+    move |error| match error {
+        AccountError::UnknownUser => unknown_user(username),
+        other => other.into(),
+    }
+}
+
 pub async fn create(
     settings: &AccountSettings<'_>,
     username: String,
@@ -148,10 +156,7 @@ pub async fn set_role(
         .accounts(settings)?
         .set_role(console.actor(), username, role)
         .await
-        .map_err(|error| match error {
-            AccountError::UnknownUser => unknown_user(username),
-            other => other.into(),
-        })?;
+        .map_err(naming(username))?;
     tracing::warn!(
         subject = changed.user.id,
         role = role.as_str(),
@@ -177,10 +182,7 @@ pub async fn set_disabled(
         .accounts(settings)?
         .set_disabled(console.actor(), username, disabled)
         .await
-        .map_err(|error| match error {
-            AccountError::UnknownUser => unknown_user(username),
-            other => other.into(),
-        })?;
+        .map_err(naming(username))?;
     let state = if disabled { "disabled" } else { "enabled" };
     tracing::warn!(
         subject = changed.user.id,
@@ -207,10 +209,7 @@ pub async fn set_password(
         .accounts(settings)?
         .set_password(console.actor(), username, password)
         .await
-        .map_err(|error| match error {
-            AccountError::UnknownUser => unknown_user(username),
-            other => other.into(),
-        })?;
+        .map_err(naming(username))?;
     tracing::warn!(
         subject = changed.user.id,
         "password set from the command line"
