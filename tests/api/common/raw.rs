@@ -9,6 +9,18 @@ use serde_json::Value;
 use super::{Reply, TestApp};
 
 impl TestApp {
+    /// `host:port` of the plain listener: what a raw request's socket and `Host` name.
+    pub fn host_port(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
+    /// A plain TCP connection to the server, for requests an HTTP client will not send.
+    pub async fn connect_raw(&self) -> tokio::net::TcpStream {
+        tokio::net::TcpStream::connect(self.host_port())
+            .await
+            .expect("connect")
+    }
+
     /// POSTs a JSON body over a raw socket, framed by `Content-Length` or, when `chunked`,
     /// by `Transfer-Encoding: chunked` with no length, and reads the response. The answer is
     /// read while the body is still being written, so a server that refuses early (a 413
@@ -16,10 +28,8 @@ impl TestApp {
     /// reset connection.
     pub async fn raw_post(&self, path: &str, body: Vec<u8>, chunked: bool) -> Reply {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let address = self.address.trim_start_matches("http://").to_owned();
-        let stream = tokio::net::TcpStream::connect(&address)
-            .await
-            .expect("connect");
+        let address = self.host_port();
+        let stream = self.connect_raw().await;
         let (mut reader, mut writer) = stream.into_split();
         let framing = if chunked {
             "Transfer-Encoding: chunked".to_owned()
@@ -72,10 +82,7 @@ impl TestApp {
     /// `Connection: close`) and reads the response until the server closes.
     pub async fn raw_request(&self, request: &str) -> Reply {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let address = self.address.trim_start_matches("http://");
-        let mut stream = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
+        let mut stream = self.connect_raw().await;
         stream
             .write_all(request.as_bytes())
             .await

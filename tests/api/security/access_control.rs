@@ -408,10 +408,8 @@ async fn role_in_the_body_is_mass_assignment_and_is_refused(app: TestApp) {
 /// Sends a request line exactly as written (no client-side path normalization).
 async fn raw_get(app: &TestApp, target: &str, token: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = app.address.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
+    let address = app.host_port();
+    let mut stream = app.connect_raw().await;
     let request = format!(
         "GET {target} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Token {token}\r\nConnection: close\r\n\r\n"
     );

@@ -403,10 +403,8 @@ async fn allowlisted_internal_callers_skip_limits() {
 async fn oversized_content_length_is_refused_before_the_body_is_sent() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
+    let address = app.host_port();
+    let mut stream = app.connect_raw().await;
     // Announce 100 MB, send none of it: the answer must come anyway.
     let head = format!(
         "POST {LOGIN} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"

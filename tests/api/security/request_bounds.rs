@@ -145,10 +145,8 @@ async fn each_route_group_has_its_own_body_limit() {
 async fn an_announced_oversized_body_on_an_account_route_is_refused_before_it_is_sent() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn_with(Engine::Sqlite, &[("AERIE_BODY_LIMIT_AUTH_BYTES", "2048")]).await;
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
+    let address = app.host_port();
+    let mut stream = app.connect_raw().await;
     // 4 KiB announced (over the account limit, well under the others), none of it sent.
     let head = format!(
         "POST /api/users/login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
@@ -174,10 +172,8 @@ async fn an_oversized_body_still_being_sent_gets_its_413_not_a_reset() {
     const CHUNK: usize = 16 * 1024;
     const CHUNKS: usize = 32; // 512 KiB: 8 times the account routes' limit
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
+    let address = app.host_port();
+    let mut stream = app.connect_raw().await;
     let head = format!(
         "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         CHUNK * CHUNKS
@@ -209,10 +205,8 @@ async fn an_oversized_body_still_being_sent_gets_its_413_not_a_reset() {
 async fn expect_100_continue_over_the_limit_gets_the_413_instead_of_continue() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
+    let address = app.host_port();
+    let mut stream = app.connect_raw().await;
     let head = format!(
         "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\nExpect: 100-continue\r\n\r\n"
     );

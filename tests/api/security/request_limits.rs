@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use crate::common::{Engine, TestApp};
 
 fn socket_address(app: &TestApp) -> String {
-    app.address.trim_start_matches("http://").to_owned()
+    app.host_port().to_owned()
 }
 
 /// Writes `bytes` while reading the answer (the server may answer, and close, before the
