@@ -223,6 +223,8 @@ mod tests {
             config.passwords,
             config.accounts,
         );
+        let rate_limiter =
+            crate::defense::rate_limit::RateLimiter::new(&config.rate_limits, clock.clone());
         let state = AppState {
             audit,
             store: store.clone(),
@@ -239,9 +241,10 @@ mod tests {
             ),
             markdown: crate::services::markdown::Renderer::new(config.content),
             denials: services.denials,
-            rate_limiter: crate::defense::rate_limit::RateLimiter::new(
-                &config.rate_limits,
-                clock.clone(),
+            rate_limiter: rate_limiter.clone(),
+            login_guard: crate::defense::login_guard::LoginGuard::new(
+                rate_limiter,
+                crate::defense::login_guard::DeviceKey::new([9; 32]),
             ),
             clock,
             metrics: crate::metrics::Metrics::new(),

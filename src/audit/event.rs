@@ -86,10 +86,18 @@ catalogue! {
     RoleChanged => "role_changed", Warning;
     UserDisabled => "user_disabled", Warning;
     UserEnabled => "user_enabled", Info;
-    /// Too many failures: an account was locked.
+    /// Too many failures: an account was locked (detail: the policy — `login-account` for the
+    /// account as a whole, `login-pair`/`login-pair-slow` for one address or device on it).
     AccountLocked => "account_locked", Warning;
-    /// Too many failures: a client address was blocked.
+    /// Too many failures: a client address was blocked (detail: the policy — `login-ip`,
+    /// `login-fail-ip` for credential stuffing, `login-fail-prefix` for an IPv6 /48).
     IpBlocked => "ip_blocked", Warning;
+    /// A login from a device and network the account has not used before (detail: coarse
+    /// device family and network prefix). Raises the `login_new_device` alert.
+    LoginNewDevice => "login_new_device", Warning;
+    /// A refresh came from another address family or network than the session's previous
+    /// request (detail: fromNetwork, toNetwork).
+    SessionIpChanged => "session_ip_changed", Info;
     /// A rate limit refused requests (sampled, not one event per refused request).
     RateLimitTripped => "rate_limit_tripped", Info;
     /// A signed-in user was refused a route their role lacks the permission for (detail:

@@ -252,6 +252,14 @@ fn bad_values_name_their_setting() {
         error_of(&[("AERIE_RATE_LIMIT_LOGIN_IP", "0/60")]).contains("AERIE_RATE_LIMIT_LOGIN_IP")
     );
     assert!(error_of(&[("AERIE_RATE_LIMIT_WRITES", "ten")]).contains("AERIE_RATE_LIMIT_WRITES"));
+    for login_failures in [
+        "AERIE_RATE_LIMIT_LOGIN_PAIR",
+        "AERIE_RATE_LIMIT_LOGIN_PAIR_SLOW",
+        "AERIE_RATE_LIMIT_LOGIN_FAIL_IP",
+        "AERIE_RATE_LIMIT_LOGIN_FAIL_PREFIX",
+    ] {
+        assert!(error_of(&[(login_failures, "5/0")]).contains(login_failures));
+    }
     assert!(error_of(&[("AERIE_RATE_LIMIT_MAX_KEYS", "15")]).contains("AERIE_RATE_LIMIT_MAX_KEYS"));
     assert!(error_of(&[("AERIE_ALERT_MAX_TRACKED", "0")]).contains("AERIE_ALERT_MAX_TRACKED"));
     assert!(error_of(&[("AERIE_ALERT_DENIALS", "0")]).contains("AERIE_ALERT_DENIALS"));

@@ -5,6 +5,7 @@ pub mod cors;
 pub mod csrf;
 pub mod headers;
 pub mod host;
+pub mod login_guard;
 pub mod rate_limit;
 
 /// A header map from name/value pairs, repeated names kept: for the defences' unit tests.

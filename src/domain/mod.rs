@@ -2,6 +2,7 @@
 //! past the HTTP edge never re-checks it ("parse, don't validate").
 
 mod article;
+mod breached;
 mod fields;
 mod markdown;
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub use article::{
     DESCRIPTION_MAX_CHARS, Description, MAX_TAGS, Slug, TAG_MAX_CHARS, TITLE_MAX_CHARS, Tag, Title,
     tag_list,
 };
+pub use breached::{is_common_password, warm as warm_common_passwords};
 pub use fields::{FieldErrors, InvalidFields};
 pub use markdown::{
     EXPANSION_FLOOR_BYTES, MarkdownLimits, MarkdownRefusal, check_markdown, render_markdown,

@@ -121,6 +121,14 @@ impl NewPassword {
             "is too short (minimum is 12 characters)",
             "is too long (maximum is 128 characters)",
         )?;
+        // Before zxcvbn: the list is the cheaper check, and its answer is the clearer one.
+        if super::is_common_password(text) {
+            return Err(Invalid(
+                "is on a list of passwords leaked in data breaches, which attackers try first: \
+                 choose a longer passphrase of unrelated words, or let a password manager \
+                 generate one",
+            ));
+        }
         let score = zxcvbn::zxcvbn(text, related).score() as u8;
         if score < min_score {
             return Err(Invalid(
@@ -246,6 +254,17 @@ mod tests {
             Email::parse("Bob@Example.com".into()).map(|e| e.key()),
             Ok("bob@example.com".into())
         );
+    }
+
+    #[test]
+    fn breached_passwords_are_refused_even_when_zxcvbn_rates_them_strong() {
+        let breached = "Yfdbufnjh10305070";
+        assert!(
+            zxcvbn::zxcvbn(breached, &[]).score() as u8 >= 3,
+            "zxcvbn alone would accept it"
+        );
+        let refused = NewPassword::parse(breached.into(), 3, &[]).err();
+        assert!(refused.is_some_and(|Invalid(message)| message.contains("data breaches")));
     }
 
     #[test]

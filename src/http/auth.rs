@@ -203,6 +203,11 @@ struct SessionView {
     ip: Option<String>,
     #[schema(required = true)]
     user_agent: Option<String>,
+    /// The address of the session's last login or refresh.
+    #[schema(required = true)]
+    last_ip: Option<String>,
+    /// The device of its last login or refresh, coarsely (`Firefox on Linux`, `curl`).
+    last_device: String,
     current: bool,
 }
 
@@ -221,6 +226,8 @@ async fn list_sessions(
             id: row.id,
             created_at: rfc3339(row.created_at),
             last_used_at: rfc3339(row.last_seen_at),
+            last_device: crate::services::devices::device_family(row.last_user_agent.as_deref()),
+            last_ip: row.last_ip,
             ip: row.client_ip,
             user_agent: row.user_agent,
         })

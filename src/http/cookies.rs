@@ -67,6 +67,12 @@ pub fn read<'a>(settings: &CookieSettings, headers: &'a HeaderMap, name: &str) -
     if settings.mode == CookieMode::Off {
         return None;
     }
+    read_any(headers, name)
+}
+
+/// The value of cookie `name` whatever the cookie mode (the login device cookie is not a
+/// session cookie); none when sent more than once.
+pub fn read_any<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let mut found = headers
         .get_all(COOKIE)
         .iter()
@@ -178,7 +184,7 @@ impl IntoResponseParts for ClearedCookies {
 
 /// One `Set-Cookie` with the attributes the `__Host-` prefix demands (`Secure`, `Path=/`, no
 /// `Domain`) and `SameSite=Strict`.
-fn append_cookie(
+pub(in crate::http) fn append_cookie(
     headers: &mut HeaderMap,
     name: &str,
     value: &str,

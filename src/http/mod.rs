@@ -80,6 +80,8 @@ pub struct AppState {
     pub revocations: Revocations,
     pub clock: Arc<dyn Clock>,
     pub rate_limiter: RateLimiter,
+    /// Login's failure budgets and known devices (on top of `rate_limiter`'s buckets).
+    pub login_guard: crate::defense::login_guard::LoginGuard,
     /// The tamper-evident audit trail: `state.audit.record(event).await?`.
     pub audit: AuditLog,
     /// Log in, refresh, end sessions.

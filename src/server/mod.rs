@@ -36,6 +36,8 @@ use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::{Config, ConnectionLimits};
 use crate::defense::cors::AllowedOrigins;
+use crate::defense::login_guard::device::DEVICE_KEY_LABEL;
+use crate::defense::login_guard::{DeviceKey, LoginGuard};
 use crate::defense::rate_limit::RateLimiter;
 use crate::http::AppState;
 use crate::http::health::ShuttingDown;
@@ -152,7 +154,13 @@ impl Server {
             settings.access_token_ttl,
         );
         let quotas = Quotas::new(store.clone(), clock.clone(), config.quotas);
+        let login_guard = LoginGuard::new(
+            rate_limiter.clone(),
+            DeviceKey::new(audit.key().derive(DEVICE_KEY_LABEL)),
+        );
+        crate::domain::warm_common_passwords();
         let state = AppState {
+            login_guard,
             rate_limiter,
             store: store.clone(),
             hasher,

@@ -20,6 +20,7 @@
 pub mod accounts;
 pub mod audit_trail;
 pub mod denials;
+pub mod devices;
 pub mod markdown;
 pub mod quotas;
 pub mod retention;

@@ -25,6 +25,8 @@ pub struct RefreshRow {
     pub revoked_at: Option<i64>,
     /// The session's last password authentication (its login, or a later step-up).
     pub authenticated_at: i64,
+    /// Where the session was last used from (its opening address until a refresh).
+    pub last_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -34,6 +36,9 @@ pub struct SessionRow {
     pub last_seen_at: i64,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Where and with what it was last used (its opening values until a refresh).
+    pub last_ip: Option<String>,
+    pub last_user_agent: Option<String>,
 }
 
 /// Which sessions a retention pass deletes: revoked before, last seen before, or created
@@ -107,7 +112,8 @@ impl Store {
 
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRow>, sqlx::Error> {
         let sql = "SELECT r.session_id, r.rotated_at, r.successor_hash, s.user_id, s.created_at, s.last_seen_at, s.revoked_at,
-                          COALESCE(s.authenticated_at, s.created_at) AS authenticated_at
+                          COALESCE(s.authenticated_at, s.created_at) AS authenticated_at,
+                          COALESCE(s.last_ip, s.client_ip) AS last_ip
                    FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
                    WHERE r.token_hash = $1";
         on_pool!(self, |pool| sqlx::query_as(sql)
@@ -156,11 +162,6 @@ impl Store {
         Ok(affected == 1)
     }
 
-    pub async fn touch_session(&self, id: &str, now: UnixMillis) -> Result<(), sqlx::Error> {
-        let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1";
-        execute!(self, sql, id, now)
-    }
-
     /// Revokes one of `user_id`'s live sessions; answers the ids revoked (none when the
     /// session is unknown, someone else's or already revoked).
     pub async fn revoke_session(
@@ -206,7 +207,10 @@ impl Store {
         seen_since: UnixMillis,
         created_since: UnixMillis,
     ) -> Result<Vec<SessionRow>, sqlx::Error> {
-        let sql = "SELECT id, created_at, last_seen_at, client_ip, user_agent FROM sessions
+        let sql = "SELECT id, created_at, last_seen_at, client_ip, user_agent,
+                          COALESCE(last_ip, client_ip) AS last_ip,
+                          COALESCE(last_user_agent, user_agent) AS last_user_agent
+                   FROM sessions
                    WHERE user_id = $1 AND revoked_at IS NULL AND last_seen_at >= $2 AND created_at >= $3
                    ORDER BY created_at DESC, id";
         on_pool!(self, |pool| sqlx::query_as(sql)

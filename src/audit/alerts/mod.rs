@@ -29,7 +29,7 @@ pub const DEFAULT_MAX_TRACKED: usize = 100_000;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Alert {
     /// The rule that fired: `failed_logins_account`, `failed_logins_ip`, `refresh_reuse`,
-    /// `admin_role_granted`, `audit_verification_failed`, `repeated_5xx`.
+    /// `admin_role_granted`, `audit_verification_failed`, `repeated_5xx`, `login_new_device`.
     pub rule: &'static str,
     pub severity: Severity,
     pub time: String,
@@ -265,6 +265,11 @@ impl Alerts {
                     ),
                 )]
             }
+            "login_new_device" => vec![alert(
+                "login_new_device",
+                Severity::Warning,
+                "an account logged in from a device and network it has not used before".into(),
+            )],
             "refresh_reuse_detected" => vec![alert(
                 "refresh_reuse",
                 Severity::Critical,

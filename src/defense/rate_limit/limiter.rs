@@ -54,6 +54,13 @@ struct Inner {
     max_tracked_keys: usize,
 }
 
+/// Whether a decision takes a cell or only looks.
+#[derive(Clone, Copy)]
+enum Mode {
+    Take,
+    Peek,
+}
+
 /// What an allowed check reports, for the `RateLimit` headers.
 #[derive(Debug, Clone, Copy)]
 pub struct Allowed {
@@ -118,6 +125,29 @@ impl RateLimiter {
 
     /// Takes one request's worth of `policy`'s budget for `key`.
     pub async fn check(&self, policy: Policy, key: &str) -> Result<Allowed, Refused> {
+        self.decide(policy, key, Mode::Take).await
+    }
+
+    /// Whether `policy` would let `key` through now, without taking anything: login asks
+    /// before the password and charges only failures ([`Self::charge`]). A refusal is counted
+    /// and audited like a check's.
+    pub async fn peek(&self, policy: Policy, key: &str) -> Result<Allowed, Refused> {
+        self.decide(policy, key, Mode::Peek).await
+    }
+
+    /// Takes one cell for a failure already seen. The cell that empties the bucket starts a
+    /// lockout, so it is audited then (sampled as refusals are), not only at the next try.
+    pub async fn charge(&self, policy: Policy, key: &str) -> Result<Allowed, Refused> {
+        let charged = self.check(policy, key).await;
+        if let (Ok(allowed), Some(trips)) = (&charged, &self.inner.trips)
+            && allowed.remaining == 0
+        {
+            trips.refused(policy, key, &Fingerprint::of(key), allowed.rate.interval());
+        }
+        charged
+    }
+
+    async fn decide(&self, policy: Policy, key: &str, mode: Mode) -> Result<Allowed, Refused> {
         let Some((_, rate, buckets)) = self.inner.buckets.iter().find(|(p, _, _)| *p == policy)
         else {
             // Every policy gets buckets in `new`; a missing one would be a build bug.
@@ -130,17 +160,23 @@ impl RateLimiter {
         let rate = *rate;
         let fingerprint = Fingerprint::of(key);
         let decision = match &self.inner.shared {
-            None => self.check_memory(policy, buckets, &fingerprint),
-            Some(shared) => match shared.check(policy, rate, &fingerprint).await {
-                Ok(decision) => decision,
-                Err(error) => {
-                    shared.report(&error);
-                    if shared.failure.refuses(policy) {
-                        return Err(Refused::StoreUnavailable);
+            None => self.check_memory(policy, buckets, &fingerprint, mode),
+            Some(shared) => {
+                let answer = match mode {
+                    Mode::Take => shared.check(policy, rate, &fingerprint).await,
+                    Mode::Peek => shared.peek(policy, rate, &fingerprint).await,
+                };
+                match answer {
+                    Ok(decision) => decision,
+                    Err(error) => {
+                        shared.report(&error);
+                        if shared.failure.refuses(policy) {
+                            return Err(Refused::StoreUnavailable);
+                        }
+                        self.check_memory(policy, buckets, &fingerprint, mode)
                     }
-                    self.check_memory(policy, buckets, &fingerprint)
                 }
-            },
+            }
         };
         match decision {
             Decision::Allowed { remaining } => Ok(Allowed {
@@ -169,8 +205,17 @@ impl RateLimiter {
     }
 
     /// A check on this instance's buckets, which also reports how many it holds.
-    fn check_memory(&self, policy: Policy, buckets: &MemoryBuckets, key: &Fingerprint) -> Decision {
-        let decision = buckets.check(key);
+    fn check_memory(
+        &self,
+        policy: Policy,
+        buckets: &MemoryBuckets,
+        key: &Fingerprint,
+        mode: Mode,
+    ) -> Decision {
+        let decision = match mode {
+            Mode::Take => buckets.check(key),
+            Mode::Peek => buckets.peek(key),
+        };
         #[allow(clippy::cast_precision_loss)] // a count far below 2^52
         metrics::gauge!("aerie_rate_limit_tracked_keys", "policy" => policy.name())
             .set(buckets.len() as f64);
@@ -235,13 +280,32 @@ impl RateLimiter {
 }
 
 /// IPv4 addresses whole; IPv6 by /64, so rotating through one's own prefix gains nothing.
-fn ip_key(ip: IpAddr) -> String {
+pub fn ip_key(ip: IpAddr) -> String {
     match ip.to_canonical() {
         IpAddr::V4(v4) => format!("ip:{v4}"),
         IpAddr::V6(v6) => {
             let prefix = IpNet::new(IpAddr::V6(v6), 64).map_or(IpAddr::V6(v6), |n| n.network());
             format!("ip:{prefix}/64")
         }
+    }
+}
+
+/// The IPv6 /48 around `ip` (a site's usual allocation), for limits on many /64s at once;
+/// `None` for IPv4, whose addresses are limited one by one.
+pub fn prefix_key(ip: IpAddr) -> Option<String> {
+    match ip.to_canonical() {
+        IpAddr::V4(_) => None,
+        IpAddr::V6(v6) => {
+            let prefix = IpNet::new(IpAddr::V6(v6), 48).map_or(IpAddr::V6(v6), |n| n.network());
+            Some(format!("prefix:{prefix}/48"))
+        }
+    }
+}
+
+impl RateLimiter {
+    /// Whether `ip` skips every policy (`AERIE_RATE_LIMIT_ALLOWLIST`).
+    pub fn allowlisted(&self, ip: IpAddr) -> bool {
+        is_trusted(ip, &self.inner.allowlist)
     }
 }
 

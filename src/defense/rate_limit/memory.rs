@@ -72,6 +72,9 @@ pub struct MemoryBuckets {
     /// The limiter's map, shared, so its size can be read (metrics, tests).
     buckets: Arc<Mutex<BoundedMap<Fingerprint, Nanos>>>,
     clock: GovernorClock,
+    rate: Rate,
+    /// The limiter's own start: the arrival times it stores count from here.
+    start: Nanos,
 }
 
 impl MemoryBuckets {
@@ -82,11 +85,15 @@ impl MemoryBuckets {
         let store = BoundedStore {
             buckets: buckets.clone(),
         };
+        // Read just before the limiter reads it: both come from the same millisecond clock.
+        let start = clock.now();
         let limiter: Keyed = RateLimiter::new(quota(rate), store, clock.clone());
         Self {
             limiter,
             buckets,
             clock,
+            rate,
+            start,
         }
     }
 
@@ -102,9 +109,43 @@ impl MemoryBuckets {
         }
     }
 
+    /// What [`Self::check`] would answer, without taking a cell: the remaining budget counts
+    /// the cell a check would take (a full bucket reports its whole burst). Reads the stored
+    /// arrival time with governor's arithmetic (the same the Redis script mirrors).
+    pub fn peek(&self, key: &Fingerprint) -> Decision {
+        let stored = self
+            .buckets
+            .lock()
+            .map_or(None, |buckets| buckets.get(key).copied());
+        let now = self.clock.now().saturating_sub(self.start).as_u64();
+        let tat = stored.map_or(now, Nanos::as_u64).max(now);
+        peek_decision(self.rate, now, tat)
+    }
+
     /// How many buckets are held now (never more than the capacity).
     pub fn len(&self) -> usize {
         self.buckets.lock().map_or(0, |buckets| buckets.len())
+    }
+}
+
+/// GCRA without the update, in nanoseconds: limited while `now` is before the arrival time
+/// less the burst tolerance; otherwise the cells a full check sequence could still take.
+fn peek_decision(rate: Rate, now: u64, tat: u64) -> Decision {
+    let interval = u64::try_from(rate.interval().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let tau = interval.saturating_mul(u64::from(rate.burst.get() - 1));
+    let allow_at = tat.saturating_sub(tau);
+    if now < allow_at {
+        return Decision::Limited {
+            retry_after: Duration::from_nanos(allow_at - now),
+        };
+    }
+    let cells = (now + tau - tat) / interval + 1;
+    Decision::Allowed {
+        remaining: u32::try_from(cells)
+            .unwrap_or(u32::MAX)
+            .min(rate.burst.get()),
     }
 }
 
@@ -114,4 +155,45 @@ fn quota(rate: Rate) -> Quota {
     Quota::with_period(interval)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
         .allow_burst(rate.burst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn a_peek_agrees_with_the_check_and_takes_nothing() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let rate = Rate::parse("3/30").expect("rate");
+        let buckets = MemoryBuckets::new(rate, 10, clock.clone());
+        let key = Fingerprint::of("k");
+        assert!(matches!(
+            buckets.peek(&key),
+            Decision::Allowed { remaining: 3 }
+        ));
+        assert!(matches!(
+            buckets.peek(&key),
+            Decision::Allowed { remaining: 3 }
+        ));
+        for left in [2, 1, 0] {
+            assert!(
+                matches!(buckets.check(&key), Decision::Allowed { remaining } if remaining == left)
+            );
+        }
+        let Decision::Limited { retry_after } = buckets.peek(&key) else {
+            panic!("spent");
+        };
+        assert_eq!(retry_after, Duration::from_secs(10));
+        clock.advance(Duration::from_secs(10));
+        assert!(matches!(
+            buckets.peek(&key),
+            Decision::Allowed { remaining: 1 }
+        ));
+        clock.advance(Duration::from_secs(20));
+        assert!(matches!(
+            buckets.peek(&key),
+            Decision::Allowed { remaining: 3 }
+        ));
+    }
 }

@@ -11,15 +11,11 @@
 //! `X-Forwarded-For` headers land in the caller's own bucket; IPv6 clients are bucketed by
 //! their /64, which one subscriber usually owns whole.
 //!
-//! Login is limited twice. Per IP at the route (`login-ip`), and per target account inside the
-//! handler (`login-account`, on the normalized email, once it has parsed as an address): the handler already parses the body, so
-//! it asks [`RateLimiter::check`] directly rather than a layer parsing the body a second time
-//! and handing it back. Many IPs against one account and one IP against many accounts both hit
-//! a wall. The victim-lockout rule: the per-account budget is larger than the per-IP one, so a
-//! single attacking IP is stopped before the account is touched, and the owner logging in from
-//! their own address still gets in; a distributed attack can exhaust the account's budget, and
-//! then every attempt on it (the owner's too) waits at most one refill interval of that policy,
-//! never longer, because a refused attempt does not consume budget.
+//! Login is limited per IP at the route (`login-ip`, every attempt), and by its failures inside
+//! the handler: per (account, address), per address, per IPv6 /48 and per account, through
+//! [`crate::defense::login_guard`], which looks at those buckets before the password
+//! ([`RateLimiter::peek`]) and charges them only after a failure ([`RateLimiter::charge`]),
+//! so the owner's correct login is never what an attacker's guesses lock out.
 //!
 //! Authenticated writes are limited per user (`writes`) by the HTTP layer's `AuthUser`
 //! extractor. Callers in `AERIE_RATE_LIMIT_ALLOWLIST` skip every policy.
@@ -46,6 +42,8 @@ mod trips;
 pub use layer::{
     Enforcement, RefusalResponse, RoutePolicy, RoutePolicyService, add_headers, global, route,
 };
-pub use limiter::{Allowed, Limited, RateLimiter, Refused, account_key, ceil_secs};
+pub use limiter::{
+    Allowed, Limited, RateLimiter, Refused, account_key, ceil_secs, ip_key, prefix_key,
+};
 pub use policy::{Policy, Rate};
 pub use settings::{DEFAULT_MAX_TRACKED_KEYS, RateLimits, RedisSettings, StoreFailure};

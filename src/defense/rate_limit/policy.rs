@@ -12,8 +12,18 @@ pub enum Policy {
     Global,
     /// `POST /api/users/login`, per client IP.
     LoginIp,
-    /// Login attempts per target account (normalized email), from any IP.
+    /// Failed logins per target account (normalized email), from any IP: slows a distributed
+    /// guesser, never the owner (see `defense::login_guard`).
     LoginAccount,
+    /// Failed logins per (account, client address): the first, quick tier of a pair's delay.
+    LoginPair,
+    /// Failed logins per (account, client address): the second, slow tier, so the delay grows.
+    LoginPairSlow,
+    /// Failed logins per client address (IPv6 by /64), whatever the account: stops credential
+    /// stuffing from one address.
+    LoginFailIp,
+    /// Failed logins per IPv6 /48: many /64s of one site failing block the whole prefix.
+    LoginFailPrefix,
     /// `POST /api/users`, per client IP.
     Register,
     /// Token refresh, per client IP (for the sessions issue's `POST /api/auth/refresh`).
@@ -25,10 +35,14 @@ pub enum Policy {
 }
 
 impl Policy {
-    pub(super) const ALL: [Policy; 7] = [
+    pub(super) const ALL: [Policy; 11] = [
         Policy::Global,
         Policy::LoginIp,
         Policy::LoginAccount,
+        Policy::LoginPair,
+        Policy::LoginPairSlow,
+        Policy::LoginFailIp,
+        Policy::LoginFailPrefix,
         Policy::Register,
         Policy::Refresh,
         Policy::Mfa,
@@ -41,6 +55,10 @@ impl Policy {
             Policy::Global => "global",
             Policy::LoginIp => "login-ip",
             Policy::LoginAccount => "login-account",
+            Policy::LoginPair => "login-pair",
+            Policy::LoginPairSlow => "login-pair-slow",
+            Policy::LoginFailIp => "login-fail-ip",
+            Policy::LoginFailPrefix => "login-fail-prefix",
             Policy::Register => "register",
             Policy::Refresh => "refresh",
             Policy::Mfa => "mfa",
@@ -54,6 +72,10 @@ impl Policy {
             self,
             Policy::LoginIp
                 | Policy::LoginAccount
+                | Policy::LoginPair
+                | Policy::LoginPairSlow
+                | Policy::LoginFailIp
+                | Policy::LoginFailPrefix
                 | Policy::Register
                 | Policy::Refresh
                 | Policy::Mfa
@@ -66,6 +88,10 @@ impl Policy {
             Policy::Global => "AERIE_RATE_LIMIT_GLOBAL",
             Policy::LoginIp => "AERIE_RATE_LIMIT_LOGIN_IP",
             Policy::LoginAccount => "AERIE_RATE_LIMIT_LOGIN_ACCOUNT",
+            Policy::LoginPair => "AERIE_RATE_LIMIT_LOGIN_PAIR",
+            Policy::LoginPairSlow => "AERIE_RATE_LIMIT_LOGIN_PAIR_SLOW",
+            Policy::LoginFailIp => "AERIE_RATE_LIMIT_LOGIN_FAIL_IP",
+            Policy::LoginFailPrefix => "AERIE_RATE_LIMIT_LOGIN_FAIL_PREFIX",
             Policy::Register => "AERIE_RATE_LIMIT_REGISTER",
             Policy::Refresh => "AERIE_RATE_LIMIT_REFRESH",
             Policy::Mfa => "AERIE_RATE_LIMIT_MFA",
@@ -73,13 +99,18 @@ impl Policy {
         }
     }
 
-    /// Defaults: generous for people, tight for guessing. Login per account is above login
-    /// per IP on purpose (see the module doc: no victim lockout from one address).
+    /// Defaults: generous for people, tight for guessing. The login failure tiers make the
+    /// delay grow: a pair's first 5 failures are free, then one guess per 3 minutes, and past
+    /// 10 one per 2.4 hours; an address failing 20 times an hour across accounts is a stuffer.
     pub fn default_rate(self) -> Rate {
         let (burst, secs) = match self {
             Policy::Global => (300, 60),
             Policy::LoginIp => (10, 300),
             Policy::LoginAccount => (20, 900),
+            Policy::LoginPair => (5, 900),
+            Policy::LoginPairSlow => (10, 86_400),
+            Policy::LoginFailIp => (20, 3600),
+            Policy::LoginFailPrefix => (100, 3600),
             Policy::Register => (10, 3600),
             Policy::Refresh => (30, 60),
             Policy::Mfa => (10, 300),

@@ -53,12 +53,30 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_ta
 return {1, math.floor((now + interval + tau - new_tat) / interval)}
 ";
 
+/// The same arithmetic without the update: {1, cells left counting the one a check would
+/// take} or {0, retry_after_µs}. Login asks this before the password and charges a bucket
+/// only after a failure, so a correct login costs no failure budget.
+const PEEK: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tau = interval * (tonumber(ARGV[2]) - 1)
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local allow_at = tat - tau
+if now < allow_at then
+  return {0, allow_at - now}
+end
+return {1, math.min(tonumber(ARGV[2]), math.floor((now + tau - tat) / interval) + 1)}
+";
+
 /// Store failures are logged at most this often; the rest are counted.
 const LOG_EVERY_MILLIS: i64 = 10_000;
 
 pub struct RedisBuckets {
     connection: ConnectionManager,
     script: Script,
+    peek: Script,
     prefix: String,
     timeout: Duration,
     pub failure: StoreFailure,
@@ -91,6 +109,7 @@ impl RedisBuckets {
         Ok(Self {
             connection,
             script: Script::new(GCRA),
+            peek: Script::new(PEEK),
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
             failure: settings.failure,
@@ -107,11 +126,31 @@ impl RedisBuckets {
         rate: Rate,
         key: &Fingerprint,
     ) -> Result<Decision, StoreError> {
+        self.run(&self.script, policy, rate, key).await
+    }
+
+    /// What [`Self::check`] would answer, without taking a cell.
+    pub async fn peek(
+        &self,
+        policy: Policy,
+        rate: Rate,
+        key: &Fingerprint,
+    ) -> Result<Decision, StoreError> {
+        self.run(&self.peek, policy, rate, key).await
+    }
+
+    async fn run(
+        &self,
+        script: &Script,
+        policy: Policy,
+        rate: Rate,
+        key: &Fingerprint,
+    ) -> Result<Decision, StoreError> {
         let interval = u64::try_from(rate.interval().as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
         let mut connection = self.connection.clone();
-        let mut invocation = self.script.key(bucket_key(&self.prefix, policy, key));
+        let mut invocation = script.key(bucket_key(&self.prefix, policy, key));
         invocation.arg(interval).arg(rate.burst.get());
         let reply: (i64, i64) =
             tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
@@ -220,5 +259,48 @@ mod tests {
         }
         assert!(!mode.refuses(Policy::Global));
         assert!(!mode.refuses(Policy::Writes));
+    }
+
+    /// The peek script against a live Redis (`AERIE_TEST_REDIS_URL`), beside the check.
+    #[tokio::test]
+    async fn a_peek_on_redis_agrees_with_the_check_and_takes_nothing() {
+        let Ok(url) = std::env::var("AERIE_TEST_REDIS_URL") else {
+            eprintln!("SKIPPED: AERIE_TEST_REDIS_URL is not set");
+            return;
+        };
+        let settings = RedisSettings {
+            url: url.into(),
+            prefix: format!("aerie-unit:{}:", uuid::Uuid::new_v4().simple()),
+            timeout: Duration::from_secs(2),
+            failure: StoreFailure::Closed,
+        };
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::starting_now());
+        let store = RedisBuckets::new(&settings, clock).expect("store");
+        let rate = Rate::parse("5/900").expect("rate");
+        let key = Fingerprint::of("k");
+        let peek = store
+            .peek(Policy::LoginPair, rate, &key)
+            .await
+            .expect("peek");
+        assert!(
+            matches!(peek, Decision::Allowed { remaining: 5 }),
+            "{peek:?}"
+        );
+        let check = store
+            .check(Policy::LoginPair, rate, &key)
+            .await
+            .expect("check");
+        assert!(
+            matches!(check, Decision::Allowed { remaining: 4 }),
+            "{check:?}"
+        );
+        let peek = store
+            .peek(Policy::LoginPair, rate, &key)
+            .await
+            .expect("peek");
+        assert!(
+            matches!(peek, Decision::Allowed { remaining: 4 }),
+            "{peek:?}"
+        );
     }
 }

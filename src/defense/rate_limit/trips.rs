@@ -59,15 +59,20 @@ impl Trips {
             return;
         }
         let kind = match policy {
-            Policy::LoginAccount => EventType::AccountLocked,
-            Policy::LoginIp => EventType::IpBlocked,
+            Policy::LoginAccount | Policy::LoginPair | Policy::LoginPairSlow => {
+                EventType::AccountLocked
+            }
+            Policy::LoginIp | Policy::LoginFailIp | Policy::LoginFailPrefix => EventType::IpBlocked,
             _ => EventType::RateLimitTripped,
         };
         let mut event = AuditEvent::new(kind).detail(json!({
             "policy": policy.name(),
             "retryAfterSecs": retry_after.as_secs().max(1),
         }));
-        if let Some(ip) = key.strip_prefix("ip:") {
+        if let Some(ip) = key
+            .strip_prefix("ip:")
+            .or_else(|| key.strip_prefix("prefix:"))
+        {
             event.client_ip = Some(ip.to_owned());
         }
         if let Some(user) = key.strip_prefix("user:").and_then(|id| id.parse().ok()) {

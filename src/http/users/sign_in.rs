@@ -1,20 +1,22 @@
 //! Registration and login: the two ways a session starts. The rules are the services'
 //! ([`crate::services::accounts::registration`], [`crate::services::sessions`]); here the
-//! body is read, the per-account login limit applied, and the session's tokens delivered.
+//! body is read, the login guard consulted ([`crate::defense::login_guard`]: failures counted
+//! per account and address, never a lockout of the owner's correct login), and the session's
+//! tokens delivered with the device token that marks this client as known.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, IntoResponseParts, ResponseParts};
 
 use super::bodies::{Login, Registration, UserBody};
 use super::presenters::{Delivery, UserResponse};
-use crate::defense::rate_limit::Policy;
+use crate::defense::login_guard::{Attempt, DEVICE_COOKIE, DEVICE_HEADER};
 use crate::domain::{Email, FieldErrors};
 use crate::http::AppState;
 use crate::http::error::{Error, Result};
 use crate::http::extract::Json;
 use crate::request_context::RequestContext;
-use crate::services::sessions::Opening;
+use crate::services::sessions::{Opening, SessionError};
 
 #[utoipa::path(post, path = "/api/users", tag = "users",
     request_body = UserBody<Registration>,
@@ -47,9 +49,10 @@ pub(super) async fn register(
 #[utoipa::path(post, path = "/api/users/login", tag = "users",
     request_body = UserBody<Login>,
     responses(
-        (status = 200, description = "Logged in; a new session starts", body = UserResponse),
+        (status = 200, description = "Logged in; a new session starts. Also sets the device cookie `__Host-aerie-device` (see the login guard)", body = UserResponse),
         (status = 401, description = "Wrong email or password, or a disabled account (one answer for all)"),
         (status = 422, description = "Email missing or not an address (at most 254 characters), password missing"),
+        (status = 429, description = "Too many failed logins for this account from this address or device, from this address or network, or (from an address with recent failures) for this account"),
     ))]
 pub(super) async fn login(
     State(state): State<AppState>,
@@ -72,20 +75,72 @@ pub(super) async fn login(
     let (Some(email), Some(password)) = (email, user.password) else {
         return Err(Error::Internal("validated fields missing".into()));
     };
-    // Per target account, before any work: see `defense::rate_limit` for the lockout rule.
-    state
-        .rate_limiter
-        .check_account(Policy::LoginAccount, email.as_str())
+    // Looks before any work, charges only failures: see `defense::login_guard`.
+    let admitted = state
+        .login_guard
+        .admit(&Attempt {
+            email: email.as_str(),
+            ip: context.client.ip.as_deref().and_then(|ip| ip.parse().ok()),
+            device: device_token(&headers),
+        })
         .await?;
-    let started = state
+    let started = match state
         .sessions
         .log_in(email.as_str(), &password, &context)
-        .await?;
-    Ok(delivery.answer(
-        &state,
-        started.user,
-        started.tokens,
-        state.clock.now(),
-        None,
+        .await
+    {
+        Ok(started) => started,
+        Err(error) => {
+            if matches!(error, SessionError::Unauthenticated) {
+                state.login_guard.failed(&admitted).await;
+            }
+            return Err(error.into());
+        }
+    };
+    let device = DeviceCookie(state.login_guard.device_token(&admitted));
+    Ok((
+        device,
+        delivery.answer(
+            &state,
+            started.user,
+            started.tokens,
+            state.clock.now(),
+            None,
+        ),
     ))
 }
+
+/// The device token the client presents: the cookie, or the header for clients without a
+/// cookie jar. Sent twice (ambiguous), or not ASCII: none.
+fn device_token(headers: &HeaderMap) -> Option<&str> {
+    crate::http::cookies::read_any(headers, DEVICE_COOKIE).or_else(|| {
+        let mut values = headers.get_all(DEVICE_HEADER).iter();
+        let value = values.next()?;
+        values
+            .next()
+            .is_none()
+            .then(|| value.to_str().ok())
+            .flatten()
+    })
+}
+
+/// `Set-Cookie` for the device token: a year, `HttpOnly`, like the session cookies'
+/// `__Host-` rules.
+struct DeviceCookie(String);
+
+impl IntoResponseParts for DeviceCookie {
+    type Error = Error;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts> {
+        crate::http::cookies::append_cookie(
+            res.headers_mut(),
+            DEVICE_COOKIE,
+            &self.0,
+            DEVICE_COOKIE_LIFETIME,
+            true,
+        )?;
+        Ok(res)
+    }
+}
+
+const DEVICE_COOKIE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);

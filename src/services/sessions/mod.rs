@@ -18,6 +18,7 @@ use secrecy::SecretString;
 pub use refresh::Refreshed;
 pub use revoke::{RevokedBecause, Revoker};
 
+use super::devices::{self, DeviceError};
 use super::{Caller, Recorder};
 use crate::audit::{AuditError, AuditEvent, EventType};
 use crate::auth::SessionTimes;
@@ -201,6 +202,18 @@ impl Sessions {
             })
             .await?;
         let tokens = self.issue_tokens(&user, &session_id).await?;
+        let login = matches!(opening, Opening::Login);
+        let now = self.clock.now();
+        devices::note_session_opened(
+            &self.store,
+            &self.recorder,
+            user.id,
+            &session_id,
+            request,
+            now,
+            login,
+        )
+        .await?;
         let kind = match opening {
             Opening::Registration => EventType::UserRegistered,
             Opening::Login => EventType::LoginSucceeded,
@@ -355,4 +368,13 @@ impl Sessions {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl From<DeviceError> for SessionError {
+    fn from(error: DeviceError) -> Self {
+        match error {
+            DeviceError::Store(error) => Self::Store(error),
+            DeviceError::Audit(error) => Self::Audit(error),
+        }
+    }
 }

@@ -15,6 +15,7 @@ use crate::audit::{AuditEvent, EventType};
 use crate::auth::refresh::{NewRefreshToken, Presented};
 use crate::clock::UnixMillis;
 use crate::request_context::RequestContext;
+use crate::services::devices;
 use crate::store::{RefreshRow, UserRow};
 
 /// A session refreshed: its new tokens, for `user`.
@@ -60,7 +61,17 @@ impl Sessions {
             Some(user) if user.disabled_at.is_none() => user,
             _ => return Err(SessionError::Unauthenticated),
         };
-        self.store.touch_session(&row.session_id, now).await?;
+        self.store
+            .touch_session_from(
+                &row.session_id,
+                now,
+                request.client.ip.as_deref(),
+                request.client.user_agent.as_deref(),
+            )
+            .await?;
+        let previous = row.last_ip.as_deref();
+        devices::note_session_used(&self.recorder, user.id, &row.session_id, previous, request)
+            .await?;
         let tokens = self.tokens_with(&user, &row.session_id, successor, row.authenticated_at);
         let rotated = AuditEvent::new(EventType::RefreshRotated)
             .actor(user.id)

@@ -5,11 +5,14 @@
 mod access;
 mod access_control;
 mod auth;
+mod breached_passwords;
 mod cookie_mode;
 mod headers;
 mod kill_switches;
+mod lockout;
 mod login_keys;
 mod markdown_bounds;
+mod new_devices;
 mod quotas;
 mod rate_limit;
 mod rate_limit_redis;

@@ -280,11 +280,20 @@ async fn distributed_guessing_against_one_account_hits_the_account_wall() {
         .await;
         assert_ne!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{ip} {email}");
     }
-    let fifth = wrong_login(&app, &[("X-Forwarded-For", "203.0.113.5")]).await;
-    assert_limited(&fifth, "login-account", "fifth address");
-    assert_eq!(retry_after(&fifth), 100);
-    // The wall is time-boxed: one refill interval later the owner gets in.
-    app.clock.advance(Duration::from_secs(100));
+    // Each address that has failed now meets the account's wall; a fresh one gets its one
+    // guess (it cannot be told from the owner) and then meets it too.
+    let again = wrong_login(&app, &[("X-Forwarded-For", "203.0.113.1")]).await;
+    assert_limited(&again, "login-account", "an address that already failed");
+    assert_eq!(retry_after(&again), 100);
+    let fresh = wrong_login(&app, &[("X-Forwarded-For", "203.0.113.5")]).await;
+    assert_eq!(fresh.status, StatusCode::UNAUTHORIZED);
+    let fresh_again = wrong_login(&app, &[("X-Forwarded-For", "203.0.113.5")]).await;
+    assert_limited(
+        &fresh_again,
+        "login-account",
+        "the fresh address's second guess",
+    );
+    // The owner is not waiting for the wall: their address has no failure.
     let owner = login_with(
         &app,
         "victim@example.com",

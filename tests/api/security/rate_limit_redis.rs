@@ -177,7 +177,11 @@ async fn redis_keys_expire_and_odd_account_names_cannot_collide() {
     let app = spawn_on_redis(
         &url,
         &prefix,
-        &[("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/600")],
+        &[
+            ("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/600"),
+            // Real (Redis) time passes between requests: a pair must not refill meanwhile.
+            ("AERIE_RATE_LIMIT_LOGIN_PAIR", "5/900"),
+        ],
     )
     .await;
     for _ in 0..2 {
@@ -241,11 +245,15 @@ async fn redis_keys_expire_and_odd_account_names_cannot_collide() {
             .await
             .expect("PTTL");
         // Never immortal; never longer than the bucket's full-burst time (the window).
-        let window_ms = if key.contains(":login-account:") {
-            600_000
-        } else {
-            60_000
-        };
+        let window_ms = [
+            (":login-account:", 600_000),
+            (":login-pair:", 900_000),
+            (":login-pair-slow:", 86_400_000),
+            (":login-fail-ip:", 3_600_000),
+        ]
+        .iter()
+        .find(|(policy, _)| key.contains(policy))
+        .map_or(60_000, |(_, window)| *window);
         assert!(ttl > 0 && ttl <= window_ms, "{key}: PTTL {ttl}");
     }
     delete_keys(&url, &prefix).await;
@@ -466,5 +474,59 @@ async fn the_shared_store_comes_back_after_its_connections_are_cut() {
         "the budget continues in Redis after {outage} refused request(s)"
     );
     assert_eq!(app.get("/readyz", None).await.body["redis"], "ok");
+    delete_keys(&url, &prefix).await;
+}
+
+/// The login guard's rules on the shared store (issue 14.1): failures are charged and looked
+/// at through Redis, so a pair's budget spent on one instance holds on the other, and the
+/// owner's correct password from a clean address passes on both while it is spent.
+#[tokio::test]
+async fn the_lockout_rules_hold_on_the_shared_store() {
+    let Some((url, prefix)) = live_redis("the_lockout_rules_hold_on_the_shared_store") else {
+        return;
+    };
+    let settings = [
+        ("AERIE_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("AERIE_RATE_LIMIT_LOGIN_PAIR", "3/3600"),
+        ("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "1000/3600"),
+    ];
+    let first = spawn_on_redis(&url, &prefix, &settings).await;
+    let second = first
+        .spawn_sibling_with(&[
+            ("AERIE_REDIS_URL", url.as_str()),
+            ("AERIE_REDIS_PREFIX", prefix.as_str()),
+            settings[0],
+            settings[1],
+            settings[2],
+        ])
+        .await;
+    first.register("victim").await;
+    let from = |app: &TestApp, password: &'static str, ip: &'static str| {
+        let request = app
+            .client
+            .post(app.url(LOGIN))
+            .header("X-Forwarded-For", ip)
+            .json(&json!({"user": {"email": "victim@example.com", "password": password}}));
+        async move { common::read(request.send().await.expect("request sent")).await }
+    };
+    for attempt in 0..3 {
+        let app = if attempt % 2 == 0 { &first } else { &second };
+        from(app, "not the password 123", "203.0.113.7")
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
+    for app in [&first, &second] {
+        let refused = from(app, "not the password 123", "203.0.113.7").await;
+        refused.assert_status(StatusCode::TOO_MANY_REQUESTS);
+        // Redis time, not the test's: a second may pass between the failures and this.
+        let retry = header(&refused, "retry-after").and_then(|v| v.parse::<u64>().ok());
+        assert!(
+            retry.is_some_and(|secs| (1190..=1200).contains(&secs)),
+            "{retry:?}"
+        );
+        from(app, common::PASSWORD, "198.51.100.7")
+            .await
+            .assert_status(StatusCode::OK);
+    }
     delete_keys(&url, &prefix).await;
 }

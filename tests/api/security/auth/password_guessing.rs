@@ -1,6 +1,7 @@
 //! Password guessing with a stolen session (issue 13.8): a wrong current password at
 //! `PUT /api/user/password` costs the account's login budget exactly like a failed login
-//! (so the shared budget runs out and both doors answer 429), each wrong guess is an audit
+//! (so the shared budget runs out and both doors answer 429 — login once its address has
+//! failed), each wrong guess is an audit
 //! event, and a burst of them raises the failed-login alert.
 
 use std::time::Duration;
@@ -42,6 +43,11 @@ async fn current_password_guesses_spend_the_login_budget_and_alert(engine: Engin
     }
     let spent = change_password(&app, &token, PASSWORD).await;
     spent.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    // Login shares the account budget: an address that has failed a login meets it (a clean
+    // one, the owner's, does not: see `security/lockout.rs`).
+    app.login("gina@example.com", "a wrong login guess 1")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
     let login = app.login("gina@example.com", PASSWORD).await;
     login.assert_status(StatusCode::TOO_MANY_REQUESTS);
 
