@@ -174,12 +174,15 @@ async fn session_list_shows_only_the_callers_live_sessions(app: TestApp) {
                 "lastUsedAt",
                 "ip",
                 "userAgent",
+                "lastIp",
+                "lastDevice",
                 "current",
             ],
         );
         common::assert_timestamp(&session["createdAt"]);
         common::assert_timestamp(&session["lastUsedAt"]);
         assert_eq!(session["ip"], "127.0.0.1");
+        assert_eq!(session["lastIp"], "127.0.0.1");
     }
     let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
     assert_eq!(current.len(), 1);

@@ -202,6 +202,16 @@ impl Sessions {
             })
             .await?;
         let tokens = self.issue_tokens(&user, &session_id).await?;
+        let kind = match opening {
+            Opening::Registration => EventType::UserRegistered,
+            Opening::Login => EventType::LoginSucceeded,
+        };
+        let event = AuditEvent::new(kind)
+            .actor(user.id)
+            .subject(user.id)
+            .session(session_id.as_str())
+            .from_request(request);
+        self.recorder.record(event).await?;
         let login = matches!(opening, Opening::Login);
         let now = self.clock.now();
         devices::note_session_opened(
@@ -214,16 +224,6 @@ impl Sessions {
             login,
         )
         .await?;
-        let kind = match opening {
-            Opening::Registration => EventType::UserRegistered,
-            Opening::Login => EventType::LoginSucceeded,
-        };
-        let event = AuditEvent::new(kind)
-            .actor(user.id)
-            .subject(user.id)
-            .session(session_id.as_str())
-            .from_request(request);
-        self.recorder.record(event).await?;
         self.evict_oldest(user.id, &session_id).await?;
         Ok(Started {
             user,

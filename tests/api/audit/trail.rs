@@ -187,11 +187,17 @@ async fn login_outcomes_are_audited_with_client_and_request_id(app: TestApp) {
         .iter()
         .map(|e| e["type"].as_str().unwrap_or(""))
         .collect();
+    // Another user agent than the registration's: a new device (security/new_devices.rs).
     assert_eq!(
         types,
-        ["user_registered", "login_succeeded", "login_failed"]
+        [
+            "user_registered",
+            "login_succeeded",
+            "login_new_device",
+            "login_failed"
+        ]
     );
-    let failed = &events[2];
+    let failed = &events[3];
     assert_eq!(failed["severity"], "warning");
     assert_eq!(failed["detail"], json!({"reason": "wrong_password"}));
     assert_eq!(failed["subject"], events[0]["subject"]);

@@ -38,7 +38,9 @@ async fn send(
     common::read(request.send().await.expect("request sent")).await
 }
 
-/// The `Set-Cookie` lines of a reply, by cookie name.
+/// The session `Set-Cookie` lines of a reply, by cookie name. The login guard's device
+/// cookie (`__Host-aerie-device`, set on every login whatever the mode) is not a session
+/// cookie: `security/lockout.rs` tests it.
 fn set_cookies(reply: &Reply) -> HashMap<String, String> {
     reply
         .headers
@@ -46,6 +48,7 @@ fn set_cookies(reply: &Reply) -> HashMap<String, String> {
         .iter()
         .map(|v| v.to_str().expect("ascii").to_owned())
         .map(|line| (line.split('=').next().unwrap_or_default().to_owned(), line))
+        .filter(|(name, _)| name != "__Host-aerie-device")
         .collect()
 }
 
