@@ -121,6 +121,12 @@ impl ConfigError {
     fn setting(name: &str, problem: impl std::fmt::Display) -> Self {
         Self(format!("{name}: {problem}"))
     }
+
+    /// The setting at fault, when the error names one (`AERIE_…`).
+    pub fn setting_name(&self) -> Option<&str> {
+        let (name, _) = self.0.split_once(": ")?;
+        name.starts_with("AERIE_").then_some(name)
+    }
 }
 
 /// Settings that were renamed. An old name would otherwise be ignored without a word, and
@@ -139,6 +145,20 @@ impl Config {
         if !production_from_env {
             merge_dotenv(&mut vars, Path::new(".env"))?;
         }
+        Self::build_with_file(vars)
+    }
+
+    /// [`Config::load`]'s sources judged as production judges them: `AERIE_ENV=production`
+    /// and no `.env`, whatever the environment says. `aerie doctor` uses it to find what a
+    /// production start would refuse.
+    pub fn load_as_production() -> Result<Self, ConfigError> {
+        let mut vars: HashMap<String, String> = std::env::vars().collect();
+        vars.insert("AERIE_ENV".into(), "production".into());
+        Self::build_with_file(vars)
+    }
+
+    /// `vars` over the TOML file named by `AERIE_CONFIG` (default `./aerie.toml`, if present).
+    fn build_with_file(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
         let explicit_file = vars.get("AERIE_CONFIG").map(PathBuf::from);
         let file = explicit_file
             .clone()

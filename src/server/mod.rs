@@ -80,6 +80,18 @@ impl Server {
         let store = Store::connect(&config.database).await?;
         if config.database.auto_migrate {
             store.migrate().await?;
+        } else {
+            // Production never changes the schema on its own; say so instead of failing later
+            // on a missing table.
+            let pending = store
+                .pending_migrations()
+                .await
+                .context("reading the applied migrations")?;
+            if pending > 0 {
+                anyhow::bail!(
+                    "the database lacks {pending} migration(s) of this build and AERIE_AUTO_MIGRATE is off: run `aerie migrate` first"
+                );
+            }
         }
         let settings = &config.tokens;
         let keyring = Keyring::load(&settings.key_file, settings.generate_key)?;

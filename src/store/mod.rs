@@ -143,13 +143,41 @@ impl Store {
         Ok(Self { pool, queries })
     }
 
+    /// This build's migrations for this engine.
+    fn migrator(&self) -> sqlx::migrate::Migrator {
+        match &self.pool {
+            Pool::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Pool::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        }
+    }
+
     /// Applies pending migrations for this engine.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        match &self.pool {
-            Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
-            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
-        }
+        let migrator = self.migrator();
+        on_pool!(self, |pool| migrator.run(pool).await)?;
         Ok(())
+    }
+
+    /// How many of this build's migrations the database has not applied, read without
+    /// writing anything (sqlx's own check would create its bookkeeping table). A database
+    /// that was never migrated has every migration pending.
+    pub async fn pending_migrations(&self) -> Result<usize, sqlx::Error> {
+        let applied: Vec<i64> = match on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success"
+        )
+        .fetch_all(pool)
+        .await)
+        {
+            Ok(versions) => versions,
+            // No bookkeeping table: nothing was ever applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+            .count())
     }
 
     /// Whether the database answers (for readiness checks).
