@@ -26,17 +26,24 @@ pub(super) fn configured() -> Params {
     Params::new(MEMORY_KIB, PASSES, LANES, None).expect("constant argon2 parameters are valid")
 }
 
-/// One hashing thread's argon2 memory, allocated once. Its size is added to a gauge shared by
-/// the pool while it lives, so the pool's whole hashing memory can be read (and tested) as a
-/// number.
+/// The pool's argon2 memory as numbers: bytes held now, and allocations made since start (one
+/// per thread unless a stored hash needed more).
+#[derive(Default)]
+pub(super) struct MemoryGauge {
+    pub(super) bytes: AtomicUsize,
+    pub(super) allocations: AtomicUsize,
+}
+
+/// One hashing thread's argon2 memory, allocated once and counted in the pool's gauge while it
+/// lives, so the pool's whole hashing memory can be read (and tested) as a number.
 pub(super) struct Memory {
     blocks: Vec<Block>,
-    gauge: Arc<AtomicUsize>,
+    gauge: Arc<MemoryGauge>,
 }
 
 impl Memory {
     /// Allocates (and touches) the blocks the configured parameters need.
-    pub(super) fn new(gauge: Arc<AtomicUsize>) -> Self {
+    pub(super) fn new(gauge: Arc<MemoryGauge>) -> Self {
         let mut memory = Self {
             blocks: Vec::new(),
             gauge,
@@ -115,14 +122,16 @@ impl Memory {
             let before = self.bytes();
             self.blocks.resize(count, Block::new());
             self.gauge
+                .bytes
                 .fetch_add(self.bytes() - before, Ordering::Relaxed);
+            self.gauge.allocations.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        self.gauge.fetch_sub(self.bytes(), Ordering::Relaxed);
+        self.gauge.bytes.fetch_sub(self.bytes(), Ordering::Relaxed);
     }
 }
 

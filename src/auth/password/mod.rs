@@ -110,6 +110,12 @@ impl PasswordHasher {
         self.pool.memory_bytes()
     }
 
+    /// argon2 memory blocks allocated since start: one per thread (more only for stored hashes
+    /// made with a larger memory cost), never one per computation.
+    pub fn memory_allocations(&self) -> usize {
+        self.pool.memory_allocations()
+    }
+
     /// Hashing threads running now (the configured concurrency while the hasher lives).
     pub fn threads(&self) -> usize {
         self.pool.threads_alive()
@@ -259,7 +265,12 @@ mod tests {
         assert_eq!(
             hasher.memory_bytes(),
             2 * CONFIGURED_BYTES,
-            "no memory was allocated per computation"
+            "no memory was added under load"
+        );
+        assert_eq!(
+            hasher.memory_allocations(),
+            2,
+            "one allocation per thread, none per computation"
         );
         assert_eq!((hasher.queue_depth(), hasher.in_progress()), (0, 0));
     }
@@ -297,6 +308,7 @@ mod tests {
             );
         }
         assert_eq!(hasher.memory_bytes(), 24 * 1024 * 1024);
+        assert_eq!(hasher.memory_allocations(), 2, "grown once, then kept");
         // Not argon2, or not a hash at all: a mismatch, never an error.
         let pbkdf2 = "$pbkdf2-sha256$i=600000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
         for stored in [

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use super::HashError;
-use super::argon::Memory;
+use super::argon::{Memory, MemoryGauge};
 
 /// One computation, given the thread's memory. It carries its own way to answer.
 pub(super) type Job = Box<dyn FnOnce(&mut Memory) + Send>;
@@ -19,8 +19,8 @@ pub(super) type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 pub(super) struct Pool {
     jobs: SyncSender<Job>,
     threads: usize,
-    /// Bytes of argon2 memory the threads hold, summed.
-    memory: Arc<AtomicUsize>,
+    /// The argon2 memory the threads hold, summed.
+    memory: Arc<MemoryGauge>,
     /// Threads running now.
     alive: Arc<AtomicUsize>,
     /// The kernel's id of each thread (Linux only), as `ps -L` and /proc show them.
@@ -35,7 +35,7 @@ impl Pool {
         // `PasswordHasher::run`), so the channel is never full when a job is sent.
         let (jobs, inbox) = std::sync::mpsc::sync_channel::<Job>(threads);
         let inbox = Arc::new(Mutex::new(inbox));
-        let memory = Arc::new(AtomicUsize::new(0));
+        let memory = Arc::new(MemoryGauge::default());
         let alive = Arc::new(AtomicUsize::new(0));
         let (ready, readied) = std::sync::mpsc::channel();
         for index in 0..threads {
@@ -75,7 +75,11 @@ impl Pool {
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
-        self.memory.load(Ordering::Relaxed)
+        self.memory.bytes.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn memory_allocations(&self) -> usize {
+        self.memory.allocations.load(Ordering::Relaxed)
     }
 
     pub(super) fn threads_alive(&self) -> usize {
@@ -92,7 +96,7 @@ impl Pool {
 /// thread: the pool stays at its size.
 fn work(
     inbox: &Mutex<Receiver<Job>>,
-    memory: Arc<AtomicUsize>,
+    memory: Arc<MemoryGauge>,
     ready: &Sender<Option<i32>>,
     _alive: Alive,
 ) {
