@@ -1,8 +1,8 @@
 //! A fixed set of hashing threads, each with its own argon2 memory, fed through a bounded
 //! channel. Fixed, so a login flood cannot grow the thread count (each thread of tokio's
 //! blocking pool used to keep its own malloc arena full of freed 19 MiB blocks); dedicated and
-//! at the lowest scheduling priority, so the Tokio workers serving reads win the CPU whenever
-//! both want it and hashing takes only what is left.
+//! at a low scheduling priority (nice 10), so the Tokio workers serving reads win the CPU
+//! whenever both want it and hashing takes mostly what is left.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use super::HashError;
 use super::argon::{Memory, MemoryGauge};
+
+/// The hashing threads' nice value. A Tokio worker at nice 0 that wakes preempts a hashing
+/// thread, and under contention gets about ten times its CPU share (weights 1024 : 110), yet
+/// hashing is not starved outright: at 19 (weight 15) a busy host, or a test suite running
+/// many servers in one process, made logins take seconds.
+pub(super) const HASHING_NICE: i32 = 10;
 
 /// One computation, given the thread's memory. It carries its own way to answer.
 pub(super) type Job = Box<dyn FnOnce(&mut Memory) + Send>;
@@ -117,10 +123,6 @@ fn work(
 /// Sets this thread's nice value (Linux keeps one per thread). Failing to is not fatal: the
 /// pool's size still bounds what hashing takes, only not its priority.
 fn lower_priority() {
-    /// The highest nice value: under contention a hashing thread gets a small share of a
-    /// core against a Tokio worker at nice 0, and a worker that wakes preempts it at once.
-    #[cfg(target_os = "linux")]
-    const HASHING_NICE: i32 = 19;
     #[cfg(target_os = "linux")]
     if let Err(error) =
         rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHING_NICE)
