@@ -76,7 +76,9 @@ run() {
     for i in $(seq 0 $((ACCOUNTS - 1))); do
         register "$port" "bench$i" >"$WORK/$name.user$i.json"
     done
-    token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["user"]["token"])' "$WORK/$name.user0.json")
+    # The reader is not one of the flooded accounts: their logins end their oldest sessions.
+    register "$port" reader >"$WORK/$name.reader.json"
+    token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["user"]["token"])' "$WORK/$name.reader.json")
     local url="http://127.0.0.1:$port"
     local reads=(wrk -t1 -c"$READ_CONNECTIONS" -d"$READS" --latency -H "Authorization: Token $token" "$url/api/user")
     local idle_rss; idle_rss=$(rss_kb "$pid")
