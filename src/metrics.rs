@@ -35,6 +35,7 @@ pub mod names {
     pub const AUDIT_EVENTS: &str = "aerie_audit_events_total";
     pub const PASSWORD_HASH_QUEUE: &str = "aerie_password_hash_queue_depth";
     pub const PASSWORD_HASH_RUNNING: &str = "aerie_password_hash_in_progress";
+    pub const PASSWORD_HASH_MEMORY: &str = "aerie_password_hash_memory_bytes";
     pub const DB_POOL_CONNECTIONS: &str = "aerie_db_pool_connections";
     pub const DB_POOL_MAX: &str = "aerie_db_pool_max_connections";
     pub const CONNECTIONS_REFUSED: &str = "aerie_connections_refused_total";
