@@ -181,13 +181,18 @@ async fn drop_leftover_databases(connection: &mut sqlx::PgConnection) {
             .await
             .unwrap_or_default();
     for name in names {
-        let creator = name.split('_').nth(2).and_then(|pid| pid.parse::<u32>().ok());
+        let creator = name
+            .split('_')
+            .nth(2)
+            .and_then(|pid| pid.parse::<u32>().ok());
         let creator_alive =
             creator.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
         if creator.is_some() && !creator_alive {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-                .execute(&mut *connection)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&mut *connection)
+            .await;
         }
     }
 }
