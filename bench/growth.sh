@@ -13,6 +13,7 @@
 #
 #   bench/growth.sh                          # N=100000, 4 s per route, both engines
 #   N=20000 DURATION=2s ENGINES=sqlite bench/growth.sh
+#   AERIE_BENCH_BIN=target/debug/aerie N=200 DURATION=1s bench/growth.sh   # try the script
 #
 # Needs wrk, curl, jq, sqlite3, psql; PostgreSQL at AERIE_BENCH_POSTGRES_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres; a scratch database is created and dropped).
@@ -33,10 +34,14 @@ DEEP_OFFSET=$((MAX_OFFSET - 20))
 for tool in wrk curl jq sqlite3 psql; do
     command -v "$tool" >/dev/null || { echo "bench needs $tool" >&2; exit 1; }
 done
-cargo build --release --locked --bin aerie >&2
 WORK=$(mktemp -d)
 BIN="$WORK/aerie"
-cp "${CARGO_TARGET_DIR:-target}/release/aerie" "$BIN"
+if [[ -n ${AERIE_BENCH_BIN:-} ]]; then
+    cp "$AERIE_BENCH_BIN" "$BIN"   # an already built binary (for trying the script)
+else
+    cargo build --release --locked --bin aerie >&2
+    cp "${CARGO_TARGET_DIR:-target}/release/aerie" "$BIN"
+fi
 
 SERVER_PID=""
 PG_DB=""
@@ -68,7 +73,7 @@ start() {
     env -i PATH="$PATH" HOME="$WORK/$engine" \
         AERIE_LISTEN="127.0.0.1:$port" AERIE_DATA_DIR="$WORK/$engine" \
         AERIE_DATABASE_URL="$DB_URL" AERIE_LOG=error \
-        AERIE_RATE_LIMIT_GLOBAL=10000000/1 AERIE_RATE_LIMIT_REGISTER=1000000/1 \
+        AERIE_RATE_LIMIT_GLOBAL=1000000/1 AERIE_RATE_LIMIT_REGISTER=1000000/1 \
         AERIE_RATE_LIMIT_WRITES=1000000/1 AERIE_RATE_LIMIT_LOGIN_IP=1000000/1 \
         AERIE_RATE_LIMIT_LOGIN_ACCOUNT=1000000/1 \
         AERIE_MAX_LIST_OFFSET=$MAX_OFFSET \
@@ -92,7 +97,7 @@ register_users() {
         local body="{\"user\":{\"username\":\"user$i\",\"email\":\"user$i@example.com\",\"password\":\"correct horse battery staple $i\"}}"
         local token
         token=$(curl -fsS -H 'content-type: application/json' -d "$body" "$ADDR/api/users" | jq -r .user.token)
-        [[ $i == 1 ]] && TOKEN=$token
+        if [[ $i == 1 ]]; then TOKEN=$token; fi
     done
 }
 
@@ -164,9 +169,9 @@ for engine in $ENGINES; do
     start "$engine"
     register_users
     follow_users "$engine"
-    SECONDS=0
     seed "$engine" 1 $BASE
     measure "$engine" $BASE
+    SECONDS=0
     seed "$engine" $((BASE + 1)) "$N"
     echo "  seeded $N articles in ${SECONDS}s" >&2
     measure "$engine" "$N"
