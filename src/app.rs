@@ -223,8 +223,14 @@ mod tests {
             config.passwords,
             config.accounts,
         );
+        let cursors = crate::http::articles::cursor::CursorKey::new(
+            audit
+                .key()
+                .derive(crate::http::articles::cursor::CURSOR_KEY_LABEL),
+        );
         let state = AppState {
             audit,
+            cursors,
             store: store.clone(),
             hasher,
             tokens,

@@ -50,6 +50,11 @@ pub(super) fn database(
         url: SecretString::from(url),
         max_connections: raw.database_max_connections.unwrap_or(10).max(1),
         auto_migrate: raw.auto_migrate.unwrap_or(!production),
+        statement_budget: Duration::from_millis(within(
+            "AERIE_DATABASE_STATEMENT_BUDGET_MS",
+            raw.database_statement_budget_ms.unwrap_or(5_000),
+            1..=600_000,
+        )?),
     })
 }
 

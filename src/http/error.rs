@@ -210,6 +210,13 @@ impl From<sqlx::Error> for Error {
                 tracing::warn!(%error, "database unavailable");
                 Error::Unavailable
             }
+            // The statement ran past its budget and was stopped: the connection is free
+            // again and a retry may succeed.
+            other if crate::store::is_budget_exceeded(&other) => {
+                tracing::warn!(error = %other, "database statement exceeded its budget");
+                crate::metrics::count_db_budget_exceeded();
+                Error::Unavailable
+            }
             other => Error::Internal(format!("database: {other}")),
         }
     }

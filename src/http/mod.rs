@@ -59,6 +59,8 @@ pub struct HttpSettings {
     pub expose_api_docs: bool,
     /// How many tags `GET /api/tags` lists at most (the most used first).
     pub tags_listed: usize,
+    /// The deepest `offset` the article lists serve; deeper pages use the `after` cursor.
+    pub max_list_offset: i64,
 }
 
 impl HttpSettings {
@@ -96,6 +98,8 @@ pub struct AppState {
     pub denials: Denials,
     /// This server's Prometheus registry.
     pub metrics: crate::metrics::Metrics,
+    /// Signs and checks the article lists' `after` cursors.
+    pub cursors: articles::cursor::CursorKey,
     /// Set when shutdown begins: readiness then answers 503.
     pub shutting_down: health::ShuttingDown,
     pub http: HttpSettings,

@@ -179,6 +179,11 @@ impl Server {
             markdown: Renderer::new(config.content),
             denials: services.denials,
             metrics: metrics.clone(),
+            cursors: crate::http::articles::cursor::CursorKey::new(
+                audit
+                    .key()
+                    .derive(crate::http::articles::cursor::CURSOR_KEY_LABEL),
+            ),
             shutting_down: shutting_down.clone(),
             http: config.http,
             session_times: config.sessions,
@@ -190,6 +195,7 @@ impl Server {
                     &crate::http::openapi::PublishedSettings {
                         metrics_route: config.metrics.token.is_some(),
                         tags_per_article: config.quotas.tags_per_article,
+                        max_list_offset: config.http.max_list_offset,
                     },
                 ))
             }),

@@ -123,6 +123,8 @@ pub struct PublishedSettings {
     pub metrics_route: bool,
     /// The tags-per-article quota: a tag list's `maxItems`.
     pub tags_per_article: usize,
+    /// `AERIE_MAX_LIST_OFFSET`: the article lists' `offset` maximum.
+    pub max_list_offset: i64,
 }
 
 impl Published {
@@ -135,6 +137,19 @@ impl Published {
         }
         if let Some(tags) = document.pointer_mut("/components/schemas/TagList") {
             tags["maxItems"] = json!(settings.tags_per_article);
+        }
+        for list in ["/api/articles", "/api/articles/feed"] {
+            let parameters = document
+                .pointer_mut(&format!(
+                    "/paths/{}/get/parameters",
+                    list.replace('/', "~1")
+                ))
+                .and_then(Value::as_array_mut);
+            for parameter in parameters.into_iter().flatten() {
+                if parameter["name"] == "offset" {
+                    parameter["schema"]["maximum"] = json!(settings.max_list_offset);
+                }
+            }
         }
         Self {
             json: Bytes::from(document.to_string()),
