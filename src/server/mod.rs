@@ -139,10 +139,15 @@ impl Server {
                 revocations: revocations.clone(),
                 audit: audit.clone(),
                 clock: clock.clone(),
+                sealer: SecretSealer::load_or_generate(
+                    &config.mfa.key_file,
+                    config.mfa.generate_key,
+                )?,
             },
             config.sessions,
             config.passwords,
             config.accounts,
+            &config.mfa.required_roles,
         );
         let retention = Retention::new(
             store.clone(),
@@ -161,6 +166,7 @@ impl Server {
             clock,
             audit: audit.clone(),
             sessions: services.sessions,
+            mfa: services.mfa,
             accounts: services.accounts,
             audit_trail: services.audit_trail,
             quotas,

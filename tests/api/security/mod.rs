@@ -10,6 +10,7 @@ mod headers;
 mod kill_switches;
 mod login_keys;
 mod markdown_bounds;
+mod mfa;
 mod quotas;
 mod rate_limit;
 mod rate_limit_redis;
