@@ -132,7 +132,9 @@ impl SecretSealer {
         column: SealedColumn,
     ) -> Result<Vec<u8>, SealError> {
         let encoded = sealed.strip_prefix(FORMAT).ok_or(SealError::Open)?;
-        let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| SealError::Open)?;
+        let bytes = STANDARD_NO_PAD
+            .decode(encoded)
+            .map_err(|_| SealError::Open)?;
         let (nonce, ciphertext) = bytes.split_at_checked(NONCE_BYTES).ok_or(SealError::Open)?;
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| SealError::Open)?;
         let aad = Self::associated_data(user_id, column);
@@ -167,22 +169,40 @@ mod tests {
             b"totp secret bytes"
         );
         assert!(
-            sealer().open(&sealed, 43, SealedColumn::TotpSecret).is_err(),
+            sealer()
+                .open(&sealed, 43, SealedColumn::TotpSecret)
+                .is_err(),
             "copied to another account's row it does not open"
         );
         let other_key = SecretSealer::from_key([8; KEY_BYTES]);
-        assert!(other_key.open(&sealed, 42, SealedColumn::TotpSecret).is_err());
+        assert!(
+            other_key
+                .open(&sealed, 42, SealedColumn::TotpSecret)
+                .is_err()
+        );
         let mut tampered = sealed.clone();
         tampered.pop();
         tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
-        assert!(sealer().open(&tampered, 42, SealedColumn::TotpSecret).is_err());
-        assert!(sealer().open("garbage", 42, SealedColumn::TotpSecret).is_err());
+        assert!(
+            sealer()
+                .open(&tampered, 42, SealedColumn::TotpSecret)
+                .is_err()
+        );
+        assert!(
+            sealer()
+                .open("garbage", 42, SealedColumn::TotpSecret)
+                .is_err()
+        );
     }
 
     #[test]
     fn each_seal_uses_a_new_nonce() {
-        let a = sealer().seal(b"same", 1, SealedColumn::TotpSecret).expect("seals");
-        let b = sealer().seal(b"same", 1, SealedColumn::TotpSecret).expect("seals");
+        let a = sealer()
+            .seal(b"same", 1, SealedColumn::TotpSecret)
+            .expect("seals");
+        let b = sealer()
+            .seal(b"same", 1, SealedColumn::TotpSecret)
+            .expect("seals");
         assert_ne!(a, b);
     }
 }

@@ -114,13 +114,18 @@ fn mfa_required_roles_name_roles() {
         config.mfa.required_roles,
         vec![crate::domain::Role::Admin, crate::domain::Role::Editor]
     );
-    assert!(Config::from_vars([("AERIE_MFA_REQUIRED_ROLES", "")])
-        .expect("none")
-        .mfa
-        .required_roles
-        .is_empty());
+    assert!(
+        Config::from_vars([("AERIE_MFA_REQUIRED_ROLES", "")])
+            .expect("none")
+            .mfa
+            .required_roles
+            .is_empty()
+    );
     let error = error_of(&[("AERIE_MFA_REQUIRED_ROLES", "admin,root")]);
-    assert!(error.contains("AERIE_MFA_REQUIRED_ROLES") && error.contains("root"), "{error}");
+    assert!(
+        error.contains("AERIE_MFA_REQUIRED_ROLES") && error.contains("root"),
+        "{error}"
+    );
 }
 
 /// The proxy that ends TLS carries every client: unless its forwarding headers are believed,

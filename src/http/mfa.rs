@@ -65,7 +65,10 @@ struct MfaChallenge {
 /// only: the handler answers one or the other.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code, reason = "documents the two answers; the handler builds each directly")]
+#[allow(
+    dead_code,
+    reason = "documents the two answers; the handler builds each directly"
+)]
 pub(super) enum LoginResponse {
     User(UserResponse),
     Mfa(MfaChallengeResponse),
@@ -75,13 +78,7 @@ pub(super) enum LoginResponse {
 pub(super) fn login_answer(state: &AppState, delivery: Delivery, step: LoginStep) -> Response {
     match step {
         LoginStep::Session(started) => delivery
-            .answer(
-                state,
-                started.user,
-                started.tokens,
-                state.clock.now(),
-                None,
-            )
+            .answer(state, started.user, started.tokens, state.clock.now(), None)
             .into_response(),
         LoginStep::Challenge {
             challenge,

@@ -194,7 +194,11 @@ impl Store {
         challenge: NewChallenge<'_>,
         now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
-        execute!(self, "DELETE FROM mfa_challenges WHERE expires_at <= $1", now)?;
+        execute!(
+            self,
+            "DELETE FROM mfa_challenges WHERE expires_at <= $1",
+            now
+        )?;
         let sql = "INSERT INTO mfa_challenges (challenge_hash, user_id, client_hash, expires_at, failures)
                    VALUES ($1, $2, $3, $4, $5)";
         execute!(

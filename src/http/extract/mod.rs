@@ -252,10 +252,7 @@ impl FromRequestParts<AppState> for AuthUser {
             }
         };
         // Only roles that require MFA cost a read here (none by default).
-        user.permissions_withheld = state
-            .mfa
-            .enrolment_missing(user.user_id, user.role)
-            .await?;
+        user.permissions_withheld = state.mfa.enrolment_missing(user.user_id, user.role).await?;
         // Writes cost storage and fan out to other users' feeds: each account gets a budget.
         if !parts.method.is_safe() {
             let ip = parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| *ip);

@@ -135,7 +135,10 @@ mod tests {
             let step = matched_step(secret, code, seconds * 1000).expect("valid");
             assert_eq!(step, seconds / 30, "{seconds}");
         }
-        assert!(matched_step(secret, "287082", 59_000 + 60_000).is_none(), "two steps late");
+        assert!(
+            matched_step(secret, "287082", 59_000 + 60_000).is_none(),
+            "two steps late"
+        );
         assert_eq!(
             matched_step(secret, "287082", 59_000 + 30_000),
             Some(1),

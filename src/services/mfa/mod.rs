@@ -22,9 +22,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::sessions::{
-    Opening, RevokedBecause, SessionError, Sessions, Started, SteppedUp,
-};
+use super::sessions::{Opening, RevokedBecause, SessionError, Sessions, Started, SteppedUp};
 use super::{Caller, Recorder};
 use crate::audit::{AuditError, AuditEvent, EventType};
 use crate::auth::password::{HashError, PasswordHasher};
@@ -97,7 +95,10 @@ pub enum LoginStep {
     /// No MFA: the session is open.
     Session(Box<Started>),
     /// MFA on: answer this challenge with a code at `POST /api/users/login/mfa`.
-    Challenge { challenge: String, expires_in: Duration },
+    Challenge {
+        challenge: String,
+        expires_in: Duration,
+    },
 }
 
 /// A started enrolment: what the authenticator app needs.
@@ -225,7 +226,9 @@ impl Mfa {
             None
         };
         if let Some(reason) = reason {
-            return Err(self.challenge_refused(request, Some(row.user_id), reason).await);
+            return Err(self
+                .challenge_refused(request, Some(row.user_id), reason)
+                .await);
         }
         Ok(TakenChallenge {
             user_id: row.user_id,
@@ -318,7 +321,8 @@ impl Mfa {
         password: &SecretString,
     ) -> Result<Enrolment, MfaError> {
         let user = self.active_user(caller).await?;
-        self.check_password(caller, &user, password, "enrol").await?;
+        self.check_password(caller, &user, password, "enrol")
+            .await?;
         if self.store.mfa_enabled(user.id).await? {
             return Err(MfaError::AlreadyOn);
         }
@@ -491,7 +495,11 @@ impl Mfa {
         }
     }
 
-    async fn record_wrong_code(&self, caller: Caller<'_>, step: &'static str) -> Result<(), MfaError> {
+    async fn record_wrong_code(
+        &self,
+        caller: Caller<'_>,
+        step: &'static str,
+    ) -> Result<(), MfaError> {
         let event = caller
             .own_event(EventType::MfaFailed)
             .detail(json!({ "step": step, "reason": "wrong_code" }));

@@ -122,9 +122,7 @@ impl Revoker {
         because: RevokedBecause,
     ) -> Result<(), SessionError> {
         let keep = match because {
-            RevokedBecause::PasswordChanged | RevokedBecause::MfaChanged => {
-                Some(caller.session_id)
-            }
+            RevokedBecause::PasswordChanged | RevokedBecause::MfaChanged => Some(caller.session_id),
             RevokedBecause::LogoutAll | RevokedBecause::SessionDeleted => None,
         };
         let revoked = self.end_user_sessions(caller.user_id, keep).await?;

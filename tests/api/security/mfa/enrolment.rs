@@ -30,7 +30,11 @@ async fn a_failed_enrolment_leaves_mfa_off(app: TestApp) {
     assert!(uri.starts_with("otpauth://totp/Aerie:bob?"), "{uri}");
     assert!(uri.contains(&format!("secret={secret}")), "{uri}");
     let right = code_at(&app, &secret);
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let refused = confirm(&app, &token, wrong).await;
     refused.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.error_on("code"), Some("is incorrect"));
@@ -132,12 +136,14 @@ async fn totp_secrets_are_sealed_at_rest(app: TestApp) {
         .expect("bob");
     let row = store.totp(user.id).await.expect("query").expect("enrolled");
     store.close().await;
-    assert!(row.secret_sealed.starts_with("v1."), "{}", row.secret_sealed);
+    assert!(
+        row.secret_sealed.starts_with("v1."),
+        "{}",
+        row.secret_sealed
+    );
     assert!(!row.secret_sealed.contains(&bob.secret));
     let raw = totp_rs::Secret::try_from_base32(&bob.secret).expect("base32");
-    let hex: String = raw
-        .as_ref()
-        .iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = raw.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     assert!(!row.secret_sealed.to_lowercase().contains(&hex));
 }
 

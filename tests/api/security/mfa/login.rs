@@ -6,9 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{
-    STEP, answer, challenge_for, code_at, enrolled, post_as, step_up, token_in,
-};
+use super::{STEP, answer, challenge_for, code_at, enrolled, post_as, step_up, token_in};
 use crate::common::{PASSWORD, TestApp, assert_unauthorized, engine_tests, rows_of};
 
 /// Past the step-up window (600 s by default).
@@ -104,7 +102,11 @@ async fn wrong_codes_spend_the_challenge(app: TestApp) {
     let bob = enrolled(&app, "bob").await;
     let challenge = challenge_for(&app, "bob").await;
     let right = code_at(&app, &bob.secret);
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     for _ in 0..5 {
         answer(&app, &challenge, wrong)
             .await
@@ -162,7 +164,12 @@ async fn step_up_with_mfa_needs_a_code(app: TestApp) {
     app.put("/api/user", Some(&bob.token), change.clone())
         .await
         .assert_status(StatusCode::FORBIDDEN);
-    let stepped = step_up(&app, &bob.token, json!({"code": code_at(&app, &bob.secret)})).await;
+    let stepped = step_up(
+        &app,
+        &bob.token,
+        json!({"code": code_at(&app, &bob.secret)}),
+    )
+    .await;
     stepped.assert_status(StatusCode::OK);
     app.put("/api/user", Some(&token_in(&stepped)), change)
         .await

@@ -62,10 +62,7 @@ async fn enrolled(app: &TestApp, name: &str) -> Enrolled {
     let token = app.register(name).await;
     let begun = begin(app, &token).await;
     begun.assert_status(StatusCode::OK);
-    let secret = begun.body["secret"]
-        .as_str()
-        .expect("a secret")
-        .to_owned();
+    let secret = begun.body["secret"].as_str().expect("a secret").to_owned();
     let confirmed = confirm(app, &token, &code_at(app, &secret)).await;
     confirmed.assert_status(StatusCode::OK);
     let recovery_codes = confirmed.body["recoveryCodes"]
@@ -86,7 +83,11 @@ async fn enrolled(app: &TestApp, name: &str) -> Enrolled {
 async fn challenge_for(app: &TestApp, name: &str) -> String {
     let reply = app.login(&format!("{name}@example.com"), PASSWORD).await;
     reply.assert_status(StatusCode::OK);
-    assert!(reply.body.get("user").is_none(), "no session yet: {}", reply.body);
+    assert!(
+        reply.body.get("user").is_none(),
+        "no session yet: {}",
+        reply.body
+    );
     assert_eq!(reply.body["mfa"]["expiresIn"], 300);
     reply.body["mfa"]["challenge"]
         .as_str()
