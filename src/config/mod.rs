@@ -36,6 +36,7 @@ use crate::http::cookies::CookieSettings;
 use crate::metrics::MetricsSettings;
 use crate::services::accounts::AccountRules;
 use crate::services::markdown::ContentSettings;
+use crate::services::mfa::MfaSettings;
 use crate::services::quotas::QuotaSettings;
 use crate::services::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
@@ -72,6 +73,7 @@ pub struct Config {
     pub tls: TlsSettings,
     pub server: ServerSettings,
     pub audit: AuditSettings,
+    pub mfa: MfaSettings,
     pub alerts: AlertSettings,
     pub metrics: MetricsSettings,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
@@ -246,6 +248,7 @@ impl Config {
         let tls = edge::tls(raw, production)?;
         let server = edge::server(raw, production, &tls)?;
         let audit = backend::audit(raw, production, &data_dir)?;
+        let mfa = backend::mfa(raw, production, &data_dir)?;
         let alerts = backend::alerts(raw)?;
         let metrics = backend::metrics(raw)?;
         let trusted_proxies =
@@ -270,6 +273,7 @@ impl Config {
             tls,
             server,
             audit,
+            mfa,
             alerts,
             metrics,
             trusted_proxies,

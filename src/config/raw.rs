@@ -49,6 +49,8 @@ pub(super) struct RawSettings {
     pub(super) tls_terminated_by_proxy: Option<String>,
     pub(super) hsts_preload: Option<bool>,
     pub(super) audit_key_file: Option<PathBuf>,
+    pub(super) mfa_key_file: Option<PathBuf>,
+    pub(super) mfa_required_roles: Option<String>,
     pub(super) audit_checkpoint_secs: Option<u64>,
     pub(super) audit_retention_days: Option<u64>,
     pub(super) alert_webhook: Option<String>,

@@ -14,6 +14,7 @@ pub mod health;
 mod json_bounds;
 pub mod keys;
 pub mod metrics;
+pub mod mfa;
 pub mod observe;
 pub mod openapi;
 pub mod profiles;
@@ -42,6 +43,7 @@ use crate::services::accounts::Accounts;
 use crate::services::audit_trail::AuditTrail;
 use crate::services::denials::Denials;
 use crate::services::markdown::Renderer;
+use crate::services::mfa::Mfa;
 use crate::services::sessions::Sessions;
 use crate::store::Store;
 
@@ -86,6 +88,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Log in, refresh, end sessions.
     pub sessions: Sessions,
+    /// TOTP enrolment, the login's second step, step-up with a code, required roles.
+    pub mfa: Mfa,
     /// Create accounts; their owners and administrators change them.
     pub accounts: Accounts,
     /// Administrators reading the audit trail.

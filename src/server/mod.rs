@@ -32,6 +32,7 @@ use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
 use crate::auth::keys::Keyring;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
+use crate::auth::secret_sealer::SecretSealer;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::{Config, ConnectionLimits};
@@ -151,10 +152,15 @@ impl Server {
                 revocations: revocations.clone(),
                 audit: audit.clone(),
                 clock: clock.clone(),
+                sealer: SecretSealer::load_or_generate(
+                    &config.mfa.key_file,
+                    config.mfa.generate_key,
+                )?,
             },
             config.sessions,
             config.passwords,
             config.accounts,
+            &config.mfa.required_roles,
         );
         let retention = Retention::new(
             store.clone(),
@@ -173,6 +179,7 @@ impl Server {
             clock,
             audit: audit.clone(),
             sessions: services.sessions,
+            mfa: services.mfa,
             accounts: services.accounts,
             audit_trail: services.audit_trail,
             quotas,

@@ -37,7 +37,7 @@ use utoipa::OpenApi;
 
 use super::error::{Error, Result};
 use super::{
-    AppState, admin, articles, auth, comments, health, keys, metrics, profiles, tags, users,
+    AppState, admin, articles, auth, comments, health, keys, metrics, mfa, profiles, tags, users,
 };
 
 pub fn router() -> Router<AppState> {
@@ -87,6 +87,10 @@ pub fn router() -> Router<AppState> {
         auth::list_sessions,
         auth::revoke_session,
         users::current::change_password,
+        mfa::begin_mfa_enrolment,
+        mfa::confirm_mfa_enrolment,
+        mfa::disable_mfa,
+        mfa::login_mfa,
         keys::jwks,
         admin::accounts::list_users,
         admin::accounts::set_role,

@@ -47,7 +47,7 @@ pub(super) async fn register(
 #[utoipa::path(post, path = "/api/users/login", tag = "users",
     request_body = UserBody<Login>,
     responses(
-        (status = 200, description = "Logged in; a new session starts", body = UserResponse),
+        (status = 200, description = "Logged in; a new session starts. With MFA on, no token yet: `{mfa: {challenge, expiresIn}}`, to answer with a code at `POST /api/users/login/mfa`", body = crate::http::mfa::LoginResponse),
         (status = 401, description = "Wrong email or password, or a disabled account (one answer for all)"),
         (status = 422, description = "Email missing or not an address (at most 254 characters), password missing"),
     ))]
@@ -77,15 +77,10 @@ pub(super) async fn login(
         .rate_limiter
         .check_account(Policy::LoginAccount, email.as_str())
         .await?;
-    let started = state
-        .sessions
+    // With MFA on, the password earns only a challenge (see `http::mfa`).
+    let step = state
+        .mfa
         .log_in(email.as_str(), &password, &context)
         .await?;
-    Ok(delivery.answer(
-        &state,
-        started.user,
-        started.tokens,
-        state.clock.now(),
-        None,
-    ))
+    Ok(crate::http::mfa::login_answer(&state, delivery, step))
 }

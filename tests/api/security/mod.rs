@@ -10,6 +10,7 @@ mod headers;
 mod kill_switches;
 mod login_keys;
 mod markdown_bounds;
+mod mfa;
 mod production_defaults;
 mod quotas;
 mod rate_limit;
