@@ -8,29 +8,20 @@
 # and their ratio per binary.
 #
 #   BEFORE=/path/to/main/aerie AFTER=/path/to/branch/aerie bench/audit_flood.sh
+#   AFTER=/path/to/branch/aerie bench/audit_flood.sh       # one binary only
 #   DURATION=20s CONNECTIONS=256 PROBES=40 ...
 #
 # Needs wrk (apt-get install wrk), curl and python3. Every limit is set far above what wrk
 # sends, so the flood measures appends, not 429s.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-256}
 PROBES=${PROBES:-40}
-command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk" >&2; exit 1; }
-[ -n "${BEFORE:-}" ] && [ -n "${AFTER:-}" ] || { echo "set BEFORE and AFTER to aerie binaries" >&2; exit 1; }
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+need wrk
+need curl
+[ -n "${AFTER:-}" ] || { echo "set AFTER (and BEFORE to compare) to aerie binaries" >&2; exit 1; }
 
 cat >"$WORK/login.lua" <<'LUA'
 wrk.method = "POST"
@@ -62,23 +53,10 @@ print(f"{statistics.median(times):.1f}")
 PY
 
 run() {
-    local name=$1 bin=$2 port; port=$(free_port)
-    mkdir -p "$WORK/$name"
-    env -i PATH="$PATH" HOME="$WORK/$name" \
-        AERIE_LISTEN="127.0.0.1:$port" AERIE_DATA_DIR="$WORK/$name" \
-        AERIE_DATABASE_URL="sqlite://$WORK/$name/aerie.db?mode=rwc" AERIE_LOG=error \
-        AERIE_RATE_LIMIT_GLOBAL=1000000/1 AERIE_RATE_LIMIT_LOGIN_IP=1000000/1 \
-        AERIE_RATE_LIMIT_LOGIN_ACCOUNT=1000000/1 AERIE_RATE_LIMIT_REFRESH=1000000/1 \
-        AERIE_RATE_LIMIT_REGISTER=1000000/1 AERIE_MAX_CONNECTIONS_PER_ADDRESS=4096 \
-        "$bin" serve >"$WORK/$name.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 300); do
-        curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    curl -fsS -H 'Content-Type: application/json' "http://127.0.0.1:$port/api/users" \
-        -d '{"user":{"username":"bench","email":"bench@example.com","password":"correct horse battery staple 42"}}' |
+    local name=$1 bin=$2 port pid
+    start_server "$name" "$bin"
+    port=$SERVER_PORT pid=$SERVER_PID
+    register "$port" bench |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["refreshToken"])' >"$WORK/$name.token"
     local idle flood
     idle=$(python3 "$WORK/probe.py" "$port" "$PROBES" "$WORK/$name.token")
@@ -87,12 +65,12 @@ run() {
     sleep 3
     flood=$(timeout 120 python3 "$WORK/probe.py" "$port" "$PROBES" "$WORK/$name.token")
     wait "$wrk_pid"
-    local logins; logins=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$WORK/$name.wrk")
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    local logins; logins=$(wrk_requests "$WORK/$name.wrk")
+    stop_server "$pid"
     python3 -c "print(f'| $name | $idle | $flood | {float($flood)/float($idle):.1f}x | $logins |')"
 }
 
 echo "| build | refresh p50 idle (ms) | refresh p50 under flood (ms) | flood / idle | failed logins sent |"
 echo "|---|---|---|---|---|"
-run before "$BEFORE"
+[ -z "${BEFORE:-}" ] || run before "$BEFORE"
 run after "$AFTER"

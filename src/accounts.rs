@@ -3,7 +3,7 @@
 //! default credentials. Each command opens the configured database and calls the same
 //! services as the admin API ([`crate::services`]), with the operator as the actor, so the
 //! validation, the session revocation and the audit events cannot differ: every change is
-//! recorded on the audit trail naming the OS user who ran it ([`crate::cli`]), and an admin
+//! recorded on the audit trail naming the OS user who ran it ([`crate::cli::trail`]), and an admin
 //! grant raises the same alert as through the API. Then it closes the database.
 
 // What these commands print is the CLI's answer to its operator, not a log line.
@@ -18,7 +18,7 @@ use secrecy::SecretString;
 use crate::audit::{AlertSettings, AuditSettings};
 use crate::auth::password::{PasswordHasher, PasswordSettings};
 use crate::auth::revocations::Revocations;
-use crate::cli::{CommandTrail, operator};
+use crate::cli::trail::{CommandTrail, operator};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::Role;
 use crate::services::accounts::{AccountError, AccountRules, Accounts, NewAccount};

@@ -30,8 +30,8 @@ use crate::defense::rate_limit;
 use crate::http::error::{Error, normalize_error_bodies, refusal_response};
 use crate::http::observe::{RequestObserver, observe_requests};
 use crate::http::{
-    AppState, HttpSettings, admin, articles, auth, comments, health, keys, openapi, profiles, tags,
-    users,
+    AppState, HttpSettings, admin, articles, auth, comments, health, keys, mfa, openapi, profiles,
+    tags, users,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -72,6 +72,7 @@ fn api_routes(settings: &HttpSettings) -> Router<AppState> {
     Router::new()
         .merge(body_limit(users::router(), account))
         .merge(body_limit(auth::router(), account))
+        .merge(body_limit(mfa::router(), account))
         .merge(body_limit(keys::router(), other))
         .merge(body_limit(profiles::router(), other))
         .merge(body_limit(articles::router(), content))
@@ -218,20 +219,33 @@ mod tests {
                 revocations: revocations.clone(),
                 audit: audit.clone(),
                 clock: clock.clone(),
+                sealer: crate::auth::secret_sealer::SecretSealer::load_or_generate(
+                    &dir.path().join("mfa-key"),
+                    true,
+                )
+                .expect("MFA key"),
             },
             config.sessions,
             config.passwords,
             config.accounts,
+            &config.mfa.required_roles,
+        );
+        let cursors = crate::http::articles::cursor::CursorKey::new(
+            audit
+                .key()
+                .derive(crate::http::articles::cursor::CURSOR_KEY_LABEL),
         );
         let rate_limiter =
             crate::defense::rate_limit::RateLimiter::new(&config.rate_limits, clock.clone());
         let state = AppState {
             audit,
+            cursors,
             store: store.clone(),
             hasher,
             tokens,
             revocations,
             sessions: services.sessions,
+            mfa: services.mfa,
             accounts: services.accounts,
             audit_trail: services.audit_trail,
             quotas: crate::services::quotas::Quotas::new(

@@ -86,8 +86,8 @@ async fn record(
     alerts: &AlertSettings,
     checkpoint: &ArchiveCheckpoint,
 ) -> anyhow::Result<()> {
-    let trail = crate::cli::CommandTrail::open(store, audit, alerts)?;
-    let mut detail = crate::cli::operator().detail();
+    let trail = crate::cli::trail::CommandTrail::open(store, audit, alerts)?;
+    let mut detail = crate::cli::trail::operator().detail();
     detail.insert("fromSeq".into(), checkpoint.from_seq.into());
     detail.insert("throughSeq".into(), checkpoint.through_seq.into());
     detail.insert("pruned".into(), checkpoint.pruned.into());

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod defense;
+pub mod doctor;
 pub mod domain;
 pub mod fingerprint;
 pub mod http;

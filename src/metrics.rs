@@ -35,12 +35,14 @@ pub mod names {
     pub const AUDIT_EVENTS: &str = "aerie_audit_events_total";
     pub const PASSWORD_HASH_QUEUE: &str = "aerie_password_hash_queue_depth";
     pub const PASSWORD_HASH_RUNNING: &str = "aerie_password_hash_in_progress";
+    pub const PASSWORD_HASH_MEMORY: &str = "aerie_password_hash_memory_bytes";
     pub const DB_POOL_CONNECTIONS: &str = "aerie_db_pool_connections";
     pub const DB_POOL_MAX: &str = "aerie_db_pool_max_connections";
     pub const CONNECTIONS_REFUSED: &str = "aerie_connections_refused_total";
     pub const CONNECTIONS_EVICTED: &str = "aerie_connections_evicted_total";
     pub const MARKDOWN_RENDERS: &str = "aerie_markdown_renders_total";
     pub const MARKDOWN_REFUSED: &str = "aerie_markdown_refused_total";
+    pub const DB_BUDGET_EXCEEDED: &str = "aerie_db_budget_exceeded_total";
 }
 
 /// Latency buckets (seconds) for an API: a few milliseconds for reads from memory, tens for
@@ -183,6 +185,15 @@ fn describe() {
         names::CONNECTIONS_EVICTED,
         "Idle connections closed to make room for a new one, by reason"
     );
+    describe_counter!(
+        names::DB_BUDGET_EXCEEDED,
+        "Database statements stopped by the per-request budget (answered 503)"
+    );
+}
+
+/// Counts a database statement stopped by its time budget.
+pub fn count_db_budget_exceeded() {
+    metrics::counter!(names::DB_BUDGET_EXCEEDED).increment(1);
 }
 
 /// Counts a recorded audit event, by its catalogue name.

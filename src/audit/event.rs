@@ -79,9 +79,17 @@ catalogue! {
     /// A step-up with a wrong password: a guess, counted like a failed login.
     StepUpFailed => "step_up_failed", Warning;
     EmailChanged => "email_changed", Warning;
+    /// TOTP enrolment began (a new secret was issued); MFA stays off until confirmed.
+    MfaEnrolmentStarted => "mfa_enrolment_started", Info;
+    /// A code confirmed the enrolment: MFA is on (detail: method, recovery codes issued).
     MfaEnabled => "mfa_enabled", Info;
+    /// MFA was turned off (detail: whether the password or a code proved it).
     MfaDisabled => "mfa_disabled", Warning;
+    /// A recovery code was spent (detail: how many are left).
     MfaRecoveryCodeUsed => "mfa_recovery_code_used", Warning;
+    /// A wrong, replayed or spent code, a wrong password on an MFA route, or a refused login
+    /// challenge (unknown, expired, from another client); detail: step and reason.
+    MfaFailed => "mfa_failed", Warning;
     /// An account's role changed (detail: from, to).
     RoleChanged => "role_changed", Warning;
     UserDisabled => "user_disabled", Warning;

@@ -13,11 +13,12 @@ use super::raw::RawSettings;
 use crate::audit::{AlertSettings, AuditSettings};
 use crate::auth::password::PasswordSettings;
 use crate::auth::{SessionTimes, TokenSettings};
-use crate::domain::{EXPANSION_FLOOR_BYTES, MarkdownLimits};
+use crate::domain::{EXPANSION_FLOOR_BYTES, MarkdownLimits, Role};
 use crate::metrics::MetricsSettings;
 use crate::services::StepUp;
 use crate::services::accounts::AccountRules;
 use crate::services::markdown::ContentSettings;
+use crate::services::mfa::MfaSettings;
 use crate::services::quotas::QuotaSettings;
 use crate::services::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
@@ -50,6 +51,11 @@ pub(super) fn database(
         url: SecretString::from(url),
         max_connections: raw.database_max_connections.unwrap_or(10).max(1),
         auto_migrate: raw.auto_migrate.unwrap_or(!production),
+        statement_budget: Duration::from_millis(within(
+            "AERIE_DATABASE_STATEMENT_BUDGET_MS",
+            raw.database_statement_budget_ms.unwrap_or(5_000),
+            1..=600_000,
+        )?),
     })
 }
 
@@ -306,6 +312,49 @@ pub(super) fn audit(
         generate_key: !production,
         checkpoint_interval: Duration::from_secs(checkpoint_secs),
         retention: Duration::from_secs(retention_days * DAY),
+    })
+}
+
+/// The key that seals TOTP secrets (like the audit key: its own file, required in
+/// production, generated in development) and the roles that must have MFA.
+pub(super) fn mfa(
+    raw: &RawSettings,
+    production: bool,
+    data_dir: &Path,
+) -> Result<MfaSettings, ConfigError> {
+    let key_file = match &raw.mfa_key_file {
+        Some(path) => path.clone(),
+        None if production => {
+            return Err(ConfigError::setting(
+                "AERIE_MFA_KEY_FILE",
+                "required in production (32 random bytes, mode 0600: `head -c 32 /dev/urandom > FILE && chmod 600 FILE`); it seals TOTP secrets, so keep it with the database backups' keys",
+            ));
+        }
+        None => data_dir.join("mfa-key"),
+    };
+    let mut required_roles = Vec::new();
+    for name in raw
+        .mfa_required_roles
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let role = Role::parse(name).ok_or_else(|| {
+            ConfigError::setting(
+                "AERIE_MFA_REQUIRED_ROLES",
+                format!("'{name}' is not a role (user, editor, admin)"),
+            )
+        })?;
+        if !required_roles.contains(&role) {
+            required_roles.push(role);
+        }
+    }
+    Ok(MfaSettings {
+        key_file,
+        generate_key: !production,
+        required_roles,
     })
 }
 

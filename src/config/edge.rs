@@ -49,6 +49,11 @@ pub(super) fn http(raw: &RawSettings, production: bool) -> Result<HttpSettings, 
             raw.tags_listed.unwrap_or(100),
             1..=1000,
         )?,
+        max_list_offset: within(
+            "AERIE_MAX_LIST_OFFSET",
+            raw.max_list_offset.unwrap_or(10_000),
+            0..=1_000_000,
+        )?,
     })
 }
 

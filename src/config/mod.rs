@@ -36,6 +36,7 @@ use crate::http::cookies::CookieSettings;
 use crate::metrics::MetricsSettings;
 use crate::services::accounts::AccountRules;
 use crate::services::markdown::ContentSettings;
+use crate::services::mfa::MfaSettings;
 use crate::services::quotas::QuotaSettings;
 use crate::services::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
@@ -72,6 +73,7 @@ pub struct Config {
     pub tls: TlsSettings,
     pub server: ServerSettings,
     pub audit: AuditSettings,
+    pub mfa: MfaSettings,
     pub alerts: AlertSettings,
     pub metrics: MetricsSettings,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
@@ -121,6 +123,12 @@ impl ConfigError {
     fn setting(name: &str, problem: impl std::fmt::Display) -> Self {
         Self(format!("{name}: {problem}"))
     }
+
+    /// The setting at fault, when the error names one (`AERIE_…`).
+    pub fn setting_name(&self) -> Option<&str> {
+        let (name, _) = self.0.split_once(": ")?;
+        name.starts_with("AERIE_").then_some(name)
+    }
 }
 
 /// Settings that were renamed. An old name would otherwise be ignored without a word, and
@@ -139,6 +147,20 @@ impl Config {
         if !production_from_env {
             merge_dotenv(&mut vars, Path::new(".env"))?;
         }
+        Self::build_with_file(vars)
+    }
+
+    /// [`Config::load`]'s sources judged as production judges them: `AERIE_ENV=production`
+    /// and no `.env`, whatever the environment says. `aerie doctor` uses it to find what a
+    /// production start would refuse.
+    pub fn load_as_production() -> Result<Self, ConfigError> {
+        let mut vars: HashMap<String, String> = std::env::vars().collect();
+        vars.insert("AERIE_ENV".into(), "production".into());
+        Self::build_with_file(vars)
+    }
+
+    /// `vars` over the TOML file named by `AERIE_CONFIG` (default `./aerie.toml`, if present).
+    fn build_with_file(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
         let explicit_file = vars.get("AERIE_CONFIG").map(PathBuf::from);
         let file = explicit_file
             .clone()
@@ -226,6 +248,7 @@ impl Config {
         let tls = edge::tls(raw, production)?;
         let server = edge::server(raw, production, &tls)?;
         let audit = backend::audit(raw, production, &data_dir)?;
+        let mfa = backend::mfa(raw, production, &data_dir)?;
         let alerts = backend::alerts(raw)?;
         let metrics = backend::metrics(raw)?;
         let trusted_proxies =
@@ -250,6 +273,7 @@ impl Config {
             tls,
             server,
             audit,
+            mfa,
             alerts,
             metrics,
             trusted_proxies,

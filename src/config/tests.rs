@@ -73,6 +73,7 @@ fn production_refuses_plain_http() {
         ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8, 192.168.1.7"),
         ("AERIE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.0/24"),
         ("AERIE_AUDIT_KEY_FILE", "/etc/aerie/audit-key"),
+        ("AERIE_MFA_KEY_FILE", "/etc/aerie/mfa-key"),
     ])
     .expect("TLS at a trusted proxy is acceptable");
     assert!(behind_proxy.tls.sends_hsts());
@@ -89,6 +90,42 @@ fn production_refuses_missing_audit_key() {
         ("AERIE_TRUSTED_PROXIES", "10.0.0.0/8"),
     ]);
     assert!(error.contains("AERIE_AUDIT_KEY_FILE"), "{error}");
+}
+
+#[test]
+fn production_refuses_missing_mfa_key() {
+    let error = error_of(&[
+        ("AERIE_ENV", "production"),
+        ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+        ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+        ("AERIE_AUDIT_KEY_FILE", "/etc/aerie/audit-key"),
+        ("AERIE_CORS_ORIGINS", "none"),
+        ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8"),
+        ("AERIE_TRUSTED_PROXIES", "10.0.0.0/8"),
+    ]);
+    assert!(error.contains("AERIE_MFA_KEY_FILE"), "{error}");
+}
+
+#[test]
+fn mfa_required_roles_name_roles() {
+    let config = Config::from_vars([("AERIE_MFA_REQUIRED_ROLES", " admin, editor,admin ")])
+        .expect("valid roles");
+    assert_eq!(
+        config.mfa.required_roles,
+        vec![crate::domain::Role::Admin, crate::domain::Role::Editor]
+    );
+    assert!(
+        Config::from_vars([("AERIE_MFA_REQUIRED_ROLES", "")])
+            .expect("none")
+            .mfa
+            .required_roles
+            .is_empty()
+    );
+    let error = error_of(&[("AERIE_MFA_REQUIRED_ROLES", "admin,root")]);
+    assert!(
+        error.contains("AERIE_MFA_REQUIRED_ROLES") && error.contains("root"),
+        "{error}"
+    );
 }
 
 /// The proxy that ends TLS carries every client: unless its forwarding headers are believed,

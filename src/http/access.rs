@@ -123,6 +123,11 @@ pub const ROUTES: &[RouteRule] = &[
         Access::Permission(Permission::AuditRead),
     ),
     rule(Method::PUT, "/api/user/password", Authenticated),
+    rule(Method::POST, "/api/auth/mfa/totp", Authenticated),
+    rule(Method::POST, "/api/auth/mfa/totp/confirm", Authenticated),
+    rule(Method::DELETE, "/api/auth/mfa/totp", Authenticated),
+    // The challenge from the password step is the credential; the handler checks it.
+    rule(Method::POST, "/api/users/login/mfa", Public),
     // The refresh token (in the body, or its cookie) is the credential; the handler verifies it.
     rule(Method::POST, "/api/auth/refresh", Public),
     rule(Method::POST, "/api/auth/logout", Authenticated),
@@ -224,6 +229,9 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
             permission: permission.as_str(),
         };
         state.denials.record(denial, &context).await;
+        if user.permissions_withheld {
+            return Error::MfaEnrolmentRequired.into_response();
+        }
         return Error::Forbidden.into_response();
     }
     parts.extensions.insert(user);

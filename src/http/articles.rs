@@ -2,8 +2,10 @@
 //!
 //! Guards against editing or deleting someone else's article (author, or a role with the
 //! `*:any` permission), mass assignment (unknown fields are refused, so nobody sets
-//! `author`, `slug` or `favoritesCount`), unbounded listing (`limit` ≤ 100), and one account
-//! filling the disk (the per-user quotas of [`crate::services::quotas`]).
+//! `author`, `slug` or `favoritesCount`), unbounded listing (`limit` ≤ 100), deep pages that
+//! cost more the deeper they go (`offset` ≤ `AERIE_MAX_LIST_OFFSET`; deeper, the signed
+//! `after` cursor of [`cursor`]), and one account filling the disk (the per-user quotas of
+//! [`crate::services::quotas`]).
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -17,10 +19,13 @@ use super::bodies;
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json, MaybeAuthUser};
 use super::openapi::text::{ArticleBodyText, DescriptionText, TagList, TitleText};
-use super::query::{PAGE, Query};
+use super::query::Query;
 use super::views::Article;
 use crate::domain::{ArticleBody, Description, FieldErrors, Permission, Slug, Title, username_key};
-use crate::store::{ArticleChanges, ArticleFilter, ArticleRow, NewArticle, is_unique_violation};
+use crate::store::{
+    self, ArticleChanges, ArticleFilter, ArticlePage, ArticleRow, NewArticle, PageStart,
+    is_unique_violation,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -85,15 +90,57 @@ struct ArticleResponse {
 struct ArticleList {
     articles: Vec<Article>,
     articles_count: i64,
+    /// Present when more articles follow this page: pass it as `after` for the next page
+    /// (same filters). Opaque; its cost does not grow with the depth, unlike `offset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
 }
 
-impl ArticleList {
-    fn new((rows, count): (Vec<ArticleRow>, i64)) -> Self {
-        Self {
-            articles: rows.into_iter().map(Article::summary).collect(),
-            articles_count: count,
-        }
+/// The query parameters of the article lists' pages.
+const PAGE_OR_CURSOR: &[&str] = &["limit", "offset", "after"];
+
+/// One page of `list`, from `offset` (capped) or after the cursor `after`. `scope` names
+/// the list (its filters, the feed's reader) in the cursor's seal.
+async fn list_page(
+    state: &AppState,
+    viewer: Option<i64>,
+    list: store::ArticleList<'_>,
+    scope: &str,
+    query: &Query,
+) -> Result<axum::Json<ArticleList>> {
+    let (limit, offset) = query.page()?;
+    let max = state.http.max_list_offset;
+    if offset > max {
+        return Err(Error::invalid(
+            "offset",
+            format!("is deeper than {max}; page on with `after` (the response's nextCursor)"),
+        ));
     }
+    let position = match query.typed("after") {
+        Some(_) if query.typed("offset").is_some() => {
+            return Err(Error::invalid("after", "cannot be combined with offset"));
+        }
+        Some(cursor) => Some(
+            state
+                .cursors
+                .open(scope, cursor)
+                .ok_or_else(|| Error::invalid("after", "is not a cursor this list gave out"))?,
+        ),
+        None => None,
+    };
+    let start = match &position {
+        Some(position) => PageStart::After(position),
+        None => PageStart::Offset(offset),
+    };
+    let ArticlePage { rows, total, next } = state
+        .store
+        .list_articles(viewer, list, start, limit)
+        .await?;
+    Ok(axum::Json(ArticleList {
+        articles: rows.into_iter().map(Article::summary).collect(),
+        articles_count: total,
+        next_cursor: next.map(|position| state.cursors.seal(scope, &position)),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/articles", tag = "articles",
@@ -102,45 +149,60 @@ impl ArticleList {
         ("author" = Option<String>, Query, description = "Only articles by this username"),
         ("favorited" = Option<String>, Query, description = "Only articles this username favorited"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
-        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Articles to skip"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Articles to skip, at most `AERIE_MAX_LIST_OFFSET` (10,000 by default); not with `after`"),
+        ("after" = Option<String>, Query, description = "Start after the page that returned this `nextCursor` (same filters); not with `offset`"),
     ),
     responses(
         (status = 200, description = "Articles, newest first; a token is optional", body = ArticleList),
         (status = 401, description = "A token was sent but is not valid"),
+        (status = 422, description = "A parameter out of range, `offset` deeper than allowed, or an `after` cursor this list did not give out"),
     ))]
 async fn list_articles(
     State(state): State<AppState>,
     viewer: MaybeAuthUser,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<ArticleList>> {
-    let query = Query::parse(raw.as_deref(), &[&["tag", "author", "favorited"], PAGE])?;
-    let (limit, offset) = query.page()?;
+    let query = Query::parse(
+        raw.as_deref(),
+        &[&["tag", "author", "favorited"], PAGE_OR_CURSOR],
+    )?;
     let filter = ArticleFilter {
         tag: query.text("tag"),
         author_key: query.text("author").map(|a| username_key(&a)),
         favorited_by_key: query.text("favorited").map(|f| username_key(&f)),
     };
-    let page = state
-        .store
-        .list_articles(viewer.user_id(), &filter, limit, offset)
-        .await?;
-    Ok(axum::Json(ArticleList::new(page)))
+    let scope = serde_json::json!([
+        "articles",
+        filter.tag,
+        filter.author_key,
+        filter.favorited_by_key
+    ])
+    .to_string();
+    let list = store::ArticleList::All(&filter);
+    list_page(&state, viewer.user_id(), list, &scope, &query).await
 }
 
 #[utoipa::path(get, path = "/api/articles/feed", tag = "articles",
     params(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
-        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Articles to skip"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Articles to skip, at most `AERIE_MAX_LIST_OFFSET` (10,000 by default); not with `after`"),
+        ("after" = Option<String>, Query, description = "Start after the page that returned this `nextCursor`; not with `offset`"),
     ),
-    responses((status = 200, description = "Articles by authors the caller follows, newest first", body = ArticleList)))]
+    responses(
+        (status = 200, description = "Articles by authors the caller follows, newest first", body = ArticleList),
+        (status = 422, description = "A parameter out of range, `offset` deeper than allowed, or an `after` cursor this list did not give out"),
+    ))]
 async fn feed(
     State(state): State<AppState>,
     auth: AuthUser,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<ArticleList>> {
-    let (limit, offset) = Query::parse(raw.as_deref(), &[PAGE])?.page()?;
-    let page = state.store.feed(auth.user_id, limit, offset).await?;
-    Ok(axum::Json(ArticleList::new(page)))
+    let query = Query::parse(raw.as_deref(), &[PAGE_OR_CURSOR])?;
+    let scope = serde_json::json!(["feed", auth.user_id]).to_string();
+    let list = store::ArticleList::Feed {
+        follower: auth.user_id,
+    };
+    list_page(&state, Some(auth.user_id), list, &scope, &query).await
 }
 
 /// The full article as the response carries it, with its stored HTML.
@@ -390,6 +452,8 @@ async fn set_favorite(
     let row = find(state, Some(auth.user_id), slug).await?;
     present(state, row).await
 }
+
+pub mod cursor;
 
 /// Lets the fuzz targets (fuzz/) reach this module's private request body types.
 #[doc(hidden)]

@@ -33,7 +33,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json as JsonResponse, Router};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -41,7 +40,7 @@ use super::AppState;
 use super::cookies::{self, ClearedCookies};
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json};
-use super::users::current::charge_password_attempt;
+use super::mfa::PasswordOrCode;
 use super::users::presenters::{Delivery, UserResponse};
 use crate::clock::rfc3339;
 use crate::defense::csrf;
@@ -111,38 +110,26 @@ async fn refresh(
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct StepUpRequest {
-    #[schema(value_type = String, required = true)]
-    password: Option<SecretString>,
-}
-
-/// `POST /api/auth/step-up`: the caller types their password again and gets an access token
-/// for the same session whose `auth_time` is now, as the sensitive changes require (see
-/// [`crate::services::StepUp`]). Each attempt spends the account's login budget and the
-/// per-IP login limit; a wrong password is audited and changes nothing.
+/// `POST /api/auth/step-up`: the caller proves who they are again (their password, or with
+/// MFA on a code) and gets an access token for the same session whose `auth_time` is now, as
+/// the sensitive changes require (see [`crate::services::StepUp`]). A password attempt
+/// spends the account's login budget, a code its MFA budget, both the per-IP login limit;
+/// a wrong one is audited and changes nothing.
 #[utoipa::path(post, path = "/api/auth/step-up", tag = "sessions",
-    request_body = StepUpRequest,
+    request_body = PasswordOrCode,
     responses(
         (status = 200, description = "A new access token for the same session, authenticated now (the refresh token is unchanged)", body = super::users::presenters::UserResponse),
-        (status = 422, description = "Wrong or missing password"),
-        (status = 429, description = "The account's login budget or the address's login limit is spent"),
+        (status = 422, description = "Wrong or missing password or code; the password of an account with MFA on (it needs a code); a code for an account without MFA; both given"),
+        (status = 429, description = "The account's login or MFA budget, or the address's login limit, is spent"),
     ))]
 async fn step_up(
     State(state): State<AppState>,
     auth: AuthUser,
     context: RequestContext,
-    Json(body): Json<StepUpRequest>,
+    Json(body): Json<PasswordOrCode>,
 ) -> Result<impl IntoResponse> {
-    let password = body
-        .password
-        .ok_or_else(|| Error::invalid("password", "can't be blank"))?;
-    charge_password_attempt(&state, auth.user_id).await?;
-    let stepped = state
-        .sessions
-        .step_up(auth.caller(&context), &password)
-        .await?;
+    let proof = body.charged_proof(&state, &auth, &context).await?;
+    let stepped = state.mfa.step_up(auth.caller(&context), &proof).await?;
     Ok(UserResponse::stepped_up(
         &state,
         stepped.user,

@@ -38,6 +38,10 @@ pub enum Error {
     /// [`STEP_UP_HEADER`] names the route that gives one.
     #[error("re-authentication required")]
     StepUpRequired,
+    /// The caller's role needs MFA (`AERIE_MFA_REQUIRED_ROLES`) and the account has none:
+    /// its permissions are withheld until it enrols.
+    #[error("enrolment required")]
+    MfaEnrolmentRequired,
     #[error("{0} not found")]
     NotFound(&'static str),
     /// Field-level validation failures, all reported at once.
@@ -67,6 +71,9 @@ pub enum Error {
     Internal(String),
 }
 
+/// The 403 body of a role that must have MFA, for an account without it.
+pub const MFA_ENROLMENT_REQUIRED: &str = "enrolment required: this role's permissions need multi-factor authentication; enrol with POST /api/auth/mfa/totp, then POST /api/auth/mfa/totp/confirm";
+
 /// Marks a response whose body this module wrote, so [`normalize_error_bodies`] keeps it.
 #[derive(Clone, Copy)]
 struct ShapedError;
@@ -85,7 +92,9 @@ impl Error {
     fn status(&self) -> StatusCode {
         match self {
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::Forbidden | Error::StepUpRequired => StatusCode::FORBIDDEN,
+            Error::Forbidden | Error::StepUpRequired | Error::MfaEnrolmentRequired => {
+                StatusCode::FORBIDDEN
+            }
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -124,6 +133,7 @@ impl IntoResponse for Error {
             }
             Error::Unavailable => return status.into_response(),
             Error::StepUpRequired => json!({ "auth": ["re-authentication required"] }),
+            Error::MfaEnrolmentRequired => json!({ "mfa": [MFA_ENROLMENT_REQUIRED] }),
             other => json!({ "body": [other.to_string()] }),
         };
         let mut response = (status, Json(json!({ "errors": errors }))).into_response();
@@ -208,6 +218,13 @@ impl From<sqlx::Error> for Error {
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
                 tracing::warn!(%error, "database unavailable");
+                Error::Unavailable
+            }
+            // The statement ran past its budget and was stopped: the connection is free
+            // again and a retry may succeed.
+            other if crate::store::is_budget_exceeded(&other) => {
+                tracing::warn!(error = %other, "database statement exceeded its budget");
+                crate::metrics::count_db_budget_exceeded();
                 Error::Unavailable
             }
             other => Error::Internal(format!("database: {other}")),

@@ -67,10 +67,12 @@ pub fn bearer_token_matches(expected: Option<&SecretString>, headers: &HeaderMap
 async fn scrape(State(state): State<AppState>) -> Response {
     let pool = state.store.pool_usage();
     let (queued, running) = (state.hasher.queue_depth(), state.hasher.in_progress());
+    let hash_memory = state.hasher.memory_bytes();
     // Gauges are sampled now rather than kept up to date on every change.
     state.metrics.scope(|| {
         metrics::gauge!(names::PASSWORD_HASH_QUEUE).set(queued as f64);
         metrics::gauge!(names::PASSWORD_HASH_RUNNING).set(running as f64);
+        metrics::gauge!(names::PASSWORD_HASH_MEMORY).set(hash_memory as f64);
         let in_use = pool.open.saturating_sub(pool.idle);
         metrics::gauge!(names::DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
         metrics::gauge!(names::DB_POOL_CONNECTIONS, "state" => "in_use").set(f64::from(in_use));

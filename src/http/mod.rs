@@ -14,6 +14,7 @@ pub mod health;
 mod json_bounds;
 pub mod keys;
 pub mod metrics;
+pub mod mfa;
 pub mod observe;
 pub mod openapi;
 pub mod profiles;
@@ -42,6 +43,7 @@ use crate::services::accounts::Accounts;
 use crate::services::audit_trail::AuditTrail;
 use crate::services::denials::Denials;
 use crate::services::markdown::Renderer;
+use crate::services::mfa::Mfa;
 use crate::services::sessions::Sessions;
 use crate::store::Store;
 
@@ -59,6 +61,8 @@ pub struct HttpSettings {
     pub expose_api_docs: bool,
     /// How many tags `GET /api/tags` lists at most (the most used first).
     pub tags_listed: usize,
+    /// The deepest `offset` the article lists serve; deeper pages use the `after` cursor.
+    pub max_list_offset: i64,
 }
 
 impl HttpSettings {
@@ -86,6 +90,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Log in, refresh, end sessions.
     pub sessions: Sessions,
+    /// TOTP enrolment, the login's second step, step-up with a code, required roles.
+    pub mfa: Mfa,
     /// Create accounts; their owners and administrators change them.
     pub accounts: Accounts,
     /// Administrators reading the audit trail.
@@ -98,6 +104,8 @@ pub struct AppState {
     pub denials: Denials,
     /// This server's Prometheus registry.
     pub metrics: crate::metrics::Metrics,
+    /// Signs and checks the article lists' `after` cursors.
+    pub cursors: articles::cursor::CursorKey,
     /// Set when shutdown begins: readiness then answers 503.
     pub shutting_down: health::ShuttingDown,
     pub http: HttpSettings,

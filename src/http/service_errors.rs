@@ -7,6 +7,7 @@ use super::error::Error;
 use crate::services::accounts::AccountError;
 use crate::services::audit_trail::AuditTrailError;
 use crate::services::markdown::RenderError;
+use crate::services::mfa::MfaError;
 use crate::services::quotas::{Quota, QuotaError};
 use crate::services::sessions::SessionError;
 
@@ -21,6 +22,32 @@ impl From<SessionError> for Error {
             SessionError::Store(error) => error.into(),
             SessionError::Audit(error) => error.into(),
             SessionError::Hash(error) => error.into(),
+        }
+    }
+}
+
+impl From<MfaError> for Error {
+    fn from(error: MfaError) -> Self {
+        match error {
+            MfaError::Unauthenticated => Error::Unauthorized,
+            MfaError::WrongPassword => Error::invalid("password", "is incorrect"),
+            MfaError::WrongCode => Error::invalid("code", "is incorrect"),
+            MfaError::AlreadyOn => {
+                Error::invalid("mfa", "is already on; turn it off first to enrol again")
+            }
+            MfaError::NotEnrolling => Error::invalid(
+                "mfa",
+                "no enrolment is waiting for a code; start one with POST /api/auth/mfa/totp",
+            ),
+            MfaError::NotOn => Error::invalid("mfa", "is not on for this account"),
+            MfaError::CodeRequired => {
+                Error::invalid("code", "is required: this account has MFA on")
+            }
+            MfaError::Seal(error) => Error::Internal(error.to_string()),
+            MfaError::Session(error) => error.into(),
+            MfaError::Store(error) => error.into(),
+            MfaError::Audit(error) => error.into(),
+            MfaError::Hash(error) => error.into(),
         }
     }
 }

@@ -32,6 +32,7 @@ use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
 use crate::auth::keys::Keyring;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
+use crate::auth::secret_sealer::SecretSealer;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::{Config, ConnectionLimits};
@@ -82,6 +83,18 @@ impl Server {
         let store = Store::connect(&config.database).await?;
         if config.database.auto_migrate {
             store.migrate().await?;
+        } else {
+            // Production never changes the schema on its own; say so instead of failing later
+            // on a missing table.
+            let pending = store
+                .pending_migrations()
+                .await
+                .context("reading the applied migrations")?;
+            if pending > 0 {
+                anyhow::bail!(
+                    "the database lacks {pending} migration(s) of this build and AERIE_AUTO_MIGRATE is off: run `aerie migrate` first"
+                );
+            }
         }
         let settings = &config.tokens;
         let keyring = Keyring::load(&settings.key_file, settings.generate_key)?;
@@ -141,10 +154,15 @@ impl Server {
                 revocations: revocations.clone(),
                 audit: audit.clone(),
                 clock: clock.clone(),
+                sealer: SecretSealer::load_or_generate(
+                    &config.mfa.key_file,
+                    config.mfa.generate_key,
+                )?,
             },
             config.sessions,
             config.passwords,
             config.accounts,
+            &config.mfa.required_roles,
         );
         let retention = Retention::new(
             store.clone(),
@@ -169,12 +187,18 @@ impl Server {
             clock,
             audit: audit.clone(),
             sessions: services.sessions,
+            mfa: services.mfa,
             accounts: services.accounts,
             audit_trail: services.audit_trail,
             quotas,
             markdown: Renderer::new(config.content),
             denials: services.denials,
             metrics: metrics.clone(),
+            cursors: crate::http::articles::cursor::CursorKey::new(
+                audit
+                    .key()
+                    .derive(crate::http::articles::cursor::CURSOR_KEY_LABEL),
+            ),
             shutting_down: shutting_down.clone(),
             http: config.http,
             session_times: config.sessions,
@@ -186,6 +210,7 @@ impl Server {
                     &crate::http::openapi::PublishedSettings {
                         metrics_route: config.metrics.token.is_some(),
                         tags_per_article: config.quotas.tags_per_article,
+                        max_list_offset: config.http.max_list_offset,
                     },
                 ))
             }),

@@ -12,6 +12,8 @@
 //! - [`accounts`]: create accounts, change their email, password, role and disabled flag.
 //! - [`audit_trail`]: administrators reading the audit trail (each read itself recorded).
 //! - [`denials`]: refused permissions and tokens on the trail, sampled.
+//! - [`mfa`]: TOTP multi-factor authentication: enrolment, the login's second step, step-up
+//!   with a code, and the roles that must have it.
 //! - [`markdown`]: rendering article and comment bodies once, on a bounded blocking pool.
 //! - [`quotas`]: per-user limits on stored content.
 //! - [`retention`]: deleting expired sessions and refresh tokens.
@@ -22,6 +24,7 @@ pub mod audit_trail;
 pub mod denials;
 pub mod devices;
 pub mod markdown;
+pub mod mfa;
 pub mod quotas;
 pub mod retention;
 pub mod sessions;
@@ -32,6 +35,7 @@ use std::sync::Arc;
 use self::accounts::{AccountRules, Accounts};
 use self::audit_trail::AuditTrail;
 use self::denials::Denials;
+use self::mfa::{Mfa, MfaParts};
 use self::sessions::{Revoker, Sessions, TokenMakers};
 use serde_json::{Map, Value};
 
@@ -42,6 +46,7 @@ use crate::auth::SessionTimes;
 use crate::auth::password::{PasswordHasher, PasswordSettings};
 use crate::auth::refresh::{SUCCESSOR_KEY_LABEL, SuccessorKey};
 use crate::auth::revocations::Revocations;
+use crate::auth::secret_sealer::SecretSealer;
 use crate::auth::tokens::TokenService;
 use crate::clock::{Clock, UnixMillis};
 use crate::request_context::RequestContext;
@@ -55,6 +60,8 @@ pub struct Parts {
     pub revocations: Revocations,
     pub audit: AuditLog,
     pub clock: Arc<dyn Clock>,
+    /// Seals TOTP secrets at rest.
+    pub sealer: SecretSealer,
 }
 
 /// The server's services: every event on the audit trail, and one revoker ending sessions
@@ -64,6 +71,7 @@ pub struct Services {
     pub accounts: Accounts,
     pub audit_trail: AuditTrail,
     pub denials: Denials,
+    pub mfa: Mfa,
 }
 
 impl Services {
@@ -72,6 +80,7 @@ impl Services {
         times: SessionTimes,
         passwords: PasswordSettings,
         rules: AccountRules,
+        mfa_required_roles: &[crate::domain::Role],
     ) -> Self {
         let Parts {
             store,
@@ -80,6 +89,7 @@ impl Services {
             revocations,
             audit,
             clock,
+            sealer,
         } = parts;
         // Derived from the audit key, which every instance of a deployment shares: a token
         // rotated on two instances at once still has one successor.
@@ -92,19 +102,32 @@ impl Services {
             clock.clone(),
             rules.step_up,
         );
+        let sessions = Sessions::new(
+            store.clone(),
+            TokenMakers {
+                access: tokens,
+                successors,
+            },
+            hasher.clone(),
+            revoker.clone(),
+            recorder.clone(),
+            clock.clone(),
+            times,
+        );
+        let mfa = Mfa::new(
+            MfaParts {
+                store: store.clone(),
+                sealer,
+                sessions: sessions.clone(),
+                hasher: hasher.clone(),
+                recorder: recorder.clone(),
+                clock: clock.clone(),
+            },
+            mfa_required_roles,
+        );
         Self {
-            sessions: Sessions::new(
-                store.clone(),
-                TokenMakers {
-                    access: tokens,
-                    successors,
-                },
-                hasher.clone(),
-                revoker.clone(),
-                recorder.clone(),
-                clock.clone(),
-                times,
-            ),
+            sessions,
+            mfa,
             accounts: Accounts::new(
                 store.clone(),
                 hasher,

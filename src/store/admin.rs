@@ -16,6 +16,8 @@ pub struct AccountRow {
     pub created_at: i64,
     /// When the account last logged in (its newest session), if ever.
     pub last_login_at: Option<i64>,
+    /// 1 when the account has MFA on (a confirmed TOTP enrolment), else 0.
+    pub mfa_enrolments: i64,
 }
 
 /// `LIKE` pattern for "contains `text`", with the wildcards in `text` escaped so `%` and `_`
@@ -58,7 +60,9 @@ impl Store {
             "($1 IS NULL OR u.username_key LIKE $1 ESCAPE '\\' OR u.email_key LIKE $1 ESCAPE '\\')";
         let list = format!(
             "SELECT u.username, u.email, u.role, u.disabled_at, u.created_at,
-               (SELECT MAX(s.created_at) FROM sessions s WHERE s.user_id = u.id) AS last_login_at
+               (SELECT MAX(s.created_at) FROM sessions s WHERE s.user_id = u.id) AS last_login_at,
+               (SELECT COUNT(*) FROM mfa_totp m
+                 WHERE m.user_id = u.id AND m.confirmed_at IS NOT NULL) AS mfa_enrolments
              FROM users u WHERE {filter} ORDER BY u.username_key LIMIT $2 OFFSET $3"
         );
         let count = format!("SELECT COUNT(*) FROM users u WHERE {filter}");

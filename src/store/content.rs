@@ -79,28 +79,30 @@ pub struct ArticleChanges {
     pub tags: Option<Vec<String>>,
 }
 
-/// Filters for the article list; all compare exactly (no LIKE, so `%` and `_` match only
-/// themselves).
-#[derive(Debug, Default)]
-pub struct ArticleFilter {
-    pub tag: Option<String>,
-    pub author_key: Option<String>,
-    pub favorited_by_key: Option<String>,
-}
-
 /// The article queries, with the engine's string aggregate spliced in once at start.
 pub(super) struct ArticleQueries {
     by_slug: String,
-    list: String,
-    count: String,
-    feed: String,
-    feed_count: &'static str,
 }
 
-/// `$1` is always the viewer's user id (NULL when anonymous).
-fn article_select(tags_aggregate: &str) -> String {
+/// The article columns, its author and the viewer's flags, `FROM articles a JOIN users u`.
+/// `$1` is always the viewer's user id (NULL when anonymous). Without the body (`''`, no
+/// HTML) for list pages, which never show it.
+pub(super) fn article_select(pool: &Pool, with_body: bool) -> String {
+    let tags_aggregate = match pool {
+        Pool::Sqlite(_) => {
+            "SELECT group_concat(tag, char(31)) FROM article_tags WHERE article_id = a.id"
+        }
+        Pool::Postgres(_) => {
+            "SELECT string_agg(tag, chr(31)) FROM article_tags WHERE article_id = a.id"
+        }
+    };
+    let body = if with_body {
+        "a.body, a.body_html"
+    } else {
+        "'' AS body, CAST(NULL AS TEXT) AS body_html"
+    };
     format!(
-        "SELECT a.id, a.slug, a.title, a.description, a.body, a.body_html, a.created_at, a.updated_at,
+        "SELECT a.id, a.slug, a.title, a.description, {body}, a.created_at, a.updated_at,
            ({tags_aggregate}) AS tags,
            CAST((SELECT COUNT(*) FROM favorites f WHERE f.article_id = a.id) AS BIGINT) AS favorites_count,
            CAST(CASE WHEN EXISTS (SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1)
@@ -112,41 +114,10 @@ fn article_select(tags_aggregate: &str) -> String {
     )
 }
 
-/// The list filter, with placeholders numbered from `first`.
-fn list_filter(first: usize) -> String {
-    let (tag, author, favorited) = (first, first + 1, first + 2);
-    format!(
-        " WHERE (${tag} IS NULL OR EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = ${tag}))
-            AND (${author} IS NULL OR a.author_id = (SELECT id FROM users WHERE username_key = ${author}))
-            AND (${favorited} IS NULL OR EXISTS (SELECT 1 FROM favorites fv JOIN users fu ON fu.id = fv.user_id
-                 WHERE fv.article_id = a.id AND fu.username_key = ${favorited}))"
-    )
-}
-
-const NEWEST_FIRST: &str = " ORDER BY a.created_at DESC, a.id DESC";
-const FEED_FILTER: &str =
-    " WHERE a.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $1)";
-
 impl ArticleQueries {
     pub(super) fn new(pool: &Pool) -> Self {
-        let tags_aggregate = match pool {
-            Pool::Sqlite(_) => {
-                "SELECT group_concat(tag, char(31)) FROM article_tags WHERE article_id = a.id"
-            }
-            Pool::Postgres(_) => {
-                "SELECT string_agg(tag, chr(31)) FROM article_tags WHERE article_id = a.id"
-            }
-        };
-        let select = article_select(tags_aggregate);
         Self {
-            by_slug: format!("{select} WHERE a.slug = $2"),
-            list: format!(
-                "{select}{}{NEWEST_FIRST} LIMIT $5 OFFSET $6",
-                list_filter(2)
-            ),
-            count: format!("SELECT COUNT(*) FROM articles a{}", list_filter(1)),
-            feed: format!("{select}{FEED_FILTER}{NEWEST_FIRST} LIMIT $2 OFFSET $3"),
-            feed_count: "SELECT COUNT(*) FROM articles a WHERE a.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $1)",
+            by_slug: format!("{} WHERE a.slug = $2", article_select(pool, true)),
         }
     }
 }
@@ -173,62 +144,6 @@ impl Store {
             .bind(slug)
             .fetch_optional(pool)
             .await)
-    }
-
-    /// One page of articles, newest first, and how many match in all.
-    pub async fn list_articles(
-        &self,
-        viewer: Option<i64>,
-        filter: &ArticleFilter,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<ArticleRow>, i64), sqlx::Error> {
-        let keys = [&filter.tag, &filter.author_key, &filter.favorited_by_key];
-        if !keys.into_iter().flatten().all(|key| matchable(key)) {
-            return Ok((Vec::new(), 0));
-        }
-        let (list, count) = (&self.queries.list, &self.queries.count);
-        on_pool!(self, |pool| {
-            let rows = sqlx::query_as(AssertSqlSafe(list.as_str()))
-                .bind(viewer)
-                .bind(&filter.tag)
-                .bind(&filter.author_key)
-                .bind(&filter.favorited_by_key)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-            let total: i64 = sqlx::query_scalar(AssertSqlSafe(count.as_str()))
-                .bind(&filter.tag)
-                .bind(&filter.author_key)
-                .bind(&filter.favorited_by_key)
-                .fetch_one(pool)
-                .await?;
-            Ok((rows, total))
-        })
-    }
-
-    /// Articles by authors the viewer follows, newest first, and how many there are.
-    pub async fn feed(
-        &self,
-        viewer: i64,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<ArticleRow>, i64), sqlx::Error> {
-        let (feed, count) = (&self.queries.feed, self.queries.feed_count);
-        on_pool!(self, |pool| {
-            let rows = sqlx::query_as(AssertSqlSafe(feed.as_str()))
-                .bind(viewer)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-            let total: i64 = sqlx::query_scalar(count)
-                .bind(viewer)
-                .fetch_one(pool)
-                .await?;
-            Ok((rows, total))
-        })
     }
 
     /// Inserts an article with its tags in one transaction.

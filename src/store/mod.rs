@@ -4,10 +4,13 @@
 //! queries built with `format!` only splice fixed fragments and placeholder numbers.
 
 mod admin;
+mod article_lists;
 mod audit;
 mod audit_archive;
+mod budget;
 mod content;
 mod devices;
+mod mfa;
 mod quotas;
 mod sessions;
 mod users;
@@ -16,7 +19,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -24,10 +27,13 @@ use sqlx::sqlite::{
 use crate::keyfile;
 
 pub use admin::AccountRow;
+pub use article_lists::{ArticleFilter, ArticleList, ArticlePage, ListPosition, PageStart};
 pub use audit::{AuditFilter, AuditListRow, AuditRow, ChainHead};
 pub use audit_archive::{ArchiveCheckpoint, PruneMismatch};
-pub use content::{ArticleChanges, ArticleFilter, ArticleRow, CommentRow, NewArticle};
+pub use budget::is_budget_exceeded;
+pub use content::{ArticleChanges, ArticleRow, CommentRow, NewArticle};
 pub use devices::DeviceSeen;
+pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
 pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
@@ -90,6 +96,8 @@ pub struct DatabaseSettings {
     /// Apply pending migrations when the server (or a CLI command) starts: the development
     /// default; production runs `aerie migrate`.
     pub auto_migrate: bool,
+    /// How long one use of a connection may run (see [`budget`]).
+    pub statement_budget: Duration,
 }
 
 impl DatabaseSettings {
@@ -105,10 +113,15 @@ impl Store {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, ConnectError> {
         let url = settings.url.expose_secret();
         let pool = if settings.uses_postgres() {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(ConnectError::Connect)?
+                .options([budget::postgres_statement_timeout(
+                    settings.statement_budget,
+                )]);
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
+                .connect_with(options)
                 .await
                 .map_err(ConnectError::Connect)?;
             Pool::Postgres(pool)
@@ -119,7 +132,7 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(settings.statement_budget.min(Duration::from_secs(5)));
             if let Some(folder) = options
                 .get_filename()
                 .parent()
@@ -133,7 +146,7 @@ impl Store {
             if !(file.as_os_str().is_empty() || file.as_os_str() == ":memory:") {
                 keyfile::create_empty(file).map_err(ConnectError::Folder)?;
             }
-            let pool = SqlitePoolOptions::new()
+            let pool = budget::bound_sqlite(SqlitePoolOptions::new(), settings.statement_budget)
                 .max_connections(settings.max_connections)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
@@ -145,13 +158,61 @@ impl Store {
         Ok(Self { pool, queries })
     }
 
-    /// Applies pending migrations for this engine.
-    pub async fn migrate(&self) -> Result<(), ConnectError> {
+    /// This build's migrations for this engine.
+    fn migrator(&self) -> sqlx::migrate::Migrator {
         match &self.pool {
-            Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
-            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Pool::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Pool::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        }
+    }
+
+    /// Applies pending migrations for this engine, outside the statement budget: a
+    /// migration rewriting a large table may rightly take longer than any request.
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        let migrator = self.migrator();
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut connection = pool.acquire().await.map_err(ConnectError::Connect)?;
+                budget::lift_sqlite(&mut connection)
+                    .await
+                    .map_err(ConnectError::Connect)?;
+                migrator.run(&mut *connection).await?;
+            }
+            Pool::Postgres(pool) => {
+                let mut connection = pool.acquire().await.map_err(ConnectError::Connect)?;
+                budget::lift_postgres(&mut connection, true)
+                    .await
+                    .map_err(ConnectError::Connect)?;
+                let applied = migrator.run(&mut *connection).await;
+                budget::lift_postgres(&mut connection, false)
+                    .await
+                    .map_err(ConnectError::Connect)?;
+                applied?;
+            }
         }
         Ok(())
+    }
+
+    /// How many of this build's migrations the database has not applied, read without
+    /// writing anything (sqlx's own check would create its bookkeeping table). A database
+    /// that was never migrated has every migration pending.
+    pub async fn pending_migrations(&self) -> Result<usize, sqlx::Error> {
+        let applied: Vec<i64> = match on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success"
+        )
+        .fetch_all(pool)
+        .await)
+        {
+            Ok(versions) => versions,
+            // No bookkeeping table: nothing was ever applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+            .count())
     }
 
     /// Whether the database answers (for readiness checks).

@@ -13,6 +13,7 @@
 
 mod common;
 
+mod article_pages;
 mod articles;
 mod audit;
 mod comments;

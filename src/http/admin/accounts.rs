@@ -42,7 +42,7 @@ struct Account {
     #[schema(value_type = Role)]
     role: String,
     disabled: bool,
-    /// MFA arrives with its own issue; until then no account has it.
+    /// Whether the account has MFA on (TOTP confirmed).
     mfa: bool,
     #[schema(format = DateTime)]
     created_at: String,
@@ -58,7 +58,7 @@ impl From<AccountRow> for Account {
             email: row.email,
             role: row.role,
             disabled: row.disabled_at.is_some(),
-            mfa: false,
+            mfa: row.mfa_enrolments > 0,
             created_at: rfc3339(row.created_at),
             last_login_at: row.last_login_at.map(rfc3339),
         }

@@ -40,11 +40,14 @@ pub struct AuthUser {
     /// The access token came in the session cookie (cookie mode), not the `Authorization`
     /// header: responses must not hand it to the page's scripts.
     pub via_cookie: bool,
+    /// The role needs MFA (`AERIE_MFA_REQUIRED_ROLES`) and the account has none: the role's
+    /// permissions do not count until it enrols.
+    pub permissions_withheld: bool,
 }
 
 impl AuthUser {
     pub fn can(&self, permission: Permission) -> bool {
-        self.role.can(permission)
+        !self.permissions_withheld && self.role.can(permission)
     }
 
     /// The caller as the services know them: account, session, and the request.
@@ -147,6 +150,7 @@ fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthU
         authenticated_at,
         token: token.to_owned(),
         via_cookie,
+        permissions_withheld: false,
     })
 }
 
@@ -236,7 +240,7 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(user) = parts.extensions.get::<AuthUser>() {
             return Ok(user.clone());
         }
-        let user = match presented_token_or_record(parts, state).await? {
+        let mut user = match presented_token_or_record(parts, state).await? {
             Some(token) => authenticate_or_record(parts, state, &token, false).await?,
             None => {
                 let token = cookie_token(parts, state)
@@ -247,6 +251,8 @@ impl FromRequestParts<AppState> for AuthUser {
                 user
             }
         };
+        // Only roles that require MFA cost a read here (none by default).
+        user.permissions_withheld = state.mfa.enrolment_missing(user.user_id, user.role).await?;
         // Writes cost storage and fan out to other users' feeds: each account gets a budget.
         if !parts.method.is_safe() {
             let ip = parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| *ip);

@@ -37,7 +37,7 @@ use utoipa::OpenApi;
 
 use super::error::{Error, Result};
 use super::{
-    AppState, admin, articles, auth, comments, health, keys, metrics, profiles, tags, users,
+    AppState, admin, articles, auth, comments, health, keys, metrics, mfa, profiles, tags, users,
 };
 
 pub fn router() -> Router<AppState> {
@@ -87,6 +87,10 @@ pub fn router() -> Router<AppState> {
         auth::list_sessions,
         auth::revoke_session,
         users::current::change_password,
+        mfa::begin_mfa_enrolment,
+        mfa::confirm_mfa_enrolment,
+        mfa::disable_mfa,
+        mfa::login_mfa,
         keys::jwks,
         admin::accounts::list_users,
         admin::accounts::set_role,
@@ -123,6 +127,8 @@ pub struct PublishedSettings {
     pub metrics_route: bool,
     /// The tags-per-article quota: a tag list's `maxItems`.
     pub tags_per_article: usize,
+    /// `AERIE_MAX_LIST_OFFSET`: the article lists' `offset` maximum.
+    pub max_list_offset: i64,
 }
 
 impl Published {
@@ -135,6 +141,19 @@ impl Published {
         }
         if let Some(tags) = document.pointer_mut("/components/schemas/TagList") {
             tags["maxItems"] = json!(settings.tags_per_article);
+        }
+        for list in ["/api/articles", "/api/articles/feed"] {
+            let parameters = document
+                .pointer_mut(&format!(
+                    "/paths/{}/get/parameters",
+                    list.replace('/', "~1")
+                ))
+                .and_then(Value::as_array_mut);
+            for parameter in parameters.into_iter().flatten() {
+                if parameter["name"] == "offset" {
+                    parameter["schema"]["maximum"] = json!(settings.max_list_offset);
+                }
+            }
         }
         Self {
             json: Bytes::from(document.to_string()),

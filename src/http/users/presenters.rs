@@ -101,7 +101,7 @@ impl Delivery {
     /// For login and register: cookies when asked for or configured, and then only for a
     /// request that names no foreign origin (another site must not sign the browser into an
     /// account of its choosing).
-    pub(super) fn for_new_session(state: &AppState, headers: &HeaderMap) -> Result<Self> {
+    pub(in crate::http) fn for_new_session(state: &AppState, headers: &HeaderMap) -> Result<Self> {
         if !cookies::requested(&state.cookies, headers) {
             return Ok(Self::Body);
         }

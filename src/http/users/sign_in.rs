@@ -16,6 +16,7 @@ use crate::http::AppState;
 use crate::http::error::{Error, Result};
 use crate::http::extract::Json;
 use crate::request_context::RequestContext;
+use crate::services::mfa::MfaError;
 use crate::services::sessions::{Opening, SessionError};
 
 #[utoipa::path(post, path = "/api/users", tag = "users",
@@ -49,7 +50,7 @@ pub(super) async fn register(
 #[utoipa::path(post, path = "/api/users/login", tag = "users",
     request_body = UserBody<Login>,
     responses(
-        (status = 200, description = "Logged in; a new session starts. Also sets the device cookie `__Host-aerie-device` (see the login guard)", body = UserResponse),
+        (status = 200, description = "Logged in; a new session starts and the device cookie `__Host-aerie-device` is set (see the login guard). With MFA on, no token yet: `{mfa: {challenge, expiresIn}}`, to answer with a code at `POST /api/users/login/mfa`", body = crate::http::mfa::LoginResponse),
         (status = 401, description = "Wrong email or password, or a disabled account (one answer for all)"),
         (status = 422, description = "Email missing or not an address (at most 254 characters), password missing"),
         (status = 429, description = "Too many failed logins for this account from this address or device, from this address or network, or (from an address with recent failures) for this account"),
@@ -84,30 +85,26 @@ pub(super) async fn login(
             device: device_token(&headers),
         })
         .await?;
-    let started = match state
-        .sessions
+    // With MFA on, the password earns only a challenge (see `http::mfa`); a correct password
+    // still proves the device, so the device cookie is set either way.
+    let step = match state
+        .mfa
         .log_in(email.as_str(), &password, &context)
         .await
     {
-        Ok(started) => started,
+        Ok(step) => step,
         Err(error) => {
-            if matches!(error, SessionError::Unauthenticated) {
+            if matches!(
+                error,
+                MfaError::Session(SessionError::Unauthenticated)
+            ) {
                 state.login_guard.failed(&admitted).await;
             }
             return Err(error.into());
         }
     };
     let device = DeviceCookie(state.login_guard.device_token(&admitted));
-    Ok((
-        device,
-        delivery.answer(
-            &state,
-            started.user,
-            started.tokens,
-            state.clock.now(),
-            None,
-        ),
-    ))
+    Ok((device, crate::http::mfa::login_answer(&state, delivery, step)))
 }
 
 /// The device token the client presents: the cookie, or the header for clients without a

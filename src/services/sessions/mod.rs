@@ -140,6 +140,18 @@ impl Sessions {
         password: &SecretString,
         request: &RequestContext,
     ) -> Result<Started, SessionError> {
+        let row = self.check_credentials(email, password, request).await?;
+        self.start(row, request, Opening::Login).await
+    }
+
+    /// The password step of a login: the account, if the credentials are right and it is
+    /// enabled. Opens nothing: [`crate::services::mfa`] decides whether a second step follows.
+    pub async fn check_credentials(
+        &self,
+        email: &str,
+        password: &SecretString,
+        request: &RequestContext,
+    ) -> Result<UserRow, SessionError> {
         if !password_within_limits(password) {
             return Err(self
                 .login_failed(request, None, "password_out_of_limits")
@@ -162,7 +174,7 @@ impl Sessions {
             }
             None => return Err(self.login_failed(request, None, "unknown_account").await),
         };
-        self.start(row, request, Opening::Login).await
+        Ok(row)
     }
 
     /// Records a failed login and returns the one answer every failure gets. The reason
@@ -326,6 +338,23 @@ impl Sessions {
             self.recorder.record(event).await?;
             return Err(SessionError::WrongPassword);
         }
+        self.record_step_up(caller, user).await
+    }
+
+    /// A step-up whose proof (an MFA code) the caller of this function has already checked.
+    pub async fn step_up_verified(&self, caller: Caller<'_>) -> Result<SteppedUp, SessionError> {
+        match self.store.user_by_id(caller.user_id).await? {
+            Some(user) if user.disabled_at.is_none() => self.record_step_up(caller, user).await,
+            _ => Err(SessionError::Unauthenticated),
+        }
+    }
+
+    /// The session records the fresh authentication and a new access token carries it.
+    async fn record_step_up(
+        &self,
+        caller: Caller<'_>,
+        user: UserRow,
+    ) -> Result<SteppedUp, SessionError> {
         let now = self.clock.now();
         if !self
             .store

@@ -28,6 +28,8 @@ pub enum RevokedBecause {
     SessionDeleted,
     /// A password change ended the caller's other sessions.
     PasswordChanged,
+    /// Turning MFA on or off ended the caller's other sessions.
+    MfaChanged,
 }
 
 impl RevokedBecause {
@@ -36,6 +38,7 @@ impl RevokedBecause {
             Self::LogoutAll => "logout_all",
             Self::SessionDeleted => "session_deleted",
             Self::PasswordChanged => "password_changed",
+            Self::MfaChanged => "mfa_changed",
         }
     }
 }
@@ -119,7 +122,7 @@ impl Revoker {
         because: RevokedBecause,
     ) -> Result<(), SessionError> {
         let keep = match because {
-            RevokedBecause::PasswordChanged => Some(caller.session_id),
+            RevokedBecause::PasswordChanged | RevokedBecause::MfaChanged => Some(caller.session_id),
             RevokedBecause::LogoutAll | RevokedBecause::SessionDeleted => None,
         };
         let revoked = self.end_user_sessions(caller.user_id, keep).await?;

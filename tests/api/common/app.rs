@@ -60,9 +60,11 @@ impl TestApp {
     pub async fn spawn_sibling_with(&self, settings: &[(&str, &str)]) -> Self {
         let path = |file: &str| self.data_dir.path().join(file).display().to_string();
         let (signing_key, audit_key) = (path("signing-key.pem"), path("audit-key"));
+        let mfa_key = path("mfa-key");
         let mut shared = vec![
             ("AERIE_SIGNING_KEY_FILE", signing_key.as_str()),
             ("AERIE_AUDIT_KEY_FILE", audit_key.as_str()),
+            ("AERIE_MFA_KEY_FILE", mfa_key.as_str()),
         ];
         shared.extend_from_slice(settings);
         Self::spawn_on(self.engine, Some(self.database_url.clone()), &shared).await
@@ -156,10 +158,43 @@ async fn fresh_postgres_database() -> String {
     let mut connection = sqlx::PgConnection::connect(&base)
         .await
         .expect("connect to the test PostgreSQL server");
+    LEFTOVERS_SWEPT
+        .get_or_init(|| drop_leftover_databases(&mut connection))
+        .await;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut connection)
         .await
         .expect("create test database");
     let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
     format!("{prefix}/{name}")
+}
+
+/// Set once per test process, after the databases of earlier runs have been dropped.
+static LEFTOVERS_SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Drops the databases that earlier test processes created and could not drop themselves
+/// (a test's server still holds its pool when the test ends, so each run leaves its databases
+/// behind). Only databases whose creating process is gone are touched: a suite running beside
+/// this one in another checkout keeps its own. Failures are ignored; the next run retries.
+async fn drop_leftover_databases(connection: &mut sqlx::PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'aerie_t_%'")
+            .fetch_all(&mut *connection)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let creator = name
+            .split('_')
+            .nth(2)
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let creator_alive =
+            creator.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if creator.is_some() && !creator_alive {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&mut *connection)
+            .await;
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod app;
 mod audit;
 mod cli;
 mod fixtures;
+mod process;
 mod raw;
 mod requests;
 mod shapes;
@@ -17,6 +18,7 @@ pub use cli::{aerie, run_aerie};
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };
+pub use process::{ServerProcess, run_to_exit, start_server};
 pub use requests::{Reply, assert_unauthorized, read};
 pub use shapes::{
     ARTICLE_KEYS, LISTED_ARTICLE_KEYS, PROFILE_KEYS, assert_keys, assert_timestamp, slugs,

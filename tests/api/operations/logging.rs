@@ -4,117 +4,37 @@
 //! hostile input (a username carrying a forged JSON log line, a User-Agent with a Unicode line
 //! separator) cannot add or split lines.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::PASSWORD;
+use crate::common::{PASSWORD, ServerProcess, start_server};
 
-struct RunningServer {
-    child: tokio::process::Child,
-    address: String,
-    lines: Arc<Mutex<Vec<String>>>,
-    _data: tempfile::TempDir,
-}
-
-async fn start_binary() -> RunningServer {
+async fn start_binary() -> ServerProcess {
     start_binary_with(&[]).await
 }
 
 /// Starts `aerie serve` with JSON debug logs and `settings` added to its environment.
-async fn start_binary_with(settings: &[(&str, &str)]) -> RunningServer {
+async fn start_binary_with(settings: &[(&str, &str)]) -> ServerProcess {
     let data = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aerie"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AERIE_LISTEN", "127.0.0.1:0")
-        .env("AERIE_DATA_DIR", data.path())
-        .env("AERIE_LOG_FORMAT", "json")
-        .env("AERIE_LOG", "debug")
-        .envs(settings.iter().copied())
-        .current_dir(data.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start aerie");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let lines: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-    let collected = lines.clone();
-    tokio::spawn(async move {
-        let mut address_tx = Some(address_tx);
-        let mut reader = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = reader.next_line().await {
-            if let Ok(value) = serde_json::from_str::<Value>(&line)
-                && value["message"] == "listening"
-                && let Some(tx) = address_tx.take()
-            {
-                let _ = tx.send(value["address"].as_str().unwrap_or_default().to_owned());
-            }
-            collected.lock().expect("lock").push(line);
-        }
-    });
-    let address = tokio::time::timeout(Duration::from_secs(60), address_rx)
-        .await
-        .expect("the server said where it listens")
-        .expect("address");
-    RunningServer {
-        child,
-        address: format!("http://{address}"),
-        lines,
-        _data: data,
-    }
-}
-
-impl RunningServer {
-    /// Waits up to `limit` for a logged line containing `needle`.
-    async fn wait_for_line(&self, needle: &str, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::Instant::now() < deadline {
-            if self
-                .lines
-                .lock()
-                .expect("lock")
-                .iter()
-                .any(|l| l.contains(needle))
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-
-    /// SIGTERM, then waits for the graceful exit and returns every line logged.
-    async fn stop(mut self) -> Vec<String> {
-        let pid = self.child.id().expect("running").to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("graceful exit")
-            .expect("exit status");
-        assert!(exit.success(), "{exit}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        self.lines.lock().expect("lock").clone()
-    }
+    let data_dir = data.path().display().to_string();
+    let mut all = vec![
+        ("AERIE_LISTEN", "127.0.0.1:0"),
+        ("AERIE_DATA_DIR", data_dir.as_str()),
+        ("AERIE_LOG_FORMAT", "json"),
+        ("AERIE_LOG", "debug"),
+    ];
+    all.extend_from_slice(settings);
+    start_server(data, &all).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_logs_and_hostile_input_cannot_forge_lines() {
     let server = start_binary().await;
     let client = reqwest::Client::new();
-    let url = |path: &str| format!("{}{}", server.address, path);
+    let url = |path: &str| server.http(path);
     let new_password = "a different horse battery 7781";
     let email = "dana.secret@example.com";
     let new_email = "dana.renamed@example.org";
@@ -308,7 +228,7 @@ async fn alert_webhook_secret_path_never_reaches_the_logs_when_delivery_fails() 
     .await;
 
     let wrong = reqwest::Client::new()
-        .post(format!("{}/api/users/login", server.address))
+        .post(server.http("/api/users/login"))
         .json(&json!({"user": {"email": "nobody@example.com", "password": PASSWORD}}))
         .send()
         .await

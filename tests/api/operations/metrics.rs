@@ -259,6 +259,12 @@ async fn requests_logins_and_revocations_are_counted_by_route_template(engine: E
     assert_eq!(value(&text, "aerie_sessions_revoked_total", &[]), 1.0);
     assert_eq!(value(&text, "aerie_password_hash_queue_depth", &[]), 0.0);
     assert!(text.contains("aerie_password_hash_in_progress "), "{text}");
+    // One argon2 block (19 MiB) per hashing thread, one thread per core by default.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        value(&text, "aerie_password_hash_memory_bytes", &[]),
+        (cores * 19 * 1024 * 1024) as f64
+    );
     assert_eq!(
         value(&text, "aerie_db_pool_max_connections", &[]),
         5.0,

@@ -85,6 +85,16 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
     ),
     ("PUT", "/api/user/password", [401, 422, 422, 422, 422]),
     ("POST", "/api/auth/step-up", [401, 200, 200, 200, 200]),
+    // A wrong password; no enrolment to confirm; MFA not on: each a 422 that changes nothing.
+    ("POST", "/api/auth/mfa/totp", [401, 422, 422, 422, 422]),
+    (
+        "POST",
+        "/api/auth/mfa/totp/confirm",
+        [401, 422, 422, 422, 422],
+    ),
+    ("DELETE", "/api/auth/mfa/totp", [401, 422, 422, 422, 422]),
+    // The challenge is the credential: an unknown one is 401 for everyone.
+    ("POST", "/api/users/login/mfa", [401, 401, 401, 401, 401]),
     ("POST", "/api/auth/refresh", [401, 401, 401, 401, 401]),
     ("GET", "/api/auth/sessions", [401, 200, 200, 200, 200]),
     (
@@ -213,6 +223,12 @@ async fn instantiate(
         ),
         ("POST", "/api/auth/refresh") => Some(json!({"refreshToken": "A".repeat(43)})),
         ("POST", "/api/auth/step-up") => Some(json!({"password": PASSWORD})),
+        ("POST", "/api/auth/mfa/totp") => Some(json!({"password": "wrong password here"})),
+        ("POST", "/api/auth/mfa/totp/confirm") => Some(json!({"code": "123456"})),
+        ("DELETE", "/api/auth/mfa/totp") => Some(json!({"password": PASSWORD})),
+        ("POST", "/api/users/login/mfa") => {
+            Some(json!({"challenge": "A".repeat(43), "code": "123456"}))
+        }
         _ => None,
     };
     (method.parse().expect("method"), path, body)

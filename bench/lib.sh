@@ -1,0 +1,74 @@
+# Shared by the bench scripts (source it after `set -euo pipefail`): a scratch directory and
+# every server started here removed and ended on exit, a free loopback port, a process's
+# RSS, a private copy of the release binary, and a server booted on a fresh SQLite file.
+# Everything listens on 127.0.0.1 only.
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+WORK=$(mktemp -d)
+PIDS=()
+bench_cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap bench_cleanup EXIT
+
+# need COMMAND [DEBIAN_PACKAGE]
+need() {
+    command -v "$1" >/dev/null || { echo "bench needs $1: apt-get install ${2:-$1}" >&2; exit 1; }
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# rss_kb PID: resident memory now, in KiB.
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# release_binary: builds this checkout's server in release mode and prints the path of a
+# private copy (a shared CARGO_TARGET_DIR may be rebuilt from another checkout meanwhile).
+release_binary() {
+    cargo build --release --locked --bin aerie >&2
+    cp "${CARGO_TARGET_DIR:-target}/release/aerie" "$WORK/aerie"
+    echo "$WORK/aerie"
+}
+
+# start_server NAME BIN [VAR=VALUE...]: boots BIN on its own SQLite file with every rate limit
+# and the per-address connection cap far above what a bench sends (later VAR=VALUE pairs
+# override these), waits for /healthz, and sets SERVER_PORT and SERVER_PID. Exits with the
+# server's log if it does not come up.
+start_server() {
+    local name=$1 bin=$2; shift 2
+    SERVER_PORT=$(free_port)
+    mkdir -p "$WORK/$name"
+    env -i PATH="$PATH" HOME="$WORK/$name" \
+        AERIE_LISTEN="127.0.0.1:$SERVER_PORT" AERIE_DATA_DIR="$WORK/$name" \
+        AERIE_DATABASE_URL="sqlite://$WORK/$name/aerie.db?mode=rwc" AERIE_LOG=error \
+        AERIE_RATE_LIMIT_GLOBAL=1000000/1 AERIE_RATE_LIMIT_LOGIN_IP=1000000/1 \
+        AERIE_RATE_LIMIT_LOGIN_ACCOUNT=1000000/1 AERIE_RATE_LIMIT_REFRESH=1000000/1 \
+        AERIE_RATE_LIMIT_REGISTER=1000000/1 AERIE_MAX_CONNECTIONS_PER_ADDRESS=4096 \
+        "$@" "$bin" serve >"$WORK/$name.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    for _ in $(seq 300); do
+        curl -fsS "http://127.0.0.1:$SERVER_PORT/healthz" >/dev/null 2>&1 && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
+}
+
+# stop_server PID
+stop_server() { kill "$1"; wait "$1" 2>/dev/null || true; }
+
+# register PORT USERNAME: signs a user up (password `correct horse battery staple 42`, email
+# USERNAME@example.com) and prints the JSON reply.
+register() {
+    curl -fsS -H 'Content-Type: application/json' "http://127.0.0.1:$1/api/users" \
+        -d "{\"user\":{\"username\":\"$2\",\"email\":\"$2@example.com\",\"password\":\"correct horse battery staple 42\"}}"
+}
+
+# wrk_requests FILE: the request count of a wrk report.
+wrk_requests() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$1"; }
+
+# wrk_non2xx FILE: responses that were not 2xx or 3xx (0 when wrk printed none).
+wrk_non2xx() { sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$1" | grep . || echo 0; }

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# A login flood against one release server, on loopback only (issue 17 items 1-3):
+#   ceiling  one core's argon2id verification time at the configured parameters
+#            (examples/argon2_verify_time.rs, the server's own hasher), and cores / time:
+#            the most logins per second this machine can do
+#   memory   the server's RSS idle, after a FLOOD of successful logins, and after a second
+#            one (no growth wanted)
+#   logins   logins/s during the first flood (each opens a session, mints a refresh token
+#            and appends an audit record), beside the ceiling
+#   reads    GET /api/user p50/p99 idle, then again during the second flood (in one run)
+# For each binary given (BEFORE, AFTER; AFTER defaults to building this checkout). Every rate
+# limit is set far above the load, and the script fails if any login or read was refused, so
+# what is measured is work, not 429s.
+#
+#   bench/login_flood.sh
+#   BEFORE=/path/to/main/aerie AFTER=/path/to/branch/aerie bench/login_flood.sh
+#   FLOOD=30s READS=10s LOGIN_CONNECTIONS=8 READ_CONNECTIONS=4 ACCOUNTS=8 ...
+#
+# Needs wrk (apt-get install wrk), curl and python3.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+FLOOD=${FLOOD:-30s}
+READS=${READS:-10s}
+LOGIN_CONNECTIONS=${LOGIN_CONNECTIONS:-8}
+READ_CONNECTIONS=${READ_CONNECTIONS:-4}
+ACCOUNTS=${ACCOUNTS:-8}
+VERIFICATIONS=${VERIFICATIONS:-40}
+need wrk
+need curl
+AFTER=${AFTER:-$(release_binary)}
+
+CORES=$(nproc)
+cargo build --release --locked --example argon2_verify_time >&2
+VERIFY_MS=$("${CARGO_TARGET_DIR:-target}/release/examples/argon2_verify_time" "$VERIFICATIONS")
+CEILING=$(python3 -c "print(f'{$CORES * 1000 / $VERIFY_MS:.1f}')")
+echo "argon2id verify, one core: $VERIFY_MS ms; ceiling: $CORES cores / $VERIFY_MS ms = $CEILING logins/s"
+echo
+
+cat >"$WORK/login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  local body = '{"user":{"email":"bench' .. (n % $ACCOUNTS) .. '@example.com","password":"correct horse battery staple 42"}}'
+  return wrk.format(nil, "/api/users/login", nil, body)
+end
+LUA
+
+# latency FILE PERCENT: a wrk --latency figure, in ms.
+latency() {
+    python3 - "$1" "$2" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+value, unit = re.search(rf"^\s*{sys.argv[2]}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M).groups()
+print(f"{float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f}")
+PY
+}
+
+# wrk_rate FILE: requests per second.
+wrk_rate() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$1"; }
+
+# refused FILE...: fails when a wrk run got anything but 2xx.
+refused() {
+    local file
+    for file in "$@"; do
+        [ "$(wrk_non2xx "$file")" = 0 ] || { echo "$file: refused responses:" >&2; cat "$file" >&2; exit 1; }
+    done
+}
+
+run() {
+    local name=$1 bin=$2 port pid token i
+    start_server "$name" "$bin"
+    port=$SERVER_PORT pid=$SERVER_PID
+    for i in $(seq 0 $((ACCOUNTS - 1))); do
+        register "$port" "bench$i" >"$WORK/$name.user$i.json"
+    done
+    # The reader is not one of the flooded accounts: their logins end their oldest sessions.
+    register "$port" reader >"$WORK/$name.reader.json"
+    token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["user"]["token"])' "$WORK/$name.reader.json")
+    local url="http://127.0.0.1:$port"
+    local reads=(wrk -t1 -c"$READ_CONNECTIONS" -d"$READS" --latency -H "Authorization: Token $token" "$url/api/user")
+    local idle_rss; idle_rss=$(rss_kb "$pid")
+    "${reads[@]}" >"$WORK/$name.idle"
+    wrk -t1 -c"$LOGIN_CONNECTIONS" -d"$FLOOD" -s "$WORK/login.lua" "$url" >"$WORK/$name.flood1"
+    local rss1; rss1=$(rss_kb "$pid")
+    wrk -t1 -c"$LOGIN_CONNECTIONS" -d"$FLOOD" -s "$WORK/login.lua" "$url" >"$WORK/$name.flood2" &
+    local flood_pid=$!
+    sleep 5
+    "${reads[@]}" >"$WORK/$name.loaded"
+    wait "$flood_pid"
+    local rss2; rss2=$(rss_kb "$pid")
+    stop_server "$pid"
+    refused "$WORK/$name.idle" "$WORK/$name.flood1" "$WORK/$name.flood2" "$WORK/$name.loaded"
+    python3 - "$name" "$idle_rss" "$rss1" "$rss2" "$(wrk_rate "$WORK/$name.flood1")" "$CEILING" \
+        "$(latency "$WORK/$name.idle" 50)" "$(latency "$WORK/$name.idle" 99)" \
+        "$(latency "$WORK/$name.loaded" 50)" "$(latency "$WORK/$name.loaded" 99)" \
+        "$(wrk_rate "$WORK/$name.idle")" "$(wrk_rate "$WORK/$name.loaded")" "$(wrk_rate "$WORK/$name.flood2")" <<'PY' >>"$WORK/rows"
+import sys
+name, idle_rss, rss1, rss2, logins, ceiling, p50i, p99i, p50f, p99f, rate_i, rate_f, logins2 = sys.argv[1:]
+mb = lambda kb: f"{int(kb) / 1024:.0f}"
+f = float
+print(f"| {name} | {mb(idle_rss)} | {mb(rss1)} | {mb(rss2)} | {f(rss2) / f(rss1):.2f} "
+      f"| {f(logins):.1f} | {ceiling} | {100 * f(logins) / f(ceiling):.0f}% "
+      f"| {p50i} / {p99i} | {p50f} / {p99f} | {f(p99f) / f(p99i):.1f}x "
+      f"| {f(rate_i):.0f} / {f(rate_f):.0f} | {f(logins2):.1f} |")
+PY
+}
+
+[ -z "${BEFORE:-}" ] || run before "$BEFORE"
+run after "$AFTER"
+echo "| build | RSS idle (MB) | RSS after flood 1 (MB) | RSS after flood 2 (MB) | flood 2 / flood 1 | logins/s | ceiling | of ceiling | GET /api/user p50 / p99 idle (ms) | p50 / p99 under flood (ms) | p99 flood / idle | reads/s idle / flood | logins/s with reads |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+cat "$WORK/rows"

@@ -1,0 +1,160 @@
+//! The command line: every subcommand, its arguments and its help text (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::domain::Role;
+
+/// Aerie: a secure-by-default backend server (accounts, sessions, RBAC and the RealWorld
+/// Conduit API).
+///
+/// Configuration comes from AERIE_* environment variables, an optional aerie.toml and, in
+/// development, a .env file. With no configuration at all Aerie runs in development mode on
+/// http://127.0.0.1:8080 with an SQLite database and signing key under ./data.
+#[derive(Parser)]
+#[command(name = "aerie", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no command is given).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Write a local certificate authority and a localhost certificate for HTTPS in development.
+    DevCert {
+        /// Folder for ca.pem, cert.pem and key.pem (mode 0600).
+        #[arg(long, default_value = "data/dev-cert")]
+        out: PathBuf,
+    },
+    /// Administer accounts (each change revokes the user's sessions).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Revoke sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// Check and export the tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Housekeeping the server also does on its own.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
+    /// Manage the access-token signing key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Check the configuration against the production rules and print each finding with the
+    /// setting to change, and the advisory database snapshot this build was checked against.
+    /// Reads settings only: no database, key or network access. Exits 1 when anything is
+    /// found.
+    Doctor,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from the terminal (or one line of stdin),
+    /// never from the command line.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "user", value_parser = parse_role)]
+        role: Role,
+    },
+    /// Set a user's role: user, editor or admin.
+    SetRole {
+        username: String,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Set a user's password (an operator's reset), read from the terminal (or one line of
+    /// stdin), never from the command line; every session of the account ends.
+    SetPassword { username: String },
+    /// Disable an account: it can no longer log in and its sessions end.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+}
+
+#[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// Revoke the sessions of one user (--user) or of everyone (--all).
+    Revoke {
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        user: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    Role::parse(value).ok_or_else(|| "expected user, editor or admin".to_owned())
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole chain; exit non-zero and print the first broken sequence number if any
+    /// row was edited, deleted, reordered or inserted, or the tail was cut off.
+    Verify {
+        /// A checkpoint from the log (`SEQ:MAC`, the `checkpoint` field of an "audit
+        /// checkpoint" line): the chain must reach it with exactly that MAC.
+        #[arg(long, value_name = "SEQ:MAC", conflicts_with = "archive")]
+        expect_at_least: Option<crate::audit::Checkpoint>,
+        /// Check an archive file written by `aerie audit archive` instead of the database.
+        #[arg(long, value_name = "FILE")]
+        archive: Option<PathBuf>,
+    },
+    /// Move rows older than AERIE_AUDIT_RETENTION_DAYS (or --before) to a new JSON-lines
+    /// file, then delete them behind a checkpoint sealed with the audit key, so `audit
+    /// verify` still verifies the rest and the file verifies on its own.
+    Archive {
+        /// Archive only rows before this time (RFC 3339); at most the retention allows.
+        #[arg(long, value_name = "RFC3339")]
+        before: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// The archive file to create (never overwritten; mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print events as JSON lines (one object per line), oldest first, for a SIEM.
+    Export {
+        /// Only events at or after this time (RFC 3339, e.g. 2026-11-28T00:00:00Z).
+        #[arg(long, value_name = "RFC3339")]
+        since: chrono::DateTime<chrono::FixedOffset>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MaintenanceCommand {
+    /// Delete expired and long-revoked sessions and their refresh tokens now (the server
+    /// does it every AERIE_RETENTION_INTERVAL_SECS).
+    Prune,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Write a new Ed25519 signing key (PKCS#8 PEM, mode 0600) for AERIE_SIGNING_KEY_FILE.
+    Generate {
+        /// Where to write the key; the file must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a new signing key active. The old key moves to the keyring's previous keys
+    /// (`<AERIE_SIGNING_KEY_FILE>.previous/<retired at>.<kid>.pem`) and keeps verifying the
+    /// tokens it signed, so nobody is logged out; restart the instances to sign with the new
+    /// key. Previous keys retired longer ago than an access token lives are deleted.
+    Rotate,
+}

@@ -1,0 +1,71 @@
+//! `aerie keys generate | rotate`: the access-token signing key.
+
+#![expect(clippy::print_stdout, reason = "the CLI's output is its interface")]
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::audit::{AuditEvent, EventType};
+use crate::auth::keys::{Keyring, SigningKey, previous_keys_dir};
+use crate::clock::{Clock as _, SystemClock};
+use crate::config::Config;
+use crate::store::Store;
+
+use super::trail::{CommandTrail, operator};
+
+pub async fn rotate(config: &Config) -> anyhow::Result<()> {
+    let active = &config.tokens.key_file;
+    let now = SystemClock.now();
+    let kid = Keyring::rotate_at(active, now)?;
+    println!(
+        "new active signing key {} (kid {kid}); the previous key keeps verifying from {}",
+        active.display(),
+        previous_keys_dir(active).display()
+    );
+    let pruned = Keyring::prune(
+        active,
+        now,
+        Keyring::retention(config.tokens.access_token_ttl),
+    )?;
+    for kid in &pruned {
+        println!("deleted previous key {kid}: every token it signed has expired");
+    }
+    // On the trail like any other security event; the key is already in force, so a
+    // failure here is reported, not undone.
+    record_key_rotation(config, &kid, &pruned)
+        .await
+        .with_context(|| {
+            format!("key {kid} is active, but the key_rotated audit event was not recorded")
+        })
+}
+
+async fn record_key_rotation(config: &Config, kid: &str, pruned: &[String]) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database).await?;
+    let recorded = async {
+        let trail = CommandTrail::open(&store, &config.audit, &config.alerts)?;
+        let mut detail = operator().detail();
+        detail.insert("key".into(), "signing".into());
+        detail.insert("kid".into(), kid.into());
+        detail.insert("pruned".into(), pruned.into());
+        let event = AuditEvent::new(EventType::KeyRotated).detail(detail.into());
+        trail.audit.record(event).await?;
+        trail.finish().await;
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    recorded
+}
+
+pub fn generate(out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        anyhow::bail!(
+            "{} already exists; refusing to overwrite a key",
+            out.display()
+        );
+    }
+    let key = SigningKey::load_or_generate(out, true)?;
+    println!("wrote signing key {} (kid {})", out.display(), key.kid());
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! `aerie user …` and `aerie sessions revoke`: account administration from a shell, through
+//! the same services as the admin API ([`crate::accounts`]), each change audited.
+
+use crate::accounts::{self, AccountSettings, SessionTarget};
+use crate::config::Config;
+
+use super::args::{SessionsCommand, UserCommand};
+
+/// The sections the account and session commands need.
+fn account_settings(config: &Config) -> AccountSettings<'_> {
+    AccountSettings {
+        database: &config.database,
+        passwords: &config.passwords,
+        rules: &config.accounts,
+        audit: &config.audit,
+        alerts: &config.alerts,
+    }
+}
+
+pub async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    let settings = account_settings(&config);
+    match command {
+        UserCommand::Create {
+            username,
+            email,
+            role,
+        } => {
+            let password = accounts::read_password()?;
+            accounts::create(&settings, username, email, password, role).await
+        }
+        UserCommand::SetRole { username, role } => {
+            accounts::set_role(&settings, &username, role).await
+        }
+        UserCommand::SetPassword { username } => {
+            let password = accounts::read_password()?;
+            accounts::set_password(&settings, &username, password).await
+        }
+        UserCommand::Disable { username } => {
+            accounts::set_disabled(&settings, &username, true).await
+        }
+        UserCommand::Enable { username } => {
+            accounts::set_disabled(&settings, &username, false).await
+        }
+    }
+}
+
+pub async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Result<()> {
+    let SessionsCommand::Revoke { user, all: _ } = command;
+    let target = user.map_or(SessionTarget::Everyone, SessionTarget::User);
+    accounts::revoke_sessions(&account_settings(&config), target).await
+}

@@ -1,0 +1,200 @@
+//! Turning MFA on and off: a failed enrolment leaves it off, each change is audited and
+//! ends the account's other sessions, secrets are sealed at rest, administrators see who has
+//! it, and roles that require it get no permissions without it.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{STEP, begin, challenge_for, code_at, confirm, enrolled};
+use crate::common::{Engine, PASSWORD, TestApp, engine_tests, rows_of, token_of};
+
+async fn a_failed_enrolment_leaves_mfa_off(app: TestApp) {
+    let token = app.register("bob").await;
+    let early = confirm(&app, &token, "123456").await;
+    early.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(early.error_on("mfa").is_some(), "{}", early.body);
+    let wrong_password = app
+        .post(
+            "/api/auth/mfa/totp",
+            Some(&token),
+            json!({"password": "not bob's password 1"}),
+        )
+        .await;
+    wrong_password.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wrong_password.error_on("password"), Some("is incorrect"));
+
+    let begun = begin(&app, &token).await;
+    begun.assert_status(StatusCode::OK);
+    let secret = begun.body["secret"].as_str().expect("secret").to_owned();
+    let uri = begun.body["otpauthUri"].as_str().expect("uri");
+    assert!(uri.starts_with("otpauth://totp/Aerie:bob?"), "{uri}");
+    assert!(uri.contains(&format!("secret={secret}")), "{uri}");
+    let right = code_at(&app, &secret);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let refused = confirm(&app, &token, wrong).await;
+    refused.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.error_on("code"), Some("is incorrect"));
+    confirm(&app, &token, "")
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    // Still off: the password alone logs in.
+    let login = app.login("bob@example.com", PASSWORD).await;
+    login.assert_status(StatusCode::OK);
+    assert!(login.body["user"]["token"].is_string(), "{}", login.body);
+    assert!(rows_of(&app, "mfa_enabled").await.is_empty());
+    assert_eq!(rows_of(&app, "mfa_enrolment_started").await.len(), 1);
+}
+
+async fn turning_mfa_on_ends_other_sessions_and_is_audited(app: TestApp) {
+    let other = token_of(&app.register_user("bob").await);
+    let current = token_of(&app.login_user("bob").await);
+    let begun = begin(&app, &current).await;
+    let secret = begun.body["secret"].as_str().expect("secret").to_owned();
+    let confirmed = confirm(&app, &current, &code_at(&app, &secret)).await;
+    confirmed.assert_status(StatusCode::OK);
+    let codes = confirmed.body["recoveryCodes"].as_array().expect("codes");
+    assert_eq!(codes.len(), 10);
+    app.get("/api/user", Some(&other))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    app.get("/api/user", Some(&current))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(rows_of(&app, "mfa_enabled").await.len(), 1);
+    let revoked = app.audit_events("session_revoked").await;
+    assert!(
+        revoked
+            .iter()
+            .any(|event| event["detail"]["reason"] == "mfa_changed"),
+        "{revoked:?}"
+    );
+    // On already: enrolling again is refused, and the secret is not replaced.
+    let again = begin(&app, &current).await;
+    again.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    app.clock.advance(STEP);
+    let challenge = challenge_for(&app, "bob").await;
+    super::answer(&app, &challenge, &code_at(&app, &secret))
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+/// `DELETE /api/auth/mfa/totp` with a JSON body.
+async fn disable(app: &TestApp, token: &str, body: Value) -> crate::common::Reply {
+    let request = app
+        .client
+        .delete(app.url("/api/auth/mfa/totp"))
+        .header("Authorization", format!("Token {token}"))
+        .json(&body);
+    crate::common::read(request.send().await.expect("sent")).await
+}
+
+async fn turning_mfa_off_needs_the_password_or_a_code(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    let challenge = challenge_for(&app, "bob").await;
+    let other = super::answer(&app, &challenge, &code_at(&app, &bob.secret)).await;
+    let other = super::token_in(&other);
+    let disable = |body: Value| disable(&app, &bob.token, body);
+    disable(json!({}))
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    disable(json!({"password": "not bob's password 1"}))
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    disable(json!({"code": "000000", "password": PASSWORD}))
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(rows_of(&app, "mfa_disabled").await.is_empty());
+    app.clock.advance(STEP);
+    disable(json!({"code": code_at(&app, &bob.secret)}))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let events = app.audit_events("mfa_disabled").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["provedWith"], "code");
+    app.get("/api/user", Some(&other))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    let login = app.login("bob@example.com", PASSWORD).await;
+    assert!(login.body["user"]["token"].is_string(), "{}", login.body);
+    disable(json!({"password": PASSWORD}))
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// A database dump alone must not yield the secrets that mint codes.
+async fn totp_secrets_are_sealed_at_rest(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    let store = app.store().await;
+    let user = store
+        .user_by_email_key("bob@example.com")
+        .await
+        .expect("query")
+        .expect("bob");
+    let row = store.totp(user.id).await.expect("query").expect("enrolled");
+    store.close().await;
+    assert!(
+        row.secret_sealed.starts_with("v1."),
+        "{}",
+        row.secret_sealed
+    );
+    assert!(!row.secret_sealed.contains(&bob.secret));
+    let raw = totp_rs::Secret::try_from_base32(&bob.secret).expect("base32");
+    let hex: String = raw.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!row.secret_sealed.to_lowercase().contains(&hex));
+}
+
+async fn admins_see_who_has_mfa(app: TestApp) {
+    enrolled(&app, "bob").await;
+    app.register("carol").await;
+    app.register("admin").await;
+    app.set_role("admin", "admin").await;
+    let admin = token_of(&app.login_user("admin").await);
+    let list = app.get("/api/admin/users", Some(&admin)).await;
+    list.assert_status(StatusCode::OK);
+    let mfa_of = |name: &str| {
+        list.body["users"]
+            .as_array()
+            .and_then(|users| users.iter().find(|u| u["username"] == name))
+            .map(|u| u["mfa"].clone())
+    };
+    assert_eq!(mfa_of("bob"), Some(json!(true)));
+    assert_eq!(mfa_of("carol"), Some(json!(false)));
+}
+
+/// `AERIE_MFA_REQUIRED_ROLES=admin`: an administrator without MFA is refused every
+/// administrative route, with a message naming the enrolment route, until they enrol.
+async fn required_roles_get_no_permissions_until_they_enrol(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[("AERIE_MFA_REQUIRED_ROLES", "admin")]).await;
+    app.register("admin").await;
+    app.set_role("admin", "admin").await;
+    let admin = token_of(&app.login_user("admin").await);
+    let refused = app.get("/api/admin/users", Some(&admin)).await;
+    refused.assert_status(StatusCode::FORBIDDEN);
+    let message = refused.error_on("mfa").expect("an mfa message");
+    assert!(message.contains("POST /api/auth/mfa/totp"), "{message}");
+    // Their own account still works, so they can enrol.
+    app.get("/api/user", Some(&admin))
+        .await
+        .assert_status(StatusCode::OK);
+    let begun = begin(&app, &admin).await;
+    let secret = begun.body["secret"].as_str().expect("secret").to_owned();
+    confirm(&app, &admin, &code_at(&app, &secret))
+        .await
+        .assert_status(StatusCode::OK);
+    app.get("/api/admin/users", Some(&admin))
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+engine_tests!(
+    a_failed_enrolment_leaves_mfa_off,
+    turning_mfa_on_ends_other_sessions_and_is_audited,
+    turning_mfa_off_needs_the_password_or_a_code,
+    totp_secrets_are_sealed_at_rest,
+    admins_see_who_has_mfa,
+    required_roles_get_no_permissions_until_they_enrol,
+);

@@ -1,0 +1,194 @@
+//! The login's second step and step-up with a code: replay, expiry, single use, client
+//! binding, guessing, recovery codes.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{STEP, answer, challenge_for, code_at, enrolled, post_as, step_up, token_in};
+use crate::common::{PASSWORD, TestApp, assert_unauthorized, engine_tests, rows_of};
+
+/// Past the step-up window (600 s by default).
+const STALE: Duration = Duration::from_secs(601);
+
+async fn a_password_alone_no_longer_logs_in(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    let challenge = challenge_for(&app, "bob").await;
+    let reply = answer(&app, &challenge, &code_at(&app, &bob.secret)).await;
+    reply.assert_status(StatusCode::OK);
+    assert_eq!(reply.body["user"]["username"], "bob");
+    assert!(reply.body["user"]["refreshToken"].is_string());
+    let token = token_in(&reply);
+    app.get("/api/user", Some(&token))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(rows_of(&app, "login_succeeded").await.len(), 1);
+}
+
+/// RFC 6238 §5.2: a code seen once (over a shoulder, through a phishing proxy) must not log
+/// in again, nor step up.
+async fn a_code_is_accepted_only_once(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    let code = code_at(&app, &bob.secret);
+    let first = challenge_for(&app, "bob").await;
+    answer(&app, &first, &code)
+        .await
+        .assert_status(StatusCode::OK);
+    let second = challenge_for(&app, "bob").await;
+    let replayed = answer(&app, &second, &code).await;
+    replayed.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(replayed.error_on("code"), Some("is incorrect"));
+    let step_replay = step_up(&app, &bob.token, json!({"code": code})).await;
+    step_replay.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(step_replay.error_on("code"), Some("is incorrect"));
+    // The challenge survived the wrong code; the next step's code answers it.
+    app.clock.advance(STEP);
+    answer(&app, &second, &code_at(&app, &bob.secret))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(rows_of(&app, "mfa_failed").await.len(), 2);
+}
+
+async fn a_challenge_answers_once(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    let challenge = challenge_for(&app, "bob").await;
+    answer(&app, &challenge, &code_at(&app, &bob.secret))
+        .await
+        .assert_status(StatusCode::OK);
+    app.clock.advance(STEP);
+    let again = answer(&app, &challenge, &code_at(&app, &bob.secret)).await;
+    assert_unauthorized(&again, "a used challenge");
+}
+
+async fn a_challenge_expires_after_five_minutes(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    let in_time = challenge_for(&app, "bob").await;
+    let late = challenge_for(&app, "bob").await;
+    app.clock.advance(Duration::from_secs(299));
+    answer(&app, &in_time, &code_at(&app, &bob.secret))
+        .await
+        .assert_status(StatusCode::OK);
+    app.clock.advance(Duration::from_secs(2) + STEP);
+    let expired = answer(&app, &late, &code_at(&app, &bob.secret)).await;
+    assert_unauthorized(&expired, "a challenge 331 s old");
+}
+
+/// A challenge lifted from the page (a log, an extension, a proxy) is refused from another
+/// client: it is bound to the address and user agent that gave the password.
+async fn a_challenge_is_bound_to_its_client(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    let login = json!({"user": {"email": "bob@example.com", "password": PASSWORD}});
+    let reply = post_as(&app, "bob's browser", "/api/users/login", login).await;
+    let challenge = reply.body["mfa"]["challenge"]
+        .as_str()
+        .expect("a challenge")
+        .to_owned();
+    let body = json!({"challenge": challenge, "code": code_at(&app, &bob.secret)});
+    let stolen = post_as(&app, "mallory's script", "/api/users/login/mfa", body).await;
+    assert_unauthorized(&stolen, "another client");
+    let reply = post_as(
+        &app,
+        "bob's browser",
+        "/api/users/login/mfa",
+        json!({"challenge": challenge, "code": code_at(&app, &bob.secret)}),
+    )
+    .await;
+    assert_unauthorized(&reply, "a challenge presented elsewhere is spent");
+}
+
+/// Five wrong codes spend a challenge: guessing needs the password again each time.
+async fn wrong_codes_spend_the_challenge(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    let challenge = challenge_for(&app, "bob").await;
+    let right = code_at(&app, &bob.secret);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for _ in 0..5 {
+        answer(&app, &challenge, wrong)
+            .await
+            .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_unauthorized(&answer(&app, &challenge, &right).await, "spent");
+    assert_eq!(rows_of(&app, "mfa_failed").await.len(), 6);
+}
+
+/// `AERIE_RATE_LIMIT_MFA` meters every MFA route per address (and each code per account).
+async fn mfa_routes_are_rate_limited(engine: crate::common::Engine) {
+    let app = TestApp::spawn_with(engine, &[("AERIE_RATE_LIMIT_MFA", "4/300")]).await;
+    // Enrolment spends two of the address's four (begin, confirm).
+    let bob = enrolled(&app, "bob").await;
+    let challenge = challenge_for(&app, "bob").await;
+    for _ in 0..2 {
+        answer(&app, &challenge, "000001")
+            .await
+            .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let limited = answer(&app, &challenge, &code_at(&app, &bob.secret)).await;
+    limited.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key("retry-after"));
+}
+
+async fn a_recovery_code_logs_in_once(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    assert_eq!(bob.recovery_codes.len(), 10);
+    let code = bob.recovery_codes.first().expect("a code").clone();
+    let challenge = challenge_for(&app, "bob").await;
+    answer(&app, &challenge, &code.to_lowercase())
+        .await
+        .assert_status(StatusCode::OK);
+    let events = app.audit_events("mfa_recovery_code_used").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["left"], 9);
+    let challenge = challenge_for(&app, "bob").await;
+    answer(&app, &challenge, &code)
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Issue 14.3: with MFA on, the password is the factor a thief is likeliest to hold, so
+/// step-up needs a code.
+async fn step_up_with_mfa_needs_a_code(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    app.clock.advance(STALE);
+    let change = json!({"user": {"email": "bob2@example.com"}});
+    let password = step_up(&app, &bob.token, json!({"password": PASSWORD})).await;
+    password.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        password.error_on("code"),
+        Some("is required: this account has MFA on")
+    );
+    app.put("/api/user", Some(&bob.token), change.clone())
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    let stepped = step_up(
+        &app,
+        &bob.token,
+        json!({"code": code_at(&app, &bob.secret)}),
+    )
+    .await;
+    stepped.assert_status(StatusCode::OK);
+    app.put("/api/user", Some(&token_in(&stepped)), change)
+        .await
+        .assert_status(StatusCode::OK);
+
+    let carol = app.register("carol").await;
+    let code = step_up(&app, &carol, json!({"code": "123456"})).await;
+    code.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code.error_on("mfa"), Some("is not on for this account"));
+}
+
+engine_tests!(
+    a_password_alone_no_longer_logs_in,
+    a_code_is_accepted_only_once,
+    a_challenge_answers_once,
+    a_challenge_expires_after_five_minutes,
+    a_challenge_is_bound_to_its_client,
+    wrong_codes_spend_the_challenge,
+    mfa_routes_are_rate_limited,
+    a_recovery_code_logs_in_once,
+    step_up_with_mfa_needs_a_code,
+);

@@ -1,0 +1,266 @@
+//! Production defaults (issue 24 item 3; asvs.md 41, 42, 46): the real binary started with
+//! `AERIE_ENV=production` and nothing else but what an operator must provide (database URL,
+//! key files, certificate, CORS origins), so every other setting is production's default.
+//! It hides the API documents and the metrics, logs JSON, never migrates on its own, never
+//! generates a key, and refuses plain HTTP. `aerie doctor` judges the same deployment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::common::{ServerProcess, run_to_exit, start_server};
+
+/// What an operator prepares before starting production: a signing key, an audit key and a
+/// certificate (each mode 0600), and a database URL. The database starts empty.
+struct Deployment {
+    dir: tempfile::TempDir,
+    database: PathBuf,
+    database_url: String,
+    signing_key: String,
+    audit_key: String,
+    cert: String,
+    tls_key: String,
+    ca_pem: String,
+    data_dir: String,
+}
+
+impl Deployment {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = |name: &str| dir.path().join(name);
+        let signing_key = path("signing-key.pem");
+        aerie::auth::keys::SigningKey::load_or_generate(&signing_key, true).expect("signing key");
+        let audit_key = path("audit-key");
+        aerie::audit::AuditKey::load_or_generate(&audit_key, true).expect("audit key");
+        let files = aerie::tls::write_dev_certificate(&path("tls")).expect("certificate");
+        let ca_pem = std::fs::read_to_string(path("tls").join("ca.pem")).expect("ca");
+        let database = path("aerie.db");
+        Self {
+            database_url: format!("sqlite://{}?mode=rwc", database.display()),
+            database,
+            signing_key: signing_key.display().to_string(),
+            audit_key: audit_key.display().to_string(),
+            cert: files.cert.display().to_string(),
+            tls_key: files.key.display().to_string(),
+            ca_pem,
+            // Where development would put generated keys: production must leave it alone.
+            data_dir: path("data").display().to_string(),
+            dir,
+        }
+    }
+
+    /// The production environment, without the settings named in `left_out`.
+    fn settings(&self, left_out: &[&str]) -> Vec<(&str, &str)> {
+        [
+            ("AERIE_ENV", "production"),
+            ("AERIE_LISTEN", "127.0.0.1:0"),
+            ("AERIE_DATA_DIR", self.data_dir.as_str()),
+            ("AERIE_DATABASE_URL", self.database_url.as_str()),
+            ("AERIE_SIGNING_KEY_FILE", self.signing_key.as_str()),
+            ("AERIE_AUDIT_KEY_FILE", self.audit_key.as_str()),
+            ("AERIE_TLS_CERT", self.cert.as_str()),
+            ("AERIE_TLS_KEY", self.tls_key.as_str()),
+            ("AERIE_CORS_ORIGINS", "none"),
+        ]
+        .into_iter()
+        .filter(|(name, _)| !left_out.contains(name))
+        .collect()
+    }
+
+    /// `aerie migrate`, the deployment step production requires.
+    async fn migrate(&self) {
+        let output = run_to_exit(self.dir.path(), &["migrate"], &self.settings(&[])).await;
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+
+    async fn start(&self) -> ServerProcess {
+        start_server(tempfile::tempdir().expect("tempdir"), &self.settings(&[])).await
+    }
+
+    /// `aerie serve` with `settings`, expected to refuse to start: its standard error.
+    async fn refused(&self, settings: &[(&str, &str)]) -> String {
+        let output = run_to_exit(self.dir.path(), &["serve"], settings).await;
+        assert!(!output.status.success(), "started: {}", stderr(&output));
+        stderr(&output)
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca parses"),
+            )
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    }
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The tables of an SQLite database file, read without changing it.
+async fn tables_of(database: &Path) -> Vec<String> {
+    let url = format!("sqlite://{}?mode=ro", database.display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open read-only");
+    let tables = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .fetch_all(&pool)
+        .await
+        .expect("sqlite_master");
+    pool.close().await;
+    tables
+}
+
+/// The API documents and the metrics are not served, and every log line is JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_hides_api_docs_and_metrics_and_logs_json() {
+    let deployment = Deployment::new();
+    deployment.migrate().await;
+    let server = deployment.start().await;
+    let client = deployment.client();
+
+    let health = client
+        .get(server.https("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), StatusCode::OK, "the server does serve");
+    for path in ["/openapi.json", "/docs", "/metrics"] {
+        let reply = client.get(server.https(path)).send().await.expect(path);
+        assert_eq!(reply.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+
+    let lines = server.stop().await;
+    assert!(
+        lines.iter().any(|l| l.contains("\"response\"")),
+        "one line per request: {lines:?}"
+    );
+    for line in &lines {
+        let parsed = serde_json::from_str::<serde_json::Value>(line);
+        assert!(
+            parsed.is_ok_and(|v| v.is_object()),
+            "not a JSON log line: {line:?}"
+        );
+    }
+}
+
+/// Without a certificate (or a named TLS proxy) production does not start; with one, the port
+/// gives no HTTP answer over plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_plain_http() {
+    let deployment = Deployment::new();
+    deployment.migrate().await;
+    let refusal = deployment
+        .refused(&deployment.settings(&["AERIE_TLS_CERT", "AERIE_TLS_KEY"]))
+        .await;
+    assert!(
+        refusal.contains("AERIE_TLS_CERT: production refuses plain HTTP"),
+        "{refusal}"
+    );
+
+    let server = deployment.start().await;
+    let plain = reqwest::Client::new()
+        .get(server.http("/api/tags"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    assert!(
+        plain.is_err(),
+        "answered plain HTTP: {:?}",
+        plain.map(|r| r.status())
+    );
+    drop(server);
+}
+
+/// A missing key is never generated: unset, the setting is named; set to a file that does
+/// not exist, the start fails naming the file, and no key appears there or in the data folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_never_generates_keys() {
+    let deployment = Deployment::new();
+    deployment.migrate().await;
+    for setting in ["AERIE_SIGNING_KEY_FILE", "AERIE_AUDIT_KEY_FILE"] {
+        let refusal = deployment.refused(&deployment.settings(&[setting])).await;
+        assert!(
+            refusal.contains(&format!("{setting}: required in production")),
+            "{refusal}"
+        );
+    }
+
+    let missing = deployment.dir.path().join("absent").join("key");
+    let missing_path = missing.display().to_string();
+    for setting in ["AERIE_SIGNING_KEY_FILE", "AERIE_AUDIT_KEY_FILE"] {
+        let mut settings = deployment.settings(&[setting]);
+        settings.push((setting, missing_path.as_str()));
+        let refusal = deployment.refused(&settings).await;
+        assert!(refusal.contains(&missing_path), "{setting}: {refusal}");
+        assert!(!missing.exists(), "{setting}: a key was generated");
+    }
+    assert!(
+        !Path::new(&deployment.data_dir).exists(),
+        "production wrote into the data folder"
+    );
+}
+
+/// An unmigrated database stays untouched: the start fails saying to run `aerie migrate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_never_migrates_on_its_own() {
+    let deployment = Deployment::new();
+    let refusal = deployment.refused(&deployment.settings(&[])).await;
+    assert!(refusal.contains("run `aerie migrate` first"), "{refusal}");
+    assert_eq!(tables_of(&deployment.database).await, Vec::<String>::new());
+
+    deployment.migrate().await;
+    assert!(
+        tables_of(&deployment.database)
+            .await
+            .contains(&"users".to_owned())
+    );
+    drop(deployment.start().await);
+}
+
+/// `aerie doctor` finds nothing to change in this deployment; in development it names
+/// `AERIE_ENV` and what production would refuse. It prints the advisory snapshot either way,
+/// and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_judges_the_configuration_against_the_production_rules() {
+    let deployment = Deployment::new();
+    let clean = run_to_exit(
+        deployment.dir.path(),
+        &["doctor"],
+        &deployment.settings(&[]),
+    )
+    .await;
+    let report = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{report}{}", stderr(&clean));
+    assert!(report.starts_with("advisory database: "), "{report}");
+    assert!(report.contains("no findings"), "{report}");
+
+    let mut docs_on = deployment.settings(&[]);
+    docs_on.push(("AERIE_EXPOSE_API_DOCS", "true"));
+    let flagged = run_to_exit(deployment.dir.path(), &["doctor"], &docs_on).await;
+    let report = String::from_utf8_lossy(&flagged.stdout);
+    assert_eq!(flagged.status.code(), Some(1), "{report}");
+    assert!(report.contains("  AERIE_EXPOSE_API_DOCS: "), "{report}");
+
+    let development = [("AERIE_DATA_DIR", deployment.data_dir.as_str())];
+    let dev = run_to_exit(deployment.dir.path(), &["doctor"], &development).await;
+    let report = String::from_utf8_lossy(&dev.stdout);
+    assert_eq!(dev.status.code(), Some(1), "{report}");
+    assert!(report.contains("  AERIE_ENV: development mode"), "{report}");
+    assert!(
+        report.contains(
+            "  AERIE_DATABASE_URL: production would refuse to start: configuration: AERIE_DATABASE_URL: required in production"
+        ),
+        "{report}"
+    );
+    assert!(
+        !Path::new(&deployment.data_dir).exists(),
+        "doctor created files"
+    );
+    assert!(!deployment.database.exists(), "doctor opened the database");
+}
