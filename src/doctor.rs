@@ -143,6 +143,13 @@ pub fn production_findings(config: &Config) -> Vec<Finding> {
         generated,
         "create one with `head -c 32 /dev/urandom > FILE && chmod 600 FILE`",
     );
+    key_file(
+        &mut found,
+        "AERIE_MFA_KEY_FILE",
+        &config.mfa.key_file,
+        generated,
+        "create one with `head -c 32 /dev/urandom > FILE && chmod 600 FILE`",
+    );
     if let Some(files) = &config.tls.files {
         key_file(
             &mut found,
@@ -188,6 +195,8 @@ mod tests {
         let audit = dir.path().join("audit-key");
         crate::keyfile::create(&signing, b"key").expect("signing key");
         crate::keyfile::create(&audit, &[7; 32]).expect("audit key");
+        let mfa = dir.path().join("mfa-key");
+        crate::keyfile::create(&mfa, &[9; 32]).expect("mfa key");
         let mut vars = vec![
             ("AERIE_ENV".to_owned(), "production".to_owned()),
             (
@@ -202,6 +211,7 @@ mod tests {
                 "AERIE_AUDIT_KEY_FILE".to_owned(),
                 audit.display().to_string(),
             ),
+            ("AERIE_MFA_KEY_FILE".to_owned(), mfa.display().to_string()),
             (
                 "AERIE_TLS_TERMINATED_BY_PROXY".to_owned(),
                 "10.0.0.1/32".to_owned(),

@@ -19,6 +19,7 @@ struct Deployment {
     database_url: String,
     signing_key: String,
     audit_key: String,
+    mfa_key: String,
     cert: String,
     tls_key: String,
     ca_pem: String,
@@ -33,6 +34,9 @@ impl Deployment {
         aerie::auth::keys::SigningKey::load_or_generate(&signing_key, true).expect("signing key");
         let audit_key = path("audit-key");
         aerie::audit::AuditKey::load_or_generate(&audit_key, true).expect("audit key");
+        let mfa_key = path("mfa-key");
+        aerie::auth::secret_sealer::SecretSealer::load_or_generate(&mfa_key, true)
+            .expect("mfa key");
         let files = aerie::tls::write_dev_certificate(&path("tls")).expect("certificate");
         let ca_pem = std::fs::read_to_string(path("tls").join("ca.pem")).expect("ca");
         let database = path("aerie.db");
@@ -41,6 +45,7 @@ impl Deployment {
             database,
             signing_key: signing_key.display().to_string(),
             audit_key: audit_key.display().to_string(),
+            mfa_key: mfa_key.display().to_string(),
             cert: files.cert.display().to_string(),
             tls_key: files.key.display().to_string(),
             ca_pem,
@@ -59,6 +64,7 @@ impl Deployment {
             ("AERIE_DATABASE_URL", self.database_url.as_str()),
             ("AERIE_SIGNING_KEY_FILE", self.signing_key.as_str()),
             ("AERIE_AUDIT_KEY_FILE", self.audit_key.as_str()),
+            ("AERIE_MFA_KEY_FILE", self.mfa_key.as_str()),
             ("AERIE_TLS_CERT", self.cert.as_str()),
             ("AERIE_TLS_KEY", self.tls_key.as_str()),
             ("AERIE_CORS_ORIGINS", "none"),
@@ -183,7 +189,11 @@ async fn production_refuses_plain_http() {
 async fn production_never_generates_keys() {
     let deployment = Deployment::new();
     deployment.migrate().await;
-    for setting in ["AERIE_SIGNING_KEY_FILE", "AERIE_AUDIT_KEY_FILE"] {
+    for setting in [
+        "AERIE_SIGNING_KEY_FILE",
+        "AERIE_AUDIT_KEY_FILE",
+        "AERIE_MFA_KEY_FILE",
+    ] {
         let refusal = deployment.refused(&deployment.settings(&[setting])).await;
         assert!(
             refusal.contains(&format!("{setting}: required in production")),
@@ -193,7 +203,11 @@ async fn production_never_generates_keys() {
 
     let missing = deployment.dir.path().join("absent").join("key");
     let missing_path = missing.display().to_string();
-    for setting in ["AERIE_SIGNING_KEY_FILE", "AERIE_AUDIT_KEY_FILE"] {
+    for setting in [
+        "AERIE_SIGNING_KEY_FILE",
+        "AERIE_AUDIT_KEY_FILE",
+        "AERIE_MFA_KEY_FILE",
+    ] {
         let mut settings = deployment.settings(&[setting]);
         settings.push((setting, missing_path.as_str()));
         let refusal = deployment.refused(&settings).await;
