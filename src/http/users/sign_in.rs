@@ -87,24 +87,20 @@ pub(super) async fn login(
         .await?;
     // With MFA on, the password earns only a challenge (see `http::mfa`); a correct password
     // still proves the device, so the device cookie is set either way.
-    let step = match state
-        .mfa
-        .log_in(email.as_str(), &password, &context)
-        .await
-    {
+    let step = match state.mfa.log_in(email.as_str(), &password, &context).await {
         Ok(step) => step,
         Err(error) => {
-            if matches!(
-                error,
-                MfaError::Session(SessionError::Unauthenticated)
-            ) {
+            if matches!(error, MfaError::Session(SessionError::Unauthenticated)) {
                 state.login_guard.failed(&admitted).await;
             }
             return Err(error.into());
         }
     };
     let device = DeviceCookie(state.login_guard.device_token(&admitted));
-    Ok((device, crate::http::mfa::login_answer(&state, delivery, step)))
+    Ok((
+        device,
+        crate::http::mfa::login_answer(&state, delivery, step),
+    ))
 }
 
 /// The device token the client presents: the cookie, or the header for clients without a
