@@ -201,7 +201,7 @@ impl Source {
         }
     }
 
-    fn from_where(&self, extra: Option<String>) -> String {
+    fn sql_from_and_where(&self, extra: Option<String>) -> String {
         let conditions: Vec<&str> = self
             .conditions
             .iter()
@@ -236,7 +236,7 @@ fn page_query(list: ArticleList<'_>, start: &Start, limit: i64) -> Sql {
         }
         Start::Offset(_) => None,
     };
-    let from = source.from_where(keyset);
+    let from = source.sql_from_and_where(keyset);
     let limit = sql.param(Bind::Int(limit));
     let offset = match *start {
         Start::Offset(offset) => format!(" OFFSET {}", sql.param(Bind::Int(offset))),
@@ -276,7 +276,7 @@ fn count_query(list: ArticleList<'_>) -> Sql {
         }
     }
     let source = Source::of(list, &mut sql);
-    sql.text = format!("SELECT COUNT(*){}", source.from_where(None));
+    sql.text = format!("SELECT COUNT(*){}", source.sql_from_and_where(None));
     sql
 }
 

@@ -42,7 +42,7 @@ impl CursorKey {
     pub fn seal(&self, scope: &str, position: &ListPosition) -> String {
         let mut bytes = payload(position);
         let tag = self.mac(scope, &bytes).finalize().into_bytes();
-        bytes.extend_from_slice(&tag[..TAG_BYTES]);
+        bytes.extend(tag.iter().take(TAG_BYTES));
         URL_SAFE_NO_PAD.encode(bytes)
     }
 

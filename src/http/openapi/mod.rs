@@ -150,8 +150,10 @@ impl Published {
                 ))
                 .and_then(Value::as_array_mut);
             for parameter in parameters.into_iter().flatten() {
-                if parameter["name"] == "offset" {
-                    parameter["schema"]["maximum"] = json!(settings.max_list_offset);
+                if parameter.get("name").and_then(Value::as_str) == Some("offset")
+                    && let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut)
+                {
+                    schema.insert("maximum".to_owned(), json!(settings.max_list_offset));
                 }
             }
         }

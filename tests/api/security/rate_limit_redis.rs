@@ -181,6 +181,10 @@ async fn redis_keys_expire_and_odd_account_names_cannot_collide() {
             ("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/600"),
             // Real (Redis) time passes between requests: a pair must not refill meanwhile.
             ("AERIE_RATE_LIMIT_LOGIN_PAIR", "5/900"),
+            // The harness's loose limits refill in microseconds, so their keys expire before
+            // they can be inspected: every failure bucket gets a real window here.
+            ("AERIE_RATE_LIMIT_LOGIN_PAIR_SLOW", "10/86400"),
+            ("AERIE_RATE_LIMIT_LOGIN_FAIL_IP", "100/3600"),
         ],
     )
     .await;
