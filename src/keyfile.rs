@@ -49,6 +49,25 @@ pub fn create_empty(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Reads a key file of exactly `N` random bytes; when `generate` (development) and the file
+/// is missing, writes a new random one first. A key readable by group or others is refused:
+/// it may already have leaked. The error is a sentence for the operator, without the key.
+pub fn load_or_generate_random_key<const N: usize>(
+    path: &Path,
+    generate: bool,
+) -> Result<[u8; N], String> {
+    if generate && !path.exists() {
+        let mut key = [0u8; N];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+        create(path, &key).map_err(|e| e.to_string())?;
+    }
+    check_private(path).map_err(|e| e.to_string())?;
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    bytes.try_into().map_err(|_| {
+        format!("must hold exactly {N} random bytes (create it with `head -c {N} /dev/urandom`)")
+    })
+}
+
 /// Refuses a file that group or others may read (on Unix; elsewhere only that it exists).
 pub fn check_private(path: &Path) -> Result<(), PrivateFileError> {
     let metadata = fs::metadata(path)?;

@@ -33,21 +33,12 @@ impl AuditKey {
     /// Reads the key; when `generate` (development) and the file is missing, writes a new one.
     /// A key readable by group or others is refused: it may already have leaked.
     pub fn load_or_generate(path: &Path, generate: bool) -> Result<Self, KeyError> {
-        let problem = |problem: String| KeyError {
-            path: path.display().to_string(),
-            problem,
-        };
-        if generate && !path.exists() {
-            let key: [u8; KEY_BYTES] = rand::random();
-            keyfile::create(path, &key).map_err(|e| problem(e.to_string()))?;
-        }
-        keyfile::check_private(path).map_err(|e| problem(e.to_string()))?;
-        let bytes = std::fs::read(path).map_err(|e| problem(e.to_string()))?;
-        let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| {
-            problem(format!(
-                "must hold exactly {KEY_BYTES} random bytes (create it with `head -c 32 /dev/urandom`)"
-            ))
-        })?;
+        let key = keyfile::load_or_generate_random_key::<KEY_BYTES>(path, generate).map_err(
+            |problem| KeyError {
+                path: path.display().to_string(),
+                problem,
+            },
+        )?;
         Ok(Self(key))
     }
 
