@@ -19,7 +19,7 @@ use crate::audit::{AlertSettings, AuditSettings};
 use crate::auth::password::{PasswordHasher, PasswordSettings};
 use crate::auth::revocations::Revocations;
 use crate::cli::trail::{CommandTrail, operator};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, rfc3339};
 use crate::domain::Role;
 use crate::services::accounts::{AccountError, AccountRules, Accounts, NewAccount};
 use crate::services::sessions::{Revoker, SessionError};
@@ -218,6 +218,38 @@ pub async fn set_password(
         "{}: password set; {} session(s) revoked",
         changed.user.username, changed.revoked
     );
+    console.close().await;
+    Ok(())
+}
+
+/// `aerie accounts dormant`: the enabled accounts without a login for `days` days, each
+/// disabled through the same service as `aerie user disable` when `disable` (data
+/// minimisation: an abandoned account is a takeover waiting for a reused password).
+pub async fn dormant(settings: &AccountSettings<'_>, days: u32, disable: bool) -> anyhow::Result<()> {
+    let console = Console::open(settings).await?;
+    let cutoff = console.clock.now() - i64::from(days) * 24 * 60 * 60 * 1000;
+    let dormant = console.store.dormant_accounts(cutoff).await?;
+    let accounts = console.accounts(settings)?;
+    for (username, last_login, created_at) in &dormant {
+        let since = match last_login {
+            Some(at) => format!("last login {}", rfc3339(*at)),
+            None => format!("never logged in, created {}", rfc3339(*created_at)),
+        };
+        if disable {
+            let changed = accounts
+                .set_disabled(console.actor(), username, true)
+                .await
+                .map_err(naming(username))?;
+            println!(
+                "{username}: {since}; disabled, {} session(s) revoked",
+                changed.revoked
+            );
+        } else {
+            println!("{username}: {since}");
+        }
+    }
+    let verb = if disable { "disabled" } else { "found" };
+    println!("{} dormant account(s) {verb} (no login for {days} days)", dormant.len());
     console.close().await;
     Ok(())
 }

@@ -219,11 +219,6 @@ mod tests {
                 revocations: revocations.clone(),
                 audit: audit.clone(),
                 clock: clock.clone(),
-                sealer: crate::auth::secret_sealer::SecretSealer::load_or_generate(
-                    &dir.path().join("mfa-key"),
-                    true,
-                )
-                .expect("MFA key"),
             },
             config.sessions,
             config.passwords,

@@ -145,10 +145,10 @@ pub fn production_findings(config: &Config) -> Vec<Finding> {
     );
     key_file(
         &mut found,
-        "AERIE_MFA_KEY_FILE",
-        &config.mfa.key_file,
+        "AERIE_DATA_KEYS_FILE",
+        &config.database.field_keys.file,
         generated,
-        "create one with `head -c 32 /dev/urandom > FILE && chmod 600 FILE`",
+        "create one with `aerie keys generate-data --out FILE`",
     );
     if let Some(files) = &config.tls.files {
         key_file(
@@ -195,8 +195,10 @@ mod tests {
         let audit = dir.path().join("audit-key");
         crate::keyfile::create(&signing, b"key").expect("signing key");
         crate::keyfile::create(&audit, &[7; 32]).expect("audit key");
-        let mfa = dir.path().join("mfa-key");
-        crate::keyfile::create(&mfa, &[9; 32]).expect("mfa key");
+        let data_keys = dir.path().join("data-keys");
+        crate::field_keys::KeyFile::fresh()
+            .create(&data_keys)
+            .expect("data keys");
         let mut vars = vec![
             ("AERIE_ENV".to_owned(), "production".to_owned()),
             (
@@ -211,7 +213,10 @@ mod tests {
                 "AERIE_AUDIT_KEY_FILE".to_owned(),
                 audit.display().to_string(),
             ),
-            ("AERIE_MFA_KEY_FILE".to_owned(), mfa.display().to_string()),
+            (
+                "AERIE_DATA_KEYS_FILE".to_owned(),
+                data_keys.display().to_string(),
+            ),
             (
                 "AERIE_TLS_TERMINATED_BY_PROXY".to_owned(),
                 "10.0.0.1/32".to_owned(),

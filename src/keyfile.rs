@@ -37,6 +37,23 @@ pub fn create(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     new_private().open(path)?.write_all(contents)
 }
 
+/// Replaces a private file whole: the new contents go to a private temporary file beside
+/// it, which is then renamed over it, so a reader sees the old file or the new one.
+pub fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = std::path::PathBuf::from(temporary);
+    // A leftover from an interrupted replace is ours to discard.
+    match fs::remove_file(&temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let mut file = new_private().open(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    fs::rename(&temporary, path)
+}
+
 /// Creates an empty private file unless one already exists (a file another process created
 /// meanwhile counts as existing). The caller creates the folder.
 pub fn create_empty(path: &Path) -> std::io::Result<()> {

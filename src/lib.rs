@@ -32,6 +32,7 @@ pub mod config;
 pub mod defense;
 pub mod doctor;
 pub mod domain;
+pub mod field_keys;
 pub mod fingerprint;
 pub mod http;
 pub mod keyfile;

@@ -115,10 +115,16 @@ catalogue! {
     /// key_id, signature, claims, expired, not_yet_valid, lifetime, revoked; the role it
     /// claimed, if any). Sampled per client address.
     TokenRejected => "token_rejected", Info;
+    /// A user downloaded everything held about them (`GET /api/user/export`).
+    UserDataExported => "user_data_exported", Info;
     /// An administrator read another user's data.
     AdminReadUserData => "admin_read_user_data", Info;
     /// A signing or encryption key was rotated.
     KeyRotated => "key_rotated", Warning;
+    /// `aerie keys rotate-data` finished a re-sealing pass (what each key still seals).
+    DataResealed => "data_resealed", Info;
+    /// Old field-encryption keys were dropped from the key file (`rotate-data --retire`).
+    KeyRetired => "key_retired", Warning;
     BackupCreated => "backup_created", Info;
     BackupRestored => "backup_restored", Critical;
     /// The server started with a setting that is unsafe or unusual.

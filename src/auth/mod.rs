@@ -5,7 +5,6 @@ pub mod keys;
 pub mod password;
 pub mod refresh;
 pub mod revocations;
-pub mod secret_sealer;
 pub mod tokens;
 
 use std::path::PathBuf;

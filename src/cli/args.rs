@@ -36,6 +36,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Find (and disable) dormant accounts.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
     /// Revoke sessions.
     Sessions {
         #[command(subcommand)]
@@ -88,6 +93,19 @@ pub enum UserCommand {
     Disable { username: String },
     /// Enable a disabled account.
     Enable { username: String },
+}
+
+#[derive(Subcommand)]
+pub enum AccountsCommand {
+    /// List enabled accounts that have not logged in for DAYS days (never logged in: since
+    /// they were created); with --disable, disable each (its sessions end, `user_disabled`
+    /// on the audit trail).
+    Dormant {
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        days: u32,
+        #[arg(long)]
+        disable: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -157,4 +175,28 @@ pub enum KeysCommand {
     /// tokens it signed, so nobody is logged out; restart the instances to sign with the new
     /// key. Previous keys retired longer ago than an access token lives are deleted.
     Rotate,
+    /// Write a new field-encryption key file (an index key and data key 1, mode 0600) for
+    /// AERIE_DATA_KEYS_FILE.
+    GenerateData {
+        /// Where to write the keys; the file must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Add a new data key to AERIE_DATA_KEYS_FILE, make it the sealing key, and re-seal every
+    /// sealed value (emails, TOTP secrets) under it in batches, while servers keep serving
+    /// (they pick the new key up on their own). Safe to interrupt: `--resume` finishes the
+    /// re-sealing without adding another key. Old keys keep opening until `--retire` drops
+    /// them, which it refuses while any value still uses one.
+    RotateData {
+        /// Re-seal under the current key without adding a new one (after an interruption,
+        /// or when the report still counted values under old keys).
+        #[arg(long, conflicts_with = "retire")]
+        resume: bool,
+        /// Drop every key but the active one, once no stored value uses them.
+        #[arg(long)]
+        retire: bool,
+        /// Rows read per batch (each re-sealed row is its own short statement).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        batch: i64,
+    },
 }

@@ -8,6 +8,7 @@
 
 mod args;
 mod audit;
+mod data_keys;
 mod keys;
 mod server;
 pub mod trail;
@@ -59,8 +60,26 @@ pub fn main() -> ExitCode {
             Command::Keys {
                 command: KeysCommand::Rotate,
             } => keys::rotate(&config).await,
+            Command::Keys {
+                command: KeysCommand::GenerateData { out },
+            } => data_keys::generate_data(&out),
+            Command::Keys {
+                command:
+                    KeysCommand::RotateData {
+                        resume,
+                        retire,
+                        batch,
+                    },
+            } => {
+                if retire {
+                    data_keys::retire_data(&config).await
+                } else {
+                    data_keys::rotate_data(&config, !resume, batch).await
+                }
+            }
             Command::User { command } => users::user(config, command).await,
             Command::Sessions { command } => users::sessions(config, command).await,
+            Command::Accounts { command } => users::accounts(config, command).await,
             Command::Audit { command } => audit::run(config, command).await,
             Command::Doctor => Ok(()), // handled above, before the configuration is loaded
         }

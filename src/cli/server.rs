@@ -27,8 +27,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 pub async fn migrate(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(&config.database).await?;
     store.migrate().await?;
+    let sealed = store.finish_field_encryption().await;
     store.close().await;
     println!("migrations applied");
+    let sealed = sealed?;
+    if sealed > 0 {
+        println!("sealed {sealed} row(s) left in clear by the upgrade to field encryption");
+    }
     Ok(())
 }
 

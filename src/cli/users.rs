@@ -1,10 +1,10 @@
-//! `aerie user …` and `aerie sessions revoke`: account administration from a shell, through
+//! `aerie user …`, `aerie accounts dormant` and `aerie sessions revoke`: account administration from a shell, through
 //! the same services as the admin API ([`crate::accounts`]), each change audited.
 
 use crate::accounts::{self, AccountSettings, SessionTarget};
 use crate::config::Config;
 
-use super::args::{SessionsCommand, UserCommand};
+use super::args::{AccountsCommand, SessionsCommand, UserCommand};
 
 /// The sections the account and session commands need.
 fn account_settings(config: &Config) -> AccountSettings<'_> {
@@ -48,4 +48,9 @@ pub async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Resul
     let SessionsCommand::Revoke { user, all: _ } = command;
     let target = user.map_or(SessionTarget::Everyone, SessionTarget::User);
     accounts::revoke_sessions(&account_settings(&config), target).await
+}
+
+pub async fn accounts(config: Config, command: AccountsCommand) -> anyhow::Result<()> {
+    let AccountsCommand::Dormant { days, disable } = command;
+    accounts::dormant(&account_settings(&config), days, disable).await
 }

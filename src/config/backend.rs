@@ -21,6 +21,7 @@ use crate::services::markdown::ContentSettings;
 use crate::services::mfa::MfaSettings;
 use crate::services::quotas::QuotaSettings;
 use crate::services::retention::RetentionSettings;
+use crate::field_keys::FieldKeySettings;
 use crate::store::DatabaseSettings;
 use crate::telemetry::{LogFormat, LogSettings};
 
@@ -48,6 +49,12 @@ pub(super) fn database(
         ));
     }
     Ok(DatabaseSettings {
+        // Filled in by `field_keys` (validated later, with the other key files).
+        field_keys: FieldKeySettings {
+            file: data_dir.join("data-keys"),
+            generate: !production,
+            legacy_mfa_key: None,
+        },
         url: SecretString::from(url),
         max_connections: raw.database_max_connections.unwrap_or(10).max(1),
         auto_migrate: raw.auto_migrate.unwrap_or(!production),
@@ -315,23 +322,40 @@ pub(super) fn audit(
     })
 }
 
-/// The key that seals TOTP secrets (like the audit key: its own file, required in
-/// production, generated in development) and the roles that must have MFA.
-pub(super) fn mfa(
+/// The field-encryption keys (like the audit key: their own file, required in production,
+/// generated in development). The retired MFA key is kept only to open what it sealed: the
+/// one named by `AERIE_MFA_KEY_FILE`, or in development the one an older build generated
+/// into the data folder.
+pub(super) fn field_keys(
     raw: &RawSettings,
     production: bool,
     data_dir: &Path,
-) -> Result<MfaSettings, ConfigError> {
-    let key_file = match &raw.mfa_key_file {
+) -> Result<FieldKeySettings, ConfigError> {
+    let file = match &raw.data_keys_file {
         Some(path) => path.clone(),
         None if production => {
             return Err(ConfigError::setting(
-                "AERIE_MFA_KEY_FILE",
-                "required in production (32 random bytes, mode 0600: `head -c 32 /dev/urandom > FILE && chmod 600 FILE`); it seals TOTP secrets, so keep it with the database backups' keys",
+                "AERIE_DATA_KEYS_FILE",
+                "required in production (create it with `aerie keys generate-data --out FILE`); it seals emails and TOTP secrets, so keep a copy with the database backups' keys",
             ));
         }
-        None => data_dir.join("mfa-key"),
+        None => data_dir.join("data-keys"),
     };
+    let old_development_key = data_dir.join("mfa-key");
+    let legacy_mfa_key = match &raw.mfa_key_file {
+        Some(path) => Some(path.clone()),
+        None if !production && old_development_key.exists() => Some(old_development_key),
+        None => None,
+    };
+    Ok(FieldKeySettings {
+        file,
+        generate: !production,
+        legacy_mfa_key,
+    })
+}
+
+/// The roles that must have MFA.
+pub(super) fn mfa(raw: &RawSettings) -> Result<MfaSettings, ConfigError> {
     let mut required_roles = Vec::new();
     for name in raw
         .mfa_required_roles
@@ -351,11 +375,7 @@ pub(super) fn mfa(
             required_roles.push(role);
         }
     }
-    Ok(MfaSettings {
-        key_file,
-        generate_key: !production,
-        required_roles,
-    })
+    Ok(MfaSettings { required_roles })
 }
 
 pub(super) fn alerts(raw: &RawSettings) -> Result<AlertSettings, ConfigError> {

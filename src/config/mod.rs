@@ -232,7 +232,7 @@ impl Config {
             .data_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("data"));
-        let database = backend::database(raw, production, &data_dir)?;
+        let mut database = backend::database(raw, production, &data_dir)?;
         let tokens = backend::tokens(raw, production, &data_dir)?;
         let passwords = backend::passwords(raw, production)?;
         let content = backend::content(raw)?;
@@ -248,7 +248,9 @@ impl Config {
         let tls = edge::tls(raw, production)?;
         let server = edge::server(raw, production, &tls)?;
         let audit = backend::audit(raw, production, &data_dir)?;
-        let mfa = backend::mfa(raw, production, &data_dir)?;
+        let mfa = backend::mfa(raw)?;
+        // Checked where the MFA key was: after the other key files, before alerts.
+        database.field_keys = backend::field_keys(raw, production, &data_dir)?;
         let alerts = backend::alerts(raw)?;
         let metrics = backend::metrics(raw)?;
         let trusted_proxies =

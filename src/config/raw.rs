@@ -49,7 +49,9 @@ pub(super) struct RawSettings {
     pub(super) tls_terminated_by_proxy: Option<String>,
     pub(super) hsts_preload: Option<bool>,
     pub(super) audit_key_file: Option<PathBuf>,
+    /// Retired (the data keys seal TOTP secrets now): read only to open secrets sealed by it.
     pub(super) mfa_key_file: Option<PathBuf>,
+    pub(super) data_keys_file: Option<PathBuf>,
     pub(super) mfa_required_roles: Option<String>,
     pub(super) audit_checkpoint_secs: Option<u64>,
     pub(super) audit_retention_days: Option<u64>,

@@ -73,7 +73,7 @@ fn production_refuses_plain_http() {
         ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8, 192.168.1.7"),
         ("AERIE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.0/24"),
         ("AERIE_AUDIT_KEY_FILE", "/etc/aerie/audit-key"),
-        ("AERIE_MFA_KEY_FILE", "/etc/aerie/mfa-key"),
+        ("AERIE_DATA_KEYS_FILE", "/etc/aerie/data-keys"),
     ])
     .expect("TLS at a trusted proxy is acceptable");
     assert!(behind_proxy.tls.sends_hsts());
@@ -93,7 +93,7 @@ fn production_refuses_missing_audit_key() {
 }
 
 #[test]
-fn production_refuses_missing_mfa_key() {
+fn production_refuses_missing_data_keys() {
     let error = error_of(&[
         ("AERIE_ENV", "production"),
         ("AERIE_DATABASE_URL", "postgres://db/aerie"),
@@ -103,7 +103,27 @@ fn production_refuses_missing_mfa_key() {
         ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8"),
         ("AERIE_TRUSTED_PROXIES", "10.0.0.0/8"),
     ]);
-    assert!(error.contains("AERIE_MFA_KEY_FILE"), "{error}");
+    assert!(error.contains("AERIE_DATA_KEYS_FILE"), "{error}");
+}
+
+#[test]
+fn development_keeps_data_keys_in_the_data_folder_and_reads_the_retired_mfa_key() {
+    let config = Config::from_vars([("AERIE_DATA_DIR", "/srv/aerie")]).expect("valid");
+    let keys = &config.database.field_keys;
+    assert_eq!(keys.file, std::path::Path::new("/srv/aerie/data-keys"));
+    assert!(keys.generate);
+    assert_eq!(keys.legacy_mfa_key, None);
+    let config = Config::from_vars([
+        ("AERIE_DATA_KEYS_FILE", "/etc/aerie/data-keys"),
+        ("AERIE_MFA_KEY_FILE", "/etc/aerie/mfa-key"),
+    ])
+    .expect("valid");
+    let keys = &config.database.field_keys;
+    assert_eq!(keys.file, std::path::Path::new("/etc/aerie/data-keys"));
+    assert_eq!(
+        keys.legacy_mfa_key.as_deref(),
+        Some(std::path::Path::new("/etc/aerie/mfa-key"))
+    );
 }
 
 #[test]

@@ -43,7 +43,7 @@ impl From<MfaError> for Error {
             MfaError::CodeRequired => {
                 Error::invalid("code", "is required: this account has MFA on")
             }
-            MfaError::Seal(error) => Error::Internal(error.to_string()),
+            MfaError::Enrolment => Error::Internal(MfaError::Enrolment.to_string()),
             MfaError::Session(error) => error.into(),
             MfaError::Store(error) => error.into(),
             MfaError::Audit(error) => error.into(),

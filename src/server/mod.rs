@@ -32,7 +32,6 @@ use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
 use crate::auth::keys::Keyring;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
-use crate::auth::secret_sealer::SecretSealer;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::{Config, ConnectionLimits};
@@ -96,6 +95,14 @@ impl Server {
                 );
             }
         }
+        // Before the first request: a login by blind index would miss a row still in clear.
+        let sealed = store
+            .finish_field_encryption()
+            .await
+            .context("sealing the rows an upgrade left in clear")?;
+        if sealed > 0 {
+            tracing::info!(rows = sealed, "sealed rows left in clear by the upgrade to field encryption");
+        }
         let settings = &config.tokens;
         let keyring = Keyring::load(&settings.key_file, settings.generate_key)?;
         let tokens = TokenService::with_keyring(
@@ -154,10 +161,6 @@ impl Server {
                 revocations: revocations.clone(),
                 audit: audit.clone(),
                 clock: clock.clone(),
-                sealer: SecretSealer::load_or_generate(
-                    &config.mfa.key_file,
-                    config.mfa.generate_key,
-                )?,
             },
             config.sessions,
             config.passwords,

@@ -46,7 +46,6 @@ use crate::auth::SessionTimes;
 use crate::auth::password::{PasswordHasher, PasswordSettings};
 use crate::auth::refresh::{SUCCESSOR_KEY_LABEL, SuccessorKey};
 use crate::auth::revocations::Revocations;
-use crate::auth::secret_sealer::SecretSealer;
 use crate::auth::tokens::TokenService;
 use crate::clock::{Clock, UnixMillis};
 use crate::request_context::RequestContext;
@@ -60,8 +59,6 @@ pub struct Parts {
     pub revocations: Revocations,
     pub audit: AuditLog,
     pub clock: Arc<dyn Clock>,
-    /// Seals TOTP secrets at rest.
-    pub sealer: SecretSealer,
 }
 
 /// The server's services: every event on the audit trail, and one revoker ending sessions
@@ -89,7 +86,6 @@ impl Services {
             revocations,
             audit,
             clock,
-            sealer,
         } = parts;
         // Derived from the audit key, which every instance of a deployment shares: a token
         // rotated on two instances at once still has one successor.
@@ -117,7 +113,6 @@ impl Services {
         let mfa = Mfa::new(
             MfaParts {
                 store: store.clone(),
-                sealer,
                 sessions: sessions.clone(),
                 hasher: hasher.clone(),
                 recorder: recorder.clone(),

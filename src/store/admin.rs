@@ -5,11 +5,15 @@ use sqlx::{AssertSqlSafe, FromRow};
 use super::users::USER_COLUMNS;
 use super::{Store, UserRow, execute, matchable, on_pool};
 use crate::clock::UnixMillis;
+use crate::domain::email_key;
+use crate::field_keys::Field;
 
 /// An account as an administrator sees it.
 #[derive(Debug, Clone, FromRow)]
 pub struct AccountRow {
+    pub id: i64,
     pub username: String,
+    /// The address in clear (opened as the row is read).
     pub email: String,
     pub role: String,
     pub disabled_at: Option<i64>,
@@ -39,46 +43,67 @@ impl Store {
             return Ok(None);
         }
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1");
-        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(username_key)
-            .fetch_optional(pool)
-            .await)
+        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(username_key)
+        .fetch_optional(pool)
+        .await)?;
+        row.map(|row| self.open_email(row)).transpose()
     }
 
-    /// Accounts whose username or email contains `query` (case-insensitive), by username,
-    /// and how many match in all.
+    /// Accounts whose username contains `query` or whose email is `query` (both ignoring
+    /// case), by username, and how many match in all. Emails are sealed, so only a whole
+    /// address can be matched: through its blind index.
     pub async fn list_accounts(
         &self,
         query: Option<&str>,
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<AccountRow>, i64), sqlx::Error> {
-        let pattern = query
-            .filter(|q| matchable(q))
-            .map(|q| contains_pattern(&q.to_lowercase()));
+        let query = query.filter(|q| matchable(q));
+        let pattern = query.map(|q| contains_pattern(&q.to_lowercase()));
+        let index = query.map(|q| self.keys.email_index(&email_key(q)));
         let filter =
-            "($1 IS NULL OR u.username_key LIKE $1 ESCAPE '\\' OR u.email_key LIKE $1 ESCAPE '\\')";
+            "($1 IS NULL OR u.username_key LIKE $1 ESCAPE '\\' OR u.email_index = $4)";
         let list = format!(
-            "SELECT u.username, u.email, u.role, u.disabled_at, u.created_at,
+            "SELECT u.id, u.username, u.email_sealed AS email, u.role, u.disabled_at, u.created_at,
                (SELECT MAX(s.created_at) FROM sessions s WHERE s.user_id = u.id) AS last_login_at,
                (SELECT COUNT(*) FROM mfa_totp m
                  WHERE m.user_id = u.id AND m.confirmed_at IS NOT NULL) AS mfa_enrolments
              FROM users u WHERE {filter} ORDER BY u.username_key LIMIT $2 OFFSET $3"
         );
-        let count = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
-        on_pool!(self, |pool| {
+        let count = format!(
+            "SELECT COUNT(*) FROM users u WHERE {}",
+            filter.replace("$4", "$2")
+        );
+        let (rows, total): (Vec<AccountRow>, i64) = on_pool!(self, |pool| {
             let rows = sqlx::query_as(AssertSqlSafe(list.as_str()))
                 .bind(&pattern)
                 .bind(limit)
                 .bind(offset)
+                .bind(&index)
                 .fetch_all(pool)
                 .await?;
             let total: i64 = sqlx::query_scalar(AssertSqlSafe(count.as_str()))
                 .bind(&pattern)
+                .bind(&index)
                 .fetch_one(pool)
                 .await?;
-            Ok((rows, total))
-        })
+            Ok::<_, sqlx::Error>((rows, total))
+        })?;
+        let rows = rows
+            .into_iter()
+            .map(|mut row| {
+                let plain = self
+                    .keys
+                    .open(Field::UserEmail, row.id, &row.email)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                row.email = String::from_utf8(plain).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                Ok(row)
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((rows, total))
     }
 
     pub async fn set_role(

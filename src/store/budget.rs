@@ -104,11 +104,17 @@ mod tests {
                          SELECT CAST(COUNT(*) AS BIGINT) FROM n";
 
     async fn heavy_query_is_stopped(url: String) {
+        let keys = tempfile::tempdir().expect("tempdir");
         let settings = DatabaseSettings {
             url: SecretString::from(url),
             max_connections: 2,
             auto_migrate: false,
             statement_budget: Duration::from_millis(50),
+            field_keys: crate::field_keys::FieldKeySettings {
+                file: keys.path().join("data-keys"),
+                generate: true,
+                legacy_mfa_key: None,
+            },
         };
         let store = Store::connect(&settings).await.expect("database opens");
         let result: Result<i64, sqlx::Error> = on_pool!(store, |pool| sqlx::query_scalar(HEAVY)

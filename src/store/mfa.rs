@@ -11,13 +11,30 @@ use super::{Store, execute, matchable, on_pool};
 use crate::clock::UnixMillis;
 
 /// An account's TOTP enrolment, pending or confirmed.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Clone)]
 pub struct TotpRow {
     pub user_id: i64,
-    /// The sealed secret (see `auth::secret_sealer`).
-    pub secret_sealed: String,
+    /// The secret, opened from `secret_sealed` (see `crate::field_keys`).
+    pub secret: Vec<u8>,
     pub confirmed_at: Option<i64>,
     pub last_used_step: Option<i64>,
+}
+
+impl std::fmt::Debug for TotpRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRow")
+            .field("user_id", &self.user_id)
+            .field("confirmed_at", &self.confirmed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(FromRow)]
+struct SealedTotpRow {
+    user_id: i64,
+    secret_sealed: String,
+    confirmed_at: Option<i64>,
+    last_used_step: Option<i64>,
 }
 
 /// A login challenge, as taken (deleted) from the table.
@@ -42,10 +59,19 @@ impl Store {
     pub async fn totp(&self, user_id: i64) -> Result<Option<TotpRow>, sqlx::Error> {
         let sql = "SELECT user_id, secret_sealed, confirmed_at, last_used_step
                    FROM mfa_totp WHERE user_id = $1";
-        on_pool!(self, |pool| sqlx::query_as(sql)
+        let row: Option<SealedTotpRow> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(user_id)
             .fetch_optional(pool)
-            .await)
+            .await)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(TotpRow {
+            secret: self.open_secret(row.user_id, &row.secret_sealed)?,
+            user_id: row.user_id,
+            confirmed_at: row.confirmed_at,
+            last_used_step: row.last_used_step,
+        }))
     }
 
     /// Whether the account has confirmed TOTP (MFA on).
@@ -58,14 +84,15 @@ impl Store {
         Ok(count > 0)
     }
 
-    /// Starts (or restarts) a pending enrolment with a new sealed secret; false when MFA is
-    /// already confirmed for the account, which this never replaces.
+    /// Starts (or restarts) a pending enrolment with a new secret, stored sealed; false when
+    /// MFA is already confirmed for the account, which this never replaces.
     pub async fn begin_totp(
         &self,
         user_id: i64,
-        secret_sealed: &str,
+        secret: &[u8],
         now: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
+        let secret_sealed = self.seal_secret(user_id, secret)?;
         let sql = "INSERT INTO mfa_totp (user_id, secret_sealed, created_at) VALUES ($1, $2, $3)
                    ON CONFLICT (user_id) DO UPDATE
                    SET secret_sealed = excluded.secret_sealed, created_at = excluded.created_at,
@@ -73,7 +100,7 @@ impl Store {
                    WHERE mfa_totp.confirmed_at IS NULL";
         let affected = on_pool!(self, |pool| sqlx::query(sql)
             .bind(user_id)
-            .bind(secret_sealed)
+            .bind(&secret_sealed)
             .bind(now)
             .execute(pool)
             .await
@@ -136,18 +163,20 @@ impl Store {
         Ok(affected == 1)
     }
 
-    /// Spends one unspent recovery code; false when it is unknown or already spent.
+    /// Spends one unspent recovery code, stored by its keyed digest or (codes issued before
+    /// the keyring) its plain SHA-256 digest; false when it is unknown or already spent.
     pub async fn spend_recovery_code(
         &self,
         user_id: i64,
-        code_hash: &str,
+        code_hashes: [&str; 2],
         now: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
-        let sql = "UPDATE mfa_recovery_codes SET used_at = $3
-                   WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
+        let sql = "UPDATE mfa_recovery_codes SET used_at = $4
+                   WHERE user_id = $1 AND code_hash IN ($2, $3) AND used_at IS NULL";
         let affected = on_pool!(self, |pool| sqlx::query(sql)
             .bind(user_id)
-            .bind(code_hash)
+            .bind(code_hashes[0])
+            .bind(code_hashes[1])
             .bind(now)
             .execute(pool)
             .await

@@ -10,7 +10,9 @@ mod audit_archive;
 mod budget;
 mod content;
 mod devices;
+mod export;
 mod mfa;
+mod sealed;
 mod quotas;
 mod sessions;
 mod users;
@@ -24,6 +26,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::field_keys::{FieldKeySettings, FieldKeys, KeyFileError};
 use crate::keyfile;
 
 pub use admin::AccountRow;
@@ -33,8 +36,10 @@ pub use audit_archive::{ArchiveCheckpoint, PruneMismatch};
 pub use budget::is_budget_exceeded;
 pub use content::{ArticleChanges, ArticleRow, CommentRow, NewArticle};
 pub use devices::DeviceSeen;
+pub use export::ExportRows;
 pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
+pub use sealed::{KeyUse, Resealed, SEALED_FIELDS};
 pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
 
@@ -75,6 +80,9 @@ pub(crate) enum Pool {
 pub struct Store {
     pool: Pool,
     queries: std::sync::Arc<content::ArticleQueries>,
+    /// Seals emails and TOTP secrets on their way in and opens them on their way out, so
+    /// nothing above the store handles a sealed value and no query can forget to seal.
+    keys: FieldKeys,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +93,8 @@ pub enum ConnectError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("AERIE_DATA_DIR: cannot create the database folder: {0}")]
     Folder(std::io::Error),
+    #[error(transparent)]
+    Keys(#[from] KeyFileError),
 }
 
 /// Which database to open, and how many connections to keep.
@@ -98,6 +108,8 @@ pub struct DatabaseSettings {
     pub auto_migrate: bool,
     /// How long one use of a connection may run (see [`budget`]).
     pub statement_budget: Duration,
+    /// The keys that seal personal data and secrets in the database.
+    pub field_keys: FieldKeySettings,
 }
 
 impl DatabaseSettings {
@@ -111,6 +123,7 @@ impl Store {
     /// timeout; both engines get bounded pools with acquire timeouts, so an exhausted pool
     /// answers 503 instead of hanging a request.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, ConnectError> {
+        let keys = FieldKeys::load(&settings.field_keys)?;
         let url = settings.url.expose_secret();
         let pool = if settings.uses_postgres() {
             let options = PgConnectOptions::from_str(url)
@@ -132,6 +145,9 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
+                // Deleted and overwritten content is zeroed, not left in free pages for a
+                // copy of the file to reveal (an account's data after its deletion).
+                .pragma("secure_delete", "on")
                 .busy_timeout(settings.statement_budget.min(Duration::from_secs(5)));
             if let Some(folder) = options
                 .get_filename()
@@ -155,7 +171,17 @@ impl Store {
             Pool::Sqlite(pool)
         };
         let queries = std::sync::Arc::new(content::ArticleQueries::new(&pool));
-        Ok(Self { pool, queries })
+        Ok(Self {
+            pool,
+            queries,
+            keys,
+        })
+    }
+
+    /// The field-encryption keyring this store seals with (the MFA service digests recovery
+    /// codes with its index key).
+    pub fn field_keys(&self) -> &FieldKeys {
+        &self.keys
     }
 
     /// This build's migrations for this engine.

@@ -9,6 +9,7 @@ use crate::clock::UnixMillis;
 pub struct UserRow {
     pub id: i64,
     pub username: String,
+    /// The address in clear: the store opens `email_sealed` as it reads the row.
     pub email: String,
     pub password_hash: String,
     pub bio: Option<String>,
@@ -17,13 +18,15 @@ pub struct UserRow {
     pub disabled_at: Option<i64>,
 }
 
+/// Read with [`Store::open_email`]: `email` is still sealed until then.
 pub(super) const USER_COLUMNS: &str =
-    "id, username, email, password_hash, bio, image, role, disabled_at";
+    "id, username, email_sealed AS email, password_hash, bio, image, role, disabled_at";
 
 pub struct NewUser<'a> {
     pub username: &'a str,
     pub username_key: &'a str,
     pub email: &'a str,
+    /// The normalised email (`domain::email_key`); the store keeps only its blind index.
     pub email_key: &'a str,
     pub password_hash: &'a str,
     pub now: UnixMillis,
@@ -34,6 +37,7 @@ pub struct NewUser<'a> {
 #[derive(Default)]
 pub struct UserChanges {
     pub username: Option<(String, String)>,
+    /// The new address and its normalised form (`domain::email_key`).
     pub email: Option<(String, String)>,
     pub password_hash: Option<String>,
     pub bio: Option<Option<String>>,
@@ -59,39 +63,58 @@ pub struct ProfileRow {
 }
 
 impl Store {
+    /// Inserts the account. The sealed email's associated data names the row, whose id the
+    /// insert assigns, so the row goes in with an empty email and gets its sealed one in the
+    /// same transaction: the address is never written in clear, and a failure leaves no row.
+    /// The blind index is written by the insert, so a taken email fails on the unique index.
     pub async fn insert_user(&self, new: NewUser<'_>) -> Result<UserRow, sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO users (username, username_key, email, email_key, password_hash, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {USER_COLUMNS}"
-        );
-        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(new.username)
-            .bind(new.username_key)
-            .bind(new.email)
-            .bind(new.email_key)
-            .bind(new.password_hash)
-            .bind(new.now)
-            .fetch_one(pool)
-            .await)
+        let insert = "INSERT INTO users (username, username_key, email_sealed, email_index, password_hash, created_at, updated_at)
+                      VALUES ($1, $2, '', $3, $4, $5, $5) RETURNING id";
+        let seal = format!("UPDATE users SET email_sealed = $2 WHERE id = $1 RETURNING {USER_COLUMNS}");
+        let index = self.keys.email_index(new.email_key);
+        let row: UserRow = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(insert)
+                .bind(new.username)
+                .bind(new.username_key)
+                .bind(&index)
+                .bind(new.password_hash)
+                .bind(new.now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let sealed = self.seal_email(id, new.email)?;
+            let row = sqlx::query_as(AssertSqlSafe(seal.as_str()))
+                .bind(id)
+                .bind(&sealed)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
+        })?;
+        self.open_email(row)
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(id)
             .fetch_optional(pool)
-            .await)
+            .await)?;
+        row.map(|row| self.open_email(row)).transpose()
     }
 
+    /// The account with this normalised email: one equality on the unique blind index.
     pub async fn user_by_email_key(&self, email_key: &str) -> Result<Option<UserRow>, sqlx::Error> {
         if !matchable(email_key) {
             return Ok(None);
         }
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = $1");
-        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(email_key)
+        let index = self.keys.email_index(email_key);
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_index = $1");
+        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(&index)
             .fetch_optional(pool)
-            .await)
+            .await)?;
+        row.map(|row| self.open_email(row)).transpose()
     }
 
     pub async fn update_user(
@@ -101,25 +124,31 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Option<UserRow>, sqlx::Error> {
         let (username, username_key) = changes.username.unzip();
-        let (email, email_key) = changes.email.unzip();
+        let (email, email_index) = match &changes.email {
+            Some((email, key)) => (
+                Some(self.seal_email(id, email)?),
+                Some(self.keys.email_index(key)),
+            ),
+            None => (None, None),
+        };
         let set_bio = i64::from(changes.bio.is_some());
         let set_image = i64::from(changes.image.is_some());
         let sql = format!(
             "UPDATE users SET
                 username = COALESCE($2, username), username_key = COALESCE($3, username_key),
-                email = COALESCE($4, email), email_key = COALESCE($5, email_key),
+                email_sealed = COALESCE($4, email_sealed), email_index = COALESCE($5, email_index),
                 password_hash = COALESCE($6, password_hash),
                 bio = CASE WHEN $7 = 1 THEN $8 ELSE bio END,
                 image = CASE WHEN $9 = 1 THEN $10 ELSE image END,
                 updated_at = $11
              WHERE id = $1 RETURNING {USER_COLUMNS}"
         );
-        on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(id)
             .bind(&username)
             .bind(&username_key)
             .bind(&email)
-            .bind(&email_key)
+            .bind(&email_index)
             .bind(&changes.password_hash)
             .bind(set_bio)
             .bind(changes.bio.clone().flatten())
@@ -127,7 +156,8 @@ impl Store {
             .bind(changes.image.clone().flatten())
             .bind(now)
             .fetch_optional(pool)
-            .await)
+            .await)?;
+        row.map(|row| self.open_email(row)).transpose()
     }
 
     pub async fn insert_session(&self, session: NewSession<'_>) -> Result<(), sqlx::Error> {
@@ -142,7 +172,25 @@ impl Store {
             user_agent,
         } = session;
         execute!(self, sql, id, user_id, now, client_ip, user_agent)?;
+        // A new session is a login (or a registration): what dormancy is measured from.
+        let login = "UPDATE users SET last_login_at = $2 WHERE id = $1";
+        execute!(self, login, user_id, now)?;
         Ok(())
+    }
+
+    /// Enabled accounts that have not logged in since `cutoff` (never: since they were
+    /// created), by username: `(username, last login, created at)`.
+    pub async fn dormant_accounts(
+        &self,
+        cutoff: UnixMillis,
+    ) -> Result<Vec<(String, Option<i64>, i64)>, sqlx::Error> {
+        let sql = "SELECT username, last_login_at, created_at FROM users
+                   WHERE disabled_at IS NULL AND COALESCE(last_login_at, created_at) < $1
+                   ORDER BY username_key";
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await)
     }
 
     /// A user's public profile as seen by `viewer` (anonymous when `None`).

@@ -14,7 +14,7 @@ use super::bodies::{PasswordChange, UserBody, UserUpdate};
 use super::presenters::UserResponse;
 use crate::defense::rate_limit::Policy;
 use crate::http::AppState;
-use crate::http::error::Result;
+use crate::http::error::{Error, Result};
 use crate::http::extract::{AuthUser, Json};
 use crate::request_context::RequestContext;
 
@@ -46,6 +46,35 @@ pub(super) async fn update_user(
     }
     let row = state.accounts.update_profile(caller, user.into()).await?;
     Ok(axum::Json(UserResponse::for_caller(row, auth)))
+}
+
+/// `GET /api/user/export`: everything held about the caller, as JSON (data portability).
+/// The account's email appears here, to its owner, as on `GET /api/user`.
+#[utoipa::path(get, path = "/api/user/export", tag = "users",
+    responses(
+        (status = 200, description = "`{\"export\": {...}}`: the account (`user`), `createdAt`, `lastLoginAt`, `mfaEnabled`, `sessions` (with their addresses and user agents), `devices`, `articles`, `comments`, `following`, `favorites` and `auditEvents` about the caller; each list at most 10,000 entries", body = Object),
+        (status = 403, description = "Re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+    ))]
+pub(super) async fn export_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    context: RequestContext,
+) -> Result<axum::Json<serde_json::Value>> {
+    let (user, rows) = state.accounts.export(auth.caller(&context)).await?;
+    let mut export = serde_json::to_value(rows).map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(fields) = export.as_object_mut() {
+        fields.insert(
+            "user".into(),
+            serde_json::json!({
+                "username": user.username,
+                "email": user.email,
+                "bio": user.bio,
+                "image": user.image,
+                "role": user.role,
+            }),
+        );
+    }
+    Ok(axum::Json(serde_json::json!({ "export": export })))
 }
 
 /// `PUT /api/user/password`: needs the current password; every other session ends (the

@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
             get(current::current_user).put(current::update_user),
         )
         .route("/api/user/password", put(current::change_password))
+        .route("/api/user/export", get(current::export_user))
 }
 
 /// Lets the fuzz targets (fuzz/) reach this module's private request body types.

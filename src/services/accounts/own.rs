@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::services::Caller;
 use crate::services::sessions::RevokedBecause;
-use crate::store::{UserChanges, UserRow};
+use crate::store::{ExportRows, UserChanges, UserRow};
 
 /// A change to one's own account, as submitted: `None` leaves a field as it is. `bio` and
 /// `image` distinguish absent (unchanged) from `Some(None)` or `Some(Some(""))` (cleared).
@@ -166,6 +166,19 @@ impl Accounts {
         event.subject = Some(current.id);
         self.recorder.record(event).await?;
         Ok(())
+    }
+
+    /// Everything held about the caller (`GET /api/user/export`). Needs a recent password
+    /// authentication like a change of credentials: a stolen access token must not carry
+    /// the account's whole history away in one request. Recorded as `user_data_exported`.
+    pub async fn export(&self, caller: Caller<'_>) -> Result<(UserRow, ExportRows), AccountError> {
+        let user = self.active(caller.user_id).await?;
+        self.check_step_up(caller)?;
+        let rows = self.store.export_rows(user.id).await?;
+        self.recorder
+            .record(caller.own_event(EventType::UserDataExported))
+            .await?;
+        Ok((user, rows))
     }
 
     /// Refuses a change of credentials unless the caller authenticated recently.

@@ -107,8 +107,8 @@ impl Accounts {
 
 /// A unique-index violation on username or email is that field taken.
 pub(super) fn taken_or_store(error: sqlx::Error) -> AccountError {
-    for field in ["username", "email"] {
-        if is_unique_violation(&error, "users", &format!("{field}_key")) {
+    for (field, column) in [("username", "username_key"), ("email", "email_index")] {
+        if is_unique_violation(&error, "users", column) {
             return AccountError::Taken(field);
         }
     }

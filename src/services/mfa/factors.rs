@@ -85,15 +85,20 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
-/// The digest a recovery code is stored and looked up by: case, spaces and dashes do not
-/// matter, so a code copied with or without its grouping works.
-pub fn recovery_code_hash(code: &str) -> String {
-    let normalized: String = code
-        .chars()
+/// What a recovery code is digested as: case, spaces and dashes do not matter, so a code
+/// copied with or without its grouping works. Stored by its keyed digest
+/// (`FieldKeys::recovery_code_digest`).
+pub fn normalized_recovery_code(code: &str) -> String {
+    code.chars()
         .filter(|c| !matches!(c, '-' | ' '))
         .map(|c| c.to_ascii_uppercase())
-        .collect();
-    digest(&normalized)
+        .collect()
+}
+
+/// The unkeyed digest recovery codes issued before the keyring were stored by; still
+/// accepted so that upgrading does not void codes users printed.
+pub fn legacy_recovery_code_hash(normalized: &str) -> String {
+    digest(normalized)
 }
 
 /// A new login challenge: 256 random bits, URL-safe.
@@ -159,8 +164,8 @@ mod tests {
         let code = codes.first().expect("a code");
         assert_eq!(code.len(), 19, "{code}");
         assert_eq!(
-            recovery_code_hash(code),
-            recovery_code_hash(&code.replace('-', "").to_lowercase())
+            normalized_recovery_code(code),
+            normalized_recovery_code(&code.replace('-', "").to_lowercase())
         );
         assert!(!is_totp_code(code));
     }

@@ -7,15 +7,14 @@
 //! digested), stored as a digest, and spent after five wrong codes. A code is accepted once:
 //! only for a later 30-second step than the last accepted one (RFC 6238 §5.2), so a code read
 //! over a shoulder or from a phishing proxy cannot be replayed. Recovery codes (ten, 80 bits
-//! each, stored as digests) are each usable once. TOTP secrets are sealed at rest
-//! ([`crate::auth::secret_sealer`]). Every change (enrolment started, MFA on, MFA off, a
+//! each, stored as digests keyed by the field-encryption keyring) are each usable once. TOTP
+//! secrets are sealed at rest by the store ([`crate::field_keys`]). Every change (enrolment started, MFA on, MFA off, a
 //! recovery code spent) is on the audit trail, and turning MFA on or off ends the account's
 //! other sessions, which were opened under the old rule. Roles named in
 //! `AERIE_MFA_REQUIRED_ROLES` keep their permissions withheld until their holder enrols.
 
 mod factors;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +25,6 @@ use super::sessions::{Opening, RevokedBecause, SessionError, Sessions, Started, 
 use super::{Caller, Recorder};
 use crate::audit::{AuditError, AuditEvent, EventType};
 use crate::auth::password::{HashError, PasswordHasher};
-use crate::auth::secret_sealer::{SealError, SealedColumn, SecretSealer};
 use crate::clock::{Clock, UnixMillis};
 use crate::domain::{Role, password_within_limits};
 use crate::request_context::RequestContext;
@@ -42,10 +40,6 @@ pub const CHALLENGE_MAX_FAILURES: i64 = 5;
 /// What MFA is configured with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MfaSettings {
-    /// The AEAD key that seals TOTP secrets (32 random bytes, mode 0600).
-    pub key_file: PathBuf,
-    /// Generate the key when the file is missing (development only).
-    pub generate_key: bool,
     /// Roles whose permissions are withheld until their holder has MFA on.
     pub required_roles: Vec<Role>,
 }
@@ -70,9 +64,9 @@ pub enum MfaError {
     /// A step-up with the password by an account that has MFA on.
     #[error("code: is required: this account has MFA on")]
     CodeRequired,
-    /// The seal of a stored secret failed: a wrong key file or an altered row.
-    #[error(transparent)]
-    Seal(#[from] SealError),
+    /// The authenticator URI could not be built from a new secret (never for our lengths).
+    #[error("the TOTP enrolment could not be built")]
+    Enrolment,
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
@@ -126,7 +120,6 @@ enum Accepted {
 #[derive(Clone)]
 pub struct Mfa {
     store: Store,
-    sealer: SecretSealer,
     sessions: Sessions,
     hasher: PasswordHasher,
     recorder: Recorder,
@@ -137,7 +130,6 @@ pub struct Mfa {
 /// What [`Mfa`] is built from.
 pub struct MfaParts {
     pub store: Store,
-    pub sealer: SecretSealer,
     pub sessions: Sessions,
     pub hasher: PasswordHasher,
     pub recorder: Recorder,
@@ -148,7 +140,6 @@ impl Mfa {
     pub fn new(parts: MfaParts, required_roles: &[Role]) -> Self {
         Self {
             store: parts.store,
-            sealer: parts.sealer,
             sessions: parts.sessions,
             hasher: parts.hasher,
             recorder: parts.recorder,
@@ -328,13 +319,10 @@ impl Mfa {
         }
         let secret = factors::new_secret();
         let (secret_base32, otpauth_uri) =
-            factors::enrolment(&secret, &user.username).ok_or(SealError::Seal)?;
-        let sealed = self
-            .sealer
-            .seal(&secret, user.id, SealedColumn::TotpSecret)?;
+            factors::enrolment(&secret, &user.username).ok_or(MfaError::Enrolment)?;
         if !self
             .store
-            .begin_totp(user.id, &sealed, self.clock.now())
+            .begin_totp(user.id, &secret, self.clock.now())
             .await?
         {
             return Err(MfaError::AlreadyOn);
@@ -362,17 +350,15 @@ impl Mfa {
             Some(_) => return Err(MfaError::AlreadyOn),
             None => return Err(MfaError::NotEnrolling),
         };
-        let secret = self
-            .sealer
-            .open(&row.secret_sealed, user.id, SealedColumn::TotpSecret)?;
-        let Some(step) = factors::matched_step(&secret, code, self.clock.now()) else {
+        let Some(step) = factors::matched_step(&row.secret, code, self.clock.now()) else {
             self.record_wrong_code(caller, "confirm").await?;
             return Err(MfaError::WrongCode);
         };
         let codes = factors::new_recovery_codes();
+        let keys = self.store.field_keys();
         let hashes: Vec<String> = codes
             .iter()
-            .map(|code| factors::recovery_code_hash(code))
+            .map(|code| keys.recovery_code_digest(&factors::normalized_recovery_code(code)))
             .collect();
         let now = self.clock.now();
         if !self.store.confirm_totp(user.id, step, &hashes, now).await? {
@@ -511,20 +497,19 @@ impl Mfa {
     async fn accept_code(&self, user: &UserRow, code: &str) -> Result<Option<Accepted>, MfaError> {
         let code = code.trim();
         if !factors::is_totp_code(code) {
-            let hash = factors::recovery_code_hash(code);
+            let normalized = factors::normalized_recovery_code(code);
+            let keyed = self.store.field_keys().recovery_code_digest(&normalized);
+            let legacy = factors::legacy_recovery_code_hash(&normalized);
             let spent = self
                 .store
-                .spend_recovery_code(user.id, &hash, self.clock.now())
+                .spend_recovery_code(user.id, [&keyed, &legacy], self.clock.now())
                 .await?;
             return Ok(spent.then_some(Accepted::Recovery));
         }
         let Some(row) = self.store.totp(user.id).await? else {
             return Ok(None);
         };
-        let secret = self
-            .sealer
-            .open(&row.secret_sealed, user.id, SealedColumn::TotpSecret)?;
-        let Some(step) = factors::matched_step(&secret, code, self.clock.now()) else {
+        let Some(step) = factors::matched_step(&row.secret, code, self.clock.now()) else {
             return Ok(None);
         };
         let fresh = self.store.accept_totp_step(user.id, step).await?;

@@ -83,17 +83,23 @@ fn list_queries(pool: &Pool) -> Vec<(String, Sql)> {
 
 /// A store on a fresh database of `url`'s engine, migrated, with a few rows in each table.
 async fn seeded(url: &str) -> Store {
+    let keys = tempfile::tempdir().expect("tempdir");
     let settings = DatabaseSettings {
         url: SecretString::from(url.to_owned()),
         max_connections: 1,
         auto_migrate: true,
         statement_budget: Duration::from_secs(30),
+        field_keys: crate::field_keys::FieldKeySettings {
+            file: keys.path().join("data-keys"),
+            generate: true,
+            legacy_mfa_key: None,
+        },
     };
     let store = Store::connect(&settings).await.expect("database opens");
     store.migrate().await.expect("migrations apply");
     for sql in [
-        "INSERT INTO users (username, username_key, email, email_key, password_hash, created_at, updated_at)
-         VALUES ('alice', 'alice', 'a@x', 'a@x', 'h', 1, 1), ('bob', 'bob', 'b@x', 'b@x', 'h', 1, 1)",
+        "INSERT INTO users (username, username_key, email_sealed, email_index, password_hash, created_at, updated_at)
+         VALUES ('alice', 'alice', 'f1.1.x', 'i1.a', 'h', 1, 1), ('bob', 'bob', 'f1.1.y', 'i1.b', 'h', 1, 1)",
         "INSERT INTO follows (follower_id, followee_id) VALUES (2, 1)",
         "INSERT INTO articles (slug, title, description, body, author_id, created_at, updated_at)
          VALUES ('a', 'A', 'd', 'b', 1, 1000, 1000), ('b', 'B', 'd', 'b', 2, 2000, 2000),

@@ -60,11 +60,11 @@ impl TestApp {
     pub async fn spawn_sibling_with(&self, settings: &[(&str, &str)]) -> Self {
         let path = |file: &str| self.data_dir.path().join(file).display().to_string();
         let (signing_key, audit_key) = (path("signing-key.pem"), path("audit-key"));
-        let mfa_key = path("mfa-key");
+        let data_keys = path("data-keys");
         let mut shared = vec![
             ("AERIE_SIGNING_KEY_FILE", signing_key.as_str()),
             ("AERIE_AUDIT_KEY_FILE", audit_key.as_str()),
-            ("AERIE_MFA_KEY_FILE", mfa_key.as_str()),
+            ("AERIE_DATA_KEYS_FILE", data_keys.as_str()),
         ];
         shared.extend_from_slice(settings);
         Self::spawn_on(self.engine, Some(self.database_url.clone()), &shared).await

@@ -1,17 +1,12 @@
 //! Reading the test database's audit trail directly, as `aerie audit export` would.
 
-use aerie::config::Config;
-use aerie::store::{AuditRow, Store};
+use aerie::store::AuditRow;
 
 use super::TestApp;
 
 /// Every audit row of the test's database, oldest first.
 async fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
-    let config = Config::from_vars([("AERIE_DATABASE_URL", app.database_url.as_str())])
-        .expect("valid configuration");
-    let store = Store::connect(&config.database)
-        .await
-        .expect("database opens");
+    let store = app.store().await;
     let rows = store.audit_rows_after(0, 10_000).await.expect("audit rows");
     store.close().await;
     rows

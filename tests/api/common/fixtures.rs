@@ -74,9 +74,13 @@ impl TestApp {
     /// A store on the test's database, beside the server's (for what the library does
     /// outside a request: retention runs, audit archiving).
     pub async fn store(&self) -> aerie::store::Store {
-        let config =
-            aerie::config::Config::from_vars([("AERIE_DATABASE_URL", self.database_url.as_str())])
-                .expect("valid configuration");
+        // The data folder holds the data keys the server seals with.
+        let data_dir = self.data_dir.path().display().to_string();
+        let config = aerie::config::Config::from_vars([
+            ("AERIE_DATABASE_URL", self.database_url.as_str()),
+            ("AERIE_DATA_DIR", data_dir.as_str()),
+        ])
+        .expect("valid configuration");
         aerie::store::Store::connect(&config.database)
             .await
             .expect("database opens")
@@ -102,6 +106,15 @@ impl TestApp {
         match self.engine {
             Engine::Sqlite => execute_on::<sqlx::SqliteConnection>(&self.database_url, sql).await,
             Engine::Postgres => execute_on::<sqlx::PgConnection>(&self.database_url, sql).await,
+        }
+    }
+
+    /// Runs one query directly on the test database and answers its single text column,
+    /// row by row (to look at what is stored, as someone holding a copy of it would).
+    pub async fn query_text(&self, sql: &str) -> Vec<String> {
+        match self.engine {
+            Engine::Sqlite => query_text_on::<sqlx::SqliteConnection>(&self.database_url, sql).await,
+            Engine::Postgres => query_text_on::<sqlx::PgConnection>(&self.database_url, sql).await,
         }
     }
 
@@ -179,6 +192,25 @@ where
         .execute(&mut connection)
         .await
         .expect("statement runs");
+}
+
+/// Runs one query returning one text column on its own connection of type `C`.
+async fn query_text_on<C>(database_url: &str, sql: &str) -> Vec<String>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    String: sqlx::Type<C::Database> + for<'r> sqlx::Decode<'r, C::Database>,
+    for<'r> (String,): sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+{
+    let mut connection = C::connect(database_url)
+        .await
+        .expect("connect to the test database");
+    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut connection)
+        .await
+        .expect("query runs");
+    rows.into_iter().map(|(text,)| text).collect()
 }
 
 /// The access token of a User object (its `token`).

@@ -7,6 +7,8 @@ mod access_control;
 mod auth;
 mod breached_passwords;
 mod cookie_mode;
+mod data_minimisation;
+mod field_encryption;
 mod headers;
 mod kill_switches;
 mod lockout;

@@ -11,15 +11,15 @@ use reqwest::StatusCode;
 
 use crate::common::{ServerProcess, run_to_exit, start_server};
 
-/// What an operator prepares before starting production: a signing key, an audit key and a
-/// certificate (each mode 0600), and a database URL. The database starts empty.
+/// What an operator prepares before starting production: a signing key, an audit key, the
+/// data keys and a certificate (each mode 0600), and a database URL. The database starts empty.
 struct Deployment {
     dir: tempfile::TempDir,
     database: PathBuf,
     database_url: String,
     signing_key: String,
     audit_key: String,
-    mfa_key: String,
+    data_keys: String,
     cert: String,
     tls_key: String,
     ca_pem: String,
@@ -34,9 +34,10 @@ impl Deployment {
         aerie::auth::keys::SigningKey::load_or_generate(&signing_key, true).expect("signing key");
         let audit_key = path("audit-key");
         aerie::audit::AuditKey::load_or_generate(&audit_key, true).expect("audit key");
-        let mfa_key = path("mfa-key");
-        aerie::auth::secret_sealer::SecretSealer::load_or_generate(&mfa_key, true)
-            .expect("mfa key");
+        let data_keys = path("data-keys");
+        aerie::field_keys::KeyFile::fresh()
+            .create(&data_keys)
+            .expect("data keys");
         let files = aerie::tls::write_dev_certificate(&path("tls")).expect("certificate");
         let ca_pem = std::fs::read_to_string(path("tls").join("ca.pem")).expect("ca");
         let database = path("aerie.db");
@@ -45,7 +46,7 @@ impl Deployment {
             database,
             signing_key: signing_key.display().to_string(),
             audit_key: audit_key.display().to_string(),
-            mfa_key: mfa_key.display().to_string(),
+            data_keys: data_keys.display().to_string(),
             cert: files.cert.display().to_string(),
             tls_key: files.key.display().to_string(),
             ca_pem,
@@ -64,7 +65,7 @@ impl Deployment {
             ("AERIE_DATABASE_URL", self.database_url.as_str()),
             ("AERIE_SIGNING_KEY_FILE", self.signing_key.as_str()),
             ("AERIE_AUDIT_KEY_FILE", self.audit_key.as_str()),
-            ("AERIE_MFA_KEY_FILE", self.mfa_key.as_str()),
+            ("AERIE_DATA_KEYS_FILE", self.data_keys.as_str()),
             ("AERIE_TLS_CERT", self.cert.as_str()),
             ("AERIE_TLS_KEY", self.tls_key.as_str()),
             ("AERIE_CORS_ORIGINS", "none"),
@@ -192,7 +193,7 @@ async fn production_never_generates_keys() {
     for setting in [
         "AERIE_SIGNING_KEY_FILE",
         "AERIE_AUDIT_KEY_FILE",
-        "AERIE_MFA_KEY_FILE",
+        "AERIE_DATA_KEYS_FILE",
     ] {
         let refusal = deployment.refused(&deployment.settings(&[setting])).await;
         assert!(
@@ -206,7 +207,7 @@ async fn production_never_generates_keys() {
     for setting in [
         "AERIE_SIGNING_KEY_FILE",
         "AERIE_AUDIT_KEY_FILE",
-        "AERIE_MFA_KEY_FILE",
+        "AERIE_DATA_KEYS_FILE",
     ] {
         let mut settings = deployment.settings(&[setting]);
         settings.push((setting, missing_path.as_str()));

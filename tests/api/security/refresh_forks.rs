@@ -6,8 +6,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use aerie::config::Config;
-use aerie::store::Store;
 use reqwest::StatusCode;
 
 use crate::common::{
@@ -39,11 +37,7 @@ async fn session_count(app: &TestApp, access_token: &str) -> usize {
 
 /// How many `refresh_reuse_detected` rows the audit trail holds.
 async fn reuse_events(app: &TestApp) -> usize {
-    let config = Config::from_vars([("AERIE_DATABASE_URL", app.database_url.as_str())])
-        .expect("valid configuration");
-    let store = Store::connect(&config.database)
-        .await
-        .expect("database opens");
+    let store = app.store().await;
     let rows = store.audit_rows_after(0, 10_000).await.expect("audit rows");
     store.close().await;
     rows.iter()

@@ -292,12 +292,14 @@ async fn spawn_production_behind(proxy: &str) -> (TestApp, tempfile::TempDir) {
     let keys = tempfile::tempdir().expect("tempdir");
     let signing = keys.path().join("signing-key.pem");
     let audit = keys.path().join("audit-key");
-    let mfa = keys.path().join("mfa-key");
+    let data_keys = keys.path().join("data-keys");
     aerie::auth::keys::Keyring::load(&signing, true).expect("signing key");
     aerie::audit::AuditKey::load_or_generate(&audit, true).expect("audit key");
-    aerie::auth::secret_sealer::SecretSealer::load_or_generate(&mfa, true).expect("MFA key");
+    aerie::field_keys::KeyFile::fresh()
+        .create(&data_keys)
+        .expect("data keys");
     let (signing, audit) = (signing.display().to_string(), audit.display().to_string());
-    let mfa = mfa.display().to_string();
+    let data_keys = data_keys.display().to_string();
     let app = TestApp::spawn_with(
         Engine::Sqlite,
         &[
@@ -305,7 +307,7 @@ async fn spawn_production_behind(proxy: &str) -> (TestApp, tempfile::TempDir) {
             ("AERIE_AUTO_MIGRATE", "true"),
             ("AERIE_SIGNING_KEY_FILE", &signing),
             ("AERIE_AUDIT_KEY_FILE", &audit),
-            ("AERIE_MFA_KEY_FILE", &mfa),
+            ("AERIE_DATA_KEYS_FILE", &data_keys),
             ("AERIE_CORS_ORIGINS", "none"),
             ("AERIE_TLS_TERMINATED_BY_PROXY", proxy),
             ("AERIE_TRUSTED_PROXIES", proxy),

@@ -17,17 +17,17 @@ use totp_rs::{Builder, Secret};
 use crate::common::{PASSWORD, Reply, TestApp, read};
 
 /// One TOTP step: the next code is a fresh one.
-const STEP: Duration = Duration::from_secs(30);
+pub(crate) const STEP: Duration = Duration::from_secs(30);
 
 /// An account with MFA on: its secret, its recovery codes, and the session that enrolled.
-struct Enrolled {
-    secret: String,
-    recovery_codes: Vec<String>,
-    token: String,
+pub(crate) struct Enrolled {
+    pub(crate) secret: String,
+    pub(crate) recovery_codes: Vec<String>,
+    pub(crate) token: String,
 }
 
 /// The 6-digit code of `secret` (base32) at the server clock's time.
-fn code_at(app: &TestApp, secret: &str) -> String {
+pub(crate) fn code_at(app: &TestApp, secret: &str) -> String {
     let secret = Secret::try_from_base32(secret).expect("base32 secret");
     let totp = Builder::new()
         .with_secret(secret)
@@ -58,7 +58,7 @@ async fn confirm(app: &TestApp, token: &str, code: &str) -> Reply {
 
 /// Registers `name` and turns MFA on; the clock then moves one step on, so the code that
 /// confirmed is not the current one.
-async fn enrolled(app: &TestApp, name: &str) -> Enrolled {
+pub(crate) async fn enrolled(app: &TestApp, name: &str) -> Enrolled {
     let token = app.register(name).await;
     let begun = begin(app, &token).await;
     begun.assert_status(StatusCode::OK);
@@ -80,7 +80,7 @@ async fn enrolled(app: &TestApp, name: &str) -> Enrolled {
 }
 
 /// The password step of `name`'s login: the challenge, asserting that no token came.
-async fn challenge_for(app: &TestApp, name: &str) -> String {
+pub(crate) async fn challenge_for(app: &TestApp, name: &str) -> String {
     let reply = app.login(&format!("{name}@example.com"), PASSWORD).await;
     reply.assert_status(StatusCode::OK);
     assert!(
@@ -96,7 +96,7 @@ async fn challenge_for(app: &TestApp, name: &str) -> String {
 }
 
 /// `POST /api/users/login/mfa` from the test's own client.
-async fn answer(app: &TestApp, challenge: &str, code: &str) -> Reply {
+pub(crate) async fn answer(app: &TestApp, challenge: &str, code: &str) -> Reply {
     app.post(
         "/api/users/login/mfa",
         None,

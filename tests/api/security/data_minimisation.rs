@@ -1,0 +1,123 @@
+//! Data minimisation (issue 16 item 5): an email is answered only to its owner
+//! (`/api/user`, login, registration) and to administrators; accounts nobody has logged into
+//! for a long time are found, and disabled, by `aerie accounts dormant`; an owner downloads
+//! everything held about them (`GET /api/user/export`, after a recent password).
+
+use aerie::clock::Clock as _;
+use reqwest::StatusCode;
+
+use crate::common::{TestApp, aerie, engine_tests, rows_of, token_of};
+
+engine_tests!(
+    only_the_owner_and_administrators_see_an_email,
+    dormant_accounts_are_listed_and_disabled,
+    an_account_exports_everything_held_about_it,
+);
+
+async fn only_the_owner_and_administrators_see_an_email(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let slug = app.create_article(&alice, "On privacy", &["privacy"]).await;
+    app.add_comment(&alice, &slug, "first").await;
+    app.post("/api/profiles/alice/follow", Some(&bob), serde_json::json!({}))
+        .await
+        .assert_status(StatusCode::OK);
+    let seen_by_others = [
+        app.get("/api/profiles/alice", Some(&bob)).await,
+        app.get("/api/profiles/alice", None).await,
+        app.get(&format!("/api/articles/{slug}"), Some(&bob)).await,
+        app.get(&format!("/api/articles/{slug}/comments"), Some(&bob)).await,
+        app.get("/api/articles?author=alice", None).await,
+        app.get("/api/articles/feed", Some(&bob)).await,
+    ];
+    for reply in &seen_by_others {
+        reply.assert_status(StatusCode::OK);
+        let body = reply.body.to_string();
+        assert!(!body.contains("alice@example.com"), "{body}");
+        assert!(!body.contains("\"email\""), "{body}");
+    }
+    let own = app.get("/api/user", Some(&alice)).await;
+    assert_eq!(own.body["user"]["email"], "alice@example.com");
+    app.register("admin").await;
+    app.set_role("admin", "admin").await;
+    let admin = token_of(&app.login_user("admin").await);
+    let listed = app
+        .get("/api/admin/users?query=alice@example.com", Some(&admin))
+        .await;
+    listed.assert_status(StatusCode::OK);
+    let users = listed.body["users"].as_array().expect("users");
+    assert_eq!(users.len(), 1, "found by the whole address: {}", listed.body);
+    assert_eq!(users[0]["email"], "alice@example.com");
+    let by_name = app.get("/api/admin/users?query=ali", Some(&admin)).await;
+    assert_eq!(by_name.body["users"][0]["email"], "alice@example.com");
+}
+
+async fn dormant_accounts_are_listed_and_disabled(app: TestApp) {
+    app.register("alice").await;
+    app.register("bob").await;
+    app.register("carol").await;
+    // Alice last logged in 100 days ago; carol registered 100 days ago and never logged in
+    // since; bob logged in today.
+    let long_ago = app.clock.now() - 100 * 24 * 60 * 60 * 1000;
+    app.execute_sql(&format!(
+        "UPDATE users SET last_login_at = {long_ago} WHERE username_key = 'alice'"
+    ))
+    .await;
+    app.execute_sql(&format!(
+        "UPDATE users SET last_login_at = NULL, created_at = {long_ago} WHERE username_key = 'carol'"
+    ))
+    .await;
+    let listed = aerie(&app, "", &["accounts", "dormant", "--days", "90"], "").await;
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(stdout.contains("alice: last login"), "{stdout}");
+    assert!(stdout.contains("carol: never logged in"), "{stdout}");
+    assert!(!stdout.contains("bob"), "{stdout}");
+    assert!(stdout.contains("2 dormant account(s) found"), "{stdout}");
+    assert!(rows_of(&app, "user_disabled").await.is_empty(), "listing changes nothing");
+    app.login_user("alice").await;
+    // Alice's login just now counts: only carol is still dormant.
+    let disabled = aerie(&app, "", &["accounts", "dormant", "--days", "90", "--disable"], "").await;
+    let stdout = String::from_utf8_lossy(&disabled.stdout);
+    assert!(stdout.contains("carol: never logged in") && stdout.contains("disabled"), "{stdout}");
+    assert!(stdout.contains("1 dormant account(s) disabled"), "{stdout}");
+    app.login("carol@example.com", crate::common::PASSWORD)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    app.login_user("alice").await;
+    let events = rows_of(&app, "user_disabled").await;
+    assert_eq!(events.len(), 1);
+    assert!(events[0].detail.contains("\"by\":\"cli\""), "{}", events[0].detail);
+}
+
+async fn an_account_exports_everything_held_about_it(app: TestApp) {
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let slug = app.create_article(&alice, "Mine", &["own"]).await;
+    app.add_comment(&alice, &slug, "a comment of mine").await;
+    app.post("/api/profiles/bob/follow", Some(&alice), serde_json::json!({}))
+        .await
+        .assert_status(StatusCode::OK);
+    app.post(&format!("/api/articles/{slug}/favorite"), Some(&alice), serde_json::json!({}))
+        .await
+        .assert_status(StatusCode::OK);
+    let reply = app.get("/api/user/export", Some(&alice)).await;
+    reply.assert_status(StatusCode::OK);
+    let export = &reply.body["export"];
+    assert_eq!(export["user"]["email"], "alice@example.com");
+    assert_eq!(export["user"]["username"], "alice");
+    assert_eq!(export["articles"][0]["slug"], slug.as_str());
+    assert_eq!(export["comments"][0]["body"], "a comment of mine");
+    assert_eq!(export["following"], serde_json::json!(["bob"]));
+    assert_eq!(export["favorites"], serde_json::json!([slug]));
+    assert_eq!(export["mfaEnabled"], false);
+    assert_eq!(export["sessions"].as_array().map(Vec::len), Some(1));
+    let events = export["auditEvents"].as_array().expect("events");
+    assert!(events.iter().any(|e| e["type"] == "user_registered"), "{events:?}");
+    assert!(!reply.body.to_string().contains("$argon2"), "no hash: {}", reply.body);
+    assert_eq!(rows_of(&app, "user_data_exported").await.len(), 1);
+    // A token whose password authentication is stale must step up first.
+    app.clock.advance(std::time::Duration::from_secs(601));
+    let stale = app.get("/api/user/export", Some(&alice)).await;
+    stale.assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(rows_of(&app, "user_data_exported").await.len(), 1);
+}
