@@ -225,7 +225,11 @@ pub async fn set_password(
 /// `aerie accounts dormant`: the enabled accounts without a login for `days` days, each
 /// disabled through the same service as `aerie user disable` when `disable` (data
 /// minimisation: an abandoned account is a takeover waiting for a reused password).
-pub async fn dormant(settings: &AccountSettings<'_>, days: u32, disable: bool) -> anyhow::Result<()> {
+pub async fn dormant(
+    settings: &AccountSettings<'_>,
+    days: u32,
+    disable: bool,
+) -> anyhow::Result<()> {
     let console = Console::open(settings).await?;
     let cutoff = console.clock.now() - i64::from(days) * 24 * 60 * 60 * 1000;
     let dormant = console.store.dormant_accounts(cutoff).await?;
@@ -249,7 +253,10 @@ pub async fn dormant(settings: &AccountSettings<'_>, days: u32, disable: bool) -
         }
     }
     let verb = if disable { "disabled" } else { "found" };
-    println!("{} dormant account(s) {verb} (no login for {days} days)", dormant.len());
+    println!(
+        "{} dormant account(s) {verb} (no login for {days} days)",
+        dormant.len()
+    );
     console.close().await;
     Ok(())
 }

@@ -124,7 +124,17 @@ struct KeySet {
     /// Per-purpose subkeys derived from the file's index key.
     email_index: Hmac<Sha256>,
     code_digest: Hmac<Sha256>,
+    /// What the file looked like when read: a change of any part means it was rewritten.
+    stamp: Option<FileStamp>,
+}
+
+/// A key file's modification time, length and inode: the modification time alone can stay
+/// the same across a quick rewrite on file systems with coarse timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
     modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
 }
 
 /// The keyring. Cheap to clone: every clone shares the keys.
@@ -172,13 +182,21 @@ impl KeyFile {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bad = || format!("line {} is not `index <base64>` or `key <id> <base64>`", number + 1);
+            let bad = || {
+                format!(
+                    "line {} is not `index <base64>` or `key <id> <base64>`",
+                    number + 1
+                )
+            };
             let parts: Vec<&str> = line.split_whitespace().collect();
             match parts.as_slice() {
                 ["index", encoded] => index = Some(decode_key(encoded).ok_or_else(bad)?),
                 ["key", id, encoded] => {
                     let id: u32 = id.parse().ok().filter(|id| *id > 0).ok_or_else(bad)?;
-                    if keys.insert(id, decode_key(encoded).ok_or_else(bad)?).is_some() {
+                    if keys
+                        .insert(id, decode_key(encoded).ok_or_else(bad)?)
+                        .is_some()
+                    {
                         return Err(format!("key {id} is listed twice"));
                     }
                 }
@@ -212,7 +230,12 @@ impl KeyFile {
     /// Drops every key but the active one; answers the dropped ids.
     pub fn retire_old_keys(&mut self) -> Vec<u32> {
         let active = self.active();
-        let old: Vec<u32> = self.keys.keys().copied().filter(|id| *id != active).collect();
+        let old: Vec<u32> = self
+            .keys
+            .keys()
+            .copied()
+            .filter(|id| *id != active)
+            .collect();
         self.keys.retain(|id, _| *id == active);
         old
     }
@@ -237,7 +260,7 @@ impl KeyFile {
         keyfile::replace(path, self.render().as_bytes())
     }
 
-    fn into_set(self, modified: Option<SystemTime>) -> KeySet {
+    fn into_set(self, stamp: Option<FileStamp>) -> KeySet {
         let active = self.active();
         KeySet {
             keys: self
@@ -248,7 +271,7 @@ impl KeyFile {
             active,
             email_index: subkey(&self.index, b"aerie email index v1"),
             code_digest: subkey(&self.index, b"aerie recovery code digest v1"),
-            modified,
+            stamp,
         }
     }
 }
@@ -279,8 +302,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    fs::metadata(path).and_then(|m| m.modified()).ok()
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let metadata = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileStamp {
+        modified: metadata.modified().ok(),
+        len: metadata.len(),
+        inode,
+    })
 }
 
 /// The associated data: the format, the column, the row and the key id.
@@ -304,13 +336,13 @@ impl FieldKeys {
                 .map_err(|e| error("AERIE_DATA_KEYS_FILE", file, e.to_string()))?;
         }
         if !file.exists() {
-            let problem = "does not exist; create it with `aerie keys generate-data --out FILE`"
-                .to_owned();
+            let problem =
+                "does not exist; create it with `aerie keys generate-data --out FILE`".to_owned();
             return Err(error("AERIE_DATA_KEYS_FILE", file, problem));
         }
         let set = KeyFile::read(file)
             .map_err(|problem| error("AERIE_DATA_KEYS_FILE", file, problem))?
-            .into_set(modified(file));
+            .into_set(stamp(file));
         let legacy = match &settings.legacy_mfa_key {
             Some(path) => {
                 let key = keyfile::load_or_generate_random_key::<KEY_BYTES>(path, false)
@@ -334,19 +366,20 @@ impl FieldKeys {
         }
     }
 
-    /// Reads the file again if it changed since it was loaded. A file that has become
-    /// unreadable or malformed is ignored (the keys in memory keep working) and logged.
-    fn reload(&self) -> Arc<KeySet> {
+    /// Reads the file again if it changed since it was loaded (or always, when `force`: a
+    /// value names a key this keyring does not hold). A file that has become unreadable or
+    /// malformed is ignored (the keys in memory keep working) and logged.
+    fn reload(&self, force: bool) -> Arc<KeySet> {
         let current = self.keys();
-        let now_modified = modified(&self.file);
-        if now_modified.is_some() && now_modified == current.modified {
+        let now_stamp = stamp(&self.file);
+        if !force && now_stamp.is_some() && now_stamp == current.stamp {
             return current;
         }
         match KeyFile::read(&self.file) {
             Ok(file) => {
                 // Keys only ever join the running set: a key retired from the file while this
                 // process still holds rows it sealed keeps opening them until restart.
-                let mut set = file.into_set(now_modified);
+                let mut set = file.into_set(now_stamp);
                 for (id, key) in &current.keys {
                     set.keys.entry(*id).or_insert_with(|| key.clone());
                 }
@@ -374,7 +407,7 @@ impl FieldKeys {
             }
             _ => false,
         };
-        if due { self.reload() } else { self.keys() }
+        if due { self.reload(false) } else { self.keys() }
     }
 
     /// Every key id the keyring holds, oldest first.
@@ -412,7 +445,10 @@ impl FieldKeys {
             })?;
         let mut stored = nonce.to_vec();
         stored.extend_from_slice(&sealed);
-        Ok(format!("{SEALED_PREFIX}{kid}.{}", URL_SAFE_NO_PAD.encode(stored)))
+        Ok(format!(
+            "{SEALED_PREFIX}{kid}.{}",
+            URL_SAFE_NO_PAD.encode(stored)
+        ))
     }
 
     /// Opens what [`Self::seal`] made for the same field and row, under whichever key it
@@ -437,7 +473,7 @@ impl FieldKeys {
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| malformed())?;
         let mut keys = self.keys();
         if !keys.keys.contains_key(&kid) {
-            keys = self.reload();
+            keys = self.reload(true);
         }
         let cipher = keys.keys.get(&kid).ok_or(FieldKeyError::UnknownKey {
             field: field.name(),
@@ -462,7 +498,11 @@ impl FieldKeys {
             field: field.name(),
             row,
         };
-        let Some(cipher) = self.legacy.as_deref().filter(|_| field == Field::TotpSecret) else {
+        let Some(cipher) = self
+            .legacy
+            .as_deref()
+            .filter(|_| field == Field::TotpSecret)
+        else {
             return Err(FieldKeyError::LegacyKeyMissing {
                 field: field.name(),
                 row,
@@ -595,7 +635,10 @@ mod tests {
         assert_eq!(index, keys.email_index("alice@example.com"));
         assert!(FieldKeys::is_email_index(&index));
         assert!(!FieldKeys::is_email_index("alice@example.com"));
-        assert_ne!(index, FieldKeys::for_tests(8).email_index("alice@example.com"));
+        assert_ne!(
+            index,
+            FieldKeys::for_tests(8).email_index("alice@example.com")
+        );
         assert_ne!(
             keys.email_index("x"),
             keys.recovery_code_digest("x").replacen("h1.", "i1.", 1),
@@ -615,12 +658,24 @@ mod tests {
         file.replace(&settings.file).expect("replaced");
         let restarted = FieldKeys::load(&settings).expect("loads");
         assert_eq!(restarted.active_key_id(), 2);
-        assert_eq!(restarted.open(Field::UserEmail, 1, &old).expect("opens"), b"a@b.c");
-        assert_eq!(restarted.email_index("a@b.c"), index, "the index key does not rotate");
-        let new = restarted.seal(Field::UserEmail, 1, b"a@b.c").expect("seals");
+        assert_eq!(
+            restarted.open(Field::UserEmail, 1, &old).expect("opens"),
+            b"a@b.c"
+        );
+        assert_eq!(
+            restarted.email_index("a@b.c"),
+            index,
+            "the index key does not rotate"
+        );
+        let new = restarted
+            .seal(Field::UserEmail, 1, b"a@b.c")
+            .expect("seals");
         assert_eq!(FieldKeys::key_id_of(&new), Some(2));
         // The running keyring meets a key-2 value and loads the file again.
-        assert_eq!(keys.open(Field::UserEmail, 1, &new).expect("opens"), b"a@b.c");
+        assert_eq!(
+            keys.open(Field::UserEmail, 1, &new).expect("opens"),
+            b"a@b.c"
+        );
         assert_eq!(keys.active_key_id(), 2);
         let mut file = KeyFile::read(&settings.file).expect("reads");
         assert_eq!(file.retire_old_keys(), vec![1]);
@@ -651,7 +706,10 @@ mod tests {
             KeyFile::fresh().create(&exposed).expect("written");
             fs::set_permissions(&exposed, fs::Permissions::from_mode(0o644)).expect("chmod");
             settings.file = exposed;
-            assert!(FieldKeys::load(&settings).is_err(), "group-readable refused");
+            assert!(
+                FieldKeys::load(&settings).is_err(),
+                "group-readable refused"
+            );
         }
     }
 }

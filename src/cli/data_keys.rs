@@ -53,11 +53,16 @@ pub async fn rotate_data(config: &Config, new_key: bool, batch: i64) -> anyhow::
         let kid = file.add_key();
         file.replace(path)
             .with_context(|| format!("writing {}", path.display()))?;
-        println!("data key {kid} added to {} and now seals new values", path.display());
+        println!(
+            "data key {kid} added to {} and now seals new values",
+            path.display()
+        );
         let detail = json!({ "key": "data", "kid": kid, "keys": file.key_ids() });
         record(config, EventType::KeyRotated, detail)
             .await
-            .with_context(|| format!("data key {kid} is active, but the key_rotated event was not recorded"))?;
+            .with_context(|| {
+                format!("data key {kid} is active, but the key_rotated event was not recorded")
+            })?;
     }
     // Connected after the file changed, so this keyring seals under the new key.
     let store = Store::connect(&config.database).await?;
@@ -65,14 +70,19 @@ pub async fn rotate_data(config: &Config, new_key: bool, batch: i64) -> anyhow::
     store.close().await;
     let (active, uses) = result?;
     let left: i64 = uses.iter().map(|used| used.not_under(active)).sum();
-    let detail = json!({ "key": "data", "active": active, "left": left, "fields": uses_detail(&uses) });
+    let detail =
+        json!({ "key": "data", "active": active, "left": left, "fields": uses_detail(&uses) });
     record(config, EventType::DataResealed, detail).await?;
     if left > 0 {
         println!(
             "{left} value(s) still sealed under older keys (written by a server that had not yet seen key {active}): run `aerie keys rotate-data --resume`"
         );
     } else {
-        let old: Vec<u32> = file.key_ids().into_iter().filter(|kid| *kid != active).collect();
+        let old: Vec<u32> = file
+            .key_ids()
+            .into_iter()
+            .filter(|kid| *kid != active)
+            .collect();
         if old.is_empty() {
             println!("every value is sealed under key {active}");
         } else {
@@ -107,7 +117,12 @@ async fn reseal_field(store: &Store, field: Field, batch: i64) -> anyhow::Result
         let done = store
             .reseal_batch(field, after, batch)
             .await
-            .with_context(|| format!("re-sealing {} (resume with `aerie keys rotate-data --resume`)", field.name()))?;
+            .with_context(|| {
+                format!(
+                    "re-sealing {} (resume with `aerie keys rotate-data --resume`)",
+                    field.name()
+                )
+            })?;
         progress.advance(done.scanned, done.resealed);
         match done.next {
             Some(next) => after = next,
@@ -147,7 +162,10 @@ pub async fn retire_data(config: &Config) -> anyhow::Result<()> {
     }
     let retired = file.retire_old_keys();
     if retired.is_empty() {
-        println!("only key {active} is in {}: nothing to retire", path.display());
+        println!(
+            "only key {active} is in {}: nothing to retire",
+            path.display()
+        );
         return Ok(());
     }
     file.replace(path)
@@ -179,7 +197,10 @@ fn uses_detail(uses: &[KeyUse]) -> Value {
                 .iter()
                 .map(|(kid, count)| (kid.to_string(), json!(count)))
                 .collect();
-            (used.field.name().to_owned(), json!({ "byKey": by_key, "other": used.other }))
+            (
+                used.field.name().to_owned(),
+                json!({ "byKey": by_key, "other": used.other }),
+            )
         })
         .collect::<serde_json::Map<String, Value>>()
         .into()
@@ -192,7 +213,10 @@ async fn record(config: &Config, event: EventType, mut detail: Value) -> anyhow:
         if let Some(detail) = detail.as_object_mut() {
             detail.extend(operator().detail());
         }
-        trail.audit.record(AuditEvent::new(event).detail(detail)).await?;
+        trail
+            .audit
+            .record(AuditEvent::new(event).detail(detail))
+            .await?;
         trail.finish().await;
         anyhow::Ok(())
     }

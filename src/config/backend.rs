@@ -14,6 +14,7 @@ use crate::audit::{AlertSettings, AuditSettings};
 use crate::auth::password::PasswordSettings;
 use crate::auth::{SessionTimes, TokenSettings};
 use crate::domain::{EXPANSION_FLOOR_BYTES, MarkdownLimits, Role};
+use crate::field_keys::FieldKeySettings;
 use crate::metrics::MetricsSettings;
 use crate::services::StepUp;
 use crate::services::accounts::AccountRules;
@@ -21,7 +22,6 @@ use crate::services::markdown::ContentSettings;
 use crate::services::mfa::MfaSettings;
 use crate::services::quotas::QuotaSettings;
 use crate::services::retention::RetentionSettings;
-use crate::field_keys::FieldKeySettings;
 use crate::store::DatabaseSettings;
 use crate::telemetry::{LogFormat, LogSettings};
 

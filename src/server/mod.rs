@@ -101,7 +101,10 @@ impl Server {
             .await
             .context("sealing the rows an upgrade left in clear")?;
         if sealed > 0 {
-            tracing::info!(rows = sealed, "sealed rows left in clear by the upgrade to field encryption");
+            tracing::info!(
+                rows = sealed,
+                "sealed rows left in clear by the upgrade to field encryption"
+            );
         }
         let settings = &config.tokens;
         let keyring = Keyring::load(&settings.key_file, settings.generate_key)?;

@@ -43,12 +43,11 @@ impl Store {
             return Ok(None);
         }
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1");
-        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(username_key)
-        .fetch_optional(pool)
-        .await)?;
+        let row: Option<UserRow> =
+            on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                .bind(username_key)
+                .fetch_optional(pool)
+                .await)?;
         row.map(|row| self.open_email(row)).transpose()
     }
 
@@ -64,8 +63,7 @@ impl Store {
         let query = query.filter(|q| matchable(q));
         let pattern = query.map(|q| contains_pattern(&q.to_lowercase()));
         let index = query.map(|q| self.keys.email_index(&email_key(q)));
-        let filter =
-            "($1 IS NULL OR u.username_key LIKE $1 ESCAPE '\\' OR u.email_index = $4)";
+        let filter = "($1 IS NULL OR u.username_key LIKE $1 ESCAPE '\\' OR u.email_index = $4)";
         let list = format!(
             "SELECT u.id, u.username, u.email_sealed AS email, u.role, u.disabled_at, u.created_at,
                (SELECT MAX(s.created_at) FROM sessions s WHERE s.user_id = u.id) AS last_login_at,
@@ -99,7 +97,8 @@ impl Store {
                     .keys
                     .open(Field::UserEmail, row.id, &row.email)
                     .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                row.email = String::from_utf8(plain).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                row.email =
+                    String::from_utf8(plain).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
                 Ok(row)
             })
             .collect::<Result<_, sqlx::Error>>()?;

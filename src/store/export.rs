@@ -93,10 +93,7 @@ impl Store {
         let events = "SELECT at, event_type, client_ip, user_agent, detail FROM audit_log
                       WHERE subject_id = $1 ORDER BY seq LIMIT $2";
         let (created_at, last_login_at): (i64, Option<i64>) = on_pool!(self, |pool| {
-            sqlx::query_as(account)
-                .bind(user_id)
-                .fetch_one(pool)
-                .await
+            sqlx::query_as(account).bind(user_id).fetch_one(pool).await
         })?;
         macro_rules! list {
             ($sql:expr) => {

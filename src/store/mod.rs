@@ -12,8 +12,8 @@ mod content;
 mod devices;
 mod export;
 mod mfa;
-mod sealed;
 mod quotas;
+mod sealed;
 mod sessions;
 mod users;
 

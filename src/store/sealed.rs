@@ -169,8 +169,13 @@ impl Store {
     async fn reseal(&self, field: Field, id: i64, old: &str) -> Result<bool, sqlx::Error> {
         let plain = self.keys.open(field, id, old).map_err(key_error)?;
         let new = self.keys.seal(field, id, &plain).map_err(key_error)?;
-        let Location { table, id: id_column, sealed } = location(field);
-        let sql = format!("UPDATE {table} SET {sealed} = $3 WHERE {id_column} = $1 AND {sealed} = $2");
+        let Location {
+            table,
+            id: id_column,
+            sealed,
+        } = location(field);
+        let sql =
+            format!("UPDATE {table} SET {sealed} = $3 WHERE {id_column} = $1 AND {sealed} = $2");
         let affected = on_pool!(self, |pool| sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(id)
             .bind(old)
@@ -189,14 +194,14 @@ impl Store {
         limit: i64,
     ) -> Result<Resealed, sqlx::Error> {
         let Location { table, id, sealed } = location(field);
-        let sql = format!("SELECT {id}, {sealed} FROM {table} WHERE {id} > $1 ORDER BY {id} LIMIT $2");
-        let rows: Vec<(i64, String)> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(
-            sql.as_str()
-        ))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await)?;
+        let sql =
+            format!("SELECT {id}, {sealed} FROM {table} WHERE {id} > $1 ORDER BY {id} LIMIT $2");
+        let rows: Vec<(i64, String)> =
+            on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await)?;
         let active = self.keys.active_key_id();
         let mut done = Resealed {
             scanned: 0,
@@ -243,12 +248,11 @@ impl Store {
             patterns.insert(0, (crate::field_keys::LEGACY_KEY_ID, "v1.%".to_owned()));
         }
         for (kid, pattern) in patterns {
-            let count: i64 = on_pool!(self, |pool| sqlx::query_scalar(AssertSqlSafe(
-                sql.as_str()
-            ))
-            .bind(&pattern)
-            .fetch_one(pool)
-            .await)?;
+            let count: i64 =
+                on_pool!(self, |pool| sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
+                    .bind(&pattern)
+                    .fetch_one(pool)
+                    .await)?;
             by_key.push((kid, count));
         }
         let total = self.sealed_rows(field).await?;

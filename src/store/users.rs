@@ -70,7 +70,8 @@ impl Store {
     pub async fn insert_user(&self, new: NewUser<'_>) -> Result<UserRow, sqlx::Error> {
         let insert = "INSERT INTO users (username, username_key, email_sealed, email_index, password_hash, created_at, updated_at)
                       VALUES ($1, $2, '', $3, $4, $5, $5) RETURNING id";
-        let seal = format!("UPDATE users SET email_sealed = $2 WHERE id = $1 RETURNING {USER_COLUMNS}");
+        let seal =
+            format!("UPDATE users SET email_sealed = $2 WHERE id = $1 RETURNING {USER_COLUMNS}");
         let index = self.keys.email_index(new.email_key);
         let row: UserRow = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -96,10 +97,11 @@ impl Store {
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(id)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<UserRow> =
+            on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_optional(pool)
+                .await)?;
         row.map(|row| self.open_email(row)).transpose()
     }
 
@@ -110,10 +112,11 @@ impl Store {
         }
         let index = self.keys.email_index(email_key);
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_index = $1");
-        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(&index)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<UserRow> =
+            on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                .bind(&index)
+                .fetch_optional(pool)
+                .await)?;
         row.map(|row| self.open_email(row)).transpose()
     }
 
@@ -143,20 +146,21 @@ impl Store {
                 updated_at = $11
              WHERE id = $1 RETURNING {USER_COLUMNS}"
         );
-        let row: Option<UserRow> = on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(id)
-            .bind(&username)
-            .bind(&username_key)
-            .bind(&email)
-            .bind(&email_index)
-            .bind(&changes.password_hash)
-            .bind(set_bio)
-            .bind(changes.bio.clone().flatten())
-            .bind(set_image)
-            .bind(changes.image.clone().flatten())
-            .bind(now)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<UserRow> =
+            on_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .bind(&username)
+                .bind(&username_key)
+                .bind(&email)
+                .bind(&email_index)
+                .bind(&changes.password_hash)
+                .bind(set_bio)
+                .bind(changes.bio.clone().flatten())
+                .bind(set_image)
+                .bind(changes.image.clone().flatten())
+                .bind(now)
+                .fetch_optional(pool)
+                .await)?;
         row.map(|row| self.open_email(row)).transpose()
     }
 

@@ -113,7 +113,9 @@ impl TestApp {
     /// row by row (to look at what is stored, as someone holding a copy of it would).
     pub async fn query_text(&self, sql: &str) -> Vec<String> {
         match self.engine {
-            Engine::Sqlite => query_text_on::<sqlx::SqliteConnection>(&self.database_url, sql).await,
+            Engine::Sqlite => {
+                query_text_on::<sqlx::SqliteConnection>(&self.database_url, sql).await
+            }
             Engine::Postgres => query_text_on::<sqlx::PgConnection>(&self.database_url, sql).await,
         }
     }

@@ -19,14 +19,19 @@ async fn only_the_owner_and_administrators_see_an_email(app: TestApp) {
     let bob = app.register("bob").await;
     let slug = app.create_article(&alice, "On privacy", &["privacy"]).await;
     app.add_comment(&alice, &slug, "first").await;
-    app.post("/api/profiles/alice/follow", Some(&bob), serde_json::json!({}))
-        .await
-        .assert_status(StatusCode::OK);
+    app.post(
+        "/api/profiles/alice/follow",
+        Some(&bob),
+        serde_json::json!({}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     let seen_by_others = [
         app.get("/api/profiles/alice", Some(&bob)).await,
         app.get("/api/profiles/alice", None).await,
         app.get(&format!("/api/articles/{slug}"), Some(&bob)).await,
-        app.get(&format!("/api/articles/{slug}/comments"), Some(&bob)).await,
+        app.get(&format!("/api/articles/{slug}/comments"), Some(&bob))
+            .await,
         app.get("/api/articles?author=alice", None).await,
         app.get("/api/articles/feed", Some(&bob)).await,
     ];
@@ -46,7 +51,12 @@ async fn only_the_owner_and_administrators_see_an_email(app: TestApp) {
         .await;
     listed.assert_status(StatusCode::OK);
     let users = listed.body["users"].as_array().expect("users");
-    assert_eq!(users.len(), 1, "found by the whole address: {}", listed.body);
+    assert_eq!(
+        users.len(),
+        1,
+        "found by the whole address: {}",
+        listed.body
+    );
     assert_eq!(users[0]["email"], "alice@example.com");
     let by_name = app.get("/api/admin/users?query=ali", Some(&admin)).await;
     assert_eq!(by_name.body["users"][0]["email"], "alice@example.com");
@@ -73,12 +83,24 @@ async fn dormant_accounts_are_listed_and_disabled(app: TestApp) {
     assert!(stdout.contains("carol: never logged in"), "{stdout}");
     assert!(!stdout.contains("bob"), "{stdout}");
     assert!(stdout.contains("2 dormant account(s) found"), "{stdout}");
-    assert!(rows_of(&app, "user_disabled").await.is_empty(), "listing changes nothing");
+    assert!(
+        rows_of(&app, "user_disabled").await.is_empty(),
+        "listing changes nothing"
+    );
     app.login_user("alice").await;
     // Alice's login just now counts: only carol is still dormant.
-    let disabled = aerie(&app, "", &["accounts", "dormant", "--days", "90", "--disable"], "").await;
+    let disabled = aerie(
+        &app,
+        "",
+        &["accounts", "dormant", "--days", "90", "--disable"],
+        "",
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&disabled.stdout);
-    assert!(stdout.contains("carol: never logged in") && stdout.contains("disabled"), "{stdout}");
+    assert!(
+        stdout.contains("carol: never logged in") && stdout.contains("disabled"),
+        "{stdout}"
+    );
     assert!(stdout.contains("1 dormant account(s) disabled"), "{stdout}");
     app.login("carol@example.com", crate::common::PASSWORD)
         .await
@@ -86,7 +108,11 @@ async fn dormant_accounts_are_listed_and_disabled(app: TestApp) {
     app.login_user("alice").await;
     let events = rows_of(&app, "user_disabled").await;
     assert_eq!(events.len(), 1);
-    assert!(events[0].detail.contains("\"by\":\"cli\""), "{}", events[0].detail);
+    assert!(
+        events[0].detail.contains("\"by\":\"cli\""),
+        "{}",
+        events[0].detail
+    );
 }
 
 async fn an_account_exports_everything_held_about_it(app: TestApp) {
@@ -94,12 +120,20 @@ async fn an_account_exports_everything_held_about_it(app: TestApp) {
     app.register("bob").await;
     let slug = app.create_article(&alice, "Mine", &["own"]).await;
     app.add_comment(&alice, &slug, "a comment of mine").await;
-    app.post("/api/profiles/bob/follow", Some(&alice), serde_json::json!({}))
-        .await
-        .assert_status(StatusCode::OK);
-    app.post(&format!("/api/articles/{slug}/favorite"), Some(&alice), serde_json::json!({}))
-        .await
-        .assert_status(StatusCode::OK);
+    app.post(
+        "/api/profiles/bob/follow",
+        Some(&alice),
+        serde_json::json!({}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    app.post(
+        &format!("/api/articles/{slug}/favorite"),
+        Some(&alice),
+        serde_json::json!({}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
     let reply = app.get("/api/user/export", Some(&alice)).await;
     reply.assert_status(StatusCode::OK);
     let export = &reply.body["export"];
@@ -112,8 +146,15 @@ async fn an_account_exports_everything_held_about_it(app: TestApp) {
     assert_eq!(export["mfaEnabled"], false);
     assert_eq!(export["sessions"].as_array().map(Vec::len), Some(1));
     let events = export["auditEvents"].as_array().expect("events");
-    assert!(events.iter().any(|e| e["type"] == "user_registered"), "{events:?}");
-    assert!(!reply.body.to_string().contains("$argon2"), "no hash: {}", reply.body);
+    assert!(
+        events.iter().any(|e| e["type"] == "user_registered"),
+        "{events:?}"
+    );
+    assert!(
+        !reply.body.to_string().contains("$argon2"),
+        "no hash: {}",
+        reply.body
+    );
     assert_eq!(rows_of(&app, "user_data_exported").await.len(), 1);
     // A token whose password authentication is stale must step up first.
     app.clock.advance(std::time::Duration::from_secs(601));
