@@ -18,6 +18,7 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
     ("POST", "/api/users/login", [200, 200, 200, 200, 200]),
     ("GET", "/api/user", [401, 200, 200, 200, 200]),
     ("PUT", "/api/user", [401, 200, 200, 200, 200]),
+    ("GET", "/api/user/export", [401, 200, 200, 200, 200]),
     ("GET", "/api/profiles/{username}", [200, 200, 200, 200, 200]),
     (
         "POST",
