@@ -115,6 +115,8 @@ catalogue! {
     /// key_id, signature, claims, expired, not_yet_valid, lifetime, revoked; the role it
     /// claimed, if any). Sampled per client address.
     TokenRejected => "token_rejected", Info;
+    /// A user deleted their own account (`DELETE /api/user`; `mode`: anonymise or remove).
+    AccountDeleted => "account_deleted", Warning;
     /// A user downloaded everything held about them (`GET /api/user/export`).
     UserDataExported => "user_data_exported", Info;
     /// An administrator read another user's data.

@@ -17,7 +17,7 @@ use crate::domain::{EXPANSION_FLOOR_BYTES, MarkdownLimits, Role};
 use crate::field_keys::FieldKeySettings;
 use crate::metrics::MetricsSettings;
 use crate::services::StepUp;
-use crate::services::accounts::AccountRules;
+use crate::services::accounts::{AccountDeletion, AccountRules};
 use crate::services::markdown::ContentSettings;
 use crate::services::mfa::MfaSettings;
 use crate::services::quotas::QuotaSettings;
@@ -177,11 +177,22 @@ pub(super) fn accounts(raw: &RawSettings, production: bool) -> Result<AccountRul
         raw.step_up_max_age_secs.unwrap_or(600),
         60..=86_400,
     )?;
+    let deletion = match raw.account_deletion.as_deref() {
+        None | Some("anonymise") => AccountDeletion::Anonymise,
+        Some("remove") => AccountDeletion::Remove,
+        Some(other) => {
+            return Err(ConfigError::setting(
+                "AERIE_ACCOUNT_DELETION",
+                format!("'{other}' is neither 'anonymise' nor 'remove'"),
+            ));
+        }
+    };
     Ok(AccountRules {
         allow_http_images: !production,
         step_up: StepUp {
             max_age: Duration::from_secs(step_up_secs),
         },
+        deletion,
     })
 }
 

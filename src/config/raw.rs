@@ -67,6 +67,7 @@ pub(super) struct RawSettings {
     pub(super) metrics_listen: Option<String>,
     pub(super) shutdown_delay_secs: Option<u64>,
     pub(super) step_up_max_age_secs: Option<u64>,
+    pub(super) account_deletion: Option<String>,
     pub(super) trusted_proxies: Option<String>,
     pub(super) rate_limit_allowlist: Option<String>,
     pub(super) rate_limit_global: Option<String>,

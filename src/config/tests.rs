@@ -127,6 +127,24 @@ fn development_keeps_data_keys_in_the_data_folder_and_reads_the_retired_mfa_key(
 }
 
 #[test]
+fn account_deletion_anonymises_unless_told_to_remove() {
+    use crate::services::accounts::AccountDeletion;
+    let deletion = |vars: &[(&str, &str)]| {
+        Config::from_vars(vars.iter().copied())
+            .expect("valid")
+            .accounts
+            .deletion
+    };
+    assert_eq!(deletion(&[]), AccountDeletion::Anonymise);
+    assert_eq!(
+        deletion(&[("AERIE_ACCOUNT_DELETION", "remove")]),
+        AccountDeletion::Remove
+    );
+    let error = error_of(&[("AERIE_ACCOUNT_DELETION", "shred")]);
+    assert!(error.contains("AERIE_ACCOUNT_DELETION"), "{error}");
+}
+
+#[test]
 fn mfa_required_roles_name_roles() {
     let config = Config::from_vars([("AERIE_MFA_REQUIRED_ROLES", " admin, editor,admin ")])
         .expect("valid roles");

@@ -61,6 +61,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule(Method::POST, "/api/users/login", Public),
     rule(Method::GET, "/api/user", Authenticated),
     rule(Method::PUT, "/api/user", Authenticated),
+    rule(Method::DELETE, "/api/user", Authenticated),
     rule(Method::GET, "/api/user/export", Authenticated),
     rule(Method::GET, "/api/profiles/{username}", Public),
     rule(

@@ -182,6 +182,61 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes an account and, through the foreign keys, everything it wrote and held.
+    pub async fn remove_account(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let sql = "DELETE FROM users WHERE id = $1";
+        let affected = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(affected == 1)
+    }
+
+    /// Strips an account of everything personal and keeps its content: a new random name
+    /// `placeholder` (and an address made from it, sealed), no password that can verify,
+    /// no bio or image, disabled; its MFA, devices, follows and favourites go. One
+    /// transaction: either the account is anonymous or nothing changed.
+    pub async fn anonymise_account(
+        &self,
+        id: i64,
+        placeholder: &str,
+        now: UnixMillis,
+    ) -> Result<bool, sqlx::Error> {
+        let email = format!("{placeholder}@deleted.invalid");
+        let sealed = self.seal_email(id, &email)?;
+        let index = self.keys.email_index(&email);
+        let account = "UPDATE users SET username = $2, username_key = $2, email_sealed = $3,
+                           email_index = $4, password_hash = '!', bio = NULL, image = NULL,
+                           disabled_at = $5, last_login_at = NULL, updated_at = $5
+                       WHERE id = $1";
+        let personal = [
+            "DELETE FROM mfa_challenges WHERE user_id = $1",
+            "DELETE FROM mfa_recovery_codes WHERE user_id = $1",
+            "DELETE FROM mfa_totp WHERE user_id = $1",
+            "DELETE FROM known_devices WHERE user_id = $1",
+            "DELETE FROM favorites WHERE user_id = $1",
+            "DELETE FROM follows WHERE follower_id = $1 OR followee_id = $1",
+        ];
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(account)
+                .bind(id)
+                .bind(placeholder)
+                .bind(&sealed)
+                .bind(&index)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            for sql in personal {
+                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(changed == 1)
+        })
+    }
+
     /// Enabled accounts that have not logged in since `cutoff` (never: since they were
     /// created), by username: `(username, last login, created at)`.
     pub async fn dormant_accounts(

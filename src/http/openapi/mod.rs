@@ -65,6 +65,7 @@ pub fn router() -> Router<AppState> {
         users::sign_in::login,
         users::current::current_user,
         users::current::update_user,
+        users::current::delete_user,
         users::current::export_user,
         profiles::get_profile,
         profiles::follow,

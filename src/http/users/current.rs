@@ -48,6 +48,22 @@ pub(super) async fn update_user(
     Ok(axum::Json(UserResponse::for_caller(row, auth)))
 }
 
+/// `DELETE /api/user`: the caller deletes their own account (see
+/// [`crate::services::accounts::Accounts::delete_own`]).
+#[utoipa::path(delete, path = "/api/user", tag = "users",
+    responses(
+        (status = 204, description = "Deleted: every session ended; the content kept under a random `deleted-…` name (AERIE_ACCOUNT_DELETION=anonymise, the default) or removed with the account (remove)"),
+        (status = 403, description = "Re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+    ))]
+pub(super) async fn delete_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    context: RequestContext,
+) -> Result<StatusCode> {
+    state.accounts.delete_own(auth.caller(&context)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/user/export`: everything held about the caller, as JSON (data portability).
 /// The account's email appears here, to its owner, as on `GET /api/user`.
 #[utoipa::path(get, path = "/api/user/export", tag = "users",

@@ -35,7 +35,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/user",
-            get(current::current_user).put(current::update_user),
+            get(current::current_user)
+                .put(current::update_user)
+                .delete(current::delete_user),
         )
         .route("/api/user/password", put(current::change_password))
         .route("/api/user/export", get(current::export_user))

@@ -36,6 +36,26 @@ pub struct AccountRules {
     /// Changing one's email or password, and granting the admin role, need a password
     /// authentication at most this old.
     pub step_up: StepUp,
+    /// What `DELETE /api/user` does with what the account wrote.
+    pub deletion: AccountDeletion,
+}
+
+/// `AERIE_ACCOUNT_DELETION`: what an account's own deletion does with its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountDeletion {
+    /// Articles and comments stay, under a random `deleted-…` name; everything personal goes.
+    Anonymise,
+    /// The account and everything it wrote go.
+    Remove,
+}
+
+impl AccountDeletion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anonymise => "anonymise",
+            Self::Remove => "remove",
+        }
+    }
 }
 
 /// Why an account could not be created or changed.

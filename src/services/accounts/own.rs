@@ -9,7 +9,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::registration::taken_or_store;
-use super::{AccountError, Accounts};
+use super::{AccountDeletion, AccountError, Accounts};
 use crate::audit::EventType;
 use crate::domain::{
     Bio, Email, FieldErrors, ImageUrl, InvalidFields, NewPassword, Username, email_key,
@@ -179,6 +179,36 @@ impl Accounts {
             .record(caller.own_event(EventType::UserDataExported))
             .await?;
         Ok((user, rows))
+    }
+
+    /// `DELETE /api/user`: the caller deletes their own account, after a recent password
+    /// authentication (a stolen token must not be able to erase an account and its
+    /// history). Every session ends first (so other instances refuse its tokens too), then
+    /// the account is anonymised or removed as `AERIE_ACCOUNT_DELETION` says, and
+    /// `account_deleted` is recorded (the trail keeps the account's id, nothing personal).
+    pub async fn delete_own(&self, caller: Caller<'_>) -> Result<(), AccountError> {
+        let user = self.active(caller.user_id).await?;
+        self.check_step_up(caller)?;
+        self.revoker.end_user_sessions(user.id, None).await?;
+        let mode = self.rules.deletion;
+        let deleted = match mode {
+            AccountDeletion::Remove => self.store.remove_account(user.id).await?,
+            AccountDeletion::Anonymise => {
+                let suffix: u64 = rand::random();
+                let placeholder = format!("deleted-{suffix:016x}");
+                self.store
+                    .anonymise_account(user.id, &placeholder, self.clock.now())
+                    .await?
+            }
+        };
+        if !deleted {
+            return Err(AccountError::Unauthenticated);
+        }
+        let event = caller
+            .own_event(EventType::AccountDeleted)
+            .detail(serde_json::json!({ "mode": mode.as_str() }));
+        self.recorder.record(event).await?;
+        Ok(())
     }
 
     /// Refuses a change of credentials unless the caller authenticated recently.

@@ -6,12 +6,14 @@
 use aerie::clock::Clock as _;
 use reqwest::StatusCode;
 
-use crate::common::{TestApp, aerie, engine_tests, rows_of, token_of};
+use crate::common::{Engine, PASSWORD, TestApp, aerie, engine_tests, rows_of, token_of};
 
 engine_tests!(
     only_the_owner_and_administrators_see_an_email,
     dormant_accounts_are_listed_and_disabled,
     an_account_exports_everything_held_about_it,
+    an_owner_deletes_their_account_and_keeps_nothing_personal,
+    deletion_can_remove_the_content_too,
 );
 
 async fn only_the_owner_and_administrators_see_an_email(app: TestApp) {
@@ -102,7 +104,7 @@ async fn dormant_accounts_are_listed_and_disabled(app: TestApp) {
         "{stdout}"
     );
     assert!(stdout.contains("1 dormant account(s) disabled"), "{stdout}");
-    app.login("carol@example.com", crate::common::PASSWORD)
+    app.login("carol@example.com", PASSWORD)
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
     app.login_user("alice").await;
@@ -161,4 +163,69 @@ async fn an_account_exports_everything_held_about_it(app: TestApp) {
     let stale = app.get("/api/user/export", Some(&alice)).await;
     stale.assert_status(StatusCode::FORBIDDEN);
     assert_eq!(rows_of(&app, "user_data_exported").await.len(), 1);
+}
+
+async fn an_owner_deletes_their_account_and_keeps_nothing_personal(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let slug = app.create_article(&alice, "Before I go", &[]).await;
+    app.post(
+        "/api/profiles/alice/follow",
+        Some(&bob),
+        serde_json::json!({}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    // A token without a recent password authentication cannot delete.
+    app.clock.advance(std::time::Duration::from_secs(601));
+    let stale = app
+        .request(reqwest::Method::DELETE, "/api/user", Some(&alice), None)
+        .await;
+    stale.assert_status(StatusCode::FORBIDDEN);
+    let alice = token_of(&app.login_user("alice").await);
+    let deleted = app
+        .request(reqwest::Method::DELETE, "/api/user", Some(&alice), None)
+        .await;
+    deleted.assert_status(StatusCode::NO_CONTENT);
+    app.get("/api/user", Some(&alice))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    app.login("alice@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    app.get("/api/profiles/alice", None)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    let article = app.article(&slug, None).await;
+    let author = article["author"]["username"].as_str().expect("author");
+    assert!(author.starts_with("deleted-"), "{author}");
+    // The name and the address are free again.
+    app.register("alice").await;
+    let events = rows_of(&app, "account_deleted").await;
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0].detail.contains(r#""mode":"anonymise""#),
+        "{}",
+        events[0].detail
+    );
+}
+
+async fn deletion_can_remove_the_content_too(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[("AERIE_ACCOUNT_DELETION", "remove")]).await;
+    let alice = app.register("alice").await;
+    let slug = app.create_article(&alice, "Gone with me", &[]).await;
+    app.request(reqwest::Method::DELETE, "/api/user", Some(&alice), None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    app.get(&format!("/api/articles/{slug}"), None)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    let users = app.query_text("SELECT username FROM users").await;
+    assert!(users.is_empty(), "{users:?}");
+    let events = rows_of(&app, "account_deleted").await;
+    assert!(
+        events[0].detail.contains(r#""mode":"remove""#),
+        "{}",
+        events[0].detail
+    );
 }
