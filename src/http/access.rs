@@ -283,7 +283,7 @@ mod tests {
         assert_eq!(lookup(&Method::GET, "/api/secret"), Lookup::NoRule);
         assert_eq!(
             lookup(&Method::PATCH, "/api/user"),
-            Lookup::WrongMethod("GET,PUT".into())
+            Lookup::WrongMethod("GET,PUT,DELETE".into())
         );
         assert_eq!(
             lookup(&Method::HEAD, "/api/tags"),
