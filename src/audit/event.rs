@@ -119,7 +119,13 @@ catalogue! {
     AdminReadUserData => "admin_read_user_data", Info;
     /// A signing or encryption key was rotated.
     KeyRotated => "key_rotated", Warning;
+    /// `aerie backup create` wrote an encrypted backup.
     BackupCreated => "backup_created", Info;
+    /// `aerie backup verify` found a backup intact.
+    BackupVerified => "backup_verified", Info;
+    /// `aerie backup verify` found a backup damaged, cut short or not openable.
+    BackupVerificationFailed => "backup_verification_failed", Warning;
+    /// `aerie backup restore` wrote a backup into this (empty) database.
     BackupRestored => "backup_restored", Critical;
     /// The server started with a setting that is unsafe or unusual.
     ConfigWarning => "config_warning", Warning;

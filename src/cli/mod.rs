@@ -8,6 +8,8 @@
 
 mod args;
 mod audit;
+mod backup;
+mod db;
 mod keys;
 mod server;
 pub mod trail;
@@ -62,6 +64,8 @@ pub fn main() -> ExitCode {
             Command::User { command } => users::user(config, command).await,
             Command::Sessions { command } => users::sessions(config, command).await,
             Command::Audit { command } => audit::run(config, command).await,
+            Command::Backup { command } => backup::run(config, command).await,
+            Command::Db { command } => db::run(config, command).await,
             Command::Doctor => Ok(()), // handled above, before the configuration is loaded
         }
     });

@@ -12,6 +12,7 @@
 
 mod admission;
 mod connection;
+mod database_role;
 mod listeners;
 mod slots;
 
@@ -96,6 +97,7 @@ impl Server {
                 );
             }
         }
+        database_role::check(&store, config.is_production()).await?;
         let settings = &config.tokens;
         let keyring = Keyring::load(&settings.key_file, settings.generate_key)?;
         let tokens = TokenService::with_keyring(

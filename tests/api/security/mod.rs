@@ -9,6 +9,7 @@ mod breached_passwords;
 mod cookie_mode;
 mod headers;
 mod kill_switches;
+mod least_privilege;
 mod lockout;
 mod login_keys;
 mod markdown_bounds;
