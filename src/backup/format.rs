@@ -215,7 +215,11 @@ impl<R: BufRead> Reader<R> {
             };
             count.rows += 1;
             if values.len() != self.width {
-                return Err(self.malformed(format!("{} values for {} columns", values.len(), self.width)));
+                return Err(self.malformed(format!(
+                    "{} values for {} columns",
+                    values.len(),
+                    self.width
+                )));
             }
             let cells: Option<Vec<Cell>> = values.iter().map(Cell::from_json).collect();
             return match cells {
@@ -296,7 +300,10 @@ mod tests {
             name: "users".into(),
             rows: 1,
         }];
-        writer.finish(header, tables).map(|(out, _)| out).unwrap_or_default()
+        writer
+            .finish(header, tables)
+            .map(|(out, _)| out)
+            .unwrap_or_default()
     }
 
     fn read_all(bytes: &[u8]) -> Result<Manifest, FormatError> {

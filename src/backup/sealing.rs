@@ -23,11 +23,15 @@ pub enum Opening {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("the identity or passphrase does not open this backup (a wrong key, or a damaged header)")]
+    #[error(
+        "the identity or passphrase does not open this backup (a wrong key, or a damaged header)"
+    )]
     WrongKey,
     #[error("this backup was encrypted to a passphrase: give --passphrase-file")]
     NeedsPassphrase,
-    #[error("this backup was encrypted to a recipient: give --identity with the matching age identity file")]
+    #[error(
+        "this backup was encrypted to a recipient: give --identity with the matching age identity file"
+    )]
     NeedsIdentity,
     #[error("not a readable age file (damaged or not a backup): {0}")]
     Damaged(age::DecryptError),
@@ -68,7 +72,9 @@ impl Sealing {
             Self::Recipient(recipient) => {
                 age::Encryptor::with_recipients(std::iter::once(&**recipient as _))?
             }
-            Self::Passphrase(passphrase) => age::Encryptor::with_user_passphrase(passphrase.clone()),
+            Self::Passphrase(passphrase) => {
+                age::Encryptor::with_user_passphrase(passphrase.clone())
+            }
         };
         Ok(encryptor.wrap_output(out)?)
     }
@@ -89,7 +95,9 @@ impl Opening {
                         f.into_identities()
                             .map_err(|e| std::io::Error::other(e.to_string()))
                     })
-                    .with_context(|| format!("--identity {}: not an age identity file", file.display()))?;
+                    .with_context(|| {
+                        format!("--identity {}: not an age identity file", file.display())
+                    })?;
                 Ok(Self::Identities(identities))
             }
             (None, Some(file)) => Ok(Self::Passphrase(read_passphrase(file)?)),

@@ -87,7 +87,12 @@ async fn verify(config: &Config, opening: &Opening, file: &Path, json: bool) -> 
     checked.map(drop)
 }
 
-async fn restore(config: &Config, opening: &Opening, file: &Path, json: bool) -> anyhow::Result<()> {
+async fn restore(
+    config: &Config,
+    opening: &Opening,
+    file: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
     // Loaded first: without the deployment's audit key the restored trail cannot be
     // checked, and it is better to stop before writing anything.
     let key = AuditKey::load_or_generate(&config.audit.key_file, false).map_err(|error| {
@@ -114,7 +119,9 @@ async fn restore_into(
     detail.insert("chainIntact".into(), report.broken.is_none().into());
     record(config, store, EventType::BackupRestored, detail).await?;
     let chain = match &report.broken {
-        None => json!({"intact": true, "rows": report.intact_rows, "head": format!("{}:{}", report.last.seq, report.last.mac)}),
+        None => {
+            json!({"intact": true, "rows": report.intact_rows, "head": format!("{}:{}", report.last.seq, report.last.mac)})
+        }
         Some((seq, why)) => json!({"intact": false, "brokenAt": seq, "why": why.to_string()}),
     };
     if json {
@@ -143,8 +150,14 @@ fn describe(manifest: &Manifest, file: &Path) -> Map<String, Value> {
     let mut detail = Map::new();
     detail.insert("file".into(), file.display().to_string().into());
     detail.insert("engine".into(), manifest.header.engine.clone().into());
-    detail.insert("schemaVersion".into(), manifest.header.schema_version.into());
-    detail.insert("createdAt".into(), manifest.header.created_at.clone().into());
+    detail.insert(
+        "schemaVersion".into(),
+        manifest.header.schema_version.into(),
+    );
+    detail.insert(
+        "createdAt".into(),
+        manifest.header.created_at.clone().into(),
+    );
     detail.insert("rows".into(), manifest.rows.into());
     detail.insert("sha256".into(), manifest.sha256.clone().into());
     detail

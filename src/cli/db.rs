@@ -31,7 +31,9 @@ pub async fn run(config: Config, command: DbCommand) -> anyhow::Result<()> {
 async fn roles(store: &Store, plan: &RolePlan, apply: bool) -> anyhow::Result<()> {
     let statements = store.role_statements(plan).await?;
     if !apply {
-        println!("-- the roles for this database; run with --apply, or feed to psql as a superuser");
+        println!(
+            "-- the roles for this database; run with --apply, or feed to psql as a superuser"
+        );
     }
     for statement in &statements {
         println!("{};", statement.shown);

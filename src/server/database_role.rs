@@ -24,9 +24,7 @@ pub(super) async fn check(store: &Store, production: bool) -> anyhow::Result<()>
         );
     }
     for finding in findings {
-        tracing::warn!(
-            "database role: {finding}; production refuses this (see `aerie db roles`)"
-        );
+        tracing::warn!("database role: {finding}; production refuses this (see `aerie db roles`)");
     }
     Ok(())
 }

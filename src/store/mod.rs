@@ -38,10 +38,10 @@ pub use devices::DeviceSeen;
 pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
 pub use roles::{RolePlan, RolesError, Statement};
+pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use snapshot::{
     Cell, Emptiness, Restore, RestoreError, Snapshot, SnapshotError, TableInfo, dependency_order,
 };
-pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
 
 /// Runs the same code against whichever engine backs the store:

@@ -35,7 +35,9 @@ pub struct Statement {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RolesError {
-    #[error("database roles are a PostgreSQL feature; an SQLite file is protected by its mode (0600) instead")]
+    #[error(
+        "database roles are a PostgreSQL feature; an SQLite file is protected by its mode (0600) instead"
+    )]
     NotPostgres,
     #[error("the database has no tables yet: run `aerie migrate` first, then `aerie db roles`")]
     Unmigrated,
@@ -80,7 +82,10 @@ impl Store {
         if !tables.iter().any(|t| t == "audit_log") {
             return Err(RolesError::Unmigrated);
         }
-        let names = [&database, &schema].into_iter().chain(&tables).chain(&functions);
+        let names = [&database, &schema]
+            .into_iter()
+            .chain(&tables)
+            .chain(&functions);
         if let Some(strange) = names.into_iter().find(|n| !plain_identifier(n)) {
             return Err(RolesError::BadName(strange.clone()));
         }
@@ -136,10 +141,14 @@ impl Store {
         if create {
             findings.push(format!("{user} may CREATE in the schema {schema}"));
         }
-        let writes: Vec<&str> = [(update, "UPDATE"), (delete, "DELETE"), (truncate, "TRUNCATE")]
-            .into_iter()
-            .filter_map(|(granted, what)| granted.then_some(what))
-            .collect();
+        let writes: Vec<&str> = [
+            (update, "UPDATE"),
+            (delete, "DELETE"),
+            (truncate, "TRUNCATE"),
+        ]
+        .into_iter()
+        .filter_map(|(granted, what)| granted.then_some(what))
+        .collect();
         if !writes.is_empty() {
             findings.push(format!("{user} may {} audit_log", writes.join("/")));
         }
@@ -199,12 +208,16 @@ fn statements(
     plain(format!(
         "GRANT CONNECT, TEMPORARY ON DATABASE \"{database}\" TO \"{owner}\""
     ));
-    plain(format!("GRANT CONNECT ON DATABASE \"{database}\" TO \"{app}\""));
+    plain(format!(
+        "GRANT CONNECT ON DATABASE \"{database}\" TO \"{app}\""
+    ));
     plain(format!("ALTER SCHEMA \"{s}\" OWNER TO \"{owner}\""));
     plain(format!("REVOKE CREATE ON SCHEMA \"{s}\" FROM PUBLIC"));
     plain(format!("GRANT USAGE ON SCHEMA \"{s}\" TO \"{app}\""));
     for table in tables {
-        plain(format!("ALTER TABLE \"{s}\".\"{table}\" OWNER TO \"{owner}\""));
+        plain(format!(
+            "ALTER TABLE \"{s}\".\"{table}\" OWNER TO \"{owner}\""
+        ));
     }
     for function in functions {
         plain(format!(
@@ -220,7 +233,9 @@ fn statements(
     for (table, rights) in NARROW {
         if tables.iter().any(|t| t == table) {
             plain(format!("REVOKE ALL ON \"{s}\".\"{table}\" FROM \"{app}\""));
-            plain(format!("GRANT {rights} ON \"{s}\".\"{table}\" TO \"{app}\""));
+            plain(format!(
+                "GRANT {rights} ON \"{s}\".\"{table}\" TO \"{app}\""
+            ));
         }
     }
     plain(format!(
@@ -257,6 +272,9 @@ mod tests {
                 .any(|s| s.run.expose_secret().contains("PASSWORD 'it''s-secret'"))
         );
         assert!(shown.contains("GRANT SELECT, INSERT ON \"public\".\"audit_log\" TO \"a\""));
-        assert!(!shown.contains("audit_archive_checkpoints"), "absent tables are skipped");
+        assert!(
+            !shown.contains("audit_archive_checkpoints"),
+            "absent tables are skipped"
+        );
     }
 }

@@ -52,11 +52,17 @@ fn sqlite_kind(declared: &str) -> Kind {
     let declared = declared.to_ascii_uppercase();
     if declared.contains("INT") {
         Kind::Int
-    } else if ["CHAR", "CLOB", "TEXT"].iter().any(|t| declared.contains(t)) {
+    } else if ["CHAR", "CLOB", "TEXT"]
+        .iter()
+        .any(|t| declared.contains(t))
+    {
         Kind::Text
     } else if declared.is_empty() || declared.contains("BLOB") {
         Kind::Blob
-    } else if ["REAL", "FLOA", "DOUB"].iter().any(|t| declared.contains(t)) {
+    } else if ["REAL", "FLOA", "DOUB"]
+        .iter()
+        .any(|t| declared.contains(t))
+    {
         Kind::Real
     } else {
         Kind::Other(declared)
@@ -85,12 +91,11 @@ pub(super) async fn sqlite_tables(
     .await?;
     let mut tables = Vec::with_capacity(names.len());
     for name in names {
-        let columns: Vec<(String, String)> = sqlx::query_as(
-            "SELECT name, type FROM pragma_table_info($1) ORDER BY cid",
-        )
-        .bind(&name)
-        .fetch_all(&mut *connection)
-        .await?;
+        let columns: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, type FROM pragma_table_info($1) ORDER BY cid")
+                .bind(&name)
+                .fetch_all(&mut *connection)
+                .await?;
         let parents: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT \"table\" FROM pragma_foreign_key_list($1)")
                 .bind(&name)
@@ -159,10 +164,22 @@ fn finish(tables: Vec<(String, Vec<Column>, Vec<String>)>) -> Result<Vec<Table>,
         let name = checked(name)?;
         let columns = columns
             .into_iter()
-            .map(|c| Ok(Column { name: checked(c.name)?, ..c }))
+            .map(|c| {
+                Ok(Column {
+                    name: checked(c.name)?,
+                    ..c
+                })
+            })
             .collect::<Result<Vec<_>, StrangeName>>()?;
         let parents = parents.into_iter().filter(|p| *p != name).collect();
-        by_name.insert(name.clone(), Table { name, columns, parents });
+        by_name.insert(
+            name.clone(),
+            Table {
+                name,
+                columns,
+                parents,
+            },
+        );
     }
     let order = dependency_order(
         by_name

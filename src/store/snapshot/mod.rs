@@ -7,14 +7,18 @@
 //! refused unless they are plain lowercase identifiers before they are quoted into SQL.
 
 mod catalogue;
+mod empty;
 mod read;
 mod write;
 
 pub use catalogue::dependency_order;
+pub use empty::Emptiness;
 pub use read::{Snapshot, SnapshotError};
-pub use write::{Emptiness, Restore, RestoreError};
+pub use write::Restore;
 
 use serde_json::Value;
+
+use catalogue::StrangeName;
 
 /// Tables the migrations fill, which a restore writes itself: cleared first, then the
 /// copy's rows go in (the audit chain's head).
@@ -27,6 +31,31 @@ const DERIVED: &[&str] = &["tag_counts", "article_totals"];
 /// Tables only one engine has (SQLite's revocation feed; PostgreSQL uses LISTEN/NOTIFY): left
 /// out when the target database does not have them.
 const ENGINE_LOCAL: &[&str] = &["session_revocations"];
+
+/// Why a restore stopped (its transaction is then rolled back).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("writing the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Name(#[from] StrangeName),
+    #[error(
+        "the database is not empty (table {0} has rows); restore only into a new, empty database"
+    )]
+    NotEmpty(String),
+    #[error("the database has no table {0}, which the backup holds")]
+    MissingTable(String),
+    #[error("the database has no column {0}, which the backup holds")]
+    MissingColumn(String),
+    #[error("column {0}: the backup holds a {1} value where the database stores {2}")]
+    Mismatch(String, &'static str, String),
+    #[error("a row came before its table's header")]
+    NoTable,
+    #[error("the backup's row has {0} values for {1} columns")]
+    Width(usize, usize),
+    #[error("table {0}: the rows the triggers rebuilt differ from the backup's")]
+    Derived(String),
+}
 
 /// One table: its name and its columns in order.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

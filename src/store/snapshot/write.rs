@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::catalogue::{self, Kind, StrangeName, Table};
+use super::catalogue::{self, Kind, Table};
+use super::empty::{Emptiness, emptiness_of};
 use super::read::{postgres_cell, sqlite_cell};
-use super::{Cell, DERIVED, ENGINE_LOCAL, SEEDED, TableInfo, quoted_list};
+use super::{Cell, DERIVED, ENGINE_LOCAL, RestoreError, SEEDED, TableInfo, quoted_list};
 use crate::store::{Pool, Store, budget};
 
 enum Tx {
@@ -29,38 +30,6 @@ macro_rules! on_tx {
         }
     };
 }
-
-/// The emptiness check on one connection: every table but the seeded and derived ones
-/// must be empty, and the audit chain must not have begun.
-macro_rules! emptiness_of {
-    ($conn:expr, $tables:expr) => {{
-        let tables: Vec<Table> = $tables;
-        let mut answer = if tables.is_empty() {
-            Emptiness::Unmigrated
-        } else {
-            Emptiness::Empty
-        };
-        for table in &tables {
-            let name = table.name.as_str();
-            let sql = if SEEDED.contains(&name) {
-                format!("SELECT COUNT(*) FROM \"{name}\" WHERE seq <> 0")
-            } else if DERIVED.contains(&name) {
-                continue;
-            } else {
-                format!("SELECT COUNT(*) FROM (SELECT 1 FROM \"{name}\" LIMIT 1) AS any_row")
-            };
-            let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut *$conn)
-                .await?;
-            if rows > 0 {
-                answer = Emptiness::Holds(table.name.clone());
-                break;
-            }
-        }
-        Ok::<Emptiness, RestoreError>(answer)
-    }};
-}
-use emptiness_of;
 
 /// Binds `cell` as the column's kind demands (a NULL too is typed: PostgreSQL refuses a
 /// bigint NULL for a text column).
@@ -88,39 +57,6 @@ macro_rules! bind {
 }
 use bind;
 
-/// Whether a database may receive a restore.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Emptiness {
-    /// No tables at all: migrate it first.
-    Unmigrated,
-    /// Migrated, and nothing in it but what the migrations put there.
-    Empty,
-    /// This table has rows (or the audit chain has begun).
-    Holds(String),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    #[error("writing the database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Name(#[from] StrangeName),
-    #[error("the database is not empty (table {0} has rows); restore only into a new, empty database")]
-    NotEmpty(String),
-    #[error("the database has no table {0}, which the backup holds")]
-    MissingTable(String),
-    #[error("the database has no column {0}, which the backup holds")]
-    MissingColumn(String),
-    #[error("column {0}: the backup holds a {1} value where the database stores {2:?}")]
-    Mismatch(String, &'static str, String),
-    #[error("a row came before its table's header")]
-    NoTable,
-    #[error("the backup's row has {0} values for {1} columns")]
-    Width(usize, usize),
-    #[error("table {0}: the rows the triggers rebuilt differ from the backup's")]
-    Derived(String),
-}
-
 /// What happens to the rows of the table being written.
 enum Current {
     Insert {
@@ -142,22 +78,6 @@ pub struct Restore {
 }
 
 impl Store {
-    /// Whether this database may receive a restore (read only).
-    pub async fn emptiness(&self) -> Result<Emptiness, RestoreError> {
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                let tables = catalogue::sqlite_tables(&mut conn).await??;
-                emptiness_of!(&mut *conn, tables)
-            }
-            Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                let tables = catalogue::postgres_tables(&mut conn).await??;
-                emptiness_of!(&mut *conn, tables)
-            }
-        }
-    }
-
     /// Begins the restore's transaction (on SQLite holding the write lock from the start),
     /// outside the statement budget, and checks again that the database is empty.
     pub async fn begin_restore(&self) -> Result<Restore, RestoreError> {
@@ -191,7 +111,6 @@ impl Store {
     }
 }
 
-
 impl Restore {
     /// The rows that follow belong to `info`.
     pub async fn start_table(&mut self, info: &TableInfo) -> Result<(), RestoreError> {
@@ -207,7 +126,10 @@ impl Restore {
         for column in &info.columns {
             let found = target.columns.iter().find(|c| c.name == *column);
             let Some(found) = found else {
-                return Err(RestoreError::MissingColumn(format!("{}.{column}", info.name)));
+                return Err(RestoreError::MissingColumn(format!(
+                    "{}.{column}",
+                    info.name
+                )));
             };
             kinds.push((format!("{}.{column}", info.name), found.kind.clone()));
         }
@@ -354,7 +276,6 @@ fn cells_of<R: sqlx::Row>(
         })
         .collect()
 }
-
 
 fn cell_kind(cell: &Cell) -> &'static str {
     match cell {

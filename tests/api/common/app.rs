@@ -83,11 +83,7 @@ impl TestApp {
     }
 
     /// A server on an existing database (a role's URL, say), with extra settings.
-    pub async fn spawn_at(
-        engine: Engine,
-        database_url: String,
-        settings: &[(&str, &str)],
-    ) -> Self {
+    pub async fn spawn_at(engine: Engine, database_url: String, settings: &[(&str, &str)]) -> Self {
         Self::spawn_on(engine, Some(database_url), settings).await
     }
 

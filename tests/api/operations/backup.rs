@@ -121,7 +121,9 @@ async fn assert_serves_the_old_data(restored: &TestApp, slug: &str) {
     let listed = restored.get("/api/articles", None).await;
     assert_eq!(listed.body["articlesCount"], 1);
     // Identity sequences moved past the copied ids.
-    restored.create_article(token, "After the restore", &[]).await;
+    restored
+        .create_article(token, "After the restore", &[])
+        .await;
     restored.register("carol").await;
 }
 
@@ -133,7 +135,14 @@ async fn a_backup_restores_whole_on_the_same_engine(app: TestApp) {
         &backup(
             &app,
             None,
-            &["create", "--out", &file, "--passphrase-file", &passphrase, "--json"],
+            &[
+                "create",
+                "--out",
+                &file,
+                "--passphrase-file",
+                &passphrase,
+                "--json",
+            ],
         )
         .await,
     );
@@ -155,16 +164,23 @@ async fn a_backup_restores_whole_on_the_same_engine(app: TestApp) {
     }
     let raw = std::fs::read(&file).expect("backup");
     assert!(raw.starts_with(b"age-encryption.org/v1"), "an age file");
-    assert!(
-        !raw.windows(5).any(|w| w == b"alice"),
-        "nothing in clear"
-    );
+    assert!(!raw.windows(5).any(|w| w == b"alice"), "nothing in clear");
     // Never over an existing file.
-    let again = backup(&app, None, &["create", "--out", &file, "--passphrase-file", &passphrase]).await;
+    let again = backup(
+        &app,
+        None,
+        &["create", "--out", &file, "--passphrase-file", &passphrase],
+    )
+    .await;
     assert!(!again.status.success());
 
     let verified = json_of(
-        &backup(&app, None, &["verify", &file, "--passphrase-file", &passphrase, "--json"]).await,
+        &backup(
+            &app,
+            None,
+            &["verify", &file, "--passphrase-file", &passphrase, "--json"],
+        )
+        .await,
     );
     assert_eq!(verified["intact"], true);
     assert_eq!(verified["sha256"], created["sha256"]);
@@ -177,7 +193,11 @@ async fn a_backup_restores_whole_on_the_same_engine(app: TestApp) {
     )
     .await;
     assert!(restored.status.success(), "{}", text(&restored));
-    assert!(text(&restored).contains("audit chain intact"), "{}", text(&restored));
+    assert!(
+        text(&restored).contains("audit chain intact"),
+        "{}",
+        text(&restored)
+    );
 
     let server = app.spawn_sibling_on(app.engine, target, &[]).await;
     assert_serves_the_old_data(&server, &slug).await;
@@ -201,7 +221,12 @@ async fn an_sqlite_backup_restores_into_postgres() {
     let slug = traffic(&app).await;
     let (identity, recipient) = identity(&app, "identity.txt");
     let file = backup_path(&app, "backup.age");
-    let created = backup(&app, None, &["create", "--out", &file, "--recipient", &recipient]).await;
+    let created = backup(
+        &app,
+        None,
+        &["create", "--out", &file, "--recipient", &recipient],
+    )
+    .await;
     assert!(created.status.success(), "{}", text(&created));
     let target = fresh_postgres_database().await;
     let restored = json_of(
@@ -237,7 +262,12 @@ async fn a_flipped_byte_anywhere_fails_verify_and_restore(app: TestApp) {
     traffic(&app).await;
     let (identity, recipient) = identity(&app, "identity.txt");
     let file = backup_path(&app, "backup.age");
-    let created = backup(&app, None, &["create", "--out", &file, "--recipient", &recipient]).await;
+    let created = backup(
+        &app,
+        None,
+        &["create", "--out", &file, "--recipient", &recipient],
+    )
+    .await;
     assert!(created.status.success(), "{}", text(&created));
     let original = std::fs::read(&file).expect("backup");
     let target = empty_database(&app, app.engine, "target.db").await;
@@ -250,22 +280,45 @@ async fn a_flipped_byte_anywhere_fails_verify_and_restore(app: TestApp) {
         std::fs::write(&damaged, &bytes).expect("write");
         let path = damaged.display().to_string();
         let verify = backup(&app, None, &["verify", &path, "--identity", &identity]).await;
-        assert!(!verify.status.success(), "verify passed with byte {offset} flipped");
-        let restore = backup(&app, Some(&target), &["restore", &path, "--identity", &identity]).await;
-        assert!(!restore.status.success(), "restore passed with byte {offset} flipped");
-        assert!(untouched(&target).await, "byte {offset}: the target was written");
+        assert!(
+            !verify.status.success(),
+            "verify passed with byte {offset} flipped"
+        );
+        let restore = backup(
+            &app,
+            Some(&target),
+            &["restore", &path, "--identity", &identity],
+        )
+        .await;
+        assert!(
+            !restore.status.success(),
+            "restore passed with byte {offset} flipped"
+        );
+        assert!(
+            untouched(&target).await,
+            "byte {offset}: the target was written"
+        );
     }
     assert_eq!(
         app.audit_events("backup_verification_failed").await.len(),
         offsets(original.len()).len()
     );
     // A cut-off tail too.
-    std::fs::write(&damaged, original.get(..original.len() - 1).expect("shorter")).expect("write");
+    std::fs::write(
+        &damaged,
+        original.get(..original.len() - 1).expect("shorter"),
+    )
+    .expect("write");
     let path = damaged.display().to_string();
     let verify = backup(&app, None, &["verify", &path, "--identity", &identity]).await;
     assert!(!verify.status.success());
     // The undamaged file still restores.
-    let restore = backup(&app, Some(&target), &["restore", &file, "--identity", &identity]).await;
+    let restore = backup(
+        &app,
+        Some(&target),
+        &["restore", &file, "--identity", &identity],
+    )
+    .await;
     assert!(restore.status.success(), "{}", text(&restore));
 }
 
@@ -274,25 +327,52 @@ async fn a_wrong_passphrase_or_identity_is_refused(app: TestApp) {
     let right = private_file(&app, "right", PASSPHRASE);
     let wrong = private_file(&app, "wrong", "not the passphrase");
     let file = backup_path(&app, "backup.age");
-    let created = backup(&app, None, &["create", "--out", &file, "--passphrase-file", &right]).await;
+    let created = backup(
+        &app,
+        None,
+        &["create", "--out", &file, "--passphrase-file", &right],
+    )
+    .await;
     assert!(created.status.success(), "{}", text(&created));
     let refused = backup(&app, None, &["verify", &file, "--passphrase-file", &wrong]).await;
     assert!(!refused.status.success());
-    assert!(text(&refused).contains("does not open this backup"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("does not open this backup"),
+        "{}",
+        text(&refused)
+    );
     let (mine, _) = identity(&app, "identity.txt");
     let refused = backup(&app, None, &["verify", &file, "--identity", &mine]).await;
-    assert!(text(&refused).contains("give --passphrase-file"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("give --passphrase-file"),
+        "{}",
+        text(&refused)
+    );
 
     // Encrypted to another operator's key: mine does not open it.
     let (_, recipient) = identity(&app, "other-identity.txt");
     let to_recipient = backup_path(&app, "recipient.age");
-    let created = backup(&app, None, &["create", "--out", &to_recipient, "--recipient", &recipient]).await;
+    let created = backup(
+        &app,
+        None,
+        &["create", "--out", &to_recipient, "--recipient", &recipient],
+    )
+    .await;
     assert!(created.status.success(), "{}", text(&created));
     let refused = backup(&app, None, &["verify", &to_recipient, "--identity", &mine]).await;
     assert!(!refused.status.success());
-    assert!(text(&refused).contains("does not open this backup"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("does not open this backup"),
+        "{}",
+        text(&refused)
+    );
     let target = empty_database(&app, app.engine, "target.db").await;
-    let refused = backup(&app, Some(&target), &["restore", &file, "--passphrase-file", &wrong]).await;
+    let refused = backup(
+        &app,
+        Some(&target),
+        &["restore", &file, "--passphrase-file", &wrong],
+    )
+    .await;
     assert!(!refused.status.success());
     assert!(untouched(&target).await);
 
@@ -315,16 +395,28 @@ async fn a_restore_into_a_non_empty_database_is_refused(app: TestApp) {
     traffic(&app).await;
     let passphrase = private_file(&app, "passphrase", PASSPHRASE);
     let file = backup_path(&app, "backup.age");
-    let created = backup(&app, None, &["create", "--out", &file, "--passphrase-file", &passphrase]).await;
+    let created = backup(
+        &app,
+        None,
+        &["create", "--out", &file, "--passphrase-file", &passphrase],
+    )
+    .await;
     assert!(created.status.success(), "{}", text(&created));
     let before = app.store().await.audit_chain_head().await.expect("head");
-    let refused = backup(&app, None, &["restore", &file, "--passphrase-file", &passphrase]).await;
+    let refused = backup(
+        &app,
+        None,
+        &["restore", &file, "--passphrase-file", &passphrase],
+    )
+    .await;
     assert!(!refused.status.success());
     assert!(text(&refused).contains("not empty"), "{}", text(&refused));
     let after = app.store().await.audit_chain_head().await.expect("head");
     assert_eq!(before, after, "nothing written, not even an event");
     // Still only alice and bob.
-    let carol = app.login("carol@example.com", crate::common::PASSWORD).await;
+    let carol = app
+        .login("carol@example.com", crate::common::PASSWORD)
+        .await;
     assert_ne!(carol.status, StatusCode::OK);
 }
 

@@ -72,7 +72,9 @@ fn filled_in(command: &str, checkpoint: &str, files: &[(&str, &str)]) -> Vec<Str
         if let Some(open) = placeholder.take_if(|open| open.ends_with('>')) {
             let file = files.iter().find(|(key, _)| open.contains(key));
             words.push(match open.as_str() {
-                _ if file.is_some() => file.map(|(_, value)| (*value).to_owned()).unwrap_or_default(),
+                _ if file.is_some() => file
+                    .map(|(_, value)| (*value).to_owned())
+                    .unwrap_or_default(),
                 p if p.contains("checkpoint") || p.contains("SEQ:MAC") => checkpoint.to_owned(),
                 p if p.contains("user") || p.contains("name") => "bob".to_owned(),
                 _ => LONG_AGO.to_owned(),
@@ -114,7 +116,11 @@ async fn every_account_and_session_command_of_the_runbook_works(app: TestApp) {
     aerie::keyfile::create(&identity_file, secret.as_bytes()).expect("identity file");
     let (identity_file, backup_file) = (
         identity_file.display().to_string(),
-        app.data_dir.path().join("runbook.age").display().to_string(),
+        app.data_dir
+            .path()
+            .join("runbook.age")
+            .display()
+            .to_string(),
     );
     let recipient = identity.to_public().to_string();
     let files = [

@@ -96,24 +96,44 @@ async fn the_application_role_cannot_alter_the_audit_trail_or_the_schema() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().display().to_string();
-    let as_admin = [("AERIE_DATABASE_URL", admin.as_str()), ("AERIE_DATA_DIR", data.as_str())];
+    let as_admin = [
+        ("AERIE_DATABASE_URL", admin.as_str()),
+        ("AERIE_DATA_DIR", data.as_str()),
+    ];
     let migrated = run_to_exit(dir.path(), &["migrate"], &as_admin).await;
     assert!(migrated.status.success(), "{}", output_text(&migrated));
 
-    let (owner_password, app_password) = (format!("o{}", rand::random::<u64>()), format!("a{}", rand::random::<u64>()));
+    let (owner_password, app_password) = (
+        format!("o{}", rand::random::<u64>()),
+        format!("a{}", rand::random::<u64>()),
+    );
     let owner_file = dir.path().join("owner-password");
     let app_file = dir.path().join("app-password");
     aerie::keyfile::create(&owner_file, owner_password.as_bytes()).expect("file");
     aerie::keyfile::create(&app_file, format!("{app_password}\n").as_bytes()).expect("file");
-    let (owner_file, app_file) = (owner_file.display().to_string(), app_file.display().to_string());
+    let (owner_file, app_file) = (
+        owner_file.display().to_string(),
+        app_file.display().to_string(),
+    );
     let roles = [
-        "db", "roles", "--owner", &owner, "--app", &app_role,
-        "--owner-password-file", &owner_file, "--app-password-file", &app_file,
+        "db",
+        "roles",
+        "--owner",
+        &owner,
+        "--app",
+        &app_role,
+        "--owner-password-file",
+        &owner_file,
+        "--app-password-file",
+        &app_file,
     ];
     let printed = run_to_exit(dir.path(), &roles, &as_admin).await;
     let text = output_text(&printed);
     assert!(printed.status.success(), "{text}");
-    assert!(text.contains("GRANT SELECT, INSERT ON \"public\".\"audit_log\""), "{text}");
+    assert!(
+        text.contains("GRANT SELECT, INSERT ON \"public\".\"audit_log\""),
+        "{text}"
+    );
     let app_url = url_as(&admin, &app_role, &app_password);
     let owner_url = url_as(&admin, &owner, &owner_password);
     assert!(
@@ -124,7 +144,10 @@ async fn the_application_role_cannot_alter_the_audit_trail_or_the_schema() {
     let text = format!("{}{}", output_text(&printed), output_text(&applied));
     assert!(applied.status.success(), "{text}");
     for secret in [&owner_password, &app_password] {
-        assert!(!text.contains(secret.as_str()), "a password was printed: {text}");
+        assert!(
+            !text.contains(secret.as_str()),
+            "a password was printed: {text}"
+        );
     }
 
     // Real traffic as the application role.
@@ -136,13 +159,17 @@ async fn the_application_role_cannot_alter_the_audit_trail_or_the_schema() {
     .await;
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
-    let slug = server.create_article(&alice, "Least privilege", &["pg"]).await;
+    let slug = server
+        .create_article(&alice, "Least privilege", &["pg"])
+        .await;
     server.add_comment(&bob, &slug, "nice").await;
     server.login_user("alice").await;
     let verified = run_aerie(&server, "", &["audit", "verify"], "").await;
     assert!(verified.status.success(), "{}", output_text(&verified));
 
-    let mut connection = sqlx::PgConnection::connect(&app_url).await.expect("connect as app");
+    let mut connection = sqlx::PgConnection::connect(&app_url)
+        .await
+        .expect("connect as app");
     for sql in [
         "UPDATE audit_log SET actor_id = 999",
         "DELETE FROM audit_log",
@@ -170,8 +197,13 @@ async fn the_application_role_cannot_alter_the_audit_trail_or_the_schema() {
     // Production checks its own rights at start.
     let deployment = Deployment::new();
     let refused = deployment.refused(&production(&deployment, &admin)).await;
-    assert!(refused.contains("superuser") && refused.contains("aerie db roles"), "{refused}");
-    let refused = deployment.refused(&production(&deployment, &owner_url)).await;
+    assert!(
+        refused.contains("superuser") && refused.contains("aerie db roles"),
+        "{refused}"
+    );
+    let refused = deployment
+        .refused(&production(&deployment, &owner_url))
+        .await;
     assert!(refused.contains("owns the schema"), "{refused}");
     let settings = production(&deployment, &app_url);
     let serving = start_server(tempfile::tempdir().expect("tempdir"), &settings).await;
