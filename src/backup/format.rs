@@ -202,7 +202,7 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// The next table or row; `None` once the manifest was read and checked.
-    pub fn next(&mut self) -> Result<Option<Item>, FormatError> {
+    pub fn next_item(&mut self) -> Result<Option<Item>, FormatError> {
         if self.manifest.is_some() {
             return Ok(None);
         }
@@ -269,7 +269,7 @@ impl<R: BufRead> Reader<R> {
         Ok(())
     }
 
-    /// The checked manifest, once [`Reader::next`] answered `None`.
+    /// The checked manifest, once [`Reader::next_item`] answered `None`.
     pub fn manifest(&self) -> Option<&Manifest> {
         self.manifest.as_ref()
     }
@@ -308,7 +308,7 @@ mod tests {
 
     fn read_all(bytes: &[u8]) -> Result<Manifest, FormatError> {
         let mut reader = Reader::open(bytes)?;
-        while reader.next()?.is_some() {}
+        while reader.next_item()?.is_some() {}
         reader.manifest().cloned().ok_or(FormatError::Truncated)
     }
 

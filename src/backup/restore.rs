@@ -79,7 +79,7 @@ async fn read(
     let mut reader = open(opening, file)?;
     let mut table = String::new();
     let mut rows = 0;
-    while let Some(item) = reader.next()? {
+    while let Some(item) = reader.next_item()? {
         match item {
             Item::Table(info) => {
                 if !table.is_empty() {

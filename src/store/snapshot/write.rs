@@ -55,7 +55,6 @@ macro_rules! bind {
         }
     };
 }
-use bind;
 
 /// What happens to the rows of the table being written.
 enum Current {
@@ -143,7 +142,8 @@ impl Restore {
             let sql = format!("DELETE FROM \"{}\"", info.name);
             on_tx!(&mut self.tx, |conn| sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(conn)
-                .await)?;
+                .await
+                .map(drop))?;
         }
         let placeholders: Vec<String> = (1..=width).map(|n| format!("${n}")).collect();
         let overriding = match self.tx {
