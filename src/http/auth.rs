@@ -46,7 +46,7 @@ use crate::clock::rfc3339;
 use crate::defense::csrf;
 use crate::defense::rate_limit::{Policy, route};
 use crate::request_context::RequestContext;
-use crate::services::sessions::RevokedBecause;
+use crate::services::sessions::{RevokedBecause, SessionError};
 use crate::store::SessionRow;
 
 pub fn router() -> Router<AppState> {
@@ -99,7 +99,18 @@ async fn refresh(
             (token.to_owned(), Delivery::Cookies)
         }
     };
-    let refreshed = state.sessions.refresh(&presented, &context).await?;
+    let refreshed = state
+        .sessions
+        .refresh(&presented, &context)
+        .await
+        .map_err(|error| match error {
+            // Unknown, expired, revoked or reused: one answer (see `services::sessions`).
+            SessionError::Unauthenticated => Error::CredentialsRefused {
+                field: "refreshToken",
+                message: "is invalid or has expired; please log in",
+            },
+            other => other.into(),
+        })?;
     let csrf_token = cookies::csrf_token_to_keep(&state.cookies, &headers);
     Ok(delivery.answer(
         &state,

@@ -23,7 +23,7 @@ use super::users::current::charge_password_attempt;
 use super::users::presenters::{Delivery, UserResponse};
 use crate::defense::rate_limit::{Policy, route};
 use crate::request_context::RequestContext;
-use crate::services::mfa::{LoginStep, Proof};
+use crate::services::mfa::{LoginStep, MfaError, Proof};
 
 /// The longest code accepted: a recovery code with separators is 19 characters.
 const MAX_CODE_CHARS: usize = 64;
@@ -153,9 +153,17 @@ async fn login_mfa(
         .filter(|challenge| !challenge.trim().is_empty())
         .ok_or_else(|| Error::invalid("challenge", "can't be blank"))?;
     let code = read_code(body.code)?;
-    let taken = state.mfa.take_challenge(&challenge, &context).await?;
+    let taken = state
+        .mfa
+        .take_challenge(&challenge, &context)
+        .await
+        .map_err(challenge_refused)?;
     charge_code_attempt(&state, taken.user_id, &context).await?;
-    let started = state.mfa.answer_challenge(taken, &code, &context).await?;
+    let started = state
+        .mfa
+        .answer_challenge(taken, &code, &context)
+        .await
+        .map_err(challenge_refused)?;
     Ok(delivery.answer(
         &state,
         started.user,
@@ -163,6 +171,18 @@ async fn login_mfa(
         state.clock.now(),
         None,
     ))
+}
+
+/// A refused login challenge reads as one: unknown, expired, spent or another client's, the
+/// same words (the reason stays in the audit trail).
+fn challenge_refused(error: MfaError) -> Error {
+    match error {
+        MfaError::Unauthenticated => Error::CredentialsRefused {
+            field: "challenge",
+            message: "is invalid or has expired; please log in again",
+        },
+        other => other.into(),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
