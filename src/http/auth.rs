@@ -78,7 +78,7 @@ struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new access token and refresh token; the presented one is spent", body = super::users::presenters::UserResponse),
-        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse ends the whole session)"),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse ends the whole session); one answer for all, `{\"errors\":{\"refreshToken\":[\"is invalid or has expired; please log in\"]}}`"),
     ))]
 async fn refresh(
     State(state): State<AppState>,

@@ -166,7 +166,7 @@ impl IntoResponse for Error {
             _ => None,
         };
         let step_up = matches!(self, Error::StepUpRequired);
-        let challenge = match self {
+        let challenge = match &self {
             Error::InvalidToken => Some(INVALID_TOKEN_CHALLENGE),
             Error::Unauthorized | Error::CredentialsRefused { .. } => Some(CHALLENGE),
             _ => None,

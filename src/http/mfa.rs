@@ -137,7 +137,7 @@ pub(super) async fn charge_code_attempt(
     request_body = SecondStep,
     responses(
         (status = 200, description = "Logged in; a new session starts (the User, as login answers without MFA)", body = UserResponse),
-        (status = 401, description = "Unknown, expired, already used or spent challenge, or one issued to another client (one answer for all)"),
+        (status = 401, description = "Unknown, expired, already used or spent challenge, or one issued to another client: one answer for all, `{\"errors\":{\"challenge\":[\"is invalid or has expired; please log in again\"]}}`"),
         (status = 422, description = "Challenge or code missing; or a wrong, replayed or spent code (the challenge takes five wrong codes, then the password must be given again)"),
         (status = 429, description = "The address's or the account's MFA budget (AERIE_RATE_LIMIT_MFA) is spent"),
     ))]

@@ -184,7 +184,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             for (id, at) in seen {
                 sqlx::query(sql)
-                    .bind(id)
+                    .bind(id.as_str())
                     .bind(*at)
                     .execute(&mut *tx)
                     .await?;

@@ -110,7 +110,10 @@ fn apply_route_rules(operation: &mut Value, access: Access, unsafe_method: bool)
             add_response(
                 operation,
                 "401",
-                "No token, or an invalid, expired or revoked one",
+                "No token, or an invalid, expired or revoked one (or, under \
+                 AERIE_CLIENT_PROFILE=realworld, one whose session was idle too long): one \
+                 answer for all, `{\"errors\":{\"token\":[\"is missing, invalid or expired; \
+                 please log in\"]}}`",
             );
         }
     }

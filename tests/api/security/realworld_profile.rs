@@ -51,7 +51,7 @@ async fn a_realworld_token_outlives_fifteen_minutes_while_in_use(engine: Engine)
     app.clock.advance(16 * MINUTE);
     assert_eq!(
         used(&app, &token, "After sixteen minutes").await,
-        (StatusCode::OK, StatusCode::OK),
+        (StatusCode::OK, StatusCode::CREATED),
         "the login token, 16 minutes on"
     );
     // A working day of use, each pause shorter than the idle timeout.
@@ -59,7 +59,7 @@ async fn a_realworld_token_outlives_fifteen_minutes_while_in_use(engine: Engine)
         app.clock.advance(50 * MINUTE);
         assert_eq!(
             used(&app, &token, &format!("Hour {hour}")).await,
-            (StatusCode::OK, StatusCode::OK),
+            (StatusCode::OK, StatusCode::CREATED),
             "the login token, used every 50 minutes, round {hour}"
         );
     }

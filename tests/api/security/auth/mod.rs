@@ -20,7 +20,7 @@ use ed25519_dalek::Signer as _;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::common::{self, Reply, TestApp, engine_tests};
 
