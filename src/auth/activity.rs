@@ -71,7 +71,10 @@ impl Activity {
         issued_at: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
         let now = self.clock.now();
-        let seen_here = self.lock().get(session_id).map_or(issued_at, |seen| seen.at);
+        let seen_here = self
+            .lock()
+            .get(session_id)
+            .map_or(issued_at, |seen| seen.at);
         if now.saturating_sub(seen_here.max(issued_at)) <= self.idle_ms {
             self.note(session_id, now);
             return Ok(true);
@@ -91,9 +94,20 @@ impl Activity {
         let mut seen = self.lock();
         match seen.get_mut(session_id) {
             Some(entry) if entry.at >= now => {}
-            Some(entry) => *entry = Seen { at: now, saved: false },
+            Some(entry) => {
+                *entry = Seen {
+                    at: now,
+                    saved: false,
+                }
+            }
             None => {
-                seen.insert(session_id.to_owned(), Seen { at: now, saved: false });
+                seen.insert(
+                    session_id.to_owned(),
+                    Seen {
+                        at: now,
+                        saved: false,
+                    },
+                );
             }
         }
     }

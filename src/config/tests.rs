@@ -522,6 +522,9 @@ fn the_realworld_profile_makes_tokens_last_the_session_and_refuses_what_it_would
         ],
     ] {
         let error = error_of(&refused);
-        assert!(error.contains("AERIE_CLIENT_PROFILE"), "{refused:?}: {error}");
+        assert!(
+            error.contains("AERIE_CLIENT_PROFILE"),
+            "{refused:?}: {error}"
+        );
     }
 }

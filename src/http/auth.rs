@@ -99,18 +99,19 @@ async fn refresh(
             (token.to_owned(), Delivery::Cookies)
         }
     };
-    let refreshed = state
-        .sessions
-        .refresh(&presented, &context)
-        .await
-        .map_err(|error| match error {
-            // Unknown, expired, revoked or reused: one answer (see `services::sessions`).
-            SessionError::Unauthenticated => Error::CredentialsRefused {
-                field: "refreshToken",
-                message: "is invalid or has expired; please log in",
-            },
-            other => other.into(),
-        })?;
+    let refreshed =
+        state
+            .sessions
+            .refresh(&presented, &context)
+            .await
+            .map_err(|error| match error {
+                // Unknown, expired, revoked or reused: one answer (see `services::sessions`).
+                SessionError::Unauthenticated => Error::CredentialsRefused {
+                    field: "refreshToken",
+                    message: "is invalid or has expired; please log in",
+                },
+                other => other.into(),
+            })?;
     let csrf_token = cookies::csrf_token_to_keep(&state.cookies, &headers);
     Ok(delivery.answer(
         &state,

@@ -213,9 +213,10 @@ impl IntoResponse for Error {
                 .insert(STEP_UP_HEADER, HeaderValue::from_static(STEP_UP_ROUTE));
         }
         if let Some(challenge) = challenge {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }

@@ -47,7 +47,11 @@ async fn a_failed_login_reads_email_or_password_is_invalid(app: TestApp) {
             reply.body,
             json!({"errors": {"email or password": ["is invalid"]}})
         );
-        assert_reads(reply, StatusCode::UNAUTHORIZED, "email or password is invalid");
+        assert_reads(
+            reply,
+            StatusCode::UNAUTHORIZED,
+            "email or password is invalid",
+        );
         assert_eq!(challenge(reply), Some("Token, Bearer"), "no token involved");
     }
 }

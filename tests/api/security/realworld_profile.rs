@@ -200,11 +200,21 @@ async fn two_instances_share_activity_and_revocations(engine: Engine) {
     };
     let token = a.register("roamer").await;
     advance(50 * MINUTE);
-    assert_eq!(a.get("/api/user", Some(&token)).await.status, StatusCode::OK);
+    assert_eq!(
+        a.get("/api/user", Some(&token)).await.status,
+        StatusCode::OK
+    );
     // 90 minutes after login, 40 after its last use, which was on A: B learns of that use
     // from A's batch in the database and lets the session on.
     advance(40 * MINUTE);
-    answers_soon(&b, "/api/user", &token, StatusCode::OK, "B after a use on A").await;
+    answers_soon(
+        &b,
+        "/api/user",
+        &token,
+        StatusCode::OK,
+        "B after a use on A",
+    )
+    .await;
     // Idle on both: 61 minutes after the last use (on B).
     advance(IDLE + MINUTE);
     for (app, name) in [(&a, "A"), (&b, "B")] {
@@ -215,7 +225,10 @@ async fn two_instances_share_activity_and_revocations(engine: Engine) {
     }
     // A logout on B stops the token on A without any idle time passing.
     let fresh = token_of(&a.login_user("roamer").await);
-    assert_eq!(b.get("/api/user", Some(&fresh)).await.status, StatusCode::OK);
+    assert_eq!(
+        b.get("/api/user", Some(&fresh)).await.status,
+        StatusCode::OK
+    );
     b.post("/api/auth/logout", Some(&fresh), json!({}))
         .await
         .assert_status(StatusCode::NO_CONTENT);

@@ -5,8 +5,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    assert_no_credential, assert_unauthorized, attacker_key, b64, me, me_with_header, server_key, sign,
-    victim,
+    assert_no_credential, assert_unauthorized, attacker_key, b64, me, me_with_header, server_key,
+    sign, victim,
 };
 use crate::common::{self, TestApp, engine_tests};
 

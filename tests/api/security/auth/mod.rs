@@ -46,7 +46,11 @@ fn assert_unauthorized(reply: &Reply, case: &str) {
         "/api/users/login" | "/api/auth/refresh" | "/api/users/login/mfa" => CHALLENGE,
         _ => INVALID_TOKEN,
     };
-    assert_eq!(challenge_of(reply), Some(expected), "{case}: WWW-Authenticate");
+    assert_eq!(
+        challenge_of(reply),
+        Some(expected),
+        "{case}: WWW-Authenticate"
+    );
 }
 
 /// Asserts the 401 of a request that carried no credential: the same body as a refused
@@ -54,7 +58,11 @@ fn assert_unauthorized(reply: &Reply, case: &str) {
 #[track_caller]
 fn assert_no_credential(reply: &Reply, case: &str) {
     common::assert_unauthorized(reply, case);
-    assert_eq!(challenge_of(reply), Some(CHALLENGE), "{case}: WWW-Authenticate");
+    assert_eq!(
+        challenge_of(reply),
+        Some(CHALLENGE),
+        "{case}: WWW-Authenticate"
+    );
 }
 
 /// `GET /api/user` with a raw `Authorization` header value.
