@@ -39,7 +39,7 @@ impl From<MfaError> for Error {
             }
             MfaError::NotEnrolling => Error::invalid(
                 "mfa",
-                "no enrolment is waiting for a code; start one with POST /api/auth/mfa/totp",
+                "enrolment has not been started; start one with POST /api/auth/mfa/totp",
             ),
             MfaError::NotOn => Error::invalid("mfa", "is not on for this account"),
             MfaError::CodeRequired => {
@@ -65,7 +65,7 @@ impl From<AccountError> for Error {
             AccountError::CurrentPasswordWrong => Error::invalid("currentPassword", "is incorrect"),
             AccountError::OwnAccount => Error::invalid(
                 "username",
-                "administrators cannot change their own account here",
+                "is your own: administrators cannot change their own account here",
             ),
             AccountError::StepUpRequired => Error::StepUpRequired,
             AccountError::UnknownUser => Error::NotFound("user"),
@@ -93,7 +93,8 @@ impl From<QuotaError> for Error {
                 limit,
                 retry_after,
             } => Error::QuotaExceeded {
-                message: format!("{}: the limit of {limit} is reached", quota.describe()),
+                // Read as "quota of 1000 articles per user is reached".
+                message: format!("of {limit} {} is reached", quota.describe()),
                 retry_after,
             },
             QuotaError::Store(error) => error.into(),
@@ -169,7 +170,7 @@ mod tests {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 invalid(
                     "username",
-                    "administrators cannot change their own account here",
+                    "is your own: administrators cannot change their own account here",
                 ),
             ),
             (
