@@ -124,9 +124,9 @@ async fn refresh(
 
 /// `POST /api/auth/step-up`: the caller proves who they are again (their password, or with
 /// MFA on a code) and gets an access token for the same session whose `auth_time` is now, as
-/// the sensitive changes require (see [`crate::services::StepUp`]). A password attempt
-/// spends the account's login budget, a code its MFA budget, both the per-IP login limit;
-/// a wrong one is audited and changes nothing.
+/// the sensitive changes require (see [`crate::services::StepUp`]). A wrong password is
+/// charged by the login guard (this session's pair budget and the account's), a code to the
+/// MFA budget, both to the per-IP login limit; a wrong one is audited and changes nothing.
 #[utoipa::path(post, path = "/api/auth/step-up", tag = "sessions",
     request_body = PasswordOrCode,
     responses(
@@ -140,8 +140,9 @@ async fn step_up(
     context: RequestContext,
     Json(body): Json<PasswordOrCode>,
 ) -> Result<impl IntoResponse> {
-    let proof = body.charged_proof(&state, &auth, &context).await?;
-    let stepped = state.mfa.step_up(auth.caller(&context), &proof).await?;
+    let (proof, attempt) = body.admitted_proof(&state, &auth, &context).await?;
+    let stepped = state.mfa.step_up(auth.caller(&context), &proof).await;
+    let stepped = attempt.settle(&state, stepped).await?;
     Ok(UserResponse::stepped_up(
         &state,
         stepped.user,

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json};
-use super::users::current::charge_password_attempt;
+use super::users::current::PasswordAttempt;
 use super::users::presenters::{Delivery, UserResponse};
 use crate::defense::rate_limit::{Policy, route};
 use crate::request_context::RequestContext;
@@ -143,7 +143,7 @@ pub(super) async fn charge_code_attempt(
     ))]
 async fn login_mfa(
     State(state): State<AppState>,
-    context: RequestContext,
+    mut context: RequestContext,
     headers: HeaderMap,
     Json(body): Json<SecondStep>,
 ) -> Result<impl IntoResponse> {
@@ -159,6 +159,13 @@ async fn login_mfa(
         .await
         .map_err(challenge_refused)?;
     charge_code_attempt(&state, taken.user_id, &context).await?;
+    // The device token came with the password step too; it is checked here against the
+    // challenge's account, which the first step could not yet vouch for.
+    if let Some(token) = super::cookies::device_token(&headers)
+        && let Ok(account) = state.accounts.active(taken.user_id).await
+    {
+        context.client.known_device = state.login_guard.recognizes(Some(token), &account.email);
+    }
     let started = state
         .mfa
         .answer_challenge(taken, &code, &context)
@@ -218,11 +225,12 @@ async fn begin_mfa_enrolment(
     let password = body
         .password
         .ok_or_else(|| Error::invalid("password", "can't be blank"))?;
-    charge_password_attempt(&state, auth.user_id).await?;
-    let enrolment = state
+    let attempt = PasswordAttempt::admit_if(&state, &auth, true).await?;
+    let begun = state
         .mfa
         .begin_enrolment(auth.caller(&context), &password)
-        .await?;
+        .await;
+    let enrolment = attempt.settle(&state, begun).await?;
     Ok(JsonResponse(EnrolmentResponse {
         secret: enrolment.secret,
         otpauth_uri: enrolment.otpauth_uri,
@@ -279,24 +287,24 @@ pub(super) struct PasswordOrCode {
 }
 
 impl PasswordOrCode {
-    /// The proof given. The password was charged to the login budget and a code to the MFA
-    /// budget before any work.
-    pub(super) async fn charged_proof(
+    /// The proof given, admitted before any work: a password by the login guard (settle
+    /// the attempt with the outcome), a code charged to the MFA budget.
+    pub(super) async fn admitted_proof(
         self,
         state: &AppState,
         auth: &AuthUser,
         context: &RequestContext,
-    ) -> Result<Proof> {
+    ) -> Result<(Proof, PasswordAttempt)> {
         match (self.password, self.code) {
             (Some(_), Some(_)) => Err(Error::invalid("body", "give either password or code")),
             (Some(password), None) => {
-                charge_password_attempt(state, auth.user_id).await?;
-                Ok(Proof::Password(password))
+                let attempt = PasswordAttempt::admit_if(state, auth, true).await?;
+                Ok((Proof::Password(password), attempt))
             }
             (None, code @ Some(_)) => {
                 let code = read_code(code)?;
                 charge_code_attempt(state, auth.user_id, context).await?;
-                Ok(Proof::Code(code))
+                Ok((Proof::Code(code), PasswordAttempt::none()))
             }
             (None, None) => Err(Error::invalid("password", "can't be blank")),
         }
@@ -317,7 +325,8 @@ async fn disable_mfa(
     context: RequestContext,
     Json(body): Json<PasswordOrCode>,
 ) -> Result<StatusCode> {
-    let proof = body.charged_proof(&state, &auth, &context).await?;
-    state.mfa.disable(auth.caller(&context), &proof).await?;
+    let (proof, attempt) = body.admitted_proof(&state, &auth, &context).await?;
+    let disabled = state.mfa.disable(auth.caller(&context), &proof).await;
+    attempt.settle(&state, disabled).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -50,6 +50,16 @@ impl AuthUser {
         !self.permissions_withheld && self.role.can(permission)
     }
 
+    /// Why the caller may not use `permission`: a plain 403, or, when their role holds it
+    /// and only a missing MFA enrolment withholds it, the answer that says how to get it.
+    pub fn refusal(&self, permission: Permission) -> Error {
+        if self.permissions_withheld && self.role.can(permission) {
+            Error::MfaEnrolmentRequired
+        } else {
+            Error::Forbidden
+        }
+    }
+
     /// The caller as the services know them: account, session, and the request.
     pub fn caller<'a>(&'a self, request: &'a RequestContext) -> Caller<'a> {
         Caller {
@@ -93,7 +103,7 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for Require<P> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let user = AuthUser::from_request_parts(parts, state).await?;
         if !user.can(P::PERMISSION) {
-            return Err(Error::Forbidden);
+            return Err(user.refusal(P::PERMISSION));
         }
         Ok(Self(user, std::marker::PhantomData))
     }

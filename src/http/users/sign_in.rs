@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, IntoResponseParts, ResponseParts};
 
 use super::bodies::{Login, Registration, UserBody};
 use super::presenters::{Delivery, UserResponse};
-use crate::defense::login_guard::{Attempt, DEVICE_COOKIE, DEVICE_HEADER};
+use crate::defense::login_guard::{Attempt, DEVICE_COOKIE};
 use crate::domain::{Email, FieldErrors};
 use crate::http::AppState;
 use crate::http::error::{Error, Result};
@@ -57,7 +57,7 @@ pub(super) async fn register(
     ))]
 pub(super) async fn login(
     State(state): State<AppState>,
-    context: RequestContext,
+    mut context: RequestContext,
     headers: HeaderMap,
     Json(UserBody { user }): Json<UserBody<Login>>,
 ) -> Result<impl IntoResponse> {
@@ -82,9 +82,10 @@ pub(super) async fn login(
         .admit(&Attempt {
             email: email.as_str(),
             ip: context.client.ip.as_deref().and_then(|ip| ip.parse().ok()),
-            device: device_token(&headers),
+            device: crate::http::cookies::device_token(&headers),
         })
         .await?;
+    context.client.known_device = admitted.known_device.is_some();
     // With MFA on, the password earns only a challenge (see `http::mfa`); a correct password
     // still proves the device, so the device cookie is set either way.
     let step = match state.mfa.log_in(email.as_str(), &password, &context).await {
@@ -102,20 +103,6 @@ pub(super) async fn login(
         device,
         crate::http::mfa::login_answer(&state, delivery, step),
     ))
-}
-
-/// The device token the client presents: the cookie, or the header for clients without a
-/// cookie jar. Sent twice (ambiguous), or not ASCII: none.
-fn device_token(headers: &HeaderMap) -> Option<&str> {
-    crate::http::cookies::read_any(headers, DEVICE_COOKIE).or_else(|| {
-        let mut values = headers.get_all(DEVICE_HEADER).iter();
-        let value = values.next()?;
-        values
-            .next()
-            .is_none()
-            .then(|| value.to_str().ok())
-            .flatten()
-    })
 }
 
 /// `Set-Cookie` for the device token: a year, `HttpOnly`, like the session cookies'

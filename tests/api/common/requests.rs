@@ -21,6 +21,17 @@ impl Reply {
         assert_eq!(self.status, expected, "{}", self.body);
     }
 
+    /// The value of the cookie `name` this reply sets, if it sets one.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|rest| rest.split(';').next())
+            .map(str::to_owned)
+    }
+
     /// The first message for `field` in a RealWorld error body.
     pub fn error_on(&self, field: &str) -> Option<&str> {
         self.body["errors"][field][0].as_str()
