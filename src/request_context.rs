@@ -18,6 +18,10 @@ pub struct ClientInfo {
     pub ip: Option<String>,
     /// Control characters removed and length bounded, so it cannot forge log lines.
     pub user_agent: Option<String>,
+    /// The client proved it logged in to this account before (a valid device token, see
+    /// [`crate::defense::login_guard::device`]): whatever its network, not a new device.
+    /// Set by the login routes only.
+    pub known_device: bool,
 }
 
 /// Where a request came from, as an audit event records it.

@@ -229,10 +229,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
             permission: permission.as_str(),
         };
         state.denials.record(denial, &context).await;
-        if user.permissions_withheld {
-            return Error::MfaEnrolmentRequired.into_response();
-        }
-        return Error::Forbidden.into_response();
+        return user.refusal(permission).into_response();
     }
     parts.extensions.insert(user);
     next.run(Request::from_parts(parts, body)).await

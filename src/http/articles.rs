@@ -312,7 +312,7 @@ async fn owned(
 ) -> Result<ArticleRow> {
     let row = find(state, Some(auth.user_id), slug).await?;
     if row.author_id != auth.user_id && !auth.can(permission) {
-        return Err(Error::Forbidden);
+        return Err(auth.refusal(permission));
     }
     Ok(row)
 }

@@ -46,7 +46,7 @@ use crate::clock::rfc3339;
 use crate::defense::csrf;
 use crate::defense::rate_limit::{Policy, route};
 use crate::request_context::RequestContext;
-use crate::services::sessions::RevokedBecause;
+use crate::services::sessions::{RevokedBecause, SessionError};
 use crate::store::SessionRow;
 
 pub fn router() -> Router<AppState> {
@@ -78,7 +78,7 @@ struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new access token and refresh token; the presented one is spent", body = super::users::presenters::UserResponse),
-        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse ends the whole session)"),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse ends the whole session); one answer for all, `{\"errors\":{\"refreshToken\":[\"is invalid or has expired; please log in\"]}}`"),
     ))]
 async fn refresh(
     State(state): State<AppState>,
@@ -99,7 +99,19 @@ async fn refresh(
             (token.to_owned(), Delivery::Cookies)
         }
     };
-    let refreshed = state.sessions.refresh(&presented, &context).await?;
+    let refreshed =
+        state
+            .sessions
+            .refresh(&presented, &context)
+            .await
+            .map_err(|error| match error {
+                // Unknown, expired, revoked or reused: one answer (see `services::sessions`).
+                SessionError::Unauthenticated => Error::CredentialsRefused {
+                    field: "refreshToken",
+                    message: "is invalid or has expired; please log in",
+                },
+                other => other.into(),
+            })?;
     let csrf_token = cookies::csrf_token_to_keep(&state.cookies, &headers);
     Ok(delivery.answer(
         &state,
@@ -112,9 +124,9 @@ async fn refresh(
 
 /// `POST /api/auth/step-up`: the caller proves who they are again (their password, or with
 /// MFA on a code) and gets an access token for the same session whose `auth_time` is now, as
-/// the sensitive changes require (see [`crate::services::StepUp`]). A password attempt
-/// spends the account's login budget, a code its MFA budget, both the per-IP login limit;
-/// a wrong one is audited and changes nothing.
+/// the sensitive changes require (see [`crate::services::StepUp`]). A wrong password is
+/// charged by the login guard (this session's pair budget and the account's), a code to the
+/// MFA budget, both to the per-IP login limit; a wrong one is audited and changes nothing.
 #[utoipa::path(post, path = "/api/auth/step-up", tag = "sessions",
     request_body = PasswordOrCode,
     responses(
@@ -128,8 +140,9 @@ async fn step_up(
     context: RequestContext,
     Json(body): Json<PasswordOrCode>,
 ) -> Result<impl IntoResponse> {
-    let proof = body.charged_proof(&state, &auth, &context).await?;
-    let stepped = state.mfa.step_up(auth.caller(&context), &proof).await?;
+    let (proof, attempt) = body.admitted_proof(&state, &auth, &context).await?;
+    let stepped = state.mfa.step_up(auth.caller(&context), &proof).await;
+    let stepped = attempt.settle(&state, stepped).await?;
     Ok(UserResponse::stepped_up(
         &state,
         stepped.user,

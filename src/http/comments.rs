@@ -171,7 +171,7 @@ async fn delete_comment(
         || article_author == auth.user_id
         || auth.can(Permission::CommentDeleteAny);
     if !allowed {
-        return Err(Error::Forbidden);
+        return Err(auth.refusal(Permission::CommentDeleteAny));
     }
     state.store.delete_comment(comment.id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -212,6 +212,22 @@ pub fn csrf_token_to_keep(settings: &CookieSettings, headers: &HeaderMap) -> Str
         .map_or_else(csrf::mint_token, str::to_owned)
 }
 
+/// The device token the client presents: the cookie, or the header for clients without a
+/// cookie jar. Sent twice (ambiguous), or not ASCII: none.
+pub fn device_token(headers: &HeaderMap) -> Option<&str> {
+    read_any(headers, crate::defense::login_guard::DEVICE_COOKIE).or_else(|| {
+        let mut values = headers
+            .get_all(crate::defense::login_guard::DEVICE_HEADER)
+            .iter();
+        let value = values.next()?;
+        values
+            .next()
+            .is_none()
+            .then(|| value.to_str().ok())
+            .flatten()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,11 +19,11 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{Error, Result};
 use super::extract::{AuthUser, Json};
-use super::users::current::charge_password_attempt;
+use super::users::current::PasswordAttempt;
 use super::users::presenters::{Delivery, UserResponse};
 use crate::defense::rate_limit::{Policy, route};
 use crate::request_context::RequestContext;
-use crate::services::mfa::{LoginStep, Proof};
+use crate::services::mfa::{LoginStep, MfaError, Proof};
 
 /// The longest code accepted: a recovery code with separators is 19 characters.
 const MAX_CODE_CHARS: usize = 64;
@@ -137,13 +137,13 @@ pub(super) async fn charge_code_attempt(
     request_body = SecondStep,
     responses(
         (status = 200, description = "Logged in; a new session starts (the User, as login answers without MFA)", body = UserResponse),
-        (status = 401, description = "Unknown, expired, already used or spent challenge, or one issued to another client (one answer for all)"),
+        (status = 401, description = "Unknown, expired, already used or spent challenge, or one issued to another client: one answer for all, `{\"errors\":{\"challenge\":[\"is invalid or has expired; please log in again\"]}}`"),
         (status = 422, description = "Challenge or code missing; or a wrong, replayed or spent code (the challenge takes five wrong codes, then the password must be given again)"),
         (status = 429, description = "The address's or the account's MFA budget (AERIE_RATE_LIMIT_MFA) is spent"),
     ))]
 async fn login_mfa(
     State(state): State<AppState>,
-    context: RequestContext,
+    mut context: RequestContext,
     headers: HeaderMap,
     Json(body): Json<SecondStep>,
 ) -> Result<impl IntoResponse> {
@@ -153,9 +153,24 @@ async fn login_mfa(
         .filter(|challenge| !challenge.trim().is_empty())
         .ok_or_else(|| Error::invalid("challenge", "can't be blank"))?;
     let code = read_code(body.code)?;
-    let taken = state.mfa.take_challenge(&challenge, &context).await?;
+    let taken = state
+        .mfa
+        .take_challenge(&challenge, &context)
+        .await
+        .map_err(challenge_refused)?;
     charge_code_attempt(&state, taken.user_id, &context).await?;
-    let started = state.mfa.answer_challenge(taken, &code, &context).await?;
+    // The device token came with the password step too; it is checked here against the
+    // challenge's account, which the first step could not yet vouch for.
+    if let Some(token) = super::cookies::device_token(&headers)
+        && let Ok(account) = state.accounts.active(taken.user_id).await
+    {
+        context.client.known_device = state.login_guard.recognizes(Some(token), &account.email);
+    }
+    let started = state
+        .mfa
+        .answer_challenge(taken, &code, &context)
+        .await
+        .map_err(challenge_refused)?;
     Ok(delivery.answer(
         &state,
         started.user,
@@ -163,6 +178,18 @@ async fn login_mfa(
         state.clock.now(),
         None,
     ))
+}
+
+/// A refused login challenge reads as one: unknown, expired, spent or another client's, the
+/// same words (the reason stays in the audit trail).
+fn challenge_refused(error: MfaError) -> Error {
+    match error {
+        MfaError::Unauthenticated => Error::CredentialsRefused {
+            field: "challenge",
+            message: "is invalid or has expired; please log in again",
+        },
+        other => other.into(),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -198,11 +225,12 @@ async fn begin_mfa_enrolment(
     let password = body
         .password
         .ok_or_else(|| Error::invalid("password", "can't be blank"))?;
-    charge_password_attempt(&state, auth.user_id).await?;
-    let enrolment = state
+    let attempt = PasswordAttempt::admit_if(&state, &auth, true).await?;
+    let begun = state
         .mfa
         .begin_enrolment(auth.caller(&context), &password)
-        .await?;
+        .await;
+    let enrolment = attempt.settle(&state, begun).await?;
     Ok(JsonResponse(EnrolmentResponse {
         secret: enrolment.secret,
         otpauth_uri: enrolment.otpauth_uri,
@@ -259,24 +287,24 @@ pub(super) struct PasswordOrCode {
 }
 
 impl PasswordOrCode {
-    /// The proof given. The password was charged to the login budget and a code to the MFA
-    /// budget before any work.
-    pub(super) async fn charged_proof(
+    /// The proof given, admitted before any work: a password by the login guard (settle
+    /// the attempt with the outcome), a code charged to the MFA budget.
+    pub(super) async fn admitted_proof(
         self,
         state: &AppState,
         auth: &AuthUser,
         context: &RequestContext,
-    ) -> Result<Proof> {
+    ) -> Result<(Proof, PasswordAttempt)> {
         match (self.password, self.code) {
             (Some(_), Some(_)) => Err(Error::invalid("body", "give either password or code")),
             (Some(password), None) => {
-                charge_password_attempt(state, auth.user_id).await?;
-                Ok(Proof::Password(password))
+                let attempt = PasswordAttempt::admit_if(state, auth, true).await?;
+                Ok((Proof::Password(password), attempt))
             }
             (None, code @ Some(_)) => {
                 let code = read_code(code)?;
                 charge_code_attempt(state, auth.user_id, context).await?;
-                Ok(Proof::Code(code))
+                Ok((Proof::Code(code), PasswordAttempt::none()))
             }
             (None, None) => Err(Error::invalid("password", "can't be blank")),
         }
@@ -297,7 +325,8 @@ async fn disable_mfa(
     context: RequestContext,
     Json(body): Json<PasswordOrCode>,
 ) -> Result<StatusCode> {
-    let proof = body.charged_proof(&state, &auth, &context).await?;
-    state.mfa.disable(auth.caller(&context), &proof).await?;
+    let (proof, attempt) = body.admitted_proof(&state, &auth, &context).await?;
+    let disabled = state.mfa.disable(auth.caller(&context), &proof).await;
+    attempt.settle(&state, disabled).await?;
     Ok(StatusCode::NO_CONTENT)
 }

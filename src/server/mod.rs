@@ -30,6 +30,8 @@ use self::admission::Admission;
 use self::listeners::{bind, redirect_router, serve, stopped};
 use crate::audit::alerts::Alerts;
 use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
+use crate::auth::ClientProfile;
+use crate::auth::activity::Activity;
 use crate::auth::keys::Keyring;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
@@ -61,6 +63,8 @@ pub struct Server {
     store: Store,
     /// Other processes' revocations (other instances, the CLI), followed while it runs.
     revocation_follower: (revocations::Follower, Revocations),
+    /// Session activity to write to the database in batches (`realworld` profile only).
+    activity: Option<Activity>,
     limits: ConnectionLimits,
     /// Plain HTTP behind a TLS proxy: the only peers the main listener serves.
     plain_http_peers: Option<Vec<ipnet::IpNet>>,
@@ -107,6 +111,10 @@ impl Server {
             settings.access_token_ttl,
             clock.clone(),
         );
+        // Under the `realworld` profile tokens last as long as sessions: their idle timeout
+        // is checked on every use instead (see `auth::activity`).
+        let activity = (settings.profile == ClientProfile::RealWorld)
+            .then(|| Activity::new(config.sessions.idle_timeout, clock.clone()));
         let hasher = PasswordHasher::new(config.passwords.hash_concurrency)?;
         let revocations = Revocations::new(settings.access_token_ttl, clock.clone());
         let follower = revocations::subscribe(&store)
@@ -186,6 +194,7 @@ impl Server {
             hasher,
             tokens,
             revocations: revocations.clone(),
+            activity: activity.clone(),
             clock,
             audit: audit.clone(),
             sessions: services.sessions,
@@ -230,6 +239,7 @@ impl Server {
             tls,
             router: crate::app::router(state, &layers),
             revocation_follower: (follower, revocations),
+            activity,
             store,
             limits: server.connection_limits,
             plain_http_peers: config.tls.plain_http_peers().map(<[_]>::to_vec),
@@ -326,6 +336,13 @@ impl Server {
             self.store.clone(),
             stop_rx.clone(),
         ));
+        let activity_writer = self.activity.map(|activity| {
+            tokio::spawn(crate::auth::activity::persist(
+                activity,
+                self.store.clone(),
+                stop_rx.clone(),
+            ))
+        });
         let app = self.router;
         let result = match self.tls {
             Some((rustls, files, interval)) => {
@@ -353,6 +370,10 @@ impl Server {
         };
         // The last checkpoint is written before the pool closes.
         let _ = checkpoints.await;
+        // So is the last batch of session activity.
+        if let Some(writer) = activity_writer {
+            let _ = writer.await;
+        }
         self.store.close().await;
         result
     }

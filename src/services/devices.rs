@@ -94,7 +94,8 @@ pub fn device_family(user_agent: Option<&str>) -> String {
 }
 
 /// Remembers the device of a session just opened and, for a login from one the account has
-/// not used before, records `login_new_device`. Registration only remembers.
+/// not used before (no device token of this account, and a device family and network not
+/// seen), records `login_new_device`. Registration only remembers.
 pub async fn note_session_opened(
     store: &Store,
     recorder: &Recorder,
@@ -111,7 +112,7 @@ pub async fn note_session_opened(
     let seen = store
         .remember_device(user_id, &client.fingerprint(), now, DEVICES_KEPT)
         .await?;
-    if !announce || seen != DeviceSeen::New {
+    if !announce || request.client.known_device || seen != DeviceSeen::New {
         return Ok(());
     }
     let event = AuditEvent::new(EventType::LoginNewDevice)

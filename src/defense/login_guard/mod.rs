@@ -110,6 +110,29 @@ impl LoginGuard {
         })
     }
 
+    /// Looks at the buckets before a signed-in caller's password check (step-up, password
+    /// change, MFA changes). The session stands in for the address, as a known device does:
+    /// its own pair budget slows a stolen session that guesses, and the account-wide budget
+    /// (which guessers anywhere spend) never refuses it, so they cannot stop the owner from
+    /// stepping up or changing the password they are guessing.
+    pub async fn admit_signed_in(
+        &self,
+        email: &str,
+        session_id: &str,
+    ) -> Result<Admitted, Refused> {
+        let account = account_key(email);
+        let pair = format!("pair:{account}\nsession:{session_id}");
+        self.limiter.peek(Policy::LoginPair, &pair).await?;
+        self.limiter.peek(Policy::LoginPairSlow, &pair).await?;
+        Ok(Admitted {
+            account,
+            pair,
+            address: None,
+            prefix: None,
+            known_device: None,
+        })
+    }
+
     /// Charges a failed password (or unknown account, or disabled one: the caller cannot tell
     /// them apart, nor can this) to every key of the attempt. A bucket this empties is a
     /// lockout and is audited by the limiter.
@@ -130,6 +153,11 @@ impl LoginGuard {
             // anyway, and the next one will meet the refusal in `admit`.
             let _ = self.limiter.charge(policy, key).await;
         }
+    }
+
+    /// Whether `token` proves a device that logged in to the account of `email` before.
+    pub fn recognizes(&self, token: Option<&str>, email: &str) -> bool {
+        token.is_some_and(|token| self.devices.verify(token, &account_key(email)).is_some())
     }
 
     /// The device token to hand back after a successful login: the device keeps its id.

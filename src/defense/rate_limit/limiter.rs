@@ -258,11 +258,6 @@ impl RateLimiter {
         self.check(policy, &ip_key(ip)).await.map(Some)
     }
 
-    /// Checks `policy` for a login target, by its normalized email.
-    pub async fn check_account(&self, policy: Policy, email: &str) -> Result<Allowed, Refused> {
-        self.check(policy, &account_key(email)).await
-    }
-
     /// Checks the per-user write budget, unless the caller is allowlisted.
     pub async fn check_user(
         &self,

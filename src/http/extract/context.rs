@@ -29,7 +29,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
                     .take(MAX_USER_AGENT_CHARS)
                     .collect()
             });
-        Ok(Self { ip, user_agent })
+        Ok(Self {
+            ip,
+            user_agent,
+            known_device: false,
+        })
     }
 }
 

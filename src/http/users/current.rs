@@ -3,20 +3,24 @@
 //! [`crate::services::accounts::own`]'s.
 //!
 //! Guards against a stolen session guessing the account's password through the
-//! current-password check: each attempt is charged to the account's login budget
-//! (`login-account`, the same limiter, lockout and audit sampling as login), so guessing here
-//! is no cheaper than guessing at the login form.
+//! current-password check: each wrong one is charged by the login guard like a failed login
+//! (to this session's own pair budget and to the account's), so guessing here is no cheaper
+//! than at the login form, while guessers elsewhere cannot keep the owner from changing it
+//! (see [`PasswordAttempt`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::bodies::{PasswordChange, UserBody, UserUpdate};
 use super::presenters::UserResponse;
-use crate::defense::rate_limit::Policy;
+use crate::defense::login_guard::Admitted;
 use crate::http::AppState;
 use crate::http::error::Result;
 use crate::http::extract::{AuthUser, Json};
 use crate::request_context::RequestContext;
+use crate::services::accounts::AccountError;
+use crate::services::mfa::MfaError;
+use crate::services::sessions::SessionError;
 
 #[utoipa::path(get, path = "/api/user", tag = "users",
     responses((status = 200, description = "The caller's account", body = UserResponse)))]
@@ -41,10 +45,9 @@ pub(super) async fn update_user(
     Json(UserBody { user }): Json<UserBody<UserUpdate>>,
 ) -> Result<axum::Json<UserResponse>> {
     let caller = auth.caller(&context);
-    if user.current_password.is_some() {
-        charge_password_attempt(&state, auth.user_id).await?;
-    }
-    let row = state.accounts.update_profile(caller, user.into()).await?;
+    let attempt = PasswordAttempt::admit_if(&state, &auth, user.current_password.is_some()).await?;
+    let updated = state.accounts.update_profile(caller, user.into()).await;
+    let row = attempt.settle(&state, updated).await?;
     Ok(axum::Json(UserResponse::for_caller(row, auth)))
 }
 
@@ -63,23 +66,76 @@ pub(super) async fn change_password(
     Json(body): Json<PasswordChange>,
 ) -> Result<StatusCode> {
     let caller = auth.caller(&context);
-    if body.current_password.is_some() {
-        charge_password_attempt(&state, auth.user_id).await?;
-    }
-    state
+    let attempt = PasswordAttempt::admit_if(&state, &auth, body.current_password.is_some()).await?;
+    let changed = state
         .accounts
         .change_password(caller, body.current_password, body.new_password)
-        .await?;
+        .await;
+    attempt.settle(&state, changed).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Charges one password attempt by a signed-in caller to their account's login budget, before
-/// any password work: a 429 once it is spent, like login's.
-pub(in crate::http) async fn charge_password_attempt(state: &AppState, user_id: i64) -> Result<()> {
-    let account = state.accounts.active(user_id).await?;
-    state
-        .rate_limiter
-        .check_account(Policy::LoginAccount, &account.email)
-        .await?;
-    Ok(())
+/// A signed-in caller's password check, let through by the login guard
+/// ([`crate::defense::login_guard::LoginGuard::admit_signed_in`]) before any password work.
+/// Only a wrong password is charged ([`Self::settle`]): a correct one costs nothing, so the
+/// owner's own changes never spend the budget that slows the guessers.
+pub(in crate::http) struct PasswordAttempt(Option<Admitted>);
+
+impl PasswordAttempt {
+    /// No password given: nothing to guard or charge.
+    pub(in crate::http) fn none() -> Self {
+        Self(None)
+    }
+
+    /// Asks the guard when a password is `given` (a 429 once this session's guesses are
+    /// spent); without one there is nothing to guard.
+    pub(in crate::http) async fn admit_if(
+        state: &AppState,
+        auth: &AuthUser,
+        given: bool,
+    ) -> Result<Self> {
+        if !given {
+            return Ok(Self::none());
+        }
+        let account = state.accounts.active(auth.user_id).await?;
+        let admitted = state
+            .login_guard
+            .admit_signed_in(&account.email, &auth.session_id)
+            .await?;
+        Ok(Self(Some(admitted)))
+    }
+
+    /// Charges the attempt when `outcome` says the password was wrong, and passes it on.
+    pub(in crate::http) async fn settle<T, E: RejectsPassword>(
+        self,
+        state: &AppState,
+        outcome: std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        if let (Some(admitted), Err(error)) = (&self.0, &outcome)
+            && error.rejects_password()
+        {
+            state.login_guard.failed(admitted).await;
+        }
+        outcome
+    }
+}
+
+/// A service error that says the password given was wrong.
+pub(in crate::http) trait RejectsPassword {
+    fn rejects_password(&self) -> bool;
+}
+
+impl RejectsPassword for AccountError {
+    fn rejects_password(&self) -> bool {
+        matches!(self, Self::CurrentPasswordWrong)
+    }
+}
+
+impl RejectsPassword for MfaError {
+    fn rejects_password(&self) -> bool {
+        matches!(
+            self,
+            Self::WrongPassword | Self::Session(SessionError::WrongPassword)
+        )
+    }
 }

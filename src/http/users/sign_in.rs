@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, IntoResponseParts, ResponseParts};
 
 use super::bodies::{Login, Registration, UserBody};
 use super::presenters::{Delivery, UserResponse};
-use crate::defense::login_guard::{Attempt, DEVICE_COOKIE, DEVICE_HEADER};
+use crate::defense::login_guard::{Attempt, DEVICE_COOKIE};
 use crate::domain::{Email, FieldErrors};
 use crate::http::AppState;
 use crate::http::error::{Error, Result};
@@ -51,13 +51,13 @@ pub(super) async fn register(
     request_body = UserBody<Login>,
     responses(
         (status = 200, description = "Logged in; a new session starts and the device cookie `__Host-aerie-device` is set (see the login guard). With MFA on, no token yet: `{mfa: {challenge, expiresIn}}`, to answer with a code at `POST /api/users/login/mfa`", body = crate::http::mfa::LoginResponse),
-        (status = 401, description = "Wrong email or password, or a disabled account (one answer for all)"),
+        (status = 401, description = "Wrong email or password, or a disabled account: one answer for all, `{\"errors\":{\"email or password\":[\"is invalid\"]}}`"),
         (status = 422, description = "Email missing or not an address (at most 254 characters), password missing"),
         (status = 429, description = "Too many failed logins for this account from this address or device, from this address or network, or (from an address with recent failures) for this account"),
     ))]
 pub(super) async fn login(
     State(state): State<AppState>,
-    context: RequestContext,
+    mut context: RequestContext,
     headers: HeaderMap,
     Json(UserBody { user }): Json<UserBody<Login>>,
 ) -> Result<impl IntoResponse> {
@@ -82,9 +82,10 @@ pub(super) async fn login(
         .admit(&Attempt {
             email: email.as_str(),
             ip: context.client.ip.as_deref().and_then(|ip| ip.parse().ok()),
-            device: device_token(&headers),
+            device: crate::http::cookies::device_token(&headers),
         })
         .await?;
+    context.client.known_device = admitted.known_device.is_some();
     // With MFA on, the password earns only a challenge (see `http::mfa`); a correct password
     // still proves the device, so the device cookie is set either way.
     let step = match state.mfa.log_in(email.as_str(), &password, &context).await {
@@ -92,6 +93,7 @@ pub(super) async fn login(
         Err(error) => {
             if matches!(error, MfaError::Session(SessionError::Unauthenticated)) {
                 state.login_guard.failed(&admitted).await;
+                return Err(Error::login_refused());
             }
             return Err(error.into());
         }
@@ -101,20 +103,6 @@ pub(super) async fn login(
         device,
         crate::http::mfa::login_answer(&state, delivery, step),
     ))
-}
-
-/// The device token the client presents: the cookie, or the header for clients without a
-/// cookie jar. Sent twice (ambiguous), or not ASCII: none.
-fn device_token(headers: &HeaderMap) -> Option<&str> {
-    crate::http::cookies::read_any(headers, DEVICE_COOKIE).or_else(|| {
-        let mut values = headers.get_all(DEVICE_HEADER).iter();
-        let value = values.next()?;
-        values
-            .next()
-            .is_none()
-            .then(|| value.to_str().ok())
-            .flatten()
-    })
 }
 
 /// `Set-Cookie` for the device token: a year, `HttpOnly`, like the session cookies'

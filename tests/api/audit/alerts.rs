@@ -236,15 +236,9 @@ async fn readiness_answers_and_client_errors_are_not_server_errors() {
 
 /// A failed login for `email` that appears to come from `ip` (through the trusted proxy).
 async fn wrong_login_from(app: &TestApp, email: &str, ip: &str) {
-    let reply = app
-        .client
-        .post(app.url("/api/users/login"))
-        .header("X-Forwarded-For", ip)
-        .json(&serde_json::json!({"user": {"email": email, "password": "not the password 1"}}))
-        .send()
+    app.login_from(email, "not the password 1", ip)
         .await
-        .expect("sent");
-    assert_eq!(reply.status(), reqwest::StatusCode::UNAUTHORIZED);
+        .assert_status(reqwest::StatusCode::UNAUTHORIZED);
 }
 
 /// Issue 22.3: a full counter map used to be cleared, so a spray of one-try addresses between

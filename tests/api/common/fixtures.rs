@@ -64,6 +64,25 @@ impl TestApp {
         .await
     }
 
+    /// `POST /api/users/login` with extra request headers (a device token, a forwarded
+    /// address).
+    pub async fn login_with(&self, email: &str, password: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self
+            .client
+            .post(self.url("/api/users/login"))
+            .json(&json!({"user": {"email": email, "password": password}}));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        super::read(request.send().await.expect("request sent")).await
+    }
+
+    /// A login that appears to come from `ip` (the app must trust 127.0.0.1 as a proxy).
+    pub async fn login_from(&self, email: &str, password: &str, ip: &str) -> Reply {
+        self.login_with(email, password, &[("X-Forwarded-For", ip)])
+            .await
+    }
+
     /// Logs `name` in again (a new session) and returns the User object.
     pub async fn login_user(&self, name: &str) -> Value {
         let reply = self.login(&format!("{name}@example.com"), PASSWORD).await;

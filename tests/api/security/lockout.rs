@@ -7,26 +7,9 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::common::{self, Engine, PASSWORD, Reply, TestApp, engine_tests};
-
-const LOGIN: &str = "/api/users/login";
-
-async fn login_from(app: &TestApp, email: &str, password: &str, ip: &str) -> Reply {
-    login_with(app, email, password, &[("X-Forwarded-For", ip)]).await
-}
-
-async fn login_with(app: &TestApp, email: &str, password: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut request = app
-        .client
-        .post(app.url(LOGIN))
-        .json(&json!({"user": {"email": email, "password": password}}));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    common::read(request.send().await.expect("request sent")).await
-}
+use crate::common::{Engine, PASSWORD, Reply, TestApp, engine_tests};
 
 #[track_caller]
 fn assert_limited_by(reply: &Reply, policy: &str) {
@@ -50,14 +33,8 @@ fn assert_limited_by(reply: &Reply, policy: &str) {
 /// The device token the login answered with, from its `Set-Cookie`.
 fn device_token(reply: &Reply) -> String {
     reply
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|line| line.strip_prefix("__Host-aerie-device="))
-        .and_then(|rest| rest.split(';').next())
+        .cookie("__Host-aerie-device")
         .expect("a device cookie")
-        .to_owned()
 }
 
 /// Background audit appends: polls until `count` events of `kind` landed (or gives up).
@@ -96,11 +73,15 @@ async fn slow_guessers_on_six_addresses_never_lock_out_the_owner(engine: Engine)
     let mut attacker_statuses = Vec::new();
     for tick in 0..48 {
         for ip in &attackers {
-            let reply = login_from(&app, "victim@example.com", "a wrong guess 12345", ip).await;
+            let reply = app
+                .login_from("victim@example.com", "a wrong guess 12345", ip)
+                .await;
             attacker_statuses.push(reply.status.as_u16());
         }
         if tick % 3 == 0 {
-            let owner = login_from(&app, "victim@example.com", PASSWORD, "198.51.100.7").await;
+            let owner = app
+                .login_from("victim@example.com", PASSWORD, "198.51.100.7")
+                .await;
             if owner.status != StatusCode::OK {
                 owner_refused += 1;
             }
@@ -160,15 +141,14 @@ async fn one_address_failing_on_one_account_meets_the_pair_wall(engine: Engine) 
     assert_limited_by(&guess(&app).await, "login-pair");
     // The same address on another account, and another address on this one, are untouched.
     app.register("bystander").await;
-    login_from(
-        &app,
+    app.login_from(
         "bystander@example.com",
         "a wrong guess 12345",
         "203.0.113.9",
     )
     .await
     .assert_status(StatusCode::UNAUTHORIZED);
-    login_from(&app, "victim@example.com", PASSWORD, "198.51.100.7")
+    app.login_from("victim@example.com", PASSWORD, "198.51.100.7")
         .await
         .assert_status(StatusCode::OK);
     // The quick tier refills one guess per 20 s; the slow tier (5) then takes over: one per
@@ -181,19 +161,15 @@ async fn one_address_failing_on_one_account_meets_the_pair_wall(engine: Engine) 
     assert_limited_by(&guess(&app).await, "login-pair-slow");
     // Even the correct password waits: the pair is what guessed.
     assert_limited_by(
-        &login_from(&app, "victim@example.com", PASSWORD, "203.0.113.9").await,
+        &app.login_from("victim@example.com", PASSWORD, "203.0.113.9")
+            .await,
         "login-pair-slow",
     );
 }
 
 async fn guess(app: &TestApp) -> Reply {
-    login_from(
-        app,
-        "victim@example.com",
-        "a wrong guess 12345",
-        "203.0.113.9",
-    )
-    .await
+    app.login_from("victim@example.com", "a wrong guess 12345", "203.0.113.9")
+        .await
 }
 
 /// Credential stuffing: one address failing across many accounts is blocked, for every
@@ -210,8 +186,7 @@ async fn credential_stuffing_from_one_address_is_blocked(engine: Engine) {
     .await;
     app.register("victim").await;
     for n in 0..8 {
-        login_from(
-            &app,
+        app.login_from(
             &format!("leaked{n}@example.com"),
             "from a breach dump 1",
             "203.0.113.50",
@@ -221,10 +196,11 @@ async fn credential_stuffing_from_one_address_is_blocked(engine: Engine) {
     }
     // Blocked now, even with a correct password for a real account.
     assert_limited_by(
-        &login_from(&app, "victim@example.com", PASSWORD, "203.0.113.50").await,
+        &app.login_from("victim@example.com", PASSWORD, "203.0.113.50")
+            .await,
         "login-fail-ip",
     );
-    login_from(&app, "victim@example.com", PASSWORD, "203.0.113.51")
+    app.login_from("victim@example.com", PASSWORD, "203.0.113.51")
         .await
         .assert_status(StatusCode::OK);
     let blocked = events_eventually(&app, "ip_blocked", 1).await;
@@ -252,8 +228,7 @@ async fn many_failing_64s_block_their_48(engine: Engine) {
     app.register("victim").await;
     // Two addresses of one /64 share its budget.
     for host in ["1", "2", "3"] {
-        login_from(
-            &app,
+        app.login_from(
             "a@example.com",
             "wrong guess 12345",
             &format!("2001:db8:1:1::{host}"),
@@ -262,19 +237,13 @@ async fn many_failing_64s_block_their_48(engine: Engine) {
         .assert_status(StatusCode::UNAUTHORIZED);
     }
     assert_limited_by(
-        &login_from(
-            &app,
-            "a@example.com",
-            "wrong guess 12345",
-            "2001:db8:1:1::99",
-        )
-        .await,
+        &app.login_from("a@example.com", "wrong guess 12345", "2001:db8:1:1::99")
+            .await,
         "login-fail-ip",
     );
     // Another /64 of the same /48 has its own, until the /48 as a whole has failed 6 times.
     for host in ["1", "2", "3"] {
-        login_from(
-            &app,
+        app.login_from(
             "b@example.com",
             "wrong guess 12345",
             &format!("2001:db8:1:2::{host}"),
@@ -283,10 +252,11 @@ async fn many_failing_64s_block_their_48(engine: Engine) {
         .assert_status(StatusCode::UNAUTHORIZED);
     }
     assert_limited_by(
-        &login_from(&app, "victim@example.com", PASSWORD, "2001:db8:1:3::1").await,
+        &app.login_from("victim@example.com", PASSWORD, "2001:db8:1:3::1")
+            .await,
         "login-fail-prefix",
     );
-    login_from(&app, "victim@example.com", PASSWORD, "2001:db8:2:3::1")
+    app.login_from("victim@example.com", PASSWORD, "2001:db8:2:3::1")
         .await
         .assert_status(StatusCode::OK);
 }
@@ -308,7 +278,7 @@ async fn a_known_device_logs_in_while_the_account_is_under_attack(engine: Engine
     app.register("victim").await;
     app.register("other").await;
     let home = "198.51.100.7";
-    let first = login_from(&app, "victim@example.com", PASSWORD, home).await;
+    let first = app.login_from("victim@example.com", PASSWORD, home).await;
     first.assert_status(StatusCode::OK);
     let cookie_line = first
         .headers
@@ -322,10 +292,9 @@ async fn a_known_device_logs_in_while_the_account_is_under_attack(engine: Engine
         assert!(cookie_line.contains(attribute), "{cookie_line}");
     }
     let device = device_token(&first);
-    let other_device = device_token(&login_from(&app, "other@example.com", PASSWORD, home).await);
+    let other_device = device_token(&app.login_from("other@example.com", PASSWORD, home).await);
     for n in 1..=3 {
-        login_from(
-            &app,
+        app.login_from(
             "victim@example.com",
             "a wrong guess 12345",
             &format!("203.0.113.{n}"),
@@ -334,17 +303,16 @@ async fn a_known_device_logs_in_while_the_account_is_under_attack(engine: Engine
         .assert_status(StatusCode::UNAUTHORIZED);
     }
     // The owner mistypes once at home: that address is no longer clean.
-    login_from(&app, "victim@example.com", "my typo password 1", home)
+    app.login_from("victim@example.com", "my typo password 1", home)
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
     assert_limited_by(
-        &login_from(&app, "victim@example.com", PASSWORD, home).await,
+        &app.login_from("victim@example.com", PASSWORD, home).await,
         "login-account",
     );
     for foreign in [other_device.as_str(), "v1.AAAAAAAAAAAAAAAAAAAAAA.forged"] {
         assert_limited_by(
-            &login_with(
-                &app,
+            &app.login_with(
                 "victim@example.com",
                 PASSWORD,
                 &[
@@ -364,7 +332,9 @@ async fn a_known_device_logs_in_while_the_account_is_under_attack(engine: Engine
             ("X-Aerie-Device", device.as_str()),
         ],
     ] {
-        let known = login_with(&app, "victim@example.com", PASSWORD, &headers).await;
+        let known = app
+            .login_with("victim@example.com", PASSWORD, &headers)
+            .await;
         known.assert_status(StatusCode::OK);
         assert_eq!(device_token(&known), device, "the device keeps its id");
     }

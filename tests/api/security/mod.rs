@@ -19,6 +19,7 @@ mod production_defaults;
 mod quotas;
 mod rate_limit;
 mod rate_limit_redis;
+mod realworld_profile;
 mod refresh_forks;
 mod request_bounds;
 mod request_limits;

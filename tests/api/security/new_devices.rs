@@ -76,6 +76,39 @@ async fn a_login_from_a_new_device_and_network_is_recorded_and_alerted(engine: E
     );
 }
 
+/// The device token a login hands out proves the device: the same client logging in again
+/// from a network and with a user agent the account has never seen is not a new device; a
+/// client without the token, from there, is.
+async fn a_device_that_logged_in_before_is_known_on_any_network(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[BEHIND_PROXY]).await;
+    let register =
+        json!({"user": {"username": "neo", "email": "neo@example.com", "password": PASSWORD}});
+    send(&app, "/api/users", register, "198.51.100.7", FIREFOX)
+        .await
+        .assert_status(StatusCode::CREATED);
+    let first = login(&app, "198.51.100.7", FIREFOX).await;
+    let device = first
+        .cookie("__Host-aerie-device")
+        .expect("the login sets the device cookie");
+    let body = json!({"user": {"email": "neo@example.com", "password": PASSWORD}});
+    let travelling = app
+        .client
+        .post(app.url("/api/users/login"))
+        .header("X-Forwarded-For", "2001:db8:9::1")
+        .header("User-Agent", "okhttp/4.12")
+        .header("X-Aerie-Device", &device)
+        .json(&body);
+    common::read(travelling.send().await.expect("request sent"))
+        .await
+        .assert_status(StatusCode::OK);
+    assert!(
+        app.audit_events("login_new_device").await.is_empty(),
+        "a known device on a new network"
+    );
+    login(&app, "2001:db8:10::1", "okhttp/4.12").await;
+    assert_eq!(app.audit_events("login_new_device").await.len(), 1);
+}
+
 async fn a_refresh_from_another_network_is_recorded_and_shown(engine: Engine) {
     let app = TestApp::spawn_with(engine, &[BEHIND_PROXY]).await;
     app.register("neo").await;
@@ -123,5 +156,6 @@ async fn a_refresh_from_another_network_is_recorded_and_shown(engine: Engine) {
 
 engine_tests!(
     a_login_from_a_new_device_and_network_is_recorded_and_alerted,
+    a_device_that_logged_in_before_is_known_on_any_network,
     a_refresh_from_another_network_is_recorded_and_shown,
 );

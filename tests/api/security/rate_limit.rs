@@ -12,19 +12,9 @@ use crate::common::{self, Engine, Reply, TestApp};
 
 const LOGIN: &str = "/api/users/login";
 
-async fn login_with(app: &TestApp, email: &str, password: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut request = app
-        .client
-        .post(app.url(LOGIN))
-        .json(&json!({"user": {"email": email, "password": password}}));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    common::read(request.send().await.expect("request sent")).await
-}
-
 async fn wrong_login(app: &TestApp, headers: &[(&str, &str)]) -> Reply {
-    login_with(app, "victim@example.com", "not the password 123", headers).await
+    app.login_with("victim@example.com", "not the password 123", headers)
+        .await
 }
 
 #[track_caller]
@@ -35,11 +25,6 @@ fn assert_limited(reply: &Reply, policy: &str, what: &str) {
         "{what}: {}",
         reply.body
     );
-    assert_eq!(
-        reply.body,
-        json!({"errors": {"body": ["too many requests"]}}),
-        "{what}"
-    );
     let retry_after = reply
         .headers
         .get("retry-after")
@@ -49,6 +34,13 @@ fn assert_limited(reply: &Reply, policy: &str, what: &str) {
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|s| s >= 1),
         "{what}: integer Retry-After, got {retry_after:?}"
+    );
+    // Read as "requests are too many; try again in N s", N the `Retry-After`.
+    let wait = retry_after.unwrap_or_default();
+    assert_eq!(
+        reply.body,
+        json!({"errors": {"requests": [format!("are too many; try again in {wait} s")]}}),
+        "{what}"
     );
     let policy_header = reply
         .headers
@@ -103,7 +95,9 @@ async fn login_brute_force_gets_429_and_retry_after_is_honest() {
     assert_limited(&refused, "login-ip", "fourth attempt");
     assert_eq!(retry_after(&refused), 10);
     // Even the right password waits: the bucket is the caller's, not the password's.
-    let right = login_with(&app, "victim@example.com", common::PASSWORD, &[]).await;
+    let right = app
+        .login_with("victim@example.com", common::PASSWORD, &[])
+        .await;
     assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
     // One second early is still refused, and does not extend the wait.
     app.clock.advance(Duration::from_secs(9));
@@ -113,7 +107,9 @@ async fn login_brute_force_gets_429_and_retry_after_is_honest() {
         "before Retry-After",
     );
     app.clock.advance(Duration::from_secs(1));
-    let right = login_with(&app, "victim@example.com", common::PASSWORD, &[]).await;
+    let right = app
+        .login_with("victim@example.com", common::PASSWORD, &[])
+        .await;
     assert_eq!(
         right.status,
         StatusCode::OK,
@@ -237,13 +233,13 @@ async fn correct_password_from_another_ip_works_after_one_ip_is_limited() {
         );
     }
     assert_limited(&wrong_login(&app, &attacker).await, "login-ip", "attacker");
-    let owner = login_with(
-        &app,
-        "victim@example.com",
-        common::PASSWORD,
-        &[("X-Forwarded-For", "198.51.100.7")],
-    )
-    .await;
+    let owner = app
+        .login_with(
+            "victim@example.com",
+            common::PASSWORD,
+            &[("X-Forwarded-For", "198.51.100.7")],
+        )
+        .await;
     assert_eq!(
         owner.status,
         StatusCode::OK,
@@ -271,13 +267,9 @@ async fn distributed_guessing_against_one_account_hits_the_account_wall() {
         ("203.0.113.3", " victim@example.com "),
         ("203.0.113.4", "victim+x@example.com"),
     ] {
-        let reply = login_with(
-            &app,
-            email,
-            "not the password 123",
-            &[("X-Forwarded-For", ip)],
-        )
-        .await;
+        let reply = app
+            .login_with(email, "not the password 123", &[("X-Forwarded-For", ip)])
+            .await;
         assert_ne!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{ip} {email}");
     }
     // Each address that has failed now meets the account's wall; a fresh one gets its one
@@ -294,13 +286,13 @@ async fn distributed_guessing_against_one_account_hits_the_account_wall() {
         "the fresh address's second guess",
     );
     // The owner is not waiting for the wall: their address has no failure.
-    let owner = login_with(
-        &app,
-        "victim@example.com",
-        common::PASSWORD,
-        &[("X-Forwarded-For", "198.51.100.7")],
-    )
-    .await;
+    let owner = app
+        .login_with(
+            "victim@example.com",
+            common::PASSWORD,
+            &[("X-Forwarded-For", "198.51.100.7")],
+        )
+        .await;
     owner.assert_status(StatusCode::OK);
 }
 
@@ -308,10 +300,14 @@ async fn distributed_guessing_against_one_account_hits_the_account_wall() {
 async fn password_spraying_from_one_ip_hits_the_ip_wall() {
     let app = TestApp::spawn_with(Engine::Sqlite, &[("AERIE_RATE_LIMIT_LOGIN_IP", "5/60")]).await;
     for n in 0..5 {
-        let reply = login_with(&app, &format!("user{n}@example.com"), "Summer2026!", &[]).await;
+        let reply = app
+            .login_with(&format!("user{n}@example.com"), "Summer2026!", &[])
+            .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     }
-    let reply = login_with(&app, "user5@example.com", "Summer2026!", &[]).await;
+    let reply = app
+        .login_with("user5@example.com", "Summer2026!", &[])
+        .await;
     assert_limited(&reply, "login-ip", "sixth account");
 }
 

@@ -1,8 +1,9 @@
-//! Password guessing with a stolen session (issue 13.8): a wrong current password at
-//! `PUT /api/user/password` costs the account's login budget exactly like a failed login
-//! (so the shared budget runs out and both doors answer 429 — login once its address has
-//! failed), each wrong guess is an audit
-//! event, and a burst of them raises the failed-login alert.
+//! Password guessing with a stolen session (issue 13.8, 14.1): a wrong current password at
+//! `PUT /api/user/password` is charged by the login guard exactly like a failed login, to the
+//! session's own pair budget (spent: 429, even for the right password) and to the account's
+//! (which login shares: an address that has failed meets it), each wrong guess is an audit
+//! event, and a burst of them raises the failed-login alert. Guessers elsewhere cannot stop
+//! the owner (see `step_up.rs`).
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ async fn current_password_guesses_spend_the_login_budget_and_alert(engine: Engin
     let app = TestApp::spawn_with(
         engine,
         &[
+            ("AERIE_RATE_LIMIT_LOGIN_PAIR", "3/900"),
             ("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "3/900"),
             ("AERIE_ALERT_WEBHOOK", webhook.as_str()),
             ("AERIE_ALERT_FAILED_LOGINS", "3"),
@@ -43,6 +45,14 @@ async fn current_password_guesses_spend_the_login_budget_and_alert(engine: Engin
     }
     let spent = change_password(&app, &token, PASSWORD).await;
     spent.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        spent.headers["ratelimit-policy"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("\"login-pair\";"),
+        "the session's own budget: {:?}",
+        spent.headers
+    );
     // Login shares the account budget: an address that has failed a login meets it (a clean
     // one, the owner's, does not: see `security/lockout.rs`).
     app.login("gina@example.com", "a wrong login guess 1")

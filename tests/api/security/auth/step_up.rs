@@ -3,7 +3,8 @@
 //! administrator. Those need a password authentication within `AERIE_STEP_UP_MAX_AGE_SECS`
 //! (600 s by default), carried in the token as `auth_time` and kept by refresh; otherwise 403
 //! with a header naming `POST /api/auth/step-up`, which gives a fresh one for the same
-//! session. A wrong step-up password changes nothing and spends the login budget.
+//! session. A wrong step-up password changes nothing and spends the session's login budget;
+//! guessers at the login form, who spend the account's, cannot stop the owner stepping up.
 
 use std::time::Duration;
 
@@ -105,7 +106,7 @@ async fn credential_changes_need_a_recent_authentication(app: TestApp) {
 }
 
 async fn a_wrong_step_up_password_changes_nothing_and_spends_the_login_budget(engine: Engine) {
-    let app = TestApp::spawn_with(engine, &[("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/900")]).await;
+    let app = TestApp::spawn_with(engine, &[("AERIE_RATE_LIMIT_LOGIN_PAIR", "2/900")]).await;
     let token = app.register("carol").await;
     app.clock.advance(STALE);
     for _ in 0..2 {
@@ -124,6 +125,46 @@ async fn a_wrong_step_up_password_changes_nothing_and_spends_the_login_budget(en
     assert!(rows_of(&app, "step_up_succeeded").await.is_empty());
     let me: Value = app.get("/api/user", Some(&token)).await.body;
     assert_eq!(me["user"]["email"], "carol@example.com");
+}
+
+/// Issue 14.1 for signed-in password checks: guessers on other addresses spend the account's
+/// login budget (their own next guess is refused), yet the owner, signed in, still steps up
+/// and changes the very password they are guessing. The owner's correct password costs
+/// nothing.
+async fn guessers_elsewhere_cannot_stop_the_owner_stepping_up(engine: Engine) {
+    let app = TestApp::spawn_with(
+        engine,
+        &[
+            ("AERIE_TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/900"),
+            ("AERIE_RATE_LIMIT_LOGIN_PAIR", "2/900"),
+        ],
+    )
+    .await;
+    let token = app.register("erin").await;
+    for n in 1..=3 {
+        let ip = format!("203.0.113.{n}");
+        app.login_from("erin@example.com", "a wrong guess 12345", &ip)
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
+    app.login_from("erin@example.com", "a wrong guess 12345", "203.0.113.1")
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
+    app.clock.advance(STALE);
+    for _ in 0..3 {
+        step_up(&app, &token, PASSWORD)
+            .await
+            .assert_status(StatusCode::OK);
+    }
+    let fresh = step_up(&app, &token, PASSWORD).await.body["user"]["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let body = json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase 99"});
+    app.put("/api/user/password", Some(&fresh), body)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
 }
 
 async fn ending_another_session_needs_a_recent_authentication(app: TestApp) {
@@ -177,6 +218,7 @@ async fn an_admin_needs_a_recent_authentication_to_end_someones_sessions(app: Te
 engine_tests!(
     credential_changes_need_a_recent_authentication,
     a_wrong_step_up_password_changes_nothing_and_spends_the_login_budget,
+    guessers_elsewhere_cannot_stop_the_owner_stepping_up,
     ending_another_session_needs_a_recent_authentication,
     an_admin_needs_a_recent_authentication_to_end_someones_sessions,
 );

@@ -190,6 +190,42 @@ async fn required_roles_get_no_permissions_until_they_enrol(engine: Engine) {
         .assert_status(StatusCode::OK);
 }
 
+/// `AERIE_MFA_REQUIRED_ROLES=editor`: the permissions checked inside a route (editing or
+/// deleting someone else's article or comment) are withheld too, and the refusal says how to
+/// get them back; a user whose role never held them gets the plain 403.
+async fn withheld_editor_permissions_say_how_to_enrol(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[("AERIE_MFA_REQUIRED_ROLES", "editor")]).await;
+    let author = app.register("author").await;
+    let slug = app
+        .create_article(&author, "Someone else's words", &[])
+        .await;
+    let comment = app.add_comment(&author, &slug, "first").await;
+    app.register("ed").await;
+    app.set_role("ed", "editor").await;
+    let editor = token_of(&app.login_user("ed").await);
+    let plain = app.register("pat").await;
+    let path = format!("/api/articles/{slug}");
+    let edit = json!({"article": {"body": "edited by someone else"}});
+    let comment_path = format!("{path}/comments/{}", comment["id"]);
+    for (who, token) in [("editor", &editor), ("plain user", &plain)] {
+        let edited = app.put(&path, Some(token), edit.clone()).await;
+        edited.assert_status(StatusCode::FORBIDDEN);
+        let deleted = app.delete(&comment_path, Some(token)).await;
+        deleted.assert_status(StatusCode::FORBIDDEN);
+        for reply in [&edited, &deleted] {
+            let told_to_enrol = reply
+                .error_on("mfa")
+                .is_some_and(|message| message.contains("POST /api/auth/mfa/totp"));
+            assert_eq!(told_to_enrol, who == "editor", "{who}: {}", reply.body);
+        }
+    }
+    assert_eq!(
+        app.article(&slug, None).await["body"],
+        "# Body\n\ntext",
+        "nothing changed"
+    );
+}
+
 engine_tests!(
     a_failed_enrolment_leaves_mfa_off,
     turning_mfa_on_ends_other_sessions_and_is_audited,
@@ -197,4 +233,5 @@ engine_tests!(
     totp_secrets_are_sealed_at_rest,
     admins_see_who_has_mfa,
     required_roles_get_no_permissions_until_they_enrol,
+    withheld_editor_permissions_say_how_to_enrol,
 );
