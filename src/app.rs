@@ -239,6 +239,7 @@ mod tests {
             hasher,
             tokens,
             revocations,
+            activity: None,
             sessions: services.sessions,
             mfa: services.mfa,
             accounts: services.accounts,

@@ -64,7 +64,7 @@ pub async fn archive(
 }
 
 /// Creates `path` for writing, mode 0600, refusing an existing file.
-fn create_private(path: &Path) -> anyhow::Result<File> {
+pub(crate) fn create_private(path: &Path) -> anyhow::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -100,6 +100,19 @@ pub fn check_private(path: &Path) -> Result<(), PrivateFileError> {
     Ok(())
 }
 
+/// The first line of a private file holding a passphrase or password (a trailing newline is
+/// not part of it); refused when group or others can read the file, or when it is empty.
+pub fn read_secret_line(path: &Path) -> Result<secrecy::SecretString, String> {
+    let name = path.display();
+    check_private(path).map_err(|e| format!("{name}: {e}"))?;
+    let text = fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() || line.contains('\0') {
+        return Err(format!("{name}: empty, or holds a NUL byte"));
+    }
+    Ok(secrecy::SecretString::from(line.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ pub mod app;
 pub mod archiving;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod bounded_map;
 pub mod cli;
 pub mod clock;

@@ -127,7 +127,13 @@ catalogue! {
     DataResealed => "data_resealed", Info;
     /// Old field-encryption keys were dropped from the key file (`rotate-data --retire`).
     KeyRetired => "key_retired", Warning;
+    /// `aerie backup create` wrote an encrypted backup.
     BackupCreated => "backup_created", Info;
+    /// `aerie backup verify` found a backup intact.
+    BackupVerified => "backup_verified", Info;
+    /// `aerie backup verify` found a backup damaged, cut short or not openable.
+    BackupVerificationFailed => "backup_verification_failed", Warning;
+    /// `aerie backup restore` wrote a backup into this (empty) database.
     BackupRestored => "backup_restored", Critical;
     /// The server started with a setting that is unsafe or unusual.
     ConfigWarning => "config_warning", Warning;

@@ -1,6 +1,7 @@
 //! Proving who a caller is: password hashing, signing keys, access tokens, refresh tokens and
 //! the in-memory set of revoked sessions.
 
+pub mod activity;
 pub mod keys;
 pub mod password;
 pub mod refresh;
@@ -23,7 +24,22 @@ pub struct TokenSettings {
     pub generate_key: bool,
     pub issuer: String,
     pub audience: String,
+    /// How long an access token lives: `AERIE_ACCESS_TOKEN_TTL_SECS`, or under the
+    /// [`ClientProfile::RealWorld`] profile the session's absolute lifetime.
     pub access_token_ttl: Duration,
+    pub profile: ClientProfile,
+}
+
+/// `AERIE_CLIENT_PROFILE`: what kind of client the access tokens are made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientProfile {
+    /// Clients that refresh: short access tokens, renewed at `POST /api/auth/refresh`.
+    Standard,
+    /// Clients that keep the one token from login and never refresh (stock RealWorld front
+    /// ends): the access token lives as long as its session may, the session's idle timeout
+    /// is checked on every use ([`activity`]), and revocation stays as instant as ever (the
+    /// in-memory check of [`revocations`] does not depend on the token's lifetime).
+    RealWorld,
 }
 
 /// How long a session lives, and how many a user may hold at once.

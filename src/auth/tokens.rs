@@ -58,6 +58,8 @@ pub struct Verified {
     pub role: Role,
     /// The token's `auth_time`, in Unix milliseconds like every other time here.
     pub authenticated_at: UnixMillis,
+    /// The token's `iat`, in Unix milliseconds: issuing it was a use of its session.
+    pub issued_at: UnixMillis,
 }
 
 /// Issues and verifies access tokens.
@@ -137,10 +139,6 @@ impl TokenService {
 
     /// Signs a token for a user's session, whose last password authentication was at
     /// `authenticated_at`.
-    #[expect(
-        clippy::expect_used,
-        reason = "EdDSA signing with a valid key has no failure mode"
-    )]
     pub fn issue(
         &self,
         user_id: i64,
@@ -148,14 +146,36 @@ impl TokenService {
         role: Role,
         authenticated_at: UnixMillis,
     ) -> String {
+        self.issue_within(user_id, session_id, role, authenticated_at, UnixMillis::MAX)
+    }
+
+    /// [`Self::issue`], for a session that ends at `session_ends_at`: the token expires then
+    /// at the latest, so a token as long as the session (the `realworld` client profile)
+    /// never outlives it.
+    #[expect(
+        clippy::expect_used,
+        reason = "EdDSA signing with a valid key has no failure mode"
+    )]
+    pub fn issue_within(
+        &self,
+        user_id: i64,
+        session_id: &str,
+        role: Role,
+        authenticated_at: UnixMillis,
+        session_ends_at: UnixMillis,
+    ) -> String {
         let now_secs = self.inner.clock.now() / 1000;
         let ttl_secs = i64::try_from(self.inner.ttl.as_secs()).unwrap_or(i64::MAX);
+        let exp = now_secs
+            .saturating_add(ttl_secs)
+            .min(session_ends_at / 1000)
+            .max(now_secs);
         let claims = AccessClaims {
             sub: user_id.to_string(),
             sid: session_id.to_owned(),
             role,
             iat: now_secs,
-            exp: now_secs.saturating_add(ttl_secs),
+            exp,
             nbf: None,
             iss: self.inner.issuer.clone(),
             aud: self.inner.audience.clone(),
@@ -223,6 +243,7 @@ impl TokenService {
             session_id: claims.sid,
             role: claims.role,
             authenticated_at: claims.auth_time.saturating_mul(1000),
+            issued_at: claims.iat.saturating_mul(1000),
         })
     }
 
@@ -282,6 +303,9 @@ pub enum Rejection {
     Lifetime,
     /// Verified, but its session was revoked (checked by the caller, not here).
     Revoked,
+    /// Verified, but its session went unused longer than the idle timeout (checked by the
+    /// caller under the `realworld` client profile, see [`super::activity`]).
+    Idle,
 }
 
 impl Rejection {
@@ -297,6 +321,7 @@ impl Rejection {
             Self::NotYetValid => "not_yet_valid",
             Self::Lifetime => "lifetime",
             Self::Revoked => "revoked",
+            Self::Idle => "idle",
         }
     }
 
@@ -359,6 +384,7 @@ mod tests {
                 session_id: "s1".into(),
                 role: Role::Editor,
                 authenticated_at: 0,
+                issued_at: clock.now() / 1000 * 1000,
             })
         );
         clock.advance(Duration::from_secs(900 + CLOCK_LEEWAY_SECS as u64 + 1));
@@ -390,6 +416,20 @@ mod tests {
         assert!(
             with_ttl(3600).verify(&short).is_some(),
             "a shorter token is fine"
+        );
+    }
+
+    #[test]
+    fn a_token_never_outlives_its_session() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let tokens = service(clock.clone());
+        let session_ends_at = clock.now() + 60_000;
+        let token = tokens.issue_within(7, "s1", Role::User, 0, session_ends_at);
+        clock.advance(Duration::from_secs(60 + CLOCK_LEEWAY_SECS as u64 + 1));
+        assert_eq!(
+            tokens.check(&token).err(),
+            Some(Rejection::Expired),
+            "the session ended a minute after issue, long before the lifetime of 900 s"
         );
     }
 

@@ -61,6 +61,16 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Encrypted, verifiable backups of the whole database (either engine).
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+    /// Database administration (PostgreSQL roles).
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Check the configuration against the production rules and print each finding with the
     /// setting to change, and the advisory database snapshot this build was checked against.
     /// Reads settings only: no database, key or network access. Exits 1 when anything is
@@ -198,5 +208,87 @@ pub enum KeysCommand {
         /// Rows read per batch (each re-sealed row is its own short statement).
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         batch: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BackupCommand {
+    /// Write a consistent snapshot of every table, encrypted with age, to a new file (mode
+    /// 0600), with a manifest (engine, schema version, row counts, content hash).
+    Create {
+        /// The backup file to create (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        sealing: SealingArgs,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt the backup and check its manifest, hash and row counts, without restoring.
+    Verify {
+        file: PathBuf,
+        #[command(flatten)]
+        opening: OpeningArgs,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into an empty database (AERIE_DATABASE_URL, with the owner's rights
+    /// on PostgreSQL; either engine, whichever made the backup), then verify the audit
+    /// chain. The whole file is verified before anything is written, and the rows go in
+    /// one transaction.
+    Restore {
+        file: PathBuf,
+        #[command(flatten)]
+        opening: OpeningArgs,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct SealingArgs {
+    /// Encrypt to this age recipient (`age1…`; keep its identity file off this machine).
+    #[arg(long, env = "AERIE_BACKUP_RECIPIENT", value_name = "AGE_RECIPIENT")]
+    pub recipient: Option<String>,
+    /// Encrypt with the passphrase in this file (mode 0600; its first line).
+    #[arg(long, env = "AERIE_BACKUP_PASSPHRASE_FILE", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct OpeningArgs {
+    /// The age identity file that matches the recipient the backup was made for (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// The file holding the backup's passphrase (mode 0600; its first line).
+    #[arg(long, env = "AERIE_BACKUP_PASSPHRASE_FILE", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum DbCommand {
+    /// Print (or with --apply, run) the SQL that gives a migrated PostgreSQL database an
+    /// owner role (migrations, archiving, restores) and an application role for the server
+    /// (DML only, no DDL, INSERT and SELECT only on the audit log). Connect with a superuser
+    /// or the current owner. Passwords read from files are used, never printed.
+    Roles {
+        /// The owner role: owns the schema and every table.
+        #[arg(long, default_value = "aerie_owner")]
+        owner: String,
+        /// The application role the server connects as.
+        #[arg(long, default_value = "aerie_app")]
+        app: String,
+        /// Give the owner role this password (the file's first line).
+        #[arg(long, value_name = "FILE")]
+        owner_password_file: Option<PathBuf>,
+        /// Give the application role this password (the file's first line).
+        #[arg(long, value_name = "FILE")]
+        app_password_file: Option<PathBuf>,
+        /// Run the statements (in one transaction) instead of only printing them.
+        #[arg(long)]
+        apply: bool,
     },
 }

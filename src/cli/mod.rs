@@ -8,7 +8,9 @@
 
 mod args;
 mod audit;
+mod backup;
 mod data_keys;
+mod db;
 mod keys;
 mod server;
 pub mod trail;
@@ -81,6 +83,8 @@ pub fn main() -> ExitCode {
             Command::Sessions { command } => users::sessions(config, command).await,
             Command::Accounts { command } => users::accounts(config, command).await,
             Command::Audit { command } => audit::run(config, command).await,
+            Command::Backup { command } => backup::run(config, command).await,
+            Command::Db { command } => db::run(config, command).await,
             Command::Doctor => Ok(()), // handled above, before the configuration is loaded
         }
     });

@@ -12,9 +12,10 @@ use super::parse::{parse_metrics_token, parse_webhook, socket_address, within};
 use super::raw::RawSettings;
 use crate::audit::{AlertSettings, AuditSettings};
 use crate::auth::password::PasswordSettings;
-use crate::auth::{SessionTimes, TokenSettings};
+use crate::auth::{ClientProfile, SessionTimes, TokenSettings};
 use crate::domain::{EXPANSION_FLOOR_BYTES, MarkdownLimits, Role};
 use crate::field_keys::FieldKeySettings;
+use crate::http::cookies::CookieMode;
 use crate::metrics::MetricsSettings;
 use crate::services::StepUp;
 use crate::services::accounts::{AccountDeletion, AccountRules};
@@ -97,6 +98,50 @@ pub(super) fn tokens(
             .clone()
             .unwrap_or_else(|| "aerie-api".into()),
         access_token_ttl: Duration::from_secs(ttl_secs),
+        profile: ClientProfile::Standard,
+    })
+}
+
+/// `AERIE_CLIENT_PROFILE`: `standard` (short access tokens that clients refresh) or
+/// `realworld` (for clients that never refresh: the access token lives as long as the
+/// session may, the idle timeout is checked on every use). The profile is refused where it
+/// would weaken or contradict another setting, rather than quietly adjusted.
+pub(super) fn client_profile(
+    raw: &RawSettings,
+    tokens: TokenSettings,
+    sessions: &SessionTimes,
+    cookies: CookieMode,
+) -> Result<TokenSettings, ConfigError> {
+    const SETTING: &str = "AERIE_CLIENT_PROFILE";
+    match raw.client_profile.as_deref() {
+        None | Some("standard") => return Ok(tokens),
+        Some("realworld") => {}
+        Some(other) => {
+            return Err(ConfigError::setting(
+                SETTING,
+                format!("'{other}' is neither 'standard' nor 'realworld'"),
+            ));
+        }
+    }
+    if raw.access_token_ttl_secs.is_some() {
+        return Err(ConfigError::setting(
+            SETTING,
+            "'realworld' makes access tokens live as long as their session (AERIE_SESSION_MAX_LIFETIME_SECS); unset AERIE_ACCESS_TOKEN_TTL_SECS, which it replaces",
+        ));
+    }
+    if cookies == CookieMode::Always {
+        return Err(ConfigError::setting(
+            SETTING,
+            "'realworld' is for clients that read the token from the login answer, and AERIE_COOKIE_MODE=always never puts it there; a browser front end that can refresh needs no profile (see docs/browser-clients.md)",
+        ));
+    }
+    // The idle timeout is at least the standard access-token lifetime (15 min, checked with
+    // the sessions), thirty times the interval at which instances share activity: a session
+    // used last on another instance ends at most that interval early.
+    Ok(TokenSettings {
+        access_token_ttl: sessions.max_lifetime,
+        profile: ClientProfile::RealWorld,
+        ..tokens
     })
 }
 

@@ -245,6 +245,7 @@ impl Config {
         let log = backend::log(raw, production)?;
         let cors = edge::cors(raw, production)?;
         let cookies = edge::cookies(raw)?;
+        let tokens = backend::client_profile(raw, tokens, &sessions, cookies.mode)?;
         let tls = edge::tls(raw, production)?;
         let server = edge::server(raw, production, &tls)?;
         let audit = backend::audit(raw, production, &data_dir)?;

@@ -20,6 +20,7 @@ pub(super) struct RawSettings {
     pub(super) token_issuer: Option<String>,
     pub(super) token_audience: Option<String>,
     pub(super) access_token_ttl_secs: Option<u64>,
+    pub(super) client_profile: Option<String>,
     pub(super) refresh_grace_secs: Option<u64>,
     pub(super) session_idle_timeout_secs: Option<u64>,
     pub(super) session_max_lifetime_secs: Option<u64>,

@@ -528,3 +528,41 @@ fn step_up_max_age_defaults_to_ten_minutes_and_is_bounded() {
         );
     }
 }
+
+#[test]
+fn the_realworld_profile_makes_tokens_last_the_session_and_refuses_what_it_would_weaken() {
+    use crate::auth::ClientProfile;
+    let standard = Config::from_vars([("AERIE_CLIENT_PROFILE", "standard")]).expect("valid");
+    assert_eq!(standard.tokens.profile, ClientProfile::Standard);
+    assert_eq!(standard.tokens.access_token_ttl, Duration::from_secs(900));
+    let realworld = Config::from_vars([
+        ("AERIE_CLIENT_PROFILE", "realworld"),
+        ("AERIE_SESSION_IDLE_TIMEOUT_SECS", "3600"),
+        ("AERIE_SESSION_MAX_LIFETIME_SECS", "86400"),
+    ])
+    .expect("valid");
+    assert_eq!(realworld.tokens.profile, ClientProfile::RealWorld);
+    assert_eq!(
+        realworld.tokens.access_token_ttl,
+        Duration::from_secs(86400),
+        "as long as the session may live"
+    );
+    assert_eq!(realworld.sessions.idle_timeout, Duration::from_secs(3600));
+    for refused in [
+        vec![("AERIE_CLIENT_PROFILE", "spa")],
+        vec![
+            ("AERIE_CLIENT_PROFILE", "realworld"),
+            ("AERIE_ACCESS_TOKEN_TTL_SECS", "900"),
+        ],
+        vec![
+            ("AERIE_CLIENT_PROFILE", "realworld"),
+            ("AERIE_COOKIE_MODE", "always"),
+        ],
+    ] {
+        let error = error_of(&refused);
+        assert!(
+            error.contains("AERIE_CLIENT_PROFILE"),
+            "{refused:?}: {error}"
+        );
+    }
+}

@@ -64,6 +64,12 @@ pub fn warnings(config: &Config) -> Vec<ConfigWarning> {
             "the token-free metrics listener is reachable beyond this machine",
         );
     }
+    if config.tokens.profile == crate::auth::ClientProfile::RealWorld {
+        warn(
+            "AERIE_CLIENT_PROFILE",
+            "access tokens live as long as their session (the idle timeout is checked on every use, revocation stays instant): a copied token works until its session ends, and anything that trusts Aerie's tokens without asking Aerie (JWKS alone) accepts them that long",
+        );
+    }
     if config.accounts.step_up.max_age > STEP_UP_WARNING_AGE {
         warn(
             "AERIE_STEP_UP_MAX_AGE_SECS",
@@ -160,6 +166,7 @@ mod tests {
             ("AERIE_MARKDOWN_MAX_NESTING_DEPTH", "200"),
             ("AERIE_RATE_LIMIT_MAX_KEYS", "100"),
             ("AERIE_ALERT_MAX_TRACKED", "100"),
+            ("AERIE_CLIENT_PROFILE", "realworld"),
         ] {
             assert_eq!(
                 settings(&[(setting, value)]),

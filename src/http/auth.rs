@@ -46,7 +46,7 @@ use crate::clock::rfc3339;
 use crate::defense::csrf;
 use crate::defense::rate_limit::{Policy, route};
 use crate::request_context::RequestContext;
-use crate::services::sessions::RevokedBecause;
+use crate::services::sessions::{RevokedBecause, SessionError};
 use crate::store::SessionRow;
 
 pub fn router() -> Router<AppState> {
@@ -78,7 +78,7 @@ struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new access token and refresh token; the presented one is spent", body = super::users::presenters::UserResponse),
-        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse ends the whole session)"),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse ends the whole session); one answer for all, `{\"errors\":{\"refreshToken\":[\"is invalid or has expired; please log in\"]}}`"),
     ))]
 async fn refresh(
     State(state): State<AppState>,
@@ -99,7 +99,19 @@ async fn refresh(
             (token.to_owned(), Delivery::Cookies)
         }
     };
-    let refreshed = state.sessions.refresh(&presented, &context).await?;
+    let refreshed =
+        state
+            .sessions
+            .refresh(&presented, &context)
+            .await
+            .map_err(|error| match error {
+                // Unknown, expired, revoked or reused: one answer (see `services::sessions`).
+                SessionError::Unauthenticated => Error::CredentialsRefused {
+                    field: "refreshToken",
+                    message: "is invalid or has expired; please log in",
+                },
+                other => other.into(),
+            })?;
     let csrf_token = cookies::csrf_token_to_keep(&state.cookies, &headers);
     Ok(delivery.answer(
         &state,

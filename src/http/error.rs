@@ -28,10 +28,24 @@ pub const STEP_UP_ROUTE: &str = "/api/auth/step-up";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No token, a bad one, an expired one, a revoked session, wrong credentials: one answer,
-    /// so the caller cannot tell which.
+    /// No credential at all on a route that needs one. The body is [`TOKEN_REFUSED`], the
+    /// same as [`Error::InvalidToken`]'s (API.md: one generic 401 message).
     #[error("authentication required")]
     Unauthorized,
+    /// An access token was presented and refused: bad, expired, revoked, its session idle.
+    /// One body for all, so the caller cannot tell which check failed; only the
+    /// `WWW-Authenticate` challenge adds `error="invalid_token"` (RFC 6750 §3.1), which tells
+    /// the caller nothing beyond that it sent a token.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Credentials other than an access token were refused (a login's email and password, a
+    /// refresh token, an MFA login code): a 401 naming what to check, in the RealWorld words
+    /// (`{"errors":{"email or password":["is invalid"]}}`), one answer for every reason.
+    #[error("{field} {message}")]
+    CredentialsRefused {
+        field: &'static str,
+        message: &'static str,
+    },
     #[error("forbidden")]
     Forbidden,
     /// The change needs a recent password authentication: the body says so and the
@@ -47,9 +61,13 @@ pub enum Error {
     /// Field-level validation failures, all reported at once.
     #[error("validation failed")]
     Unprocessable(BTreeMap<&'static str, Vec<String>>),
-    /// The body is not JSON at all.
-    #[error("malformed request: {0}")]
-    BadRequest(String),
+    /// The request cannot be read: `field` names what is wrong (`body`, `Host`), `message`
+    /// says how, so a client printing "field message" prints a sentence.
+    #[error("malformed request: {field} {message}")]
+    BadRequest {
+        field: &'static str,
+        message: String,
+    },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("content type must be application/json")]
@@ -71,6 +89,11 @@ pub enum Error {
     Internal(String),
 }
 
+/// The one message of every refused or missing access token (API.md: "401: no token, bad
+/// token, expired token, revoked session — one generic message"), under the `token` key so
+/// that a client printing "key message" prints a sentence a person can act on.
+pub const TOKEN_REFUSED: &str = "is missing, invalid or expired; please log in";
+
 /// The 403 body of a role that must have MFA, for an account without it.
 pub const MFA_ENROLMENT_REQUIRED: &str = "enrolment required: this role's permissions need multi-factor authentication; enrol with POST /api/auth/mfa/totp, then POST /api/auth/mfa/totp/confirm";
 
@@ -89,15 +112,34 @@ impl Error {
         Self::Unprocessable(BTreeMap::from([(field, vec![message.into()])]))
     }
 
+    /// A body that cannot be read: a 400 on `body`.
+    pub fn malformed_body(message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            field: "body",
+            message: message.into(),
+        }
+    }
+
+    /// A failed login: one answer whether the account is unknown, disabled or the password
+    /// wrong (the reason stays in the audit trail).
+    pub fn login_refused() -> Self {
+        Self::CredentialsRefused {
+            field: "email or password",
+            message: "is invalid",
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
-            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized | Error::InvalidToken | Error::CredentialsRefused { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             Error::Forbidden | Error::StepUpRequired | Error::MfaEnrolmentRequired => {
                 StatusCode::FORBIDDEN
             }
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -124,7 +166,26 @@ impl IntoResponse for Error {
             _ => None,
         };
         let step_up = matches!(self, Error::StepUpRequired);
+        let challenge = match &self {
+            Error::InvalidToken => Some(INVALID_TOKEN_CHALLENGE),
+            Error::Unauthorized | Error::CredentialsRefused { .. } => Some(CHALLENGE),
+            _ => None,
+        };
         let errors = match self {
+            Error::Unauthorized | Error::InvalidToken => json!({ "token": [TOKEN_REFUSED] }),
+            Error::CredentialsRefused { field, message } => json!({ field: [message] }),
+            Error::Forbidden => json!({ "access": ["is denied"] }),
+            Error::NotFound(what) => json!({ what: ["not found"] }),
+            Error::BadRequest { field, message } => json!({ field: [message] }),
+            Error::PayloadTooLarge => json!({ "body": ["is too large"] }),
+            Error::UnsupportedMediaType => {
+                json!({ "Content-Type": ["must be application/json"] })
+            }
+            Error::TooManyRequests(limited) => {
+                let wait = ceil_secs(limited.retry_after).max(1);
+                let message = format!("are too many; try again in {wait} s");
+                json!({ "requests": [message] })
+            }
             Error::Unprocessable(fields) => json!(fields),
             Error::QuotaExceeded { message, .. } => json!({ "quota": [message] }),
             Error::Internal(cause) => {
@@ -134,7 +195,6 @@ impl IntoResponse for Error {
             Error::Unavailable => return status.into_response(),
             Error::StepUpRequired => json!({ "auth": ["re-authentication required"] }),
             Error::MfaEnrolmentRequired => json!({ "mfa": [MFA_ENROLMENT_REQUIRED] }),
-            other => json!({ "body": [other.to_string()] }),
         };
         let mut response = (status, Json(json!({ "errors": errors }))).into_response();
         response.extensions_mut().insert(ShapedError);
@@ -152,14 +212,21 @@ impl IntoResponse for Error {
                 .headers_mut()
                 .insert(STEP_UP_HEADER, HeaderValue::from_static(STEP_UP_ROUTE));
         }
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }
 }
+
+/// The schemes a 401 offers: RealWorld's `Token` and RFC 6750's `Bearer`, both accepted.
+pub const CHALLENGE: &str = "Token, Bearer";
+/// [`CHALLENGE`] after a presented token was refused (RFC 6750 §3.1: `invalid_token`, with no
+/// description, so an expired token reads the same as a forged one).
+pub const INVALID_TOKEN_CHALLENGE: &str = r#"Token, Bearer error="invalid_token""#;
 
 /// An integer `Retry-After` (at least 1: "0" invites an immediate retry storm) and the
 /// `RateLimit` headers naming the policy that refused.
@@ -209,7 +276,14 @@ impl From<CsrfError> for Error {
 
 impl From<HostError> for Error {
     fn from(error: HostError) -> Self {
-        Error::BadRequest(error.to_string())
+        let message = match error {
+            HostError::Missing => "header is missing",
+            HostError::Repeated => "header is repeated",
+        };
+        Error::BadRequest {
+            field: "Host",
+            message: message.into(),
+        }
     }
 }
 
@@ -244,6 +318,26 @@ impl From<InvalidFields> for Error {
     }
 }
 
+/// The words of a 4xx that no handler wrote (the router's 405, a tower layer's 408 or 413),
+/// as "field message" a person can read.
+fn unshaped_client_error(status: StatusCode) -> (&'static str, String) {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => ("method", "is not allowed on this route".into()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body", "is too large".into()),
+        StatusCode::REQUEST_TIMEOUT => ("request", "took too long".into()),
+        other => (
+            "request",
+            format!(
+                "was refused: {}",
+                other
+                    .canonical_reason()
+                    .unwrap_or("client error")
+                    .to_ascii_lowercase()
+            ),
+        ),
+    }
+}
+
 /// Gives every error response the documented shape, whoever produced it: the router's
 /// 404/405, body-limit 413s, timeouts and caught panics. 5xx bodies are replaced even when
 /// shaped, so no internal detail can leak, and they carry the request id for support.
@@ -270,11 +364,8 @@ pub async fn normalize_error_bodies(request: Request, next: Next) -> Response {
         };
         json!({ "errors": { "body": [message] }, "requestId": request_id })
     } else {
-        let reason = status
-            .canonical_reason()
-            .unwrap_or("request refused")
-            .to_ascii_lowercase();
-        json!({ "errors": { "body": [reason] } })
+        let (field, message) = unshaped_client_error(status);
+        json!({ "errors": { field: [message] } })
     };
     let (mut parts, _) = response.into_parts();
     parts.headers.insert(

@@ -23,7 +23,7 @@ use super::users::current::PasswordAttempt;
 use super::users::presenters::{Delivery, UserResponse};
 use crate::defense::rate_limit::{Policy, route};
 use crate::request_context::RequestContext;
-use crate::services::mfa::{LoginStep, Proof};
+use crate::services::mfa::{LoginStep, MfaError, Proof};
 
 /// The longest code accepted: a recovery code with separators is 19 characters.
 const MAX_CODE_CHARS: usize = 64;
@@ -137,7 +137,7 @@ pub(super) async fn charge_code_attempt(
     request_body = SecondStep,
     responses(
         (status = 200, description = "Logged in; a new session starts (the User, as login answers without MFA)", body = UserResponse),
-        (status = 401, description = "Unknown, expired, already used or spent challenge, or one issued to another client (one answer for all)"),
+        (status = 401, description = "Unknown, expired, already used or spent challenge, or one issued to another client: one answer for all, `{\"errors\":{\"challenge\":[\"is invalid or has expired; please log in again\"]}}`"),
         (status = 422, description = "Challenge or code missing; or a wrong, replayed or spent code (the challenge takes five wrong codes, then the password must be given again)"),
         (status = 429, description = "The address's or the account's MFA budget (AERIE_RATE_LIMIT_MFA) is spent"),
     ))]
@@ -153,7 +153,11 @@ async fn login_mfa(
         .filter(|challenge| !challenge.trim().is_empty())
         .ok_or_else(|| Error::invalid("challenge", "can't be blank"))?;
     let code = read_code(body.code)?;
-    let taken = state.mfa.take_challenge(&challenge, &context).await?;
+    let taken = state
+        .mfa
+        .take_challenge(&challenge, &context)
+        .await
+        .map_err(challenge_refused)?;
     charge_code_attempt(&state, taken.user_id, &context).await?;
     // The device token came with the password step too; it is checked here against the
     // challenge's account, which the first step could not yet vouch for.
@@ -162,7 +166,11 @@ async fn login_mfa(
     {
         context.client.known_device = state.login_guard.recognizes(Some(token), &account.email);
     }
-    let started = state.mfa.answer_challenge(taken, &code, &context).await?;
+    let started = state
+        .mfa
+        .answer_challenge(taken, &code, &context)
+        .await
+        .map_err(challenge_refused)?;
     Ok(delivery.answer(
         &state,
         started.user,
@@ -170,6 +178,18 @@ async fn login_mfa(
         state.clock.now(),
         None,
     ))
+}
+
+/// A refused login challenge reads as one: unknown, expired, spent or another client's, the
+/// same words (the reason stays in the audit trail).
+fn challenge_refused(error: MfaError) -> Error {
+    match error {
+        MfaError::Unauthenticated => Error::CredentialsRefused {
+            field: "challenge",
+            message: "is invalid or has expired; please log in again",
+        },
+        other => other.into(),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -82,6 +82,10 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub tokens: TokenService,
     pub revocations: Revocations,
+    /// Under the `realworld` client profile, each session's last use: a token whose session
+    /// went unused longer than the idle timeout is refused. `None` under the standard profile,
+    /// where the short access token and the refresh check the idle timeout.
+    pub activity: Option<crate::auth::activity::Activity>,
     pub clock: Arc<dyn Clock>,
     pub rate_limiter: RateLimiter,
     /// Login's failure budgets and known devices (on top of `rate_limiter`'s buckets).

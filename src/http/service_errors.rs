@@ -14,7 +14,9 @@ use crate::services::sessions::SessionError;
 impl From<SessionError> for Error {
     fn from(error: SessionError) -> Self {
         match error {
-            SessionError::Unauthenticated => Error::Unauthorized,
+            // Past login and refresh (whose handlers answer in their own words), a signed-in
+            // caller whose session or account is no longer good: their token is refused.
+            SessionError::Unauthenticated => Error::InvalidToken,
             SessionError::UnknownSession => Error::NotFound("session"),
             SessionError::UnknownUser => Error::NotFound("user"),
             SessionError::StepUpRequired => Error::StepUpRequired,
@@ -29,7 +31,7 @@ impl From<SessionError> for Error {
 impl From<MfaError> for Error {
     fn from(error: MfaError) -> Self {
         match error {
-            MfaError::Unauthenticated => Error::Unauthorized,
+            MfaError::Unauthenticated => Error::InvalidToken,
             MfaError::WrongPassword => Error::invalid("password", "is incorrect"),
             MfaError::WrongCode => Error::invalid("code", "is incorrect"),
             MfaError::AlreadyOn => {
@@ -37,7 +39,7 @@ impl From<MfaError> for Error {
             }
             MfaError::NotEnrolling => Error::invalid(
                 "mfa",
-                "no enrolment is waiting for a code; start one with POST /api/auth/mfa/totp",
+                "enrolment has not been started; start one with POST /api/auth/mfa/totp",
             ),
             MfaError::NotOn => Error::invalid("mfa", "is not on for this account"),
             MfaError::CodeRequired => {
@@ -63,11 +65,11 @@ impl From<AccountError> for Error {
             AccountError::CurrentPasswordWrong => Error::invalid("currentPassword", "is incorrect"),
             AccountError::OwnAccount => Error::invalid(
                 "username",
-                "administrators cannot change their own account here",
+                "is your own: administrators cannot change their own account here",
             ),
             AccountError::StepUpRequired => Error::StepUpRequired,
             AccountError::UnknownUser => Error::NotFound("user"),
-            AccountError::Unauthenticated => Error::Unauthorized,
+            AccountError::Unauthenticated => Error::InvalidToken,
             AccountError::Session(error) => error.into(),
             AccountError::Store(error) => error.into(),
             AccountError::Audit(error) => error.into(),
@@ -91,7 +93,8 @@ impl From<QuotaError> for Error {
                 limit,
                 retry_after,
             } => Error::QuotaExceeded {
-                message: format!("{}: the limit of {limit} is reached", quota.describe()),
+                // Read as "quota of 1000 articles per user is reached".
+                message: format!("of {limit} {} is reached", quota.describe()),
                 retry_after,
             },
             QuotaError::Store(error) => error.into(),
@@ -167,7 +170,7 @@ mod tests {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 invalid(
                     "username",
-                    "administrators cannot change their own account here",
+                    "is your own: administrators cannot change their own account here",
                 ),
             ),
             (
@@ -188,27 +191,27 @@ mod tests {
             (
                 AccountError::UnknownUser.into(),
                 StatusCode::NOT_FOUND,
-                invalid("body", "user not found"),
+                invalid("user", "not found"),
             ),
             (
                 AccountError::Unauthenticated.into(),
                 StatusCode::UNAUTHORIZED,
-                invalid("body", "authentication required"),
+                invalid("token", crate::http::error::TOKEN_REFUSED),
             ),
             (
                 AccountError::Session(SessionError::Unauthenticated).into(),
                 StatusCode::UNAUTHORIZED,
-                invalid("body", "authentication required"),
+                invalid("token", crate::http::error::TOKEN_REFUSED),
             ),
             (
                 SessionError::UnknownSession.into(),
                 StatusCode::NOT_FOUND,
-                invalid("body", "session not found"),
+                invalid("session", "not found"),
             ),
             (
                 SessionError::UnknownUser.into(),
                 StatusCode::NOT_FOUND,
-                invalid("body", "user not found"),
+                invalid("user", "not found"),
             ),
         ];
         for (error, status, body) in cases {

@@ -12,6 +12,7 @@
 
 mod admission;
 mod connection;
+mod database_role;
 mod listeners;
 mod slots;
 
@@ -29,6 +30,8 @@ use self::admission::Admission;
 use self::listeners::{bind, redirect_router, serve, stopped};
 use crate::audit::alerts::Alerts;
 use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
+use crate::auth::ClientProfile;
+use crate::auth::activity::Activity;
 use crate::auth::keys::Keyring;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocations::{self, Revocations};
@@ -59,6 +62,8 @@ pub struct Server {
     store: Store,
     /// Other processes' revocations (other instances, the CLI), followed while it runs.
     revocation_follower: (revocations::Follower, Revocations),
+    /// Session activity to write to the database in batches (`realworld` profile only).
+    activity: Option<Activity>,
     limits: ConnectionLimits,
     /// Plain HTTP behind a TLS proxy: the only peers the main listener serves.
     plain_http_peers: Option<Vec<ipnet::IpNet>>,
@@ -95,6 +100,7 @@ impl Server {
                 );
             }
         }
+        database_role::check(&store, config.is_production()).await?;
         // Before the first request: a login by blind index would miss a row still in clear.
         let sealed = store
             .finish_field_encryption()
@@ -115,6 +121,10 @@ impl Server {
             settings.access_token_ttl,
             clock.clone(),
         );
+        // Under the `realworld` profile tokens last as long as sessions: their idle timeout
+        // is checked on every use instead (see `auth::activity`).
+        let activity = (settings.profile == ClientProfile::RealWorld)
+            .then(|| Activity::new(config.sessions.idle_timeout, clock.clone()));
         let hasher = PasswordHasher::new(config.passwords.hash_concurrency)?;
         let revocations = Revocations::new(settings.access_token_ttl, clock.clone());
         let follower = revocations::subscribe(&store)
@@ -190,6 +200,7 @@ impl Server {
             hasher,
             tokens,
             revocations: revocations.clone(),
+            activity: activity.clone(),
             clock,
             audit: audit.clone(),
             sessions: services.sessions,
@@ -234,6 +245,7 @@ impl Server {
             tls,
             router: crate::app::router(state, &layers),
             revocation_follower: (follower, revocations),
+            activity,
             store,
             limits: server.connection_limits,
             plain_http_peers: config.tls.plain_http_peers().map(<[_]>::to_vec),
@@ -330,6 +342,13 @@ impl Server {
             self.store.clone(),
             stop_rx.clone(),
         ));
+        let activity_writer = self.activity.map(|activity| {
+            tokio::spawn(crate::auth::activity::persist(
+                activity,
+                self.store.clone(),
+                stop_rx.clone(),
+            ))
+        });
         let app = self.router;
         let result = match self.tls {
             Some((rustls, files, interval)) => {
@@ -357,6 +376,10 @@ impl Server {
         };
         // The last checkpoint is written before the pool closes.
         let _ = checkpoints.await;
+        // So is the last batch of session activity.
+        if let Some(writer) = activity_writer {
+            let _ = writer.await;
+        }
         self.store.close().await;
         result
     }

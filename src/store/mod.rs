@@ -13,8 +13,10 @@ mod devices;
 mod export;
 mod mfa;
 mod quotas;
+mod roles;
 mod sealed;
 mod sessions;
+mod snapshot;
 mod users;
 
 use std::str::FromStr;
@@ -39,8 +41,12 @@ pub use devices::DeviceSeen;
 pub use export::ExportRows;
 pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
+pub use roles::{RolePlan, RolesError, Statement};
 pub use sealed::{KeyUse, Resealed, SEALED_FIELDS};
 pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
+pub use snapshot::{
+    Cell, Emptiness, Restore, RestoreError, Snapshot, SnapshotError, TableInfo, dependency_order,
+};
 pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
 
 /// Runs the same code against whichever engine backs the store:
@@ -239,6 +245,25 @@ impl Store {
             .iter()
             .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
             .count())
+    }
+
+    /// The newest migration this build ships for this engine: a backup's schema version
+    /// must match it to be restored here.
+    pub fn latest_migration(&self) -> i64 {
+        self.migrator()
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
     }
 
     /// Whether the database answers (for readiness checks).

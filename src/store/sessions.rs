@@ -143,23 +143,54 @@ impl Store {
     }
 
     /// Records a fresh password authentication in one of `user_id`'s live sessions (a
-    /// step-up); false when the session is not theirs or is revoked.
+    /// step-up); answers when the session began, or none when it is not theirs or is revoked.
     pub async fn mark_session_authenticated(
         &self,
         id: &str,
         user_id: i64,
         now: UnixMillis,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Option<UnixMillis>, sqlx::Error> {
         let sql = "UPDATE sessions SET authenticated_at = $3
-                   WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
-        let affected = on_pool!(self, |pool| sqlx::query(sql)
+                   WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING created_at";
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
             .bind(id)
             .bind(user_id)
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(affected == 1)
+            .fetch_optional(pool)
+            .await)
+    }
+
+    /// When a live session was last used, as the database knows it (the `realworld` client
+    /// profile's idle check asks when its own instance has not seen the session lately).
+    pub async fn session_last_seen(&self, id: &str) -> Result<Option<UnixMillis>, sqlx::Error> {
+        if !matchable(id) {
+            return Ok(None);
+        }
+        let sql = "SELECT last_seen_at FROM sessions WHERE id = $1 AND revoked_at IS NULL";
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+    }
+
+    /// Moves each session's last use forward to the time given (never back), in one
+    /// transaction: one instance's batch of the uses it served.
+    pub async fn note_sessions_seen(
+        &self,
+        seen: &[(String, UnixMillis)],
+    ) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2";
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (id, at) in seen {
+                sqlx::query(sql)
+                    .bind(id.as_str())
+                    .bind(*at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
     }
 
     /// Revokes one of `user_id`'s live sessions; answers the ids revoked (none when the

@@ -272,7 +272,12 @@ async fn api_docs_can_be_turned_off() {
     for path in ["/openapi.json", "/docs"] {
         let reply = app.get(path, None).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
-        assert!(reply.error_on("body").is_some(), "{path}: {}", reply.body);
+        assert_eq!(
+            reply.error_on("route"),
+            Some("not found"),
+            "{path}: {}",
+            reply.body
+        );
     }
 }
 

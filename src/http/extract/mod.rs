@@ -128,28 +128,57 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(Error::Unauthorized);
+        return Err(Error::InvalidToken);
     }
-    let value = value.to_str().map_err(|_| Error::Unauthorized)?;
+    let value = value.to_str().map_err(|_| Error::InvalidToken)?;
     let token = value
         .strip_prefix("Token ")
         .or_else(|| value.strip_prefix("Bearer "))
         .filter(|t| !t.is_empty() && !t.contains(char::is_whitespace))
-        .ok_or(Error::Unauthorized)?;
+        .ok_or(Error::InvalidToken)?;
     Ok(Some(token))
 }
 
-fn authenticate(state: &AppState, token: &str, via_cookie: bool) -> Result<AuthUser, Rejection> {
+/// Why a presented token did not authenticate: the token's fault (one generic 401, the
+/// reason kept for the audit trail), or a dependency's (the database behind the idle check).
+enum Refusal {
+    Token(Rejection),
+    Failed(Error),
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Self::Token(rejection)
+    }
+}
+
+async fn authenticate(
+    state: &AppState,
+    token: &str,
+    via_cookie: bool,
+) -> Result<AuthUser, Refusal> {
     let Verified {
         user_id,
         session_id,
         role,
         authenticated_at,
+        issued_at,
     } = state.tokens.check(token)?;
     // In memory, no database read: a revoked session's tokens stop here at once, on every
     // instance (see `auth::revocations`).
     if state.revocations.is_revoked(&session_id) {
-        return Err(Rejection::Revoked);
+        return Err(Rejection::Revoked.into());
+    }
+    // The `realworld` profile's tokens live as long as their session: its idle timeout is
+    // checked here instead of at refresh (see `auth::activity`).
+    if let Some(activity) = &state.activity {
+        let active = activity
+            .admit(&state.store, &session_id, issued_at)
+            .await
+            .map_err(|error| Refusal::Failed(error.into()))?;
+        if !active {
+            return Err(Rejection::Idle.into());
+        }
     }
     // The request's log line names who made it.
     tracing::Span::current().record("user_id", user_id);
@@ -172,12 +201,13 @@ async fn authenticate_or_record(
     token: &str,
     via_cookie: bool,
 ) -> Result<AuthUser, Error> {
-    match authenticate(state, token, via_cookie) {
+    match authenticate(state, token, via_cookie).await {
         Ok(user) => Ok(user),
-        Err(rejection) => {
+        Err(Refusal::Token(rejection)) => {
             record_rejection(parts, state, rejection.as_str(), claimed_role(token)).await;
-            Err(Error::Unauthorized)
+            Err(Error::InvalidToken)
         }
+        Err(Refusal::Failed(error)) => Err(error),
     }
 }
 
@@ -290,8 +320,10 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         // `HttpOnly`: answering 401 would lock its owner out of public pages until it
         // expires, so it counts as no credential here (and is not a refusal to record).
         // Routes that need a user still say 401.
-        let Ok(user) = authenticate(state, token, true) else {
-            return Ok(Self(None));
+        let user = match authenticate(state, token, true).await {
+            Ok(user) => user,
+            Err(Refusal::Token(_)) => return Ok(Self(None)),
+            Err(Refusal::Failed(error)) => return Err(error),
         };
         check_cookie_request(parts, state)?;
         Ok(Self(Some(user)))
@@ -317,7 +349,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 .await
                 .map_err(|rejection| match rejection {
                     BytesRejection::FailedToBufferBody(_) => Error::PayloadTooLarge,
-                    _ => Error::BadRequest("unreadable body".into()),
+                    _ => Error::malformed_body("could not be read"),
                 })?;
         decode_json(&bytes).map(Json)
     }
@@ -331,8 +363,8 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     match super::json_bounds::check(bytes) {
         Ok(()) => {}
         Err(Exceeded::Depth) => {
-            return Err(Error::BadRequest(format!(
-                "JSON nested deeper than {MAX_DEPTH} levels"
+            return Err(Error::malformed_body(format!(
+                "is JSON nested deeper than {MAX_DEPTH} levels"
             )));
         }
         Err(Exceeded::StringLength) => {
@@ -347,9 +379,9 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         .and_then(|value| json.end().map(|()| value))
         .map_err(|e| {
             if e.is_data() {
-                Error::invalid("body", e.to_string())
+                Error::invalid("body", format!("is invalid: {e}"))
             } else {
-                Error::BadRequest(format!("invalid JSON: {e}"))
+                Error::malformed_body(format!("is not valid JSON: {e}"))
             }
         })
 }

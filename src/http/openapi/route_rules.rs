@@ -14,6 +14,7 @@
 use serde_json::{Value, json};
 
 use crate::http::access::{Access, ROUTES};
+use crate::http::error::{CHALLENGE, INVALID_TOKEN_CHALLENGE};
 
 /// Adds the shared components, then each route's rules to its operation.
 pub(super) fn apply(document: &mut Value) {
@@ -53,9 +54,13 @@ fn add_components(document: &mut Value) {
     });
     components["schemas"]["ErrorBody"] = json!({
         "type": "object",
-        "description": "Every error. 4xx: one or more messages per field (`body` when no field \
-                        is at fault). 5xx: only `{\"body\": [\"internal error\"]}` and the \
-                        request id, to quote to support.",
+        "description": "Every error. 4xx: one or more messages per field, written so that \
+                        \"field message\" reads as a sentence, as RealWorld clients print them \
+                        (`{\"email or password\": [\"is invalid\"]}`, `{\"token\": [\"is missing, \
+                        invalid or expired; please log in\"]}` for every refused access token, \
+                        `{\"article\": [\"not found\"]}`; `body` when the body as a whole is at \
+                        fault). 5xx: only `{\"body\": [\"internal error\"]}` and the request id, \
+                        to quote to support.",
         "required": ["errors"],
         "properties": {
             "errors": {
@@ -105,7 +110,10 @@ fn apply_route_rules(operation: &mut Value, access: Access, unsafe_method: bool)
             add_response(
                 operation,
                 "401",
-                "No token, or an invalid, expired or revoked one",
+                "No token, or an invalid, expired or revoked one (or, under \
+                 AERIE_CLIENT_PROFILE=realworld, one whose session was idle too long): one \
+                 answer for all, `{\"errors\":{\"token\":[\"is missing, invalid or expired; \
+                 please log in\"]}}`",
             );
         }
     }
@@ -169,7 +177,10 @@ fn apply_route_rules(operation: &mut Value, access: Access, unsafe_method: bool)
     }
     if let Some(unauthorized) = operation["responses"].get_mut("401") {
         unauthorized["headers"] = json!({
-            "WWW-Authenticate": {"schema": {"type": "string", "const": "Token"}}
+            "WWW-Authenticate": {
+                "schema": {"type": "string", "enum": [CHALLENGE, INVALID_TOKEN_CHALLENGE]},
+                "description": "`Token, Bearer` when no credential was sent or a login, refresh token or login challenge was refused; `Token, Bearer error=\"invalid_token\"` (RFC 6750) when an access token was sent and refused, whatever the reason"
+            }
         });
     }
     give_errors_their_body(operation);

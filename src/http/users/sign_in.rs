@@ -51,7 +51,7 @@ pub(super) async fn register(
     request_body = UserBody<Login>,
     responses(
         (status = 200, description = "Logged in; a new session starts and the device cookie `__Host-aerie-device` is set (see the login guard). With MFA on, no token yet: `{mfa: {challenge, expiresIn}}`, to answer with a code at `POST /api/users/login/mfa`", body = crate::http::mfa::LoginResponse),
-        (status = 401, description = "Wrong email or password, or a disabled account (one answer for all)"),
+        (status = 401, description = "Wrong email or password, or a disabled account: one answer for all, `{\"errors\":{\"email or password\":[\"is invalid\"]}}`"),
         (status = 422, description = "Email missing or not an address (at most 254 characters), password missing"),
         (status = 429, description = "Too many failed logins for this account from this address or device, from this address or network, or (from an address with recent failures) for this account"),
     ))]
@@ -93,6 +93,7 @@ pub(super) async fn login(
         Err(error) => {
             if matches!(error, MfaError::Session(SessionError::Unauthenticated)) {
                 state.login_guard.failed(&admitted).await;
+                return Err(Error::login_refused());
             }
             return Err(error.into());
         }

@@ -283,7 +283,7 @@ impl Sessions {
         self.store
             .insert_refresh_token(&refresh.hash, session_id, now)
             .await?;
-        Ok(self.tokens_with(user, session_id, refresh, now))
+        Ok(self.tokens_with(user, session_id, now, refresh, now))
     }
 
     /// `refresh` (already stored) beside a new access token carrying the user's current role
@@ -292,25 +292,34 @@ impl Sessions {
         &self,
         user: &UserRow,
         session_id: &str,
+        session_created_at: UnixMillis,
         refresh: NewRefreshToken,
         authenticated_at: UnixMillis,
     ) -> Tokens {
         Tokens {
-            access: self.access_token(user, session_id, authenticated_at),
+            access: self.access_token(user, session_id, session_created_at, authenticated_at),
             refresh: refresh.value,
         }
     }
 
+    /// An access token that expires with its session at the latest (see
+    /// [`crate::auth::tokens::TokenService::issue_within`]).
     fn access_token(
         &self,
         user: &UserRow,
         session_id: &str,
+        session_created_at: UnixMillis,
         authenticated_at: UnixMillis,
     ) -> String {
         let role = Role::parse(&user.role).unwrap_or(Role::User);
-        self.tokens
-            .access
-            .issue(user.id, session_id, role, authenticated_at)
+        let session_ends_at = session_created_at.saturating_add(millis(self.times.max_lifetime));
+        self.tokens.access.issue_within(
+            user.id,
+            session_id,
+            role,
+            authenticated_at,
+            session_ends_at,
+        )
     }
 
     /// `POST /api/auth/step-up`: the caller proves who they are again with their password;
@@ -356,17 +365,17 @@ impl Sessions {
         user: UserRow,
     ) -> Result<SteppedUp, SessionError> {
         let now = self.clock.now();
-        if !self
+        let Some(session_created_at) = self
             .store
             .mark_session_authenticated(caller.session_id, user.id, now)
             .await?
-        {
+        else {
             return Err(SessionError::Unauthenticated);
-        }
+        };
         self.recorder
             .record(caller.own_event(EventType::StepUpSucceeded))
             .await?;
-        let access = self.access_token(&user, caller.session_id, now);
+        let access = self.access_token(&user, caller.session_id, session_created_at, now);
         Ok(SteppedUp { user, access })
     }
 

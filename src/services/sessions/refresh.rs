@@ -72,7 +72,13 @@ impl Sessions {
         let previous = row.last_ip.as_deref();
         devices::note_session_used(&self.recorder, user.id, &row.session_id, previous, request)
             .await?;
-        let tokens = self.tokens_with(&user, &row.session_id, successor, row.authenticated_at);
+        let tokens = self.tokens_with(
+            &user,
+            &row.session_id,
+            row.created_at,
+            successor,
+            row.authenticated_at,
+        );
         let rotated = AuditEvent::new(EventType::RefreshRotated)
             .actor(user.id)
             .subject(user.id)

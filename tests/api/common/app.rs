@@ -58,6 +58,18 @@ impl TestApp {
     /// [`Self::spawn_sibling`] with extra `AERIE_*` settings: this deployment restarted with
     /// other settings.
     pub async fn spawn_sibling_with(&self, settings: &[(&str, &str)]) -> Self {
+        self.spawn_sibling_on(self.engine, self.database_url.clone(), settings)
+            .await
+    }
+
+    /// This deployment (its signing, audit and MFA keys) on another database, perhaps of
+    /// the other engine: the deployment after a restore, say.
+    pub async fn spawn_sibling_on(
+        &self,
+        engine: Engine,
+        database_url: String,
+        settings: &[(&str, &str)],
+    ) -> Self {
         let path = |file: &str| self.data_dir.path().join(file).display().to_string();
         let (signing_key, audit_key) = (path("signing-key.pem"), path("audit-key"));
         let data_keys = path("data-keys");
@@ -67,7 +79,12 @@ impl TestApp {
             ("AERIE_DATA_KEYS_FILE", data_keys.as_str()),
         ];
         shared.extend_from_slice(settings);
-        Self::spawn_on(self.engine, Some(self.database_url.clone()), &shared).await
+        Self::spawn_on(engine, Some(database_url), &shared).await
+    }
+
+    /// A server on an existing database (a role's URL, say), with extra settings.
+    pub async fn spawn_at(engine: Engine, database_url: String, settings: &[(&str, &str)]) -> Self {
+        Self::spawn_on(engine, Some(database_url), settings).await
     }
 
     async fn spawn_on(
@@ -146,7 +163,7 @@ impl Drop for TestApp {
 }
 
 /// Creates a new, empty database on the test PostgreSQL server and returns its URL.
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     use sqlx::Connection;
     let base = std::env::var("AERIE_TEST_POSTGRES_URL").expect("checked by caller");
     let name = format!(

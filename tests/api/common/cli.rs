@@ -11,19 +11,33 @@ use super::TestApp;
 /// Runs `aerie args…` as the OS user `ops-alice`, alerts to `webhook` (none when empty), with
 /// `stdin` on its standard input; returns its output whether it succeeded or not.
 pub async fn run_aerie(app: &TestApp, webhook: &str, args: &[&str], stdin: &str) -> Output {
+    let alerts: &[(&str, &str)] = if webhook.is_empty() {
+        &[]
+    } else {
+        &[("AERIE_ALERT_WEBHOOK", webhook)]
+    };
+    run_aerie_with(app, alerts, args, stdin).await
+}
+
+/// [`run_aerie`] with extra settings, which win over the test's own (another
+/// `AERIE_DATABASE_URL`, say).
+pub async fn run_aerie_with(
+    app: &TestApp,
+    settings: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_aerie"));
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
-    if !webhook.is_empty() {
-        command.env("AERIE_ALERT_WEBHOOK", webhook);
-    }
     let mut child = command
         .args(args)
         .env("USER", "ops-alice")
         .env("AERIE_DATABASE_URL", &app.database_url)
         .env("AERIE_DATA_DIR", app.data_dir.path())
         .env("AERIE_LOG_FORMAT", "json")
+        .envs(settings.iter().copied())
         .current_dir(app.data_dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

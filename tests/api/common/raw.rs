@@ -73,7 +73,7 @@ impl TestApp {
         .await;
         assert!(read.is_ok(), "the server never finished answering");
         let _ = writing.await; // the server may close before the whole body is sent
-        parse_raw_response(&response)
+        parse_raw_response(&response, path)
     }
 }
 
@@ -91,12 +91,14 @@ impl TestApp {
         let read =
             tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut response)).await;
         assert!(read.is_ok(), "the server never finished answering");
-        parse_raw_response(&response)
+        // The request target of the request line, as written.
+        let path = request.split(' ').nth(1).unwrap_or_default();
+        parse_raw_response(&response, path)
     }
 }
 
 /// Status, headers and JSON body (Null when not JSON) of a raw HTTP/1.1 response.
-fn parse_raw_response(raw: &[u8]) -> Reply {
+fn parse_raw_response(raw: &[u8], path: &str) -> Reply {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -127,6 +129,7 @@ fn parse_raw_response(raw: &[u8]) -> Reply {
         status,
         headers,
         body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        path: path.to_owned(),
     }
 }
 

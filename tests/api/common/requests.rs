@@ -10,6 +10,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
+    /// The path the request went to (which credential a 401 refused depends on it).
+    pub path: String,
 }
 
 impl Reply {
@@ -36,7 +38,27 @@ impl Reply {
     }
 }
 
-/// Asserts the generic 401 that every refused credential gets (it never says why).
+/// The one message of every missing or refused access token (API.md: one generic 401).
+pub const TOKEN_REFUSED: &str = "is missing, invalid or expired; please log in";
+
+/// The body of every refusal of the credential that `path` takes: a login's email and
+/// password, a refresh token, a login challenge, or (everywhere else) the access token.
+/// Each says what to check, never why it failed.
+pub fn refusal_body(path: &str) -> Value {
+    match path {
+        "/api/users/login" => serde_json::json!({"errors": {"email or password": ["is invalid"]}}),
+        "/api/auth/refresh" => serde_json::json!(
+            {"errors": {"refreshToken": ["is invalid or has expired; please log in"]}}
+        ),
+        "/api/users/login/mfa" => serde_json::json!(
+            {"errors": {"challenge": ["is invalid or has expired; please log in again"]}}
+        ),
+        _ => serde_json::json!({"errors": {"token": [TOKEN_REFUSED]}}),
+    }
+}
+
+/// Asserts the generic 401 that every refused credential of its route gets (it never says
+/// why).
 #[track_caller]
 pub fn assert_unauthorized(reply: &Reply, case: &str) {
     assert_eq!(
@@ -45,11 +67,7 @@ pub fn assert_unauthorized(reply: &Reply, case: &str) {
         "{case}: {}",
         reply.body
     );
-    assert_eq!(
-        reply.body,
-        serde_json::json!({"errors": {"body": ["authentication required"]}}),
-        "{case}"
-    );
+    assert_eq!(reply.body, refusal_body(&reply.path), "{case}");
 }
 
 impl TestApp {
@@ -113,11 +131,13 @@ impl TestApp {
 pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
+    let path = response.url().path().to_owned();
     let bytes = response.bytes().await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Reply {
         status,
         headers,
         body,
+        path,
     }
 }

@@ -5,6 +5,7 @@
 mod ambiguous_json;
 mod bodies;
 mod mass_assignment;
+mod messages;
 mod request_id;
 mod unknown_routes;
 mod validation;

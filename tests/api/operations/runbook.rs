@@ -50,8 +50,10 @@ fn the_command(line: &str) -> String {
     command.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The command's words with each `<placeholder>` (and the example checkpoint) filled in.
-fn filled_in(command: &str, checkpoint: &str) -> Vec<String> {
+/// The command's words with each `<placeholder>` (and the example checkpoint) filled in:
+/// from `files` when a key of it is in the placeholder (`backup file`, …), else a user name,
+/// the checkpoint or a time.
+fn filled_in(command: &str, checkpoint: &str, files: &[(&str, &str)]) -> Vec<String> {
     let mut words = Vec::new();
     let mut placeholder: Option<String> = None;
     for word in command.split_whitespace() {
@@ -68,7 +70,11 @@ fn filled_in(command: &str, checkpoint: &str) -> Vec<String> {
             continue;
         }
         if let Some(open) = placeholder.take_if(|open| open.ends_with('>')) {
+            let file = files.iter().find(|(key, _)| open.contains(key));
             words.push(match open.as_str() {
+                _ if file.is_some() => file
+                    .map(|(_, value)| (*value).to_owned())
+                    .unwrap_or_default(),
                 p if p.contains("checkpoint") || p.contains("SEQ:MAC") => checkpoint.to_owned(),
                 p if p.contains("user") || p.contains("name") => "bob".to_owned(),
                 _ => LONG_AGO.to_owned(),
@@ -87,6 +93,8 @@ async fn every_account_and_session_command_of_the_runbook_works(app: TestApp) {
         "aerie user disable bob",
         "aerie sessions revoke --all",
         "aerie keys rotate",
+        "aerie backup create --out <backup file> --recipient <age recipient>",
+        "aerie backup verify <backup file> --identity <identity file>",
     ] {
         assert!(
             commands.iter().any(|c| c == expected),
@@ -102,9 +110,27 @@ async fn every_account_and_session_command_of_the_runbook_works(app: TestApp) {
         .expect("verify names the chain's head")
         .to_owned();
     let stdin = format!("{NEW_PASSWORD}\n");
+    let identity = age::x25519::Identity::generate();
+    let identity_file = app.data_dir.path().join("backup-identity.txt");
+    let secret = age::secrecy::ExposeSecret::expose_secret(&identity.to_string()).to_owned();
+    aerie::keyfile::create(&identity_file, secret.as_bytes()).expect("identity file");
+    let (identity_file, backup_file) = (
+        identity_file.display().to_string(),
+        app.data_dir
+            .path()
+            .join("runbook.age")
+            .display()
+            .to_string(),
+    );
+    let recipient = identity.to_public().to_string();
+    let files = [
+        ("backup file", backup_file.as_str()),
+        ("identity file", identity_file.as_str()),
+        ("age recipient", recipient.as_str()),
+    ];
     let mut run = std::collections::HashSet::new();
     for command in &commands {
-        let words = filled_in(command, &checkpoint);
+        let words = filled_in(command, &checkpoint, &files);
         if !run.insert(words.clone()) {
             continue;
         }

@@ -159,7 +159,7 @@ fn assert_forbidden(reply: &Reply, case: &str) {
     );
     assert_eq!(
         reply.body,
-        json!({"errors": {"body": ["forbidden"]}}),
+        json!({"errors": {"access": ["is denied"]}}),
         "{case}"
     );
 }

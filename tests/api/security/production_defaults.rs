@@ -13,7 +13,7 @@ use crate::common::{ServerProcess, run_to_exit, start_server};
 
 /// What an operator prepares before starting production: a signing key, an audit key, the
 /// data keys and a certificate (each mode 0600), and a database URL. The database starts empty.
-struct Deployment {
+pub(crate) struct Deployment {
     dir: tempfile::TempDir,
     database: PathBuf,
     database_url: String,
@@ -27,7 +27,7 @@ struct Deployment {
 }
 
 impl Deployment {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = |name: &str| dir.path().join(name);
         let signing_key = path("signing-key.pem");
@@ -57,7 +57,7 @@ impl Deployment {
     }
 
     /// The production environment, without the settings named in `left_out`.
-    fn settings(&self, left_out: &[&str]) -> Vec<(&str, &str)> {
+    pub(crate) fn settings(&self, left_out: &[&str]) -> Vec<(&str, &str)> {
         [
             ("AERIE_ENV", "production"),
             ("AERIE_LISTEN", "127.0.0.1:0"),
@@ -86,13 +86,13 @@ impl Deployment {
     }
 
     /// `aerie serve` with `settings`, expected to refuse to start: its standard error.
-    async fn refused(&self, settings: &[(&str, &str)]) -> String {
+    pub(crate) async fn refused(&self, settings: &[(&str, &str)]) -> String {
         let output = run_to_exit(self.dir.path(), &["serve"], settings).await;
         assert!(!output.status.success(), "started: {}", stderr(&output));
         stderr(&output)
     }
 
-    fn client(&self) -> reqwest::Client {
+    pub(crate) fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)

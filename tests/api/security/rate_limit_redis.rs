@@ -98,7 +98,7 @@ async fn two_instances_on_one_redis_share_one_login_budget() {
         reply.assert_status(StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(
             reply.body,
-            json!({"errors": {"body": ["too many requests"]}})
+            json!({"errors": {"requests": ["are too many; try again in 900 s"]}})
         );
         assert_eq!(header(&reply, "retry-after"), Some("900"));
     }

@@ -44,7 +44,7 @@ async fn json_nested_past_32_levels_is_a_400_before_parsing(app: TestApp) {
         );
         assert_eq!(
             reply.body,
-            json!({"errors": {"body": ["malformed request: JSON nested deeper than 32 levels"]}}),
+            json!({"errors": {"body": ["is JSON nested deeper than 32 levels"]}}),
             "depth {depth}"
         );
     }

@@ -4,7 +4,10 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{assert_unauthorized, attacker_key, b64, me, me_with_header, server_key, sign, victim};
+use super::{
+    assert_no_credential, assert_unauthorized, attacker_key, b64, me, me_with_header, server_key,
+    sign, victim,
+};
 use crate::common::{self, TestApp, engine_tests};
 
 async fn every_authenticated_route_refuses_a_missing_token(app: TestApp) {
@@ -52,7 +55,7 @@ async fn every_authenticated_route_refuses_a_missing_token(app: TestApp) {
     ];
     for (method, path, body) in routes {
         let reply = app.request(method.clone(), &path, None, body.clone()).await;
-        assert_unauthorized(&reply, &format!("{method} {path} without a token"));
+        assert_no_credential(&reply, &format!("{method} {path} without a token"));
         let reply = app
             .request(method.clone(), &path, Some("not-a-token"), body)
             .await;
@@ -145,7 +148,7 @@ async fn token_in_the_query_string_is_ignored(app: TestApp) {
         let reply = app
             .get(&format!("/api/user?{name}={}", bob.token), None)
             .await;
-        assert_unauthorized(&reply, name);
+        assert_no_credential(&reply, name);
     }
     // Nor from a cookie or a custom header.
     for (header, value) in [
@@ -155,7 +158,7 @@ async fn token_in_the_query_string_is_ignored(app: TestApp) {
     ] {
         let request = app.client.get(app.url("/api/user")).header(header, value);
         let reply = common::read(request.send().await.expect("sent")).await;
-        assert_unauthorized(&reply, header);
+        assert_no_credential(&reply, header);
     }
 }
 

@@ -20,31 +20,47 @@ use ed25519_dalek::Signer as _;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::common::{self, Reply, TestApp, engine_tests};
 
-/// The one body every 401 carries.
-fn generic_401() -> Value {
-    json!({"errors": {"body": ["authentication required"]}})
+/// The challenge of a 401 when no credential was sent, or one that is not an access token
+/// (a login, a refresh token, a login challenge) was refused.
+const CHALLENGE: &str = "Token, Bearer";
+/// The challenge of a 401 that refused an access token (RFC 6750 §3.1), whatever the reason.
+const INVALID_TOKEN: &str = r#"Token, Bearer error="invalid_token""#;
+
+fn challenge_of(reply: &Reply) -> Option<&str> {
+    reply
+        .headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
 }
 
-/// Asserts the generic 401: status, body and the `WWW-Authenticate` challenge.
+/// Asserts the generic 401 of a refused credential: status, body and the
+/// `WWW-Authenticate` challenge (`invalid_token` when it was an access token).
 #[track_caller]
 fn assert_unauthorized(reply: &Reply, case: &str) {
+    common::assert_unauthorized(reply, case);
+    let expected = match reply.path.as_str() {
+        "/api/users/login" | "/api/auth/refresh" | "/api/users/login/mfa" => CHALLENGE,
+        _ => INVALID_TOKEN,
+    };
     assert_eq!(
-        reply.status,
-        StatusCode::UNAUTHORIZED,
-        "{case}: {}",
-        reply.body
+        challenge_of(reply),
+        Some(expected),
+        "{case}: WWW-Authenticate"
     );
-    assert_eq!(reply.body, generic_401(), "{case}");
+}
+
+/// Asserts the 401 of a request that carried no credential: the same body as a refused
+/// token's, and a challenge without an error (RFC 6750 §3.1).
+#[track_caller]
+fn assert_no_credential(reply: &Reply, case: &str) {
+    common::assert_unauthorized(reply, case);
     assert_eq!(
-        reply
-            .headers
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok()),
-        Some("Token"),
+        challenge_of(reply),
+        Some(CHALLENGE),
         "{case}: WWW-Authenticate"
     );
 }
