@@ -71,6 +71,19 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// Asserts the command succeeded, showing its output when it did not.
+#[track_caller]
+fn assert_succeeded(output: &Output) {
+    assert!(output.status.success(), "{}", text(output));
+}
+
+/// Asserts the command failed and its output says `says`.
+#[track_caller]
+fn assert_refused(output: &Output, says: &str) {
+    assert!(!output.status.success(), "{}", text(output));
+    assert!(text(output).contains(says), "{}", text(output));
+}
+
 #[track_caller]
 fn json_of(output: &Output) -> Value {
     assert!(output.status.success(), "{}", text(output));
@@ -192,7 +205,7 @@ async fn a_backup_restores_whole_on_the_same_engine(app: TestApp) {
         &["restore", &file, "--passphrase-file", &passphrase],
     )
     .await;
-    assert!(restored.status.success(), "{}", text(&restored));
+    assert_succeeded(&restored);
     assert!(
         text(&restored).contains("audit chain intact"),
         "{}",
@@ -227,7 +240,7 @@ async fn an_sqlite_backup_restores_into_postgres() {
         &["create", "--out", &file, "--recipient", &recipient],
     )
     .await;
-    assert!(created.status.success(), "{}", text(&created));
+    assert_succeeded(&created);
     let target = fresh_postgres_database().await;
     let restored = json_of(
         &backup(
@@ -268,7 +281,7 @@ async fn a_flipped_byte_anywhere_fails_verify_and_restore(app: TestApp) {
         &["create", "--out", &file, "--recipient", &recipient],
     )
     .await;
-    assert!(created.status.success(), "{}", text(&created));
+    assert_succeeded(&created);
     let original = std::fs::read(&file).expect("backup");
     let target = empty_database(&app, app.engine, "target.db").await;
     let damaged = PathBuf::from(backup_path(&app, "damaged.age"));
@@ -319,7 +332,7 @@ async fn a_flipped_byte_anywhere_fails_verify_and_restore(app: TestApp) {
         &["restore", &file, "--identity", &identity],
     )
     .await;
-    assert!(restore.status.success(), "{}", text(&restore));
+    assert_succeeded(&restore);
 }
 
 async fn a_wrong_passphrase_or_identity_is_refused(app: TestApp) {
@@ -333,21 +346,12 @@ async fn a_wrong_passphrase_or_identity_is_refused(app: TestApp) {
         &["create", "--out", &file, "--passphrase-file", &right],
     )
     .await;
-    assert!(created.status.success(), "{}", text(&created));
+    assert_succeeded(&created);
     let refused = backup(&app, None, &["verify", &file, "--passphrase-file", &wrong]).await;
-    assert!(!refused.status.success());
-    assert!(
-        text(&refused).contains("does not open this backup"),
-        "{}",
-        text(&refused)
-    );
+    assert_refused(&refused, "does not open this backup");
     let (mine, _) = identity(&app, "identity.txt");
     let refused = backup(&app, None, &["verify", &file, "--identity", &mine]).await;
-    assert!(
-        text(&refused).contains("give --passphrase-file"),
-        "{}",
-        text(&refused)
-    );
+    assert_refused(&refused, "give --passphrase-file");
 
     // Encrypted to another operator's key: mine does not open it.
     let (_, recipient) = identity(&app, "other-identity.txt");
@@ -358,14 +362,9 @@ async fn a_wrong_passphrase_or_identity_is_refused(app: TestApp) {
         &["create", "--out", &to_recipient, "--recipient", &recipient],
     )
     .await;
-    assert!(created.status.success(), "{}", text(&created));
+    assert_succeeded(&created);
     let refused = backup(&app, None, &["verify", &to_recipient, "--identity", &mine]).await;
-    assert!(!refused.status.success());
-    assert!(
-        text(&refused).contains("does not open this backup"),
-        "{}",
-        text(&refused)
-    );
+    assert_refused(&refused, "does not open this backup");
     let target = empty_database(&app, app.engine, "target.db").await;
     let refused = backup(
         &app,
@@ -382,7 +381,7 @@ async fn a_wrong_passphrase_or_identity_is_refused(app: TestApp) {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&right, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let refused = backup(&app, None, &["verify", &file, "--passphrase-file", &right]).await;
-        assert!(text(&refused).contains("chmod 600"), "{}", text(&refused));
+        assert_refused(&refused, "chmod 600");
     }
     // No key at all: a backup is never written in clear.
     let clear = backup_path(&app, "clear.age");
@@ -401,7 +400,7 @@ async fn a_restore_into_a_non_empty_database_is_refused(app: TestApp) {
         &["create", "--out", &file, "--passphrase-file", &passphrase],
     )
     .await;
-    assert!(created.status.success(), "{}", text(&created));
+    assert_succeeded(&created);
     let before = app.store().await.audit_chain_head().await.expect("head");
     let refused = backup(
         &app,
@@ -409,8 +408,7 @@ async fn a_restore_into_a_non_empty_database_is_refused(app: TestApp) {
         &["restore", &file, "--passphrase-file", &passphrase],
     )
     .await;
-    assert!(!refused.status.success());
-    assert!(text(&refused).contains("not empty"), "{}", text(&refused));
+    assert_refused(&refused, "not empty");
     let after = app.store().await.audit_chain_head().await.expect("head");
     assert_eq!(before, after, "nothing written, not even an event");
     // Still only alice and bob.
