@@ -481,15 +481,7 @@ impl FieldKeys {
             kid,
         })?;
         let aad = associated_data(field, row, kid);
-        cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| failed())
+        decrypt(cipher, &nonce, ciphertext, &aad).ok_or_else(failed)
     }
 
     /// The retired MFA sealer's format: TOTP secrets only, under the legacy key.
@@ -512,15 +504,7 @@ impl FieldKeys {
         let (nonce, ciphertext) = bytes.split_at_checked(NONCE_BYTES).ok_or_else(failed)?;
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| failed())?;
         let aad = format!("aerie:mfa_totp.secret_sealed:{row}");
-        cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| failed())
+        decrypt(cipher, &nonce, ciphertext, &aad).ok_or_else(failed)
     }
 
     /// The key id a stored value was sealed under (the legacy format counts as
@@ -568,6 +552,25 @@ impl FieldKeys {
             legacy: None,
         }
     }
+}
+
+/// Opens `ciphertext` (with its tag) under `cipher`; `None` when the key, nonce, associated
+/// data or bytes do not match (the AEAD does not say which, and neither do we).
+fn decrypt(
+    cipher: &XChaCha20Poly1305,
+    nonce: &[u8; NONCE_BYTES],
+    ciphertext: &[u8],
+    aad: &str,
+) -> Option<Vec<u8>> {
+    cipher
+        .decrypt(
+            &XNonce::from(*nonce),
+            Payload {
+                msg: ciphertext,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()
 }
 
 #[cfg(test)]

@@ -234,11 +234,7 @@ async fn correct_password_from_another_ip_works_after_one_ip_is_limited() {
     }
     assert_limited(&wrong_login(&app, &attacker).await, "login-ip", "attacker");
     let owner = app
-        .login_with(
-            "victim@example.com",
-            common::PASSWORD,
-            &[("X-Forwarded-For", "198.51.100.7")],
-        )
+        .login_from("victim@example.com", common::PASSWORD, "198.51.100.7")
         .await;
     assert_eq!(
         owner.status,
@@ -267,9 +263,7 @@ async fn distributed_guessing_against_one_account_hits_the_account_wall() {
         ("203.0.113.3", " victim@example.com "),
         ("203.0.113.4", "victim+x@example.com"),
     ] {
-        let reply = app
-            .login_with(email, "not the password 123", &[("X-Forwarded-For", ip)])
-            .await;
+        let reply = app.login_from(email, "not the password 123", ip).await;
         assert_ne!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{ip} {email}");
     }
     // Each address that has failed now meets the account's wall; a fresh one gets its one
@@ -287,11 +281,7 @@ async fn distributed_guessing_against_one_account_hits_the_account_wall() {
     );
     // The owner is not waiting for the wall: their address has no failure.
     let owner = app
-        .login_with(
-            "victim@example.com",
-            common::PASSWORD,
-            &[("X-Forwarded-For", "198.51.100.7")],
-        )
+        .login_from("victim@example.com", common::PASSWORD, "198.51.100.7")
         .await;
     owner.assert_status(StatusCode::OK);
 }
