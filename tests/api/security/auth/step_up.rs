@@ -136,8 +136,9 @@ async fn guessers_elsewhere_cannot_stop_the_owner_stepping_up(engine: Engine) {
         engine,
         &[
             ("AERIE_TRUSTED_PROXIES", "127.0.0.1/32"),
-            ("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/900"),
-            ("AERIE_RATE_LIMIT_LOGIN_PAIR", "2/900"),
+            // A day's refill: the account is still locked once the session has gone stale.
+            ("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "2/86400"),
+            ("AERIE_RATE_LIMIT_LOGIN_PAIR", "2/86400"),
         ],
     )
     .await;
@@ -148,10 +149,20 @@ async fn guessers_elsewhere_cannot_stop_the_owner_stepping_up(engine: Engine) {
             .await
             .assert_status(StatusCode::UNAUTHORIZED);
     }
-    app.login_from("erin@example.com", "a wrong guess 12345", "203.0.113.1")
-        .await
-        .assert_status(StatusCode::TOO_MANY_REQUESTS);
     app.clock.advance(STALE);
+    let locked = app
+        .login_from("erin@example.com", "a wrong guess 12345", "203.0.113.1")
+        .await;
+    locked.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        locked
+            .headers
+            .get("ratelimit-policy")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|policy| policy.starts_with("\"login-account\";")),
+        "the account is locked: {:?}",
+        locked.headers
+    );
     for _ in 0..3 {
         step_up(&app, &token, PASSWORD)
             .await
