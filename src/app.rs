@@ -259,6 +259,7 @@ mod tests {
             clock,
             metrics: crate::metrics::Metrics::new(),
             shutting_down: Default::default(),
+            acme: None,
             http: config.http,
             session_times: config.sessions,
             cookies: config.cookies,

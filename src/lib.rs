@@ -14,6 +14,7 @@
 //! - [`audit`]: the security event catalogue and the tamper-evident (HMAC-chained) audit trail.
 //! - [`store`]: every SQL query, written once and run on SQLite or PostgreSQL.
 //! - [`metrics`]: Prometheus metrics, one registry per server, served at `/metrics`.
+//! - [`acme`]: automatic TLS certificates (RFC 8555), renewed in the running listener.
 //! - [`clock`]: the one source of time, injectable so tests move time instead of sleeping.
 //!
 //! Imports point down only, from the CLI to the domain; `docs/architecture.md` draws the
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod acme;
 pub mod app;
 pub mod archiving;
 pub mod audit;

@@ -27,6 +27,8 @@ pub struct TlsFiles {
 pub struct TlsSettings {
     /// When set, the main listener speaks HTTPS with this certificate and key.
     pub files: Option<TlsFiles>,
+    /// When set, the main listener speaks HTTPS with a certificate obtained over ACME.
+    pub acme: Option<crate::acme::AcmeSettings>,
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
     /// TLS ends at a proxy in these networks; plain HTTP is then acceptable in production, and
@@ -40,14 +42,14 @@ impl TlsSettings {
     /// Whether clients reach this server over HTTPS (directly, or through a TLS proxy), so
     /// responses carry `Strict-Transport-Security`.
     pub fn sends_hsts(&self) -> bool {
-        self.files.is_some() || !self.terminated_by_proxy.is_empty()
+        self.files.is_some() || self.acme.is_some() || !self.terminated_by_proxy.is_empty()
     }
 
     /// The only peers the main listener serves plain HTTP to, when TLS ends at a proxy: the
     /// proxy's networks. `None`: no such restriction (the listener speaks HTTPS itself, or
     /// this is a development server without a proxy).
     pub fn plain_http_peers(&self) -> Option<&[IpNet]> {
-        (self.files.is_none() && !self.terminated_by_proxy.is_empty())
+        (self.files.is_none() && self.acme.is_none() && !self.terminated_by_proxy.is_empty())
             .then_some(self.terminated_by_proxy.as_slice())
     }
 }

@@ -142,6 +142,11 @@ catalogue! {
     /// Audit rows were exported to an archive file and pruned behind a signed checkpoint
     /// (`aerie audit archive`).
     AuditArchived => "audit_archived", Warning;
+    /// A TLS certificate was issued over ACME and is now served (first or renewal).
+    CertificateIssued => "certificate_issued", Info;
+    /// An ACME order failed (CA refusal, rate limit, unreachable directory, cache
+    /// permissions); the previous certificate, if any, is still served. Raises an alert.
+    CertificateRenewalFailed => "certificate_renewal_failed", Warning;
 }
 
 /// The largest detail kept; a larger one is replaced by a marker, so a bug or hostile input

@@ -2,6 +2,7 @@
 //! listeners and rate limiting. One function per section, each turning raw values into that
 //! subsystem's own settings type.
 
+use std::path::Path;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -17,6 +18,7 @@ use crate::defense::cors::CorsSettings;
 use crate::defense::rate_limit::{Policy, RateLimits, RedisSettings, StoreFailure};
 use crate::http::HttpSettings;
 use crate::http::cookies::{CookieMode, CookieSettings};
+use crate::acme::AcmeSettings;
 use crate::tls::{TlsFiles, TlsSettings};
 
 pub(super) fn http(raw: &RawSettings, production: bool) -> Result<HttpSettings, ConfigError> {
@@ -80,7 +82,11 @@ pub(super) fn cookies(raw: &RawSettings) -> Result<CookieSettings, ConfigError> 
 }
 
 /// Production refuses plain HTTP unless TLS ends at a proxy it names.
-pub(super) fn tls(raw: &RawSettings, production: bool) -> Result<TlsSettings, ConfigError> {
+pub(super) fn tls(
+    raw: &RawSettings,
+    production: bool,
+    data_dir: &Path,
+) -> Result<TlsSettings, ConfigError> {
     let files = match (&raw.tls_cert, &raw.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
@@ -98,18 +104,120 @@ pub(super) fn tls(raw: &RawSettings, production: bool) -> Result<TlsSettings, Co
         "AERIE_TLS_TERMINATED_BY_PROXY",
         raw.tls_terminated_by_proxy.as_deref(),
     )?;
-    if production && files.is_none() && terminated_by_proxy.is_empty() {
+    let acme = acme(raw, data_dir)?;
+    if acme.is_some() && files.is_some() {
+        return Err(ConfigError::setting(
+            "AERIE_ACME_DOMAINS",
+            "AERIE_ACME_DOMAINS and AERIE_TLS_CERT exclude each other: either the certificate comes from ACME or from files",
+        ));
+    }
+    if production && files.is_none() && acme.is_none() && terminated_by_proxy.is_empty() {
         return Err(ConfigError::setting(
             "AERIE_TLS_CERT",
-            "production refuses plain HTTP: set AERIE_TLS_CERT and AERIE_TLS_KEY, or AERIE_TLS_TERMINATED_BY_PROXY with the proxy's networks",
+            "production refuses plain HTTP: set AERIE_ACME_DOMAINS and AERIE_ACME_CONTACT, or AERIE_TLS_CERT and AERIE_TLS_KEY, or AERIE_TLS_TERMINATED_BY_PROXY with the proxy's networks",
         ));
     }
     Ok(TlsSettings {
         files,
+        acme,
         reload_interval: Duration::from_secs(raw.tls_reload_interval_secs.unwrap_or(10).max(1)),
         terminated_by_proxy,
         hsts_preload: raw.hsts_preload.unwrap_or(false),
     })
+}
+
+/// ACME: the domains (comma-separated DNS names, no wildcards: TLS-ALPN-01 and HTTP-01
+/// cannot prove them), a contact, the directory (a named CA or an https URL), the cache.
+fn acme(raw: &RawSettings, data_dir: &Path) -> Result<Option<AcmeSettings>, ConfigError> {
+    let Some(domains) = raw.acme_domains.as_deref().filter(|d| !d.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let domains = domains
+        .split(',')
+        .map(|domain| {
+            let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+            if is_dns_name(&domain) {
+                Ok(domain)
+            } else {
+                Err(ConfigError::setting(
+                    "AERIE_ACME_DOMAINS",
+                    format!("'{domain}' is not a DNS name (letters, digits, hyphens and dots; no wildcards, no IP addresses)"),
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let contact = match raw.acme_contact.as_deref().map(str::trim) {
+        Some(contact) if is_email(contact.strip_prefix("mailto:").unwrap_or(contact)) => {
+            format!("mailto:{}", contact.strip_prefix("mailto:").unwrap_or(contact))
+        }
+        Some(_) => {
+            return Err(ConfigError::setting(
+                "AERIE_ACME_CONTACT",
+                "must be an email address (the CA writes to it about the account)",
+            ));
+        }
+        None => {
+            return Err(ConfigError::setting(
+                "AERIE_ACME_CONTACT",
+                "AERIE_ACME_DOMAINS needs AERIE_ACME_CONTACT, an email address for the CA account",
+            ));
+        }
+    };
+    let directory = match raw.acme_directory.as_deref().map(str::trim) {
+        None | Some("" | "letsencrypt") => crate::acme::LETS_ENCRYPT.to_owned(),
+        Some("letsencrypt-staging") => crate::acme::LETS_ENCRYPT_STAGING.to_owned(),
+        Some(url) => match url::Url::parse(url) {
+            Ok(parsed) if parsed.scheme() == "https" && parsed.host().is_some() => url.to_owned(),
+            _ => {
+                return Err(ConfigError::setting(
+                    "AERIE_ACME_DIRECTORY",
+                    "must be 'letsencrypt', 'letsencrypt-staging' or an https:// directory URL (RFC 8555)",
+                ));
+            }
+        },
+    };
+    let check_interval_secs = within(
+        "AERIE_ACME_CHECK_INTERVAL_SECS",
+        raw.acme_check_interval_secs.unwrap_or(60),
+        1..=3600,
+    )?;
+    Ok(Some(AcmeSettings {
+        domains,
+        contact,
+        directory,
+        cache: raw
+            .acme_cache
+            .clone()
+            .unwrap_or_else(|| data_dir.join("acme")),
+        directory_root: raw.acme_directory_root.clone(),
+        check_interval: Duration::from_secs(check_interval_secs),
+    }))
+}
+
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.parse::<std::net::IpAddr>().is_err()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn is_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && text.len() <= 254
+                && is_dns_name(domain)
+                && !text.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',')
+        }
+        None => false,
+    }
 }
 
 /// A TLS-terminating proxy carries every client's connection, so its forwarding headers must
@@ -154,10 +262,10 @@ pub(super) fn server(
     let http_redirect_listen = match raw.http_redirect_listen.as_deref() {
         None => None,
         Some(text) => {
-            if tls.files.is_none() || public_url.is_none() {
+            if (tls.files.is_none() && tls.acme.is_none()) || public_url.is_none() {
                 return Err(ConfigError::setting(
                     "AERIE_HTTP_REDIRECT_LISTEN",
-                    "needs AERIE_TLS_CERT/AERIE_TLS_KEY and AERIE_PUBLIC_URL",
+                    "needs AERIE_TLS_CERT/AERIE_TLS_KEY (or AERIE_ACME_DOMAINS) and AERIE_PUBLIC_URL",
                 ));
             }
             Some(socket_address("AERIE_HTTP_REDIRECT_LISTEN", text)?)

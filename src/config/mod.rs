@@ -246,7 +246,7 @@ impl Config {
         let cors = edge::cors(raw, production)?;
         let cookies = edge::cookies(raw)?;
         let tokens = backend::client_profile(raw, tokens, &sessions, cookies.mode)?;
-        let tls = edge::tls(raw, production)?;
+        let tls = edge::tls(raw, production, &data_dir)?;
         let server = edge::server(raw, production, &tls)?;
         let audit = backend::audit(raw, production, &data_dir)?;
         let mfa = backend::mfa(raw)?;

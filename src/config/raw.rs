@@ -49,6 +49,12 @@ pub(super) struct RawSettings {
     pub(super) public_url: Option<String>,
     pub(super) tls_terminated_by_proxy: Option<String>,
     pub(super) hsts_preload: Option<bool>,
+    pub(super) acme_domains: Option<String>,
+    pub(super) acme_contact: Option<String>,
+    pub(super) acme_directory: Option<String>,
+    pub(super) acme_cache: Option<PathBuf>,
+    pub(super) acme_directory_root: Option<PathBuf>,
+    pub(super) acme_check_interval_secs: Option<u64>,
     pub(super) audit_key_file: Option<PathBuf>,
     /// Retired (the data keys seal TOTP secrets now): read only to open secrets sealed by it.
     pub(super) mfa_key_file: Option<PathBuf>,

@@ -71,6 +71,11 @@ struct Readiness {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "ok")]
     redis: Option<&'static str>,
+    /// Present when certificates come from ACME: `ok`, or `pending` until the first is issued
+    /// (the TLS listener refuses handshakes meanwhile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "ok")]
+    certificate: Option<&'static str>,
 }
 
 /// The process can do useful work: it is not shutting down and its dependencies answer. A
@@ -91,6 +96,12 @@ async fn ready(State(state): State<AppState>) -> Response {
         redis = Some(word(answers));
         all_ok &= answers || !fails_closed;
     }
+    let mut certificate = None;
+    if let Some(acme) = &state.acme {
+        let served = acme.has_certificate();
+        certificate = Some(if served { "ok" } else { "pending" });
+        all_ok &= served;
+    }
     let (code, status) = if state.shutting_down.is_set() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
     } else if all_ok {
@@ -102,6 +113,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         status,
         database: word(database),
         redis,
+        certificate,
     };
     let mut response = (code, axum::Json(body)).into_response();
     response.extensions_mut().insert(StatusDocument);

@@ -112,6 +112,9 @@ pub struct AppState {
     pub cursors: articles::cursor::CursorKey,
     /// Set when shutdown begins: readiness then answers 503.
     pub shutting_down: health::ShuttingDown,
+    /// The ACME certificate state, when certificates come from ACME: `/readyz` is not ready
+    /// until one is served.
+    pub acme: Option<crate::acme::Acme>,
     pub http: HttpSettings,
     /// Refresh grace, idle timeout and absolute lifetime of a session.
     pub session_times: SessionTimes,

@@ -97,7 +97,11 @@ impl Connection {
         let Ok((stream, _)) = handshake.await else {
             return; // a failed or timed-out handshake: nothing to answer
         };
-        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+        let alpn = stream.get_ref().1.alpn_protocol();
+        if alpn == Some(crate::acme::ACME_TLS_ALPN) {
+            return; // a TLS-ALPN-01 validation: the handshake was the answer (RFC 8737)
+        }
+        let h2 = alpn == Some(b"h2".as_slice());
         if h2 {
             self.serve_http2(stream).await;
         } else {

@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::{mpsc, watch};
 
 use super::admission::Admission;
+use crate::acme::Http01Answers;
 use super::connection::Connection;
 use crate::config::ConnectionLimits;
 
@@ -104,18 +105,40 @@ pub(super) async fn serve(
 /// The plain-HTTP listener: `/healthz` for load balancers, a 308 to HTTPS for everything
 /// else. The target comes from `AERIE_PUBLIC_URL`, never from the request's `Host` header,
 /// so it cannot be turned into an open redirect.
-pub(super) fn redirect_router(public_url: Arc<str>) -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-        )
+pub(super) fn redirect_router(public_url: Arc<str>, http01: Option<Http01Answers>) -> Router {
+    let mut router = Router::new().route(
+        "/healthz",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+    );
+    if let Some(answers) = http01 {
+        router = router.route(
+            "/.well-known/acme-challenge/{token}",
+            axum::routing::get(move |Path(token): Path<String>| {
+                let answers = answers.clone();
+                async move { acme_challenge(&answers, &token) }
+            }),
+        );
+    }
+    router
         .fallback(redirect_to_https)
         .layer(axum::middleware::from_fn_with_state(
             None,
             crate::defense::headers::security_headers,
         ))
         .with_state(public_url)
+}
+
+/// An HTTP-01 answer (RFC 8555 §8.3): the key authorization for a token of a pending order,
+/// a 404 for any other token (nothing else is looked up or reflected).
+fn acme_challenge(answers: &Http01Answers, token: &str) -> Response {
+    match answers.answer(token) {
+        Some(key_authorization) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            key_authorization,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn redirect_to_https(State(public_url): State<Arc<str>>, uri: Uri) -> Response {

@@ -57,7 +57,13 @@ use crate::tls::TlsFiles;
 pub struct Server {
     main: std::net::TcpListener,
     redirect: Option<(std::net::TcpListener, Arc<str>)>,
-    tls: Option<(RustlsConfig, TlsFiles, Duration)>,
+    /// The main listener's TLS configuration, when it speaks HTTPS.
+    tls: Option<RustlsConfig>,
+    /// Certificate files re-read when they change (`AERIE_TLS_CERT`).
+    reload: Option<(RustlsConfig, TlsFiles, Duration)>,
+    /// Certificates over ACME (`AERIE_ACME_DOMAINS`), renewed by a background task.
+    acme: Option<crate::acme::Acme>,
+    clock: Arc<dyn Clock>,
     router: Router,
     store: Store,
     /// Other processes' revocations (other instances, the CLI), followed while it runs.
@@ -139,7 +145,7 @@ impl Server {
         let alerts = Alerts::from_settings(&config.alerts);
         let audit = AuditLog::new(store.clone(), audit_key, clock.clone()).with_alerts(alerts);
         record_warnings(&config, &audit).await?;
-        let tls = match &config.tls.files {
+        let reload = match &config.tls.files {
             Some(files) => Some((
                 crate::tls::load(files).await?,
                 files.clone(),
@@ -148,6 +154,15 @@ impl Server {
             None => None,
         };
         let server = &config.server;
+        let acme = config.tls.acme.clone().map(|settings| {
+            let http01 = server.http_redirect_listen.is_some() && server.public_url.is_some();
+            crate::acme::Acme::new(settings, http01)
+        });
+        let tls = match (&reload, &acme) {
+            (Some((rustls, _, _)), _) => Some(rustls.clone()),
+            (None, Some(acme)) => Some(acme.rustls_config()),
+            (None, None) => None,
+        };
         let main = bind(server.listen, "AERIE_LISTEN")?;
         let redirect = match (server.http_redirect_listen, &server.public_url) {
             (Some(address), Some(public_url)) => Some((
@@ -201,7 +216,7 @@ impl Server {
             tokens,
             revocations: revocations.clone(),
             activity: activity.clone(),
-            clock,
+            clock: clock.clone(),
             audit: audit.clone(),
             sessions: services.sessions,
             mfa: services.mfa,
@@ -217,6 +232,7 @@ impl Server {
                     .derive(crate::http::articles::cursor::CURSOR_KEY_LABEL),
             ),
             shutting_down: shutting_down.clone(),
+            acme: acme.clone(),
             http: config.http,
             session_times: config.sessions,
             cookies: config.cookies,
@@ -243,6 +259,9 @@ impl Server {
             main,
             redirect,
             tls,
+            reload,
+            acme,
+            clock,
             router: crate::app::router(state, &layers),
             revocation_follower: (follower, revocations),
             activity,
@@ -320,6 +339,7 @@ impl Server {
                 None,
             ));
         }
+        let audit = self.audit.clone();
         let checkpoints = tokio::spawn(
             self.audit
                 .write_checkpoints(self.checkpoint_interval, stop_rx.clone()),
@@ -328,7 +348,7 @@ impl Server {
         if let Some((listener, public_url)) = self.redirect {
             tokio::spawn(serve(
                 listener,
-                redirect_router(public_url),
+                redirect_router(public_url, self.acme.as_ref().map(|a| a.http01.clone())),
                 stop_rx.clone(),
                 self.limits,
                 admission(),
@@ -350,14 +370,24 @@ impl Server {
             ))
         });
         let app = self.router;
+        if let Some((rustls, files, interval)) = self.reload {
+            tokio::spawn(crate::tls::watch_and_reload(
+                rustls,
+                files,
+                interval,
+                stop_rx.clone(),
+            ));
+        }
+        if let Some(acme) = self.acme {
+            tokio::spawn(self.metrics.instrument(crate::acme::manager::run(
+                acme,
+                audit,
+                self.clock.clone(),
+                stop_rx.clone(),
+            )));
+        }
         let result = match self.tls {
-            Some((rustls, files, interval)) => {
-                tokio::spawn(crate::tls::watch_and_reload(
-                    rustls.clone(),
-                    files,
-                    interval,
-                    stop_rx.clone(),
-                ));
+            Some(rustls) => {
                 let admission = admission();
                 serve(
                     self.main,

@@ -286,6 +286,11 @@ impl Alerts {
                 Severity::Warning,
                 "an account was created with the admin role".into(),
             )],
+            "certificate_renewal_failed" => vec![alert(
+                "certificate_renewal_failed",
+                Severity::Warning,
+                "an ACME certificate order failed; see the event's detail for why and when it is retried".into(),
+            )],
             "audit_verification_failed" => vec![alert(
                 "audit_verification_failed",
                 Severity::Critical,

@@ -92,6 +92,52 @@ impl TestApp {
         database_url: Option<String>,
         settings: &[(&str, &str)],
     ) -> Self {
+        Self::spawn_on_then(engine, database_url, settings, |_, _| async {})
+            .await
+            .0
+    }
+
+    /// Boots a server with extra settings, and runs `before_run` with its bound addresses
+    /// (main, redirect) before it starts serving: for a service that must know the ports
+    /// first (the ACME test CA validates challenges on them).
+    pub async fn spawn_then<T, Fut: Future<Output = T>>(
+        engine: Engine,
+        settings: &[(&str, &str)],
+        before_run: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>) -> Fut,
+    ) -> (Self, T) {
+        Self::spawn_on_then(engine, None, settings, before_run).await
+    }
+
+    /// [`Self::spawn_then`] for another instance of this deployment ([`Self::spawn_sibling`]).
+    pub async fn spawn_sibling_then<T, Fut: Future<Output = T>>(
+        &self,
+        settings: &[(&str, &str)],
+        before_run: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>) -> Fut,
+    ) -> (Self, T) {
+        let path = |file: &str| self.data_dir.path().join(file).display().to_string();
+        let (signing_key, audit_key) = (path("signing-key.pem"), path("audit-key"));
+        let data_keys = path("data-keys");
+        let mut shared = vec![
+            ("AERIE_SIGNING_KEY_FILE", signing_key.as_str()),
+            ("AERIE_AUDIT_KEY_FILE", audit_key.as_str()),
+            ("AERIE_DATA_KEYS_FILE", data_keys.as_str()),
+        ];
+        shared.extend_from_slice(settings);
+        Self::spawn_on_then(
+            self.engine,
+            Some(self.database_url.clone()),
+            &shared,
+            before_run,
+        )
+        .await
+    }
+
+    async fn spawn_on_then<T, Fut: Future<Output = T>>(
+        engine: Engine,
+        database_url: Option<String>,
+        settings: &[(&str, &str)],
+        before_run: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>) -> Fut,
+    ) -> (Self, T) {
         let data_dir = tempfile::tempdir().expect("temporary folder");
         let database_url = match (database_url, engine) {
             (Some(url), _) => url,
@@ -124,6 +170,11 @@ impl TestApp {
         let address = format!("http://{}", server.local_addr().expect("bound"));
         let redirect_address = server.redirect_addr().map(|a| format!("http://{a}"));
         let metrics_address = server.metrics_addr().map(|a| format!("http://{a}"));
+        let before = before_run(
+            server.local_addr().expect("bound"),
+            server.redirect_addr(),
+        )
+        .await;
         let (tx, rx) = oneshot::channel();
         tokio::spawn(server.run(async move {
             let _ = rx.await;
@@ -133,7 +184,7 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Self {
+        let app = Self {
             address,
             redirect_address,
             metrics_address,
@@ -143,7 +194,8 @@ impl TestApp {
             database_url,
             data_dir,
             shutdown: Some(tx),
-        }
+        };
+        (app, before)
     }
 
     /// Starts a graceful shutdown, as SIGTERM does.

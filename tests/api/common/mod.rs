@@ -7,6 +7,7 @@ mod app;
 mod audit;
 mod cli;
 mod fixtures;
+mod pebble;
 mod process;
 mod raw;
 mod requests;
@@ -19,6 +20,7 @@ pub use cli::{aerie, run_aerie, run_aerie_with};
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };
+pub use pebble::{Pebble, PebblePorts, free_port, pebble_installed};
 pub use process::{ServerProcess, run_to_exit, start_server};
 pub use requests::{Reply, assert_unauthorized, read};
 pub use shapes::{

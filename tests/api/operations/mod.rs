@@ -1,5 +1,6 @@
 //! What an operator watches: readiness for the load balancer, Prometheus metrics, and logs.
 
+mod acme;
 mod backup;
 mod logging;
 mod metrics;
