@@ -71,6 +71,8 @@ pub struct FieldKeySettings {
 pub enum Field {
     UserEmail,
     TotpSecret,
+    /// The ACME account and certificate several instances share (`acme_state.sealed`).
+    AcmeState,
 }
 
 impl Field {
@@ -78,6 +80,7 @@ impl Field {
         match self {
             Self::UserEmail => "users.email_sealed",
             Self::TotpSecret => "mfa_totp.secret_sealed",
+            Self::AcmeState => "acme_state.sealed",
         }
     }
 }

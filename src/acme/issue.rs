@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cache::Cache;
 use super::client::ReqwestClient;
+use super::shared::{PendingChallenge, Shared};
 use super::{Acme, AcmeSettings};
 
 /// How long the CA may take to validate and to issue.
@@ -40,17 +41,21 @@ pub enum IssueError {
     /// The directory did not answer.
     #[error("{0}")]
     Unreachable(String),
+    /// The shared state in the database could not be read or written.
+    #[error("{0}")]
+    Database(String),
 }
 
 impl IssueError {
     /// A short fixed word for the audit detail and logs: `cache`, `rate_limited`,
-    /// `refused`, `unreachable`.
+    /// `refused`, `unreachable`, `database`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Cache(_) => "cache",
             Self::Ca(text) if text.contains("rateLimited") => "rate_limited",
             Self::Ca(_) => "refused",
             Self::Unreachable(_) => "unreachable",
+            Self::Database(_) => "database",
         }
     }
 }
@@ -76,11 +81,19 @@ struct StoredAccount {
     credentials: AccountCredentials,
 }
 
-/// The account for `settings.directory`: from the cache, or registered (and cached).
-async fn account(settings: &AcmeSettings, cache: &Cache) -> Result<Account, IssueError> {
+/// The account for `settings.directory`: from the database (several instances) or the
+/// cache, or registered (and kept in both).
+async fn account(
+    settings: &AcmeSettings,
+    cache: &Cache,
+    shared: Option<&Shared<'_>>,
+) -> Result<Account, IssueError> {
     let client = || ReqwestClient::new(settings.directory_root.as_deref()).map_err(IssueError::Cache);
-    let cached = cache.load().map_err(IssueError::Cache)?;
-    if let Some(json) = cached.account
+    let cached = match shared {
+        Some(shared) => shared.account().await?,
+        None => cache.load().map_err(IssueError::Cache)?.account,
+    };
+    if let Some(json) = cached
         && let Ok(stored) = serde_json::from_str::<StoredAccount>(&json)
         && stored.directory == settings.directory
     {
@@ -109,14 +122,24 @@ async fn account(settings: &AcmeSettings, cache: &Cache) -> Result<Account, Issu
     let json = serde_json::to_string(&stored)
         .map_err(|e| IssueError::Cache(format!("ACME account: {e}")))?;
     cache.store_account(&json).map_err(IssueError::Cache)?;
+    if let Some(shared) = shared {
+        shared.set_account(&json).await?;
+    }
     tracing::info!(directory = %settings.directory, "ACME account registered");
     Ok(account)
 }
 
 /// The certificate chain and key (PEM) for every configured domain.
-pub async fn issue(acme: &Acme, cache: &Cache) -> Result<(String, String), IssueError> {
+/// With `shared` (several instances), each challenge answer is also published in the
+/// database, and the CA is asked to validate only once every instance has had one check
+/// interval to pick it up (behind a load balancer, any of them may get the validation).
+pub async fn issue(
+    acme: &Acme,
+    cache: &Cache,
+    shared: Option<&Shared<'_>>,
+) -> Result<(String, String), IssueError> {
     let settings = &acme.settings;
-    let account = account(settings, cache).await?;
+    let account = account(settings, cache, shared).await?;
     let identifiers: Vec<Identifier> = settings
         .domains
         .iter()
@@ -162,18 +185,20 @@ pub async fn issue(acme: &Acme, cache: &Cache) -> Result<(String, String), Issue
             };
             let domain = challenge.identifier().to_string();
             let key_authorization = challenge.key_authorization();
-            match kind {
-                ChallengeType::Http01 => {
-                    acme.http01
-                        .insert(&challenge.token, key_authorization.as_str());
-                    answered.push(Answer::Http01(challenge.token.clone()));
-                }
-                _ => {
-                    let certificate =
-                        alpn_challenge_certificate(&domain, key_authorization.digest().as_ref())?;
-                    acme.resolver.set_challenge(&domain, certificate);
-                    answered.push(Answer::TlsAlpn01(domain));
-                }
+            let pending = match kind {
+                ChallengeType::Http01 => PendingChallenge::Http01 {
+                    token: challenge.token.clone(),
+                    key_authorization: key_authorization.as_str().to_owned(),
+                },
+                _ => PendingChallenge::TlsAlpn01 {
+                    domain,
+                    digest: key_authorization.digest().as_ref().to_vec(),
+                },
+            };
+            answer(acme, &pending)?;
+            answered.push(pending.clone());
+            if let Some(shared) = shared {
+                shared.publish_challenges(&answered).await?;
             }
             challenge.set_ready().await.map_err(ca)?;
         }
@@ -197,18 +222,38 @@ pub async fn issue(acme: &Acme, cache: &Cache) -> Result<(String, String), Issue
         Ok((chain, key.serialize_pem()))
     }
     .await;
-    for answer in answered {
-        match answer {
-            Answer::Http01(token) => acme.http01.remove(&token),
-            Answer::TlsAlpn01(domain) => acme.resolver.clear_challenge(&domain),
-        }
+    for pending in &answered {
+        withdraw(acme, pending);
+    }
+    if let Some(shared) = shared
+        && !answered.is_empty()
+    {
+        let _ = shared.publish_challenges(&[]).await;
     }
     result
 }
 
-enum Answer {
-    Http01(String),
-    TlsAlpn01(String),
+/// Serves the answer to `pending` from this instance.
+pub fn answer(acme: &Acme, pending: &PendingChallenge) -> Result<(), IssueError> {
+    match pending {
+        PendingChallenge::Http01 {
+            token,
+            key_authorization,
+        } => acme.http01.insert(token, key_authorization),
+        PendingChallenge::TlsAlpn01 { domain, digest } => {
+            let certificate = alpn_challenge_certificate(domain, digest)?;
+            acme.resolver.set_challenge(domain, certificate);
+        }
+    }
+    Ok(())
+}
+
+/// Stops serving the answer to `pending`.
+pub fn withdraw(acme: &Acme, pending: &PendingChallenge) {
+    match pending {
+        PendingChallenge::Http01 { token, .. } => acme.http01.remove(token),
+        PendingChallenge::TlsAlpn01 { domain, .. } => acme.resolver.clear_challenge(domain),
+    }
 }
 
 /// The self-signed certificate a TLS-ALPN-01 validator expects (RFC 8737 §3): the domain as

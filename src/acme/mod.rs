@@ -19,6 +19,7 @@ pub mod issue;
 pub mod manager;
 pub mod resolver;
 pub mod schedule;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

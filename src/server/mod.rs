@@ -383,6 +383,7 @@ impl Server {
                 acme,
                 audit,
                 self.clock.clone(),
+                self.store.clone(),
                 stop_rx.clone(),
             )));
         }

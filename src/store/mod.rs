@@ -3,6 +3,7 @@
 //! whichever pool the configuration chose. No query is ever assembled from input: the few
 //! queries built with `format!` only splice fixed fragments and placeholder numbers.
 
+mod acme;
 mod admin;
 mod article_lists;
 mod audit;
@@ -42,6 +43,7 @@ pub use export::ExportRows;
 pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
 pub use roles::{RolePlan, RolesError, Statement};
+pub use acme::{AcmeItem, AcmeLock};
 pub use sealed::{KeyUse, Resealed, SEALED_FIELDS};
 pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use snapshot::{

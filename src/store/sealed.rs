@@ -13,7 +13,7 @@ use super::{Pool, Store, UserRow, budget, on_pool};
 use crate::field_keys::{Field, FieldKeyError, FieldKeys};
 
 /// Every sealed column, in the order a rotation walks them.
-pub const SEALED_FIELDS: [Field; 2] = [Field::UserEmail, Field::TotpSecret];
+pub const SEALED_FIELDS: [Field; 3] = [Field::UserEmail, Field::TotpSecret, Field::AcmeState];
 
 /// Where a sealed field is stored: fixed SQL fragments, never input.
 struct Location {
@@ -33,6 +33,11 @@ fn location(field: Field) -> Location {
             table: "mfa_totp",
             id: "user_id",
             sealed: "secret_sealed",
+        },
+        Field::AcmeState => Location {
+            table: "acme_state",
+            id: "id",
+            sealed: "sealed",
         },
     }
 }

@@ -20,7 +20,7 @@ pub use cli::{aerie, run_aerie, run_aerie_with};
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };
-pub use pebble::{Pebble, PebblePorts, free_port, pebble_installed};
+pub use pebble::{PebblePorts, pebble_installed};
 pub use process::{ServerProcess, run_to_exit, start_server};
 pub use requests::{Reply, assert_unauthorized, read};
 pub use shapes::{

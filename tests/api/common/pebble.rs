@@ -22,7 +22,7 @@ pub fn pebble_installed(test: &str) -> bool {
 }
 
 /// A free loopback port (bound, then released for the service that takes it).
-pub fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -114,8 +114,8 @@ impl Pebble {
             .expect("client")
     }
 
-    /// Starts (or restarts) the process and waits until its directory answers.
-    pub async fn resume(&mut self) {
+    /// Starts the process and waits until its directory answers.
+    async fn resume(&mut self) {
         let child = tokio::process::Command::new("pebble")
             .arg("-config")
             .arg(&self.config)
@@ -140,13 +140,6 @@ impl Pebble {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("pebble did not answer on {}", self.ports.directory());
-    }
-
-    /// Stops the process (a CA outage); [`Self::resume`] brings it back (with new roots).
-    pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
     }
 
     /// The root that issues Pebble's certificates (regenerated each start).

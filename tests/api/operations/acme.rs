@@ -293,3 +293,36 @@ async fn a_cache_folder_open_to_others_is_refused_and_nothing_is_ordered() {
     let plain = app.client.get(app.url("/api/tags")).send().await;
     assert!(plain.map_or(true, |r| r.status() != StatusCode::OK));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgresql_order_once_and_serve_the_same_certificate() {
+    if !pebble_installed("two_instances_on_one_postgresql_order_once_and_serve_the_same_certificate")
+        || !crate::common::postgres_configured()
+    {
+        return;
+    }
+    let ports = PebblePorts::new();
+    let settings = acme_settings(&ports, "localhost");
+    // The CA is down while both start, so both are ready to order when it comes back.
+    let (first, (tls, http)) =
+        TestApp::spawn_then(Engine::Postgres, &borrowed(&settings), |tls, http| async move {
+            (tls, http)
+        })
+        .await;
+    let (second, ()) = first
+        .spawn_sibling_then(&borrowed(&settings), |_, _| async {})
+        .await;
+    // Pebble validates on the first instance's ports only, as if a load balancer sent every
+    // validation there: whichever instance orders, the other must serve its answers.
+    let pebble = ports.start(tls, http, YEAR_SECS).await;
+    let root = pebble.issuing_root().await;
+    let served_first = wait_until_served(&first, &root, Duration::from_secs(90)).await;
+    let served_second = wait_until_served(&second, &root, Duration::from_secs(90)).await;
+    assert_eq!(served_first, served_second, "one certificate for both");
+    let issued = rows_of(&first, "certificate_issued").await;
+    assert_eq!(issued.len(), 1, "ordered once: {issued:?}");
+    // The database holds it sealed: no private key in clear.
+    let stored = first.query_text("SELECT sealed FROM acme_state").await;
+    assert!(!stored.is_empty());
+    assert!(stored.iter().all(|value| !value.contains("PRIVATE KEY")), "{stored:?}");
+}
