@@ -56,6 +56,12 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(acme) = &config.tls.acme {
+        println!(
+            "{}",
+            crate::acme::status::status_line(acme, chrono::Utc::now().timestamp())
+        );
+    }
     let mut findings = production_findings(&config);
     if !config.is_production() {
         // What a production start of the same sources would refuse (the first refusal).
@@ -122,11 +128,22 @@ pub fn production_findings(config: &Config) -> Vec<Finding> {
             "log lines are not JSON, so a log pipeline cannot parse them; set json (production's default)",
         ));
     }
-    if config.tls.files.is_none() && config.tls.terminated_by_proxy.is_empty() {
+    if config.tls.files.is_none()
+        && config.tls.acme.is_none()
+        && config.tls.terminated_by_proxy.is_empty()
+    {
         found.push(Finding::new(
             "AERIE_TLS_CERT",
-            "plain HTTP: set AERIE_TLS_CERT and AERIE_TLS_KEY, or AERIE_TLS_TERMINATED_BY_PROXY with the proxy's networks",
+            "plain HTTP: set AERIE_ACME_DOMAINS and AERIE_ACME_CONTACT, or AERIE_TLS_CERT and AERIE_TLS_KEY, or AERIE_TLS_TERMINATED_BY_PROXY with the proxy's networks",
         ));
+    }
+    if let Some(problem) = config
+        .tls
+        .acme
+        .as_ref()
+        .and_then(crate::acme::status::cache_problem)
+    {
+        found.push(Finding::new("AERIE_ACME_CACHE", problem));
     }
     let generated = !config.is_production();
     key_file(

@@ -37,8 +37,33 @@ impl Issued {
         certified
             .keys_match()
             .map_err(|e| format!("certificate and key do not match: {e}"))?;
-        let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
-            .map_err(|e| format!("certificate: {e}"))?;
+        let leaf_facts = Leaf::parse(leaf.as_ref())?;
+        Ok(Self {
+            key: Arc::new(certified),
+            not_before: leaf_facts.not_before,
+            not_after: leaf_facts.not_after,
+            names: leaf_facts.names,
+            leaf,
+        })
+    }
+
+    /// Whether the leaf covers every one of `domains`.
+    pub fn covers(&self, domains: &[String]) -> bool {
+        domains.iter().all(|domain| self.names.contains(domain))
+    }
+}
+
+/// What a leaf certificate says about itself: its DNS names and validity (Unix seconds).
+pub struct Leaf {
+    pub names: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl Leaf {
+    pub fn parse(der: &[u8]) -> Result<Self, String> {
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| format!("certificate: {e}"))?;
         let validity = parsed.validity();
         let names = match parsed.subject_alternative_name() {
             Ok(Some(extension)) => extension
@@ -55,16 +80,18 @@ impl Issued {
             _ => Vec::new(),
         };
         Ok(Self {
-            key: Arc::new(certified),
+            names,
             not_before: validity.not_before.timestamp(),
             not_after: validity.not_after.timestamp(),
-            names,
-            leaf,
         })
     }
 
-    /// Whether the leaf covers every one of `domains`.
-    pub fn covers(&self, domains: &[String]) -> bool {
-        domains.iter().all(|domain| self.names.contains(domain))
+    /// The first certificate of a PEM chain.
+    pub fn from_pem_chain(pem: &str) -> Result<Self, String> {
+        let leaf = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .ok_or("certificate chain: empty")?
+            .map_err(|e| format!("certificate chain: {e}"))?;
+        Self::parse(leaf.as_ref())
     }
 }

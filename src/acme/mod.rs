@@ -20,6 +20,7 @@ pub mod manager;
 pub mod resolver;
 pub mod schedule;
 pub mod shared;
+pub mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

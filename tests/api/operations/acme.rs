@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{Engine, PebblePorts, TestApp, pebble_installed, rows_of};
+use crate::common::{Engine, PebblePorts, TestApp, pebble_installed, rows_of, run_aerie_with};
 
 /// Pebble's validity for the tests' certificates: a year (renewal due after ~243 days).
 const YEAR_SECS: u64 = 365 * 86_400;
@@ -160,6 +160,17 @@ async fn acme_issues_a_certificate_that_verifies_against_the_ca_root() {
         .expect("expiry metric");
     let now = chrono::Utc::now().timestamp() as f64;
     assert!(expiry > now + 300.0 * 86_400.0, "expiry {expiry}");
+
+    // `aerie doctor` says which certificate is cached, when it expires and when it renews.
+    let doctor = run_aerie_with(&app, &borrowed(&settings), &["doctor"], "").await;
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        said.contains("ACME: localhost from https://127.0.0.1:")
+            && said.contains("certificate for localhost expires")
+            && said.contains("renewal due"),
+        "{said}"
+    );
+    assert!(!said.contains("AERIE_ACME_CACHE"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
