@@ -48,8 +48,8 @@ impl Cache {
                 .create(&self.dir)
                 .map_err(|e| format!("AERIE_ACME_CACHE {name}: cannot create: {e}"))?;
         }
-        let metadata = std::fs::metadata(&self.dir)
-            .map_err(|e| format!("AERIE_ACME_CACHE {name}: {e}"))?;
+        let metadata =
+            std::fs::metadata(&self.dir).map_err(|e| format!("AERIE_ACME_CACHE {name}: {e}"))?;
         if !metadata.is_dir() {
             return Err(format!("AERIE_ACME_CACHE {name}: not a folder"));
         }
@@ -81,8 +81,7 @@ impl Cache {
             return Ok(None);
         }
         if private {
-            crate::keyfile::check_private(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            crate::keyfile::check_private(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         std::fs::read_to_string(&path)
             .map(Some)
@@ -118,7 +117,10 @@ mod tests {
         let temp = tempfile::tempdir().expect("temp");
         let cache = Cache::new(&temp.path().join("acme"));
         cache.prepare().expect("created");
-        let mode = std::fs::metadata(cache.dir()).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(cache.dir())
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
         cache.store_certificate("chain", "key").expect("stored");
         let key_mode = std::fs::metadata(cache.dir().join(KEY_FILE))

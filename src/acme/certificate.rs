@@ -25,10 +25,7 @@ impl Issued {
         let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("certificate chain: {e}"))?;
-        let leaf = chain
-            .first()
-            .cloned()
-            .ok_or("certificate chain: empty")?;
+        let leaf = chain.first().cloned().ok_or("certificate chain: empty")?;
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|_| "certificate key: not a PEM private key".to_owned())?;
         let signing = rustls::crypto::ring::sign::any_supported_type(&key)

@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::cache::Cache;
 use super::client::ReqwestClient;
+pub use super::error::IssueError;
+use super::error::ca;
 use super::shared::{PendingChallenge, Shared};
 use super::{Acme, AcmeSettings};
 
@@ -28,51 +30,6 @@ const POLL: RetryPolicy = RetryPolicy::new()
     .initial_delay(Duration::from_millis(250))
     .backoff(1.5)
     .timeout(Duration::from_secs(90));
-
-/// Why an issuance failed, in a sentence for the log and the audit trail.
-#[derive(Debug, thiserror::Error)]
-pub enum IssueError {
-    /// The cache folder or a file in it (permissions, a broken file).
-    #[error("{0}")]
-    Cache(String),
-    /// The CA refused, rate-limited, or could not validate.
-    #[error("{0}")]
-    Ca(String),
-    /// The directory did not answer.
-    #[error("{0}")]
-    Unreachable(String),
-    /// The shared state in the database could not be read or written.
-    #[error("{0}")]
-    Database(String),
-}
-
-impl IssueError {
-    /// A short fixed word for the audit detail and logs: `cache`, `rate_limited`,
-    /// `refused`, `unreachable`, `database`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Cache(_) => "cache",
-            Self::Ca(text) if text.contains("rateLimited") => "rate_limited",
-            Self::Ca(_) => "refused",
-            Self::Unreachable(_) => "unreachable",
-            Self::Database(_) => "database",
-        }
-    }
-}
-
-fn ca(error: instant_acme::Error) -> IssueError {
-    match error {
-        instant_acme::Error::Api(problem) => IssueError::Ca(format!(
-            "the CA refused: {} ({})",
-            problem.detail.as_deref().unwrap_or("no detail"),
-            problem.r#type.as_deref().unwrap_or("no type"),
-        )),
-        instant_acme::Error::Other(other) => IssueError::Unreachable(format!(
-            "the ACME directory did not answer: {other}"
-        )),
-        other => IssueError::Ca(format!("ACME: {other}")),
-    }
-}
 
 /// The cached account, tied to the directory it was registered with.
 #[derive(Serialize, Deserialize)]
@@ -88,7 +45,8 @@ async fn account(
     cache: &Cache,
     shared: Option<&Shared<'_>>,
 ) -> Result<Account, IssueError> {
-    let client = || ReqwestClient::new(settings.directory_root.as_deref()).map_err(IssueError::Cache);
+    let client =
+        || ReqwestClient::new(settings.directory_root.as_deref()).map_err(IssueError::Cache);
     let cached = match shared {
         Some(shared) => shared.account().await?,
         None => cache.load().map_err(IssueError::Cache)?.account,
@@ -259,7 +217,10 @@ pub fn withdraw(acme: &Acme, pending: &PendingChallenge) {
 /// The self-signed certificate a TLS-ALPN-01 validator expects (RFC 8737 §3): the domain as
 /// its only name and the critical acmeIdentifier extension holding the SHA-256 digest of the
 /// key authorization.
-fn alpn_challenge_certificate(domain: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>, IssueError> {
+fn alpn_challenge_certificate(
+    domain: &str,
+    digest: &[u8],
+) -> Result<Arc<CertifiedKey>, IssueError> {
     let failed = |e: rcgen::Error| IssueError::Cache(format!("TLS-ALPN-01 certificate: {e}"));
     let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()]).map_err(failed)?;
     params.distinguished_name = rcgen::DistinguishedName::new();

@@ -15,9 +15,10 @@ use tokio::sync::watch;
 use super::Acme;
 use super::cache::Cache;
 use super::certificate::Issued;
-use super::issue::{IssueError, answer, issue, withdraw};
-use super::shared::{PendingChallenge, Shared};
+use super::error::IssueError;
+use super::issue::{answer, issue, withdraw};
 use super::schedule::{backoff, renewal_due};
+use super::shared::{PendingChallenge, Shared};
 use crate::audit::{AuditEvent, AuditLog, EventType};
 use crate::clock::Clock;
 use crate::store::Store;
@@ -77,10 +78,13 @@ pub async fn run(
                 retry_at = None;
                 let now = clock.now() / 1000;
                 // Nothing served yet after a good step: another instance holds the order lock.
-                state.served.as_ref().map_or(acme.settings.check_interval, |s| {
-                    let due = renewal_due(s.not_before, s.not_after);
-                    Duration::from_secs(u64::try_from(due - now).unwrap_or(0))
-                })
+                state
+                    .served
+                    .as_ref()
+                    .map_or(acme.settings.check_interval, |s| {
+                        let due = renewal_due(s.not_before, s.not_after);
+                        Duration::from_secs(u64::try_from(due - now).unwrap_or(0))
+                    })
             }
             Ok(()) => retry_at.map_or(Duration::ZERO, |at| {
                 at.saturating_duration_since(tokio::time::Instant::now())
@@ -191,7 +195,9 @@ async fn step(
                 Ok(_) => tracing::info!(
                     "the cached certificate is expired or does not cover AERIE_ACME_DOMAINS: ordering a new one"
                 ),
-                Err(error) => tracing::warn!(%error, "the cached certificate does not load: ordering a new one"),
+                Err(error) => {
+                    tracing::warn!(%error, "the cached certificate does not load: ordering a new one")
+                }
             }
         }
     }
@@ -224,7 +230,9 @@ async fn step(
                 return Ok(());
             }
             Err(error) => {
-                return Err(IssueError::Database(format!("the ACME order lock: {error}")));
+                return Err(IssueError::Database(format!(
+                    "the ACME order lock: {error}"
+                )));
             }
         },
         None => None,

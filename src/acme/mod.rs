@@ -15,6 +15,7 @@
 pub mod cache;
 pub mod certificate;
 mod client;
+pub mod error;
 pub mod issue;
 pub mod manager;
 pub mod resolver;
@@ -124,11 +125,7 @@ impl Acme {
         let mut config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_cert_resolver(self.resolver.clone());
-        config.alpn_protocols = vec![
-            b"h2".to_vec(),
-            b"http/1.1".to_vec(),
-            ACME_TLS_ALPN.to_vec(),
-        ];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
         RustlsConfig::from_config(Arc::new(config))
     }
 }

@@ -18,9 +18,7 @@ pub fn renewal_due(not_before: i64, not_after: i64) -> i64 {
 /// ±20 %) so several instances or a fleet restarted together do not retry in step.
 pub fn backoff(failures: u32, jitter: f64) -> Duration {
     let exponent = failures.saturating_sub(1).min(16);
-    let base = FIRST_RETRY
-        .saturating_mul(1 << exponent)
-        .min(LONGEST_RETRY);
+    let base = FIRST_RETRY.saturating_mul(1 << exponent).min(LONGEST_RETRY);
     let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
     base.mul_f64(factor)
 }
@@ -33,7 +31,11 @@ mod tests {
     fn renewal_is_due_two_thirds_into_the_lifetime() {
         assert_eq!(renewal_due(0, 90), 60);
         assert_eq!(renewal_due(1000, 1000 + 90 * 86_400), 1000 + 60 * 86_400);
-        assert_eq!(renewal_due(10, 5), 10, "a backwards validity is due at once");
+        assert_eq!(
+            renewal_due(10, 5),
+            10,
+            "a backwards validity is due at once"
+        );
     }
 
     #[test]

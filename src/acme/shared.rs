@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::issue::IssueError;
+use super::error::IssueError;
 use crate::clock::Clock;
 use crate::store::{AcmeItem, Store};
 

@@ -14,11 +14,11 @@ use super::parse::{
 };
 use super::raw::RawSettings;
 use super::{ConfigError, ConnectionLimits, ServerSettings};
+use crate::acme::AcmeSettings;
 use crate::defense::cors::CorsSettings;
 use crate::defense::rate_limit::{Policy, RateLimits, RedisSettings, StoreFailure};
 use crate::http::HttpSettings;
 use crate::http::cookies::{CookieMode, CookieSettings};
-use crate::acme::AcmeSettings;
 use crate::tls::{TlsFiles, TlsSettings};
 
 pub(super) fn http(raw: &RawSettings, production: bool) -> Result<HttpSettings, ConfigError> {
@@ -148,7 +148,10 @@ fn acme(raw: &RawSettings, data_dir: &Path) -> Result<Option<AcmeSettings>, Conf
         .collect::<Result<Vec<_>, _>>()?;
     let contact = match raw.acme_contact.as_deref().map(str::trim) {
         Some(contact) if is_email(contact.strip_prefix("mailto:").unwrap_or(contact)) => {
-            format!("mailto:{}", contact.strip_prefix("mailto:").unwrap_or(contact))
+            format!(
+                "mailto:{}",
+                contact.strip_prefix("mailto:").unwrap_or(contact)
+            )
         }
         Some(_) => {
             return Err(ConfigError::setting(
@@ -214,7 +217,9 @@ fn is_email(text: &str) -> bool {
             !local.is_empty()
                 && text.len() <= 254
                 && is_dns_name(domain)
-                && !text.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',')
+                && !text
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ',')
         }
         None => false,
     }

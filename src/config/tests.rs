@@ -566,3 +566,97 @@ fn the_realworld_profile_makes_tokens_last_the_session_and_refuses_what_it_would
         );
     }
 }
+
+#[test]
+fn acme_settings_are_parsed_with_named_directories_and_checked() {
+    let config = Config::from_vars([
+        ("AERIE_ACME_DOMAINS", " API.example.com., www.example.com "),
+        ("AERIE_ACME_CONTACT", "ops@example.com"),
+        ("AERIE_ACME_DIRECTORY", "letsencrypt-staging"),
+        ("AERIE_DATA_DIR", "/var/lib/aerie"),
+    ])
+    .expect("valid");
+    let acme = config.tls.acme.as_ref().expect("ACME on");
+    assert_eq!(acme.domains, ["api.example.com", "www.example.com"]);
+    assert_eq!(acme.contact, "mailto:ops@example.com");
+    assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT_STAGING);
+    assert_eq!(acme.cache, std::path::Path::new("/var/lib/aerie/acme"));
+    assert_eq!(acme.check_interval, Duration::from_secs(60));
+    assert!(config.tls.sends_hsts());
+    let default = Config::from_vars([
+        ("AERIE_ACME_DOMAINS", "a.example.com"),
+        ("AERIE_ACME_CONTACT", "mailto:ops@example.com"),
+    ])
+    .expect("valid");
+    assert_eq!(
+        default.tls.acme.expect("ACME on").directory,
+        crate::acme::LETS_ENCRYPT
+    );
+    let refused = |vars: &[(&str, &str)]| error_of(vars);
+    for (domains, contact, directory, setting) in [
+        (
+            "*.example.com",
+            "ops@example.com",
+            "letsencrypt",
+            "AERIE_ACME_DOMAINS",
+        ),
+        (
+            "192.0.2.1",
+            "ops@example.com",
+            "letsencrypt",
+            "AERIE_ACME_DOMAINS",
+        ),
+        (
+            "a..example.com",
+            "ops@example.com",
+            "letsencrypt",
+            "AERIE_ACME_DOMAINS",
+        ),
+        (
+            "a.example.com",
+            "not an email",
+            "letsencrypt",
+            "AERIE_ACME_CONTACT",
+        ),
+        (
+            "a.example.com",
+            "ops@example.com",
+            "http://ca.example/dir",
+            "AERIE_ACME_DIRECTORY",
+        ),
+        (
+            "a.example.com",
+            "ops@example.com",
+            "zerossl-maybe",
+            "AERIE_ACME_DIRECTORY",
+        ),
+    ] {
+        let error = refused(&[
+            ("AERIE_ACME_DOMAINS", domains),
+            ("AERIE_ACME_CONTACT", contact),
+            ("AERIE_ACME_DIRECTORY", directory),
+        ]);
+        assert!(
+            error.contains(setting),
+            "{domains} {contact} {directory}: {error}"
+        );
+    }
+    assert!(refused(&[("AERIE_ACME_DOMAINS", "a.example.com")]).contains("AERIE_ACME_CONTACT"));
+    assert!(
+        refused(&[
+            ("AERIE_ACME_DOMAINS", "a.example.com"),
+            ("AERIE_ACME_CONTACT", "ops@example.com"),
+            ("AERIE_TLS_CERT", "/c.pem"),
+            ("AERIE_TLS_KEY", "/k.pem"),
+        ])
+        .contains("exclude each other")
+    );
+    // The redirect listener (HTTP-01) is allowed with ACME alone.
+    Config::from_vars([
+        ("AERIE_ACME_DOMAINS", "a.example.com"),
+        ("AERIE_ACME_CONTACT", "ops@example.com"),
+        ("AERIE_HTTP_REDIRECT_LISTEN", "127.0.0.1:0"),
+        ("AERIE_PUBLIC_URL", "https://a.example.com"),
+    ])
+    .expect("redirect listener with ACME");
+}

@@ -22,8 +22,8 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::{mpsc, watch};
 
 use super::admission::Admission;
-use crate::acme::Http01Answers;
 use super::connection::Connection;
+use crate::acme::Http01Answers;
 use crate::config::ConnectionLimits;
 
 /// How long in-flight requests may take to finish after shutdown is requested.

@@ -32,6 +32,7 @@ use sqlx::sqlite::{
 use crate::field_keys::{FieldKeySettings, FieldKeys, KeyFileError};
 use crate::keyfile;
 
+pub use acme::{AcmeItem, AcmeLock};
 pub use admin::AccountRow;
 pub use article_lists::{ArticleFilter, ArticleList, ArticlePage, ListPosition, PageStart};
 pub use audit::{AuditFilter, AuditListRow, AuditRow, ChainHead};
@@ -43,7 +44,6 @@ pub use export::ExportRows;
 pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
 pub use roles::{RolePlan, RolesError, Statement};
-pub use acme::{AcmeItem, AcmeLock};
 pub use sealed::{KeyUse, Resealed, SEALED_FIELDS};
 pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use snapshot::{

@@ -423,6 +423,18 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_certificate_order_raises_an_alert_each_time() {
+        let alerts = Alerts::new(&settings(3), None);
+        let mut row = failed_login(1, 1_000_000, None, "10.0.0.1");
+        row.event_type = "certificate_renewal_failed".into();
+        row.client_ip = None;
+        assert_eq!(rules_fired(&alerts, &row), ["certificate_renewal_failed"]);
+        assert_eq!(rules_fired(&alerts, &row), ["certificate_renewal_failed"]);
+        row.event_type = "certificate_issued".into();
+        assert!(rules_fired(&alerts, &row).is_empty());
+    }
+
+    #[test]
     fn failures_outside_the_window_do_not_count() {
         let alerts = Alerts::new(&settings(3), None);
         let t = 1_000_000;

@@ -170,11 +170,7 @@ impl TestApp {
         let address = format!("http://{}", server.local_addr().expect("bound"));
         let redirect_address = server.redirect_addr().map(|a| format!("http://{a}"));
         let metrics_address = server.metrics_addr().map(|a| format!("http://{a}"));
-        let before = before_run(
-            server.local_addr().expect("bound"),
-            server.redirect_addr(),
-        )
-        .await;
+        let before = before_run(server.local_addr().expect("bound"), server.redirect_addr()).await;
         let (tx, rx) = oneshot::channel();
         tokio::spawn(server.run(async move {
             let _ = rx.await;

@@ -16,7 +16,9 @@ pub fn pebble_installed(test: &str) -> bool {
         .status()
         .is_ok();
     if !found {
-        eprintln!("SKIPPED {test}: pebble is not installed (apt-get install pebble); ACME not tested");
+        eprintln!(
+            "SKIPPED {test}: pebble is not installed (apt-get install pebble); ACME not tested"
+        );
     }
     found
 }
@@ -75,7 +77,12 @@ impl PebblePorts {
 
     /// Starts Pebble validating TLS-ALPN-01 on `tls` and HTTP-01 on `http` (the redirect
     /// listener, or an unused port), issuing certificates valid `validity_secs`.
-    pub async fn start(self, tls: SocketAddr, http: Option<SocketAddr>, validity_secs: u64) -> Pebble {
+    pub async fn start(
+        self,
+        tls: SocketAddr,
+        http: Option<SocketAddr>,
+        validity_secs: u64,
+    ) -> Pebble {
         let config = self.dir.path().join("pebble-config.json");
         let json = serde_json::json!({
             "pebble": {
@@ -145,7 +152,10 @@ impl Pebble {
     /// The root that issues Pebble's certificates (regenerated each start).
     pub async fn issuing_root(&self) -> String {
         self.client()
-            .get(format!("https://127.0.0.1:{}/roots/0", self.ports.management))
+            .get(format!(
+                "https://127.0.0.1:{}/roots/0",
+                self.ports.management
+            ))
             .send()
             .await
             .expect("pebble management answers")

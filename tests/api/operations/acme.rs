@@ -86,7 +86,11 @@ async fn wait_until_served(app: &TestApp, root_pem: &str, within: Duration) -> V
     panic!("no certificate served within {within:?}; last: {last}");
 }
 
-async fn wait_for_rows(app: &TestApp, event: &str, within: Duration) -> Vec<aerie::store::AuditRow> {
+async fn wait_for_rows(
+    app: &TestApp,
+    event: &str,
+    within: Duration,
+) -> Vec<aerie::store::AuditRow> {
     let started = Instant::now();
     loop {
         let rows = rows_of(app, event).await;
@@ -134,7 +138,10 @@ async fn acme_issues_a_certificate_that_verifies_against_the_ca_root() {
         .await
         .expect("verified handshake");
     assert_eq!(status, StatusCode::OK);
-    let stranger = reqwest::Client::builder().use_rustls_tls().build().expect("client");
+    let stranger = reqwest::Client::builder()
+        .use_rustls_tls()
+        .build()
+        .expect("client");
     assert!(stranger.get(https(&app, "/api/tags")).send().await.is_err());
 
     // Cached privately: the folder 0700, the key and the account 0600.
@@ -153,7 +160,11 @@ async fn acme_issues_a_certificate_that_verifies_against_the_ca_root() {
 
     let issued = rows_of(&app, "certificate_issued").await;
     assert_eq!(issued.len(), 1, "{issued:?}");
-    assert!(issued[0].detail.contains("\"renewal\":false"), "{}", issued[0].detail);
+    assert!(
+        issued[0].detail.contains("\"renewal\":false"),
+        "{}",
+        issued[0].detail
+    );
     assert!(!issued[0].detail.contains("PRIVATE KEY"));
     let expiry = metric(&app, "aerie_tls_certificate_expiry_timestamp_seconds")
         .await
@@ -200,7 +211,9 @@ async fn a_renewal_is_served_without_a_restart_while_a_connection_stays_open() {
     app.clock.advance(Duration::from_secs(YEAR_SECS * 3 / 4));
     let started = Instant::now();
     let renewed = loop {
-        let (status, _, seen) = get(&keeper, &url).await.expect("the kept connection still serves");
+        let (status, _, seen) = get(&keeper, &url)
+            .await
+            .expect("the kept connection still serves");
         assert_eq!(status, StatusCode::OK);
         assert_eq!(seen, first, "the kept connection was not dropped");
         if let Ok((_, _, fresh)) = get(&client_trusting(&root), &url).await
@@ -208,7 +221,10 @@ async fn a_renewal_is_served_without_a_restart_while_a_connection_stays_open() {
         {
             break fresh;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no renewal served");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no renewal served"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(!renewed.is_empty());
@@ -217,11 +233,18 @@ async fn a_renewal_is_served_without_a_restart_while_a_connection_stays_open() {
 
     let issued = rows_of(&app, "certificate_issued").await;
     assert_eq!(issued.len(), 2);
-    assert!(issued[1].detail.contains("\"renewal\":true"), "{}", issued[1].detail);
+    assert!(
+        issued[1].detail.contains("\"renewal\":true"),
+        "{}",
+        issued[1].detail
+    );
     let second_expiry = metric(&app, "aerie_tls_certificate_expiry_timestamp_seconds")
         .await
         .expect("expiry");
-    assert!(second_expiry >= first_expiry, "{second_expiry} < {first_expiry}");
+    assert!(
+        second_expiry >= first_expiry,
+        "{second_expiry} < {first_expiry}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,14 +255,19 @@ async fn a_ca_outage_refuses_handshakes_records_the_failure_and_recovers() {
     let ports = PebblePorts::new();
     let settings = acme_settings(&ports, "localhost");
     // The CA is down when the server starts.
-    let (app, (tls, http)) =
-        TestApp::spawn_then(Engine::Sqlite, &borrowed(&settings), |tls, http| async move {
-            (tls, http)
-        })
-        .await;
+    let (app, (tls, http)) = TestApp::spawn_then(
+        Engine::Sqlite,
+        &borrowed(&settings),
+        |tls, http| async move { (tls, http) },
+    )
+    .await;
     let failed = wait_for_rows(&app, "certificate_renewal_failed", Duration::from_secs(30)).await;
     assert!(!failed.is_empty(), "the failure is on the audit trail");
-    assert!(failed[0].detail.contains("\"kind\":\"unreachable\""), "{}", failed[0].detail);
+    assert!(
+        failed[0].detail.contains("\"kind\":\"unreachable\""),
+        "{}",
+        failed[0].detail
+    );
     // No certificate: the handshake is refused, and plain HTTP gets no API answer either.
     let refused = reqwest::Client::builder()
         .use_rustls_tls()
@@ -273,7 +301,11 @@ async fn a_domain_that_does_not_point_here_is_refused_by_the_ca_and_recorded() {
     .await;
     let failed = wait_for_rows(&app, "certificate_renewal_failed", Duration::from_secs(60)).await;
     assert!(!failed.is_empty(), "the refusal is on the audit trail");
-    assert!(failed[0].detail.contains("\"kind\":\"refused\""), "{}", failed[0].detail);
+    assert!(
+        failed[0].detail.contains("\"kind\":\"refused\""),
+        "{}",
+        failed[0].detail
+    );
     assert!(rows_of(&app, "certificate_issued").await.is_empty());
 }
 
@@ -294,10 +326,21 @@ async fn a_cache_folder_open_to_others_is_refused_and_nothing_is_ordered() {
     .await;
     let failed = wait_for_rows(&app, "certificate_renewal_failed", Duration::from_secs(30)).await;
     assert!(!failed.is_empty(), "the refusal is on the audit trail");
-    assert!(failed[0].detail.contains("\"kind\":\"cache\""), "{}", failed[0].detail);
-    assert!(failed[0].detail.contains("chmod 700"), "{}", failed[0].detail);
     assert!(
-        std::fs::read_dir(cache.path()).expect("cache").next().is_none(),
+        failed[0].detail.contains("\"kind\":\"cache\""),
+        "{}",
+        failed[0].detail
+    );
+    assert!(
+        failed[0].detail.contains("chmod 700"),
+        "{}",
+        failed[0].detail
+    );
+    assert!(
+        std::fs::read_dir(cache.path())
+            .expect("cache")
+            .next()
+            .is_none(),
         "nothing written into an open folder"
     );
     // Still up, still no plain HTTP on the TLS port.
@@ -307,19 +350,21 @@ async fn a_cache_folder_open_to_others_is_refused_and_nothing_is_ordered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgresql_order_once_and_serve_the_same_certificate() {
-    if !pebble_installed("two_instances_on_one_postgresql_order_once_and_serve_the_same_certificate")
-        || !crate::common::postgres_configured()
+    if !pebble_installed(
+        "two_instances_on_one_postgresql_order_once_and_serve_the_same_certificate",
+    ) || !crate::common::postgres_configured()
     {
         return;
     }
     let ports = PebblePorts::new();
     let settings = acme_settings(&ports, "localhost");
     // The CA is down while both start, so both are ready to order when it comes back.
-    let (first, (tls, http)) =
-        TestApp::spawn_then(Engine::Postgres, &borrowed(&settings), |tls, http| async move {
-            (tls, http)
-        })
-        .await;
+    let (first, (tls, http)) = TestApp::spawn_then(
+        Engine::Postgres,
+        &borrowed(&settings),
+        |tls, http| async move { (tls, http) },
+    )
+    .await;
     let (second, ()) = first
         .spawn_sibling_then(&borrowed(&settings), |_, _| async {})
         .await;
@@ -335,5 +380,8 @@ async fn two_instances_on_one_postgresql_order_once_and_serve_the_same_certifica
     // The database holds it sealed: no private key in clear.
     let stored = first.query_text("SELECT sealed FROM acme_state").await;
     assert!(!stored.is_empty());
-    assert!(stored.iter().all(|value| !value.contains("PRIVATE KEY")), "{stored:?}");
+    assert!(
+        stored.iter().all(|value| !value.contains("PRIVATE KEY")),
+        "{stored:?}"
+    );
 }
