@@ -384,4 +384,18 @@ async fn two_instances_on_one_postgresql_order_once_and_serve_the_same_certifica
         stored.iter().all(|value| !value.contains("PRIVATE KEY")),
         "{stored:?}"
     );
+    // One order at a time: while one holds the lock, nobody else gets it.
+    let store = first.store().await;
+    let held = store.try_acme_lock().await.expect("lock").expect("free");
+    assert!(
+        store.try_acme_lock().await.expect("lock").is_none(),
+        "held elsewhere"
+    );
+    held.release().await;
+    let again = store.try_acme_lock().await.expect("lock");
+    assert!(again.is_some(), "free once released");
+    if let Some(lock) = again {
+        lock.release().await;
+    }
+    store.close().await;
 }
