@@ -195,12 +195,13 @@ mod tests {
         .expect("valid configuration");
         let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
         let store = Store::connect(&config.database).await.expect("store opens");
-        let audit = crate::audit::AuditLog::new(
+        let audit = crate::audit::AuditLog::open(
             store.clone(),
-            crate::audit::AuditKey::load_or_generate(&dir.path().join("audit-key"), true)
-                .expect("audit key"),
+            &dir.path().join("audit-key"),
+            true,
             clock.clone(),
-        );
+        )
+        .expect("audit key");
         let hasher = PasswordHasher::new(1).expect("hasher");
         let tokens = TokenService::new(
             SigningKey::generate(),
@@ -227,7 +228,7 @@ mod tests {
         );
         let cursors = crate::http::articles::cursor::CursorKey::new(
             audit
-                .key()
+                .derivation_key()
                 .derive(crate::http::articles::cursor::CURSOR_KEY_LABEL),
         );
         let rate_limiter =
