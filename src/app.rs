@@ -233,7 +233,7 @@ mod tests {
         );
         let rate_limiter =
             crate::defense::rate_limit::RateLimiter::new(&config.rate_limits, clock.clone());
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             audit,
             cursors,
             store: store.clone(),
@@ -266,7 +266,7 @@ mod tests {
             origins: AllowedOrigins::new(&config.cors, config.server.public_url.as_deref()),
             metrics_token: None,
             api_docs: None,
-        };
+        });
         (state, Layers::from_config(&config))
     }
 

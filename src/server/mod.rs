@@ -204,7 +204,7 @@ impl Server {
             DeviceKey::new(audit.derivation_key().derive(DEVICE_KEY_LABEL)),
         );
         crate::domain::warm_common_passwords();
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             login_guard,
             rate_limiter,
             store: store.clone(),
@@ -242,7 +242,7 @@ impl Server {
                     },
                 ))
             }),
-        };
+        });
         let metrics_listener = metrics_listen.map(|listener| {
             (
                 listener,
