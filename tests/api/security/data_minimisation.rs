@@ -190,12 +190,7 @@ async fn an_owner_deletes_their_account_and_keeps_nothing_personal(app: TestApp)
         .request(reqwest::Method::DELETE, "/api/user", Some(&alice), None)
         .await;
     deleted.assert_status(StatusCode::NO_CONTENT);
-    app.get("/api/user", Some(&alice))
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
-    app.login("alice@example.com", PASSWORD)
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
+    assert_alice_deleted(&app, &alice, r#""mode":"anonymise""#).await;
     app.get("/api/profiles/alice", None)
         .await
         .assert_status(StatusCode::NOT_FOUND);
@@ -204,13 +199,6 @@ async fn an_owner_deletes_their_account_and_keeps_nothing_personal(app: TestApp)
     assert!(author.starts_with("deleted-"), "{author}");
     // The name and the address are free again.
     app.register("alice").await;
-    let events = rows_of(&app, "account_deleted").await;
-    assert_eq!(events.len(), 1);
-    assert!(
-        events[0].detail.contains(r#""mode":"anonymise""#),
-        "{}",
-        events[0].detail
-    );
 }
 
 async fn deletion_can_remove_the_content_too(engine: Engine) {
@@ -274,31 +262,19 @@ async fn an_administrator_deletes_an_account_only_after_a_recent_password(app: T
     delete("/api/admin/users/alice", admin)
         .await
         .assert_status(StatusCode::NO_CONTENT);
-    app.get("/api/user", Some(&alice))
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
-    app.login("alice@example.com", PASSWORD)
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
+    let event = assert_alice_deleted(&app, &alice, r#""by":"admin""#).await;
     let author = app.article(&slug, None).await["author"]["username"].clone();
     assert!(
         author.as_str().is_some_and(|a| a.starts_with("deleted-")),
         "{author}"
     );
-    let events = rows_of(&app, "account_deleted").await;
-    assert_eq!(events.len(), 1);
     let ids = app
         .query_text("SELECT CAST(id AS TEXT) FROM users WHERE username = 'admin'")
         .await;
     let admin_id = ids[0].parse::<i64>().ok();
-    assert_eq!(events[0].actor_id, admin_id);
-    assert!(events[0].subject_id.is_some());
-    assert_ne!(events[0].subject_id, admin_id);
-    assert!(
-        events[0].detail.contains(r#""by":"admin""#),
-        "{}",
-        events[0].detail
-    );
+    assert_eq!(event.actor_id, admin_id);
+    assert!(event.subject_id.is_some());
+    assert_ne!(event.subject_id, admin_id);
 }
 
 async fn the_operator_deletes_an_account_from_the_command_line(app: TestApp) {
@@ -306,17 +282,21 @@ async fn the_operator_deletes_an_account_from_the_command_line(app: TestApp) {
     let out = aerie(&app, "", &["user", "delete", "alice"], "").await;
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("alice deleted (anonymise)"), "{printed}");
-    app.get("/api/user", Some(&alice))
+    assert_alice_deleted(&app, &alice, r#""by":"cli""#).await;
+}
+
+/// Alice's account is gone: her token and her password no longer work, and the trail holds one
+/// `account_deleted` event whose detail contains `detail`. Answers that event.
+async fn assert_alice_deleted(app: &TestApp, token: &str, detail: &str) -> aerie::store::AuditRow {
+    app.get("/api/user", Some(token))
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
     app.login("alice@example.com", PASSWORD)
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
-    let events = rows_of(&app, "account_deleted").await;
+    let mut events = rows_of(app, "account_deleted").await;
     assert_eq!(events.len(), 1);
-    assert!(
-        events[0].detail.contains(r#""by":"cli""#),
-        "{}",
-        events[0].detail
-    );
+    let event = events.remove(0);
+    assert!(event.detail.contains(detail), "{}", event.detail);
+    event
 }
