@@ -89,7 +89,7 @@ impl Services {
         } = parts;
         // Derived from the audit key, which every instance of a deployment shares: a token
         // rotated on two instances at once still has one successor.
-        let successors = SuccessorKey::new(audit.key().derive(SUCCESSOR_KEY_LABEL));
+        let successors = SuccessorKey::new(audit.derivation_key().derive(SUCCESSOR_KEY_LABEL));
         let recorder = Recorder::new(audit);
         let revoker = Revoker::new(
             store.clone(),

@@ -95,6 +95,7 @@ pub fn router() -> Router<AppState> {
         mfa::login_mfa,
         keys::jwks,
         admin::accounts::list_users,
+        admin::accounts::delete_account,
         admin::accounts::set_role,
         admin::accounts::disable,
         admin::accounts::enable,

@@ -103,6 +103,12 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
         "/api/auth/sessions/{id}",
         [401, 404, 404, 404, 404],
     ),
+    // After every row that acts on the target account, before logging out ends the tokens.
+    (
+        "DELETE",
+        "/api/admin/users/{username}",
+        [401, 403, 403, 403, 204],
+    ),
     ("POST", "/api/auth/logout", [401, 204, 204, 204, 204]),
     ("POST", "/api/auth/logout-all", [401, 204, 204, 204, 204]),
     ("GET", "/.well-known/jwks.json", [200, 200, 200, 200, 200]),
