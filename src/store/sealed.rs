@@ -34,12 +34,27 @@ fn location(field: Field) -> Location {
             id: "user_id",
             sealed: "secret_sealed",
         },
+        Field::MailRecipient => Location {
+            table: "mail_outbox",
+            id: "id",
+            sealed: "recipient_sealed",
+        },
+        Field::MailPayload => Location {
+            table: "mail_outbox",
+            id: "id",
+            sealed: "payload_sealed",
+        },
+        Field::PendingEmail => Location {
+            table: "mail_tokens",
+            id: "user_id",
+            sealed: "new_email_sealed",
+        },
     }
 }
 
 /// A value that did not seal or open: logged with the field and row, answered as an internal
 /// error (the client sees only the request id).
-fn key_error(error: FieldKeyError) -> sqlx::Error {
+pub(super) fn key_error(error: FieldKeyError) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(error))
 }
 

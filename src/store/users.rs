@@ -2,7 +2,9 @@
 
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Store, execute, matchable, on_pool};
+use super::mail::{INSERT_MAIL, INSERT_TOKEN, SEAL_MAIL, write_mail};
+use super::{NewMailToken, OutgoingMail, Store, execute, matchable, on_pool};
+use crate::field_keys::Field;
 use crate::clock::UnixMillis;
 
 #[derive(Debug, Clone, FromRow)]
@@ -16,11 +18,13 @@ pub struct UserRow {
     pub image: Option<String>,
     pub role: String,
     pub disabled_at: Option<i64>,
+    /// When the current address was proven by a mailed link.
+    pub email_verified_at: Option<i64>,
 }
 
 /// Read with [`Store::open_email`]: `email` is still sealed until then.
 pub(super) const USER_COLUMNS: &str =
-    "id, username, email_sealed AS email, password_hash, bio, image, role, disabled_at";
+    "id, username, email_sealed AS email, password_hash, bio, image, role, disabled_at, email_verified_at";
 
 pub struct NewUser<'a> {
     pub username: &'a str,
@@ -30,6 +34,9 @@ pub struct NewUser<'a> {
     pub email_key: &'a str,
     pub password_hash: &'a str,
     pub now: UnixMillis,
+    /// The verification mail and its token (hash, purpose, expiry), written in the same
+    /// transaction as the account.
+    pub verification: Option<(String, &'static str, UnixMillis, OutgoingMail)>,
 }
 
 /// A partial update: `None` leaves a field as it is. `bio` and `image` can also be cleared,
@@ -89,6 +96,16 @@ impl Store {
                 .bind(&sealed)
                 .fetch_one(&mut *tx)
                 .await?;
+            if let Some((hash, purpose, expires_at, mail)) = &new.verification {
+                let token = NewMailToken {
+                    hash: hash.clone(),
+                    purpose,
+                    user_id: id,
+                    new_email: None,
+                    expires_at: *expires_at,
+                };
+                write_mail!(self, tx, Some(&token), std::slice::from_ref(mail), new.now);
+            }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(row)
         })?;

@@ -11,6 +11,7 @@ mod process;
 mod raw;
 mod requests;
 mod shapes;
+mod smtp;
 
 pub use app::TestApp;
 pub use app::fresh_postgres_database;
@@ -21,6 +22,7 @@ pub use fixtures::{
 };
 pub use process::{ServerProcess, run_to_exit, start_server};
 pub use requests::{Reply, assert_unauthorized, read};
+pub use smtp::{APP_URL, Mail, SmtpServer};
 pub use shapes::{
     ARTICLE_KEYS, LISTED_ARTICLE_KEYS, PROFILE_KEYS, assert_keys, assert_timestamp, slugs,
 };
