@@ -251,6 +251,7 @@ mod tests {
             sessions: services.sessions,
             mfa: services.mfa,
             accounts: services.accounts,
+            lifecycle: services.lifecycle,
             audit_trail: services.audit_trail,
             quotas: crate::services::quotas::Quotas::new(
                 store.clone(),

@@ -8,6 +8,7 @@
 //! (`AERIE_METRICS_LISTEN`, meant for loopback or an internal network) serves only this
 //! route, without a token.
 
+use std::sync::atomic::Ordering::Relaxed;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -64,8 +65,6 @@ pub fn bearer_token_matches(expected: Option<&SecretString>, headers: &HeaderMap
 
 #[utoipa::path(get, path = "/metrics", tag = "monitoring",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
-use std::sync::atomic::Ordering::Relaxed;
-
 async fn scrape(State(state): State<AppState>) -> Response {
     let pool = state.store.pool_usage();
     let (queued, running) = (state.hasher.queue_depth(), state.hasher.in_progress());

@@ -124,9 +124,6 @@ impl Accounts {
                 .revoke_own(caller, RevokedBecause::PasswordChanged)
                 .await?;
         }
-        if let (Some(new_email), Some(mail)) = (&confirm_by_mail, self.mail()) {
-            mail.request_email_change(caller, new_email).await?;
-        }
         let changed = [
             (password_changed, EventType::PasswordChanged),
             (email_changed, EventType::EmailChanged),
@@ -135,6 +132,9 @@ impl Accounts {
             let mut event = caller.own_event(kind);
             event.subject = Some(row.id);
             self.recorder.record(event).await?;
+        }
+        if let (Some(new_email), Some(mail)) = (&confirm_by_mail, self.mail()) {
+            mail.request_email_change(caller, new_email).await?;
         }
         Ok(row)
     }
