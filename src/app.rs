@@ -31,8 +31,7 @@ use crate::http::error::{Error, normalize_error_bodies, refusal_response};
 use crate::http::observe::{RequestObserver, observe_requests};
 use crate::http::{
     AppState, HttpSettings, admin, articles, auth, comments, health, keys, lifecycle, mfa, openapi,
-    profiles,
-    tags, users,
+    profiles, tags, users,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

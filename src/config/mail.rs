@@ -70,8 +70,7 @@ fn app_url(text: &str, production: bool) -> Result<String, ConfigError> {
     let url = url::Url::parse(text)
         .map_err(|e| ConfigError::setting("AERIE_APP_URL", format!("is not a URL: {e}")))?;
     let scheme_ok = url.scheme() == "https" || (!production && url.scheme() == "http");
-    if !scheme_ok || url.host_str().is_none() || url.query().is_some() || url.fragment().is_some()
-    {
+    if !scheme_ok || url.host_str().is_none() || url.query().is_some() || url.fragment().is_some() {
         return Err(ConfigError::setting(
             "AERIE_APP_URL",
             "must be an https:// URL (http:// in development) with a host and no query or fragment",
@@ -93,7 +92,11 @@ fn smtp(raw: &RawSettings, text: &str, production: bool) -> Result<SmtpSettings,
         ("smtp", false) => (SmtpSecurity::StartTls, 587),
         ("smtp", true) if !production => (SmtpSecurity::None, 25),
         ("smtp", true) => return Err(bad("`?tls=none` sends mail in clear: development only")),
-        _ => return Err(bad("must start with smtp:// (STARTTLS required) or smtps://")),
+        _ => {
+            return Err(bad(
+                "must start with smtp:// (STARTTLS required) or smtps://",
+            ));
+        }
     };
     let host = url
         .host_str()
@@ -104,7 +107,7 @@ fn smtp(raw: &RawSettings, text: &str, production: bool) -> Result<SmtpSettings,
         .to_owned();
     let username = Some(url.username())
         .filter(|u| !u.is_empty())
-        .map(|u| percent_decode(u))
+        .map(percent_decode)
         .transpose()
         .map_err(|()| bad("the user name is not valid percent-encoded UTF-8"))?;
     let in_url = url

@@ -599,7 +599,10 @@ fn mail_goes_to_eml_files_in_development_and_is_off_in_production_without_smtp()
 #[test]
 fn smtp_urls_require_tls_and_never_print_their_password() {
     let config = Config::from_vars([
-        ("AERIE_SMTP_URL", "smtp://mailer:s3cret-pass@relay.example:2525"),
+        (
+            "AERIE_SMTP_URL",
+            "smtp://mailer:s3cret-pass@relay.example:2525",
+        ),
         ("AERIE_APP_URL", "https://app.example/"),
     ])
     .expect("valid");
@@ -615,7 +618,10 @@ fn smtp_urls_require_tls_and_never_print_their_password() {
     let crate::mail::Delivery::Smtp(smtp) = &wrapper.mail.delivery else {
         panic!("SMTP delivery expected");
     };
-    assert_eq!((smtp.security, smtp.port), (crate::mail::SmtpSecurity::Wrapper, 465));
+    assert_eq!(
+        (smtp.security, smtp.port),
+        (crate::mail::SmtpSecurity::Wrapper, 465)
+    );
     for (url, setting) in [
         ("http://relay.example", "AERIE_SMTP_URL"),
         ("smtp://relay.example?tls=opportunistic", "AERIE_SMTP_URL"),

@@ -143,9 +143,7 @@ impl Error {
             Error::Forbidden
             | Error::StepUpRequired
             | Error::MfaEnrolmentRequired
-            | Error::EmailUnverified => {
-                StatusCode::FORBIDDEN
-            }
+            | Error::EmailUnverified => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,

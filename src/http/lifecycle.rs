@@ -79,7 +79,8 @@ struct Accepted {
     message: &'static str,
 }
 
-const RESET_ACCEPTED: &str = "If an account has this address, a link to reset its password is on its way.";
+const RESET_ACCEPTED: &str =
+    "If an account has this address, a link to reset its password is on its way.";
 
 /// `POST /api/auth/password-reset`: always 202 with the same body for a well-formed address,
 /// whether or not it has an account; the work happens after the answer.

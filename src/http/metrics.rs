@@ -8,7 +8,6 @@
 //! (`AERIE_METRICS_LISTEN`, meant for loopback or an internal network) serves only this
 //! route, without a token.
 
-use std::sync::atomic::Ordering::Relaxed;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -16,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering::Relaxed;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
@@ -69,7 +69,11 @@ async fn scrape(State(state): State<AppState>) -> Response {
     let pool = state.store.pool_usage();
     let (queued, running) = (state.hasher.queue_depth(), state.hasher.in_progress());
     let hash_memory = state.hasher.memory_bytes();
-    let outbox_depth = state.store.outbox_state().await.map_or(0, |(depth, _)| depth);
+    let outbox_depth = state
+        .store
+        .outbox_state()
+        .await
+        .map_or(0, |(depth, _)| depth);
     let mail = state.lifecycle.sender().stats.clone();
     // Gauges are sampled now rather than kept up to date on every change.
     state.metrics.scope(|| {

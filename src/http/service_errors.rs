@@ -5,8 +5,8 @@
 
 use super::error::Error;
 use crate::services::accounts::AccountError;
-use crate::services::lifecycle::LifecycleError;
 use crate::services::audit_trail::AuditTrailError;
+use crate::services::lifecycle::LifecycleError;
 use crate::services::markdown::RenderError;
 use crate::services::mfa::MfaError;
 use crate::services::quotas::{Quota, QuotaError};

@@ -103,6 +103,9 @@ pub async fn send_test(settings: &MailSettings, to: &str) -> Result<String, Mail
     let rendered = templates
         .render(Kind::Test, &serde_json::json!({}))
         .map_err(|e| MailError::Build(e.to_string()))?;
-    let name = format!("test-{}", crate::clock::Clock::now(&crate::clock::SystemClock));
+    let name = format!(
+        "test-{}",
+        crate::clock::Clock::now(&crate::clock::SystemClock)
+    );
     transport.send(&settings.from, to, &rendered, &name).await
 }

@@ -98,7 +98,11 @@ impl Sender {
             }
         };
         for mail in due {
-            match self.store.claim_mail(mail.id, mail.next_attempt_at, now + millis(LEASE)).await {
+            match self
+                .store
+                .claim_mail(mail.id, mail.next_attempt_at, now + millis(LEASE))
+                .await
+            {
                 Ok(true) => self.attempt(mail).await,
                 Ok(false) => {}
                 Err(error) => tracing::error!(%error, "claiming a mail"),
@@ -169,7 +173,9 @@ impl Sender {
             return;
         };
         let failing_for = now.saturating_sub(since);
-        if failing_for < millis(self.settings.alert_after) || self.alerted.swap(true, Ordering::Relaxed) {
+        if failing_for < millis(self.settings.alert_after)
+            || self.alerted.swap(true, Ordering::Relaxed)
+        {
             return;
         }
         let event = AuditEvent::new(EventType::MailDeliveryFailing).detail(serde_json::json!({

@@ -115,7 +115,8 @@ impl Kind {
     }
 }
 
-const TEXT: &str = "Hello {{ username }},\n\n{{ text }}\n{% if link %}\n{{ link }}\n{% endif %}\n-- \nAerie\n";
+const TEXT: &str =
+    "Hello {{ username }},\n\n{{ text }}\n{% if link %}\n{{ link }}\n{% endif %}\n-- \nAerie\n";
 const HTML: &str = "<!doctype html><html><body><p>Hello {{ username }},</p><p>{{ text }}</p>{% if link %}<p><a href=\"{{ link }}\">{{ link }}</a></p>{% endif %}<p>Aerie</p></body></html>";
 
 /// A mail ready for the transport.
@@ -152,7 +153,11 @@ impl Templates {
 
     /// Renders `kind` with the values it was queued with (`username`, and `token` for the
     /// kinds that carry a link). The link is built here, from `AERIE_APP_URL`.
-    pub fn render(&self, kind: Kind, payload: &serde_json::Value) -> Result<Rendered, minijinja::Error> {
+    pub fn render(
+        &self,
+        kind: Kind,
+        payload: &serde_json::Value,
+    ) -> Result<Rendered, minijinja::Error> {
         let username = payload["username"].as_str().unwrap_or("there");
         let link = payload["token"]
             .as_str()
@@ -177,11 +182,17 @@ mod tests {
     #[test]
     fn user_text_cannot_inject_markup_into_the_html_body() {
         let templates = Templates::new("https://app.example/").expect("templates");
-        let payload = serde_json::json!({"username": "<img src=x onerror=alert(1)>", "token": "abc"});
-        let mail = templates.render(Kind::PasswordReset, &payload).expect("renders");
+        let payload =
+            serde_json::json!({"username": "<img src=x onerror=alert(1)>", "token": "abc"});
+        let mail = templates
+            .render(Kind::PasswordReset, &payload)
+            .expect("renders");
         assert!(!mail.html.contains("<img"), "{}", mail.html);
         assert!(mail.html.contains("&lt;img"), "{}", mail.html);
-        assert!(mail.text.contains("https://app.example/password-reset#token=abc"));
+        assert!(
+            mail.text
+                .contains("https://app.example/password-reset#token=abc")
+        );
     }
 
     #[test]

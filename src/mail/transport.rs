@@ -69,7 +69,9 @@ impl Transport {
                 Ok(format!("relay answered {}", reply.code()))
             }
             Transport::Files(dir) => {
-                tokio::fs::create_dir_all(dir).await.map_err(MailError::File)?;
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(MailError::File)?;
                 let path = dir.join(format!("{name}.eml"));
                 let partial = dir.join(format!(".{name}.eml.partial"));
                 tokio::fs::write(&partial, message.formatted())

@@ -68,9 +68,11 @@ pub struct SpentToken {
     pub new_email_index: Option<String>,
 }
 
-pub(super) const INSERT_MAIL: &str = "INSERT INTO mail_outbox (kind, recipient_sealed, payload_sealed, next_attempt_at, created_at)
+pub(super) const INSERT_MAIL: &str =
+    "INSERT INTO mail_outbox (kind, recipient_sealed, payload_sealed, next_attempt_at, created_at)
                            VALUES ($1, '', '', 0, $2) RETURNING id";
-pub(super) const SEAL_MAIL: &str = "UPDATE mail_outbox SET recipient_sealed = $2, payload_sealed = $3 WHERE id = $1";
+pub(super) const SEAL_MAIL: &str =
+    "UPDATE mail_outbox SET recipient_sealed = $2, payload_sealed = $3 WHERE id = $1";
 pub(super) const INSERT_TOKEN: &str = "INSERT INTO mail_tokens (token_hash, purpose, user_id, new_email_sealed, new_email_index, created_at, expires_at)
                             VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -185,7 +187,8 @@ impl Store {
         seen_next_attempt: i64,
         lease_until: UnixMillis,
     ) -> Result<bool, sqlx::Error> {
-        let sql = "UPDATE mail_outbox SET next_attempt_at = $3 WHERE id = $1 AND next_attempt_at = $2";
+        let sql =
+            "UPDATE mail_outbox SET next_attempt_at = $3 WHERE id = $1 AND next_attempt_at = $2";
         let affected = on_pool!(self, |pool| sqlx::query(sql)
             .bind(id)
             .bind(seen_next_attempt)
@@ -322,10 +325,6 @@ impl Store {
 
     /// Deletes spent and expired tokens (retention).
     pub async fn prune_mail_tokens(&self, now: UnixMillis) -> Result<(), sqlx::Error> {
-        execute!(
-            self,
-            "DELETE FROM mail_tokens WHERE expires_at <= $1",
-            now
-        )
+        execute!(self, "DELETE FROM mail_tokens WHERE expires_at <= $1", now)
     }
 }

@@ -4,8 +4,8 @@ use sqlx::{AssertSqlSafe, FromRow};
 
 use super::mail::{INSERT_MAIL, INSERT_TOKEN, SEAL_MAIL, write_mail};
 use super::{NewMailToken, OutgoingMail, Store, execute, matchable, on_pool};
-use crate::field_keys::Field;
 use crate::clock::UnixMillis;
+use crate::field_keys::Field;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct UserRow {
@@ -23,8 +23,7 @@ pub struct UserRow {
 }
 
 /// Read with [`Store::open_email`]: `email` is still sealed until then.
-pub(super) const USER_COLUMNS: &str =
-    "id, username, email_sealed AS email, password_hash, bio, image, role, disabled_at, email_verified_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email_sealed AS email, password_hash, bio, image, role, disabled_at, email_verified_at";
 
 pub struct NewUser<'a> {
     pub username: &'a str,

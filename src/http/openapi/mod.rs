@@ -37,8 +37,8 @@ use utoipa::OpenApi;
 
 use super::error::{Error, Result};
 use super::{
-    AppState, admin, articles, auth, comments, health, keys, lifecycle, metrics, mfa, profiles, tags,
-    users,
+    AppState, admin, articles, auth, comments, health, keys, lifecycle, metrics, mfa, profiles,
+    tags, users,
 };
 
 pub fn router() -> Router<AppState> {

@@ -104,10 +104,9 @@ impl Accounts {
                 email_key: &email.key(),
                 password_hash: &password_hash,
                 now,
-                verification: self
-                    .mail()
-                    .filter(|_| verify)
-                    .and_then(|m| m.verification_for_new_account(username.as_str(), email.as_str())),
+                verification: self.mail().filter(|_| verify).and_then(|m| {
+                    m.verification_for_new_account(username.as_str(), email.as_str())
+                }),
             })
             .await
             .map_err(taken_or_store)

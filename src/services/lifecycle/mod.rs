@@ -179,7 +179,9 @@ impl Lifecycle {
         token: Option<&NewMailToken>,
         mails: &[OutgoingMail],
     ) -> Result<(), LifecycleError> {
-        self.store.queue_mail(token, mails, self.clock.now()).await?;
+        self.store
+            .queue_mail(token, mails, self.clock.now())
+            .await?;
         self.sender.wake();
         Ok(())
     }

@@ -7,9 +7,9 @@ use super::tokens::hash_of;
 use super::{Lifecycle, LifecycleError, Purpose};
 use crate::audit::{AuditEvent, EventType};
 use crate::domain::{FieldErrors, InvalidFields, NewPassword, email_key, username_key};
-use crate::services::Actor;
 use crate::mail::Kind;
 use crate::request_context::RequestContext;
+use crate::services::Actor;
 
 impl Lifecycle {
     /// `POST /api/auth/password-reset`, after the answer has gone: mails a reset link if the

@@ -80,7 +80,12 @@ impl Lifecycle {
             .user_by_id(caller.user_id)
             .await?
             .ok_or(LifecycleError::Unauthenticated)?;
-        if self.store.user_by_email_key(&new_email.key()).await?.is_some() {
+        if self
+            .store
+            .user_by_email_key(&new_email.key())
+            .await?
+            .is_some()
+        {
             return Err(LifecycleError::EmailTaken);
         }
         let purpose = Purpose::EmailChange.as_str();

@@ -241,7 +241,11 @@ async fn password_and_email_changes_are_audited(app: TestApp) {
     assert_eq!(
         types,
         // With mail on (development writes .eml files), a new address waits for its link.
-        ["user_registered", "password_changed", "email_change_requested"]
+        [
+            "user_registered",
+            "password_changed",
+            "email_change_requested"
+        ]
     );
     assert!(
         !events

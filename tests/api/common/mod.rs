@@ -22,10 +22,10 @@ pub use fixtures::{
 };
 pub use process::{ServerProcess, run_to_exit, start_server};
 pub use requests::{Reply, assert_unauthorized, read};
-pub use smtp::{APP_URL, Mail, SmtpServer};
 pub use shapes::{
     ARTICLE_KEYS, LISTED_ARTICLE_KEYS, PROFILE_KEYS, assert_keys, assert_timestamp, slugs,
 };
+pub use smtp::{APP_URL, Mail, SmtpServer};
 
 /// The database engine a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -44,7 +44,10 @@ impl SmtpServer {
                 self.certs.path().join("ca.pem").display().to_string(),
             ),
             ("AERIE_APP_URL", APP_URL.to_owned()),
-            ("AERIE_MAIL_FROM", "Aerie <no-reply@example.test>".to_owned()),
+            (
+                "AERIE_MAIL_FROM",
+                "Aerie <no-reply@example.test>".to_owned(),
+            ),
         ]
     }
 
@@ -129,7 +132,9 @@ async fn spawn(certs: &Path, maildir: &Path, port: u16) -> (Child, u16) {
         .await
         .expect("the SMTP server starts within 20 s")
         .expect("read its output")
-        .expect("the SMTP server says where it listens (is aiosmtpd installed? `pip install aiosmtpd`)");
+        .expect(
+            "the SMTP server says where it listens (is aiosmtpd installed? `pip install aiosmtpd`)",
+        );
     let port = line
         .strip_prefix("LISTENING ")
         .and_then(|p| p.trim().parse().ok())

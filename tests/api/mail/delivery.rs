@@ -27,7 +27,10 @@ async fn development_without_smtp_writes_each_mail_as_an_eml_file(app: TestApp) 
         if let Some(path) = found {
             break Mail::read(&path);
         }
-        assert!(tokio::time::Instant::now() < deadline, "no .eml in {outbox:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no .eml in {outbox:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(mail.to.contains("hana@example.com"), "{mail:?}");
@@ -53,14 +56,21 @@ async fn mail_queued_while_the_relay_is_down_arrives_once_it_is_back(engine: Eng
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(smtp.mails().is_empty());
     let queued = app.query_text("SELECT kind FROM mail_outbox").await;
-    assert!(queued.len() >= 2, "both mails wait in the outbox: {queued:?}");
+    assert!(
+        queued.len() >= 2,
+        "both mails wait in the outbox: {queued:?}"
+    );
 
     smtp.restart().await;
     smtp.wait_for("ivan@example.com", "Verify", 30).await;
     smtp.wait_for("ivan@example.com", "Reset", 30).await;
     // Delivered mail leaves the outbox; nothing is sent twice.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(app.query_text("SELECT kind FROM mail_outbox").await.is_empty());
+    assert!(
+        app.query_text("SELECT kind FROM mail_outbox")
+            .await
+            .is_empty()
+    );
     assert_eq!(smtp.mails_to("ivan@example.com").len(), 2);
 }
 
@@ -98,7 +108,10 @@ async fn the_database_holds_no_usable_link_while_mail_waits(engine: Engine) {
         let token = mail.token().expect("a link");
         for text in copy.iter().chain(&raw_files) {
             assert!(!text.contains(&token), "a live token is stored readable");
-            assert!(!text.contains("judy@example.com"), "the recipient is stored readable");
+            assert!(
+                !text.contains("judy@example.com"),
+                "the recipient is stored readable"
+            );
         }
     }
     // The reset link still works: what was stored was the hash.
@@ -110,7 +123,9 @@ async fn the_database_holds_no_usable_link_while_mail_waits(engine: Engine) {
 async fn a_relay_without_starttls_gets_nothing(engine: Engine) {
     // A plain listener that greets like SMTP but offers no STARTTLS: the sender must not
     // fall back to clear text (the default `smtp://` requires STARTTLS).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("address").port();
     let received = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
     let seen = received.clone();
@@ -141,7 +156,10 @@ async fn a_relay_without_starttls_gets_nothing(engine: Engine) {
     let url = format!("smtp://127.0.0.1:{port}");
     let app = TestApp::spawn_with(
         engine,
-        &[("AERIE_SMTP_URL", &url), ("AERIE_APP_URL", super::super::common::APP_URL)],
+        &[
+            ("AERIE_SMTP_URL", &url),
+            ("AERIE_APP_URL", super::super::common::APP_URL),
+        ],
     )
     .await;
     app.register("mallory").await;
@@ -149,8 +167,14 @@ async fn a_relay_without_starttls_gets_nothing(engine: Engine) {
     let lines = received.lock().await.clone();
     assert!(!lines.is_empty(), "the sender tried the relay");
     assert!(
-        lines.iter().all(|l| !l.starts_with("MAIL") && !l.starts_with("DATA")),
+        lines
+            .iter()
+            .all(|l| !l.starts_with("MAIL") && !l.starts_with("DATA")),
         "mail was sent without TLS: {lines:?}"
     );
-    assert!(!app.query_text("SELECT kind FROM mail_outbox").await.is_empty());
+    assert!(
+        !app.query_text("SELECT kind FROM mail_outbox")
+            .await
+            .is_empty()
+    );
 }

@@ -176,7 +176,10 @@ async fn resets_keep_mfa_and_are_audited(engine: Engine) {
         .iter()
         .filter_map(|e| e["detail"]["outcome"].as_str())
         .collect();
-    assert!(outcomes.contains(&"mailed") && outcomes.contains(&"unknown_account"), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&"mailed") && outcomes.contains(&"unknown_account"),
+        "{outcomes:?}"
+    );
     assert_eq!(app.audit_events("password_reset_completed").await.len(), 1);
     // The password-changed notice follows the reset.
     smtp.wait_for("frank@example.com", "password was changed", 20)

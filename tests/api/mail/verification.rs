@@ -37,7 +37,11 @@ async fn registration_mails_a_link_that_verifies_the_address_once(engine: Engine
     let again = verify(link).await;
     again.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(again.error_on("token"), Some("is invalid or has expired"));
-    for bad in [json!({}), json!({ "token": 7 }), json!({ "token": "x", "extra": 1 })] {
+    for bad in [
+        json!({}),
+        json!({ "token": 7 }),
+        json!({ "token": "x", "extra": 1 }),
+    ] {
         let reply = app.post("/api/auth/email/verify", None, bad).await;
         reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     }
@@ -49,10 +53,14 @@ async fn unverified_accounts_cannot_write_when_verification_is_required(engine: 
     let app = app_mailing_to(engine, &smtp, &[("AERIE_REQUIRE_VERIFIED_EMAIL", "true")]).await;
     let token = app.register("liam").await;
     let article = json!({"article": {"title": "Hello", "description": "d", "body": "b"}});
-    let refused = app.post("/api/articles", Some(&token), article.clone()).await;
+    let refused = app
+        .post("/api/articles", Some(&token), article.clone())
+        .await;
     refused.assert_status(StatusCode::FORBIDDEN);
     assert!(
-        refused.error_on("email").is_some_and(|m| m.contains("verified")),
+        refused
+            .error_on("email")
+            .is_some_and(|m| m.contains("verified")),
         "{}",
         refused.body
     );
@@ -65,11 +73,17 @@ async fn unverified_accounts_cannot_write_when_verification_is_required(engine: 
         .assert_status(StatusCode::ACCEPTED);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     while smtp.mails_to("liam@example.com").len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "no second verification mail");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second verification mail"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let mails = smtp.mails_to("liam@example.com");
-    let (first, second) = (mails[0].token().expect("link"), mails[1].token().expect("link"));
+    let (first, second) = (
+        mails[0].token().expect("link"),
+        mails[1].token().expect("link"),
+    );
     // A new link replaces the old one.
     app.post("/api/auth/email/verify", None, json!({ "token": first }))
         .await
@@ -87,7 +101,11 @@ async fn an_email_change_takes_effect_only_when_the_new_address_confirms(engine:
     let app = app_mailing_to(engine, &smtp, &[]).await;
     let token = registered(&app, &smtp, "mia").await;
     let reply = app
-        .put("/api/user", Some(&token), json!({"user": {"email": "mia.new@example.com"}}))
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"email": "mia.new@example.com"}}),
+        )
         .await;
     reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["user"]["email"], "mia@example.com");
@@ -120,12 +138,20 @@ async fn an_unchanged_email_stays_a_no_op(engine: Engine) {
     let app = app_mailing_to(engine, &smtp, &[]).await;
     let token = registered(&app, &smtp, "noah").await;
     let reply = app
-        .put("/api/user", Some(&token), json!({"user": {"email": "noah@example.com", "bio": "hi"}}))
+        .put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"email": "noah@example.com", "bio": "hi"}}),
+        )
         .await;
     reply.assert_status(StatusCode::OK);
     assert_eq!(reply.body["user"]["bio"], "hi");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    assert_eq!(smtp.mails_to("noah@example.com").len(), 1, "only the verification mail");
+    assert_eq!(
+        smtp.mails_to("noah@example.com").len(),
+        1,
+        "only the verification mail"
+    );
     assert!(app.audit_events("email_change_requested").await.is_empty());
 }
 
