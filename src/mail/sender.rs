@@ -19,8 +19,10 @@ use crate::audit::{AuditEvent, AuditLog, EventType};
 use crate::clock::{Clock, SystemClock, UnixMillis};
 use crate::store::{PendingMail, Store};
 
-/// How long one attempt holds a mail before another sender may take it.
-const LEASE: Duration = Duration::from_secs(120);
+/// How long one attempt holds a mail before another sender (or this one, restarted after a
+/// crash) may take it: longer than an attempt takes (the SMTP timeout is 30 s per step), so
+/// two senders rarely both send it; if they do, the mail arrives twice, never not at all.
+const LEASE: Duration = Duration::from_secs(60);
 /// Mails read per pass.
 const BATCH: i64 = 20;
 /// How often the outbox is looked at when nothing wakes the sender.

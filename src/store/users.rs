@@ -224,13 +224,14 @@ impl Store {
         let index = self.keys.email_index(&email);
         let account = "UPDATE users SET username = $2, username_key = $2, email_sealed = $3,
                            email_index = $4, password_hash = '!', bio = NULL, image = NULL,
-                           disabled_at = $5, last_login_at = NULL, updated_at = $5
+                           disabled_at = $5, last_login_at = NULL, email_verified_at = NULL, updated_at = $5
                        WHERE id = $1";
         let personal = [
             "DELETE FROM mfa_challenges WHERE user_id = $1",
             "DELETE FROM mfa_recovery_codes WHERE user_id = $1",
             "DELETE FROM mfa_totp WHERE user_id = $1",
             "DELETE FROM known_devices WHERE user_id = $1",
+            "DELETE FROM mail_tokens WHERE user_id = $1",
             "DELETE FROM favorites WHERE user_id = $1",
             "DELETE FROM follows WHERE follower_id = $1 OR followee_id = $1",
         ];

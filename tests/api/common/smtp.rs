@@ -192,3 +192,29 @@ impl Mail {
         Some(self.raw[start..end].to_owned())
     }
 }
+
+impl super::TestApp {
+    /// Waits (up to 20 s) for the `.eml` file development writes under `<data dir>/outbox/`
+    /// for a mail to `to` whose subject contains `subject`.
+    pub async fn outbox_mail(&self, to: &str, subject: &str) -> Mail {
+        let outbox = self.data_dir.path().join("outbox");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = std::fs::read_dir(&outbox).ok().and_then(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .map(|p| Mail::read(&p))
+                    .find(|m| m.to.contains(to) && m.subject.contains(subject))
+            });
+            if let Some(mail) = found {
+                return mail;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no .eml to {to} about {subject:?} in {outbox:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -178,3 +178,46 @@ async fn a_relay_without_starttls_gets_nothing(engine: Engine) {
             .is_empty()
     );
 }
+
+/// Mail queued before a `kill -9` of the server is sent by the next start: the outbox is in
+/// the database, not in the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_queued_before_a_kill_9_is_sent_after_the_restart() {
+    let mut smtp = SmtpServer::start().await;
+    smtp.stop().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().display().to_string();
+    let mail_settings = smtp.settings();
+    let mut settings: Vec<(&str, &str)> = vec![
+        ("AERIE_LISTEN", "127.0.0.1:0"),
+        ("AERIE_DATA_DIR", data_dir.as_str()),
+        ("AERIE_LOG_FORMAT", "json"),
+    ];
+    settings.extend(mail_settings.iter().map(|(k, v)| (*k, v.as_str())));
+    let server = crate::common::start_server(data, &settings).await;
+    let register = serde_json::json!({"user": {"username": "quinn", "email": "quinn@example.com", "password": crate::common::PASSWORD}});
+    let reply = reqwest::Client::new()
+        .post(server.http("/api/users"))
+        .json(&register)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    assert!(
+        server
+            .wait_for_line("mail delivery failed", Duration::from_secs(20))
+            .await,
+        "the sender tried the relay while it was down"
+    );
+    // Between attempts, usually; a kill in the middle of one leaves its lease (60 s) to run
+    // out first, hence the long wait below.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let data = server.kill_hard().await;
+
+    smtp.restart().await;
+    let restarted = crate::common::start_server(data, &settings).await;
+    smtp.wait_for("quinn@example.com", "Verify", 90).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(smtp.mails_to("quinn@example.com").len(), 1);
+    drop(restarted);
+}

@@ -157,8 +157,30 @@ async fn an_unchanged_email_stays_a_no_op(engine: Engine) {
 
 async fn security_notices_reach_the_account(engine: Engine) {
     let smtp = SmtpServer::start().await;
-    let app = app_mailing_to(engine, &smtp, &[]).await;
-    let token = registered(&app, &smtp, "olga").await;
+    let app = app_mailing_to(engine, &smtp, &[("AERIE_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    registered(&app, &smtp, "olga").await;
+    // A login from a device and network the account has not used: a notice.
+    let reply = app
+        .client
+        .post(app.url("/api/users/login"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("User-Agent", "curl/8.5.0")
+        .json(&json!({"user": {"email": "olga@example.com", "password": crate::common::PASSWORD}}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(reply.status(), StatusCode::OK);
+    smtp.wait_for("olga@example.com", "New sign-in", 20).await;
+    // An administrator ending the account's sessions: a notice.
+    app.register("root").await;
+    app.set_role("root", "admin").await;
+    let admin = crate::common::token_of(&app.login_user("root").await);
+    app.delete("/api/admin/users/olga/sessions", Some(&admin))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    smtp.wait_for("olga@example.com", "signed out by an administrator", 20)
+        .await;
+    let token = crate::common::token_of(&app.login_user("olga").await);
     let reply = app
         .put(
             "/api/user/password",
