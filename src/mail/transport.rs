@@ -116,12 +116,22 @@ fn build(from: &str, to: &str, mail: &Rendered) -> Result<Message, MailError> {
         .map_err(|e| MailError::Build(e.to_string()))
 }
 
-/// One body part, as plain 7-bit text when it is (the templates and every value they take
-/// are ASCII), so a link reads in the `.eml` file as it will in the mail client; anything
-/// else gets the encoding lettre picks.
+/// One body part, sent as plain 7-bit text when it is ASCII with lines of at most 998
+/// characters (the templates and every value they take are ASCII), so a link reads in the
+/// `.eml` file as it will in the mail client; anything else gets the encoding lettre picks.
+/// (lettre itself would choose quoted-printable for any line over 76 characters.)
 fn part(content_type: ContentType, text: &str) -> SinglePart {
-    let body = Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::SevenBit)
-        .unwrap_or_else(|_| Body::new(text.to_owned()));
+    let crlf = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\n', "\r\n");
+    let seven_bit =
+        crlf.is_ascii() && !crlf.contains('\0') && crlf.split("\r\n").all(|line| line.len() <= 998);
+    let body = if seven_bit {
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(text.to_owned())
+    };
     SinglePart::builder().header(content_type).body(body)
 }
 
