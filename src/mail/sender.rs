@@ -145,7 +145,8 @@ impl Sender {
             .templates
             .render(kind, &payload)
             .map_err(|e| MailError::Build(e.to_string()))?;
-        let name = format!("{}-{}", mail.id, kind.as_str());
+        // Time first: SQLite may reuse a delivered row's id, and the files must not collide.
+        let name = format!("{}-{}-{}", SystemClock.now(), mail.id, kind.as_str());
         self.transport
             .send(&self.settings.from, &mail.to, &rendered, &name)
             .await
