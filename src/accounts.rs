@@ -220,6 +220,21 @@ pub async fn set_disabled(
     Ok(())
 }
 
+/// `aerie user delete`: the account's sessions end and it is anonymised or removed, as
+/// `AERIE_ACCOUNT_DELETION` says.
+pub async fn delete(settings: &AccountSettings<'_>, username: &str) -> anyhow::Result<()> {
+    let console = Console::open(settings).await?;
+    console
+        .accounts(settings)?
+        .delete(console.actor(), username)
+        .await
+        .map_err(naming(username))?;
+    tracing::warn!("account deleted from the command line");
+    println!("{username} deleted ({})", settings.rules.deletion.as_str());
+    console.close().await;
+    Ok(())
+}
+
 /// `aerie user set-password`: the operator's password reset. The password comes from
 /// [`read_password`], never the command line; every session of the account ends.
 pub async fn set_password(

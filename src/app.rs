@@ -196,12 +196,13 @@ mod tests {
         .expect("valid configuration");
         let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
         let store = Store::connect(&config.database).await.expect("store opens");
-        let audit = crate::audit::AuditLog::new(
+        let audit = crate::audit::AuditLog::open(
             store.clone(),
-            crate::audit::AuditKey::load_or_generate(&dir.path().join("audit-key"), true)
-                .expect("audit key"),
+            &dir.path().join("audit-key"),
+            true,
             clock.clone(),
-        );
+        )
+        .expect("audit key");
         let hasher = PasswordHasher::new(1).expect("hasher");
         let tokens = TokenService::new(
             SigningKey::generate(),
@@ -234,12 +235,12 @@ mod tests {
         );
         let cursors = crate::http::articles::cursor::CursorKey::new(
             audit
-                .key()
+                .derivation_key()
                 .derive(crate::http::articles::cursor::CURSOR_KEY_LABEL),
         );
         let rate_limiter =
             crate::defense::rate_limit::RateLimiter::new(&config.rate_limits, clock.clone());
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             audit,
             cursors,
             store: store.clone(),
@@ -273,7 +274,7 @@ mod tests {
             origins: AllowedOrigins::new(&config.cors, config.server.public_url.as_deref()),
             metrics_token: None,
             api_docs: None,
-        };
+        });
         (state, Layers::from_config(&config))
     }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::audit::archive;
-use crate::audit::{AlertSettings, AuditEvent, AuditKey, AuditSettings, EventType};
+use crate::audit::{AlertSettings, AuditEvent, AuditKeys, AuditSettings, EventType};
 use crate::clock::{Clock, SystemClock, UnixMillis};
 use crate::store::{ArchiveCheckpoint, Store};
 
@@ -44,10 +44,10 @@ pub async fn archive(
         );
     }
     // Never generated here: archiving under a fresh key would seal nothing of the chain.
-    let key = AuditKey::load_or_generate(&audit.key_file, false)?;
+    let keys = AuditKeys::load_or_generate(&audit.key_file, false)?;
     let file = create_private(out)?;
     let mut writer = BufWriter::new(file);
-    let exported = archive::export(store, &key, before, now, &mut writer).await;
+    let exported = archive::export(store, &keys, before, now, &mut writer).await;
     let file = writer
         .into_inner()
         .map_err(|e| e.into_error())
@@ -97,9 +97,9 @@ async fn record(
     Ok(())
 }
 
-/// Checks an archive file with the audit key; answers its checkpoint.
+/// Checks an archive file with the audit keys; answers its checkpoint.
 pub fn verify_file(audit: &AuditSettings, path: &Path) -> anyhow::Result<ArchiveCheckpoint> {
-    let key = AuditKey::load_or_generate(&audit.key_file, false)?;
+    let keys = AuditKeys::load_or_generate(&audit.key_file, false)?;
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(archive::verify_file(&key, BufReader::new(file))?)
+    Ok(archive::verify_file(&keys, BufReader::new(file))?)
 }

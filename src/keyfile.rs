@@ -73,16 +73,42 @@ pub fn load_or_generate_random_key<const N: usize>(
     path: &Path,
     generate: bool,
 ) -> Result<[u8; N], String> {
+    match load_or_generate_random_keys::<N>(path, generate)?.as_slice() {
+        [key] => Ok(*key),
+        _ => Err(format!(
+            "must hold exactly {N} random bytes (create it with `head -c {N} /dev/urandom`)"
+        )),
+    }
+}
+
+/// Reads a file of one or more keys of `N` random bytes each, end to end, oldest first (a key
+/// ring that only grows: the audit key's); generated with one key like
+/// [`load_or_generate_random_key`].
+pub fn load_or_generate_random_keys<const N: usize>(
+    path: &Path,
+    generate: bool,
+) -> Result<Vec<[u8; N]>, String> {
     if generate && !path.exists() {
-        let mut key = [0u8; N];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
-        create(path, &key).map_err(|e| e.to_string())?;
+        create(path, &random_key::<N>()).map_err(|e| e.to_string())?;
     }
     check_private(path).map_err(|e| e.to_string())?;
     let bytes = fs::read(path).map_err(|e| e.to_string())?;
-    bytes.try_into().map_err(|_| {
-        format!("must hold exactly {N} random bytes (create it with `head -c {N} /dev/urandom`)")
-    })
+    if bytes.is_empty() || !bytes.len().is_multiple_of(N) {
+        return Err(format!(
+            "must hold {N} random bytes per key (create it with `head -c {N} /dev/urandom`)"
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(N)
+        .filter_map(|chunk| chunk.try_into().ok())
+        .collect())
+}
+
+/// `N` bytes from the operating system's generator.
+pub fn random_key<const N: usize>() -> [u8; N] {
+    let mut key = [0u8; N];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+    key
 }
 
 /// Refuses a file that group or others may read (on Unix; elsewhere only that it exists).

@@ -16,8 +16,8 @@ use std::io::{BufRead, Write};
 
 use serde::Deserialize;
 
-use super::chain::{Break, checkpoint_matches, link_break, seal_checkpoint};
-use super::key::AuditKey;
+use super::chain::{Break, Segments, seal_checkpoint};
+use super::key::AuditKeys;
 use crate::clock::UnixMillis;
 use crate::store::{ArchiveCheckpoint, AuditRow, ChainHead, PruneMismatch, Store};
 
@@ -46,37 +46,49 @@ pub enum ArchiveError {
     Prune(#[from] PruneMismatch),
 }
 
-/// Where the chain stands in the database: after the newest archive checkpoint, whose seal is
-/// checked first.
-async fn chain_start(store: &Store, key: &AuditKey) -> Result<ChainHead, ArchiveError> {
+/// Where the chain stands in the database, and under which key: after the newest archive
+/// checkpoint, whose seal is checked first.
+async fn chain_start<'k>(
+    store: &Store,
+    keys: &'k AuditKeys,
+) -> Result<(ChainHead, Segments<'k>), ArchiveError> {
     match store.latest_archive_checkpoint().await? {
-        None => Ok(ChainHead {
-            seq: 0,
-            mac: String::new(),
-        }),
-        Some(c) if checkpoint_matches(key, &c) => Ok(ChainHead {
-            seq: c.through_seq,
-            mac: c.through_mac,
-        }),
-        Some(c) => Err(ArchiveError::Broken(
-            c.through_seq,
-            Break::ArchiveCheckpointForged,
+        None => Ok((
+            ChainHead {
+                seq: 0,
+                mac: String::new(),
+            },
+            Segments::from_start(keys),
         )),
+        Some(c) => match Segments::after_checkpoint(keys, &c) {
+            Some(segments) => Ok((
+                ChainHead {
+                    seq: c.through_seq,
+                    mac: c.through_mac,
+                },
+                segments,
+            )),
+            None => Err(ArchiveError::Broken(
+                c.through_seq,
+                Break::ArchiveCheckpointForged,
+            )),
+        },
     }
 }
 
 /// Writes the rows older than `before` (from the newest checkpoint on, up to the first row
-/// at or after `before`) to `out`, each link checked, followed by their sealed checkpoint.
+/// at or after `before`) to `out`, each link checked, followed by their checkpoint, sealed
+/// with the key in force after its last row (the one a walk from it continues under).
 /// Answers the checkpoint to hand to [`prune`] once `out` is safely stored, or `None` when
 /// no row is old enough (then nothing is written).
 pub async fn export(
     store: &Store,
-    key: &AuditKey,
+    keys: &AuditKeys,
     before: UnixMillis,
     now: UnixMillis,
     out: &mut impl Write,
 ) -> Result<Option<ArchiveCheckpoint>, ArchiveError> {
-    let from = chain_start(store, key).await?;
+    let (from, mut segments) = chain_start(store, keys).await?;
     let mut last = from.clone();
     'pages: loop {
         let rows = store.audit_rows_after(last.seq, PAGE).await?;
@@ -85,7 +97,7 @@ pub async fn export(
             if row.at >= before {
                 break 'pages;
             }
-            if let Some(why) = link_break(key, &last, &row) {
+            if let Some(why) = segments.step(&last, &row) {
                 return Err(ArchiveError::Broken(last.seq + 1, why));
             }
             serde_json::to_writer(&mut *out, &serde_json::json!({ "row": &row }))?;
@@ -102,7 +114,7 @@ pub async fn export(
     if last.seq == from.seq {
         return Ok(None);
     }
-    let checkpoint = seal_checkpoint(key, &from, &last, now);
+    let checkpoint = seal_checkpoint(segments.key(), &from, &last, now);
     serde_json::to_writer(&mut *out, &serde_json::json!({ "checkpoint": &checkpoint }))?;
     out.write_all(b"\n")?;
     out.flush()?;
@@ -133,13 +145,15 @@ pub enum ArchiveFileError {
     Mismatch(String, i64, i64, i64),
 }
 
-/// Checks an archive file on its own: every row sealed by `key` and linked to the one before,
-/// the checkpoint sealed, and the rows exactly the ones it names. Answers the checkpoint.
+/// Checks an archive file on its own: every row sealed by the key in force and linked to the
+/// one before, the checkpoint sealed by the key in force after the last row, and the rows
+/// exactly the ones it names. Answers the checkpoint.
 pub fn verify_file(
-    key: &AuditKey,
+    keys: &AuditKeys,
     file: impl BufRead,
 ) -> Result<ArchiveCheckpoint, ArchiveFileError> {
     let mut span: Option<(ChainHead, ChainHead)> = None;
+    let mut segments: Option<Segments<'_>> = None;
     let mut checkpoint = None;
     for (index, line) in file.lines().enumerate() {
         let number = index + 1;
@@ -158,7 +172,14 @@ pub fn verify_file(
                     };
                     (before.clone(), before)
                 });
-                if let Some(why) = link_break(key, &last, &row) {
+                let walk = match segments.as_mut() {
+                    Some(walk) => walk,
+                    None => segments.insert(
+                        Segments::from_row(keys, &row)
+                            .ok_or(ArchiveFileError::Broken(row.seq, Break::Altered))?,
+                    ),
+                };
+                if let Some(why) = walk.step(&last, &row) {
                     return Err(ArchiveFileError::Broken(last.seq + 1, why));
                 }
                 let last = ChainHead {
@@ -170,7 +191,9 @@ pub fn verify_file(
         }
     }
     let checkpoint = checkpoint.ok_or(ArchiveFileError::NoCheckpoint)?;
-    if !checkpoint_matches(key, &checkpoint) {
+    let sealed =
+        segments.is_some_and(|walk| super::chain::checkpoint_matches(walk.key(), &checkpoint));
+    if !sealed {
         return Err(ArchiveFileError::CheckpointForged);
     }
     let c = &checkpoint;
@@ -200,6 +223,8 @@ pub fn verify_file(
 
 #[cfg(test)]
 mod tests {
+    use super::super::chain::checkpoint_matches;
+    use super::super::key::AuditKey;
     use super::*;
 
     #[test]

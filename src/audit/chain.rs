@@ -6,8 +6,8 @@
 
 use hmac::Mac;
 
-use super::event::AuditEvent;
-use super::key::AuditKey;
+use super::event::{AuditEvent, EventType};
+use super::key::{AuditKey, AuditKeys};
 use crate::clock::UnixMillis;
 use crate::store::{ArchiveCheckpoint, AuditRow, ChainHead, Store};
 
@@ -152,6 +152,11 @@ pub enum Break {
     /// The archive checkpoint the walk starts from is not sealed by the key (forged or
     /// edited to hide pruned rows).
     ArchiveCheckpointForged,
+    /// The row starts a segment under a key the key file does not hold.
+    UnknownKey { id: String },
+    /// The tail is sealed by an older key than the newest in the key file: a rotation was
+    /// not finished, or someone holding an older key extended the chain.
+    StaleKey,
 }
 
 impl std::fmt::Display for Break {
@@ -173,6 +178,14 @@ impl std::fmt::Display for Break {
             Break::ArchiveCheckpointForged => {
                 write!(f, "the archive checkpoint is not sealed by the audit key")
             }
+            Break::UnknownKey { id } => write!(
+                f,
+                "the chain continues under audit key {id}, which AERIE_AUDIT_KEY_FILE does not hold"
+            ),
+            Break::StaleKey => write!(
+                f,
+                "the tail is not sealed by the newest key in AERIE_AUDIT_KEY_FILE (finish the rotation with `aerie keys rotate-audit`; otherwise an older key extended the chain)"
+            ),
         }
     }
 }
@@ -221,8 +234,8 @@ pub struct Verification {
 
 const PAGE: i64 = 1000;
 
-/// Why `row` cannot follow `last` in the chain, if it cannot.
-pub(super) fn link_break(key: &AuditKey, last: &ChainHead, row: &AuditRow) -> Option<Break> {
+/// Why `row` cannot follow `last` in the chain under `key`, if it cannot.
+fn link_break(key: &AuditKey, last: &ChainHead, row: &AuditRow) -> Option<Break> {
     if row.seq != last.seq + 1 {
         Some(Break::Missing {
             found: Some(row.seq),
@@ -236,12 +249,90 @@ pub(super) fn link_break(key: &AuditKey, last: &ChainHead, row: &AuditRow) -> Op
     }
 }
 
+/// The key a row names for the rows after it, when it starts a new segment
+/// (`audit_key_rotated`, `{"next_key": ID}`).
+pub fn next_key(row: &AuditRow) -> Option<String> {
+    if row.event_type != EventType::AuditKeyRotated.as_str() {
+        return None;
+    }
+    let detail: serde_json::Value = serde_json::from_str(&row.detail).ok()?;
+    detail.get("next_key")?.as_str().map(str::to_owned)
+}
+
+/// Whether `row`, the chain's newest, is sealed as the head's `key_id` says: by that key, or,
+/// when the row is the rotation that named it, by a key of the ring.
+pub fn seals(keys: &AuditKeys, key_id: &str, row: &AuditRow) -> bool {
+    if next_key(row).as_deref() == Some(key_id) {
+        return keys.iter().any(|key| mac_matches(key, row));
+    }
+    keys.by_id(key_id).is_some_and(|key| mac_matches(key, row))
+}
+
+/// A walk along the chain that knows which key seals the next row: the one in force where
+/// it starts, then the one each `audit_key_rotated` row names (that row itself sealed by the
+/// key before, so only a holder of the current key can move the chain to another).
+pub(super) struct Segments<'k> {
+    keys: &'k AuditKeys,
+    key: &'k AuditKey,
+}
+
+impl<'k> Segments<'k> {
+    /// From the chain's first row, under the first key.
+    pub(super) fn from_start(keys: &'k AuditKeys) -> Self {
+        Self {
+            keys,
+            key: keys.first(),
+        }
+    }
+
+    /// After an archive checkpoint, under the key that sealed it (the one in force after its
+    /// last row); `None` when no key did.
+    pub(super) fn after_checkpoint(
+        keys: &'k AuditKeys,
+        checkpoint: &ArchiveCheckpoint,
+    ) -> Option<Self> {
+        let key = keys.iter().find(|k| checkpoint_matches(k, checkpoint))?;
+        Some(Self { keys, key })
+    }
+
+    /// From `row`, under whichever key sealed it (an archive file read on its own).
+    pub(super) fn from_row(keys: &'k AuditKeys, row: &AuditRow) -> Option<Self> {
+        let key = keys.iter().find(|k| mac_matches(k, row))?;
+        Some(Self { keys, key })
+    }
+
+    /// The key in force for the next row.
+    pub(super) fn key(&self) -> &'k AuditKey {
+        self.key
+    }
+
+    /// Why `row` cannot follow `last`, if it cannot; otherwise steps past it, into the next
+    /// segment when it starts one.
+    pub(super) fn step(&mut self, last: &ChainHead, row: &AuditRow) -> Option<Break> {
+        if let Some(why) = link_break(self.key, last, row) {
+            return Some(why);
+        }
+        if let Some(id) = next_key(row) {
+            match self.keys.by_id(&id) {
+                Some(key) => self.key = key,
+                None => return Some(Break::UnknownKey { id }),
+            }
+        }
+        None
+    }
+
+    /// Whether the walk has reached the newest key's segment.
+    pub(super) fn at_newest(&self) -> bool {
+        self.key.id() == self.keys.newest().id()
+    }
+}
+
 /// Walks the chain in order, a page at a time, from the newest archive checkpoint (the
 /// start when nothing was archived), and stops at the first broken row. Then checks the tail
 /// against the chain head and `checkpoint`, if given.
 pub async fn verify(
     store: &Store,
-    key: &AuditKey,
+    keys: &AuditKeys,
     checkpoint: Option<&Checkpoint>,
 ) -> Result<Verification, sqlx::Error> {
     let archived = store.latest_archive_checkpoint().await?;
@@ -252,14 +343,18 @@ pub async fn verify(
             .map_or_else(String::new, |c| c.through_mac.clone()),
     };
     let archived_through = start.seq;
-    if archived.is_some_and(|c| !checkpoint_matches(key, &c)) {
+    let segments = match &archived {
+        None => Some(Segments::from_start(keys)),
+        Some(c) => Segments::after_checkpoint(keys, c),
+    };
+    let Some(mut segments) = segments else {
         return Ok(Verification {
             intact_rows: 0,
             archived_through,
             broken: Some((start.seq, Break::ArchiveCheckpointForged)),
             last: start,
         });
-    }
+    };
     let mut last = start;
     let mut checkpoint_seen = false;
     loop {
@@ -267,7 +362,7 @@ pub async fn verify(
         let page_len = rows.len();
         for row in rows {
             let expected = last.seq + 1;
-            let broken = link_break(key, &last, &row).or_else(|| {
+            let broken = segments.step(&last, &row).or_else(|| {
                 checkpoint
                     .filter(|c| c.seq == row.seq && c.mac != row.mac)
                     .map(|_| Break::CheckpointMismatch)
@@ -300,6 +395,8 @@ pub async fn verify(
     } else if head.seq == last.seq && head.mac != last.mac {
         // The head names the last row but with another MAC: the tail was rewritten.
         Some((last.seq, Break::Altered))
+    } else if !segments.at_newest() {
+        Some((last.seq, Break::StaleKey))
     } else {
         None
     };

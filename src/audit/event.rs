@@ -135,6 +135,9 @@ catalogue! {
     AdminReadUserData => "admin_read_user_data", Info;
     /// A signing or encryption key was rotated.
     KeyRotated => "key_rotated", Warning;
+    /// `aerie keys rotate-audit`: the audit chain continues under a new key (detail:
+    /// `next_key`, its id). Sealed by the key before, so only its holder can start a segment.
+    AuditKeyRotated => "audit_key_rotated", Warning;
     /// `aerie keys rotate-data` finished a re-sealing pass (what each key still seals).
     DataResealed => "data_resealed", Info;
     /// Old field-encryption keys were dropped from the key file (`rotate-data --retire`).

@@ -20,7 +20,7 @@ pub mod key;
 pub mod webhook;
 mod writer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,8 @@ use tokio::sync::watch;
 pub use alerts::AlertSettings;
 pub use chain::{Break, Checkpoint, Verification, verify};
 pub use event::{AuditEvent, EventType, Severity};
-pub use key::AuditKey;
+pub use key::{AuditKey, AuditKeys, LiveKeys};
+pub use writer::AppendError;
 
 use crate::clock::Clock;
 use crate::store::{AuditRow, Store};
@@ -54,7 +55,7 @@ pub enum AuditError {
     Store(#[from] sqlx::Error),
     /// The batch this event was written in failed (the cause is logged once, by the writer).
     #[error("audit trail: the batch append failed: {0}")]
-    Batch(Arc<sqlx::Error>),
+    Batch(Arc<writer::AppendError>),
     /// The writer task is gone (the runtime is shutting down).
     #[error("audit trail: the writer has stopped")]
     WriterStopped,
@@ -64,7 +65,10 @@ pub enum AuditError {
 #[derive(Clone)]
 pub struct AuditLog {
     store: Store,
-    key: Arc<AuditKey>,
+    keys: Arc<LiveKeys>,
+    /// The newest key when the log opened: what other keys are derived from
+    /// ([`AuditKey::derive`]); after a rotation they move with the next restart.
+    derivation: Arc<AuditKey>,
     clock: Arc<dyn Clock>,
     /// The one appender in this process, started on the first event; the database lock
     /// covers other processes.
@@ -73,14 +77,24 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    pub fn new(store: Store, key: AuditKey, clock: Arc<dyn Clock>) -> Self {
-        Self {
+    /// Opens the trail with the key ring in `key_file` (generated when missing only if
+    /// `generate`, i.e. in development).
+    pub fn open(
+        store: Store,
+        key_file: &Path,
+        generate: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, key::KeyError> {
+        let ring = AuditKeys::load_or_generate(key_file, generate)?;
+        let derivation = Arc::new(ring.newest().clone());
+        Ok(Self {
             store,
-            key: Arc::new(key),
+            keys: Arc::new(LiveKeys::new(key_file.to_owned(), ring)),
+            derivation,
             clock,
             writer: writer::Writer::default(),
             alerts: None,
-        }
+        })
     }
 
     /// Runs the alert rules on every recorded event.
@@ -95,7 +109,7 @@ impl AuditLog {
         let kind = event.kind;
         let sealer = writer::Sealer {
             store: self.store.clone(),
-            key: self.key.clone(),
+            keys: self.keys.clone(),
             clock: self.clock.clone(),
         };
         let row = self.writer.append(sealer, event).await?;
@@ -107,13 +121,34 @@ impl AuditLog {
         Ok(row)
     }
 
+    /// Whether this log's keys seal the chain's newest row (true for an empty chain). An
+    /// instance started with another key file would otherwise append rows under the wrong
+    /// key, and `aerie audit verify` would fail from there on.
+    pub async fn keys_seal_the_chain(&self) -> Result<bool, AuditError> {
+        let head = self.store.audit_chain_head().await?;
+        if head.seq == 0 {
+            return Ok(true);
+        }
+        let key_id = self.store.audit_chain_key_id().await?;
+        let newest = self.store.audit_rows_after(head.seq - 1, 1).await?;
+        let Some(row) = newest.first() else {
+            return Ok(true);
+        };
+        if self.keys.by_id(&key_id).is_err() {
+            return Ok(false);
+        }
+        Ok(chain::seals(&self.keys.current(), &key_id, row))
+    }
+
     /// The alert rules, when this log runs them.
     pub fn alerts(&self) -> Option<&alerts::Alerts> {
         self.alerts.as_ref()
     }
 
-    pub fn key(&self) -> &AuditKey {
-        &self.key
+    /// The key other keys are derived from (device tokens, list cursors, refresh-token
+    /// successors): the newest audit key when the log opened.
+    pub fn derivation_key(&self) -> &AuditKey {
+        &self.derivation
     }
 
     /// Writes the chain head to the log every `interval` when it moved, and once more when

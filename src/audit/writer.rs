@@ -13,7 +13,8 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AuditError, AuditEvent, AuditKey, chain};
+use super::key::KeyError;
+use super::{AuditError, AuditEvent, LiveKeys, chain};
 use crate::clock::Clock;
 use crate::store::{AuditRow, Store};
 
@@ -22,11 +23,21 @@ pub const QUEUE_CAPACITY: usize = 1024;
 /// Events in one transaction, at most.
 pub const MAX_BATCH: usize = 256;
 
-/// What seals and stores a batch: the store, the chain's key, the clock.
+/// What seals and stores a batch: the store, the chain's keys, the clock.
 pub struct Sealer {
     pub store: Store,
-    pub key: Arc<AuditKey>,
+    pub keys: Arc<LiveKeys>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// Why a batch was not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+    /// The chain is sealed with (or a rotation names) a key this process cannot read.
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 struct Queued {
@@ -85,12 +96,20 @@ async fn write_batches(sealer: Sealer, mut queue: mpsc::Receiver<Queued>) {
     }
 }
 
-/// Seals `batch` in queue order, one row per event, in one transaction.
-async fn append(sealer: &Sealer, batch: &[Queued]) -> Result<Vec<AuditRow>, sqlx::Error> {
+/// Seals `batch` in queue order, one row per event, in one transaction, each under the key
+/// the chain head names; a rotation event moves the chain to the key it names, which must be
+/// readable here already (else every later append would fail).
+async fn append(sealer: &Sealer, batch: &[Queued]) -> Result<Vec<AuditRow>, AppendError> {
     sealer
         .store
-        .append_audit_batch(batch, |head, queued| {
-            chain::seal(&sealer.key, head, sealer.clock.now(), &queued.event)
+        .append_audit_batch(batch, |head, key_id, queued| {
+            let key = sealer.keys.by_id(key_id)?;
+            let row = chain::seal(&key, head, sealer.clock.now(), &queued.event);
+            if let Some(next) = chain::next_key(&row) {
+                sealer.keys.by_id(&next)?;
+                *key_id = next;
+            }
+            Ok(row)
         })
         .await
 }

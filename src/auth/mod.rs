@@ -7,6 +7,7 @@ pub mod password;
 pub mod refresh;
 pub mod revocations;
 pub mod tokens;
+mod verified_tokens;
 
 use std::path::PathBuf;
 use std::time::Duration;

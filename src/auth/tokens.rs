@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CLOCK_LEEWAY_SECS;
 use super::keys::{Keyring, PublicKey, SigningKey, jwk_set};
+use super::verified_tokens::{Remembered, TimeClaims, VerifiedTokens};
 use crate::clock::{Clock, UnixMillis};
 use crate::domain::Role;
 
@@ -78,6 +79,8 @@ struct Inner {
     audience: String,
     ttl: Duration,
     clock: Arc<dyn Clock>,
+    /// Tokens already verified under this keyring (see [`VerifiedTokens`]).
+    verified: VerifiedTokens<Verified>,
 }
 
 impl TokenService {
@@ -124,6 +127,7 @@ impl TokenService {
                 audience,
                 ttl,
                 clock,
+                verified: VerifiedTokens::default(),
             }),
         }
     }
@@ -199,6 +203,10 @@ impl TokenService {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::Malformed);
         }
+        if let Some(remembered) = self.inner.verified.get(token) {
+            self.check_times(remembered.times)?;
+            return Ok(remembered.verified);
+        }
         let Ok(header) = jsonwebtoken::decode_header(token) else {
             // `alg: none` (and every algorithm the library does not know) fails here.
             return Err(
@@ -236,15 +244,28 @@ impl TokenService {
                 _ => Rejection::Malformed,
             })?
             .claims;
-        self.check_times(&claims)?;
+        let times = TimeClaims {
+            iat: claims.iat,
+            exp: claims.exp,
+            nbf: claims.nbf,
+        };
+        self.check_times(times)?;
         let user_id = claims.sub.parse().map_err(|_| Rejection::Claims)?;
-        Ok(Verified {
+        let verified = Verified {
             user_id,
             session_id: claims.sid,
             role: claims.role,
             authenticated_at: claims.auth_time.saturating_mul(1000),
             issued_at: claims.iat.saturating_mul(1000),
-        })
+        };
+        self.inner.verified.remember(
+            token,
+            Remembered {
+                verified: verified.clone(),
+                times,
+            },
+        );
+        Ok(verified)
     }
 
     fn validation(&self) -> Validation {
@@ -259,7 +280,7 @@ impl TokenService {
         validation
     }
 
-    fn check_times(&self, claims: &AccessClaims) -> Result<(), Rejection> {
+    fn check_times(&self, claims: TimeClaims) -> Result<(), Rejection> {
         let now: UnixMillis = self.inner.clock.now();
         let now_secs = now / 1000;
         let expired = claims.exp + CLOCK_LEEWAY_SECS <= now_secs;
@@ -389,6 +410,31 @@ mod tests {
         );
         clock.advance(Duration::from_secs(900 + CLOCK_LEEWAY_SECS as u64 + 1));
         assert_eq!(tokens.verify(&token), None);
+    }
+
+    #[test]
+    fn only_verified_tokens_are_remembered_and_each_use_checks_the_time_again() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let tokens = service(clock.clone());
+        let token = tokens.issue(7, "s1", Role::User, 0);
+        assert!(tokens.verify(&token).is_some());
+        assert_eq!(tokens.inner.verified.len(), 1);
+        // Another signature over the same claims is checked in full, and refused.
+        let mut forged = token.clone();
+        let last = if forged.ends_with('A') { "B" } else { "A" };
+        forged.replace_range(forged.len() - 1.., last);
+        assert_eq!(tokens.verify(&forged), None);
+        let other_service = service(clock.clone());
+        let foreign = other_service.issue(7, "s1", Role::Admin, 0);
+        assert_eq!(tokens.verify(&foreign), None);
+        assert_eq!(
+            tokens.inner.verified.len(),
+            1,
+            "refused tokens are not remembered"
+        );
+        assert!(tokens.verify(&token).is_some());
+        clock.advance(Duration::from_secs(900 + CLOCK_LEEWAY_SECS as u64 + 1));
+        assert_eq!(tokens.check(&token), Err(Rejection::Expired));
     }
 
     #[test]

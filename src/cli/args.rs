@@ -108,6 +108,9 @@ pub enum UserCommand {
     Disable { username: String },
     /// Enable a disabled account.
     Enable { username: String },
+    /// Delete an account: its sessions end, then it is anonymised or removed as
+    /// AERIE_ACCOUNT_DELETION says (`account_deleted` on the audit trail).
+    Delete { username: String },
     /// Print a single-use password-reset link (valid 30 minutes) for the operator to hand to
     /// the account's owner; no mail is sent. Recorded on the audit trail.
     ResetLink { username: String },
@@ -227,6 +230,13 @@ pub enum KeysCommand {
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         batch: i64,
     },
+    /// Add a new key to AERIE_AUDIT_KEY_FILE and continue the audit chain under it: an
+    /// `audit_key_rotated` row, sealed by the current key, names the new one, and every row
+    /// after it is sealed by the new key. Older keys stay in the file to verify their
+    /// segments. Running servers follow on their next event (they read the file again; with
+    /// several machines, the file must reach each of them). Run it again after an
+    /// interruption: a key added but not yet in use is started, not another one added.
+    RotateAudit,
 }
 
 #[derive(Subcommand)]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::archiving::{self, Archived};
 use crate::audit::alerts::Alert;
-use crate::audit::{AuditKey, Checkpoint, Severity};
+use crate::audit::{AuditKeys, Checkpoint, Severity};
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::Config;
 use crate::store::Store;
@@ -38,7 +38,7 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
 
 async fn verify(config: Config, checkpoint: Option<Checkpoint>) -> anyhow::Result<()> {
     // Never generated here: verifying with a fresh key would only report a forgery.
-    let key = AuditKey::load_or_generate(&config.audit.key_file, false)?;
+    let key = AuditKeys::load_or_generate(&config.audit.key_file, false)?;
     let store = Store::connect(&config.database).await?;
     let report = crate::audit::verify(&store, &key, checkpoint.as_ref()).await;
     store.close().await;

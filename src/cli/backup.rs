@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::args::{BackupCommand, OpeningArgs};
 use super::audit::ChainBroken;
 use super::trail::{CommandTrail, operator};
-use crate::audit::{AuditEvent, AuditKey, EventType};
+use crate::audit::{AuditEvent, AuditKeys, EventType};
 use crate::backup::{self, Manifest, Opening, Progress, Sealing};
 use crate::config::Config;
 use crate::store::Store;
@@ -95,7 +95,7 @@ async fn restore(
 ) -> anyhow::Result<()> {
     // Loaded first: without the deployment's audit key the restored trail cannot be
     // checked, and it is better to stop before writing anything.
-    let key = AuditKey::load_or_generate(&config.audit.key_file, false).map_err(|error| {
+    let key = AuditKeys::load_or_generate(&config.audit.key_file, false).map_err(|error| {
         anyhow::anyhow!("{error}: a restore verifies the restored audit trail with the deployment's audit key (AERIE_AUDIT_KEY_FILE)")
     })?;
     let store = Store::connect(&config.database).await?;
@@ -107,7 +107,7 @@ async fn restore(
 async fn restore_into(
     config: &Config,
     store: &Store,
-    key: &AuditKey,
+    key: &AuditKeys,
     opening: &Opening,
     file: &Path,
     json: bool,

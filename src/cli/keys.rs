@@ -1,4 +1,5 @@
-//! `aerie keys generate | rotate`: the access-token signing key.
+//! `aerie keys generate | rotate`: the access-token signing key; `aerie keys rotate-audit`:
+//! the audit chain's key.
 
 #![expect(clippy::print_stdout, reason = "the CLI's output is its interface")]
 
@@ -6,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::audit::{AuditEvent, EventType};
+use crate::audit::{AuditEvent, AuditKeys, EventType};
 use crate::auth::keys::{Keyring, SigningKey, previous_keys_dir};
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::Config;
@@ -56,6 +57,50 @@ async fn record_key_rotation(config: &Config, kid: &str, pruned: &[String]) -> a
     .await;
     store.close().await;
     recorded
+}
+
+/// `aerie keys rotate-audit`: see [`super::args::KeysCommand::RotateAudit`].
+pub async fn rotate_audit(config: &Config) -> anyhow::Result<()> {
+    let path = &config.audit.key_file;
+    // Never generated: a fresh ring could not continue the chain.
+    let ring = AuditKeys::load_or_generate(path, false)?;
+    let store = Store::connect(&config.database).await?;
+    let rotated = async {
+        let in_use = store.audit_chain_key_id().await?;
+        let current = ring.by_id(&in_use).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the audit chain is sealed with key {in_use}, which {} does not hold",
+                path.display()
+            )
+        })?;
+        // A key added by an interrupted run, not yet in use, is started rather than skipped.
+        let next = if current.id() == ring.newest().id() {
+            AuditKeys::append_new(path)?
+        } else {
+            ring.newest().clone()
+        };
+        let trail = CommandTrail::open(&store, &config.audit, &config.alerts)?;
+        let mut detail = operator().detail();
+        detail.insert("next_key".into(), next.id().into());
+        let event = AuditEvent::new(EventType::AuditKeyRotated).detail(detail.into());
+        let row = trail.audit.record(event).await.with_context(|| {
+            format!(
+                "key {} is in {}, but the chain does not use it yet: run the command again",
+                next.id(),
+                path.display()
+            )
+        })?;
+        trail.finish().await;
+        anyhow::Ok((next.id(), row.seq))
+    }
+    .await;
+    store.close().await;
+    let (id, seq) = rotated?;
+    println!(
+        "the audit chain continues under key {id} after seq {seq}; older keys stay in {} to verify their segments",
+        path.display()
+    );
+    Ok(())
 }
 
 pub fn generate(out: &Path) -> anyhow::Result<()> {

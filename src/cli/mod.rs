@@ -79,6 +79,9 @@ pub fn main() -> ExitCode {
                     data_keys::rotate_data(&config, !resume, batch).await
                 }
             }
+            Command::Keys {
+                command: KeysCommand::RotateAudit,
+            } => keys::rotate_audit(&config).await,
             Command::User { command } => users::user(config, command).await,
             Command::Sessions { command } => users::sessions(config, command).await,
             Command::Accounts { command } => users::accounts(config, command).await,

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use crate::audit::alerts::Alerts;
-use crate::audit::{AlertSettings, AuditKey, AuditLog, AuditSettings};
+use crate::audit::{AlertSettings, AuditLog, AuditSettings};
 use crate::clock::SystemClock;
 use crate::services::Operator;
 use crate::store::Store;
@@ -55,10 +55,14 @@ impl CommandTrail {
         audit: &AuditSettings,
         alerts: &AlertSettings,
     ) -> anyhow::Result<Self> {
-        let key = AuditKey::load_or_generate(&audit.key_file, audit.generate_key)?;
         let alerts = Alerts::for_command(alerts);
-        let audit =
-            AuditLog::new(store.clone(), key, Arc::new(SystemClock)).with_alerts(alerts.clone());
+        let audit = AuditLog::open(
+            store.clone(),
+            &audit.key_file,
+            audit.generate_key,
+            Arc::new(SystemClock),
+        )?
+        .with_alerts(alerts.clone());
         Ok(Self { audit, alerts })
     }
 

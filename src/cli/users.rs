@@ -42,6 +42,7 @@ pub async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Enable { username } => {
             accounts::set_disabled(&settings, &username, false).await
         }
+        UserCommand::Delete { username } => accounts::delete(&settings, &username).await,
         UserCommand::ResetLink { username } => accounts::reset_link(&settings, &username).await,
     }
 }

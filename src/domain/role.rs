@@ -23,6 +23,8 @@ pub enum Permission {
     UserReadAny,
     UserRoleSet,
     UserDisable,
+    /// Delete any account (anonymise or remove, as `AERIE_ACCOUNT_DELETION` says).
+    UserDeleteAny,
     SessionRevokeAny,
     AuditRead,
 }
@@ -37,6 +39,7 @@ impl Permission {
             Self::UserReadAny => "user_read_any",
             Self::UserRoleSet => "user_role_set",
             Self::UserDisable => "user_disable",
+            Self::UserDeleteAny => "user_delete_any",
             Self::SessionRevokeAny => "session_revoke_any",
             Self::AuditRead => "audit_read",
         }
@@ -91,6 +94,7 @@ mod tests {
         for p in [
             Permission::ArticleUpdateAny,
             Permission::UserDisable,
+            Permission::UserDeleteAny,
             Permission::AuditRead,
         ] {
             assert!(!Role::User.can(p));

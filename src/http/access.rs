@@ -116,6 +116,11 @@ pub const ROUTES: &[RouteRule] = &[
     ),
     rule(
         Method::DELETE,
+        "/api/admin/users/{username}",
+        Access::Permission(Permission::UserDeleteAny),
+    ),
+    rule(
+        Method::DELETE,
         "/api/admin/users/{username}/sessions",
         Access::Permission(Permission::SessionRevokeAny),
     ),

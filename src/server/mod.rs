@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use self::admission::Admission;
 use self::listeners::{bind, redirect_router, serve, stopped};
 use crate::audit::alerts::Alerts;
-use crate::audit::{AuditEvent, AuditKey, AuditLog, EventType};
+use crate::audit::{AuditEvent, AuditLog, EventType};
 use crate::auth::ClientProfile;
 use crate::auth::activity::Activity;
 use crate::auth::keys::Keyring;
@@ -136,10 +136,21 @@ impl Server {
             .load(&store)
             .await
             .context("loading revoked sessions")?;
-        let audit_key =
-            AuditKey::load_or_generate(&config.audit.key_file, config.audit.generate_key)?;
         let alerts = Alerts::from_settings(&config.alerts);
-        let audit = AuditLog::new(store.clone(), audit_key, clock.clone()).with_alerts(alerts);
+        let audit = AuditLog::open(
+            store.clone(),
+            &config.audit.key_file,
+            config.audit.generate_key,
+            clock.clone(),
+        )?
+        .with_alerts(alerts);
+        if !audit.keys_seal_the_chain().await? {
+            let problem = "AERIE_AUDIT_KEY_FILE does not hold the key that sealed the audit chain's newest row: this instance would append rows that break the chain (give it the key file the other instances use; after `aerie keys rotate-audit`, the new one)";
+            if config.is_production() {
+                anyhow::bail!(problem);
+            }
+            tracing::error!("{problem}");
+        }
         record_warnings(&config, &audit).await?;
         let tls = match &config.tls.files {
             Some(files) => Some((
@@ -198,10 +209,10 @@ impl Server {
         let quotas = Quotas::new(store.clone(), clock.clone(), config.quotas);
         let login_guard = LoginGuard::new(
             rate_limiter.clone(),
-            DeviceKey::new(audit.key().derive(DEVICE_KEY_LABEL)),
+            DeviceKey::new(audit.derivation_key().derive(DEVICE_KEY_LABEL)),
         );
         crate::domain::warm_common_passwords();
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             login_guard,
             rate_limiter,
             store: store.clone(),
@@ -222,7 +233,7 @@ impl Server {
             metrics: metrics.clone(),
             cursors: crate::http::articles::cursor::CursorKey::new(
                 audit
-                    .key()
+                    .derivation_key()
                     .derive(crate::http::articles::cursor::CURSOR_KEY_LABEL),
             ),
             shutting_down: shutting_down.clone(),
@@ -240,7 +251,7 @@ impl Server {
                     },
                 ))
             }),
-        };
+        });
         let metrics_listener = metrics_listen.map(|listener| {
             (
                 listener,

@@ -95,7 +95,7 @@ impl Services {
         } = parts;
         // Derived from the audit key, which every instance of a deployment shares: a token
         // rotated on two instances at once still has one successor.
-        let successors = SuccessorKey::new(audit.key().derive(SUCCESSOR_KEY_LABEL));
+        let successors = SuccessorKey::new(audit.derivation_key().derive(SUCCESSOR_KEY_LABEL));
         let recorder =
             Recorder::new(audit).with_notices(Notifier::new(store.clone(), mail.clone()));
         let revoker = Revoker::new(

@@ -42,25 +42,29 @@ impl Store {
     ///
     /// One row per item, in order: `seal` seals each on the head the previous one left, so
     /// the rows chain in the items' order, and the head advances once, at the end. One
-    /// commit, so one disk flush, for the whole batch.
-    pub async fn append_audit_batch<T>(
+    /// commit, so one disk flush, for the whole batch. `seal` also gets the id of the key
+    /// the chain is sealed with now (`""`: the first), and may move it (a key rotation): the
+    /// head keeps it for the next append, in whichever process.
+    pub async fn append_audit_batch<T, E: From<sqlx::Error>>(
         &self,
         items: &[T],
-        seal: impl Fn(&ChainHead, &T) -> AuditRow,
-    ) -> Result<Vec<AuditRow>, sqlx::Error> {
+        seal: impl Fn(&ChainHead, &mut String, &T) -> Result<AuditRow, E>,
+    ) -> Result<Vec<AuditRow>, E> {
         let lock = "UPDATE audit_chain_head SET seq = seq WHERE id = 1";
-        let read = "SELECT seq, mac FROM audit_chain_head WHERE id = 1";
+        let read = "SELECT seq, mac, key_id FROM audit_chain_head WHERE id = 1";
         let insert = "INSERT INTO audit_log (seq, at, event_type, severity, actor_id, subject_id, \
              session_id, client_ip, user_agent, request_id, detail, prev_mac, mac) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-        let advance = "UPDATE audit_chain_head SET seq = $1, mac = $2 WHERE id = 1";
+        let advance = "UPDATE audit_chain_head SET seq = $1, mac = $2, key_id = $3 WHERE id = 1";
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(lock).execute(&mut *tx).await?;
-            let mut head: ChainHead = sqlx::query_as(read).fetch_one(&mut *tx).await?;
+            let (seq, mac, mut key_id): (i64, String, String) =
+                sqlx::query_as(read).fetch_one(&mut *tx).await?;
+            let mut head = ChainHead { seq, mac };
             let mut rows = Vec::with_capacity(items.len());
             for item in items {
-                let row = seal(&head, item);
+                let row = seal(&head, &mut key_id, item)?;
                 sqlx::query(insert)
                     .bind(row.seq)
                     .bind(row.at)
@@ -86,11 +90,18 @@ impl Store {
             sqlx::query(advance)
                 .bind(head.seq)
                 .bind(&head.mac)
+                .bind(&key_id)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
             Ok(rows)
         })
+    }
+
+    /// The id of the key the chain's next row is sealed with (`""`: the first key).
+    pub async fn audit_chain_key_id(&self) -> Result<String, sqlx::Error> {
+        let sql = "SELECT key_id FROM audit_chain_head WHERE id = 1";
+        on_pool!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await)
     }
 
     pub async fn audit_chain_head(&self) -> Result<ChainHead, sqlx::Error> {

@@ -13,7 +13,7 @@ use crate::domain::Role;
 use crate::http::AppState;
 use crate::http::error::{Error, Result};
 use crate::http::extract::{
-    Json, Require, SessionRevokeAny, UserDisable, UserReadAny, UserRoleSet,
+    Json, Require, SessionRevokeAny, UserDeleteAny, UserDisable, UserReadAny, UserRoleSet,
 };
 use crate::http::query::{PAGE, Query};
 use crate::request_context::RequestContext;
@@ -24,6 +24,7 @@ use crate::store::AccountRow;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/admin/users", get(list_users))
+        .route("/api/admin/users/{username}", delete(delete_account))
         .route("/api/admin/users/{username}/role", put(set_role))
         .route("/api/admin/users/{username}/disable", post(disable))
         .route("/api/admin/users/{username}/enable", post(enable))
@@ -170,6 +171,25 @@ async fn enable(
     let actor = Actor::Admin(admin.caller(&context));
     let changed = state.accounts.set_disabled(actor, &username, false).await?;
     account(&state, changed).await
+}
+
+#[utoipa::path(delete, path = "/api/admin/users/{username}", tag = "admin",
+    params(("username" = String, Path, example = "jake")),
+    responses(
+        (status = 204, description = "The account's sessions are over and the account is anonymised or removed, as AERIE_ACCOUNT_DELETION says"),
+        (status = 404, description = "No such account"),
+        (status = 422, description = "The caller's own account (delete it with `DELETE /api/user`)"),
+        (status = 403, description = "Re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+    ))]
+async fn delete_account(
+    State(state): State<AppState>,
+    Require(admin, _): Require<UserDeleteAny>,
+    context: RequestContext,
+    Path(username): Path<String>,
+) -> Result<StatusCode> {
+    let actor = Actor::Admin(admin.caller(&context));
+    state.accounts.delete(actor, &username).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/api/admin/users/{username}/sessions", tag = "admin",

@@ -90,6 +90,7 @@ permission_markers!(
     UserReadAny,
     UserRoleSet,
     UserDisable,
+    UserDeleteAny,
     SessionRevokeAny,
     AuditRead
 );

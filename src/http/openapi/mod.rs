@@ -101,6 +101,7 @@ pub fn router() -> Router<AppState> {
         lifecycle::confirm_email,
         keys::jwks,
         admin::accounts::list_users,
+        admin::accounts::delete_account,
         admin::accounts::set_role,
         admin::accounts::disable,
         admin::accounts::enable,

@@ -1,5 +1,5 @@
-//! Administering accounts: list them, change a role, disable and enable, reset a password
-//! (the operator only, from the command line); the same functions
+//! Administering accounts: list them, change a role, disable and enable, delete, reset a
+//! password (the operator only, from the command line); the same functions
 //! for the admin API (an administrator acting) and the CLI (the operator acting).
 //!
 //! Guards against privilege escalation and stale privilege. Granting the admin role needs a
@@ -135,6 +135,25 @@ impl Accounts {
             user,
             revoked: revoked.len(),
         })
+    }
+
+    /// Deletes the account named `username` (`DELETE /api/admin/users/:username`, `aerie user
+    /// delete`) as its owner could: sessions ended, then anonymised or removed as
+    /// `AERIE_ACCOUNT_DELETION` says. An administrator needs a recent password
+    /// authentication, as for granting admin: erasing an account cannot be undone, so a
+    /// stolen admin session must not be enough.
+    pub async fn delete(&self, actor: Actor<'_>, username: &str) -> Result<(), AccountError> {
+        let user = self.target(actor, username).await?;
+        if let Actor::Admin(caller) = actor {
+            self.check_step_up(caller)?;
+        }
+        let mode = self
+            .erase(user.id)
+            .await?
+            .ok_or(AccountError::UnknownUser)?;
+        let detail = json!({ "mode": mode.as_str() });
+        self.record(actor, EventType::AccountDeleted, Some(user.id), detail)
+            .await
     }
 
     /// The account named `username`; never the acting administrator's own.

@@ -200,26 +200,37 @@ impl Accounts {
     pub async fn delete_own(&self, caller: Caller<'_>) -> Result<(), AccountError> {
         let user = self.active(caller.user_id).await?;
         self.check_step_up(caller)?;
-        self.revoker.end_user_sessions(user.id, None).await?;
-        let mode = self.rules.deletion;
-        let deleted = match mode {
-            AccountDeletion::Remove => self.store.remove_account(user.id).await?,
-            AccountDeletion::Anonymise => {
-                let suffix: u64 = rand::random();
-                let placeholder = format!("deleted-{suffix:016x}");
-                self.store
-                    .anonymise_account(user.id, &placeholder, self.clock.now())
-                    .await?
-            }
-        };
-        if !deleted {
-            return Err(AccountError::Unauthenticated);
-        }
+        let mode = self
+            .erase(user.id)
+            .await?
+            .ok_or(AccountError::Unauthenticated)?;
         let event = caller
             .own_event(EventType::AccountDeleted)
             .detail(serde_json::json!({ "mode": mode.as_str() }));
         self.recorder.record(event).await?;
         Ok(())
+    }
+
+    /// Ends every session of the account (so other instances refuse its tokens too), then
+    /// anonymises or removes it as `AERIE_ACCOUNT_DELETION` says. `None` when the account
+    /// was already gone.
+    pub(super) async fn erase(
+        &self,
+        user_id: i64,
+    ) -> Result<Option<AccountDeletion>, AccountError> {
+        self.revoker.end_user_sessions(user_id, None).await?;
+        let mode = self.rules.deletion;
+        let deleted = match mode {
+            AccountDeletion::Remove => self.store.remove_account(user_id).await?,
+            AccountDeletion::Anonymise => {
+                let suffix: u64 = rand::random();
+                let placeholder = format!("deleted-{suffix:016x}");
+                self.store
+                    .anonymise_account(user_id, &placeholder, self.clock.now())
+                    .await?
+            }
+        };
+        Ok(deleted.then_some(mode))
     }
 
     /// Refuses a change of credentials unless the caller authenticated recently.

@@ -6,5 +6,6 @@ pub(crate) mod alerts;
 mod archive;
 mod cli;
 mod denials;
+mod key_rotation;
 mod session_events;
 mod trail;

@@ -5,7 +5,7 @@ use aerie::store::AuditRow;
 use super::TestApp;
 
 /// Every audit row of the test's database, oldest first.
-async fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
+pub async fn audit_rows(app: &TestApp) -> Vec<AuditRow> {
     let store = app.store().await;
     let rows = store.audit_rows_after(0, 10_000).await.expect("audit rows");
     store.close().await;

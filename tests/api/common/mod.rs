@@ -15,7 +15,7 @@ mod smtp;
 
 pub use app::TestApp;
 pub use app::fresh_postgres_database;
-pub use audit::rows_of;
+pub use audit::{audit_rows, rows_of};
 pub use cli::{aerie, run_aerie, run_aerie_with};
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,

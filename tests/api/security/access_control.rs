@@ -122,6 +122,12 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
         "/api/auth/password-reset/confirm",
         [422, 422, 422, 422, 422],
     ),
+    // After every row that acts on the target account, before logging out ends the tokens.
+    (
+        "DELETE",
+        "/api/admin/users/{username}",
+        [401, 403, 403, 403, 204],
+    ),
     ("POST", "/api/auth/logout", [401, 204, 204, 204, 204]),
     ("POST", "/api/auth/logout-all", [401, 204, 204, 204, 204]),
     ("GET", "/.well-known/jwks.json", [200, 200, 200, 200, 200]),

@@ -1,7 +1,8 @@
 //! Data minimisation (issue 16 item 5): an email is answered only to its owner
 //! (`/api/user`, login, registration) and to administrators; accounts nobody has logged into
 //! for a long time are found, and disabled, by `aerie accounts dormant`; an owner downloads
-//! everything held about them (`GET /api/user/export`, after a recent password).
+//! everything held about them (`GET /api/user/export`, after a recent password); an owner
+//! or an administrator deletes an account, and so does the operator (`aerie user delete`).
 
 use aerie::clock::Clock as _;
 use reqwest::StatusCode;
@@ -14,6 +15,8 @@ engine_tests!(
     an_account_exports_everything_held_about_it,
     an_owner_deletes_their_account_and_keeps_nothing_personal,
     deletion_can_remove_the_content_too,
+    an_administrator_deletes_an_account_only_after_a_recent_password,
+    the_operator_deletes_an_account_from_the_command_line,
 );
 
 async fn only_the_owner_and_administrators_see_an_email(app: TestApp) {
@@ -187,12 +190,7 @@ async fn an_owner_deletes_their_account_and_keeps_nothing_personal(app: TestApp)
         .request(reqwest::Method::DELETE, "/api/user", Some(&alice), None)
         .await;
     deleted.assert_status(StatusCode::NO_CONTENT);
-    app.get("/api/user", Some(&alice))
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
-    app.login("alice@example.com", PASSWORD)
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
+    assert_alice_deleted(&app, &alice, r#""mode":"anonymise""#).await;
     app.get("/api/profiles/alice", None)
         .await
         .assert_status(StatusCode::NOT_FOUND);
@@ -201,13 +199,6 @@ async fn an_owner_deletes_their_account_and_keeps_nothing_personal(app: TestApp)
     assert!(author.starts_with("deleted-"), "{author}");
     // The name and the address are free again.
     app.register("alice").await;
-    let events = rows_of(&app, "account_deleted").await;
-    assert_eq!(events.len(), 1);
-    assert!(
-        events[0].detail.contains(r#""mode":"anonymise""#),
-        "{}",
-        events[0].detail
-    );
 }
 
 async fn deletion_can_remove_the_content_too(engine: Engine) {
@@ -228,4 +219,84 @@ async fn deletion_can_remove_the_content_too(engine: Engine) {
         "{}",
         events[0].detail
     );
+}
+
+async fn an_administrator_deletes_an_account_only_after_a_recent_password(app: TestApp) {
+    let alice = app.register("alice").await;
+    let slug = app.create_article(&alice, "Spam, spam", &[]).await;
+    let bob = app.register("bob").await;
+    app.register("admin").await;
+    app.set_role("admin", "admin").await;
+    let admin = token_of(&app.login_user("admin").await);
+    let delete = |path: &'static str, token: String| {
+        let app = &app;
+        async move {
+            app.request(reqwest::Method::DELETE, path, Some(&token), None)
+                .await
+        }
+    };
+    delete("/api/admin/users/alice", bob.clone())
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    delete("/api/admin/users/admin", admin.clone())
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    delete("/api/admin/users/nobody", admin.clone())
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    // A stolen admin session without a recent password cannot erase anyone.
+    app.clock.advance(std::time::Duration::from_secs(601));
+    let stale = delete("/api/admin/users/alice", admin.clone()).await;
+    stale.assert_status(StatusCode::FORBIDDEN);
+    assert!(
+        stale.headers.get("x-aerie-step-up").is_some(),
+        "{}",
+        stale.body
+    );
+    app.get("/api/user", Some(&alice))
+        .await
+        .assert_status(StatusCode::OK);
+    assert!(rows_of(&app, "account_deleted").await.is_empty());
+
+    let admin = token_of(&app.login_user("admin").await);
+    delete("/api/admin/users/alice", admin)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let event = assert_alice_deleted(&app, &alice, r#""by":"admin""#).await;
+    let author = app.article(&slug, None).await["author"]["username"].clone();
+    assert!(
+        author.as_str().is_some_and(|a| a.starts_with("deleted-")),
+        "{author}"
+    );
+    let ids = app
+        .query_text("SELECT CAST(id AS TEXT) FROM users WHERE username = 'admin'")
+        .await;
+    let admin_id = ids[0].parse::<i64>().ok();
+    assert_eq!(event.actor_id, admin_id);
+    assert!(event.subject_id.is_some());
+    assert_ne!(event.subject_id, admin_id);
+}
+
+async fn the_operator_deletes_an_account_from_the_command_line(app: TestApp) {
+    let alice = app.register("alice").await;
+    let out = aerie(&app, "", &["user", "delete", "alice"], "").await;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("alice deleted (anonymise)"), "{printed}");
+    assert_alice_deleted(&app, &alice, r#""by":"cli""#).await;
+}
+
+/// Alice's account is gone: her token and her password no longer work, and the trail holds one
+/// `account_deleted` event whose detail contains `detail`. Answers that event.
+async fn assert_alice_deleted(app: &TestApp, token: &str, detail: &str) -> aerie::store::AuditRow {
+    app.get("/api/user", Some(token))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    app.login("alice@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    let mut events = rows_of(app, "account_deleted").await;
+    assert_eq!(events.len(), 1);
+    let event = events.remove(0);
+    assert!(event.detail.contains(detail), "{}", event.detail);
+    event
 }

@@ -33,7 +33,7 @@ impl Deployment {
         let signing_key = path("signing-key.pem");
         aerie::auth::keys::SigningKey::load_or_generate(&signing_key, true).expect("signing key");
         let audit_key = path("audit-key");
-        aerie::audit::AuditKey::load_or_generate(&audit_key, true).expect("audit key");
+        aerie::audit::AuditKeys::load_or_generate(&audit_key, true).expect("audit key");
         let data_keys = path("data-keys");
         aerie::field_keys::KeyFile::fresh()
             .create(&data_keys)
@@ -54,6 +54,11 @@ impl Deployment {
             data_dir: path("data").display().to_string(),
             dir,
         }
+    }
+
+    /// Takes over another deployment's audit key ring (to serve a database it sealed).
+    pub(crate) fn adopt_audit_key(&self, ring: &Path) {
+        std::fs::copy(ring, &self.audit_key).expect("audit key copied");
     }
 
     /// The production environment, without the settings named in `left_out`.
@@ -219,6 +224,41 @@ async fn production_never_generates_keys() {
         !Path::new(&deployment.data_dir).exists(),
         "production wrote into the data folder"
     );
+}
+
+/// An instance given another audit key than the one that sealed the chain refuses to start:
+/// it would append rows under the wrong key, and the chain would fail verification from
+/// there on. Refused too: the ring from before a rotation, which lacks the key the chain
+/// moved to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_an_audit_key_that_did_not_seal_the_chain() {
+    let deployment = Deployment::new();
+    deployment.migrate().await;
+    let before_rotation = std::fs::read(&deployment.audit_key).expect("audit key");
+    // The chain's first row: a rotation, sealed by the first key and naming a second.
+    let rotated = run_to_exit(
+        deployment.dir.path(),
+        &["keys", "rotate-audit"],
+        &deployment.settings(&[]),
+    )
+    .await;
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+
+    let other = deployment.dir.path().join("other-audit-key");
+    aerie::audit::AuditKeys::load_or_generate(&other, true).expect("another key");
+    let old_ring = deployment.dir.path().join("ring-before-rotation");
+    aerie::keyfile::create(&old_ring, &before_rotation).expect("old ring");
+    for file in [&other, &old_ring] {
+        let path = file.display().to_string();
+        let mut settings = deployment.settings(&["AERIE_AUDIT_KEY_FILE"]);
+        settings.push(("AERIE_AUDIT_KEY_FILE", path.as_str()));
+        let refusal = deployment.refused(&settings).await;
+        assert!(
+            refusal.contains("does not hold the key that sealed the audit chain's newest row"),
+            "{path}: {refusal}"
+        );
+    }
+    drop(deployment.start().await);
 }
 
 /// An unmigrated database stays untouched: the start fails saying to run `aerie migrate`.

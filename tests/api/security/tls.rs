@@ -294,7 +294,7 @@ async fn spawn_production_behind(proxy: &str) -> (TestApp, tempfile::TempDir) {
     let audit = keys.path().join("audit-key");
     let data_keys = keys.path().join("data-keys");
     aerie::auth::keys::Keyring::load(&signing, true).expect("signing key");
-    aerie::audit::AuditKey::load_or_generate(&audit, true).expect("audit key");
+    aerie::audit::AuditKeys::load_or_generate(&audit, true).expect("audit key");
     aerie::field_keys::KeyFile::fresh()
         .create(&data_keys)
         .expect("data keys");
