@@ -44,7 +44,7 @@ pub use mail::{NewMailToken, OutgoingMail, PendingMail, SpentToken};
 pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
 pub use roles::{RolePlan, RolesError, Statement};
-pub use sealed::{KeyUse, Resealed, SEALED_FIELDS};
+pub use sealed::{KeyUse, Resealed, SEALED_FIELDS, SHORT_LIVED_SEALED_FIELDS};
 pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use snapshot::{
     Cell, Emptiness, Restore, RestoreError, Snapshot, SnapshotError, TableInfo, dependency_order,

@@ -5,13 +5,14 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use super::{app_mailing_to, request_reset};
-use crate::common::{Engine, Mail, SmtpServer, TestApp, engine_tests};
+use crate::common::{Engine, Mail, SmtpServer, TestApp, aerie, engine_tests};
 
 engine_tests!(
     development_without_smtp_writes_each_mail_as_an_eml_file,
     mail_queued_while_the_relay_is_down_arrives_once_it_is_back,
     the_database_holds_no_usable_link_while_mail_waits,
     a_relay_without_starttls_gets_nothing,
+    waiting_mail_is_resealed_by_a_data_key_rotation_and_still_arrives,
 );
 
 async fn development_without_smtp_writes_each_mail_as_an_eml_file(app: TestApp) {
@@ -220,4 +221,34 @@ async fn mail_queued_before_a_kill_9_is_sent_after_the_restart() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(smtp.mails_to("quinn@example.com").len(), 1);
     drop(restarted);
+}
+
+/// Mail waiting in the outbox is sealed under the data keys like every other sealed value: a
+/// rotation re-seals it, the old key can then be retired, and the mail still goes out.
+async fn waiting_mail_is_resealed_by_a_data_key_rotation_and_still_arrives(engine: Engine) {
+    let mut smtp = SmtpServer::start().await;
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    smtp.stop().await;
+    app.register("ivan").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting = app
+        .query_text("SELECT recipient_sealed FROM mail_outbox")
+        .await;
+    assert!(
+        !waiting.is_empty() && waiting.iter().all(|v| v.starts_with("f1.1.")),
+        "{waiting:?}"
+    );
+    aerie(&app, "", &["keys", "rotate-data"], "").await;
+    let resealed = app
+        .query_text("SELECT recipient_sealed || ' ' || payload_sealed FROM mail_outbox")
+        .await;
+    assert!(
+        resealed
+            .iter()
+            .all(|v| v.starts_with("f1.2.") && v.contains(" f1.2.")),
+        "{resealed:?}"
+    );
+    aerie(&app, "", &["keys", "rotate-data", "--retire"], "").await;
+    smtp.restart().await;
+    smtp.wait_for("ivan@example.com", "Verify", 30).await;
 }
