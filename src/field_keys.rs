@@ -73,6 +73,12 @@ pub enum Field {
     TotpSecret,
     /// The ACME account and certificate several instances share (`acme_state.sealed`).
     AcmeState,
+    /// An outbox mail's recipient (row: the outbox id).
+    MailRecipient,
+    /// An outbox mail's template values, a link's token among them (row: the outbox id).
+    MailPayload,
+    /// The address an email change waits to confirm (row: the account id).
+    PendingEmail,
 }
 
 impl Field {
@@ -81,6 +87,9 @@ impl Field {
             Self::UserEmail => "users.email_sealed",
             Self::TotpSecret => "mfa_totp.secret_sealed",
             Self::AcmeState => "acme_state.sealed",
+            Self::MailRecipient => "mail_outbox.recipient_sealed",
+            Self::MailPayload => "mail_outbox.payload_sealed",
+            Self::PendingEmail => "mail_tokens.new_email_sealed",
         }
     }
 }
