@@ -13,9 +13,11 @@
 //! - `GET /api/user`: the token's user row, by id;
 //! - `POST /api/users/login`: the account by the email's blind index, argon2id verified on
 //!   tokio's blocking pool (parameters from the stored hash: Aerie's), at most one per core at
-//!   once (a semaphore; without it a flood runs 8 verifications on 2 cores and each allocates
-//!   its 19 MiB afresh: half the logins/s and over 1 GB RSS in a first try), then an EdDSA
-//!   token signed with Aerie's key and Aerie's claims.
+//!   once, each blocking thread reusing its own argon2 memory, then an EdDSA token signed with
+//!   Aerie's key and Aerie's claims. A login ceiling must be argon2-bound: the plain
+//!   `Argon2::default().verify_password` on `spawn_blocking` (8 at once on 2 cores, 19 MiB
+//!   allocated and zeroed per call) did 36–43 logins/s against Aerie's 51–65 and held over
+//!   400 MB RSS after a second of logins in first tries.
 //!
 //! Tokens: Aerie's own EdDSA access tokens verify here (the public half of Aerie's signing key
 //! file, `BARE_SIGNING_KEY_FILE`, default `<BARE_DATA_DIR>/signing-key.pem`), so one token
@@ -49,7 +51,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aerie::field_keys::{FieldKeySettings, FieldKeys};
 use anyhow::Context as _;
-use argon2::{Argon2, PasswordVerifier};
+use argon2::password_hash::phc::{Output, PasswordHash};
+use argon2::{Algorithm as Argon2Algorithm, Argon2, Block, Params, Version};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
@@ -448,18 +451,54 @@ async fn login(State(bare): State<Shared>, Json(body): Json<LoginBody>) -> Answe
         .ok_or(StatusCode::UNAUTHORIZED)?;
     let stored = row.password_hash.clone();
     let _permit = bare.hashing.acquire().await.map_err(internal)?;
-    let matches = tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .verify_password(password.as_bytes(), stored.as_str())
-            .is_ok()
-    })
-    .await
-    .map_err(internal)?;
+    let matches = tokio::task::spawn_blocking(move || verify(password.as_bytes(), &stored))
+        .await
+        .map_err(internal)?;
     if !matches {
         return Err(StatusCode::UNAUTHORIZED);
     }
     let token = bare.issue(&row)?;
     Ok(user_answer(row, token))
+}
+
+thread_local! {
+    /// This blocking thread's argon2 memory, kept between verifications.
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether `password` matches the PHC string `stored` (algorithm, version, parameters and
+/// salt from it), computed in this thread's kept memory; anything unparsable is a mismatch.
+fn verify(password: &[u8], stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Argon2Algorithm::try_from(parsed.algorithm.as_str()),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let Ok(version) = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let Some(out) = buffer.get_mut(..expected.len()) else {
+        return false;
+    };
+    ARGON2_MEMORY.with_borrow_mut(|blocks| {
+        if blocks.len() < params.block_count() {
+            blocks.resize(params.block_count(), Block::new());
+        }
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, salt.as_ref(), out, blocks.as_mut_slice())
+            .is_ok()
+    }) && Output::new(out).is_ok_and(|computed| computed == expected)
 }
 
 async fn ready(State(bare): State<Shared>) -> StatusCode {
