@@ -15,9 +15,9 @@
 //!   tokio's blocking pool (parameters from the stored hash: Aerie's), at most one per core at
 //!   once, each blocking thread reusing its own argon2 memory, then an EdDSA token signed with
 //!   Aerie's key and Aerie's claims. A login ceiling must be argon2-bound: the plain
-//!   `Argon2::default().verify_password` on `spawn_blocking` (8 at once on 2 cores, 19 MiB
-//!   allocated and zeroed per call) did 36–43 logins/s against Aerie's 51–65 and held over
-//!   400 MB RSS after a second of logins in first tries.
+//!   `Argon2::default().verify_password` on `spawn_blocking` (19 MiB allocated and zeroed per
+//!   call) did 36–43 logins/s against Aerie's 51–65 and held 0.4–1.3 GB RSS after a second of
+//!   logins in first tries (BENCHMARKS.md).
 //!
 //! Tokens: Aerie's own EdDSA access tokens verify here (the public half of Aerie's signing key
 //! file, `BARE_SIGNING_KEY_FILE`, default `<BARE_DATA_DIR>/signing-key.pem`), so one token
