@@ -21,7 +21,9 @@ use crate::auth::revocations::Revocations;
 use crate::cli::trail::{CommandTrail, operator};
 use crate::clock::{Clock, SystemClock, rfc3339};
 use crate::domain::Role;
+use crate::mail::MailSettings;
 use crate::services::accounts::{AccountError, AccountRules, Accounts, NewAccount};
+use crate::services::lifecycle::{Lifecycle, LifecycleError};
 use crate::services::sessions::{Revoker, SessionError};
 use crate::services::{Actor, Operator, Recorder};
 use crate::store::{DatabaseSettings, Store};
@@ -39,6 +41,7 @@ pub struct AccountSettings<'a> {
     pub rules: &'a AccountRules,
     pub audit: &'a AuditSettings,
     pub alerts: &'a AlertSettings,
+    pub mail: &'a MailSettings,
 }
 
 /// The services a command needs, on the configured database.
@@ -102,6 +105,26 @@ impl Console {
             self.clock.clone(),
             *settings.passwords,
             *settings.rules,
+        ))
+    }
+}
+
+impl Console {
+    fn lifecycle(&self, settings: &AccountSettings<'_>) -> anyhow::Result<Lifecycle> {
+        let hasher = PasswordHasher::new(settings.passwords.hash_concurrency)?;
+        let sender = crate::mail::Sender::new(
+            self.store.clone(),
+            settings.mail.clone(),
+            self.trail.audit.clone(),
+        )?;
+        Ok(Lifecycle::new(
+            self.store.clone(),
+            hasher,
+            self.revoker.clone(),
+            Recorder::new(self.trail.audit.clone()),
+            self.clock.clone(),
+            *settings.passwords,
+            sender,
         ))
     }
 }
@@ -319,4 +342,28 @@ pub fn read_password() -> anyhow::Result<SecretString> {
             .to_owned()
     };
     Ok(SecretString::from(password))
+}
+
+/// `aerie user reset-link USERNAME`: prints a single-use reset link (30 minutes) built from
+/// `AERIE_APP_URL`; the token is stored only as its hash, and the request is audited.
+pub async fn reset_link(settings: &AccountSettings<'_>, username: &str) -> anyhow::Result<()> {
+    let console = Console::open(settings).await?;
+    let link = console
+        .lifecycle(settings)?
+        .reset_link_for(console.actor(), username)
+        .await
+        .map_err(|error| match error {
+            LifecycleError::UnknownUser => unknown_user(username),
+            other => other.into(),
+        })?;
+    println!("{link}");
+    console.close().await;
+    Ok(())
+}
+
+/// `aerie mail test --to ADDRESS`: one mail now, and what the relay answered.
+pub async fn mail_test(settings: &MailSettings, to: &str) -> anyhow::Result<()> {
+    let outcome = crate::mail::send_test(settings, to).await?;
+    println!("test mail sent to {to}: {outcome}");
+    Ok(())
 }

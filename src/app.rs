@@ -30,8 +30,8 @@ use crate::defense::rate_limit;
 use crate::http::error::{Error, normalize_error_bodies, refusal_response};
 use crate::http::observe::{RequestObserver, observe_requests};
 use crate::http::{
-    AppState, HttpSettings, admin, articles, auth, comments, health, keys, mfa, openapi, profiles,
-    tags, users,
+    AppState, HttpSettings, admin, articles, auth, comments, health, keys, lifecycle, mfa, openapi,
+    profiles, tags, users,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -73,6 +73,7 @@ fn api_routes(settings: &HttpSettings) -> Router<AppState> {
         .merge(body_limit(users::router(), account))
         .merge(body_limit(auth::router(), account))
         .merge(body_limit(mfa::router(), account))
+        .merge(body_limit(lifecycle::router(), account))
         .merge(body_limit(keys::router(), other))
         .merge(body_limit(profiles::router(), other))
         .merge(body_limit(articles::router(), content))
@@ -220,6 +221,12 @@ mod tests {
                 revocations: revocations.clone(),
                 audit: audit.clone(),
                 clock: clock.clone(),
+                mail: crate::mail::Sender::new(
+                    store.clone(),
+                    crate::mail::MailSettings::default(),
+                    audit.clone(),
+                )
+                .expect("mail off builds"),
             },
             config.sessions,
             config.passwords,
@@ -244,6 +251,7 @@ mod tests {
             sessions: services.sessions,
             mfa: services.mfa,
             accounts: services.accounts,
+            lifecycle: services.lifecycle,
             audit_trail: services.audit_trail,
             quotas: crate::services::quotas::Quotas::new(
                 store.clone(),

@@ -71,6 +71,12 @@ pub struct FieldKeySettings {
 pub enum Field {
     UserEmail,
     TotpSecret,
+    /// An outbox mail's recipient (row: the outbox id).
+    MailRecipient,
+    /// An outbox mail's template values, a link's token among them (row: the outbox id).
+    MailPayload,
+    /// The address an email change waits to confirm (row: the account id).
+    PendingEmail,
 }
 
 impl Field {
@@ -78,6 +84,9 @@ impl Field {
         match self {
             Self::UserEmail => "users.email_sealed",
             Self::TotpSecret => "mfa_totp.secret_sealed",
+            Self::MailRecipient => "mail_outbox.recipient_sealed",
+            Self::MailPayload => "mail_outbox.payload_sealed",
+            Self::PendingEmail => "mail_tokens.new_email_sealed",
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod field_keys;
 pub mod fingerprint;
 pub mod http;
 pub mod keyfile;
+pub mod mail;
 pub mod metrics;
 pub mod request_context;
 pub mod server;

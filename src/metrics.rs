@@ -43,6 +43,8 @@ pub mod names {
     pub const MARKDOWN_RENDERS: &str = "aerie_markdown_renders_total";
     pub const MARKDOWN_REFUSED: &str = "aerie_markdown_refused_total";
     pub const DB_BUDGET_EXCEEDED: &str = "aerie_db_budget_exceeded_total";
+    pub const MAIL_OUTBOX_DEPTH: &str = "aerie_mail_outbox_depth";
+    pub const MAIL_DELIVERIES: &str = "aerie_mail_deliveries_total";
 }
 
 /// Latency buckets (seconds) for an API: a few milliseconds for reads from memory, tens for
@@ -177,6 +179,14 @@ fn describe() {
         "Open database connections by state (idle, in_use)"
     );
     describe_gauge!(names::DB_POOL_MAX, "Database pool size limit");
+    describe_gauge!(
+        names::MAIL_OUTBOX_DEPTH,
+        "Mails waiting in the outbox (queued or failing)"
+    );
+    describe_counter!(
+        names::MAIL_DELIVERIES,
+        "Mail delivery attempts by this process, by result (sent, failed)"
+    );
     describe_counter!(
         names::CONNECTIONS_REFUSED,
         "Connections closed at accept, before a byte was read, by reason"

@@ -79,6 +79,18 @@ catalogue! {
     /// A step-up with a wrong password: a guess, counted like a failed login.
     StepUpFailed => "step_up_failed", Warning;
     EmailChanged => "email_changed", Warning;
+    /// A password reset was asked for (detail: whether a mail was queued, or why not: no
+    /// such account, rate limited). Recorded for unknown addresses too.
+    PasswordResetRequested => "password_reset_requested", Info;
+    /// A mailed reset link set a new password; every session of the account ended.
+    PasswordResetCompleted => "password_reset_completed", Warning;
+    /// A mailed link proved the account's address.
+    EmailVerified => "email_verified", Info;
+    /// A change of address was asked for; it waits for the new address to confirm.
+    EmailChangeRequested => "email_change_requested", Warning;
+    /// Mail has been failing to leave for longer than `AERIE_MAIL_ALERT_AFTER_SECS` (detail:
+    /// the outbox depth and how long). Raised once per run of failures.
+    MailDeliveryFailing => "mail_delivery_failing", Critical;
     /// TOTP enrolment began (a new secret was issued); MFA stays off until confirmed.
     MfaEnrolmentStarted => "mfa_enrolment_started", Info;
     /// A code confirmed the enrolment: MFA is on (detail: method, recovery codes issued).

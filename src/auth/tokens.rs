@@ -80,7 +80,7 @@ struct Inner {
     ttl: Duration,
     clock: Arc<dyn Clock>,
     /// Tokens already verified under this keyring (see [`VerifiedTokens`]).
-    verified: VerifiedTokens,
+    verified: VerifiedTokens<Verified>,
 }
 
 impl TokenService {

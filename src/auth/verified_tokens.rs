@@ -13,7 +13,6 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use super::tokens::Verified;
 use crate::bounded_map::BoundedMap;
 
 /// Tokens remembered at most: with a session id and a few numbers each, well under 2 MB.
@@ -27,18 +26,19 @@ pub struct TimeClaims {
     pub nbf: Option<i64>,
 }
 
+/// What verifying a token found (`T`: the token service's verified claims), and its times.
 #[derive(Debug, Clone)]
-pub struct Remembered {
-    pub verified: Verified,
+pub struct Remembered<T> {
+    pub verified: T,
     pub times: TimeClaims,
 }
 
 #[derive(Debug)]
-pub struct VerifiedTokens {
-    entries: Mutex<BoundedMap<[u8; 32], Remembered>>,
+pub struct VerifiedTokens<T> {
+    entries: Mutex<BoundedMap<[u8; 32], Remembered<T>>>,
 }
 
-impl Default for VerifiedTokens {
+impl<T> Default for VerifiedTokens<T> {
     fn default() -> Self {
         Self {
             entries: Mutex::new(BoundedMap::new(CAPACITY)),
@@ -50,9 +50,9 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-impl VerifiedTokens {
+impl<T: Clone> VerifiedTokens<T> {
     /// What verifying `token` found before, if this process verified it.
-    pub fn get(&self, token: &str) -> Option<Remembered> {
+    pub fn get(&self, token: &str) -> Option<Remembered<T>> {
         let key = digest(token);
         match self.entries.lock() {
             Ok(entries) => entries.get(&key).cloned(),
@@ -61,9 +61,9 @@ impl VerifiedTokens {
     }
 
     /// Remembers a token that passed every check.
-    pub fn remember(&self, token: &str, remembered: Remembered) {
+    pub fn remember(&self, token: &str, remembered: Remembered<T>) {
         let key = digest(token);
-        let soonest_expiring_first = |entry: &Remembered| entry.times.exp;
+        let soonest_expiring_first = |entry: &Remembered<T>| entry.times.exp;
         match self.entries.lock() {
             Ok(mut entries) => entries.insert(key, remembered, soonest_expiring_first),
             Err(poisoned) => poisoned

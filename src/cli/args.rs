@@ -36,6 +36,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Mail delivery (AERIE_SMTP_URL).
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
     /// Find (and disable) dormant accounts.
     Accounts {
         #[command(subcommand)]
@@ -106,6 +111,19 @@ pub enum UserCommand {
     /// Delete an account: its sessions end, then it is anonymised or removed as
     /// AERIE_ACCOUNT_DELETION says (`account_deleted` on the audit trail).
     Delete { username: String },
+    /// Print a single-use password-reset link (valid 30 minutes) for the operator to hand to
+    /// the account's owner; no mail is sent. Recorded on the audit trail.
+    ResetLink { username: String },
+}
+
+#[derive(Subcommand)]
+pub enum MailCommand {
+    /// Send a test mail now (not through the outbox) and report the relay's answer, or
+    /// where the `.eml` file went in development.
+    Test {
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]

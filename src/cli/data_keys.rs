@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::audit::{AuditEvent, EventType};
 use crate::config::Config;
 use crate::field_keys::{Field, KeyFile};
-use crate::store::{KeyUse, SEALED_FIELDS, Store};
+use crate::store::{KeyUse, SEALED_FIELDS, SHORT_LIVED_SEALED_FIELDS, Store};
 
 use super::trail::{CommandTrail, operator};
 
@@ -141,7 +141,7 @@ pub async fn retire_data(config: &Config) -> anyhow::Result<()> {
     let active = file.active();
     let store = Store::connect(&config.database).await?;
     let mut uses = Vec::new();
-    for field in SEALED_FIELDS {
+    for field in SEALED_FIELDS.into_iter().chain(SHORT_LIVED_SEALED_FIELDS) {
         match store.key_use(field).await {
             Ok(used) => uses.push(used),
             Err(error) => {
@@ -157,7 +157,7 @@ pub async fn retire_data(config: &Config) -> anyhow::Result<()> {
             eprintln!("{}: {}", used.field.name(), describe(used));
         }
         anyhow::bail!(
-            "{left} value(s) are not sealed under the active key {active}; nothing was retired: run `aerie keys rotate-data --resume` first"
+            "{left} value(s) are not sealed under the active key {active}; nothing was retired: run `aerie keys rotate-data --resume` first (an email change waiting for confirmation is not re-sealed: wait for its link to expire, 30 minutes at most)"
         );
     }
     let retired = file.retire_old_keys();

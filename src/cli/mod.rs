@@ -85,6 +85,7 @@ pub fn main() -> ExitCode {
             Command::User { command } => users::user(config, command).await,
             Command::Sessions { command } => users::sessions(config, command).await,
             Command::Accounts { command } => users::accounts(config, command).await,
+            Command::Mail { command } => users::mail(config, command).await,
             Command::Audit { command } => audit::run(config, command).await,
             Command::Backup { command } => backup::run(config, command).await,
             Command::Db { command } => db::run(config, command).await,

@@ -4,7 +4,7 @@
 use crate::accounts::{self, AccountSettings, SessionTarget};
 use crate::config::Config;
 
-use super::args::{AccountsCommand, SessionsCommand, UserCommand};
+use super::args::{AccountsCommand, MailCommand, SessionsCommand, UserCommand};
 
 /// The sections the account and session commands need.
 fn account_settings(config: &Config) -> AccountSettings<'_> {
@@ -14,6 +14,7 @@ fn account_settings(config: &Config) -> AccountSettings<'_> {
         rules: &config.accounts,
         audit: &config.audit,
         alerts: &config.alerts,
+        mail: &config.mail,
     }
 }
 
@@ -42,6 +43,7 @@ pub async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
             accounts::set_disabled(&settings, &username, false).await
         }
         UserCommand::Delete { username } => accounts::delete(&settings, &username).await,
+        UserCommand::ResetLink { username } => accounts::reset_link(&settings, &username).await,
     }
 }
 
@@ -54,4 +56,9 @@ pub async fn sessions(config: Config, command: SessionsCommand) -> anyhow::Resul
 pub async fn accounts(config: Config, command: AccountsCommand) -> anyhow::Result<()> {
     let AccountsCommand::Dormant { days, disable } = command;
     accounts::dormant(&account_settings(&config), days, disable).await
+}
+
+pub async fn mail(config: Config, command: MailCommand) -> anyhow::Result<()> {
+    let MailCommand::Test { to } = command;
+    accounts::mail_test(&config.mail, &to).await
 }

@@ -222,6 +222,7 @@ pub(super) fn rate_limits(
             (Policy::Refresh, &raw.rate_limit_refresh),
             (Policy::Mfa, &raw.rate_limit_mfa),
             (Policy::Writes, &raw.rate_limit_writes),
+            (Policy::Mail, &raw.rate_limit_mail),
         ]
         .into_iter()
         .map(|(policy, value)| parse_rate(policy, value.as_deref()).map(|r| (policy, r)))

@@ -10,6 +10,7 @@
 
 mod backend;
 mod edge;
+mod mail;
 mod parse;
 mod raw;
 #[cfg(test)]
@@ -33,6 +34,7 @@ use crate::defense::cors::CorsSettings;
 use crate::defense::rate_limit::RateLimits;
 use crate::http::HttpSettings;
 use crate::http::cookies::CookieSettings;
+use crate::mail::MailSettings;
 use crate::metrics::MetricsSettings;
 use crate::services::accounts::AccountRules;
 use crate::services::markdown::ContentSettings;
@@ -80,6 +82,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Rate-limit policies, the allowlist that skips them, and the shared store.
     pub rate_limits: RateLimits,
+    /// SMTP, the sender address, the front end's URL for links, retries.
+    pub mail: MailSettings,
 }
 
 /// Where the server listens, what it redirects to, and how it stops: read by
@@ -258,6 +262,7 @@ impl Config {
             parse::parse_networks("AERIE_TRUSTED_PROXIES", raw.trusted_proxies.as_deref())?;
         edge::tls_proxy_is_trusted(&tls, &trusted_proxies)?;
         let rate_limits = edge::rate_limits(raw, redis)?;
+        let mail = mail::mail(raw, production, &data_dir)?;
         Ok(Self {
             env,
             data_dir,
@@ -281,6 +286,7 @@ impl Config {
             metrics,
             trusted_proxies,
             rate_limits,
+            mail,
         })
     }
 

@@ -10,6 +10,14 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct RawSettings {
     pub(super) env: Option<String>,
+    pub(super) smtp_url: Option<String>,
+    pub(super) smtp_password_file: Option<PathBuf>,
+    pub(super) smtp_ca_file: Option<PathBuf>,
+    pub(super) mail_from: Option<String>,
+    pub(super) app_url: Option<String>,
+    pub(super) mail_retry_max_secs: Option<u64>,
+    pub(super) mail_alert_after_secs: Option<u64>,
+    pub(super) require_verified_email: Option<bool>,
     pub(super) listen: Option<String>,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) database_url: Option<String>,
@@ -82,6 +90,7 @@ pub(super) struct RawSettings {
     pub(super) rate_limit_refresh: Option<String>,
     pub(super) rate_limit_mfa: Option<String>,
     pub(super) rate_limit_writes: Option<String>,
+    pub(super) rate_limit_mail: Option<String>,
     pub(super) rate_limit_max_keys: Option<usize>,
     pub(super) redis_url: Option<String>,
     pub(super) redis_prefix: Option<String>,

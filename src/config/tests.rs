@@ -566,3 +566,73 @@ fn the_realworld_profile_makes_tokens_last_the_session_and_refuses_what_it_would
         );
     }
 }
+
+#[test]
+fn mail_goes_to_eml_files_in_development_and_is_off_in_production_without_smtp() {
+    let config = Config::from_vars(Vec::<(String, String)>::new()).expect("defaults");
+    assert!(matches!(
+        &config.mail.delivery,
+        crate::mail::Delivery::Files(dir) if dir.ends_with("outbox")
+    ));
+    let production = [
+        ("AERIE_ENV", "production"),
+        ("AERIE_DATABASE_URL", "postgres://db/aerie"),
+        ("AERIE_SIGNING_KEY_FILE", "/etc/aerie/key.pem"),
+        ("AERIE_CORS_ORIGINS", "none"),
+        ("AERIE_TLS_TERMINATED_BY_PROXY", "10.0.0.0/8"),
+        ("AERIE_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ("AERIE_AUDIT_KEY_FILE", "/etc/aerie/audit-key"),
+        ("AERIE_DATA_KEYS_FILE", "/etc/aerie/data-keys"),
+    ];
+    let config = Config::from_vars(production).expect("valid production settings");
+    assert!(!config.mail.enabled(), "no SMTP: production sends no mail");
+    let mut verified = production.to_vec();
+    verified.push(("AERIE_REQUIRE_VERIFIED_EMAIL", "true"));
+    let error = error_of(&verified);
+    assert!(error.contains("AERIE_REQUIRE_VERIFIED_EMAIL"), "{error}");
+    let mut smtp = production.to_vec();
+    smtp.push(("AERIE_SMTP_URL", "smtps://relay.example"));
+    let error = error_of(&smtp);
+    assert!(error.contains("AERIE_APP_URL"), "{error}");
+}
+
+#[test]
+fn smtp_urls_require_tls_and_never_print_their_password() {
+    let config = Config::from_vars([
+        (
+            "AERIE_SMTP_URL",
+            "smtp://mailer:s3cret-pass@relay.example:2525",
+        ),
+        ("AERIE_APP_URL", "https://app.example/"),
+    ])
+    .expect("valid");
+    let crate::mail::Delivery::Smtp(smtp) = &config.mail.delivery else {
+        panic!("SMTP delivery expected");
+    };
+    assert_eq!(smtp.security, crate::mail::SmtpSecurity::StartTls);
+    assert_eq!((smtp.host.as_str(), smtp.port), ("relay.example", 2525));
+    assert_eq!(smtp.username.as_deref(), Some("mailer"));
+    assert_eq!(config.mail.app_url, "https://app.example");
+    assert!(!format!("{config:?}").contains("s3cret-pass"));
+    let wrapper = Config::from_vars([("AERIE_SMTP_URL", "smtps://relay.example")]).expect("valid");
+    let crate::mail::Delivery::Smtp(smtp) = &wrapper.mail.delivery else {
+        panic!("SMTP delivery expected");
+    };
+    assert_eq!(
+        (smtp.security, smtp.port),
+        (crate::mail::SmtpSecurity::Wrapper, 465)
+    );
+    for (url, setting) in [
+        ("http://relay.example", "AERIE_SMTP_URL"),
+        ("smtp://relay.example?tls=opportunistic", "AERIE_SMTP_URL"),
+        ("smtp://user:pw@relay.example?tls=none", "AERIE_SMTP_URL"),
+    ] {
+        let error = error_of(&[("AERIE_SMTP_URL", url)]);
+        assert!(error.contains(setting), "{url}: {error}");
+        assert!(!error.contains("pw@"), "{error}");
+    }
+    let error = error_of(&[("AERIE_APP_URL", "javascript:alert(1)")]);
+    assert!(error.contains("AERIE_APP_URL"), "{error}");
+    let error = error_of(&[("AERIE_MAIL_FROM", "not a mailbox")]);
+    assert!(error.contains("AERIE_MAIL_FROM"), "{error}");
+}

@@ -142,6 +142,12 @@ pub const ROUTES: &[RouteRule] = &[
     rule(Method::POST, "/api/auth/step-up", Authenticated),
     rule(Method::GET, "/api/auth/sessions", Authenticated),
     rule(Method::DELETE, "/api/auth/sessions/{id}", Authenticated),
+    // The mailed token (or, for a reset request, nothing: one answer for every address).
+    rule(Method::POST, "/api/auth/email/verify", Public),
+    rule(Method::POST, "/api/auth/email/verify/resend", Authenticated),
+    rule(Method::POST, "/api/auth/email/confirm", Public),
+    rule(Method::POST, "/api/auth/password-reset", Public),
+    rule(Method::POST, "/api/auth/password-reset/confirm", Public),
     rule(Method::GET, "/.well-known/jwks.json", Public),
     rule(Method::GET, "/healthz", Public),
     rule(Method::GET, "/readyz", Public),
@@ -238,8 +244,34 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         state.denials.record(denial, &context).await;
         return user.refusal(permission).into_response();
     }
+    if let Err(refusal) = verified_to_write(&state, &parts.method, &path, user.user_id).await {
+        return refusal.into_response();
+    }
     parts.extensions.insert(user);
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// Under `AERIE_REQUIRE_VERIFIED_EMAIL`, an account whose address is not verified cannot
+/// write content (articles, comments, favourites, follows); its own account and session
+/// routes stay open, so it can verify or fix its address.
+async fn verified_to_write(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    user_id: i64,
+) -> Result<(), Error> {
+    let content = path.starts_with("/api/articles") || path.starts_with("/api/profiles");
+    if !state.lifecycle.require_verified_email()
+        || !content
+        || matches!(*method, Method::GET | Method::HEAD)
+    {
+        return Ok(());
+    }
+    if state.store.email_verified(user_id).await? {
+        Ok(())
+    } else {
+        Err(Error::EmailUnverified)
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ pub const STEP_UP_HEADER: &str = "x-aerie-step-up";
 /// The step-up route (`POST`).
 pub const STEP_UP_ROUTE: &str = "/api/auth/step-up";
 
+/// Why an unverified account may not write, and what to do about it.
+pub const EMAIL_UNVERIFIED: &str = "must be verified before this account can write: follow the link mailed to it, or ask for a new one with POST /api/auth/email/verify/resend";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No credential at all on a route that needs one. The body is [`TOKEN_REFUSED`], the
@@ -56,6 +59,9 @@ pub enum Error {
     /// its permissions are withheld until it enrols.
     #[error("enrolment required")]
     MfaEnrolmentRequired,
+    /// `AERIE_REQUIRE_VERIFIED_EMAIL` is on and the caller's address is not verified.
+    #[error("email not verified")]
+    EmailUnverified,
     #[error("{0} not found")]
     NotFound(&'static str),
     /// Field-level validation failures, all reported at once.
@@ -134,9 +140,10 @@ impl Error {
             Error::Unauthorized | Error::InvalidToken | Error::CredentialsRefused { .. } => {
                 StatusCode::UNAUTHORIZED
             }
-            Error::Forbidden | Error::StepUpRequired | Error::MfaEnrolmentRequired => {
-                StatusCode::FORBIDDEN
-            }
+            Error::Forbidden
+            | Error::StepUpRequired
+            | Error::MfaEnrolmentRequired
+            | Error::EmailUnverified => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -195,6 +202,7 @@ impl IntoResponse for Error {
             Error::Unavailable => return status.into_response(),
             Error::StepUpRequired => json!({ "auth": ["re-authentication required"] }),
             Error::MfaEnrolmentRequired => json!({ "mfa": [MFA_ENROLMENT_REQUIRED] }),
+            Error::EmailUnverified => json!({ "email": [EMAIL_UNVERIFIED] }),
         };
         let mut response = (status, Json(json!({ "errors": errors }))).into_response();
         response.extensions_mut().insert(ShapedError);

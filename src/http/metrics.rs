@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering::Relaxed;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
@@ -68,6 +69,12 @@ async fn scrape(State(state): State<AppState>) -> Response {
     let pool = state.store.pool_usage();
     let (queued, running) = (state.hasher.queue_depth(), state.hasher.in_progress());
     let hash_memory = state.hasher.memory_bytes();
+    let outbox_depth = state
+        .store
+        .outbox_state()
+        .await
+        .map_or(0, |(depth, _)| depth);
+    let mail = state.lifecycle.sender().stats.clone();
     // Gauges are sampled now rather than kept up to date on every change.
     state.metrics.scope(|| {
         metrics::gauge!(names::PASSWORD_HASH_QUEUE).set(queued as f64);
@@ -77,6 +84,10 @@ async fn scrape(State(state): State<AppState>) -> Response {
         metrics::gauge!(names::DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
         metrics::gauge!(names::DB_POOL_CONNECTIONS, "state" => "in_use").set(f64::from(in_use));
         metrics::gauge!(names::DB_POOL_MAX).set(f64::from(pool.max));
+        metrics::gauge!(names::MAIL_OUTBOX_DEPTH).set(outbox_depth as f64);
+        let (sent, failed) = (mail.sent.load(Relaxed), mail.failed.load(Relaxed));
+        metrics::counter!(names::MAIL_DELIVERIES, "result" => "sent").absolute(sent);
+        metrics::counter!(names::MAIL_DELIVERIES, "result" => "failed").absolute(failed);
     });
     (
         [(

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod health;
 mod json_bounds;
 pub mod keys;
+pub mod lifecycle;
 pub mod metrics;
 pub mod mfa;
 pub mod observe;
@@ -118,6 +119,8 @@ pub struct Shared {
     pub mfa: Mfa,
     /// Create accounts; their owners and administrators change them.
     pub accounts: Accounts,
+    /// Password reset, address verification and change by mail.
+    pub lifecycle: crate::services::lifecycle::Lifecycle,
     /// Administrators reading the audit trail.
     pub audit_trail: AuditTrail,
     /// Per-user limits on stored content.

@@ -6,6 +6,7 @@
 use super::error::Error;
 use crate::services::accounts::AccountError;
 use crate::services::audit_trail::AuditTrailError;
+use crate::services::lifecycle::LifecycleError;
 use crate::services::markdown::RenderError;
 use crate::services::mfa::MfaError;
 use crate::services::quotas::{Quota, QuotaError};
@@ -74,6 +75,24 @@ impl From<AccountError> for Error {
             AccountError::Store(error) => error.into(),
             AccountError::Audit(error) => error.into(),
             AccountError::Hash(error) => error.into(),
+            AccountError::Mail(error) => error.into(),
+        }
+    }
+}
+
+impl From<LifecycleError> for Error {
+    fn from(error: LifecycleError) -> Self {
+        match error {
+            LifecycleError::InvalidToken => Error::invalid("token", "is invalid or has expired"),
+            LifecycleError::Invalid(fields) => fields.into(),
+            LifecycleError::MailOff => Error::NotFound("mail"),
+            LifecycleError::Unauthenticated => Error::InvalidToken,
+            LifecycleError::EmailTaken => Error::invalid("email", "has already been taken"),
+            LifecycleError::UnknownUser => Error::NotFound("user"),
+            LifecycleError::Session(error) => error.into(),
+            LifecycleError::Store(error) => error.into(),
+            LifecycleError::Audit(error) => error.into(),
+            LifecycleError::Hash(error) => error.into(),
         }
     }
 }

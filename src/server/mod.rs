@@ -73,6 +73,8 @@ pub struct Server {
     checkpoint_interval: Duration,
     /// Deletes expired sessions and refresh tokens while the server runs.
     retention: Retention,
+    /// Delivers the mail outbox while the server runs.
+    mail: crate::mail::Sender,
     /// The metrics-only listener and its application.
     metrics_listener: Option<(std::net::TcpListener, Router)>,
     metrics: Metrics,
@@ -177,6 +179,11 @@ impl Server {
         let metrics = Metrics::new();
         metrics.install_as_process_fallback();
         let shutting_down = ShuttingDown::default();
+        let mail = crate::mail::Sender::new(store.clone(), config.mail.clone(), audit.clone())
+            .context("mail settings")?;
+        if let crate::mail::Delivery::Files(dir) = &config.mail.delivery {
+            tracing::info!(folder = %dir.display(), "no AERIE_SMTP_URL: mails are written as .eml files");
+        }
         let services = Services::new(
             Parts {
                 store: store.clone(),
@@ -185,6 +192,7 @@ impl Server {
                 revocations: revocations.clone(),
                 audit: audit.clone(),
                 clock: clock.clone(),
+                mail: mail.clone(),
             },
             config.sessions,
             config.passwords,
@@ -217,6 +225,7 @@ impl Server {
             sessions: services.sessions,
             mfa: services.mfa,
             accounts: services.accounts,
+            lifecycle: services.lifecycle,
             audit_trail: services.audit_trail,
             quotas,
             markdown: Renderer::new(config.content),
@@ -264,6 +273,7 @@ impl Server {
             audit,
             checkpoint_interval: config.audit.checkpoint_interval,
             retention,
+            mail,
             metrics_listener,
             metrics,
             shutting_down,
@@ -336,6 +346,7 @@ impl Server {
                 .write_checkpoints(self.checkpoint_interval, stop_rx.clone()),
         );
         tokio::spawn(self.retention.run(stop_rx.clone()));
+        tokio::spawn(self.mail.run(stop_rx.clone()));
         if let Some((listener, public_url)) = self.redirect {
             tokio::spawn(serve(
                 listener,

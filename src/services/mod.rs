@@ -23,6 +23,7 @@ pub mod accounts;
 pub mod audit_trail;
 pub mod denials;
 pub mod devices;
+pub mod lifecycle;
 pub mod markdown;
 pub mod mfa;
 pub mod quotas;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use self::accounts::{AccountRules, Accounts};
 use self::audit_trail::AuditTrail;
 use self::denials::Denials;
+use self::lifecycle::{Lifecycle, Notice, Notifier};
 use self::mfa::{Mfa, MfaParts};
 use self::sessions::{Revoker, Sessions, TokenMakers};
 use serde_json::{Map, Value};
@@ -59,6 +61,8 @@ pub struct Parts {
     pub revocations: Revocations,
     pub audit: AuditLog,
     pub clock: Arc<dyn Clock>,
+    /// The outbox sender (mail off when mail is not configured).
+    pub mail: crate::mail::Sender,
 }
 
 /// The server's services: every event on the audit trail, and one revoker ending sessions
@@ -69,6 +73,7 @@ pub struct Services {
     pub audit_trail: AuditTrail,
     pub denials: Denials,
     pub mfa: Mfa,
+    pub lifecycle: Lifecycle,
 }
 
 impl Services {
@@ -86,11 +91,13 @@ impl Services {
             revocations,
             audit,
             clock,
+            mail,
         } = parts;
         // Derived from the audit key, which every instance of a deployment shares: a token
         // rotated on two instances at once still has one successor.
         let successors = SuccessorKey::new(audit.derivation_key().derive(SUCCESSOR_KEY_LABEL));
-        let recorder = Recorder::new(audit);
+        let recorder =
+            Recorder::new(audit).with_notices(Notifier::new(store.clone(), mail.clone()));
         let revoker = Revoker::new(
             store.clone(),
             revocations,
@@ -120,6 +127,15 @@ impl Services {
             },
             mfa_required_roles,
         );
+        let lifecycle = Lifecycle::new(
+            store.clone(),
+            hasher.clone(),
+            revoker.clone(),
+            recorder.clone(),
+            clock.clone(),
+            passwords,
+            mail,
+        );
         Self {
             sessions,
             mfa,
@@ -131,7 +147,9 @@ impl Services {
                 clock.clone(),
                 passwords,
                 rules,
-            ),
+            )
+            .with_lifecycle(lifecycle.clone()),
+            lifecycle,
             audit_trail: AuditTrail::new(store, recorder.clone()),
             denials: Denials::new(recorder, clock),
         }
@@ -229,17 +247,39 @@ impl Actor<'_> {
 /// Where the services' audit events go: the hash-chained trail, for the server and for the
 /// CLI's commands alike. There is no way to build one that records nothing.
 #[derive(Clone)]
-pub struct Recorder(AuditLog);
+pub struct Recorder {
+    audit: AuditLog,
+    /// Mails the account a security notice for the events that call for one (server only).
+    notices: Option<Notifier>,
+}
 
 impl Recorder {
-    /// Every event is sealed and stored before the action's answer leaves.
     pub fn new(audit: AuditLog) -> Self {
-        Self(audit)
+        Self {
+            audit,
+            notices: None,
+        }
+    }
+
+    /// Also mails security notices: password changed, MFA on or off, a new device, sessions
+    /// ended by an administrator.
+    pub fn with_notices(mut self, notifier: Notifier) -> Self {
+        self.notices = Some(notifier);
+        self
     }
 
     /// Stores the event; an event that cannot be stored fails the action, since an
-    /// unrecorded security action is worse than a refused one.
+    /// unrecorded security action is worse than a refused one. Its notice, if any, is
+    /// queued after (best effort: the action stands if the notice cannot be queued).
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
-        self.0.record(event).await.map(drop)
+        let notice = self.notices.as_ref().and_then(|n| {
+            let notice = Notice::for_event(&event)?;
+            Some((n, event.subject.or(event.actor)?, notice))
+        });
+        self.audit.record(event).await?;
+        if let Some((notifier, user_id, notice)) = notice {
+            notifier.notify(user_id, notice).await;
+        }
+        Ok(())
     }
 }

@@ -73,6 +73,9 @@ impl Retention {
             .store
             .prune_sessions(&self.cutoffs(self.clock.now()))
             .await?;
+        // Mailed tokens past their 30 minutes, spent or not: only their hashes, but nothing
+        // to keep.
+        self.store.prune_mail_tokens(self.clock.now()).await?;
         tracing::info!(
             sessions = pruned.sessions,
             refresh_tokens = pruned.refresh_tokens,

@@ -11,6 +11,7 @@ mod budget;
 mod content;
 mod devices;
 mod export;
+mod mail;
 mod mfa;
 mod quotas;
 mod roles;
@@ -39,10 +40,11 @@ pub use budget::is_budget_exceeded;
 pub use content::{ArticleChanges, ArticleRow, CommentRow, NewArticle};
 pub use devices::DeviceSeen;
 pub use export::ExportRows;
+pub use mail::{NewMailToken, OutgoingMail, PendingMail, SpentToken};
 pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
 pub use roles::{RolePlan, RolesError, Statement};
-pub use sealed::{KeyUse, Resealed, SEALED_FIELDS};
+pub use sealed::{KeyUse, Resealed, SEALED_FIELDS, SHORT_LIVED_SEALED_FIELDS};
 pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
 pub use snapshot::{
     Cell, Emptiness, Restore, RestoreError, Snapshot, SnapshotError, TableInfo, dependency_order,

@@ -2,8 +2,10 @@
 
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Store, execute, matchable, on_pool};
+use super::mail::{INSERT_MAIL, INSERT_TOKEN, SEAL_MAIL, write_mail};
+use super::{NewMailToken, OutgoingMail, Store, execute, matchable, on_pool};
 use crate::clock::UnixMillis;
+use crate::field_keys::Field;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct UserRow {
@@ -16,11 +18,12 @@ pub struct UserRow {
     pub image: Option<String>,
     pub role: String,
     pub disabled_at: Option<i64>,
+    /// When the current address was proven by a mailed link.
+    pub email_verified_at: Option<i64>,
 }
 
 /// Read with [`Store::open_email`]: `email` is still sealed until then.
-pub(super) const USER_COLUMNS: &str =
-    "id, username, email_sealed AS email, password_hash, bio, image, role, disabled_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email_sealed AS email, password_hash, bio, image, role, disabled_at, email_verified_at";
 
 pub struct NewUser<'a> {
     pub username: &'a str,
@@ -30,6 +33,9 @@ pub struct NewUser<'a> {
     pub email_key: &'a str,
     pub password_hash: &'a str,
     pub now: UnixMillis,
+    /// The verification mail and its token (hash, purpose, expiry), written in the same
+    /// transaction as the account.
+    pub verification: Option<(String, &'static str, UnixMillis, OutgoingMail)>,
 }
 
 /// A partial update: `None` leaves a field as it is. `bio` and `image` can also be cleared,
@@ -89,6 +95,16 @@ impl Store {
                 .bind(&sealed)
                 .fetch_one(&mut *tx)
                 .await?;
+            if let Some((hash, purpose, expires_at, mail)) = &new.verification {
+                let token = NewMailToken {
+                    hash: hash.clone(),
+                    purpose,
+                    user_id: id,
+                    new_email: None,
+                    expires_at: *expires_at,
+                };
+                write_mail!(self, tx, Some(&token), std::slice::from_ref(mail), new.now);
+            }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(row)
         })?;
@@ -208,13 +224,14 @@ impl Store {
         let index = self.keys.email_index(&email);
         let account = "UPDATE users SET username = $2, username_key = $2, email_sealed = $3,
                            email_index = $4, password_hash = '!', bio = NULL, image = NULL,
-                           disabled_at = $5, last_login_at = NULL, updated_at = $5
+                           disabled_at = $5, last_login_at = NULL, email_verified_at = NULL, updated_at = $5
                        WHERE id = $1";
         let personal = [
             "DELETE FROM mfa_challenges WHERE user_id = $1",
             "DELETE FROM mfa_recovery_codes WHERE user_id = $1",
             "DELETE FROM mfa_totp WHERE user_id = $1",
             "DELETE FROM known_devices WHERE user_id = $1",
+            "DELETE FROM mail_tokens WHERE user_id = $1",
             "DELETE FROM favorites WHERE user_id = $1",
             "DELETE FROM follows WHERE follower_id = $1 OR followee_id = $1",
         ];

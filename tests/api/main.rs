@@ -20,6 +20,7 @@ mod comments;
 mod errors;
 mod feed_and_favorites;
 mod keys;
+mod mail;
 mod openapi;
 mod operations;
 mod profiles;

@@ -17,7 +17,15 @@ use crate::common::{
 fn assert_user(body: &Value, email: &str, username: &str, bio: Value, image: Value) -> String {
     assert_keys(body, &["user"]);
     let user = &body["user"];
-    let mut keys: Vec<&str> = vec!["email", "token", "username", "bio", "image", "role"];
+    let mut keys: Vec<&str> = vec![
+        "email",
+        "token",
+        "username",
+        "bio",
+        "image",
+        "role",
+        "emailVerified",
+    ];
     if user.get("refreshToken").is_some() {
         keys.push("refreshToken");
     }

@@ -286,6 +286,11 @@ impl Alerts {
                 Severity::Warning,
                 "an account was created with the admin role".into(),
             )],
+            "mail_delivery_failing" => vec![alert(
+                "mail_delivery_failing",
+                Severity::Critical,
+                "mail has been failing to reach the relay for longer than AERIE_MAIL_ALERT_AFTER_SECS".into(),
+            )],
             "audit_verification_failed" => vec![alert(
                 "audit_verification_failed",
                 Severity::Critical,

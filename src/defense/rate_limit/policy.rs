@@ -32,10 +32,12 @@ pub enum Policy {
     Mfa,
     /// Authenticated writes (non-GET), per user.
     Writes,
+    /// The mail routes (password reset, verification, email confirmation), per client IP.
+    Mail,
 }
 
 impl Policy {
-    pub(super) const ALL: [Policy; 11] = [
+    pub(super) const ALL: [Policy; 12] = [
         Policy::Global,
         Policy::LoginIp,
         Policy::LoginAccount,
@@ -47,6 +49,7 @@ impl Policy {
         Policy::Refresh,
         Policy::Mfa,
         Policy::Writes,
+        Policy::Mail,
     ];
 
     /// The name in `RateLimit-Policy` headers and logs.
@@ -63,6 +66,7 @@ impl Policy {
             Policy::Refresh => "refresh",
             Policy::Mfa => "mfa",
             Policy::Writes => "writes",
+            Policy::Mail => "mail",
         }
     }
 
@@ -79,6 +83,7 @@ impl Policy {
                 | Policy::Register
                 | Policy::Refresh
                 | Policy::Mfa
+                | Policy::Mail
         )
     }
 
@@ -96,6 +101,7 @@ impl Policy {
             Policy::Refresh => "AERIE_RATE_LIMIT_REFRESH",
             Policy::Mfa => "AERIE_RATE_LIMIT_MFA",
             Policy::Writes => "AERIE_RATE_LIMIT_WRITES",
+            Policy::Mail => "AERIE_RATE_LIMIT_MAIL",
         }
     }
 
@@ -115,6 +121,7 @@ impl Policy {
             Policy::Refresh => (30, 60),
             Policy::Mfa => (10, 300),
             Policy::Writes => (60, 60),
+            Policy::Mail => (10, 600),
         };
         Rate {
             burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),

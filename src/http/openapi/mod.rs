@@ -37,7 +37,8 @@ use utoipa::OpenApi;
 
 use super::error::{Error, Result};
 use super::{
-    AppState, admin, articles, auth, comments, health, keys, metrics, mfa, profiles, tags, users,
+    AppState, admin, articles, auth, comments, health, keys, lifecycle, metrics, mfa, profiles,
+    tags, users,
 };
 
 pub fn router() -> Router<AppState> {
@@ -93,6 +94,11 @@ pub fn router() -> Router<AppState> {
         mfa::confirm_mfa_enrolment,
         mfa::disable_mfa,
         mfa::login_mfa,
+        lifecycle::request_reset,
+        lifecycle::confirm_reset,
+        lifecycle::verify_email,
+        lifecycle::resend_verification,
+        lifecycle::confirm_email,
         keys::jwks,
         admin::accounts::list_users,
         admin::accounts::delete_account,

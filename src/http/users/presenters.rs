@@ -43,6 +43,9 @@ struct UserView {
     image: Option<String>,
     #[schema(value_type = crate::domain::Role)]
     role: String,
+    /// Whether a mailed link proved `email` (an address change waiting for confirmation is
+    /// not shown until it is confirmed).
+    email_verified: bool,
 }
 
 impl UserResponse {
@@ -77,6 +80,7 @@ impl UserResponse {
     fn build(row: UserRow, token: Option<String>, refresh_token: Option<String>) -> Self {
         Self {
             user: UserView {
+                email_verified: row.email_verified_at.is_some(),
                 email: row.email,
                 token,
                 refresh_token,

@@ -19,6 +19,7 @@ pub use admin::Changed;
 pub use own::ProfileChanges;
 pub use registration::{NewAccount, ValidAccount, validate_registration};
 
+use super::lifecycle::{Lifecycle, LifecycleError};
 use super::sessions::{Revoker, SessionError};
 use super::{Recorder, StepUp};
 use crate::audit::AuditError;
@@ -91,6 +92,8 @@ pub enum AccountError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Hash(#[from] HashError),
+    #[error(transparent)]
+    Mail(#[from] LifecycleError),
 }
 
 /// Creates and changes accounts. Cheap to clone: everything inside is shared.
@@ -103,6 +106,9 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     passwords: PasswordSettings,
     rules: AccountRules,
+    /// The mail flows: verification at registration, confirmed address changes, notices.
+    /// `None` at the command line.
+    lifecycle: Option<Lifecycle>,
 }
 
 impl Accounts {
@@ -123,6 +129,18 @@ impl Accounts {
             clock,
             passwords,
             rules,
+            lifecycle: None,
         }
+    }
+
+    /// Sends mail for what needs it (the server's accounts; the CLI's have none).
+    pub fn with_lifecycle(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = Some(lifecycle);
+        self
+    }
+
+    /// The mail flows, when mail is on.
+    fn mail(&self) -> Option<&Lifecycle> {
+        self.lifecycle.as_ref().filter(|l| l.enabled())
     }
 }

@@ -99,7 +99,15 @@ impl Accounts {
             update.password_hash = Some(self.hasher.hash(password.secret()).await?);
         }
         update.username = username.map(|u| (u.as_str().to_owned(), u.key()));
-        update.email = email.map(|e| (e.as_str().to_owned(), e.key()));
+        // With mail on, a new address takes effect only when it confirms (a link to it, a
+        // notice to the old one); an unchanged one stays a no-op.
+        let confirm_by_mail = match (&email, self.mail()) {
+            (Some(new), Some(_)) if email_changes => Some(new.clone()),
+            _ => None,
+        };
+        if confirm_by_mail.is_none() {
+            update.email = email.map(|e| (e.as_str().to_owned(), e.key()));
+        }
         let password_changed = update.password_hash.is_some();
         let email_changed = update
             .email
@@ -124,6 +132,9 @@ impl Accounts {
             let mut event = caller.own_event(kind);
             event.subject = Some(row.id);
             self.recorder.record(event).await?;
+        }
+        if let (Some(new_email), Some(mail)) = (&confirm_by_mail, self.mail()) {
+            mail.request_email_change(caller, new_email).await?;
         }
         Ok(row)
     }

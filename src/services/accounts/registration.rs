@@ -60,7 +60,11 @@ impl Accounts {
     /// session, and the `user_registered` event naming it, are
     /// [`crate::services::sessions::Sessions::start`]'s.
     pub async fn register(&self, new: NewAccount) -> Result<UserRow, AccountError> {
-        self.insert(new).await
+        let user = self.insert(new, true).await?;
+        if let Some(mail) = self.mail() {
+            mail.wake();
+        }
+        Ok(user)
     }
 
     /// The operator creates an account (`aerie user create`), with any role: how the first
@@ -72,7 +76,7 @@ impl Accounts {
         new: NewAccount,
         role: Role,
     ) -> Result<UserRow, AccountError> {
-        let user = self.insert(new).await?;
+        let user = self.insert(new, false).await?;
         if role != Role::User {
             self.store
                 .set_role(user.id, role.as_str(), self.clock.now())
@@ -85,7 +89,8 @@ impl Accounts {
     }
 
     /// Validates and stores a new account (role `user`).
-    async fn insert(&self, new: NewAccount) -> Result<UserRow, AccountError> {
+    /// With `verify`, the verification mail is queued with the account (when mail is on).
+    async fn insert(&self, new: NewAccount, verify: bool) -> Result<UserRow, AccountError> {
         let now = self.clock.now();
         let valid = validate_registration(new, self.passwords.min_score)?;
         let password_hash = self.hasher.hash(valid.password.secret()).await?;
@@ -99,6 +104,9 @@ impl Accounts {
                 email_key: &email.key(),
                 password_hash: &password_hash,
                 now,
+                verification: self.mail().filter(|_| verify).and_then(|m| {
+                    m.verification_for_new_account(username.as_str(), email.as_str())
+                }),
             })
             .await
             .map_err(taken_or_store)

@@ -11,6 +11,7 @@ mod process;
 mod raw;
 mod requests;
 mod shapes;
+mod smtp;
 
 pub use app::TestApp;
 pub use app::fresh_postgres_database;
@@ -24,6 +25,7 @@ pub use requests::{Reply, assert_unauthorized, read};
 pub use shapes::{
     ARTICLE_KEYS, LISTED_ARTICLE_KEYS, PROFILE_KEYS, assert_keys, assert_timestamp, slugs,
 };
+pub use smtp::{APP_URL, Mail, SmtpServer};
 
 /// The database engine a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

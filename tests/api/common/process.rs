@@ -16,7 +16,7 @@ pub struct ServerProcess {
     /// `127.0.0.1:PORT`, from the JSON `listening` line.
     pub listening: String,
     lines: Arc<Mutex<Vec<String>>>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 /// An `aerie` command with nothing in its environment but `PATH` and `settings`, run in `dir`.
@@ -77,7 +77,7 @@ pub async fn start_server(data: tempfile::TempDir, settings: &[(&str, &str)]) ->
         child,
         listening,
         lines,
-        _data: data,
+        data,
     }
 }
 
@@ -123,6 +123,13 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         false
+    }
+
+    /// SIGKILL (`kill -9`): the process dies at once, with no chance to finish anything.
+    /// Answers its data folder, for a restart on the same database and keys.
+    pub async fn kill_hard(mut self) -> tempfile::TempDir {
+        self.child.kill().await.expect("SIGKILL our own child");
+        self.data
     }
 
     /// SIGTERM, then waits for the graceful exit and returns every line logged.

@@ -6,3 +6,4 @@ mod metrics;
 mod readiness;
 mod retention;
 mod runbook;
+mod two_instances;

@@ -103,6 +103,25 @@ const MATRIX: &[(&str, &str, [u16; 5])] = &[
         "/api/auth/sessions/{id}",
         [401, 404, 404, 404, 404],
     ),
+    // The mailed token is the credential: an unknown one is 422 for everyone; a reset
+    // request is 202 for any address; resending needs a signed-in caller.
+    ("POST", "/api/auth/email/verify", [422, 422, 422, 422, 422]),
+    (
+        "POST",
+        "/api/auth/email/verify/resend",
+        [401, 202, 202, 202, 202],
+    ),
+    ("POST", "/api/auth/email/confirm", [422, 422, 422, 422, 422]),
+    (
+        "POST",
+        "/api/auth/password-reset",
+        [202, 202, 202, 202, 202],
+    ),
+    (
+        "POST",
+        "/api/auth/password-reset/confirm",
+        [422, 422, 422, 422, 422],
+    ),
     // After every row that acts on the target account, before logging out ends the tokens.
     (
         "DELETE",
@@ -235,6 +254,13 @@ async fn instantiate(
         ("POST", "/api/auth/mfa/totp") => Some(json!({"password": "wrong password here"})),
         ("POST", "/api/auth/mfa/totp/confirm") => Some(json!({"code": "123456"})),
         ("DELETE", "/api/auth/mfa/totp") => Some(json!({"password": PASSWORD})),
+        ("POST", "/api/auth/email/verify" | "/api/auth/email/confirm") => {
+            Some(json!({"token": "A".repeat(43)}))
+        }
+        ("POST", "/api/auth/password-reset") => Some(json!({"email": "target@example.com"})),
+        ("POST", "/api/auth/password-reset/confirm") => {
+            Some(json!({"token": "A".repeat(43), "newPassword": "another strong passphrase 9"}))
+        }
         ("POST", "/api/users/login/mfa") => {
             Some(json!({"challenge": "A".repeat(43), "code": "123456"}))
         }

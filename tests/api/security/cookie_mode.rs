@@ -202,7 +202,7 @@ async fn browser_login_sets_host_cookies_with_exact_attributes_and_no_tokens_in_
     );
     common::assert_keys(
         &reply.body["user"],
-        &["email", "username", "bio", "image", "role"],
+        &["email", "username", "bio", "image", "role", "emailVerified"],
     );
     for secret in [&jar.access, &jar.refresh] {
         assert!(!reply.body.to_string().contains(secret.as_str()));
@@ -219,7 +219,7 @@ async fn browser_login_sets_host_cookies_with_exact_attributes_and_no_tokens_in_
     assert_eq!(set_cookies(&registered).len(), 3);
     common::assert_keys(
         &registered.body["user"],
-        &["email", "username", "bio", "image", "role"],
+        &["email", "username", "bio", "image", "role", "emailVerified"],
     );
 }
 
@@ -364,7 +364,7 @@ async fn refresh_by_cookie_rotates_the_cookies(app: TestApp) {
     reply.assert_status(StatusCode::OK);
     common::assert_keys(
         &reply.body["user"],
-        &["email", "username", "bio", "image", "role"],
+        &["email", "username", "bio", "image", "role", "emailVerified"],
     );
     let next = Jar::from_reply(&reply);
     assert_ne!(next.access, jar.access);

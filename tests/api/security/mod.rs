@@ -15,7 +15,7 @@ mod least_privilege;
 mod lockout;
 mod login_keys;
 mod markdown_bounds;
-mod mfa;
+pub(crate) mod mfa;
 mod new_devices;
 mod production_defaults;
 mod quotas;

@@ -1,0 +1,176 @@
+//! Address verification and confirmed address changes.
+
+use serde_json::json;
+
+use super::tokens::hash_of;
+use super::{Lifecycle, LifecycleError, MailToken, Purpose, TOKEN_LIFETIME, millis};
+use crate::audit::{AuditEvent, EventType};
+use crate::domain::{Email, FieldErrors};
+use crate::mail::Kind;
+use crate::request_context::RequestContext;
+use crate::services::Caller;
+use crate::store::{NewMailToken, OutgoingMail, UserChanges, is_unique_violation};
+
+impl Lifecycle {
+    /// `POST /api/auth/email/verify`: the mailed token proves the account's address.
+    pub async fn verify_email(
+        &self,
+        token: Option<String>,
+        request: &RequestContext,
+    ) -> Result<(), LifecycleError> {
+        let hash = required_token(token)?;
+        let spent = self
+            .store
+            .spend_mail_token(&hash, Purpose::VerifyEmail.as_str(), self.clock.now())
+            .await?
+            .ok_or(LifecycleError::InvalidToken)?;
+        self.store
+            .mark_email_verified(spent.user_id, self.clock.now())
+            .await?;
+        let event = AuditEvent::new(EventType::EmailVerified)
+            .subject(spent.user_id)
+            .from_request(request);
+        self.recorder.record(event).await?;
+        Ok(())
+    }
+
+    /// `POST /api/auth/email/verify/resend`: a new verification mail (earlier links stop
+    /// working). Nothing is sent for a verified address or past the hourly budget; the
+    /// answer is the same.
+    pub async fn resend_verification(&self, caller: Caller<'_>) -> Result<(), LifecycleError> {
+        self.ensure_enabled()?;
+        let user = self
+            .store
+            .user_by_id(caller.user_id)
+            .await?
+            .filter(|u| u.disabled_at.is_none())
+            .ok_or(LifecycleError::Unauthenticated)?;
+        if user.email_verified_at.is_some()
+            || !self
+                .within_account_budget(user.id, Purpose::VerifyEmail)
+                .await?
+        {
+            return Ok(());
+        }
+        let purpose = Purpose::VerifyEmail.as_str();
+        self.store
+            .void_mail_tokens(user.id, purpose, self.clock.now())
+            .await?;
+        let (_, token, mail) = self.tokened_mail(
+            Purpose::VerifyEmail,
+            Kind::VerifyEmail,
+            user.id,
+            &user.username,
+            &user.email,
+        );
+        self.queue(Some(&token), &[mail]).await
+    }
+
+    /// A signed-in user asked to move to `new_email` (after the step-up rule): a link to
+    /// the new address, a notice to the old one; the account keeps its address until the
+    /// link is followed.
+    pub async fn request_email_change(
+        &self,
+        caller: Caller<'_>,
+        new_email: &Email,
+    ) -> Result<(), LifecycleError> {
+        self.ensure_enabled()?;
+        let user = self
+            .store
+            .user_by_id(caller.user_id)
+            .await?
+            .ok_or(LifecycleError::Unauthenticated)?;
+        if self
+            .store
+            .user_by_email_key(&new_email.key())
+            .await?
+            .is_some()
+        {
+            return Err(LifecycleError::EmailTaken);
+        }
+        let purpose = Purpose::EmailChange.as_str();
+        self.store
+            .void_mail_tokens(user.id, purpose, self.clock.now())
+            .await?;
+        let token = MailToken::generate();
+        let record = NewMailToken {
+            hash: token.hash(),
+            purpose,
+            user_id: user.id,
+            new_email: Some((new_email.as_str().to_owned(), new_email.key())),
+            expires_at: self.clock.now() + millis(TOKEN_LIFETIME),
+        };
+        let username = &user.username;
+        let mails = [
+            OutgoingMail {
+                kind: Kind::EmailChangeConfirm.as_str(),
+                to: new_email.as_str().to_owned(),
+                payload: json!({ "username": username, "token": token.expose() }).to_string(),
+            },
+            OutgoingMail {
+                kind: Kind::EmailChangeNotice.as_str(),
+                to: user.email.clone(),
+                payload: json!({ "username": username }).to_string(),
+            },
+        ];
+        self.queue(Some(&record), &mails).await?;
+        let mut event = AuditEvent::new(EventType::EmailChangeRequested)
+            .actor(caller.user_id)
+            .subject(caller.user_id)
+            .session(caller.session_id)
+            .from_request(caller.request);
+        event.subject = Some(user.id);
+        self.recorder.record(event).await?;
+        Ok(())
+    }
+
+    /// `POST /api/auth/email/confirm`: the new address's link makes the change (and proves
+    /// the address).
+    pub async fn confirm_email_change(
+        &self,
+        token: Option<String>,
+        request: &RequestContext,
+    ) -> Result<(), LifecycleError> {
+        let hash = required_token(token)?;
+        let now = self.clock.now();
+        let spent = self
+            .store
+            .spend_mail_token(&hash, Purpose::EmailChange.as_str(), now)
+            .await?
+            .ok_or(LifecycleError::InvalidToken)?;
+        let Some(new_email) = spent.new_email else {
+            return Err(LifecycleError::InvalidToken);
+        };
+        let key = crate::domain::email_key(&new_email);
+        let changes = UserChanges {
+            email: Some((new_email, key)),
+            ..UserChanges::default()
+        };
+        match self.store.update_user(spent.user_id, changes, now).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(LifecycleError::InvalidToken),
+            Err(error) if is_unique_violation(&error, "users", "email_index") => {
+                return Err(LifecycleError::EmailTaken);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.store.mark_email_verified(spent.user_id, now).await?;
+        self.store
+            .void_mail_tokens(spent.user_id, Purpose::VerifyEmail.as_str(), now)
+            .await?;
+        let event = AuditEvent::new(EventType::EmailChanged)
+            .subject(spent.user_id)
+            .from_request(request)
+            .detail(json!({ "confirmedBy": "mail" }));
+        self.recorder.record(event).await?;
+        Ok(())
+    }
+}
+
+/// The hash of a presented token, or `token: can't be blank`.
+fn required_token(token: Option<String>) -> Result<String, LifecycleError> {
+    let mut errors = FieldErrors::default();
+    let token = errors.required("token", token, Ok::<String, crate::domain::Invalid>);
+    errors.finish()?;
+    Ok(hash_of(&token.unwrap_or_default()))
+}

@@ -1,0 +1,330 @@
+//! The mail outbox and the mailed single-use tokens.
+//!
+//! Guards against two things. Lost or doubled effects: a mail is written in the same
+//! transaction as the token (or account) that causes it, so either both are there or
+//! neither; a sender claims a row before delivering it and deletes it once delivered, so a
+//! crash between the two sends it again (at-least-once) and never drops it. A database copy
+//! as a credential store: the recipient and the template values (a link's token among them)
+//! are sealed under the data keyring with the row id as associated data, tokens are kept
+//! only as their SHA-256, and a delivered mail's row is deleted.
+
+use sqlx::FromRow;
+
+use super::sealed::key_error;
+use super::{Store, execute, on_pool};
+use crate::clock::UnixMillis;
+use crate::field_keys::Field;
+
+/// A mail to send, in clear: the store seals it on the way in.
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    /// The template's name (`password_reset`, `verify_email`, …).
+    pub kind: &'static str,
+    pub to: String,
+    /// The template's values as JSON (may hold a token: sealed at rest).
+    pub payload: String,
+}
+
+/// A mailed token to keep: only its hash, purpose, account and expiry.
+#[derive(Debug, Clone)]
+pub struct NewMailToken {
+    pub hash: String,
+    pub purpose: &'static str,
+    pub user_id: i64,
+    /// For an email change: the new address and its normalised form.
+    pub new_email: Option<(String, String)>,
+    pub expires_at: UnixMillis,
+}
+
+/// A mail the sender may deliver, opened.
+#[derive(Debug, Clone)]
+pub struct PendingMail {
+    pub id: i64,
+    pub kind: String,
+    pub to: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub failing_since: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct PendingRow {
+    id: i64,
+    kind: String,
+    recipient_sealed: String,
+    payload_sealed: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    failing_since: Option<i64>,
+}
+
+/// A token spent by the one request that presented it.
+#[derive(Debug, Clone)]
+pub struct SpentToken {
+    pub user_id: i64,
+    /// For an email change: the new address, opened.
+    pub new_email: Option<String>,
+    pub new_email_index: Option<String>,
+}
+
+pub(super) const INSERT_MAIL: &str =
+    "INSERT INTO mail_outbox (kind, recipient_sealed, payload_sealed, next_attempt_at, created_at)
+                           VALUES ($1, '', '', 0, $2) RETURNING id";
+pub(super) const SEAL_MAIL: &str =
+    "UPDATE mail_outbox SET recipient_sealed = $2, payload_sealed = $3 WHERE id = $1";
+pub(super) const INSERT_TOKEN: &str = "INSERT INTO mail_tokens (token_hash, purpose, user_id, new_email_sealed, new_email_index, created_at, expires_at)
+                            VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Writes a token and mails inside an open transaction `$tx` (either engine's): the same
+/// text for both, so it is a macro rather than a function generic over the driver.
+macro_rules! write_mail {
+    ($store:expr, $tx:expr, $token:expr, $mails:expr, $now:expr) => {{
+        if let Some(token) = $token {
+            let (sealed, index) = match &token.new_email {
+                Some((email, key)) => (
+                    Some($store.seal_field(Field::PendingEmail, token.user_id, email)?),
+                    Some($store.keys.email_index(key)),
+                ),
+                None => (None, None),
+            };
+            sqlx::query(INSERT_TOKEN)
+                .bind(&token.hash)
+                .bind(token.purpose)
+                .bind(token.user_id)
+                .bind(&sealed)
+                .bind(&index)
+                .bind($now)
+                .bind(token.expires_at)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        for mail in $mails {
+            let id: i64 = sqlx::query_scalar(INSERT_MAIL)
+                .bind(mail.kind)
+                .bind($now)
+                .fetch_one(&mut *$tx)
+                .await?;
+            let to = $store.seal_field(Field::MailRecipient, id, &mail.to)?;
+            let payload = $store.seal_field(Field::MailPayload, id, &mail.payload)?;
+            sqlx::query(SEAL_MAIL)
+                .bind(id)
+                .bind(&to)
+                .bind(&payload)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(super) use write_mail;
+
+impl Store {
+    pub(super) fn seal_field(
+        &self,
+        field: Field,
+        row: i64,
+        plain: &str,
+    ) -> Result<String, sqlx::Error> {
+        self.keys
+            .seal(field, row, plain.as_bytes())
+            .map_err(key_error)
+    }
+
+    fn open_field(&self, field: Field, row: i64, sealed: &str) -> Result<String, sqlx::Error> {
+        let plain = self.keys.open(field, row, sealed).map_err(key_error)?;
+        String::from_utf8(plain).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+
+    /// Keeps `token` (if any) and queues `mails`, in one transaction.
+    pub async fn queue_mail(
+        &self,
+        token: Option<&NewMailToken>,
+        mails: &[OutgoingMail],
+        now: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            write_mail!(self, tx, token, mails, now);
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })
+    }
+
+    /// Mails whose next attempt is due at wall-clock `now`, oldest first.
+    pub async fn due_mail(
+        &self,
+        now: UnixMillis,
+        limit: i64,
+    ) -> Result<Vec<PendingMail>, sqlx::Error> {
+        let sql = "SELECT id, kind, recipient_sealed, payload_sealed, attempts, next_attempt_at, failing_since
+                   FROM mail_outbox WHERE next_attempt_at <= $1 ORDER BY id LIMIT $2";
+        let rows: Vec<PendingRow> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(PendingMail {
+                    id: row.id,
+                    to: self.open_field(Field::MailRecipient, row.id, &row.recipient_sealed)?,
+                    payload: self.open_field(Field::MailPayload, row.id, &row.payload_sealed)?,
+                    kind: row.kind,
+                    attempts: row.attempts,
+                    next_attempt_at: row.next_attempt_at,
+                    failing_since: row.failing_since,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes a due mail for one delivery attempt: moves its next attempt to `lease_until`
+    /// unless another sender (another instance) took it first. A sender that dies while
+    /// delivering leaves the lease to run out, and the mail is tried again.
+    pub async fn claim_mail(
+        &self,
+        id: i64,
+        seen_next_attempt: i64,
+        lease_until: UnixMillis,
+    ) -> Result<bool, sqlx::Error> {
+        let sql =
+            "UPDATE mail_outbox SET next_attempt_at = $3 WHERE id = $1 AND next_attempt_at = $2";
+        let affected = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(seen_next_attempt)
+            .bind(lease_until)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(affected == 1)
+    }
+
+    /// A delivered mail goes: nothing of it (address, token) stays in the database.
+    pub async fn mail_delivered(&self, id: i64) -> Result<(), sqlx::Error> {
+        execute!(self, "DELETE FROM mail_outbox WHERE id = $1", id)
+    }
+
+    /// A failed attempt: the next one at `next_attempt_at`.
+    pub async fn mail_failed(
+        &self,
+        id: i64,
+        next_attempt_at: UnixMillis,
+        failing_since: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $2,
+                   failing_since = COALESCE(failing_since, $3) WHERE id = $1";
+        execute!(self, sql, id, next_attempt_at, failing_since)
+    }
+
+    /// Mails waiting, and the start of the oldest current run of failures.
+    pub async fn outbox_state(&self) -> Result<(i64, Option<i64>), sqlx::Error> {
+        let sql = "SELECT COUNT(*), MIN(failing_since) FROM mail_outbox";
+        on_pool!(self, |pool| sqlx::query_as(sql).fetch_one(pool).await)
+    }
+
+    /// Spends the token with this hash for `purpose`: only once, only before it expires,
+    /// only for the purpose it was made for. `None` for anything else.
+    pub async fn spend_mail_token(
+        &self,
+        hash: &str,
+        purpose: &str,
+        now: UnixMillis,
+    ) -> Result<Option<SpentToken>, sqlx::Error> {
+        let sql = "UPDATE mail_tokens SET used_at = $3
+                   WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+                   RETURNING user_id, new_email_sealed, new_email_index";
+        let row: Option<(i64, Option<String>, Option<String>)> =
+            on_pool!(self, |pool| sqlx::query_as(sql)
+                .bind(hash)
+                .bind(purpose)
+                .bind(now)
+                .fetch_optional(pool)
+                .await)?;
+        let Some((user_id, sealed, index)) = row else {
+            return Ok(None);
+        };
+        let new_email = sealed
+            .map(|s| self.open_field(Field::PendingEmail, user_id, &s))
+            .transpose()?;
+        Ok(Some(SpentToken {
+            user_id,
+            new_email,
+            new_email_index: index,
+        }))
+    }
+
+    /// Tokens of `purpose` made for the account since `since` (the per-account mail budget).
+    pub async fn mail_tokens_since(
+        &self,
+        user_id: i64,
+        purpose: &str,
+        since: UnixMillis,
+    ) -> Result<i64, sqlx::Error> {
+        let sql = "SELECT COUNT(*) FROM mail_tokens WHERE user_id = $1 AND purpose = $2 AND created_at > $3";
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(user_id)
+            .bind(purpose)
+            .bind(since)
+            .fetch_one(pool)
+            .await)
+    }
+
+    /// The account a live token of `purpose` belongs to, without spending it (a new
+    /// password is judged before the token is spent, so a weak one does not burn it).
+    pub async fn peek_mail_token(
+        &self,
+        hash: &str,
+        purpose: &str,
+        now: UnixMillis,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let sql = "SELECT user_id FROM mail_tokens
+                   WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3";
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(hash)
+            .bind(purpose)
+            .bind(now)
+            .fetch_optional(pool)
+            .await)
+    }
+
+    /// Ends every unspent token of `purpose` for the account (a newer one replaces them, or
+    /// the thing they would do is done).
+    pub async fn void_mail_tokens(
+        &self,
+        user_id: i64,
+        purpose: &str,
+        now: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE mail_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL";
+        execute!(self, sql, user_id, purpose, now)
+    }
+
+    /// Marks the account's current address as proven.
+    pub async fn mark_email_verified(
+        &self,
+        user_id: i64,
+        now: UnixMillis,
+    ) -> Result<(), sqlx::Error> {
+        execute!(
+            self,
+            "UPDATE users SET email_verified_at = $2 WHERE id = $1",
+            user_id,
+            now
+        )
+    }
+
+    /// Whether the account's address is verified.
+    pub async fn email_verified(&self, user_id: i64) -> Result<bool, sqlx::Error> {
+        let sql = "SELECT email_verified_at FROM users WHERE id = $1";
+        let at: Option<Option<i64>> = on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(at.flatten().is_some())
+    }
+
+    /// Deletes spent and expired tokens (retention).
+    pub async fn prune_mail_tokens(&self, now: UnixMillis) -> Result<(), sqlx::Error> {
+        execute!(self, "DELETE FROM mail_tokens WHERE expires_at <= $1", now)
+    }
+}

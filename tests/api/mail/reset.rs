@@ -1,0 +1,187 @@
+//! Password reset by mail.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{NEW_PASSWORD, app_mailing_to, confirm_reset, logs_in, registered, request_reset};
+use crate::common::{APP_URL, Engine, PASSWORD, SmtpServer, engine_tests};
+
+engine_tests!(
+    a_mailed_reset_link_sets_the_password_once_and_ends_every_session,
+    a_reset_link_expires_after_30_minutes,
+    a_token_for_another_purpose_cannot_reset_a_password,
+    reset_requests_answer_the_same_for_unknown_addresses,
+    a_weak_new_password_is_refused_without_spending_the_token,
+    resets_keep_mfa_and_are_audited,
+);
+
+async fn a_mailed_reset_link_sets_the_password_once_and_ends_every_session(engine: Engine) {
+    let smtp = SmtpServer::start().await;
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    let session = registered(&app, &smtp, "alice").await;
+    let other_session = crate::common::token_of(&app.login_user("alice").await);
+
+    let reply = request_reset(&app, "alice@example.com").await;
+    reply.assert_status(StatusCode::ACCEPTED);
+    let mail = smtp.wait_for("alice@example.com", "Reset", 20).await;
+    // The link is built from AERIE_APP_URL, whatever Host the request carried.
+    assert_eq!(
+        mail.link_page().as_deref(),
+        Some(format!("{APP_URL}/password-reset").as_str())
+    );
+    let token = mail.token().expect("the mail carries a link with a token");
+
+    confirm_reset(&app, &token, NEW_PASSWORD)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert!(logs_in(&app, "alice@example.com", NEW_PASSWORD).await);
+    assert!(!logs_in(&app, "alice@example.com", PASSWORD).await);
+    for old in [&session, &other_session] {
+        let reply = app.get("/api/user", Some(old)).await;
+        crate::common::assert_unauthorized(&reply, "a session from before the reset");
+    }
+
+    // Single use: the same link again is refused, in the documented error shape.
+    let again = confirm_reset(&app, &token, "another fine passphrase 99").await;
+    again.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(again.error_on("token"), Some("is invalid or has expired"));
+    assert!(logs_in(&app, "alice@example.com", NEW_PASSWORD).await);
+}
+
+async fn a_reset_link_expires_after_30_minutes(engine: Engine) {
+    let smtp = SmtpServer::start().await;
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    registered(&app, &smtp, "bob").await;
+    request_reset(&app, "bob@example.com").await;
+    let token = smtp
+        .wait_for("bob@example.com", "Reset", 20)
+        .await
+        .token()
+        .expect("token");
+    app.clock.advance(Duration::from_secs(30 * 60 + 1));
+    let reply = confirm_reset(&app, &token, NEW_PASSWORD).await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error_on("token"), Some("is invalid or has expired"));
+    assert!(logs_in(&app, "bob@example.com", PASSWORD).await);
+}
+
+async fn a_token_for_another_purpose_cannot_reset_a_password(engine: Engine) {
+    let smtp = SmtpServer::start().await;
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    app.register("carol").await;
+    let verification = smtp
+        .wait_for("carol@example.com", "Verify", 20)
+        .await
+        .token()
+        .expect("token");
+    let reply = confirm_reset(&app, &verification, NEW_PASSWORD).await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error_on("token"), Some("is invalid or has expired"));
+    assert!(logs_in(&app, "carol@example.com", PASSWORD).await);
+    // Still good for what it was made for.
+    app.post(
+        "/api/auth/email/verify",
+        None,
+        json!({ "token": verification }),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+}
+
+async fn reset_requests_answer_the_same_for_unknown_addresses(engine: Engine) {
+    let smtp = SmtpServer::start().await;
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    registered(&app, &smtp, "dave").await;
+    let known = request_reset(&app, "dave@example.com").await;
+    let unknown = request_reset(&app, "nobody@example.com").await;
+    known.assert_status(StatusCode::ACCEPTED);
+    unknown.assert_status(StatusCode::ACCEPTED);
+    assert_eq!(known.body, unknown.body);
+    smtp.wait_for("dave@example.com", "Reset", 20).await;
+
+    // And the same time: the answer leaves before the address is looked up. Medians of a
+    // few requests each, interleaved; a gap as large as a database write plus a mail
+    // insert (milliseconds) would show.
+    let mut times = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let start = Instant::now();
+        request_reset(&app, "dave@example.com").await;
+        times.0.push(start.elapsed());
+        let start = Instant::now();
+        request_reset(&app, "nobody@example.com").await;
+        times.1.push(start.elapsed());
+    }
+    times.0.sort();
+    times.1.sort();
+    let (known, unknown) = (times.0[3], times.1[3]);
+    let gap = known.abs_diff(unknown);
+    assert!(
+        gap < Duration::from_millis(15),
+        "known {known:?} vs unknown {unknown:?}"
+    );
+    // Nothing was mailed for the unknown address, and malformed input is a 422.
+    assert!(smtp.mails_to("nobody@example.com").is_empty());
+    let reply = request_reset(&app, "not an address").await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.error_on("email").is_some(), "{}", reply.body);
+    let reply = app
+        .post("/api/auth/password-reset", None, json!({ "email": 42 }))
+        .await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn a_weak_new_password_is_refused_without_spending_the_token(engine: Engine) {
+    let smtp = SmtpServer::start().await;
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    registered(&app, &smtp, "erin").await;
+    request_reset(&app, "erin@example.com").await;
+    let token = smtp
+        .wait_for("erin@example.com", "Reset", 20)
+        .await
+        .token()
+        .expect("token");
+    let reply = confirm_reset(&app, &token, "password").await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.error_on("newPassword").is_some(), "{}", reply.body);
+    confirm_reset(&app, &token, NEW_PASSWORD)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+}
+
+async fn resets_keep_mfa_and_are_audited(engine: Engine) {
+    let smtp = SmtpServer::start().await;
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    crate::security::mfa::enrolled(&app, "frank").await;
+    smtp.wait_for("frank@example.com", "turned on", 20).await;
+    request_reset(&app, "frank@example.com").await;
+    request_reset(&app, "ghost@example.com").await;
+    let token = smtp
+        .wait_for("frank@example.com", "Reset", 20)
+        .await
+        .token()
+        .expect("token");
+    confirm_reset(&app, &token, NEW_PASSWORD)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    // The password alone does not sign in: the second factor is still asked.
+    let reply = app.login("frank@example.com", NEW_PASSWORD).await;
+    reply.assert_status(StatusCode::OK);
+    assert!(reply.body["mfa"]["challenge"].is_string(), "{}", reply.body);
+    assert!(reply.body.get("user").is_none(), "{}", reply.body);
+
+    let requests = app.audit_events("password_reset_requested").await;
+    let outcomes: Vec<&str> = requests
+        .iter()
+        .filter_map(|e| e["detail"]["outcome"].as_str())
+        .collect();
+    assert!(
+        outcomes.contains(&"mailed") && outcomes.contains(&"unknown_account"),
+        "{outcomes:?}"
+    );
+    assert_eq!(app.audit_events("password_reset_completed").await.len(), 1);
+    // The password-changed notice follows the reset.
+    smtp.wait_for("frank@example.com", "password was changed", 20)
+        .await;
+}
