@@ -34,12 +34,17 @@ release_binary() {
 
 # start_server NAME BIN [VAR=VALUE...]: boots BIN on its own SQLite file with every rate limit
 # and the per-address connection cap far above what a bench sends (later VAR=VALUE pairs
-# override these), waits for /healthz, and sets SERVER_PORT and SERVER_PID. Exits with the
-# server's log if it does not come up.
+# override these), waits for START_POLL_PATH (default /healthz; polled every START_POLL_STEP
+# seconds, default 0.1, for at most 30 s), and sets SERVER_PORT, SERVER_PID and
+# SERVER_START_MS (milliseconds from launch to the first 2xx answer). Exits with the server's
+# log if it does not come up.
 start_server() {
     local name=$1 bin=$2; shift 2
+    local poll=${START_POLL_PATH:-/healthz} step=${START_POLL_STEP:-0.1} launched deadline
     SERVER_PORT=$(free_port)
     mkdir -p "$WORK/$name"
+    launched=$(date +%s%N)
+    deadline=$((launched + 30000000000))
     env -i PATH="$PATH" HOME="$WORK/$name" \
         AERIE_LISTEN="127.0.0.1:$SERVER_PORT" AERIE_DATA_DIR="$WORK/$name" \
         AERIE_DATABASE_URL="sqlite://$WORK/$name/aerie.db?mode=rwc" AERIE_LOG=error \
@@ -49,10 +54,13 @@ start_server() {
         "$@" "$bin" serve >"$WORK/$name.log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
-    for _ in $(seq 300); do
-        curl -fsS "http://127.0.0.1:$SERVER_PORT/healthz" >/dev/null 2>&1 && return 0
+    while (( $(date +%s%N) < deadline )); do
+        if curl -fsS --max-time 1 "http://127.0.0.1:$SERVER_PORT$poll" >/dev/null 2>&1; then
+            SERVER_START_MS=$(( ($(date +%s%N) - launched) / 1000000 ))
+            return 0
+        fi
         kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
+        sleep "$step"
     done
     echo "$name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
 }
