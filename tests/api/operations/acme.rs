@@ -2,8 +2,8 @@
 //! challenge validation on the server's own ports: first issuance, a handshake verified
 //! against Pebble's issuing root, a renewal swapped into the running listener while a client
 //! keeps its connection, a CA outage with recovery, and the safe failures (a domain that does
-//! not point here, a cache folder open to others). Each test that needs Pebble says SKIPPED
-//! and passes when it is not installed.
+//! not point here, a cache folder open to others), and sslyze's verdict on the issued
+//! certificate. Each test that needs Pebble says SKIPPED and passes when it is not installed.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
@@ -182,6 +182,46 @@ async fn acme_issues_a_certificate_that_verifies_against_the_ca_root() {
         "{said}"
     );
     assert!(!said.contains("AERIE_ACME_CACHE"), "{said}");
+
+    // sslyze judges the listener with the issued certificate as CI judges it with the
+    // development one: Mozilla's intermediate configuration.
+    sslyze_finds_it_compliant(&app, &root).await;
+}
+
+/// Runs sslyze (`--mozilla_config intermediate`) against the app's TLS listener, trusting
+/// `root_pem`; skipped, said loudly, when sslyze is not installed (CI installs it).
+async fn sslyze_finds_it_compliant(app: &TestApp, root_pem: &str) {
+    let installed = tokio::process::Command::new("python3")
+        .args(["-m", "sslyze", "--help"])
+        .output()
+        .await
+        .is_ok_and(|output| output.status.success());
+    if !installed {
+        eprintln!("SKIPPED: sslyze on the ACME certificate needs `pip install sslyze`");
+        return;
+    }
+    let root = app.data_dir.path().join("pebble-root.pem");
+    std::fs::write(&root, root_pem).expect("root written");
+    let target = app.address.replace("http://127.0.0.1", "localhost");
+    let output = tokio::process::Command::new("python3")
+        .args([
+            "-m",
+            "sslyze",
+            "--mozilla_config",
+            "intermediate",
+            "--certinfo_ca_file",
+        ])
+        .arg(&root)
+        .arg(&target)
+        .output()
+        .await
+        .expect("sslyze runs");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains(&format!("{target}: OK - Compliant")),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
