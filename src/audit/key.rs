@@ -29,7 +29,11 @@ pub struct KeyError {
 const KEY_ID_LABEL: &str = "aerie audit key id v1";
 
 #[derive(Clone)]
-pub struct AuditKey([u8; KEY_BYTES]);
+pub struct AuditKey {
+    bytes: [u8; KEY_BYTES],
+    /// [`Self::id`], computed once: the writer looks keys up by id for every row it seals.
+    id: String,
+}
 
 impl fmt::Debug for AuditKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,21 +42,29 @@ impl fmt::Debug for AuditKey {
 }
 
 impl AuditKey {
-    /// Reads the key; when `generate` (development) and the file is missing, writes a new one.
-    /// A key readable by group or others is refused: it may already have leaked.
+    fn new(bytes: [u8; KEY_BYTES]) -> Self {
+        let mut key = Self {
+            bytes,
+            id: String::new(),
+        };
+        key.id = key
+            .derive(KEY_ID_LABEL)
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        key
+    }
+
     #[cfg(test)]
     pub fn from_bytes(bytes: [u8; KEY_BYTES]) -> Self {
-        Self(bytes)
+        Self::new(bytes)
     }
 
     /// The key's public name on the chain (`audit_key_rotated`'s `next_key`, the chain
     /// head's `key_id`): derived from the key, so it says nothing about it.
-    pub fn id(&self) -> String {
-        self.derive(KEY_ID_LABEL)
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// A key for another purpose, derived from this one under `label`
@@ -74,7 +86,7 @@ impl AuditKey {
         reason = "HMAC accepts keys of any length; 32 bytes can never be refused"
     )]
     pub(crate) fn mac(&self) -> HmacSha256 {
-        <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length")
+        <HmacSha256 as Mac>::new_from_slice(&self.bytes).expect("HMAC takes a key of any length")
     }
 }
 
@@ -93,7 +105,7 @@ impl AuditKeys {
         let mut keys = keyfile::load_or_generate_random_keys::<KEY_BYTES>(path, generate)
             .map_err(|problem| key_error(path, problem))?
             .into_iter()
-            .map(AuditKey);
+            .map(AuditKey::new);
         let first = keys
             .next()
             .ok_or_else(|| key_error(path, "holds no key".into()))?;
@@ -137,9 +149,9 @@ impl AuditKeys {
     /// reader sees the old ring or the new one) and answers it.
     pub fn append_new(path: &Path) -> Result<AuditKey, KeyError> {
         let ring = Self::load_or_generate(path, false)?;
-        let key = AuditKey(keyfile::random_key::<KEY_BYTES>());
-        let mut bytes: Vec<u8> = ring.iter().flat_map(|k| k.0).collect();
-        bytes.extend_from_slice(&key.0);
+        let key = AuditKey::new(keyfile::random_key::<KEY_BYTES>());
+        let mut bytes: Vec<u8> = ring.iter().flat_map(|k| k.bytes).collect();
+        bytes.extend_from_slice(&key.bytes);
         keyfile::replace(path, &bytes).map_err(|e| key_error(path, e.to_string()))?;
         Ok(key)
     }

@@ -91,7 +91,7 @@ pub async fn rotate_audit(config: &Config) -> anyhow::Result<()> {
             )
         })?;
         trail.finish().await;
-        anyhow::Ok((next.id(), row.seq))
+        anyhow::Ok((next.id().to_owned(), row.seq))
     }
     .await;
     store.close().await;
