@@ -42,14 +42,14 @@ pub(super) struct Memory {
 }
 
 impl Memory {
-    /// Allocates (and touches) the blocks the configured parameters need.
+    /// No blocks yet: the first computation allocates them (see [`Memory::fit`]), so a server
+    /// that has not hashed holds no argon2 memory, and one that has holds one block per
+    /// thread that ran a computation.
     pub(super) fn new(gauge: Arc<MemoryGauge>) -> Self {
-        let mut memory = Self {
+        Self {
             blocks: Vec::new(),
             gauge,
-        };
-        memory.fit(configured().block_count());
-        memory
+        }
     }
 
     /// Hashes a new password with the configured parameters and a random salt, as a PHC
@@ -62,14 +62,7 @@ impl Memory {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
             .hash_password_into_with_memory(password, &salt_bytes, &mut out, &mut self.blocks)
             .map_err(|e| HashError::Argon2(e.to_string()))?;
-        let encoded = PasswordHash {
-            algorithm: Algorithm::Argon2id.ident(),
-            version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(&params).map_err(argon2_error)?,
-            salt: Some(Salt::new(&salt_bytes).map_err(argon2_error)?),
-            hash: Some(Output::new(&out).map_err(argon2_error)?),
-        };
-        Ok(encoded.to_string())
+        phc_string(&params, &salt_bytes, &out)
     }
 
     /// Whether `password` matches the PHC string `stored`. The algorithm, version, parameters,
@@ -114,10 +107,12 @@ impl Memory {
         self.blocks.len() * Block::SIZE
     }
 
-    /// Grows the blocks to `count` when a stored hash was made with more memory than the
-    /// configured parameters (never the case for hashes made by this build); they are kept,
-    /// so the pool's memory is bounded by its thread count times the largest cost stored.
+    /// Allocates the configured parameters' blocks on the first computation, and grows them
+    /// to `count` when a stored hash was made with more memory than that (never the case for
+    /// hashes made by this build); they are kept, so the pool's memory is bounded by its
+    /// thread count times the largest cost stored.
     fn fit(&mut self, count: usize) {
+        let count = count.max(configured().block_count());
         if self.blocks.len() < count {
             let before = self.bytes();
             self.blocks.resize(count, Block::new());
@@ -133,6 +128,28 @@ impl Drop for Memory {
     fn drop(&mut self) {
         self.gauge.bytes.fetch_sub(self.bytes(), Ordering::Relaxed);
     }
+}
+
+/// A PHC string with the configured parameters, a random salt and a random output: verifying
+/// any password against it costs one full argon2 computation, like a real hash, and matches
+/// only if that password's output equals 32 random bytes (chance 2^-256). Nothing is hashed to
+/// make it, so start-up neither spends a computation nor holds argon2 memory for it.
+pub(super) fn unmatchable_hash() -> Result<String, HashError> {
+    let salt: [u8; Salt::RECOMMENDED_LENGTH] = rand::random();
+    let output: [u8; Params::DEFAULT_OUTPUT_LEN] = rand::random();
+    phc_string(&configured(), &salt, &output)
+}
+
+/// `$argon2id$v=19$<params>$<salt>$<output>`.
+fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> Result<String, HashError> {
+    let encoded = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(argon2_error)?,
+        salt: Some(Salt::new(salt).map_err(argon2_error)?),
+        hash: Some(Output::new(output).map_err(argon2_error)?),
+    };
+    Ok(encoded.to_string())
 }
 
 fn argon2_error(error: impl std::fmt::Display) -> HashError {

@@ -34,7 +34,8 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    /// Starts `threads` hashing threads. Each allocates its memory before it takes a job.
+    /// Starts `threads` hashing threads. Each allocates its argon2 memory on its first job
+    /// and keeps it.
     pub(super) fn start(threads: usize) -> Result<Self, HashError> {
         let threads = threads.max(1);
         // Room for one job per thread: callers hold a permit per job (see
@@ -55,8 +56,7 @@ impl Pool {
                 .map_err(|e| HashError::Argon2(format!("starting a hashing thread: {e}")))?;
         }
         drop(ready);
-        // Every thread has its memory before the first job: the whole cost is paid (and
-        // visible) at start-up, not under the first flood.
+        // Every thread is running (and has its priority) before the first job.
         let mut thread_ids = Vec::with_capacity(threads);
         for _ in 0..threads {
             thread_ids.extend(readied.recv().map_err(|_| HashError::PoolClosed)?);
@@ -97,7 +97,7 @@ impl Pool {
     }
 }
 
-/// One hashing thread: lower its priority, allocate its memory, then run jobs until every
+/// One hashing thread: lower its priority, then run jobs (in the memory the first one allocates) until every
 /// sender is gone. A job that panics loses its answer (its caller sees `PoolClosed`), not the
 /// thread: the pool stays at its size.
 fn work(
