@@ -87,7 +87,7 @@ pub(super) struct ArticleQueries {
 /// The article columns, its author and the viewer's flags, `FROM articles a JOIN users u`.
 /// `$1` is always the viewer's user id (NULL when anonymous). Without the body (`''`, no
 /// HTML) for list pages, which never show it.
-pub(super) fn article_select(pool: &Pool, with_body: bool) -> String {
+pub(super) fn article_select(pool: &Pool, with_body: bool, from: &str) -> String {
     let tags_aggregate = match pool {
         Pool::Sqlite(_) => {
             "SELECT group_concat(tag, char(31)) FROM article_tags WHERE article_id = a.id"
@@ -110,14 +110,17 @@ pub(super) fn article_select(pool: &Pool, with_body: bool) -> String {
            u.id AS author_id, u.username AS author_username, u.bio AS author_bio, u.image AS author_image,
            CAST(CASE WHEN EXISTS (SELECT 1 FROM follows fo WHERE fo.follower_id = $1 AND fo.followee_id = u.id)
                 THEN 1 ELSE 0 END AS BIGINT) AS author_following
-         FROM articles a JOIN users u ON u.id = a.author_id"
+         FROM {from} JOIN users u ON u.id = a.author_id"
     )
 }
 
 impl ArticleQueries {
     pub(super) fn new(pool: &Pool) -> Self {
         Self {
-            by_slug: format!("{} WHERE a.slug = $2", article_select(pool, true)),
+            by_slug: format!(
+                "{} WHERE a.slug = $2",
+                article_select(pool, true, "articles a")
+            ),
         }
     }
 }

@@ -169,12 +169,17 @@ fn faults(plan: &str, postgres: bool) -> Vec<String> {
             }
         } else {
             // `SCAN d USING … INDEX articles_newest` is the unfiltered list reading its index
-            // in order (LIMIT stops it); any other SCAN reads a whole table or index.
-            let ordered_scan = line.contains("INDEX articles_newest");
-            let constant = line == "SCAN CONSTANT ROW";
-            if (line.starts_with("SCAN") && !ordered_scan && !constant)
-                || line.contains("TEMP B-TREE")
-            {
+            // in order (LIMIT stops it); the page's own ids (`p`, constant rows) are the
+            // page; `follows` (`fo`) grows with users, not articles, and a planner that
+            // believes it tiny may read it rather than its key. Any other SCAN reads a
+            // content table or index whole.
+            let allowed = line.contains("INDEX articles_newest")
+                || line.contains("CONSTANT ROW")
+                || line == "SCAN p"
+                || line.starts_with("SCAN fo ")
+                || line == "SCAN fo"
+                || line == "SCAN follows";
+            if (line.starts_with("SCAN") && !allowed) || line.contains("TEMP B-TREE") {
                 faults.push(line.to_owned());
             }
         }
@@ -210,6 +215,26 @@ async fn sqlite_list_queries_read_their_indexes() {
         folder.path().join("plans.db").display()
     );
     every_list_query_reads_its_index(seeded(&url).await, false).await;
+}
+
+/// Statistics taken while the database was small (an operator's `ANALYZE` on a young
+/// database, which long-lived connections keep using as the tables grow) must not turn a
+/// page into a whole-table read: the queries fix what drives them.
+#[tokio::test]
+async fn sqlite_list_queries_read_their_indexes_under_statistics_of_a_small_database() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        folder.path().join("plans.db").display()
+    );
+    let store = seeded(&url).await;
+    // The one connection analyses its three-article tables and plans with what it found.
+    on_pool!(store, |pool| sqlx::query("ANALYZE")
+        .execute(pool)
+        .await
+        .map(drop))
+    .expect("analyze");
+    every_list_query_reads_its_index(store, false).await;
 }
 
 #[tokio::test]
