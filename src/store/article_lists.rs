@@ -7,7 +7,7 @@
 //! no catch-all `$n IS NULL OR …` hides the index from the planner, and OFFSET or a keyset
 //! position skips index entries only. Then the rows of that page alone are enriched (tags,
 //! favorites count, favorited, following). `articlesCount` comes from a maintained count
-//! (`article_totals`, `tag_counts`) or an index range.
+//! (`article_totals`, `tag_counts`, `user_totals`) or, for combined filters, an index range.
 
 use std::collections::HashMap;
 
@@ -248,18 +248,25 @@ fn page_query(list: ArticleList<'_>, start: &Start, limit: i64) -> Sql {
     sql
 }
 
-/// How many articles `list` holds: a maintained count when one exists, else the index range.
+/// How many articles `list` holds: a maintained count when one exists (`article_totals`,
+/// `tag_counts`, `user_totals`), else the index range (filters combined).
 fn count_query(list: ArticleList<'_>) -> Sql {
     let mut sql = Sql::default();
     if let ArticleList::Feed { follower } = list {
-        // Each followed author's range of `articles_author_newest`, counted off the index.
+        // The followed authors' article counts: one row per author followed.
         let follower = sql.param(Bind::Int(follower));
         sql.text = format!(
-            "SELECT COUNT(*) FROM articles d WHERE d.author_id IN (SELECT followee_id FROM follows WHERE follower_id = {follower})"
+            "SELECT CAST(COALESCE(SUM(t.articles), 0) AS BIGINT) FROM follows fo JOIN user_totals t ON t.user_id = fo.followee_id WHERE fo.follower_id = {follower}"
         );
         return sql;
     }
     if let ArticleList::All(filter) = list {
+        let user_total = |sql: &mut Sql, column: &str, key: &String| {
+            let key = sql.param(Bind::Text(key.clone()));
+            format!(
+                "SELECT COALESCE((SELECT t.{column} FROM user_totals t WHERE t.user_id = {USER_BY_KEY}{key})), 0)"
+            )
+        };
         match (&filter.tag, &filter.author_key, &filter.favorited_by_key) {
             (None, None, None) => {
                 sql.text = "SELECT articles FROM article_totals WHERE id = 1".into();
@@ -270,6 +277,14 @@ fn count_query(list: ArticleList<'_>) -> Sql {
                 sql.text = format!(
                     "SELECT COALESCE((SELECT articles FROM tag_counts WHERE tag = {tag}), 0)"
                 );
+                return sql;
+            }
+            (None, Some(author), None) => {
+                sql.text = user_total(&mut sql, "articles", author);
+                return sql;
+            }
+            (None, None, Some(favorited_by)) => {
+                sql.text = user_total(&mut sql, "favorites", favorited_by);
                 return sql;
             }
             _ => {}

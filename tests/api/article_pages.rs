@@ -252,7 +252,59 @@ impl Locker {
     }
 }
 
+/// `articlesCount` of each list, read off `user_totals` (author, favorited, feed),
+/// `tag_counts`, `article_totals`, or an index range (filters combined).
+async fn counts(app: &TestApp, token: &str) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for path in [
+        "/api/articles",
+        "/api/articles?author=alice",
+        "/api/articles?author=bob",
+        "/api/articles?favorited=alice",
+        "/api/articles?favorited=bob",
+        "/api/articles?tag=odd",
+        "/api/articles?author=alice&tag=odd",
+        "/api/articles/feed",
+    ] {
+        let reply = app.get(path, Some(token)).await;
+        reply.assert_status(StatusCode::OK);
+        counts.push(reply.body["articlesCount"].as_i64().expect("articlesCount"));
+    }
+    counts
+}
+
+async fn every_lists_count_follows_writes_and_deletions(app: TestApp) {
+    let (alice, bob) = five_articles(&app).await;
+    app.request(Method::POST, "/api/profiles/alice/follow", Some(&bob), None)
+        .await
+        .assert_status(StatusCode::OK);
+    for (slug, token) in [("b", &alice), ("d", &alice), ("a", &bob)] {
+        app.request(
+            Method::POST,
+            &format!("/api/articles/{slug}/favorite"),
+            Some(token),
+            None,
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    }
+    assert_eq!(counts(&app, &bob).await, [5, 3, 2, 2, 1, 3, 3, 3]);
+    // An article deleted, a favorite withdrawn, and a favorited article deleted (its
+    // favorites go with it).
+    app.delete("/api/articles/e", Some(&alice))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    app.delete("/api/articles/d/favorite", Some(&alice))
+        .await
+        .assert_status(StatusCode::OK);
+    app.delete("/api/articles/b", Some(&bob))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(counts(&app, &bob).await, [3, 2, 1, 0, 1, 2, 2, 2]);
+}
+
 engine_tests!(
+    every_lists_count_follows_writes_and_deletions,
     the_cursor_pages_through_every_article_once,
     a_cursor_survives_its_article_being_deleted,
     a_cursor_from_elsewhere_or_edited_is_refused,

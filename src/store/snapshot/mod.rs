@@ -24,9 +24,10 @@ use catalogue::StrangeName;
 /// copy's rows go in (the audit chain's head).
 const SEEDED: &[&str] = &["audit_chain_head"];
 
-/// Tables that triggers keep from other tables' rows (tag counts, the article total): a
-/// restore does not write them but checks that the triggers rebuilt exactly the copy's rows.
-const DERIVED: &[&str] = &["tag_counts", "article_totals"];
+/// Tables that triggers keep from other tables' rows (tag counts, the article total, each
+/// user's articles and favorites): a restore does not write them but checks that the
+/// triggers rebuilt exactly the copy's rows.
+const DERIVED: &[&str] = &["tag_counts", "article_totals", "user_totals"];
 
 /// Tables only one engine has (SQLite's revocation feed; PostgreSQL uses LISTEN/NOTIFY): left
 /// out when the target database does not have them.
