@@ -17,32 +17,47 @@ SELECT id,
  WHERE EXISTS (SELECT 1 FROM articles WHERE author_id = users.id)
     OR EXISTS (SELECT 1 FROM favorites WHERE user_id = users.id);
 
-CREATE FUNCTION user_articles_count() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Statement-level, each user's row updated once per statement: a bulk insert, or the cascade
+-- when an author's account is deleted, would otherwise update one row thousands of times in
+-- one transaction, each update walking the row's growing chain of versions. Rows are locked
+-- in user id order, so two statements touching the same users cannot deadlock on them.
+CREATE FUNCTION user_totals_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO user_totals (user_id, articles, favorites) VALUES (NEW.author_id, 1, 0)
-            ON CONFLICT (user_id) DO UPDATE SET articles = user_totals.articles + 1;
-        RETURN NEW;
+    IF TG_TABLE_NAME = 'articles' THEN
+        INSERT INTO user_totals (user_id, articles, favorites)
+        SELECT author_id, COUNT(*), 0 FROM added GROUP BY author_id ORDER BY author_id
+            ON CONFLICT (user_id) DO UPDATE SET articles = user_totals.articles + EXCLUDED.articles;
+    ELSE
+        INSERT INTO user_totals (user_id, articles, favorites)
+        SELECT user_id, 0, COUNT(*) FROM added GROUP BY user_id ORDER BY user_id
+            ON CONFLICT (user_id) DO UPDATE SET favorites = user_totals.favorites + EXCLUDED.favorites;
     END IF;
-    UPDATE user_totals SET articles = articles - 1 WHERE user_id = OLD.author_id;
-    DELETE FROM user_totals WHERE user_id = OLD.author_id AND articles <= 0 AND favorites <= 0;
-    RETURN OLD;
+    RETURN NULL;
 END;
 $$;
-CREATE TRIGGER user_articles_count AFTER INSERT OR DELETE ON articles
-    FOR EACH ROW EXECUTE FUNCTION user_articles_count();
-
-CREATE FUNCTION user_favorites_count() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION user_totals_removed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO user_totals (user_id, articles, favorites) VALUES (NEW.user_id, 0, 1)
-            ON CONFLICT (user_id) DO UPDATE SET favorites = user_totals.favorites + 1;
-        RETURN NEW;
+    IF TG_TABLE_NAME = 'articles' THEN
+        UPDATE user_totals t SET articles = t.articles - r.n
+          FROM (SELECT author_id AS user_id, COUNT(*) AS n FROM removed GROUP BY author_id) r
+         WHERE t.user_id = r.user_id;
+        DELETE FROM user_totals t USING (SELECT DISTINCT author_id AS user_id FROM removed) r
+         WHERE t.user_id = r.user_id AND t.articles <= 0 AND t.favorites <= 0;
+    ELSE
+        UPDATE user_totals t SET favorites = t.favorites - r.n
+          FROM (SELECT user_id, COUNT(*) AS n FROM removed GROUP BY user_id) r
+         WHERE t.user_id = r.user_id;
+        DELETE FROM user_totals t USING (SELECT DISTINCT user_id FROM removed) r
+         WHERE t.user_id = r.user_id AND t.articles <= 0 AND t.favorites <= 0;
     END IF;
-    UPDATE user_totals SET favorites = favorites - 1 WHERE user_id = OLD.user_id;
-    DELETE FROM user_totals WHERE user_id = OLD.user_id AND articles <= 0 AND favorites <= 0;
-    RETURN OLD;
+    RETURN NULL;
 END;
 $$;
-CREATE TRIGGER user_favorites_count AFTER INSERT OR DELETE ON favorites
-    FOR EACH ROW EXECUTE FUNCTION user_favorites_count();
+CREATE TRIGGER user_articles_counted AFTER INSERT ON articles
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION user_totals_added();
+CREATE TRIGGER user_articles_uncounted AFTER DELETE ON articles
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION user_totals_removed();
+CREATE TRIGGER user_favorites_counted AFTER INSERT ON favorites
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION user_totals_added();
+CREATE TRIGGER user_favorites_uncounted AFTER DELETE ON favorites
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION user_totals_removed();
