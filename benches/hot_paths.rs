@@ -177,6 +177,7 @@ fn audit_append(c: &mut Criterion) {
             },
         };
         let store = Store::connect(&settings).await.expect("store");
+        store.migrate().await.expect("migrations");
         AuditLog::open(store, &folder.path().join("audit-key"), true, clock()).expect("audit log")
     });
     // One event at a time: the latency of a lone append (seal, chain, commit). Under load the
