@@ -273,13 +273,17 @@ async fn send(
 
 /// Two instances on one PostgreSQL database and one Redis behind [`Balancer`]; clients
 /// create articles, read them and update their profile while instance A is stopped with
-/// SIGTERM and started again. Every request ends in a success, and every article created is
-/// there on both instances afterwards.
+/// SIGTERM (a registration under way on it) and started again. Every request ends in a
+/// success, the registration under way included, and every article created is there on
+/// both instances afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_behind_a_retrying_client_loses_nothing() {
     let Some(deployment) = Deployment::on_postgres_and_redis(
         "a_rolling_restart_behind_a_retrying_client_loses_nothing",
-        &[("AERIE_SHUTDOWN_DELAY_SECS", "1")],
+        // No shutdown delay (the development default, and the hard case): A stops listening
+        // as soon as it is told to, before the balancer's next check, so the client meets
+        // refused connections and must retry.
+        &[("AERIE_SHUTDOWN_DELAY_SECS", "0")],
     )
     .await
     else {
@@ -343,8 +347,21 @@ async fn a_rolling_restart_behind_a_retrying_client_loses_nothing() {
     )
     .await;
 
+    // A registration under way on A when it is told to stop: not idempotent, so only the
+    // drain can save it.
     let old = a.listening.clone();
+    let in_flight = start_registration_at(&old, "inflight").await;
     a.terminate();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(&old).await.is_ok() {
+        assert!(Instant::now() < deadline, "A never stopped listening");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        in_flight.finish().await,
+        201,
+        "the registration under way on A completes"
+    );
     a.exited().await;
     let restarted = deployment.start().await;
     balancer.replace(&old, &restarted.listening);
