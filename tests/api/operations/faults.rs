@@ -94,15 +94,19 @@ type Outcome = (&'static str, Result<Reply, String>);
 
 /// A mixed load (read one article, list articles, write an article) on `address` until
 /// `stop`, every outcome kept. Articles that were created are listed in `created`.
+type Tally<'a> = (
+    &'a Arc<AtomicBool>,
+    &'a Arc<Mutex<Vec<Outcome>>>,
+    &'a Arc<Mutex<Vec<String>>>,
+);
+
 fn spawn_load(
     caller: &Caller,
     address: &str,
     token: &str,
     slug: &str,
     worker: usize,
-    stop: &Arc<AtomicBool>,
-    outcomes: &Arc<Mutex<Vec<Outcome>>>,
-    created: &Arc<Mutex<Vec<String>>>,
+    (stop, outcomes, created): Tally<'_>,
 ) -> tokio::task::JoinHandle<()> {
     let (caller, address, token, slug) = (
         caller.clone(),
@@ -183,7 +187,12 @@ async fn losing_the_database_mid_load_is_a_bounded_503_and_recovers_without_rest
     let load: Vec<_> = (0..3)
         .map(|worker| {
             spawn_load(
-                &caller, &address, &token, &slug, worker, &stop, &outcomes, &created,
+                &caller,
+                &address,
+                &token,
+                &slug,
+                worker,
+                (&stop, &outcomes, &created),
             )
         })
         .collect();
@@ -239,8 +248,8 @@ async fn losing_the_database_mid_load_is_a_bounded_503_and_recovers_without_rest
         task.await.expect("load task");
     }
 
-    let outcomes = outcomes.lock().expect("lock");
-    for (what, outcome) in outcomes.iter() {
+    let outcomes = std::mem::take(&mut *outcomes.lock().expect("lock"));
+    for (what, outcome) in &outcomes {
         match outcome {
             Ok(reply) if reply.status.is_success() => {}
             Ok(reply) => assert_unavailable(reply, what),
@@ -252,8 +261,8 @@ async fn losing_the_database_mid_load_is_a_bounded_503_and_recovers_without_rest
         outcomes.len(),
         outcomes.iter().filter(|o| refused(o)).count()
     );
-    drop(outcomes);
-    for slug in created.lock().expect("lock").iter() {
+    let created = created.lock().expect("lock").clone();
+    for slug in &created {
         app.get(&format!("/api/articles/{slug}"), None)
             .await
             .assert_status(StatusCode::OK);

@@ -318,13 +318,16 @@ async fn a_rolling_restart_behind_a_retrying_client_loses_nothing() {
                 let article = json!({"article": {"title": format!("Rolling {worker} {n}"), "description": "d", "body": "b"}});
                 let (reply, attempts) = send(&balancer, &caller, Method::POST, "/api/articles", &token, Some(article)).await;
                 let mut steps = vec![(reply, attempts, StatusCode::CREATED, "create")];
-                if let (Ok(reply), _, _, _) = &steps[0] {
-                    if let Some(slug) = reply.body["article"]["slug"].as_str() {
-                        created.lock().expect("lock").push(slug.to_owned());
-                        let path = format!("/api/articles/{slug}");
-                        let (read, attempts) = send(&balancer, &caller, Method::GET, &path, &token, None).await;
-                        steps.push((read, attempts, StatusCode::OK, "read"));
-                    }
+                let slug = match &steps[0].0 {
+                    Ok(reply) => reply.body["article"]["slug"].as_str().map(str::to_owned),
+                    Err(_) => None,
+                };
+                if let Some(slug) = slug {
+                    created.lock().expect("lock").push(slug.clone());
+                    let path = format!("/api/articles/{slug}");
+                    let (read, attempts) =
+                        send(&balancer, &caller, Method::GET, &path, &token, None).await;
+                    steps.push((read, attempts, StatusCode::OK, "read"));
                 }
                 let bio = json!({"user": {"bio": format!("update {n}")}});
                 let (update, attempts) = send(&balancer, &caller, Method::PUT, "/api/user", &token, Some(bio)).await;
@@ -384,14 +387,14 @@ async fn a_rolling_restart_behind_a_retrying_client_loses_nothing() {
         client.await.expect("client task");
     }
 
-    let failures = failures.lock().expect("lock");
+    let failures = failures.lock().expect("lock").clone();
     assert!(
         failures.is_empty(),
         "requests lost in the rolling restart: {failures:?}"
     );
     let checker = Caller::new(Duration::from_secs(10));
-    let created = created.lock().expect("lock");
-    for slug in created.iter() {
+    let created = created.lock().expect("lock").clone();
+    for slug in &created {
         for instance in [&restarted.listening, &b.listening] {
             let reply = checker
                 .call(
