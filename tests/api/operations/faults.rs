@@ -327,7 +327,6 @@ async fn losing_redis_applies_the_fallback_logs_once_per_interval_and_recovers()
                 _ => assert_unavailable(&reply, "closed, Redis gone"),
             }
         }
-        let elapsed = started.elapsed();
         let readyz = caller
             .call(&address, Method::GET, "/readyz", None, None)
             .await
@@ -344,6 +343,8 @@ async fn losing_redis_applies_the_fallback_logs_once_per_interval_and_recovers()
                 .await,
             "{failure}: the loss is logged"
         );
+        // Everything that could log has been sent by now.
+        let elapsed = started.elapsed();
         let logged: Vec<Value> = server
             .lines()
             .iter()
@@ -722,10 +723,6 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes() {
     );
     // Still full: writes keep failing the same way, and reads keep working.
     assert_unavailable(&write(1000).await, "a second write on a full disk");
-    assert_unavailable(
-        &app.post("/api/users", None, json!({"user": {"username": "late", "email": "late@example.com", "password": common::PASSWORD}})).await,
-        "a registration on a full disk",
-    );
     app.get(&format!("/api/articles/{before}"), None)
         .await
         .assert_status(StatusCode::OK);

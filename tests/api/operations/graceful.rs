@@ -27,15 +27,16 @@ enum Met {
 }
 
 /// SIGTERM while three clients read and write: `/readyz` answers 503 (`shutting_down`)
-/// first, while every request still succeeds for the shutdown delay; then the listener
-/// closes (new connections are refused, never reset) and the requests under way, a
-/// registration whose body is sent only after the listener closed among them, complete.
+/// first, while every request still succeeds during the shutdown delay (the clients stop
+/// sending a second after it failed, as a load balancer would); then the listener closes
+/// and the requests under way, a registration whose body is sent only after the listener
+/// closed among them, complete. No request is refused before `/readyz` failed, none is cut.
 /// The process exits 0.
 async fn sigterm_under_load_fails_readiness_first_and_cuts_no_request(engine: Engine) {
     let Some(deployment) = Deployment::new(
         engine,
         "sigterm_under_load_fails_readiness_first_and_cuts_no_request",
-        &[("AERIE_SHUTDOWN_DELAY_SECS", "2")],
+        &[("AERIE_SHUTDOWN_DELAY_SECS", "3")],
     )
     .await
     else {
@@ -54,7 +55,17 @@ async fn sigterm_under_load_fails_readiness_first_and_cuts_no_request(engine: En
         let (caller, address, token) = (caller.clone(), address.clone(), token.clone());
         let (not_ready, met) = (not_ready.clone(), met.clone());
         load.push(tokio::spawn(async move {
+            // As behind a load balancer that honours /readyz: no new request once it has
+            // failed for a second (a connection the kernel queues as the listener closes is
+            // reset, whatever the server does; the balancer's job is to send none).
+            let mut failed_at: Option<Instant> = None;
             for n in 0.. {
+                if not_ready.load(Ordering::SeqCst) {
+                    let since = *failed_at.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_secs(1) {
+                        return;
+                    }
+                }
                 let (method, path, body) = if n % 2 == 0 {
                     (Method::GET, "/api/articles?limit=5".to_owned(), None)
                 } else {
