@@ -61,6 +61,24 @@ pub enum AuditError {
     WriterStopped,
 }
 
+impl AuditError {
+    /// Whether the event was not stored because the database is unavailable (down, cut
+    /// off, out of disk): the request may be retried later (a 503), unlike a broken key.
+    pub fn is_unavailable(&self) -> bool {
+        let store = match self {
+            Self::Store(error) => Some(error),
+            Self::Batch(batch) => match batch.as_ref() {
+                writer::AppendError::Store(error) => Some(error),
+                writer::AppendError::Key(_) => None,
+            },
+            Self::WriterStopped => None,
+        };
+        store.is_some_and(|error| {
+            crate::store::is_unavailable(error) || crate::store::is_budget_exceeded(error)
+        })
+    }
+}
+
 /// The audit trail's writer. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {

@@ -298,15 +298,17 @@ impl From<HostError> for Error {
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                tracing::warn!(%error, "database unavailable");
-                Error::Unavailable
-            }
             // The statement ran past its budget and was stopped: the connection is free
             // again and a retry may succeed.
             other if crate::store::is_budget_exceeded(&other) => {
                 tracing::warn!(error = %other, "database statement exceeded its budget");
                 crate::metrics::count_db_budget_exceeded();
+                Error::Unavailable
+            }
+            // Down, unreachable, cut off mid-statement or out of disk: a 503 the client may
+            // retry, never a 500 carrying the driver's words.
+            other if crate::store::is_unavailable(&other) => {
+                crate::store::report_unavailable(&other);
                 Error::Unavailable
             }
             other => Error::Internal(format!("database: {other}")),

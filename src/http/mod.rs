@@ -154,7 +154,13 @@ pub struct Shared {
 impl From<crate::audit::AuditError> for error::Error {
     /// An event that cannot be stored fails the request: an unrecorded security action is
     /// worse than a refused one.
+    ///
+    /// A database that is down or full is a 503, as for any other write (the writer has
+    /// logged the cause).
     fn from(error: crate::audit::AuditError) -> Self {
+        if error.is_unavailable() {
+            return error::Error::Unavailable;
+        }
         error::Error::Internal(error.to_string())
     }
 }

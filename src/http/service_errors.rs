@@ -248,5 +248,10 @@ mod tests {
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         let (status, _) = answer(AuditTrailError::Store(sqlx::Error::RowNotFound)).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        // A connection lost mid-statement (the database restarted, the network cut it).
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let (status, body) = answer(SessionError::Store(sqlx::Error::Io(reset))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!body.to_string().contains("reset"), "{body}");
     }
 }

@@ -173,6 +173,7 @@ impl Store {
                 keyfile::create_empty(file).map_err(ConnectError::Folder)?;
             }
             let pool = budget::bound_sqlite(SqlitePoolOptions::new(), settings.statement_budget)
+                .after_release(|connection, _| Box::pin(leaves_no_transaction_open(connection)))
                 .max_connections(settings.max_connections)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
@@ -300,6 +301,110 @@ pub struct PoolUsage {
     pub open: u32,
     pub idle: u32,
     pub max: u32,
+}
+
+/// Whether `error` says the database cannot be reached or cannot write right now, rather
+/// than that the request or the code is wrong: a request meeting it may succeed later, so it
+/// answers 503 and nothing more. Covers a pool that cannot hand out a connection in time
+/// (the database is down or black-holed), a connection lost mid-statement, PostgreSQL
+/// shutting down, refusing connections or out of resources (disk, memory, connection
+/// slots), and SQLite out of disk space or failing to write. A statement past its budget is
+/// [`is_budget_exceeded`], counted apart.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_IOERR (10) and SQLITE_FULL (13), with their extended codes (the low
+                // byte names the primary code).
+                return code
+                    .parse::<i32>()
+                    .is_ok_and(|code| matches!(code & 0xff, 10 | 13));
+            }
+            // PostgreSQL: connection exceptions (class 08), insufficient resources (class
+            // 53: disk full, out of memory, too many connections), operator intervention
+            // (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }
+        _ => false,
+    }
+}
+
+/// Whether an SQLite connection coming back to the pool is out of every transaction, in
+/// sqlx's count and in SQLite's own state; if not, the pool closes it (SQLite then rolls back
+/// whatever is open).
+///
+/// Guards against acknowledged writes that are never committed. SQLite rolls a whole
+/// transaction back by itself when a statement in it fails with `SQLITE_FULL`, `SQLITE_IOERR`
+/// or `SQLITE_INTERRUPT` (the statement budget): sqlx's `ROLLBACK` on drop then fails, and
+/// the connection returns to the pool believing it is one transaction deep. Its next
+/// transaction opens with `SAVEPOINT`; a rollback of that one leaves SQLite inside a
+/// transaction nobody will commit, so every later "commit" on the connection only releases
+/// a savepoint, and its reads see an old snapshot (seen on a full disk: articles answered
+/// 201 that the next request could not find).
+///
+/// Runs after any rollback a dropped transaction queued (one worker per connection, in
+/// order): a raw `BEGIN` succeeds only outside a transaction, and is undone at once.
+async fn leaves_no_transaction_open(
+    connection: &mut sqlx::SqliteConnection,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if sqlx::raw_sql("BEGIN")
+        .execute(&mut *connection)
+        .await
+        .is_err()
+    {
+        tracing::warn!("closing a database connection left inside a transaction");
+        return Ok(false);
+    }
+    sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await?;
+    if connection.is_in_transaction() {
+        tracing::warn!("closing a database connection whose transaction SQLite rolled back");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// How often [`report_unavailable`] logs while the database stays unavailable.
+const UNAVAILABLE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Logs a request's meeting with an unavailable database once per
+/// [`UNAVAILABLE_LOG_INTERVAL`], with how many went unlogged since, so an outage under load
+/// is one WARN line every ten seconds instead of one per request.
+pub fn report_unavailable(error: &sqlx::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    /// Milliseconds since `ORIGIN` of the last line, plus one (0: never logged).
+    static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+    let now = u64::try_from(origin.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    let interval = u64::try_from(UNAVAILABLE_LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+    let due = last == 0 || now.saturating_sub(last) >= interval;
+    if !due
+        || LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    tracing::warn!(
+        %error,
+        since_last_log = UNLOGGED.swap(0, Ordering::Relaxed),
+        "database unavailable: answering 503"
+    );
 }
 
 /// Whether a text lookup key can match anything. PostgreSQL `text` cannot hold NUL, so binding

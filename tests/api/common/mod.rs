@@ -6,10 +6,12 @@
 mod app;
 mod audit;
 mod cli;
+mod deployment;
 mod fixtures;
 mod pebble;
 mod process;
 mod raw;
+mod relay;
 mod requests;
 mod shapes;
 mod smtp;
@@ -18,11 +20,13 @@ pub use app::TestApp;
 pub use app::fresh_postgres_database;
 pub use audit::{audit_rows, rows_of};
 pub use cli::{aerie, run_aerie, run_aerie_with};
+pub use deployment::{Caller, Deployment, delete_redis_keys, test_redis, two_instances};
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };
 pub use pebble::{PebblePorts, pebble_installed};
 pub use process::{ServerProcess, run_to_exit, start_server};
+pub use relay::Relay;
 pub use requests::{Reply, assert_unauthorized, read};
 pub use shapes::{
     ARTICLE_KEYS, LISTED_ARTICLE_KEYS, PROFILE_KEYS, assert_keys, assert_timestamp, slugs,

@@ -133,19 +133,35 @@ impl ServerProcess {
     }
 
     /// SIGTERM, then waits for the graceful exit and returns every line logged.
-    pub async fn stop(mut self) -> Vec<String> {
+    pub async fn stop(self) -> Vec<String> {
+        self.terminate();
+        self.exited().await
+    }
+
+    /// Sends SIGTERM (the start of a graceful shutdown) and returns at once.
+    pub fn terminate(&self) {
         let pid = self.child.id().expect("running").to_string();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// Waits (at most 30 s) for the process to exit with success after [`Self::terminate`],
+    /// and returns every line logged.
+    pub async fn exited(mut self) -> Vec<String> {
         let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("graceful exit")
             .expect("exit status");
         assert!(exit.success(), "{exit}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+        self.lines.lock().expect("lock").clone()
+    }
+
+    /// The lines logged so far.
+    pub fn lines(&self) -> Vec<String> {
         self.lines.lock().expect("lock").clone()
     }
 }

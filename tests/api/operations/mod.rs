@@ -2,6 +2,8 @@
 
 mod acme;
 mod backup;
+mod faults;
+mod graceful;
 mod logging;
 mod metrics;
 mod readiness;

@@ -13,7 +13,7 @@ use crate::common::{self, Engine, PASSWORD, TestApp, engine_tests};
 
 /// A registration the server has started to handle, whose body is not sent yet: a request
 /// in flight.
-struct HalfSent {
+pub(super) struct HalfSent {
     stream: TcpStream,
     body: Vec<u8>,
 }
@@ -22,11 +22,15 @@ struct HalfSent {
 /// `100 Continue`, which hyper sends once the handler starts reading the body: from then on
 /// the request is certainly under way.
 async fn start_registration(app: &TestApp, name: &str) -> HalfSent {
-    let address = app.address.trim_start_matches("http://").to_owned();
+    start_registration_at(app.address.trim_start_matches("http://"), name).await
+}
+
+/// [`start_registration`] on the server listening at `address` (`host:port`).
+pub(super) async fn start_registration_at(address: &str, name: &str) -> HalfSent {
     let body = json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}})
         .to_string()
         .into_bytes();
-    let mut stream = TcpStream::connect(&address).await.expect("connect");
+    let mut stream = TcpStream::connect(address).await.expect("connect");
     let head = format!(
         "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         body.len()
@@ -53,7 +57,7 @@ async fn start_registration(app: &TestApp, name: &str) -> HalfSent {
 
 impl HalfSent {
     /// Sends the body and returns the response's status code.
-    async fn finish(mut self) -> u16 {
+    pub(super) async fn finish(mut self) -> u16 {
         self.stream.write_all(&self.body).await.expect("body");
         let mut response = Vec::new();
         let mut buffer = [0u8; 4096];

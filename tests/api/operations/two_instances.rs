@@ -13,19 +13,8 @@ use serde_json::json;
 
 use crate::common::{
     PASSWORD, TestApp, aerie, assert_unauthorized, refresh, refresh_token_of, refreshed, rows_of,
-    token_of,
+    token_of, two_instances,
 };
-
-/// Instance A and its sibling B on a fresh PostgreSQL database; `None` (test skipped, said
-/// loudly) without `AERIE_TEST_POSTGRES_URL`.
-async fn two_instances(test: &str) -> Option<(TestApp, TestApp)> {
-    let Some(a) = TestApp::spawn_postgres().await else {
-        eprintln!("SKIPPED: {test} needs AERIE_TEST_POSTGRES_URL");
-        return None;
-    };
-    let b = a.spawn_sibling().await;
-    Some((a, b))
-}
 
 /// Asserts `token` stops working on `instance` within one second.
 async fn refused_within_a_second(instance: &TestApp, token: &str, what: &str) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{self, Engine, Reply, TestApp};
+use crate::common::{self, Engine, Relay, Reply, TestApp};
 
 const LOGIN: &str = "/api/users/login";
 
@@ -391,55 +391,6 @@ async fn a_hung_redis_never_hangs_a_request() {
     drop(silent);
 }
 
-/// A TCP relay in front of Redis that the test can cut: every open connection is dropped at
-/// once, as when Redis restarts or a network blip resets the connections. New connections
-/// are relayed again right away.
-struct Relay {
-    port: u16,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl Relay {
-    async fn to(redis_url: &str) -> Self {
-        let target = url::Url::parse(redis_url).expect("redis url");
-        let target = format!(
-            "{}:{}",
-            target.host_str().expect("redis host"),
-            target.port().unwrap_or(6379)
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let (cut, _) = tokio::sync::watch::channel(0u64);
-        let cuts = cut.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = target.clone();
-                let mut cut = cuts.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { port, cut }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn cut_every_connection(&self) {
-        self.cut.send_modify(|n| *n += 1);
-    }
-}
-
 #[tokio::test]
 async fn the_shared_store_comes_back_after_its_connections_are_cut() {
     let Some((url, prefix)) =
@@ -447,9 +398,9 @@ async fn the_shared_store_comes_back_after_its_connections_are_cut() {
     else {
         return;
     };
-    let relay = Relay::to(&url).await;
+    let (relay, relayed_url) = Relay::for_url(&url, 6379).await;
     let app = spawn_on_redis(
-        &relay.url(),
+        &relayed_url,
         &prefix,
         &[
             ("AERIE_RATE_LIMIT_LOGIN_IP", "100/3600"),
@@ -463,7 +414,7 @@ async fn the_shared_store_comes_back_after_its_connections_are_cut() {
     first.assert_status(StatusCode::UNAUTHORIZED);
     assert_eq!(header(&first, "ratelimit"), Some("\"login-ip\";r=99;t=36"));
 
-    relay.cut_every_connection();
+    relay.cut_links();
     // The connection manager reconnects on the next command that fails; a request or two may
     // meet the cut connection (503), after which the budget is Redis's again, where it was.
     let mut outage = 0;
