@@ -260,8 +260,11 @@ async fn store_findings(config: &Config, store: &crate::store::Store, found: &mu
     if config.audit.key_file.exists() {
         let clock: std::sync::Arc<dyn crate::clock::Clock> =
             std::sync::Arc::new(crate::clock::SystemClock);
-        match crate::audit::AuditLog::open(store.clone(), &config.audit.key_file, false, clock) {
-            Ok(audit) => match audit.keys_seal_the_chain().await {
+        // A ring that does not load is reported with the key files above.
+        if let Ok(audit) =
+            crate::audit::AuditLog::open(store.clone(), &config.audit.key_file, false, clock)
+        {
+            match audit.keys_seal_the_chain().await {
                 Ok(true) => {}
                 Ok(false) => found.push(Finding::new(
                     "AERIE_AUDIT_KEY_FILE",
@@ -271,9 +274,7 @@ async fn store_findings(config: &Config, store: &crate::store::Store, found: &mu
                     "AERIE_AUDIT_KEY_FILE",
                     format!("cannot read the audit chain's head: {error}"),
                 )),
-            },
-            // Reported with the key files above.
-            Err(_) => {}
+            }
         }
     }
 }

@@ -62,14 +62,16 @@ impl KeySet {
     /// `key_rotated` event that records the set it left.
     fn from_row(event_type: &str, detail: &str) -> Option<Self> {
         let detail: Value = serde_json::from_str(detail).ok()?;
+        let field = |name: &str| detail.get(name).and_then(Value::as_str);
         let active = if event_type == EventType::SigningKeysPublished.as_str() {
-            detail["active"].as_str()?
-        } else if detail["key"] == "signing" {
-            detail["kid"].as_str()?
+            field("active")?
+        } else if field("key") == Some("signing") {
+            field("kid")?
         } else {
             return None;
         };
-        let kids: BTreeSet<String> = detail["kids"]
+        let kids: BTreeSet<String> = detail
+            .get("kids")?
             .as_array()?
             .iter()
             .filter_map(|kid| kid.as_str().map(str::to_owned))

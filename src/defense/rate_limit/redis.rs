@@ -233,20 +233,24 @@ pub enum Probe {
 /// Sorts a failed PING: an untrusted certificate or refused credentials are the operator's
 /// to fix; anything else may pass by itself.
 fn classify(error: &RedisError) -> Probe {
-    if matches!(
-        error.kind(),
-        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig
-    ) || error
-        .code()
-        .is_some_and(|code| matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM"))
+    if error.kind() == redis::ErrorKind::AuthenticationFailed
+        || error
+            .code()
+            .is_some_and(|code| matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM"))
     {
         return Probe::Refused(
-            "Redis refused the credentials: check the user in AERIE_REDIS_URL and the password in AERIE_REDIS_PASSWORD_FILE (an ACL user needs +evalsha +eval +script|load +ping ~PREFIX*)".to_owned(),
+            "Redis refused the credentials: check the user in AERIE_REDIS_URL and the password in AERIE_REDIS_PASSWORD_FILE (the ACL user needs +@connection +evalsha +eval +script|load +get +set +time on the prefix's keys)".to_owned(),
         );
     }
     if let Some(problem) = certificate_problem(error) {
         return Probe::Refused(format!(
             "the Redis server's TLS certificate was refused ({problem}): trust its CA with AERIE_REDIS_CA_FILE, or check the host name in AERIE_REDIS_URL against the certificate"
+        ));
+    }
+    if error.kind() == redis::ErrorKind::InvalidClientConfig {
+        return Probe::Refused(format!(
+            "the Redis client cannot be set up with these settings ({})",
+            error.category()
         ));
     }
     Probe::Unreachable(error.category().to_owned())

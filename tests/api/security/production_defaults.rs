@@ -379,7 +379,7 @@ async fn doctor_live_checks_the_database_keys_and_redis_behind_the_settings() {
     );
 
     deployment.migrate().await;
-    deployment.start().await.stop().await;
+    drop(deployment.start().await);
     let (code, report) = doctor(vec![]).await;
     assert_eq!(code, Some(0), "{report}");
     assert!(report.contains("live checks: no findings"), "{report}");

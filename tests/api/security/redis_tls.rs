@@ -62,7 +62,8 @@ impl TlsRedis {
             ])
             .arg("--dir")
             .arg(dir.path())
-            // The commands the rate limiter needs, on its own keys only (docs/deployment.md).
+            // The commands the rate limiter needs, on its own keys only (docs/deployment.md):
+            // the scripts' own TIME, GET and SET are checked against the user too.
             .args([
                 "--user",
                 "aerie",
@@ -73,6 +74,9 @@ impl TlsRedis {
                 "+evalsha",
                 "+eval",
                 "+script|load",
+                "+get",
+                "+set",
+                "+time",
             ])
             .args(["--user", "default", "off"])
             .stdin(Stdio::null())

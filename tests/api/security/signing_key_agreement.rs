@@ -49,7 +49,7 @@ async fn an_instance_whose_signing_keys_disagree_with_the_others_does_not_start_
     let key = deployment.signing_key();
     let original = kid_of(&key);
     // The first instance publishes its set.
-    deployment.start().await.stop().await;
+    drop(deployment.start().await);
 
     // A host with a key of its own (generated, or another deployment's).
     let elsewhere = tempfile::tempdir().expect("tempdir");
@@ -73,8 +73,8 @@ async fn an_instance_whose_signing_keys_disagree_with_the_others_does_not_start_
             .await,
         "no loud line in development"
     );
-    dev.stop().await;
-    deployment.start().await.stop().await;
+    drop(dev);
+    drop(deployment.start().await);
 
     // A rotation publishes the new set: a host left with the old files is refused, the
     // rotated files start.
@@ -94,14 +94,14 @@ async fn an_instance_whose_signing_keys_disagree_with_the_others_does_not_start_
     let new = kid_of(&key);
     let refused = deployment.refused(&with_key(&deployment, &stale)).await;
     assert!(refused.contains(&format!("lack key {new}")), "{refused}");
-    deployment.start().await.stop().await;
+    drop(deployment.start().await);
 
     // The old key leaked: deleted here, the start publishes the smaller set, and a host
     // that still holds the leaked key is refused until it deletes it too.
     let kept_host = tempfile::tempdir().expect("tempdir");
     let kept = copy_keys(&key, kept_host.path()).display().to_string();
     std::fs::remove_dir_all(aerie::auth::keys::previous_keys_dir(&key)).expect("delete old key");
-    deployment.start().await.stop().await;
+    drop(deployment.start().await);
     let refused = deployment.refused(&with_key(&deployment, &kept)).await;
     assert!(
         refused.contains("still verifies with key(s)") && refused.contains(&original),
