@@ -15,8 +15,9 @@
 //!
 //! The rules, for this instance's set M and the newest published set P:
 //! 1. M holds P's active key: the tokens the others sign verify here.
-//! 2. The others know M's active key (it is in P), or M is one rotation ahead (P's active
-//!    key is among M's previous keys: the rolling restart after `aerie keys rotate`).
+//! 2. The others know M's active key (it is in P). After `aerie keys rotate` P is the
+//!    rotated set, so the rolling restart with the new files agrees; a key put in place by
+//!    hand, unpublished, does not, since the running instances cannot verify it.
 //! 3. M holds no key that P lacks other than its active one: a previous key the deployment
 //!    removed (pruned, or deleted after a leak) must not verify here.
 //!
@@ -110,8 +111,7 @@ pub fn disagreement(mine: &KeySet, published: &KeySet) -> Option<String> {
             published.active
         ));
     }
-    let rotated_ahead = mine.active != published.active && mine.kids.contains(&published.active);
-    if !published.kids.contains(&mine.active) && !rotated_ahead {
+    if !published.kids.contains(&mine.active) {
         return Some(format!(
             "AERIE_SIGNING_KEY_FILE: this instance would sign with key {}, which the other instances do not verify with ({}): they would refuse every token it issues; {fix}",
             mine.active,
@@ -183,13 +183,10 @@ mod tests {
     #[test]
     fn the_same_set_agrees_and_a_rolling_restart_after_a_rotation_too() {
         assert_eq!(disagreement(&set("a", &["b"]), &set("a", &["b"])), None);
-        // Rotated here (new active n, a kept as previous) before the others restarted.
-        assert_eq!(
-            disagreement(&set("n", &["a", "b"]), &set("a", &["b"])),
-            None
-        );
-        // A previous key pruned everywhere else and here too: fewer keys is fine.
+        // A previous key pruned or deleted here and not yet elsewhere: fewer keys is fine.
         assert_eq!(disagreement(&set("a", &[]), &set("a", &["b"])), None);
+        // `aerie keys rotate` published {n, a}: a restart with the rotated files agrees.
+        assert_eq!(disagreement(&set("n", &["a"]), &set("n", &["a"])), None);
     }
 
     #[test]
@@ -197,9 +194,13 @@ mod tests {
         // The others rotated to n; this host kept the old files.
         let stale = disagreement(&set("a", &["b"]), &set("n", &["a"])).expect("stale");
         assert!(stale.starts_with("AERIE_SIGNING_KEY_FILE: ") && stale.contains("lack key n"));
-        // A key nobody else knows (generated, or another deployment's).
+        // A key nobody else knows put in place by hand, the deployment's kept as previous:
+        // the running instances cannot verify what it would sign.
         let foreign = disagreement(&set("x", &["a"]), &set("a", &[])).expect("foreign");
         assert!(foreign.contains("would sign with key x"), "{foreign}");
+        // A key of its own only (generated, or another deployment's).
+        let own = disagreement(&set("x", &[]), &set("a", &[])).expect("own");
+        assert!(own.contains("lack key a"), "{own}");
         // A key the others deleted after a leak still verifies here.
         let removed = disagreement(&set("a", &["leaked"]), &set("a", &[])).expect("removed");
         assert!(removed.contains("leaked"), "{removed}");
