@@ -135,7 +135,7 @@ catalogue! {
     AdminReadUserData => "admin_read_user_data", Info;
     /// A signing or encryption key was rotated.
     KeyRotated => "key_rotated", Warning;
-    /// A server started with a signing key set the deployment had not published before (the
+    /// A production server started with a signing key set the deployment had not published (the
     /// first start on this database, or the first after a rotation or a removed key); detail:
     /// `active` kid and every `kids` it verifies with. What later starts compare theirs with.
     SigningKeysPublished => "signing_keys_published", Info;
