@@ -6,6 +6,13 @@
 //! pretty logs), a key file missing or readable by others, or a setting that weakens a
 //! defence ([`crate::config::warnings`]). Each finding names the setting to change. It reads
 //! settings and file modes only: no database, no key contents, no network.
+//!
+//! `aerie doctor --live` then checks what the settings point at, as a start would find it:
+//! the key files load; the database answers, holds every migration of this build, and is
+//! reached with no more rights than the server needs; the audit key seals the chain's
+//! newest row; the signing keys agree with the set the other instances published; Redis
+//! answers over the configured TLS with the configured credentials. It changes nothing and
+//! prints no secret.
 
 #![expect(clippy::print_stdout, reason = "the CLI's output is its interface")]
 
@@ -13,7 +20,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::{Config, ConfigError};
+use crate::defense::rate_limit::Probe;
 use crate::keyfile::{PrivateFileError, check_private};
+use crate::server::signing_keys::{self, KeySet};
 use crate::telemetry::LogFormat;
 
 /// The RustSec advisory database snapshot this build's dependencies were checked against:
@@ -45,9 +54,9 @@ impl Finding {
     }
 }
 
-/// `aerie doctor`: prints the advisory snapshot, then every finding; exit code 0 when there
-/// is none, 1 when there are findings, 2 when the configuration does not load.
-pub fn run() -> ExitCode {
+/// `aerie doctor [--live]`: prints the advisory snapshot, then every finding; exit code 0
+/// when there is none, 1 when there are findings, 2 when the configuration does not load.
+pub fn run(live: bool) -> ExitCode {
     println!("{}", advisory_line());
     let config = match Config::load() {
         Ok(config) => config,
@@ -70,6 +79,17 @@ pub fn run() -> ExitCode {
         }
     }
     print_findings(&findings);
+    if live {
+        let live_findings = match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(live_findings(&config)),
+            Err(error) => vec![Finding::new(
+                "configuration",
+                format!("cannot start the async runtime: {error}"),
+            )],
+        };
+        print_live_findings(&live_findings);
+        findings.extend(live_findings);
+    }
     if findings.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -97,6 +117,193 @@ fn print_findings(findings: &[Finding]) {
     println!("configuration: {} finding(s)", findings.len());
     for finding in findings {
         println!("  {}: {}", finding.setting, finding.problem);
+    }
+}
+
+fn print_live_findings(findings: &[Finding]) {
+    if findings.is_empty() {
+        println!(
+            "live checks: no findings; the database, key files and Redis answer as a start needs"
+        );
+        return;
+    }
+    println!("live checks: {} finding(s)", findings.len());
+    for finding in findings {
+        println!("  {}: {}", finding.setting, finding.problem);
+    }
+}
+
+/// A finding from an error whose text starts with the setting it concerns (`AERIE_X: …`, as
+/// the key, TLS and store errors do); otherwise filed under `fallback`.
+fn finding_from(error: impl std::fmt::Display, fallback: &str) -> Finding {
+    let text = error.to_string();
+    match text.split_once(": ") {
+        Some((setting, problem)) if setting.starts_with("AERIE_") && !setting.contains(' ') => {
+            Finding::new(setting, problem)
+        }
+        _ => Finding::new(fallback, text),
+    }
+}
+
+/// What `aerie doctor --live` finds in the files, database and Redis the settings name, in a
+/// fixed order. Nothing is created or changed: keys missing in development (which generates
+/// them at start) are skipped, and the database is opened without generating data keys.
+pub async fn live_findings(config: &Config) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let development = !config.is_production();
+    let missing = |path: &Path| development && !path.exists();
+    let tokens = &config.tokens;
+    if !missing(&tokens.key_file)
+        && let Err(error) = crate::auth::keys::Keyring::load(&tokens.key_file, false)
+    {
+        found.push(finding_from(error, "AERIE_SIGNING_KEY_FILE"));
+    }
+    if !missing(&config.audit.key_file)
+        && let Err(error) = crate::audit::AuditKeys::load_or_generate(&config.audit.key_file, false)
+    {
+        found.push(finding_from(
+            format!("AERIE_AUDIT_KEY_FILE: {error}"),
+            "AERIE_AUDIT_KEY_FILE",
+        ));
+    }
+    if let Some(files) = &config.tls.files
+        && let Err(error) = crate::tls::load(files).await
+    {
+        found.push(finding_from(error, "AERIE_TLS_CERT"));
+    }
+    database_findings(config, &mut found).await;
+    redis_findings(config, &mut found).await;
+    found
+}
+
+/// The database: it answers, every migration is applied, the role holds no more rights than
+/// the server needs, and the audit and signing keys agree with what is recorded there.
+async fn database_findings(config: &Config, found: &mut Vec<Finding>) {
+    let mut settings = config.database.clone();
+    settings.field_keys.generate = false;
+    if !config.is_production() && !settings.field_keys.file.exists() {
+        // Development generates the data keys at start; without them the database cannot
+        // be opened here, and nothing is created.
+        return;
+    }
+    let store = match tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        crate::store::Store::connect(&settings),
+    )
+    .await
+    {
+        Ok(Ok(store)) => store,
+        Ok(Err(error)) => {
+            found.push(finding_from(error, "AERIE_DATABASE_URL"));
+            return;
+        }
+        Err(_) => {
+            found.push(Finding::new(
+                "AERIE_DATABASE_URL",
+                "the database did not answer within 15 s: check the host, port and network",
+            ));
+            return;
+        }
+    };
+    match store.pending_migrations().await {
+        Ok(0) => {
+            store_findings(config, &store, found).await;
+        }
+        Ok(pending) => found.push(Finding::new(
+            "AERIE_DATABASE_URL",
+            format!(
+                "the database lacks {pending} migration(s) of this build: run `aerie migrate` (with the owner's URL) before starting; production never migrates at start (AERIE_AUTO_MIGRATE)"
+            ),
+        )),
+        Err(error) => found.push(Finding::new(
+            "AERIE_DATABASE_URL",
+            format!("cannot read the applied migrations: {error}"),
+        )),
+    }
+    store.close().await;
+}
+
+/// The checks that need the schema in place.
+async fn store_findings(config: &Config, store: &crate::store::Store, found: &mut Vec<Finding>) {
+    match store.privilege_findings().await {
+        Ok(problems) => {
+            for problem in problems {
+                found.push(Finding::new(
+                    "AERIE_DATABASE_URL",
+                    format!(
+                        "{problem}: point it at the application role (`aerie db roles --apply`); production refuses to start otherwise"
+                    ),
+                ));
+            }
+        }
+        Err(error) => found.push(Finding::new(
+            "AERIE_DATABASE_URL",
+            format!("cannot read the role's privileges: {error}"),
+        )),
+    }
+    if let Ok(keyring) = crate::auth::keys::Keyring::load(&config.tokens.key_file, false)
+        && let Some(mine) = KeySet::of(&keyring.public_keys())
+    {
+        match signing_keys::published(store).await {
+            Ok(Some(published)) => {
+                if let Some(problem) = signing_keys::disagreement(&mine, &published) {
+                    found.push(finding_from(problem, "AERIE_SIGNING_KEY_FILE"));
+                }
+            }
+            Ok(None) => {}
+            Err(error) => found.push(Finding::new(
+                "AERIE_SIGNING_KEY_FILE",
+                format!("cannot read the signing keys the deployment published: {error}"),
+            )),
+        }
+    }
+    if config.audit.key_file.exists() {
+        let clock: std::sync::Arc<dyn crate::clock::Clock> =
+            std::sync::Arc::new(crate::clock::SystemClock);
+        // A ring that does not load is reported with the key files above.
+        if let Ok(audit) =
+            crate::audit::AuditLog::open(store.clone(), &config.audit.key_file, false, clock)
+        {
+            match audit.keys_seal_the_chain().await {
+                Ok(true) => {}
+                Ok(false) => found.push(Finding::new(
+                    "AERIE_AUDIT_KEY_FILE",
+                    "does not hold the key that sealed the audit chain's newest row: give it the key file the other instances use (after `aerie keys rotate-audit`, the new one); production refuses to start otherwise",
+                )),
+                Err(error) => found.push(Finding::new(
+                    "AERIE_AUDIT_KEY_FILE",
+                    format!("cannot read the audit chain's head: {error}"),
+                )),
+            }
+        }
+    }
+}
+
+/// Redis: one PING through the configured client (TLS, CA file, credentials).
+async fn redis_findings(config: &Config, found: &mut Vec<Finding>) {
+    let Some(settings) = &config.rate_limits.redis else {
+        return;
+    };
+    let clock: std::sync::Arc<dyn crate::clock::Clock> =
+        std::sync::Arc::new(crate::clock::SystemClock);
+    let limiter =
+        match crate::defense::rate_limit::RateLimiter::from_config(&config.rate_limits, clock) {
+            Ok(limiter) => limiter,
+            Err(error) => {
+                found.push(finding_from(error, "AERIE_REDIS_URL"));
+                return;
+            }
+        };
+    let limit = settings.timeout.max(std::time::Duration::from_secs(2));
+    match limiter.probe_shared_store(limit).await {
+        Some(Probe::Refused(problem)) => found.push(Finding::new("AERIE_REDIS_URL", problem)),
+        Some(Probe::Unreachable(kind)) => found.push(Finding::new(
+            "AERIE_REDIS_URL",
+            format!(
+                "Redis does not answer ({kind}): check its host and port (a rediss:// URL needs Redis's TLS port), the network, and AERIE_REDIS_TIMEOUT_MS; until it answers AERIE_REDIS_FAILURE applies"
+            ),
+        )),
+        Some(Probe::Answers) | None => {}
     }
 }
 

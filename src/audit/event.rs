@@ -135,6 +135,10 @@ catalogue! {
     AdminReadUserData => "admin_read_user_data", Info;
     /// A signing or encryption key was rotated.
     KeyRotated => "key_rotated", Warning;
+    /// A production server started with a signing key set the deployment had not published (the
+    /// first start on this database, or the first after a rotation or a removed key); detail:
+    /// `active` kid and every `kids` it verifies with. What later starts compare theirs with.
+    SigningKeysPublished => "signing_keys_published", Info;
     /// `aerie keys rotate-audit`: the audit chain continues under a new key (detail:
     /// `next_key`, its id). Sealed by the key before, so only its holder can start a segment.
     AuditKeyRotated => "audit_key_rotated", Warning;

@@ -78,9 +78,16 @@ pub enum Command {
     },
     /// Check the configuration against the production rules and print each finding with the
     /// setting to change, and the advisory database snapshot this build was checked against.
-    /// Reads settings only: no database, key or network access. Exits 1 when anything is
-    /// found.
-    Doctor,
+    /// Reads settings only: no database, key or network access, unless `--live`. Exits 1 when
+    /// anything is found.
+    Doctor {
+        /// Also check what the settings point at: the key files load, the database answers
+        /// with every migration applied and no more rights than needed, the audit and
+        /// signing keys agree with the database, Redis answers over its TLS with its
+        /// credentials. Changes nothing.
+        #[arg(long)]
+        live: bool,
+    },
 }
 
 #[derive(Subcommand)]

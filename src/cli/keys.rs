@@ -32,16 +32,28 @@ pub async fn rotate(config: &Config) -> anyhow::Result<()> {
     for kid in &pruned {
         println!("deleted previous key {kid}: every token it signed has expired");
     }
+    // The set left behind, which restarting instances compare theirs with
+    // (`server::signing_keys`).
+    let kids: Vec<String> = Keyring::load(active, false)?
+        .public_keys()
+        .into_iter()
+        .map(|key| key.kid)
+        .collect();
     // On the trail like any other security event; the key is already in force, so a
     // failure here is reported, not undone.
-    record_key_rotation(config, &kid, &pruned)
+    record_key_rotation(config, &kid, &pruned, &kids)
         .await
         .with_context(|| {
             format!("key {kid} is active, but the key_rotated audit event was not recorded")
         })
 }
 
-async fn record_key_rotation(config: &Config, kid: &str, pruned: &[String]) -> anyhow::Result<()> {
+async fn record_key_rotation(
+    config: &Config,
+    kid: &str,
+    pruned: &[String],
+    kids: &[String],
+) -> anyhow::Result<()> {
     let store = Store::connect(&config.database).await?;
     let recorded = async {
         let trail = CommandTrail::open(&store, &config.audit, &config.alerts)?;
@@ -49,6 +61,7 @@ async fn record_key_rotation(config: &Config, kid: &str, pruned: &[String]) -> a
         detail.insert("key".into(), "signing".into());
         detail.insert("kid".into(), kid.into());
         detail.insert("pruned".into(), pruned.into());
+        detail.insert("kids".into(), kids.into());
         let event = AuditEvent::new(EventType::KeyRotated).detail(detail.into());
         trail.audit.record(event).await?;
         trail.finish().await;

@@ -29,9 +29,9 @@ use crate::config::Config;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
-    if matches!(command, Command::Doctor) {
+    if let Command::Doctor { live } = command {
         // Reads the settings itself: a configuration that does not load is a finding.
-        return crate::doctor::run();
+        return crate::doctor::run(live);
     }
     let config = match Config::load() {
         Ok(config) => config,
@@ -89,7 +89,7 @@ pub fn main() -> ExitCode {
             Command::Audit { command } => audit::run(config, command).await,
             Command::Backup { command } => backup::run(config, command).await,
             Command::Db { command } => db::run(config, command).await,
-            Command::Doctor => Ok(()), // handled above, before the configuration is loaded
+            Command::Doctor { .. } => Ok(()), // handled above, before the configuration is loaded
         }
     });
     match result {

@@ -354,29 +354,65 @@ pub(super) fn rate_limits(
     })
 }
 
-/// `AERIE_REDIS_*`: the rate limiter's shared store, when a URL is given.
+/// `AERIE_REDIS_*`: the rate limiter's shared store, when a URL is given. `rediss://` is TLS
+/// with the certificate always verified (against `AERIE_REDIS_CA_FILE` when set, else the
+/// system's roots); the password may come from `AERIE_REDIS_PASSWORD_FILE` instead of the URL.
 pub(super) fn redis(raw: &RawSettings) -> Result<Option<RedisSettings>, ConfigError> {
     let Some(text) = raw.redis_url.as_deref().filter(|t| !t.trim().is_empty()) else {
         return Ok(None);
     };
     // Never echo the URL: it may hold the Redis password.
-    let url = url::Url::parse(text)
-        .map_err(|_| ConfigError::setting("AERIE_REDIS_URL", "not a URL like redis://host:6379"))?;
-    match url.scheme() {
-        "redis" if url.host_str().is_some() => {}
-        "rediss" => {
-            return Err(ConfigError::setting(
-                "AERIE_REDIS_URL",
-                "rediss:// (TLS) is not built in: reach Redis over a private network or a TLS tunnel",
-            ));
-        }
+    let url = url::Url::parse(text).map_err(|_| {
+        ConfigError::setting(
+            "AERIE_REDIS_URL",
+            "not a URL like redis://host:6379 or rediss://host:6380",
+        )
+    })?;
+    let tls = match url.scheme() {
+        "redis" if url.host_str().is_some() => false,
+        "rediss" if url.host_str().is_some() => true,
         _ => {
             return Err(ConfigError::setting(
                 "AERIE_REDIS_URL",
-                "must be redis://[user:password@]host[:port][/db]",
+                "must be redis://[user[:password]@]host[:port][/db] or rediss://… (TLS)",
+            ));
+        }
+    };
+    // `#insecure` is the client's switch for skipping certificate verification: never.
+    if url.fragment().is_some() {
+        return Err(ConfigError::setting(
+            "AERIE_REDIS_URL",
+            "takes no #fragment: the certificate of a rediss:// server is always verified (trust a private CA with AERIE_REDIS_CA_FILE)",
+        ));
+    }
+    let ca_file = raw.redis_ca_file.clone();
+    if let Some(path) = &ca_file {
+        if !tls {
+            return Err(ConfigError::setting(
+                "AERIE_REDIS_CA_FILE",
+                "is only for a rediss:// (TLS) AERIE_REDIS_URL",
+            ));
+        }
+        if !path.is_file() {
+            return Err(ConfigError::setting(
+                "AERIE_REDIS_CA_FILE",
+                format!("{} is not a readable file", path.display()),
             ));
         }
     }
+    let password = match (url.password(), raw.redis_password_file.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::setting(
+                "AERIE_REDIS_PASSWORD_FILE",
+                "AERIE_REDIS_URL carries a password too: use one",
+            ));
+        }
+        (_, Some(path)) => Some(
+            crate::keyfile::read_secret_line(path)
+                .map_err(|e| ConfigError::setting("AERIE_REDIS_PASSWORD_FILE", e))?,
+        ),
+        (_, None) => None,
+    };
     let prefix = raw.redis_prefix.as_deref().unwrap_or("aerie:").to_owned();
     if !(1..=64).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ConfigError::setting(
@@ -398,6 +434,8 @@ pub(super) fn redis(raw: &RawSettings) -> Result<Option<RedisSettings>, ConfigEr
     })?;
     Ok(Some(RedisSettings {
         url: SecretString::from(text.to_owned()),
+        password,
+        ca_file,
         prefix,
         timeout: Duration::from_millis(timeout),
         failure,

@@ -102,6 +102,8 @@ pub(super) struct RawSettings {
     pub(super) redis_prefix: Option<String>,
     pub(super) redis_timeout_ms: Option<u64>,
     pub(super) redis_failure: Option<String>,
+    pub(super) redis_ca_file: Option<PathBuf>,
+    pub(super) redis_password_file: Option<PathBuf>,
     pub(super) max_connections: Option<usize>,
     pub(super) max_connections_per_address: Option<usize>,
     pub(super) header_read_timeout_secs: Option<u64>,

@@ -397,7 +397,7 @@ fn redis_settings_are_checked_and_the_password_never_prints() {
     assert_eq!(redis.failure, StoreFailure::Open);
     assert!(!format!("{config:?}").contains("hunter2"));
     for (name, value) in [
-        ("AERIE_REDIS_URL", "rediss://:hunter2@cache:6379"),
+        ("AERIE_REDIS_URL", "rediss://:hunter2@cache:6379/#insecure"),
         ("AERIE_REDIS_URL", "http://:hunter2@cache"),
         ("AERIE_REDIS_URL", "redis//:hunter2@cache"),
     ] {
@@ -411,6 +411,38 @@ fn redis_settings_are_checked_and_the_password_never_prints() {
     assert!(with("AERIE_REDIS_FAILURE", "maybe").contains("AERIE_REDIS_FAILURE"));
     assert!(with("AERIE_REDIS_TIMEOUT_MS", "60000").contains("AERIE_REDIS_TIMEOUT_MS"));
     assert!(with("AERIE_REDIS_PREFIX", "a b").contains("AERIE_REDIS_PREFIX"));
+    // A CA file is for TLS only, and must exist.
+    assert!(with("AERIE_REDIS_CA_FILE", "/etc/hosts").contains("only for a rediss://"));
+    let tls = |name, value| error_of(&[("AERIE_REDIS_URL", "rediss://cache"), (name, value)]);
+    assert!(tls("AERIE_REDIS_CA_FILE", "/nonexistent/ca.pem").contains("AERIE_REDIS_CA_FILE"));
+    let config = Config::from_vars([("AERIE_REDIS_URL", "rediss://aerie@cache:6380")])
+        .expect("rediss:// is built in");
+    let redis = config.rate_limits.redis.as_ref().expect("configured");
+    assert!(redis.password.is_none() && redis.ca_file.is_none());
+    // The password from a private file, never beside one in the URL, never printed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("redis-password");
+    crate::keyfile::create(&file, b"hunter2\n").expect("password file");
+    let file = file.display().to_string();
+    let config = Config::from_vars([
+        ("AERIE_REDIS_URL", "rediss://aerie@cache:6380"),
+        ("AERIE_REDIS_PASSWORD_FILE", file.as_str()),
+    ])
+    .expect("valid");
+    let redis = config.rate_limits.redis.as_ref().expect("configured");
+    assert_eq!(
+        redis.password.as_ref().map(ExposeSecret::expose_secret),
+        Some("hunter2")
+    );
+    assert!(!format!("{config:?}").contains("hunter2"));
+    let both = error_of(&[
+        ("AERIE_REDIS_URL", "rediss://aerie:other@cache:6380"),
+        ("AERIE_REDIS_PASSWORD_FILE", file.as_str()),
+    ]);
+    assert!(
+        both.contains("AERIE_REDIS_PASSWORD_FILE") && !both.contains("other"),
+        "{both}"
+    );
     assert!(
         Config::from_vars(Vec::<(String, String)>::new())
             .expect("valid")

@@ -14,6 +14,7 @@ mod admission;
 mod connection;
 mod database_role;
 mod listeners;
+pub mod signing_keys;
 mod slots;
 
 use std::future::Future;
@@ -41,7 +42,7 @@ use crate::config::{Config, ConnectionLimits};
 use crate::defense::cors::AllowedOrigins;
 use crate::defense::login_guard::device::DEVICE_KEY_LABEL;
 use crate::defense::login_guard::{DeviceKey, LoginGuard};
-use crate::defense::rate_limit::RateLimiter;
+use crate::defense::rate_limit::{Probe, RateLimiter};
 use crate::http::AppState;
 use crate::http::health::ShuttingDown;
 use crate::metrics::Metrics;
@@ -122,6 +123,7 @@ impl Server {
         }
         let settings = &config.tokens;
         let keyring = Keyring::load(&settings.key_file, settings.generate_key)?;
+        let public_keys = keyring.public_keys();
         let tokens = TokenService::with_keyring(
             keyring,
             settings.issuer.clone(),
@@ -157,6 +159,7 @@ impl Server {
             }
             tracing::error!("{problem}");
         }
+        signing_keys::check(&store, &audit, &public_keys, config.is_production()).await?;
         record_warnings(&config, &audit).await?;
         let reload = match &config.tls.files {
             Some(files) => Some((
@@ -191,6 +194,7 @@ impl Server {
             .transpose()?;
         let rate_limiter = RateLimiter::from_config(&config.rate_limits, clock.clone())?
             .with_audit(audit.clone(), clock.clone());
+        check_shared_store(&rate_limiter).await?;
         let metrics = Metrics::new();
         metrics.install_as_process_fallback();
         let shutting_down = ShuttingDown::default();
@@ -435,6 +439,29 @@ impl Server {
         }
         self.store.close().await;
         result
+    }
+}
+
+/// One PING to Redis before serving: a certificate that is not trusted or credentials that
+/// are refused are settings to fix, so the server does not start (in either mode) rather than
+/// run on the failure policy until someone reads `/readyz`. A Redis that is merely down is
+/// logged and the failure policy applies until it answers.
+async fn check_shared_store(rate_limiter: &RateLimiter) -> anyhow::Result<()> {
+    match rate_limiter
+        .probe_shared_store(Duration::from_secs(2))
+        .await
+    {
+        Some(Probe::Refused(problem)) => {
+            anyhow::bail!("AERIE_REDIS_URL: {problem}")
+        }
+        Some(Probe::Unreachable(kind)) => {
+            tracing::warn!(
+                error = kind.as_str(),
+                "rate-limit store (Redis) does not answer at start; AERIE_REDIS_FAILURE applies until it does"
+            );
+            Ok(())
+        }
+        Some(Probe::Answers) | None => Ok(()),
     }
 }
 

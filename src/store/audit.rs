@@ -109,6 +109,28 @@ impl Store {
         on_pool!(self, |pool| sqlx::query_as(sql).fetch_one(pool).await)
     }
 
+    /// The newest `limit` rows whose type is `first` or `second`, newest first (the signing
+    /// key sets instances published, read at start; no index on the type, so a scan from the
+    /// tail, once per start).
+    pub async fn newest_audit_rows_of(
+        &self,
+        first: &str,
+        second: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE event_type IN ($1, $2) ORDER BY seq DESC LIMIT $3"
+        );
+        on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.as_str()
+        ))
+        .bind(first)
+        .bind(second)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
+    }
+
     /// Up to `limit` rows after sequence number `after`, in order (for paging through the
     /// whole chain with bounded memory).
     pub async fn audit_rows_after(

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 
 use super::memory::MemoryBuckets;
 use super::policy::{Decision, Policy, Rate};
-use super::redis::RedisBuckets;
+use super::redis::{Probe, RedisBuckets};
 use super::settings::{RateLimits, StoreFailure};
 use super::trips;
 use crate::clock::Clock;
@@ -230,6 +230,11 @@ impl RateLimiter {
             .iter()
             .find(|(p, _, _)| *p == policy)
             .map_or(0, |(_, _, buckets)| buckets.len())
+    }
+
+    /// `None` without Redis; otherwise one PING's verdict, bounded by `limit` (at start).
+    pub async fn probe_shared_store(&self, limit: Duration) -> Option<Probe> {
+        Some(self.inner.shared.as_ref()?.probe(limit).await)
     }
 
     /// `None` without Redis; otherwise whether it answers in time, and whether its absence

@@ -46,4 +46,5 @@ pub use limiter::{
     Allowed, Limited, RateLimiter, Refused, account_key, ceil_secs, ip_key, prefix_key,
 };
 pub use policy::{Policy, Rate};
+pub use redis::Probe;
 pub use settings::{DEFAULT_MAX_TRACKED_KEYS, RateLimits, RedisSettings, StoreFailure};

@@ -95,9 +95,7 @@ pub enum StoreError {
 impl RedisBuckets {
     /// Connects lazily: the server starts, and answers per `failure`, while Redis is down.
     pub fn new(settings: &RedisSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let client = Client::open(settings.url.expose_secret())
-            // The parser's message can quote the URL, password and all.
-            .map_err(|_| anyhow::anyhow!("AERIE_REDIS_URL: not a valid redis:// URL"))?;
+        let client = client(settings)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))
@@ -168,6 +166,21 @@ impl RedisBuckets {
         })
     }
 
+    /// One PING at start, bounded by `limit`: a refusal that no retry cures (the certificate
+    /// is not trusted, the credentials are wrong) is [`Probe::Refused`] with the setting to
+    /// change; a Redis that is down or slow is [`Probe::Unreachable`] (the failure policy then
+    /// applies until it is back).
+    pub async fn probe(&self, limit: Duration) -> Probe {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        match tokio::time::timeout(limit, ping).await {
+            Ok(Ok(_)) => Probe::Answers,
+            Err(_) => Probe::Unreachable("timeout".to_owned()),
+            Ok(Err(error)) => classify(&error),
+        }
+    }
+
     /// Whether Redis answers a PING within the timeout (for `/readyz`).
     pub async fn ping(&self) -> bool {
         let mut connection = self.connection.clone();
@@ -204,6 +217,105 @@ impl RedisBuckets {
             "rate-limit store (Redis) unavailable"
         );
     }
+}
+
+/// What one PING at start found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Answers,
+    /// Down, slow or unreachable: the error's kind (never its message, which may quote the
+    /// address).
+    Unreachable(String),
+    /// Reached, but refused for a reason only a setting can fix: a sentence naming it.
+    Refused(String),
+}
+
+/// Sorts a failed PING: an untrusted certificate or refused credentials are the operator's
+/// to fix; anything else may pass by itself.
+fn classify(error: &RedisError) -> Probe {
+    if error.kind() == redis::ErrorKind::AuthenticationFailed
+        || error
+            .code()
+            .is_some_and(|code| matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM"))
+    {
+        return Probe::Refused(
+            "Redis refused the credentials: check the user in AERIE_REDIS_URL and the password in AERIE_REDIS_PASSWORD_FILE (the ACL user needs +@connection +evalsha +eval +script|load +get +set +time on the prefix's keys)".to_owned(),
+        );
+    }
+    if let Some(problem) = certificate_problem(error) {
+        return Probe::Refused(format!(
+            "the Redis server's TLS certificate was refused ({problem}): trust its CA with AERIE_REDIS_CA_FILE, or check the host name in AERIE_REDIS_URL against the certificate"
+        ));
+    }
+    if error.kind() == redis::ErrorKind::InvalidClientConfig {
+        return Probe::Refused(format!(
+            "the Redis client cannot be set up with these settings ({})",
+            error.category()
+        ));
+    }
+    Probe::Unreachable(error.category().to_owned())
+}
+
+/// The certificate verification error in `error`, if that is why the handshake failed:
+/// rustls's own words (`invalid peer certificate: UnknownIssuer`), which name no secret. The
+/// client wraps the TLS error in I/O errors whose `source` chain skips it, so its text is read.
+fn certificate_problem(error: &RedisError) -> Option<String> {
+    let text = error.to_string();
+    let start = text.find("invalid peer certificate")?;
+    Some(text[start..].chars().take(120).collect())
+}
+
+/// The client for `settings`: the URL, with the password from `AERIE_REDIS_PASSWORD_FILE`
+/// when set, and for `rediss://` a TLS client on rustls/ring that verifies the server's
+/// certificate against `AERIE_REDIS_CA_FILE` alone when set, else the system's roots.
+/// Errors name the setting, never the URL (it may hold the password).
+pub fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
+    use redis::IntoConnectionInfo as _;
+    // The parser's message can quote the URL, password and all.
+    let mut info = settings
+        .url
+        .expose_secret()
+        .into_connection_info()
+        .map_err(|_| anyhow::anyhow!("AERIE_REDIS_URL: not a valid redis:// or rediss:// URL"))?;
+    if let Some(password) = &settings.password {
+        let with_password = info
+            .redis_settings()
+            .clone()
+            .set_password(password.expose_secret());
+        info = info.set_redis_settings(with_password);
+    }
+    if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+        return Client::open(info)
+            .map_err(|e| anyhow::anyhow!("AERIE_REDIS_URL: {}", e.category()));
+    }
+    // The one TLS stack of the build; a no-op when the listener already installed it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let root_cert = match &settings.ca_file {
+        None => None,
+        Some(file) => {
+            let pem = std::fs::read(file)
+                .map_err(|e| anyhow::anyhow!("AERIE_REDIS_CA_FILE: {}: {e}", file.display()))?;
+            use rustls::pki_types::pem::PemObject as _;
+            let certificates = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| anyhow::anyhow!("AERIE_REDIS_CA_FILE: {}: not PEM", file.display()))?;
+            if certificates.is_empty() {
+                anyhow::bail!(
+                    "AERIE_REDIS_CA_FILE: {}: holds no PEM certificate",
+                    file.display()
+                );
+            }
+            Some(pem)
+        }
+    };
+    Client::build_with_tls(
+        info,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("AERIE_REDIS_CA_FILE: {}", e.category()))
 }
 
 /// `{prefix}rl:{policy}:{hex sha256(key)}`: see the module doc for why the key is hashed.
@@ -270,6 +382,8 @@ mod tests {
         };
         let settings = RedisSettings {
             url: url.into(),
+            password: None,
+            ca_file: None,
             prefix: format!("aerie-unit:{}:", uuid::Uuid::new_v4().simple()),
             timeout: Duration::from_secs(2),
             failure: StoreFailure::Closed,

@@ -93,6 +93,11 @@ impl StoreFailure {
 pub struct RedisSettings {
     /// May carry a password: kept secret so `Debug` and logs cannot show it.
     pub url: SecretString,
+    /// From `AERIE_REDIS_PASSWORD_FILE`: replaces the URL's (which then has none).
+    pub password: Option<SecretString>,
+    /// `AERIE_REDIS_CA_FILE`: PEM certificates that alone are trusted for a `rediss://`
+    /// server; `None` trusts the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
     pub prefix: String,
     pub timeout: Duration,
     pub failure: StoreFailure,

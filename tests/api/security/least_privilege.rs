@@ -196,6 +196,8 @@ async fn the_application_role_cannot_alter_the_audit_trail_or_the_schema() {
     // refuses for that first).
     let deployment = Deployment::new();
     deployment.adopt_audit_key(&server.data_dir.path().join("audit-key"));
+    // And its signing key: the instances on this database published theirs.
+    deployment.adopt_signing_key(&server.data_dir.path().join("signing-key.pem"));
     drop(server);
     let refused = deployment.refused(&production(&deployment, &admin)).await;
     assert!(

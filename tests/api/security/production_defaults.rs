@@ -56,6 +56,22 @@ impl Deployment {
         }
     }
 
+    /// The folder holding the key files and the database.
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The active signing key's file (its previous keys are in `<file>.previous`).
+    pub(crate) fn signing_key(&self) -> PathBuf {
+        PathBuf::from(&self.signing_key)
+    }
+
+    /// Takes over another deployment's signing keys (to serve a database whose instances
+    /// published theirs).
+    pub(crate) fn adopt_signing_key(&self, key: &Path) {
+        std::fs::copy(key, &self.signing_key).expect("signing key copied");
+    }
+
     /// Takes over another deployment's audit key ring (to serve a database it sealed).
     pub(crate) fn adopt_audit_key(&self, ring: &Path) {
         std::fs::copy(ring, &self.audit_key).expect("audit key copied");
@@ -81,12 +97,12 @@ impl Deployment {
     }
 
     /// `aerie migrate`, the deployment step production requires.
-    async fn migrate(&self) {
+    pub(crate) async fn migrate(&self) {
         let output = run_to_exit(self.dir.path(), &["migrate"], &self.settings(&[])).await;
         assert!(output.status.success(), "{}", stderr(&output));
     }
 
-    async fn start(&self) -> ServerProcess {
+    pub(crate) async fn start(&self) -> ServerProcess {
         start_server(tempfile::tempdir().expect("tempdir"), &self.settings(&[])).await
     }
 
@@ -318,4 +334,100 @@ async fn doctor_judges_the_configuration_against_the_production_rules() {
         "doctor created files"
     );
     assert!(!deployment.database.exists(), "doctor opened the database");
+}
+
+/// `aerie doctor --live` checks what the settings point at: a database that lacks this
+/// build's migrations, a key file that does not load although its mode is right, an audit key
+/// that did not seal the chain, a Redis that does not answer; each finding names the setting
+/// to change. Once they are fixed it finds nothing, and it never changes the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_live_checks_the_database_keys_and_redis_behind_the_settings() {
+    let deployment = Deployment::new();
+    let doctor = |settings: Vec<(&'static str, String)>| {
+        let dir = deployment.dir.path().to_owned();
+        let mut all: Vec<(String, String)> = deployment
+            .settings(&[])
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        all.extend(settings.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        async move {
+            let borrowed: Vec<(&str, &str)> =
+                all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let output = run_to_exit(&dir, &["doctor", "--live"], &borrowed).await;
+            let report = String::from_utf8_lossy(&output.stdout).into_owned();
+            (output.status.code(), report)
+        }
+    };
+    // The settings meet the rules, but the database was never migrated.
+    let (code, report) = doctor(vec![]).await;
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("configuration: no findings")
+            && report.contains("live checks: 1 finding(s)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("  AERIE_DATABASE_URL: the database lacks ")
+            && report.contains("run `aerie migrate`"),
+        "{report}"
+    );
+    assert_eq!(
+        tables_of(&deployment.database).await.len(),
+        0,
+        "doctor migrated"
+    );
+
+    deployment.migrate().await;
+    drop(deployment.start().await);
+    let (code, report) = doctor(vec![]).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("live checks: no findings"), "{report}");
+
+    // A signing key file with the right mode that is not a key; an audit key ring that did
+    // not seal this chain; a Redis where nothing listens.
+    let broken = deployment.dir.path().join("not-a-key.pem");
+    aerie::keyfile::create(&broken, b"not a key").expect("file");
+    let other_ring = deployment.dir.path().join("other-audit-key");
+    aerie::audit::AuditKeys::load_or_generate(&other_ring, true).expect("ring");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let (code, report) = doctor(vec![
+        ("AERIE_SIGNING_KEY_FILE", broken.display().to_string()),
+        ("AERIE_AUDIT_KEY_FILE", other_ring.display().to_string()),
+        ("AERIE_REDIS_URL", format!("redis://127.0.0.1:{closed}")),
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{report}");
+    let live = report
+        .split("live checks: ")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    let settings: Vec<&str> = live
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.trim_start().split(':').next())
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            "AERIE_SIGNING_KEY_FILE",
+            "AERIE_AUDIT_KEY_FILE",
+            "AERIE_REDIS_URL"
+        ],
+        "{report}"
+    );
+    assert!(
+        live.contains("not a PKCS#8 PEM Ed25519 private key"),
+        "{report}"
+    );
+    assert!(
+        live.contains("does not hold the key that sealed"),
+        "{report}"
+    );
+    assert!(live.contains("Redis does not answer"), "{report}");
 }
