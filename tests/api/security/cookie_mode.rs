@@ -288,6 +288,16 @@ async fn cross_site_state_changes_with_the_cookie_are_refused_and_change_nothing
     ] {
         assert_forbidden(&post_article(&app, &jar, csrf, origin).await, case);
     }
+    // C4, planted: a token the server never minted, sent alike as cookie and header (what a
+    // page that can toss cookies would send). It has the length of ours, not the alphabet.
+    let planted = Jar {
+        csrf: "!".repeat(jar.csrf.len()),
+        ..jar.clone()
+    };
+    assert_forbidden(
+        &post_article(&app, &planted, Some(&planted.csrf), Some(trusted)).await,
+        "C4: a matching pair of tokens of a shape never minted",
+    );
     assert_eq!(article_count(&app).await, 0, "nothing was created");
     let referer = post_article(
         &app,
