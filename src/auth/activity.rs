@@ -118,17 +118,7 @@ impl Activity {
     pub async fn flush(&self, store: &Store) -> Result<usize, sqlx::Error> {
         let now = self.clock.now();
         self.last_flush.store(now, Ordering::Relaxed);
-        let batch: Vec<(String, UnixMillis)> = {
-            let mut seen = self.lock();
-            seen.retain(|_, entry| !entry.saved || now.saturating_sub(entry.at) <= self.idle_ms);
-            seen.iter_mut()
-                .filter(|(_, entry)| !entry.saved)
-                .map(|(id, entry)| {
-                    entry.saved = true;
-                    (id.clone(), entry.at)
-                })
-                .collect()
-        };
+        let batch = self.take_batch(now);
         if batch.is_empty() {
             return Ok(0);
         }
@@ -145,6 +135,21 @@ impl Activity {
             return Err(error);
         }
         Ok(batch.len())
+    }
+
+    /// The uses not yet in the database, now marked as written. Sessions written already and
+    /// idle longer than the timeout are forgotten first, so the map holds only the sessions
+    /// used within one idle timeout, however many come and go.
+    fn take_batch(&self, now: UnixMillis) -> Vec<(String, UnixMillis)> {
+        let mut seen = self.lock();
+        seen.retain(|_, entry| !entry.saved || now.saturating_sub(entry.at) <= self.idle_ms);
+        seen.iter_mut()
+            .filter(|(_, entry)| !entry.saved)
+            .map(|(id, entry)| {
+                entry.saved = true;
+                (id.clone(), entry.at)
+            })
+            .collect()
     }
 
     fn flush_due(&self) -> bool {
@@ -196,5 +201,47 @@ mod tests {
         activity.note("s1", 1_000);
         let seen = activity.lock().get("s1").copied();
         assert!(seen.is_some_and(|seen| seen.at == 2_000 && !seen.saved));
+    }
+
+    /// Memory exhaustion: one entry per session ever used would grow without bound. A batch
+    /// forgets what is written and idle past the timeout, and never what is not yet written.
+    #[test]
+    fn a_batch_forgets_written_sessions_idle_past_the_timeout_and_keeps_the_rest() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let activity = Activity::new(Duration::from_secs(1), clock);
+        activity.note("old", 1_000);
+        activity.note("recent", 5_000);
+        let mut first = activity.take_batch(5_000);
+        first.sort();
+        assert_eq!(
+            first,
+            [("old".to_owned(), 1_000), ("recent".to_owned(), 5_000)],
+            "unwritten uses are written, however old"
+        );
+        let tracked = |activity: &Activity| {
+            let mut ids: Vec<String> = activity.lock().keys().cloned().collect();
+            ids.sort();
+            ids
+        };
+        assert!(
+            activity.take_batch(5_500).is_empty(),
+            "nothing new to write"
+        );
+        assert_eq!(
+            tracked(&activity),
+            ["recent"],
+            "written and idle 4.5 s: forgotten"
+        );
+        activity.take_batch(6_000);
+        assert_eq!(
+            tracked(&activity),
+            ["recent"],
+            "idle exactly the timeout: kept"
+        );
+        activity.take_batch(6_001);
+        assert!(
+            tracked(&activity).is_empty(),
+            "idle past the timeout: forgotten"
+        );
     }
 }

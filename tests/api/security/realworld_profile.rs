@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use aerie::clock::Clock as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -242,7 +243,45 @@ async fn two_instances_share_activity_and_revocations(engine: Engine) {
     .await;
 }
 
+/// The idle timeout is a bound, not a guess: a session last used on another instance lives
+/// on this one to the last millisecond of the timeout (`auth::activity` admits a use exactly
+/// the timeout after the last one; one millisecond more is refused, as the tests above show).
+async fn a_use_on_another_instance_counts_to_the_last_millisecond_of_the_idle_timeout(
+    engine: Engine,
+) {
+    let a = spawn(engine).await;
+    let b = a.spawn_sibling_with(PROFILE).await;
+    // Each instance's clock started at its own boot: line them up to the millisecond.
+    let lag = b.clock.now() - a.clock.now();
+    a.clock.advance(Duration::from_millis(
+        u64::try_from(lag).expect("B booted after A"),
+    ));
+    let advance = |by: Duration| {
+        a.clock.advance(by);
+        b.clock.advance(by);
+    };
+    let token = a.register("punctual").await;
+    advance(50 * MINUTE);
+    assert_eq!(
+        a.get("/api/user", Some(&token)).await.status,
+        StatusCode::OK,
+        "the last use, on A"
+    );
+    // Exactly the idle timeout later. B never saw the session, so it asks the database,
+    // where A's next batch writes that last use.
+    advance(IDLE);
+    answers_soon(
+        &b,
+        "/api/user",
+        &token,
+        StatusCode::OK,
+        "B, exactly the idle timeout after the last use on A",
+    )
+    .await;
+}
+
 engine_tests!(
+    a_use_on_another_instance_counts_to_the_last_millisecond_of_the_idle_timeout,
     a_realworld_token_outlives_fifteen_minutes_while_in_use,
     a_session_idle_longer_than_the_timeout_is_refused,
     a_realworld_token_ends_with_its_session,
