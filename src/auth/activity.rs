@@ -123,18 +123,23 @@ impl Activity {
             return Ok(0);
         }
         if let Err(error) = store.note_sessions_seen(&batch).await {
-            // Not written: the next batch tries again (unless a newer use replaced it).
-            let mut seen = self.lock();
-            for (id, at) in &batch {
-                if let Some(entry) = seen.get_mut(id)
-                    && entry.at == *at
-                {
-                    entry.saved = false;
-                }
-            }
+            self.give_back(&batch);
             return Err(error);
         }
         Ok(batch.len())
+    }
+
+    /// A batch the database did not take: the next batch tries again, unless a newer use
+    /// replaced an entry meanwhile (that one is unwritten already).
+    fn give_back(&self, batch: &[(String, UnixMillis)]) {
+        let mut seen = self.lock();
+        for (id, at) in batch {
+            if let Some(entry) = seen.get_mut(id)
+                && entry.at == *at
+            {
+                entry.saved = false;
+            }
+        }
     }
 
     /// The uses not yet in the database, now marked as written. Sessions written already and
@@ -242,6 +247,27 @@ mod tests {
         assert!(
             tracked(&activity).is_empty(),
             "idle past the timeout: forgotten"
+        );
+    }
+
+    /// A lost write would let another instance find the session idle before its time: a
+    /// batch the database refused is written by the next one.
+    #[test]
+    fn a_batch_the_database_refused_is_written_by_the_next() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let activity = Activity::new(Duration::from_secs(60), clock);
+        activity.note("s1", 1_000);
+        activity.note("s2", 1_000);
+        let mut refused = activity.take_batch(1_000);
+        refused.sort();
+        activity.note("s2", 2_000);
+        activity.give_back(&refused);
+        let mut next = activity.take_batch(2_000);
+        next.sort();
+        assert_eq!(
+            next,
+            [("s1".to_owned(), 1_000), ("s2".to_owned(), 2_000)],
+            "the refused use again, and the newer use instead of the older"
         );
     }
 }
