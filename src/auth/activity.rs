@@ -198,10 +198,20 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
+    fn activity(idle_timeout: Duration) -> Activity {
+        Activity::new(idle_timeout, Arc::new(ManualClock::starting_now()))
+    }
+
+    /// The next batch at `now`, in id order.
+    fn sorted_batch(activity: &Activity, now: UnixMillis) -> Vec<(String, UnixMillis)> {
+        let mut batch = activity.take_batch(now);
+        batch.sort();
+        batch
+    }
+
     #[test]
     fn a_use_replaces_an_older_one_and_marks_it_unsaved() {
-        let clock = Arc::new(ManualClock::starting_now());
-        let activity = Activity::new(Duration::from_secs(600), clock.clone());
+        let activity = activity(Duration::from_secs(600));
         activity.note("s1", 2_000);
         activity.note("s1", 1_000);
         let seen = activity.lock().get("s1").copied();
@@ -212,14 +222,11 @@ mod tests {
     /// forgets what is written and idle past the timeout, and never what is not yet written.
     #[test]
     fn a_batch_forgets_written_sessions_idle_past_the_timeout_and_keeps_the_rest() {
-        let clock = Arc::new(ManualClock::starting_now());
-        let activity = Activity::new(Duration::from_secs(1), clock);
+        let activity = activity(Duration::from_secs(1));
         activity.note("old", 1_000);
         activity.note("recent", 5_000);
-        let mut first = activity.take_batch(5_000);
-        first.sort();
         assert_eq!(
-            first,
+            sorted_batch(&activity, 5_000),
             [("old".to_owned(), 1_000), ("recent".to_owned(), 5_000)],
             "unwritten uses are written, however old"
         );
@@ -254,18 +261,14 @@ mod tests {
     /// batch the database refused is written by the next one.
     #[test]
     fn a_batch_the_database_refused_is_written_by_the_next() {
-        let clock = Arc::new(ManualClock::starting_now());
-        let activity = Activity::new(Duration::from_secs(60), clock);
+        let activity = activity(Duration::from_secs(60));
         activity.note("s1", 1_000);
         activity.note("s2", 1_000);
-        let mut refused = activity.take_batch(1_000);
-        refused.sort();
+        let refused = sorted_batch(&activity, 1_000);
         activity.note("s2", 2_000);
         activity.give_back(&refused);
-        let mut next = activity.take_batch(2_000);
-        next.sort();
         assert_eq!(
-            next,
+            sorted_batch(&activity, 2_000),
             [("s1".to_owned(), 1_000), ("s2".to_owned(), 2_000)],
             "the refused use again, and the newer use instead of the older"
         );

@@ -192,13 +192,27 @@ async fn answers_soon(app: &TestApp, path: &str, token: &str, status: StatusCode
     }
 }
 
-async fn two_instances_share_activity_and_revocations(engine: Engine) {
+/// Two instances of one deployment under the profile, their clocks lined up to the
+/// millisecond (each started at its own boot).
+async fn two_instances(engine: Engine) -> (TestApp, TestApp) {
     let a = spawn(engine).await;
     let b = a.spawn_sibling_with(PROFILE).await;
-    let advance = |by: Duration| {
-        a.clock.advance(by);
-        b.clock.advance(by);
-    };
+    let lag = b.clock.now() - a.clock.now();
+    a.clock.advance(Duration::from_millis(
+        u64::try_from(lag).expect("B booted after A"),
+    ));
+    (a, b)
+}
+
+/// Time passes for both instances alike.
+fn advance_both(a: &TestApp, b: &TestApp, by: Duration) {
+    a.clock.advance(by);
+    b.clock.advance(by);
+}
+
+async fn two_instances_share_activity_and_revocations(engine: Engine) {
+    let (a, b) = two_instances(engine).await;
+    let advance = |by: Duration| advance_both(&a, &b, by);
     let token = a.register("roamer").await;
     advance(50 * MINUTE);
     assert_eq!(
@@ -249,17 +263,8 @@ async fn two_instances_share_activity_and_revocations(engine: Engine) {
 async fn a_use_on_another_instance_counts_to_the_last_millisecond_of_the_idle_timeout(
     engine: Engine,
 ) {
-    let a = spawn(engine).await;
-    let b = a.spawn_sibling_with(PROFILE).await;
-    // Each instance's clock started at its own boot: line them up to the millisecond.
-    let lag = b.clock.now() - a.clock.now();
-    a.clock.advance(Duration::from_millis(
-        u64::try_from(lag).expect("B booted after A"),
-    ));
-    let advance = |by: Duration| {
-        a.clock.advance(by);
-        b.clock.advance(by);
-    };
+    let (a, b) = two_instances(engine).await;
+    let advance = |by: Duration| advance_both(&a, &b, by);
     let token = a.register("punctual").await;
     advance(50 * MINUTE);
     assert_eq!(
