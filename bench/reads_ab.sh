@@ -1,32 +1,48 @@
 #!/usr/bin/env bash
-# bench/reads_ab.sh NAME=BINARY [NAME=BINARY...]: `GET /api/user` on each server binary side
-# by side in one run. Each boots on its own SQLite file (every defence on, rate limits raised
-# by bench/lib.sh), one user signs up, and wrk reads the account with its token: 4 connections,
-# 3 s warm-up, then 8 s measured; the binaries take turns, two rounds, so drift on a busy
-# machine hits each alike. Prints reads/s, p50 and p99 per binary and round.
+# bench/reads_ab.sh NAME=BINARY [NAME=BINARY...]: one read route on each server binary side by
+# side in one run. Each boots on its own SQLite file (every defence on, rate limits raised by
+# bench/lib.sh) and one user signs up. ROUTE picks what wrk reads:
+#   user     (default) `GET /api/user` with the user's token;
+#   article  `GET /api/articles/{slug}` anonymously, an article the user posted.
+# wrk: THREADS (default 1) and CONNECTIONS (default 4), WARMUP (3s) then DURATION (8s)
+# measured; the binaries take turns, two rounds, so drift on a busy machine hits each alike.
+# Prints reads/s, p50 and p99 per binary and round; fails on any non-2xx answer.
 #
 #   cp target/release/aerie /tmp/aerie-new; git stash; cargo build --release; ...
 #   bench/reads_ab.sh before=/tmp/aerie-old after=/tmp/aerie-new
+#   ROUTE=article THREADS=2 CONNECTIONS=32 bench/reads_ab.sh before=… after=…
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need wrk
 need curl
+need jq
+ROUTE=${ROUTE:-user} THREADS=${THREADS:-1} CONNECTIONS=${CONNECTIONS:-4}
+WARMUP=${WARMUP:-3s} DURATION=${DURATION:-8s}
+[[ $ROUTE == user || $ROUTE == article ]] || { echo "ROUTE is user or article, not $ROUTE" >&2; exit 2; }
 [[ $# -ge 1 ]] || { echo "usage: $0 NAME=BINARY [NAME=BINARY...]" >&2; exit 2; }
-declare -A PORT
+declare -A URL
 for spec in "$@"; do
     name=${spec%%=*} bin=${spec#*=}
     cp "$bin" "$WORK/$name.bin"
     start_server "$name" "$WORK/$name.bin"
-    PORT[$name]=$SERVER_PORT
-    token=$(register "$SERVER_PORT" alice | python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["token"])')
-    echo "wrk.headers[\"Authorization\"] = \"Token $token\"" > "$WORK/$name.lua"
+    base="http://127.0.0.1:$SERVER_PORT"
+    token=$(register "$SERVER_PORT" alice | jq -r .user.token)
+    if [[ $ROUTE == user ]]; then
+        URL[$name]="$base/api/user"
+        echo "wrk.headers[\"Authorization\"] = \"Token $token\"" > "$WORK/$name.lua"
+    else
+        slug=$(curl -fsS -X POST -H 'Content-Type: application/json' -H "Authorization: Token $token" \
+            -d '{"article":{"title":"Read side by side","description":"d","body":"# Heading\n\nSome *Markdown* text.","tagList":["rust","http"]}}' \
+            "$base/api/articles" | jq -r .article.slug)
+        URL[$name]="$base/api/articles/$slug"
+        echo "-- an anonymous read: no headers" > "$WORK/$name.lua"
+    fi
 done
 for round in 1 2; do
     for spec in "$@"; do
-        name=${spec%%=*} port=${PORT[${spec%%=*}]}
-        url="http://127.0.0.1:$port/api/user"
-        wrk -t1 -c4 -d3s -s "$WORK/$name.lua" "$url" >/dev/null
-        wrk -t1 -c4 -d8s --latency -s "$WORK/$name.lua" "$url" >"$WORK/$name.txt"
+        name=${spec%%=*} url=${URL[${spec%%=*}]}
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$WORK/$name.lua" "$url" >/dev/null
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/$name.lua" "$url" >"$WORK/$name.txt"
         [[ $(wrk_non2xx "$WORK/$name.txt") == 0 ]] || { echo "$name answered errors" >&2; cat "$WORK/$name.txt" >&2; exit 1; }
         printf 'round %s  %-10s reads/s %8s  p50 %8s  p99 %8s\n' "$round" "$name" \
             "$(sed -n 's/^Requests\/sec: *//p' "$WORK/$name.txt")" \
