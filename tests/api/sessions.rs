@@ -133,6 +133,25 @@ async fn token_after_logout_is_refused(app: TestApp) {
     );
 }
 
+/// A stolen token revoked by a logout must stay refused while other sessions end around it:
+/// each revocation also clears out the expired ones, and must never take a live one with them.
+async fn a_logged_out_token_stays_refused_after_other_logouts(app: TestApp) {
+    let bob = app.register_user("bob").await;
+    let alice = app.register_user("alice").await;
+    app.post("/api/auth/logout", Some(&token_of(&bob)), json!({}))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    app.clock.advance(Duration::from_secs(60));
+    app.post("/api/auth/logout", Some(&token_of(&alice)), json!({}))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert_unauthorized(
+        &feed(&app, &token_of(&bob)).await,
+        "bob's token after alice's logout",
+    );
+    assert_unauthorized(&feed(&app, &token_of(&alice)).await, "alice's token");
+}
+
 async fn logout_all_ends_every_session(app: TestApp) {
     let phone = app.register_user("bob").await;
     let laptop = app.login_user("bob").await;
@@ -437,6 +456,7 @@ engine_tests!(
     idle_session_cannot_be_refreshed,
     session_ends_at_its_absolute_lifetime,
     token_after_logout_is_refused,
+    a_logged_out_token_stays_refused_after_other_logouts,
     logout_all_ends_every_session,
     session_list_shows_only_the_callers_live_sessions,
     revoking_another_users_session_is_not_found,
