@@ -25,7 +25,7 @@ pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };
 pub use pebble::{PebblePorts, pebble_installed};
-pub use process::{ServerProcess, run_to_exit, start_server};
+pub use process::{ServerProcess, refused_to_start, run_to_exit, start_server};
 pub use relay::Relay;
 pub use requests::{Reply, assert_unauthorized, read};
 pub use shapes::{

@@ -84,14 +84,38 @@ pub async fn start_server(data: tempfile::TempDir, settings: &[(&str, &str)]) ->
 /// Runs `aerie args…` in `dir` with `settings` to its end (at most 60 s; a server that
 /// starts instead of refusing is killed and the test fails) and returns its output.
 pub async fn run_to_exit(dir: &Path, args: &[&str], settings: &[(&str, &str)]) -> Output {
+    run_within(dir, args, settings, Duration::from_secs(60)).await
+}
+
+/// How long `aerie serve` may take to refuse a start. A refusal comes before the server
+/// listens, well under a second on an idle machine; one still running after this has
+/// started, and the test says so rather than wait for the test runner's timeout (a mutant
+/// that lets such a server start must fail the test, not hang it).
+const REFUSAL_LIMIT: Duration = Duration::from_secs(20);
+
+/// `aerie serve` with `settings` in `dir`, which must refuse to start: its standard error.
+pub async fn refused_to_start(dir: &Path, settings: &[(&str, &str)]) -> String {
+    let output = run_within(dir, &["serve"], settings, REFUSAL_LIMIT).await;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "started anyway: {stderr}");
+    stderr
+}
+
+async fn run_within(
+    dir: &Path,
+    args: &[&str],
+    settings: &[(&str, &str)],
+    limit: Duration,
+) -> Output {
     let child = command(dir, args, settings)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("run aerie");
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+    tokio::time::timeout(limit, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("aerie {args:?} was still running after 60 s"))
+        .unwrap_or_else(|_| panic!("aerie {args:?} was still running after {limit:?}"))
         .expect("output")
 }
 

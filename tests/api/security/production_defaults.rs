@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{ServerProcess, run_to_exit, start_server};
+use crate::common::{ServerProcess, refused_to_start, run_to_exit, start_server};
 
 /// What an operator prepares before starting production: a signing key, an audit key, the
 /// data keys and a certificate (each mode 0600), and a database URL. The database starts empty.
@@ -108,9 +108,7 @@ impl Deployment {
 
     /// `aerie serve` with `settings`, expected to refuse to start: its standard error.
     pub(crate) async fn refused(&self, settings: &[(&str, &str)]) -> String {
-        let output = run_to_exit(self.dir.path(), &["serve"], settings).await;
-        assert!(!output.status.success(), "started: {}", stderr(&output));
-        stderr(&output)
+        refused_to_start(self.dir.path(), settings).await
     }
 
     pub(crate) fn client(&self) -> reqwest::Client {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{Engine, TestApp, run_to_exit};
+use crate::common::{Engine, TestApp, refused_to_start};
 
 const LOGIN: &str = "/api/users/login";
 const PASSWORD: &str = "correct horse battery staple";
@@ -176,10 +176,7 @@ async fn refused_start(settings: &[(&str, &str)]) -> String {
         ("AERIE_LOG_FORMAT", "json"),
     ];
     all.extend_from_slice(settings);
-    let output = run_to_exit(data.path(), &["serve"], &all).await;
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!output.status.success(), "started anyway: {stderr}");
-    stderr
+    refused_to_start(data.path(), &all).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
