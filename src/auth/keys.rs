@@ -293,6 +293,60 @@ mod tests {
         assert_eq!(Keyring::load(&path, false).expect("load").previous.len(), 1);
     }
 
+    /// A retired key must outlive every token it signed, as the slowest instance sees it:
+    /// pruning early would log out users whose tokens are still valid. A token signed at
+    /// the moment of rotation is accepted until its expiry plus the clock leeway; an instance
+    /// whose clock runs up to [`PRUNE_MARGIN`] behind the pruner's still accepts it then.
+    #[test]
+    fn a_retired_key_outlives_its_tokens_on_an_instance_with_a_slower_clock() {
+        use std::sync::Arc;
+
+        use crate::auth::tokens::TokenService;
+        use crate::clock::ManualClock;
+        use crate::domain::Role;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signing-key.pem");
+        let clock = Arc::new(ManualClock::starting_now());
+        let ttl = Duration::from_secs(900);
+        let service = |keyring: Keyring| {
+            TokenService::with_keyring(
+                keyring,
+                "aerie".into(),
+                "aerie-api".into(),
+                ttl,
+                clock.clone(),
+            )
+        };
+        let signer = service(Keyring::load(&path, true).expect("generate"));
+        let token = signer.issue(7, "s1", Role::User, 0);
+        Keyring::rotate_at(&path, clock.now()).expect("rotate");
+
+        let leeway = Duration::from_secs(CLOCK_LEEWAY_SECS.unsigned_abs());
+        clock.advance(ttl + leeway - Duration::from_secs(1));
+        let verifier = service(Keyring::load(&path, false).expect("reload"));
+        assert!(
+            verifier.verify(&token).is_some(),
+            "its last accepted second"
+        );
+        let margin = i64::try_from(PRUNE_MARGIN.as_millis()).expect("fits");
+        let pruner_now = clock.now() + margin;
+        assert!(
+            Keyring::prune(&path, pruner_now, Keyring::retention(ttl))
+                .expect("prune")
+                .is_empty(),
+            "kept while an instance a margin behind still accepts its token"
+        );
+        assert!(
+            service(Keyring::load(&path, false).expect("reload"))
+                .verify(&token)
+                .is_some()
+        );
+        let a_second_later = pruner_now + 1000;
+        let pruned = Keyring::prune(&path, a_second_later, Keyring::retention(ttl)).expect("prune");
+        assert_eq!(pruned.len(), 1, "then no instance needs it: {pruned:?}");
+    }
+
     #[test]
     fn a_missing_key_is_not_generated_in_production() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::Recorder;
 use crate::audit::{AuditEvent, EventType};
+use crate::auth::tokens::Rejection;
 use crate::bounded_map::BoundedMap;
 use crate::clock::{Clock, UnixMillis};
 use crate::fingerprint::Fingerprint;
@@ -44,10 +45,10 @@ pub enum Denial<'a> {
         route: &'a str,
         permission: &'a str,
     },
-    /// An access token failed verification: `reason` names the check; `claimed_role` is
+    /// An access token failed verification: `rejection` names the check; `claimed_role` is
     /// what the unverified token said, when it named a known role.
     Token {
-        reason: &'static str,
+        rejection: Rejection,
         claimed_role: Option<&'static str>,
         method: &'a str,
         route: &'a str,
@@ -161,12 +162,14 @@ fn event(denial: Denial<'_>, request: &RequestContext, unrecorded: u64) -> Audit
                 .session(session_id)
         }
         Denial::Token {
-            reason,
+            rejection,
             claimed_role,
             method,
             route,
         } => {
-            detail.insert("reason".into(), reason.into());
+            detail.insert("reason".into(), rejection.as_str().into());
+            // What the alert rule counts: made-up credentials, not an old token.
+            detail.insert("forged".into(), rejection.looks_forged().into());
             detail.insert("method".into(), method.into());
             detail.insert("route".into(), route.into());
             if let Some(role) = claimed_role {

@@ -205,7 +205,7 @@ async fn authenticate_or_record(
     match authenticate(state, token, via_cookie).await {
         Ok(user) => Ok(user),
         Err(Refusal::Token(rejection)) => {
-            record_rejection(parts, state, rejection.as_str(), claimed_role(token)).await;
+            record_rejection(parts, state, rejection, claimed_role(token)).await;
             Err(Error::InvalidToken)
         }
         Err(Refusal::Failed(error)) => Err(error),
@@ -215,7 +215,7 @@ async fn authenticate_or_record(
 async fn record_rejection(
     parts: &mut Parts,
     state: &AppState,
-    reason: &'static str,
+    rejection: Rejection,
     claimed_role: Option<Role>,
 ) {
     let Ok(context) = RequestContext::from_request_parts(parts, state).await;
@@ -224,7 +224,7 @@ async fn record_rejection(
         .get::<MatchedPath>()
         .map_or("(unmatched)", MatchedPath::as_str);
     let denial = Denial::Token {
-        reason,
+        rejection,
         claimed_role: claimed_role.map(Role::as_str),
         method: parts.method.as_str(),
         route,
@@ -240,7 +240,7 @@ async fn presented_token_or_record(
     match presented_token(&parts.headers) {
         Ok(token) => Ok(token.map(str::to_owned)),
         Err(error) => {
-            record_rejection(parts, state, "malformed", None).await;
+            record_rejection(parts, state, Rejection::Malformed, None).await;
             Err(error)
         }
     }

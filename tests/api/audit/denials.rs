@@ -161,6 +161,45 @@ async fn a_burst_of_privilege_escalation_attempts_alerts() {
     assert!(alert["seq"].as_i64().is_some());
 }
 
+/// Only made-up tokens count towards the alert: a client still sending its expired token is
+/// not an attacker, and must not raise (or bring closer) `privilege_escalation_attempts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_tokens_raise_the_escalation_alert_and_expired_ones_do_not() {
+    let (url, mut alerts) = receiver(0).await;
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        &[
+            ("AERIE_ALERT_WEBHOOK", url.as_str()),
+            ("AERIE_ALERT_DENIALS", "3"),
+        ],
+    )
+    .await;
+    let mallory = app.register("mallory").await;
+    app.clock.advance(Duration::from_secs(16 * 60));
+    // Five refusals in the minute, all recorded: two old tokens, then three forged ones.
+    for _ in 0..2 {
+        let reply = app.get("/api/user", Some(&mallory)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let forged = alg_none_admin(&mallory);
+    for _ in 0..3 {
+        let reply = app.get("/api/user", Some(&forged)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let alert = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
+        .await
+        .expect("an alert arrives")
+        .expect("receiver open");
+    assert_eq!(alert["rule"], "privilege_escalation_attempts", "{alert}");
+    let admin = admin(&app).await;
+    let trail = recorded(&app, &admin, "token_rejected").await;
+    assert_eq!(trail["eventsCount"], 5, "{trail}");
+    assert_eq!(
+        alert["seq"], trail["events"][0]["seq"],
+        "the third forged token raises it, not the third refusal: {trail}"
+    );
+}
+
 engine_tests!(
     a_plain_users_admin_request_is_403_and_recorded_as_access_denied,
     an_alg_none_token_claiming_admin_is_401_and_recorded_with_its_reason,

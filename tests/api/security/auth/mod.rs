@@ -12,6 +12,7 @@ mod key_selection;
 mod login;
 mod missing_and_malformed;
 mod password_guessing;
+mod recorded_reasons;
 mod step_up;
 
 use base64::Engine as _;
@@ -21,6 +22,8 @@ use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::StatusCode;
 use serde_json::Value;
+
+use aerie::clock::Clock as _;
 
 use crate::common::{self, Reply, TestApp, engine_tests};
 
@@ -147,10 +150,10 @@ async fn victim(app: &TestApp, name: &str) -> Victim {
     }
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// The server's clock in Unix seconds. It stands still unless the test advances it, so a
+/// claim can be placed exactly at a boundary.
+fn server_now(app: &TestApp) -> i64 {
+    app.clock.now() / 1000
 }
 
 /// The baseline: the forging helpers make tokens the server accepts, so every refusal in
