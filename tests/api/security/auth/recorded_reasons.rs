@@ -2,8 +2,9 @@
 //! (ASVS 16.3.2, attacks.md §1): each `token_rejected` event names the check the token
 //! failed, and says whether it was made up (`forged`: another algorithm, a key source in the
 //! header, a key that is not ours, a bad signature, claims for another server) or merely old
-//! or odd. The `privilege_escalation_attempts` alert counts only the forged ones, so a token
-//! recorded under the wrong reason either hides an attack or raises false alarms.
+//! or odd, and which role the unverified token claimed. The `privilege_escalation_attempts`
+//! alert counts only the forged ones, so a token recorded under the wrong reason either hides
+//! an attack or raises false alarms.
 //!
 //! Also here: the length bound checked before any parsing, exactly at its limit.
 
@@ -18,8 +19,8 @@ use crate::common::{TestApp, engine_tests, token_of};
 /// Longer tokens are refused before they are parsed (`MAX_TOKEN_BYTES` in the server).
 const MAX_TOKEN_BYTES: usize = 4096;
 
-/// The trail's `token_rejected` events, as (reason, forged) pairs, sorted.
-async fn recorded_rejections(app: &TestApp) -> Vec<(String, bool)> {
+/// The trail's `token_rejected` events, as (reason, forged, claimed role) sorted.
+async fn recorded_rejections(app: &TestApp) -> Vec<(String, bool, Option<String>)> {
     app.register("auditor").await;
     app.set_role("auditor", "admin").await;
     let admin = token_of(&app.login_user("auditor").await);
@@ -30,7 +31,7 @@ async fn recorded_rejections(app: &TestApp) -> Vec<(String, bool)> {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let mut seen: Vec<(String, bool)> = reply.body["events"]
+    let mut seen: Vec<(String, bool, Option<String>)> = reply.body["events"]
         .as_array()
         .expect("events")
         .iter()
@@ -39,6 +40,7 @@ async fn recorded_rejections(app: &TestApp) -> Vec<(String, bool)> {
             (
                 detail["reason"].as_str().unwrap_or("(none)").to_owned(),
                 detail["forged"].as_bool().unwrap_or_default(),
+                detail["claimedRole"].as_str().map(str::to_owned),
             )
         })
         .collect();
@@ -87,7 +89,11 @@ async fn each_refused_token_is_recorded_with_the_check_it_failed(app: TestApp) {
         (
             "signature",
             true,
-            sign(&attacker_key(), &bob.header, &claims(&[])),
+            sign(
+                &attacker_key(),
+                &bob.header,
+                &claims(&[("role", json!("admin"))]),
+            ),
         ),
         (
             "claims",
@@ -108,7 +114,14 @@ async fn each_refused_token_is_recorded_with_the_check_it_failed(app: TestApp) {
     let mut expected = Vec::new();
     for (reason, forged, token) in cases {
         assert_unauthorized(&me(&app, &token).await, reason);
-        expected.push((reason.to_owned(), forged));
+        // What the unverified token claimed: bob's own role, or the admin role the forged
+        // signature was after; nothing readable in garbage.
+        let claimed = match reason {
+            "malformed" => None,
+            "signature" => Some("admin".to_owned()),
+            _ => Some("user".to_owned()),
+        };
+        expected.push((reason.to_owned(), forged, claimed));
         // The trail samples five refusals per address a minute: one case a minute.
         app.clock.advance(Duration::from_secs(61));
     }
@@ -153,7 +166,7 @@ async fn a_token_longer_than_the_bound_is_refused_unread(app: TestApp) {
     app.clock.advance(Duration::from_secs(61));
     assert_eq!(
         recorded_rejections(&app).await,
-        [("malformed".to_owned(), false)]
+        [("malformed".to_owned(), false, Some("user".to_owned()))]
     );
 }
 
