@@ -175,6 +175,8 @@ impl Drop for Waiting<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]
@@ -209,9 +211,14 @@ mod tests {
             let hasher = hasher.clone();
             tokio::spawn(async move { hasher.hash(&SecretString::from("queued password")).await })
         };
-        while hasher.queue_depth() == 0 {
-            tokio::task::yield_now().await;
-        }
+        // Bounded, so a queue that never counts fails here rather than hanging the run.
+        let counted = tokio::time::timeout(Duration::from_secs(10), async {
+            while hasher.queue_depth() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(counted.is_ok(), "the waiting hash is never counted");
         assert_eq!(hasher.queue_depth(), 1);
         queued.abort();
         let _ = queued.await;
