@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::alerts::receiver;
-use crate::common::{PASSWORD, TestApp, aerie, engine_tests};
+use crate::common::{PASSWORD, TestApp, aerie, engine_tests, token_of};
 
 async fn minting_an_admin_from_the_cli_is_audited_and_alerts(app: TestApp) {
     let (webhook, mut alerts) = receiver(0).await;
@@ -90,6 +91,11 @@ async fn minting_an_admin_from_the_cli_is_audited_and_alerts(app: TestApp) {
         verdict.contains(&format!("intact: {} rows", events.len())),
         "{verdict}"
     );
+
+    // The account holds the role it was created with, not only an event saying so.
+    let root = token_of(&app.login_user("root2").await);
+    let admin_only = app.get("/api/admin/users", Some(&root)).await;
+    assert_eq!(admin_only.status, StatusCode::OK, "{}", admin_only.body);
 }
 
 engine_tests!(minting_an_admin_from_the_cli_is_audited_and_alerts);
