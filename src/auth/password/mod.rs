@@ -227,6 +227,23 @@ mod tests {
         assert_eq!(hasher.in_progress(), 0);
     }
 
+    /// One slot per hashing thread: fewer would queue logins behind an idle thread (half
+    /// the login throughput on two cores), more would queue jobs inside the pool where no
+    /// one counts them.
+    #[tokio::test]
+    async fn as_many_hashes_run_at_once_as_there_are_threads() {
+        let hasher = PasswordHasher::new(2).expect("hasher");
+        let slots = Arc::clone(&hasher.permits);
+        let first = Arc::clone(&slots).try_acquire_owned();
+        let second = Arc::clone(&slots).try_acquire_owned();
+        assert!(first.is_ok() && second.is_ok(), "a slot for each thread");
+        assert!(
+            Arc::clone(&slots).try_acquire_owned().is_err(),
+            "no slot without a thread"
+        );
+        assert_eq!(hasher.in_progress(), 2);
+    }
+
     const CONFIGURED_BYTES: usize = 19 * 1024 * 1024;
 
     #[tokio::test]
