@@ -153,3 +153,61 @@ impl Drop for Alive {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Whether `settled` holds within ten seconds: threads end on their own schedule once the
+    /// inbox closes, and a gauge that never settles must fail the test, not hang it.
+    fn settles(settled: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if settled() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        settled()
+    }
+
+    /// The gauges the metrics report (threads alive, argon2 bytes held) fall back to zero when
+    /// the pool is dropped: a server that stops its hasher, or a test process running many
+    /// servers, must not report memory and threads that are gone.
+    #[test]
+    fn the_gauges_return_to_zero_when_the_pool_ends() {
+        let pool = Pool::start(2).expect("pool");
+        let (memory, alive) = (Arc::clone(&pool.memory), Arc::clone(&pool.alive));
+        assert_eq!(alive.load(Ordering::Relaxed), 2);
+        // Both threads hash at once (each job waits for the other), so each allocates its block.
+        let together = Arc::new(Barrier::new(3));
+        for _ in 0..2 {
+            let together = Arc::clone(&together);
+            let job: Job = Box::new(move |memory: &mut Memory| {
+                memory.hash(b"a password").expect("hash");
+                together.wait();
+            });
+            pool.send(job).expect("a thread is idle");
+        }
+        together.wait();
+        assert_eq!(
+            memory.bytes.load(Ordering::Relaxed),
+            2 * 19 * 1024 * 1024,
+            "one configured block per thread"
+        );
+        drop(pool);
+        assert!(
+            settles(|| alive.load(Ordering::Relaxed) == 0),
+            "threads still counted alive: {}",
+            alive.load(Ordering::Relaxed)
+        );
+        assert!(
+            settles(|| memory.bytes.load(Ordering::Relaxed) == 0),
+            "argon2 memory still counted: {} bytes",
+            memory.bytes.load(Ordering::Relaxed)
+        );
+    }
+}

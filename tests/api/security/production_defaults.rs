@@ -429,3 +429,78 @@ async fn doctor_live_checks_the_database_keys_and_redis_behind_the_settings() {
     );
     assert!(live.contains("Redis does not answer"), "{report}");
 }
+
+/// Production without `AERIE_SMTP_URL` sends no mail, so a new email address cannot wait for
+/// a confirmation link: it applies at once, after step-up, and the trail records it as
+/// `email_changed` (an account takeover's first move, locking the owner out of resets). An
+/// address saved unchanged records nothing, or the trail would cry wolf on every profile save.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_without_mail_applies_an_email_change_at_once_and_records_it() {
+    let deployment = Deployment::new();
+    deployment.migrate().await;
+    let server = deployment.start().await;
+    let client = deployment.client();
+    let registered: serde_json::Value = client
+        .post(server.https("/api/users"))
+        .json(&serde_json::json!({"user": {
+            "username": "erin",
+            "email": "erin@example.com",
+            "password": "correct horse battery staple 42",
+        }}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("user");
+    let token = registered["user"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let update = async |user: serde_json::Value| {
+        let reply = client
+            .put(server.https("/api/user"))
+            .header("Authorization", format!("Token {token}"))
+            .json(&serde_json::json!({ "user": user }))
+            .send()
+            .await
+            .expect("update");
+        assert_eq!(reply.status(), StatusCode::OK);
+        let body: serde_json::Value = reply.json().await.expect("user");
+        body["user"]["email"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Changed, saved unchanged, changed again: two changes, so two records, whichever order
+    // a broken comparison would swap.
+    for (email, bio) in [
+        ("erin.new@example.com", "first"),
+        ("erin.new@example.com", "unchanged"),
+        ("erin.third@example.com", "again"),
+    ] {
+        let saved = update(serde_json::json!({"email": email, "bio": bio})).await;
+        assert_eq!(saved, email, "applied at once: no mail to confirm by");
+    }
+    drop(server);
+
+    let export = run_to_exit(
+        deployment.dir(),
+        &["audit", "export", "--since", "2000-01-01T00:00:00Z"],
+        &deployment.settings(&[]),
+    )
+    .await;
+    assert!(export.status.success(), "{}", stderr(&export));
+    let types: Vec<String> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|event| event["type"].as_str().map(str::to_owned))
+        // The start's own record (the instance's signing keys) is not the account's.
+        .filter(|kind| kind != "signing_keys_published")
+        .collect();
+    assert_eq!(
+        types,
+        ["user_registered", "email_changed", "email_changed"],
+        "one record per change, none for the unchanged save"
+    );
+}
