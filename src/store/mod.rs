@@ -351,12 +351,23 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
 /// a savepoint, and its reads see an old snapshot (seen on a full disk: articles answered
 /// 201 that the next request could not find).
 ///
+/// Every such connection still counts a transaction in sqlx when it comes back: its depth only
+/// falls when a `COMMIT` or `ROLLBACK` succeeds, and the failed `ROLLBACK` did not. A
+/// connection whose count is zero used no transaction, or closed every one it opened (and
+/// SQLite with it: it is the successful `COMMIT` or `ROLLBACK` that lowered the count), so it
+/// goes back to the pool without a round trip to its worker thread; that round trip is most
+/// of the cost of a cheap read. Only a non-zero count, a rollback still queued or one that
+/// failed, is looked at:
+///
 /// Runs after any rollback a dropped transaction queued (one worker per connection, in
 /// order): a raw `BEGIN` succeeds only outside a transaction, and is undone at once.
 async fn leaves_no_transaction_open(
     connection: &mut sqlx::SqliteConnection,
 ) -> Result<bool, sqlx::Error> {
     use sqlx::Connection;
+    if !connection.is_in_transaction() {
+        return Ok(true);
+    }
     if sqlx::raw_sql("BEGIN")
         .execute(&mut *connection)
         .await
