@@ -244,6 +244,9 @@ async fn create_article(
     auth: AuthUser,
     Json(ArticleBodyWrapper { article }): Json<ArticleBodyWrapper<NewArticleRequest>>,
 ) -> Result<(StatusCode, axum::Json<ArticleResponse>)> {
+    // The quota bounds the list as sent, duplicates included: the published `maxItems` says
+    // so, and a client (or a schema-driven fuzzer) must find the document true.
+    let sent_tags = article.tag_list.as_ref().map_or(0, Vec::len);
     let mut errors = FieldErrors::default();
     let title = errors.required("title", article.title, Title::parse);
     let description = errors.required("description", article.description, Description::parse);
@@ -259,7 +262,7 @@ async fn create_article(
     };
     let tags: Vec<String> = tags.into_iter().map(|t| t.into_inner()).collect();
     // Quotas before the render: a refused write costs no rendering.
-    state.quotas.check_tags(tags.len())?;
+    state.quotas.check_tags(sent_tags)?;
     state
         .quotas
         .check_new_article(auth.user_id, body.as_str().len())
@@ -331,6 +334,8 @@ async fn update_article(
     Json(ArticleBodyWrapper { article }): Json<ArticleBodyWrapper<ArticleUpdateRequest>>,
 ) -> Result<axum::Json<ArticleResponse>> {
     let row = owned(&state, &auth, &slug, Permission::ArticleUpdateAny).await?;
+    // As in `create_article`: the list as sent.
+    let sent_tags = article.tag_list.as_ref().map(Vec::len);
     let mut errors = FieldErrors::default();
     let title = article
         .title
@@ -348,8 +353,8 @@ async fn update_article(
         None => Some(None),
     };
     errors.finish()?;
-    if let Some(Some(tags)) = &tags {
-        state.quotas.check_tags(tags.len())?;
+    if let (Some(Some(_)), Some(sent)) = (&tags, sent_tags) {
+        state.quotas.check_tags(sent)?;
     }
     if let Some(body) = &body {
         // Charged to the caller: an editor's edits count against the editor's budget.

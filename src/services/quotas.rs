@@ -85,7 +85,7 @@ impl Quotas {
         &self.settings
     }
 
-    /// An article's (deduplicated) tag list.
+    /// An article's tag list, counted as sent (duplicates too: the published `maxItems`).
     pub fn check_tags(&self, tags: usize) -> Result<(), QuotaError> {
         if tags > self.settings.tags_per_article {
             return Err(QuotaError::Exceeded {
