@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/reads_ab.sh NAME=BINARY [NAME=BINARY...]: one read route on each server binary side by
 # side in one run. Each boots on its own SQLite file (every defence on, rate limits raised by
-# bench/lib.sh) and one user signs up. ROUTE picks what wrk reads:
+# bench/lib.sh), or with ENGINE=postgres on its own scratch database on
+# AERIE_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres, dropped on
+# exit), and one user signs up. ROUTE picks what wrk reads:
 #   user     (default) `GET /api/user` with the user's token;
 #   article  `GET /api/articles/{slug}` anonymously, an article the user posted.
 # wrk: THREADS (default 1) and CONNECTIONS (default 4), WARMUP (3s) then DURATION (8s)
@@ -19,12 +21,31 @@ need jq
 ROUTE=${ROUTE:-user} THREADS=${THREADS:-1} CONNECTIONS=${CONNECTIONS:-4}
 WARMUP=${WARMUP:-3s} DURATION=${DURATION:-8s}
 [[ $ROUTE == user || $ROUTE == article ]] || { echo "ROUTE is user or article, not $ROUTE" >&2; exit 2; }
+ENGINE=${ENGINE:-sqlite}
+[[ $ENGINE == sqlite || $ENGINE == postgres ]] || { echo "ENGINE is sqlite or postgres, not $ENGINE" >&2; exit 2; }
+PG_URL=${AERIE_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+PG_DBS=()
+drop_databases() {
+    for db in "${PG_DBS[@]}"; do
+        psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}
+# Servers end first (bench_cleanup), then their databases go.
+trap 'bench_cleanup; drop_databases' EXIT
+[[ $ENGINE == sqlite ]] || need psql postgresql-client
 [[ $# -ge 1 ]] || { echo "usage: $0 NAME=BINARY [NAME=BINARY...]" >&2; exit 2; }
 declare -A URL
 for spec in "$@"; do
     name=${spec%%=*} bin=${spec#*=}
     cp "$bin" "$WORK/$name.bin"
-    start_server "$name" "$WORK/$name.bin"
+    if [[ $ENGINE == postgres ]]; then
+        db="aerie_reads_ab_$$_${#PG_DBS[@]}"
+        psql -q "$PG_URL" -c "CREATE DATABASE $db" >/dev/null
+        PG_DBS+=("$db")
+        start_server "$name" "$WORK/$name.bin" AERIE_DATABASE_URL="${PG_URL%/*}/$db"
+    else
+        start_server "$name" "$WORK/$name.bin"
+    fi
     base="http://127.0.0.1:$SERVER_PORT"
     token=$(register "$SERVER_PORT" alice | jq -r .user.token)
     if [[ $ROUTE == user ]]; then
