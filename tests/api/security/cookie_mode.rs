@@ -252,6 +252,29 @@ async fn the_access_cookie_authenticates_reads_without_echoing_the_token(app: Te
     assert_eq!(other.status, StatusCode::UNAUTHORIZED);
 }
 
+/// Cookie tossing: an attacker who can plant a cookie in the victim's browser (a sibling
+/// subdomain on a browser that ignores `__Host-`, a script injected elsewhere on the site)
+/// adds an access cookie of their own beside the victim's. Whichever the server picked, one of
+/// them would act as someone they are not (the victim's requests landing in the attacker's
+/// account, to harvest what the victim types). Two cookies of the same name are ambiguous and
+/// neither is read, in either order.
+async fn a_tossed_second_access_cookie_is_refused_not_guessed(app: TestApp) {
+    let (_, victim) = browser_login(&app, "victim", DEV_ORIGIN).await;
+    let (_, attacker) = browser_login(&app, "tosser", DEV_ORIGIN).await;
+    for (first, second) in [(&attacker, &victim), (&victim, &attacker)] {
+        let cookie = format!("{ACCESS}={}; {ACCESS}={}", first.access, second.access);
+        let me = send(&app, Method::GET, "/api/user", &[("Cookie", &cookie)], None).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
+    }
+    // Each alone is the credential it was issued as.
+    for (jar, name) in [(&victim, "victim"), (&attacker, "tosser")] {
+        let cookie = format!("{ACCESS}={}", jar.access);
+        let me = send(&app, Method::GET, "/api/user", &[("Cookie", &cookie)], None).await;
+        me.assert_status(StatusCode::OK);
+        assert_eq!(me.body["user"]["username"], name);
+    }
+}
+
 async fn cross_site_state_changes_with_the_cookie_are_refused_and_change_nothing(app: TestApp) {
     let (_, jar) = browser_login(&app, "bob", DEV_ORIGIN).await;
     let evil = ("Origin", EVIL_ORIGIN);
@@ -691,6 +714,7 @@ async fn cookie_mode_always_and_off() {
 engine_tests!(
     browser_login_sets_host_cookies_with_exact_attributes_and_no_tokens_in_the_body,
     the_access_cookie_authenticates_reads_without_echoing_the_token,
+    a_tossed_second_access_cookie_is_refused_not_guessed,
     cross_site_state_changes_with_the_cookie_are_refused_and_change_nothing,
     login_csrf_from_a_foreign_origin_is_refused,
     refresh_by_cookie_rotates_the_cookies,
