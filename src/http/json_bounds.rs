@@ -94,6 +94,28 @@ mod tests {
         assert_eq!(check(objects.as_bytes()), Err(Exceeded::Depth));
     }
 
+    /// Closing brackets take a level off: a body of many siblings is as shallow as one of
+    /// them (a legitimate list of objects is not refused as deep).
+    #[test]
+    fn siblings_do_not_add_up_to_depth() {
+        let siblings = format!("[{}[]]", "[],".repeat(MAX_DEPTH * 4));
+        assert_eq!(check(siblings.as_bytes()), Ok(()));
+        let objects = format!(r#"[{}{{}}]"#, r#"{"a":{}},"#.repeat(MAX_DEPTH * 4));
+        assert_eq!(check(objects.as_bytes()), Ok(()));
+    }
+
+    /// Escapes count as characters, and a `\u` escape is four hex digits, not the rest of
+    /// the string: neither hides a string past the bound.
+    #[test]
+    fn escapes_do_not_hide_a_long_string() {
+        let escapes = format!(r#"{{"a":"{}"}}"#, r"\u00e9".repeat(MAX_STRING_CHARS + 1));
+        assert_eq!(check(escapes.as_bytes()), Err(Exceeded::StringLength));
+        let backslashes = format!(r#"{{"a":"{}"}}"#, r"\\".repeat(MAX_STRING_CHARS + 1));
+        assert_eq!(check(backslashes.as_bytes()), Err(Exceeded::StringLength));
+        let after_one = format!(r#"{{"a":"\u0041{}"}}"#, "a".repeat(MAX_STRING_CHARS));
+        assert_eq!(check(after_one.as_bytes()), Err(Exceeded::StringLength));
+    }
+
     #[test]
     fn brackets_inside_strings_are_text() {
         let body = format!(r#"{{"user":{{"bio":"{}"}}}}"#, "[{".repeat(1000));
