@@ -50,8 +50,24 @@ async fn header_bombs_are_refused_with_431() {
         answer.starts_with("HTTP/1.1 431"),
         "200 headers: {answer:.80}"
     );
-    // Within the bounds, the same route answers.
+    // Within the bounds, the same route answers, up to exactly the default count of 64
+    // header lines (`AERIE_MAX_HEADERS`): the bound refuses a header more, not the last one.
     assert_eq!(app.get("/api/tags", None).await.status, StatusCode::OK);
+    let lines = |count: usize| -> Vec<u8> {
+        let extra: String = (2..count).map(|i| format!("X-H{i}: v\r\n")).collect();
+        format!("GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n")
+            .into_bytes()
+    };
+    let answer = exchange(&address, lines(64)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "64 headers: {answer:.80}"
+    );
+    let answer = exchange(&address, lines(65)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "65 headers: {answer:.80}"
+    );
 }
 
 #[tokio::test]
