@@ -124,7 +124,11 @@ async fn acme_issues_a_certificate_that_verifies_against_the_ca_root() {
         return;
     }
     let ports = PebblePorts::new();
-    let settings = acme_settings(&ports, "localhost");
+    let mut settings = acme_settings(&ports, "localhost");
+    // With the plain listener on, its HTTP-01 responder is mounted (TLS-ALPN-01 is still
+    // the challenge used: Pebble offers it).
+    settings.push(("AERIE_HTTP_REDIRECT_LISTEN".into(), "127.0.0.1:0".into()));
+    settings.push(("AERIE_PUBLIC_URL".into(), "https://localhost".into()));
     let (app, pebble) = TestApp::spawn_then(Engine::Sqlite, &borrowed(&settings), |tls, http| {
         ports.start(tls, http, YEAR_SECS)
     })
@@ -132,6 +136,18 @@ async fn acme_issues_a_certificate_that_verifies_against_the_ca_root() {
     let root = pebble.issuing_root().await;
     let certificate = wait_until_served(&app, &root, Duration::from_secs(60)).await;
     assert!(!certificate.is_empty());
+
+    // The HTTP-01 responder answers only the tokens of a pending order: any other token is a
+    // 404, and nothing of the request is reflected (no oracle, no injected content).
+    let redirect = app.redirect_address.clone().expect("redirect listener");
+    let probe = reqwest::get(format!(
+        "{redirect}/.well-known/acme-challenge/not-a-pending-token"
+    ))
+    .await
+    .expect("plain HTTP answers");
+    assert_eq!(probe.status(), StatusCode::NOT_FOUND);
+    let body = probe.text().await.unwrap_or_default();
+    assert!(!body.contains("not-a-pending-token"), "{body}");
 
     // The API is served over it, verified against Pebble's root, and nobody else's.
     let (status, _, _) = get(&client_trusting(&root), &https(&app, "/api/tags"))
