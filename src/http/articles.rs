@@ -353,7 +353,7 @@ async fn update_article(
         None => Some(None),
     };
     errors.finish()?;
-    if let (Some(Some(_)), Some(sent)) = (&tags, sent_tags) {
+    if let Some(sent) = sent_tags {
         state.quotas.check_tags(sent)?;
     }
     if let Some(body) = &body {

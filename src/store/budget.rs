@@ -26,8 +26,14 @@ pub(super) fn postgres_statement_timeout(budget: Duration) -> (&'static str, Str
 }
 
 /// Arms the progress handler of every connection the pool hands out.
+///
+/// It also turns off sqlx's ping on the way out of the pool: arming is a round trip to the
+/// connection's worker thread already, and fails (closing the connection) if the worker has
+/// gone, which is all the ping would find. The two stay together here so that neither
+/// outlives the other.
 pub(super) fn bound_sqlite(options: SqlitePoolOptions, budget: Duration) -> SqlitePoolOptions {
     options
+        .test_before_acquire(false)
         .after_connect(move |connection, _| {
             Box::pin(async move {
                 arm(connection, budget).await?;

@@ -177,11 +177,7 @@ impl Store {
             if !(file.as_os_str().is_empty() || file.as_os_str() == ":memory:") {
                 keyfile::create_empty(file).map_err(ConnectError::Folder)?;
             }
-            // No ping on the way out of the pool: arming the statement budget is a round trip
-            // to the connection's worker thread already, and fails (closing the connection)
-            // if the worker has gone, which is all the ping would find.
             let pool = budget::bound_sqlite(SqlitePoolOptions::new(), settings.statement_budget)
-                .test_before_acquire(false)
                 .after_release(|connection, _| Box::pin(leaves_no_transaction_open(connection)))
                 .max_connections(settings.max_connections)
                 .acquire_timeout(Duration::from_secs(5))
