@@ -12,6 +12,7 @@ mod field_encryption;
 mod headers;
 mod kill_switches;
 mod least_privilege;
+mod lingering_close;
 mod lockout;
 mod login_keys;
 mod markdown_bounds;

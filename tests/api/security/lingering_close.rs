@@ -1,0 +1,83 @@
+//! How a connection ends after the server has answered a client that is still sending
+//! (attacks.md §9): the close lingers, reading and discarding what still comes, so the answer
+//! is not reset away; and the lingering is bounded, so a client cannot keep a connection and
+//! the server's reads busy by sending for ever. Every test here is bounded in time.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{Engine, TestApp};
+
+/// A request head hyper cannot parse (a space inside a header name), with no size problem:
+/// answered 400 by the HTTP layer itself, before any route.
+fn malformed_head(address: &str) -> String {
+    format!(
+        "POST /api/users HTTP/1.1\r\nHost: {address}\r\nBad Header: x\r\nContent-Length: 1048576\r\n\r\n"
+    )
+}
+
+/// A client whose head is refused while its body is still on the way (a form post with a
+/// mangled header from a broken proxy) must still read the 400: closing at once with the
+/// body unread would reset the connection, failing the client's next write and destroying
+/// the answer. The close after a malformed head lingers as the close after a 413 does.
+#[tokio::test]
+async fn a_malformed_head_with_its_body_still_coming_gets_its_400_not_a_reset() {
+    const CHUNK: usize = 16 * 1024;
+    const CHUNKS: usize = 16; // 256 KiB, a quarter of what the lingering close reads at most
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let mut stream = app.connect_raw().await;
+    stream
+        .write_all(malformed_head(app.host_port()).as_bytes())
+        .await
+        .expect("head sent");
+    // Each piece goes out after the server has had time to answer and close.
+    for chunk in 0..CHUNKS {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let written = stream.write_all(&[b' '; CHUNK]).await;
+        assert!(written.is_ok(), "chunk {chunk}: {written:?}");
+    }
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the server closed the connection");
+    assert!(read.is_ok(), "the connection was reset: {read:?}");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text:.200}");
+}
+
+/// The other side of lingering: a client that goes on sending after its answer (a flood
+/// aimed at the server's reads, or at holding the connection) is read only up to the
+/// lingering bound (1 MiB), then the socket closes and the client's writes fail. Without the
+/// bound the server would read, and the connection stay, for as long as the client sends
+/// (up to the lingering time, two seconds: hundreds of MiB on loopback). No clock is read:
+/// what is checked is how much the client could write before the server let go.
+#[tokio::test]
+async fn a_client_sending_on_after_its_answer_is_cut_off_after_the_lingering_bound() {
+    const CHUNK: usize = 64 * 1024;
+    // Eight times what gets through before the close on loopback (the lingering bound plus
+    // both sockets' buffers: 3.75 MiB measured), yet little enough for a server reading
+    // without the bound to take it all within the lingering time, even on a busy machine.
+    const CLIENT_SENDS_AT_MOST: usize = 32 * 1024 * 1024;
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let mut stream = app.connect_raw().await;
+    stream
+        .write_all(malformed_head(app.host_port()).as_bytes())
+        .await
+        .expect("head sent");
+    let chunk = vec![b' '; CHUNK];
+    let mut sent = 0;
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        while sent < CLIENT_SENDS_AT_MOST {
+            stream.write_all(&chunk).await?;
+            sent += CHUNK;
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await
+    .expect("the server neither read nor closed: the client's writes hung");
+    assert!(
+        outcome.is_err(),
+        "the server read all {sent} bytes the client sent after its answer"
+    );
+}
