@@ -79,13 +79,20 @@ impl Admission {
         claim
     }
 
-    /// A global slot, closing the connection idle longest when all are taken.
-    pub(super) async fn room(&self) -> OwnedSemaphorePermit {
-        let (permit, evicted) = self.slots.room().await;
+    /// A global slot for `claim`'s connection, closing the connection idle longest when
+    /// all are taken.
+    pub(super) async fn room(&self, claim: &Claim) -> OwnedSemaphorePermit {
+        let (permit, evicted) = self.slots.room(claim).await;
         if evicted {
             self.count(crate::metrics::names::CONNECTIONS_EVICTED, "oldest_idle");
         }
         permit
+    }
+
+    /// A global slot as one frees, without closing an idle connection for it (see
+    /// [`Slots::freed`]).
+    pub(super) async fn freed_room(&self, claim: &Claim) -> OwnedSemaphorePermit {
+        self.slots.freed(claim).await
     }
 
     fn count(&self, name: &'static str, reason: &'static str) {

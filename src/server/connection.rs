@@ -85,6 +85,11 @@ pub(super) struct Connection {
     pub(super) limits: ConnectionLimits,
     pub(super) stop: watch::Receiver<bool>,
     pub(super) claim: Claim,
+    /// Taken from the listener's backlog after the stop: HTTP/1.1 serves the one request
+    /// the client already counts on (answered with `Connection: close`) instead of closing
+    /// before reading it. HTTP/2 says GOAWAY as at any stop, which tells the client which
+    /// requests were never seen and may be sent again.
+    pub(super) one_request: bool,
 }
 
 impl Connection {
@@ -123,9 +128,11 @@ impl Connection {
             limits,
             mut stop,
             claim,
+            one_request,
         } = self;
         let mut connection = http1::Builder::new()
             .timer(TokioTimer::new())
+            .keep_alive(!one_request)
             .header_read_timeout(limits.header_read_timeout)
             .max_headers(limits.max_headers)
             .max_buf_size(limits.max_header_bytes)
@@ -137,7 +144,7 @@ impl Connection {
         let ended = loop {
             tokio::select! {
                 ended = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => break ended,
-                _ = stop.wait_for(|stop| *stop), if !stopping => {
+                _ = stop.wait_for(|stop| *stop), if !stopping && !one_request => {
                     stopping = true;
                     Pin::new(&mut connection).graceful_shutdown();
                 }
@@ -181,6 +188,7 @@ impl Connection {
             limits,
             mut stop,
             claim,
+            one_request: _,
         } = self;
         let header_list = u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX);
         let connection = http2::Builder::new(TokioExecutor::new())

@@ -6,7 +6,8 @@
 //! address and holds one of `max_connections` slots ([`super::admission`]); a client must
 //! finish its TLS handshake and send its headers within `header_read_timeout` (slowloris), and
 //! too many or too large headers are a 431, all before the router runs
-//! ([`super::connection`]).
+//! ([`super::connection`]). And against losing requests at the stop: the clients already
+//! connected in the listener's backlog are served their one request, not reset.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,10 +20,12 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum_server::tls_rustls::RustlsConfig;
-use tokio::sync::{mpsc, watch};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::admission::Admission;
 use super::connection::Connection;
+use super::slots::Claim;
 use crate::acme::Http01Answers;
 use crate::config::ConnectionLimits;
 
@@ -57,7 +60,15 @@ pub(super) async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     // Every connection task holds a sender; when all are gone, every connection has ended.
     let (open, mut all_closed) = mpsc::channel::<Infallible>(1);
-    let mut stopped_accepting = std::pin::pin!(stopped(stop.clone()));
+    let spawner = Spawner {
+        app,
+        limits,
+        stop: stop.clone(),
+        tls,
+        open,
+    };
+    let mut stopped_accepting = std::pin::pin!(stopped(stop));
+    let mut in_hand = None;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -78,17 +89,75 @@ pub(super) async fn serve(
         };
         // Until a slot frees, this client waits in hand and later ones in the backlog.
         let permit = tokio::select! {
-            permit = admission.room() => permit,
-            () = &mut stopped_accepting => break,
+            permit = admission.room(&claim) => permit,
+            () = &mut stopped_accepting => {
+                in_hand = Some((stream, peer, claim));
+                break;
+            }
         };
+        spawner.spawn(stream, peer, claim, permit, false);
+    }
+    // The clients the kernel already connected (in hand, or in the backlog) have sent, or are
+    // sending, a request they count on: closing the listener now would reset them, and a
+    // reset request may not be sent again unless it is idempotent. Each is served that one
+    // request, as slots free (the connections still open are finishing theirs). They are
+    // taken all at once and the listener closed, so clients arriving later are refused (and
+    // may retry elsewhere) rather than prolonging the stop.
+    let listener = listener.into_std()?;
+    let backlog: Vec<_> = std::iter::from_fn(|| listener.accept().ok()).collect();
+    drop(listener);
+    let backlog = backlog.into_iter().filter_map(|(stream, peer)| {
+        let stream = stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream));
+        Some((stream.ok()?, peer))
+    });
+    let after_stop = in_hand
+        .into_iter()
+        .chain(backlog.filter_map(|(stream, peer)| Some((stream, peer, admission.admit(peer)?))));
+    for (stream, peer, claim) in after_stop {
+        let Ok(permit) =
+            tokio::time::timeout(limits.header_read_timeout, admission.freed_room(&claim)).await
+        else {
+            break; // no slot freed in time: the rest are reset, as when the listener closes
+        };
+        spawner.spawn(stream, peer, claim, permit, true);
+    }
+    drop(spawner);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, all_closed.recv()).await;
+    Ok(())
+}
+
+/// What every connection task of a listener is started with.
+struct Spawner {
+    app: Router,
+    limits: ConnectionLimits,
+    stop: watch::Receiver<bool>,
+    tls: Option<RustlsConfig>,
+    /// Held by every connection task; see `serve`.
+    open: mpsc::Sender<Infallible>,
+}
+
+impl Spawner {
+    /// Serves one admitted connection in its own task, which holds `permit` (its slot) until
+    /// the connection ends; `one_request` for a connection taken after the stop.
+    fn spawn(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        claim: Claim,
+        permit: OwnedSemaphorePermit,
+        one_request: bool,
+    ) {
         let connection = Connection {
-            app: app.clone(),
+            app: self.app.clone(),
             peer,
-            limits,
-            stop: stop.clone(),
+            limits: self.limits,
+            stop: self.stop.clone(),
             claim,
+            one_request,
         };
-        let (tls, open) = (tls.clone(), open.clone());
+        let (tls, open) = (self.tls.clone(), self.open.clone());
         tokio::spawn(async move {
             match tls {
                 Some(tls) => connection.serve_tls(stream, tls).await,
@@ -97,9 +166,6 @@ pub(super) async fn serve(
             drop((permit, open));
         });
     }
-    drop((listener, open));
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, all_closed.recv()).await;
-    Ok(())
 }
 
 /// The plain-HTTP listener: `/healthz` for load balancers, a 308 to HTTPS for everything

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,10 @@ struct Registry {
 /// What one connection is doing, shared between its task and the slots.
 pub(super) struct Activity {
     in_flight: AtomicUsize,
+    /// Whether the connection holds a slot. One still waiting for a slot (in the accept
+    /// loop's hand) is never asked to close to make room: least of all for itself, which
+    /// would leave the request it already sent unread when its turn came.
+    seated: AtomicBool,
     /// Milliseconds after the epoch when the connection last became idle.
     idle_since_ms: AtomicU64,
     epoch: Instant,
@@ -85,6 +89,7 @@ impl Slots {
         registry.next_id += 1;
         let activity = Arc::new(Activity {
             in_flight: AtomicUsize::new(0),
+            seated: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(millis_since(self.epoch)),
             epoch: self.epoch,
             close: Notify::new(),
@@ -99,14 +104,22 @@ impl Slots {
         })
     }
 
-    /// A global slot: at once when one is free; otherwise the connection idle longest is
-    /// asked to close and its slot is awaited (or any other that frees first). Also says
-    /// whether a connection was asked to close.
-    pub(super) async fn room(&self) -> (OwnedSemaphorePermit, bool) {
+    /// A global slot for `claim`'s connection: at once when one is free; otherwise the
+    /// connection idle longest is asked to close and its slot is awaited (or any other that
+    /// frees first). Also says whether a connection was asked to close.
+    pub(super) async fn room(&self, claim: &Claim) -> (OwnedSemaphorePermit, bool) {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            claim.activity.seated.store(true, Ordering::Release);
             return (permit, false);
         }
         let evicted = self.evict_oldest_idle();
+        (self.freed(claim).await, evicted)
+    }
+
+    /// A global slot as soon as one frees, no connection asked to close: after the stop,
+    /// when every connection waiting for one has a request to answer, and those open are
+    /// ending anyway.
+    pub(super) async fn freed(&self, claim: &Claim) -> OwnedSemaphorePermit {
         #[expect(
             clippy::expect_used,
             reason = "the semaphore is never closed while the listener runs"
@@ -117,16 +130,18 @@ impl Slots {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        (permit, evicted)
+        claim.activity.seated.store(true, Ordering::Release);
+        permit
     }
 
-    /// Asks the idle connection that has been idle longest to close; false if none is idle.
+    /// Asks the connection holding a slot that has been idle longest to close; false if
+    /// none is idle.
     fn evict_oldest_idle(&self) -> bool {
         let registry = lock(&self.registry);
         let oldest = registry
             .open
             .values()
-            .filter(|activity| activity.is_idle())
+            .filter(|activity| activity.seated.load(Ordering::Acquire) && activity.is_idle())
             .min_by_key(|activity| activity.idle_since_ms.load(Ordering::Acquire));
         match oldest {
             Some(activity) => {
@@ -264,21 +279,30 @@ mod tests {
         assert_eq!(held.len(), 5);
     }
 
+    /// A connection from `ip` that holds a slot, as the accept loop seats it.
+    fn seated(slots: &Slots, ip: &str) -> Claim {
+        let claim = slots.claim(peer(ip)).expect("claimed");
+        claim.activity.seated.store(true, Ordering::Release);
+        claim
+    }
+
+    /// Whether `claim`'s connection has been asked to close.
+    fn notified(claim: &Claim) -> bool {
+        let waiting = claim.activity.close.notified();
+        let mut waiting = std::pin::pin!(waiting);
+        waiting.as_mut().enable()
+    }
+
     #[test]
     fn the_longest_idle_connection_is_evicted_and_busy_ones_never() {
         let slots = Slots::new(100, 100, Arc::from([]));
-        let busy = slots.claim(peer("192.0.2.1")).expect("busy");
+        let busy = seated(&slots, "192.0.2.1");
         busy.activity.started();
-        let old = slots.claim(peer("192.0.2.2")).expect("old");
-        let young = slots.claim(peer("192.0.2.3")).expect("young");
+        let old = seated(&slots, "192.0.2.2");
+        let young = seated(&slots, "192.0.2.3");
         young.activity.started();
         young.activity.finished();
         assert!(slots.evict_oldest_idle());
-        let notified = |claim: &Claim| {
-            let waiting = claim.activity.close.notified();
-            let mut waiting = std::pin::pin!(waiting);
-            waiting.as_mut().enable()
-        };
         assert!(notified(&old), "the oldest idle one is asked to close");
         assert!(!notified(&young));
         assert!(
@@ -287,5 +311,31 @@ mod tests {
         );
         drop((old, young));
         assert!(!slots.evict_oldest_idle(), "only busy connections left");
+    }
+
+    /// A client waiting for a slot has sent, or is sending, its request: asked to close, it
+    /// would be closed unread, reset, the moment its turn came.
+    #[tokio::test]
+    async fn a_connection_waiting_for_a_slot_is_never_asked_to_close() {
+        use futures_util::FutureExt;
+        let slots = Slots::new(1, 100, Arc::from([]));
+        let serving = slots.claim(peer("192.0.2.1")).expect("serving");
+        let (held, evicted) = slots.room(&serving).await;
+        assert!(!evicted);
+        serving.activity.started(); // a request in progress: not evictable
+        let waiting = slots.claim(peer("192.0.2.2")).expect("waiting");
+        let mut room = std::pin::pin!(slots.room(&waiting));
+        assert!(room.as_mut().now_or_never().is_none(), "no slot free yet");
+        assert!(!notified(&waiting), "not asked to close for its own room");
+        serving.activity.finished();
+        drop((held, serving));
+        let (_seat, evicted) = room.await;
+        assert!(!evicted);
+        assert!(!notified(&waiting));
+        assert!(
+            slots.evict_oldest_idle(),
+            "once seated, it may be asked to close like any idle connection"
+        );
+        assert!(notified(&waiting));
     }
 }

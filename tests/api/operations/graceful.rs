@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::readiness::start_registration_at;
-use crate::common::{Caller, Deployment, Engine, Reply, engine_tests, token_of};
+use crate::common::{
+    Caller, Deployment, Engine, Reply, engine_tests, start_registration_at, token_of,
+};
 
 /// What a request of the load met. `refused_before_not_ready` marks a connection refused
 /// while `/readyz` had not yet been seen answering 503.
@@ -56,8 +57,9 @@ async fn sigterm_under_load_fails_readiness_first_and_cuts_no_request(engine: En
         let (not_ready, met) = (not_ready.clone(), met.clone());
         load.push(tokio::spawn(async move {
             // As behind a load balancer that honours /readyz: no new request once it has
-            // failed for a second (a connection the kernel queues as the listener closes is
-            // reset, whatever the server does; the balancer's job is to send none).
+            // failed for a second (the backlog is served at the stop, but a connection the
+            // kernel queues in the instant the listener closes is still reset; the
+            // balancer's job is to send none).
             let mut failed_at: Option<Instant> = None;
             for n in 0.. {
                 if not_ready.load(Ordering::SeqCst) {
@@ -426,4 +428,71 @@ async fn a_rolling_restart_behind_a_retrying_client_loses_nothing() {
         created.len(),
         retried.load(Ordering::Relaxed)
     );
+}
+
+/// Clients the kernel had already connected when the stop came (waiting for a connection
+/// slot, one in the server's hand and two in the listener's backlog) are answered, not
+/// reset: closing the listener with them in it would drop requests the server never saw and
+/// a client may not send again unless they are idempotent. Each gets its one answer, with
+/// `Connection: close`, as slots free.
+#[tokio::test]
+async fn clients_waiting_in_the_backlog_at_the_stop_are_answered_not_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(deployment) = Deployment::new(
+        Engine::Sqlite,
+        "clients_waiting_in_the_backlog_at_the_stop_are_answered_not_reset",
+        &[
+            ("AERIE_SHUTDOWN_DELAY_SECS", "0"),
+            ("AERIE_MAX_CONNECTIONS", "1"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let server = deployment.start().await;
+    let address = server.listening.clone();
+    // The only slot, held by a registration whose body is still to come.
+    let holder = start_registration_at(&address, "holder").await;
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connected by the kernel");
+        let request = format!("GET /api/tags HTTP/1.1\r\nHost: {address}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        waiting.push(stream);
+    }
+    server.terminate();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(&address).await.is_ok() {
+        assert!(Instant::now() < deadline, "the listener never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        holder.finish().await,
+        201,
+        "the request under way completes"
+    );
+    for (n, mut stream) in waiting.into_iter().enumerate() {
+        let mut response = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut response))
+            .await
+            .expect("answered and closed");
+        assert!(
+            read.is_ok(),
+            "waiting client {n} was reset: {read:?} {:#?}",
+            server.lines()
+        );
+        let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+        assert!(
+            text.starts_with("http/1.1 200"),
+            "waiting client {n}: {text:.300}"
+        );
+        assert!(
+            text.contains("connection: close"),
+            "waiting client {n}: {text:.300}"
+        );
+    }
+    server.exited().await;
 }

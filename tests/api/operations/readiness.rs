@@ -6,77 +6,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{self, Engine, PASSWORD, TestApp, engine_tests};
+use crate::common::{self, Engine, HalfSent, TestApp, engine_tests, start_registration_at};
 
-/// A registration the server has started to handle, whose body is not sent yet: a request
-/// in flight.
-pub(super) struct HalfSent {
-    stream: TcpStream,
-    body: Vec<u8>,
-}
-
-/// Sends a registration's head with `Expect: 100-continue` and waits for the server's
-/// `100 Continue`, which hyper sends once the handler starts reading the body: from then on
-/// the request is certainly under way.
+/// [`start_registration_at`] on `app`.
 async fn start_registration(app: &TestApp, name: &str) -> HalfSent {
     start_registration_at(app.address.trim_start_matches("http://"), name).await
-}
-
-/// [`start_registration`] on the server listening at `address` (`host:port`).
-pub(super) async fn start_registration_at(address: &str, name: &str) -> HalfSent {
-    let body = json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}})
-        .to_string()
-        .into_bytes();
-    let mut stream = TcpStream::connect(address).await.expect("connect");
-    let head = format!(
-        "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("head");
-    let mut interim = Vec::new();
-    let mut buffer = [0u8; 256];
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        while !String::from_utf8_lossy(&interim).contains("\r\n\r\n") {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => interim.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await;
-    let interim = String::from_utf8_lossy(&interim).into_owned();
-    assert!(
-        read.is_ok() && interim.starts_with("HTTP/1.1 100"),
-        "no 100 Continue: {interim:?}"
-    );
-    HalfSent { stream, body }
-}
-
-impl HalfSent {
-    /// Sends the body and returns the response's status code.
-    pub(super) async fn finish(mut self) -> u16 {
-        self.stream.write_all(&self.body).await.expect("body");
-        let mut response = Vec::new();
-        let mut buffer = [0u8; 4096];
-        let read = tokio::time::timeout(Duration::from_secs(20), async {
-            while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
-                match self.stream.read(&mut buffer).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => response.extend_from_slice(&buffer[..n]),
-                }
-            }
-        })
-        .await;
-        assert!(read.is_ok(), "no answer to the request in flight");
-        String::from_utf8_lossy(&response)
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0)
-    }
 }
 
 /// Polls `/readyz` until it answers `want` (at most 10 s).

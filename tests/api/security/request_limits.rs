@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{Engine, TestApp};
+use crate::common::{Engine, TestApp, start_registration_at};
 
 fn socket_address(app: &TestApp) -> String {
     app.host_port().to_owned()
@@ -210,6 +210,29 @@ async fn a_full_server_closes_its_oldest_idle_connection_for_a_new_client() {
         rendered.contains(r#"aerie_connections_evicted_total{reason="oldest_idle"} 1"#),
         "{rendered}"
     );
+}
+
+/// When every slot is held by a request in progress, a new client waits for a slot and is
+/// served once one frees. It must not be asked to close while it waits, least of all to
+/// make room for itself: it would be closed the moment its turn came, before or while its
+/// request is read. Here it has sent nothing yet when the slot frees (a client that opens
+/// its connection ahead of the request), and is then served like any other.
+#[tokio::test]
+async fn a_client_waiting_behind_busy_connections_is_served_when_one_frees() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("AERIE_MAX_CONNECTIONS", "1")]).await;
+    let address = socket_address(&app);
+    let busy = start_registration_at(&address, "busy").await;
+    let mut waiting = TcpStream::connect(&address).await.expect("connect");
+    assert_eq!(
+        busy.finish().await,
+        201,
+        "the request in progress completes"
+    );
+    // Time for the freed slot to be handed over: a connection wrongly asked to close is
+    // closed by then, before its request arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answer = tags_on(&mut waiting, "the waiting client").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.80}");
 }
 
 /// One address cannot occupy every connection: past `AERIE_MAX_CONNECTIONS_PER_ADDRESS` its

@@ -1,0 +1,75 @@
+//! A request in flight, held open by the test: a registration whose head the server has
+//! answered with `100 Continue` and whose body is not sent yet. For what happens to
+//! requests under way (shutdown, readiness, connection slots).
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::PASSWORD;
+
+/// A registration the server has started to handle, whose body is not sent yet: a request
+/// in flight.
+pub struct HalfSent {
+    stream: TcpStream,
+    body: Vec<u8>,
+}
+
+/// Sends a registration's head with `Expect: 100-continue` to the server listening at
+/// `address` (`host:port`) and waits for its `100 Continue`, which hyper sends once the
+/// handler starts reading the body: from then on the request is certainly under way (and
+/// its connection busy).
+pub async fn start_registration_at(address: &str, name: &str) -> HalfSent {
+    let body = json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}})
+        .to_string()
+        .into_bytes();
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let head = format!(
+        "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut interim = Vec::new();
+    let mut buffer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !String::from_utf8_lossy(&interim).contains("\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => interim.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    let interim = String::from_utf8_lossy(&interim).into_owned();
+    assert!(
+        read.is_ok() && interim.starts_with("HTTP/1.1 100"),
+        "no 100 Continue: {interim:?}"
+    );
+    HalfSent { stream, body }
+}
+
+impl HalfSent {
+    /// Sends the body and returns the response's status code.
+    pub async fn finish(mut self) -> u16 {
+        self.stream.write_all(&self.body).await.expect("body");
+        let mut response = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
+                match self.stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => response.extend_from_slice(&buffer[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "no answer to the request in flight");
+        String::from_utf8_lossy(&response)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0)
+    }
+}
