@@ -1,8 +1,9 @@
 //! A request in flight, held open by the test: a registration whose head the server has
 //! answered with `100 Continue` and whose body is not sent yet. For what happens to
-//! requests under way (shutdown, readiness, connection slots).
+//! requests under way (shutdown, readiness, connection slots); and the moment a stopping
+//! server's listener closes, which those tests wait for.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,5 +72,18 @@ impl HalfSent {
             .nth(1)
             .and_then(|code| code.parse().ok())
             .unwrap_or(0)
+    }
+}
+
+/// Waits until connecting to `address` is refused: the listener has closed. Fails the test
+/// if it is still open after `within`.
+pub async fn until_the_listener_closes(address: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(address).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener at {address} never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -25,7 +25,7 @@ pub use deployment::{Caller, Deployment, delete_redis_keys, test_redis, two_inst
 pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };
-pub use half_sent::{HalfSent, start_registration_at};
+pub use half_sent::{HalfSent, start_registration_at, until_the_listener_closes};
 pub use pebble::{PebblePorts, pebble_installed};
 pub use process::{ServerProcess, refused_to_start, run_to_exit, start_server};
 pub use relay::Relay;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     Caller, Deployment, Engine, Reply, engine_tests, start_registration_at, token_of,
+    until_the_listener_closes,
 };
 
 /// What a request of the load met. `refused_before_not_ready` marks a connection refused
@@ -125,11 +126,7 @@ async fn sigterm_under_load_fails_readiness_first_and_cuts_no_request(engine: En
     assert_eq!(draining.body["status"], "shutting_down");
 
     // The listener closes after the delay.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while tokio::net::TcpStream::connect(&address).await.is_ok() {
-        assert!(Instant::now() < deadline, "the listener never closed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_the_listener_closes(&address, Duration::from_secs(15)).await;
     assert_eq!(
         in_flight.finish().await,
         201,
@@ -368,11 +365,7 @@ async fn a_rolling_restart_behind_a_retrying_client_loses_nothing() {
     let old = a.listening.clone();
     let in_flight = start_registration_at(&old, "inflight").await;
     a.terminate();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while tokio::net::TcpStream::connect(&old).await.is_ok() {
-        assert!(Instant::now() < deadline, "A never stopped listening");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_the_listener_closes(&old, Duration::from_secs(15)).await;
     assert_eq!(
         in_flight.finish().await,
         201,
@@ -464,11 +457,7 @@ async fn clients_waiting_in_the_backlog_at_the_stop_are_answered_not_reset() {
         waiting.push(stream);
     }
     server.terminate();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while tokio::net::TcpStream::connect(&address).await.is_ok() {
-        assert!(Instant::now() < deadline, "the listener never closed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_the_listener_closes(&address, Duration::from_secs(15)).await;
     assert_eq!(
         holder.finish().await,
         201,

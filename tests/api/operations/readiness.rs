@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::net::TcpStream;
 
-use crate::common::{self, Engine, HalfSent, TestApp, engine_tests, start_registration_at};
+use crate::common::{
+    self, Engine, HalfSent, TestApp, engine_tests, start_registration_at, until_the_listener_closes,
+};
 
 /// [`start_registration_at`] on `app`.
 async fn start_registration(app: &TestApp, name: &str) -> HalfSent {
@@ -69,11 +70,7 @@ async fn after_the_delay_the_listener_closes_but_requests_under_way_complete(eng
     let in_flight = start_registration(&app, "drained").await;
     app.begin_shutdown();
     let address = app.address.trim_start_matches("http://").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&address).await.is_ok() {
-        assert!(Instant::now() < deadline, "the listener never closed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_the_listener_closes(&address, Duration::from_secs(10)).await;
     assert_eq!(in_flight.finish().await, 201, "drained, not cut off");
 }
 

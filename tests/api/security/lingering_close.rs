@@ -6,15 +6,22 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::common::{Engine, TestApp};
 
-/// A request head hyper cannot parse (a space inside a header name), with no size problem:
-/// answered 400 by the HTTP layer itself, before any route.
-fn malformed_head(address: &str) -> String {
-    format!(
-        "POST /api/users HTTP/1.1\r\nHost: {address}\r\nBad Header: x\r\nContent-Length: 1048576\r\n\r\n"
-    )
+/// A server, and a connection to it that has sent a request head hyper cannot parse (a
+/// space inside a header name), with no size problem: answered 400 by the HTTP layer itself,
+/// before any route. The head announces a body, which the tests send (or not) after it.
+async fn a_refused_head_sent() -> (TestApp, TcpStream) {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let mut stream = app.connect_raw().await;
+    let head = format!(
+        "POST /api/users HTTP/1.1\r\nHost: {}\r\nBad Header: x\r\nContent-Length: 1048576\r\n\r\n",
+        app.host_port()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    (app, stream)
 }
 
 /// A client whose head is refused while its body is still on the way (a form post with a
@@ -25,12 +32,7 @@ fn malformed_head(address: &str) -> String {
 async fn a_malformed_head_with_its_body_still_coming_gets_its_400_not_a_reset() {
     const CHUNK: usize = 16 * 1024;
     const CHUNKS: usize = 16; // 256 KiB, a quarter of what the lingering close reads at most
-    let app = TestApp::spawn(Engine::Sqlite).await;
-    let mut stream = app.connect_raw().await;
-    stream
-        .write_all(malformed_head(app.host_port()).as_bytes())
-        .await
-        .expect("head sent");
+    let (_app, mut stream) = a_refused_head_sent().await;
     // Each piece goes out after the server has had time to answer and close.
     for chunk in 0..CHUNKS {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -59,12 +61,7 @@ async fn a_client_sending_on_after_its_answer_is_cut_off_after_the_lingering_bou
     // both sockets' buffers: 3.75 MiB measured), yet little enough for a server reading
     // without the bound to take it all within the lingering time, even on a busy machine.
     const CLIENT_SENDS_AT_MOST: usize = 32 * 1024 * 1024;
-    let app = TestApp::spawn(Engine::Sqlite).await;
-    let mut stream = app.connect_raw().await;
-    stream
-        .write_all(malformed_head(app.host_port()).as_bytes())
-        .await
-        .expect("head sent");
+    let (_app, mut stream) = a_refused_head_sent().await;
     let chunk = vec![b' '; CHUNK];
     let mut sent = 0;
     let outcome = tokio::time::timeout(Duration::from_secs(30), async {
