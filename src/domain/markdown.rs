@@ -289,6 +289,70 @@ mod tests {
     }
 
     #[test]
+    fn html_exactly_at_the_cap_is_kept_and_one_byte_more_is_refused() {
+        // Both the render buffer and the sanitized result are held to the budget, inclusive.
+        let source = "A paragraph, [a link](https://example.com) and *emphasis*.";
+        let exact = render(source).len();
+        let at_cap = MarkdownLimits {
+            max_html_bytes: exact,
+            ..MarkdownLimits::default()
+        };
+        assert_eq!(
+            render_markdown(source, &at_cap).map(|html| html.len()),
+            Ok(exact)
+        );
+        let under = MarkdownLimits {
+            max_html_bytes: exact - 1,
+            ..MarkdownLimits::default()
+        };
+        assert_eq!(
+            render_markdown(source, &under),
+            Err(MarkdownRefusal::TooLarge(exact - 1))
+        );
+        // Sanitizing adds `rel` to every link: the raw render fits, the clean one does not.
+        let links = "[](https://example.com)".repeat(4);
+        let raw_bytes = 4 * "<a href=\"https://example.com\"></a>".len() + "<p></p>\n".len();
+        let raw_fits = MarkdownLimits {
+            max_html_bytes: raw_bytes,
+            ..MarkdownLimits::default()
+        };
+        assert_eq!(
+            render_markdown(&links, &raw_fits),
+            Err(MarkdownRefusal::TooLarge(raw_bytes))
+        );
+    }
+
+    #[test]
+    fn a_short_body_may_expand_up_to_the_floor() {
+        // 1,000 bytes of empty list items render to about 5 KB: past twice their size, but
+        // under the 16 KiB floor below which the ratio is not applied.
+        let strict_ratio = MarkdownLimits {
+            max_expansion: 2,
+            ..MarkdownLimits::default()
+        };
+        let items = "-\n".repeat(500);
+        let html = render_markdown(&items, &strict_ratio).expect("under the floor");
+        assert!(html.len() > 2 * items.len() && html.len() < EXPANSION_FLOOR_BYTES);
+    }
+
+    #[test]
+    fn the_refusal_names_the_cap_when_ratio_and_cap_agree() {
+        let limits = MarkdownLimits {
+            max_expansion: 16,
+            max_html_bytes: 32 * 1024,
+            ..MarkdownLimits::default()
+        };
+        assert_eq!(
+            limits.html_budget(2 * 1024),
+            (32 * 1024, MarkdownRefusal::TooLarge(32 * 1024))
+        );
+        assert_eq!(
+            limits.html_budget(2 * 1024 - 1),
+            (32 * 1024 - 16, MarkdownRefusal::Expands(16))
+        );
+    }
+
+    #[test]
     fn deep_raw_html_stays_within_the_cap() {
         // Raw HTML is not Markdown structure: the sanitizer's parser takes the nesting, and
         // the output is still capped.

@@ -92,7 +92,8 @@ pub fn first_script_capable(html: &str) -> Option<String> {
         let tag = tag.to_ascii_lowercase();
         let (name, attributes) = split_tag(&tag);
         let name = name.trim_start_matches('/');
-        if name.starts_with("!--") || name.starts_with('!') || name.starts_with('?') {
+        // Comments, doctypes, CDATA and processing instructions: none belongs in an article.
+        if name.starts_with(['!', '?']) {
             return Some(format!("markup declaration <{name}>"));
         }
         if FORBIDDEN_ELEMENTS.contains(&name) {
@@ -272,10 +273,55 @@ mod tests {
             ("<a href='data:text/html,x'>", "data: URL"),
             ("<div style=\"color:red\">", "attribute style"),
             ("<!-- x -->", "markup declaration"),
+            ("<!doctype html>", "markup declaration"),
+            ("<![CDATA[x]]>", "markup declaration"),
+            ("<?xml-stylesheet href=\"x.xsl\"?>", "markup declaration"),
             ("<svg", "element <svg>"),
+            ("</script>", "element <script>"),
         ] {
             let found = first_script_capable(html).unwrap_or_default();
             assert!(found.starts_with(what), "{html}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn a_slash_or_a_bare_attribute_does_not_hide_a_handler() {
+        for html in [
+            "<svg/onload=alert(1)>",
+            "<img/onerror=alert(1)>",
+            "<img src x onerror=alert(1)>",
+            "<img =x onerror=alert(1)>",
+        ] {
+            let found = first_script_capable(html).unwrap_or_default();
+            assert!(
+                found.starts_with("element <svg>") || found == "attribute onerror on <img>",
+                "{html}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn named_references_do_not_hide_a_scheme() {
+        for html in [
+            "<a href=\"javascript&colon;alert(1)\">x</a>",
+            "<a href=\"java&Tab;script:alert(1)\">x</a>",
+            "<a href=\"java&NewLine;script:alert(1)\">x</a>",
+        ] {
+            let found = first_script_capable(html).unwrap_or_default();
+            assert!(found.starts_with("javascript: URL"), "{html}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn references_decode_once_as_a_browser_decodes_them() {
+        for (value, decoded) in [
+            ("a&amp;b", "a&b"),
+            ("&amp;colon;", "&colon;"),
+            ("&#106;&#x61;&#X76;&colon;&tab;&newline;", "jav:\t\n"),
+            ("&unknown;&#xZZ;&", "&unknown;&#xZZ;&"),
+            ("&averylongname;", "&averylongname;"),
+        ] {
+            assert_eq!(decode_entities(value), decoded, "{value}");
         }
     }
 

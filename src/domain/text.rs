@@ -62,19 +62,12 @@ fn forbidden(c: char, lines: Lines) -> bool {
 /// The refused characters as inclusive ranges, for documents that restate the rule (the
 /// OpenAPI document's patterns).
 pub fn refused_ranges(lines: Lines) -> Vec<(char, char)> {
-    let mut ranges = Vec::new();
-    for (low, high) in REFUSED {
-        let mut start = low;
-        for c in low..=high {
-            if !forbidden(c, lines) {
-                if start < c {
-                    ranges.push((start, char::from_u32(c as u32 - 1).unwrap_or(start)));
-                }
-                start = char::from_u32(c as u32 + 1).unwrap_or(high);
-            }
-        }
-        if start <= high && forbidden(start, lines) {
-            ranges.push((start, high));
+    let mut ranges: Vec<(char, char)> = Vec::new();
+    let refused = REFUSED.iter().flat_map(|&(low, high)| low..=high);
+    for c in refused.filter(|&c| forbidden(c, lines)) {
+        match ranges.last_mut() {
+            Some((_, high)) if u32::from(*high) + 1 == u32::from(c) => *high = c,
+            _ => ranges.push((c, c)),
         }
     }
     ranges
@@ -106,6 +99,28 @@ mod tests {
         }
         assert!(check("line\nline\tx", 1, 50, Lines::Multi, "s", "l").is_ok());
         assert!(check("a\u{1b}b", 1, 50, Lines::Multi, "s", "l").is_err());
+    }
+
+    #[test]
+    fn refused_ranges_are_as_few_as_the_kept_controls_allow() {
+        // Line and paragraph separators run on into the bidi overrides: one range.
+        let beyond_c0 = [
+            ('\u{7F}', '\u{9F}'),
+            ('\u{200B}', '\u{200F}'),
+            ('\u{2028}', '\u{202E}'),
+            ('\u{2066}', '\u{2069}'),
+            ('\u{FEFF}', '\u{FEFF}'),
+        ];
+        let single_c0 = [('\0', '\u{1F}')];
+        let multi_c0 = [('\0', '\u{8}'), ('\u{B}', '\u{C}'), ('\u{E}', '\u{1F}')];
+        assert_eq!(
+            refused_ranges(Lines::Single),
+            [&single_c0[..], &beyond_c0].concat()
+        );
+        assert_eq!(
+            refused_ranges(Lines::Multi),
+            [&multi_c0[..], &beyond_c0].concat()
+        );
     }
 
     #[test]

@@ -49,10 +49,6 @@ impl Renderer {
         }
     }
 
-    pub fn limits(&self) -> &MarkdownLimits {
-        &self.limits
-    }
-
     /// Renders a new body, or refuses it with the limit it passes.
     pub async fn render(&self, source: &str) -> Result<String, RenderError> {
         let limits = self.limits;

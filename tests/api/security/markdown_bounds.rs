@@ -16,6 +16,11 @@ async fn with_metrics(engine: Engine) -> TestApp {
 
 /// How many bodies this server has rendered, from its own metrics.
 async fn renders(app: &TestApp) -> u64 {
+    counter(app, "aerie_markdown_renders_total").await
+}
+
+/// A counter from this server's own metrics, by its name and labels as exposed; 0 if absent.
+async fn counter(app: &TestApp, series: &str) -> u64 {
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -27,7 +32,7 @@ async fn renders(app: &TestApp) -> u64 {
         .await
         .expect("body");
     text.lines()
-        .find_map(|line| line.strip_prefix("aerie_markdown_renders_total "))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0, |value| value.trim().parse().expect("a count"))
 }
 
@@ -98,6 +103,15 @@ async fn sixty_thousand_quote_markers_are_refused_naming_the_depth(engine: Engin
     assert_refused(&reply, "is nested more than 32 levels deep");
     // Nothing refused was rendered or stored: the one article rendered is the accepted one.
     assert_eq!(renders(&app).await, 1);
+    // Operators see which limit refused them, by name.
+    assert_eq!(
+        counter(
+            &app,
+            "aerie_markdown_refused_total{limit=\"nesting_depth\"}"
+        )
+        .await,
+        3
+    );
     assert_eq!(app.article(&slug, None).await["body"], "# Body\n\ntext");
 }
 
@@ -105,6 +119,26 @@ async fn a_table_of_362_columns_is_refused(app: TestApp) {
     let alice = app.register("alice").await;
     let reply = post_article(&app, &alice, &wide_tables()).await;
     assert_refused(&reply, "has a table wider than 64 columns");
+}
+
+async fn a_table_of_exactly_ten_thousand_cells_is_kept_and_one_row_more_is_refused(app: TestApp) {
+    let alice = app.register("alice").await;
+    // 50 columns by 200 rows, the header included: the cell limit exactly. Rows are full,
+    // so the HTML stays about five times the source, within the ratio.
+    let table = |rows: usize| {
+        let row = format!("{}|\n", "|x".repeat(50));
+        format!(
+            "{}|\n{}|\n{}",
+            "|a".repeat(50),
+            "|-".repeat(50),
+            row.repeat(rows)
+        )
+    };
+    post_article(&app, &alice, &table(199))
+        .await
+        .assert_status(StatusCode::CREATED);
+    let reply = post_article(&app, &alice, &table(200)).await;
+    assert_refused(&reply, "has tables of more than 10000 cells");
 }
 
 async fn a_body_that_expands_past_the_ratio_is_refused(app: TestApp) {
@@ -248,6 +282,7 @@ async fn a_long_thread_is_served_a_bounded_page_at_a_time_with_the_total(engine:
 engine_tests!(
     sixty_thousand_quote_markers_are_refused_naming_the_depth,
     a_table_of_362_columns_is_refused,
+    a_table_of_exactly_ten_thousand_cells_is_kept_and_one_row_more_is_refused,
     a_body_that_expands_past_the_ratio_is_refused,
     a_heavy_body_within_limits_is_rendered_once_and_served_as_stored,
     rows_stored_without_html_are_rendered_once_on_first_read,
