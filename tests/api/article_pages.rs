@@ -178,25 +178,9 @@ async fn a_statement_past_its_budget_is_a_503(engine: Engine) {
     app.get("/api/articles", None)
         .await
         .assert_status(StatusCode::OK);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(token)
-        .send()
+    app.metrics(token)
         .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("aerie_db_budget_exceeded_total 1"),
-        "counted: {}",
-        metrics
-            .lines()
-            .filter(|l| l.contains("budget"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+        .assert_value("aerie_db_budget_exceeded_total", &[], 1.0);
 }
 
 /// A transaction on the test's own connection holding the lock a request will wait for.

@@ -9,6 +9,7 @@ mod cli;
 mod deployment;
 mod fixtures;
 mod half_sent;
+mod metrics;
 mod pebble;
 mod process;
 mod raw;
@@ -26,6 +27,7 @@ pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };
 pub use half_sent::{HalfSent, start_registration_at, until_the_listener_closes};
+pub use metrics::{Sample, fresh_metrics_token};
 pub use pebble::{PebblePorts, pebble_installed};
 pub use process::{ServerProcess, refused_to_start, run_to_exit, start_server};
 pub use relay::Relay;

@@ -101,21 +101,10 @@ async fn wait_for_rows(
     }
 }
 
-async fn metric(app: &TestApp, name: &str) -> Option<f64> {
-    let internal = app.metrics_address.clone().expect("metrics listener");
-    let text = app
-        .client
-        .get(format!("{internal}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find(|line| line.starts_with(name))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
+/// The certificate's expiry, as the metrics listener reports it.
+async fn certificate_expiry(app: &TestApp) -> Option<f64> {
+    let metrics = app.internal_metrics().await;
+    metrics.get("aerie_tls_certificate_expiry_timestamp_seconds", &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,9 +171,7 @@ async fn acme_issues_a_certificate_that_verifies_against_the_ca_root() {
         issued[0].detail
     );
     assert!(!issued[0].detail.contains("PRIVATE KEY"));
-    let expiry = metric(&app, "aerie_tls_certificate_expiry_timestamp_seconds")
-        .await
-        .expect("expiry metric");
+    let expiry = certificate_expiry(&app).await.expect("expiry metric");
     let now = chrono::Utc::now().timestamp() as f64;
     assert!(expiry > now + 300.0 * 86_400.0, "expiry {expiry}");
 
@@ -253,9 +240,7 @@ async fn a_renewal_is_served_without_a_restart_while_a_connection_stays_open() {
     .await;
     let root = pebble.issuing_root().await;
     let first = wait_until_served(&app, &root, Duration::from_secs(60)).await;
-    let first_expiry = metric(&app, "aerie_tls_certificate_expiry_timestamp_seconds")
-        .await
-        .expect("expiry");
+    let first_expiry = certificate_expiry(&app).await.expect("expiry");
 
     // One client keeps one connection busy throughout.
     let keeper = client_trusting(&root);
@@ -294,9 +279,7 @@ async fn a_renewal_is_served_without_a_restart_while_a_connection_stays_open() {
         "{}",
         issued[1].detail
     );
-    let second_expiry = metric(&app, "aerie_tls_certificate_expiry_timestamp_seconds")
-        .await
-        .expect("expiry");
+    let second_expiry = certificate_expiry(&app).await.expect("expiry");
     assert!(
         second_expiry >= first_expiry,
         "{second_expiry} < {first_expiry}"

@@ -8,13 +8,7 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{Engine, PASSWORD, TestApp, engine_tests};
-
-/// A token of the accepted shape, different in every test.
-fn fresh_token() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
+use crate::common::{Engine, PASSWORD, Sample, TestApp, engine_tests, fresh_metrics_token};
 
 async fn with_token(engine: Engine, token: &str) -> TestApp {
     TestApp::spawn_with(engine, &[("AERIE_METRICS_TOKEN", token)]).await
@@ -29,70 +23,6 @@ async fn get_text(app: &TestApp, url: &str, authorization: Option<&str>) -> (Sta
     let response = request.send().await.expect("sent");
     let status = response.status();
     (status, response.text().await.expect("body"))
-}
-
-async fn scrape(app: &TestApp, token: &str) -> String {
-    let (status, text) =
-        get_text(app, &app.url("/metrics"), Some(&format!("Bearer {token}"))).await;
-    assert_eq!(status, StatusCode::OK, "{text}");
-    text
-}
-
-/// One sample line, parsed: name, labels, value.
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-fn samples(text: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("`series value`");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split("\",")
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (key, value) = pair.split_once("=\"").expect("label=\"value\"");
-                    (key.to_owned(), value.trim_end_matches('"').to_owned())
-                })
-                .collect();
-            Sample {
-                name: name.to_owned(),
-                labels,
-                value: value.parse().expect("numeric value"),
-            }
-        })
-        .collect()
-}
-
-impl Sample {
-    fn label(&self, key: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// The value of the series `name` whose labels include `labels`; 0 when absent.
-#[track_caller]
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let matching: Vec<f64> = samples(text)
-        .into_iter()
-        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
-        .map(|s| s.value)
-        .collect();
-    assert!(
-        matching.len() <= 1,
-        "{name} {labels:?} is ambiguous:\n{text}"
-    );
-    matching.first().copied().unwrap_or(0.0)
 }
 
 async fn without_a_token_the_metrics_route_does_not_exist(app: TestApp) {
@@ -118,13 +48,13 @@ async fn without_a_token_the_metrics_route_does_not_exist(app: TestApp) {
 }
 
 async fn only_the_exact_bearer_token_reads_the_metrics(engine: Engine) {
-    let token = fresh_token();
+    let token = fresh_metrics_token();
     let app = with_token(engine, &token).await;
     let (_, not_found) = get_text(&app, &app.url("/no-such-route"), None).await;
     let user = app.register("mona").await;
     let wrong = [
         None,
-        Some(format!("Bearer {}", fresh_token())),
+        Some(format!("Bearer {}", fresh_metrics_token())),
         Some(format!("Bearer {}", &token[..token.len() - 1])),
         Some(format!("Bearer {token}x")),
         Some(format!("bearer {token}")),
@@ -157,7 +87,7 @@ async fn only_the_exact_bearer_token_reads_the_metrics(engine: Engine) {
 }
 
 async fn requests_logins_and_revocations_are_counted_by_route_template(engine: Engine) {
-    let token = fresh_token();
+    let token = fresh_metrics_token();
     let app = with_token(engine, &token).await;
     let alice = app.register_user("alice").await;
     let access = alice["token"].as_str().expect("token");
@@ -182,29 +112,20 @@ async fn requests_logins_and_revocations_are_counted_by_route_template(engine: E
         .await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
 
-    let text = scrape(&app, &token).await;
+    let metrics = app.metrics(&token).await;
     let requests = "aerie_http_requests_total";
     let article = [("route", "/api/articles/{slug}"), ("method", "GET")];
     assert_eq!(
-        value(
-            &text,
-            requests,
-            &[article[0], article[1], ("status", "200")]
-        ),
+        metrics.value(requests, &[article[0], article[1], ("status", "200")]),
         2.0,
-        "{text}"
+        "{metrics}"
     );
     assert_eq!(
-        value(
-            &text,
-            requests,
-            &[article[0], article[1], ("status", "404")]
-        ),
+        metrics.value(requests, &[article[0], article[1], ("status", "404")]),
         1.0
     );
     assert_eq!(
-        value(
-            &text,
+        metrics.value(
             requests,
             &[
                 ("route", "/api/users/login"),
@@ -214,74 +135,77 @@ async fn requests_logins_and_revocations_are_counted_by_route_template(engine: E
         ),
         2.0
     );
-    assert!(!text.contains(&slug), "a concrete slug became a label");
-    assert!(!text.contains("no-such-article"));
+    assert!(
+        !metrics.text().contains(&slug),
+        "a concrete slug became a label"
+    );
+    assert!(!metrics.text().contains("no-such-article"));
     let buckets = "aerie_http_request_duration_seconds_bucket";
     assert_eq!(
-        value(&text, buckets, &[article[0], article[1], ("le", "+Inf")]),
+        metrics.value(buckets, &[article[0], article[1], ("le", "+Inf")]),
         3.0
     );
     assert_eq!(
-        value(&text, "aerie_http_request_duration_seconds_count", &article),
+        metrics.value("aerie_http_request_duration_seconds_count", &article),
         3.0
     );
-    assert!(text.contains("# TYPE aerie_http_request_duration_seconds histogram"));
     assert!(
-        samples(&text)
+        metrics
+            .text()
+            .contains("# TYPE aerie_http_request_duration_seconds histogram")
+    );
+    assert!(
+        metrics
+            .samples()
             .iter()
             .any(|s| s.label("le") == Some("0.005")),
         "API-sized buckets"
     );
     assert_eq!(
-        value(&text, "aerie_logins_total", &[("result", "failure")]),
+        metrics.value("aerie_logins_total", &[("result", "failure")]),
         2.0
     );
     assert_eq!(
-        value(&text, "aerie_logins_total", &[("result", "success")]),
+        metrics.value("aerie_logins_total", &[("result", "success")]),
         1.0
     );
     assert_eq!(
-        value(
-            &text,
-            "aerie_audit_events_total",
-            &[("type", "user_registered")]
-        ),
+        metrics.value("aerie_audit_events_total", &[("type", "user_registered")]),
         1.0
     );
     assert_eq!(
-        value(
-            &text,
-            "aerie_audit_events_total",
-            &[("type", "login_failed")]
-        ),
+        metrics.value("aerie_audit_events_total", &[("type", "login_failed")]),
         2.0
     );
-    assert_eq!(value(&text, "aerie_sessions_revoked_total", &[]), 1.0);
-    assert_eq!(value(&text, "aerie_password_hash_queue_depth", &[]), 0.0);
-    assert!(text.contains("aerie_password_hash_in_progress "), "{text}");
+    assert_eq!(metrics.value("aerie_sessions_revoked_total", &[]), 1.0);
+    assert_eq!(metrics.value("aerie_password_hash_queue_depth", &[]), 0.0);
+    assert!(
+        metrics.text().contains("aerie_password_hash_in_progress "),
+        "{metrics}"
+    );
     // One argon2 block (19 MiB) for each hashing thread that has hashed (one thread per
     // core by default): passwords were hashed above, so at least one, never more than that.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let block = 19.0 * 1024.0 * 1024.0;
-    let blocks = value(&text, "aerie_password_hash_memory_bytes", &[]) / block;
+    let blocks = metrics.value("aerie_password_hash_memory_bytes", &[]) / block;
     assert!(
         blocks.fract() == 0.0 && (1.0..=cores as f64).contains(&blocks),
         "{blocks} blocks"
     );
     assert_eq!(
-        value(&text, "aerie_db_pool_max_connections", &[]),
+        metrics.value("aerie_db_pool_max_connections", &[]),
         5.0,
         "the harness's pool size"
     );
     // Connections go back to the pool asynchronously: how many are idle at the moment of
     // the scrape varies, but the pool has opened some.
-    let open = value(&text, "aerie_db_pool_connections", &[("state", "idle")])
-        + value(&text, "aerie_db_pool_connections", &[("state", "in_use")]);
-    assert!((1.0..=5.0).contains(&open), "{text}");
+    let open = metrics.value("aerie_db_pool_connections", &[("state", "idle")])
+        + metrics.value("aerie_db_pool_connections", &[("state", "in_use")]);
+    assert!((1.0..=5.0).contains(&open), "{metrics}");
 }
 
 async fn random_paths_and_methods_cannot_grow_the_label_set(engine: Engine) {
-    let token = fresh_token();
+    let token = fresh_metrics_token();
     let app = with_token(engine, &token).await;
     let mut paths = Vec::new();
     for i in 0..1000 {
@@ -301,18 +225,22 @@ async fn random_paths_and_methods_cannot_grow_the_label_set(engine: Engine) {
         let method = Method::from_bytes(invented.as_bytes()).expect("method");
         app.request(method, "/api/tags", None, None).await;
     }
-    let text = scrape(&app, &token).await;
-    let series: Vec<Sample> = samples(&text)
+    let metrics = app.metrics(&token).await;
+    let series: Vec<Sample> = metrics
+        .samples()
         .into_iter()
         .filter(|s| s.name == "aerie_http_requests_total")
         .collect();
     let routes: BTreeSet<&str> = series.iter().filter_map(|s| s.label("route")).collect();
     let methods: BTreeSet<&str> = series.iter().filter_map(|s| s.label("method")).collect();
-    assert_eq!(routes, BTreeSet::from(["/api/tags", "unmatched"]), "{text}");
-    assert_eq!(methods, BTreeSet::from(["GET", "other"]), "{text}");
     assert_eq!(
-        value(
-            &text,
+        routes,
+        BTreeSet::from(["/api/tags", "unmatched"]),
+        "{metrics}"
+    );
+    assert_eq!(methods, BTreeSet::from(["GET", "other"]), "{metrics}");
+    assert_eq!(
+        metrics.value(
             "aerie_http_requests_total",
             &[("route", "unmatched"), ("status", "404")]
         ),
@@ -325,15 +253,15 @@ async fn random_paths_and_methods_cannot_grow_the_label_set(engine: Engine) {
     );
     for path in &paths[..20] {
         assert!(
-            !text.contains(path.trim_start_matches('/')),
+            !metrics.text().contains(path.trim_start_matches('/')),
             "{path} reached the metrics"
         );
     }
-    assert!(!text.contains("FROB") && !text.contains("QWERTY1"));
+    assert!(!metrics.text().contains("FROB") && !metrics.text().contains("QWERTY1"));
 }
 
 async fn the_metrics_never_carry_secrets_or_user_data(engine: Engine) {
-    let token = fresh_token();
+    let token = fresh_metrics_token();
     let app = with_token(engine, &token).await;
     let user = app.register_user("quinn.private").await;
     let access = user["token"].as_str().expect("token").to_owned();
@@ -358,10 +286,10 @@ async fn the_metrics_never_carry_secrets_or_user_data(engine: Engine) {
         .await;
     let wrong = app.login(new_email, "wrong but long password").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let text = scrape(&app, &token).await;
+    let metrics = app.metrics(&token).await;
     assert!(
-        text.contains("aerie_logins_total"),
-        "the flow was counted: {text}"
+        metrics.text().contains("aerie_logins_total"),
+        "the flow was counted: {metrics}"
     );
     for secret in [
         token.as_str(),
@@ -376,7 +304,10 @@ async fn the_metrics_never_carry_secrets_or_user_data(engine: Engine) {
         new_email,
         "quinn",
     ] {
-        assert!(!text.contains(secret), "metrics contain {secret:?}");
+        assert!(
+            !metrics.text().contains(secret),
+            "metrics contain {secret:?}"
+        );
     }
 }
 
@@ -384,16 +315,14 @@ async fn the_metrics_listener_serves_only_metrics_without_a_token(engine: Engine
     let app = TestApp::spawn_with(engine, &[("AERIE_METRICS_LISTEN", "127.0.0.1:0")]).await;
     let internal = app.metrics_address.clone().expect("metrics listener");
     assert_eq!(app.get("/api/tags", None).await.status, StatusCode::OK);
-    let (status, text) = get_text(&app, &format!("{internal}/metrics"), None).await;
-    assert_eq!(status, StatusCode::OK);
+    let metrics = app.internal_metrics().await;
     assert_eq!(
-        value(
-            &text,
+        metrics.value(
             "aerie_http_requests_total",
             &[("route", "/api/tags"), ("status", "200")]
         ),
         1.0,
-        "{text}"
+        "{metrics}"
     );
     for path in ["/api/tags", "/healthz", "/metrics/x"] {
         let (status, _) = get_text(&app, &format!("{internal}{path}"), None).await;

@@ -7,14 +7,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{Engine, Reply, TestApp, read};
+use crate::common::{Engine, Reply, TestApp, fresh_metrics_token, read};
 
 const LOGIN: &str = "/api/users/login";
-
-fn metrics_token() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
 
 async fn login(app: &TestApp, email: &str, forwarded_for: &str) -> Reply {
     let request = app
@@ -27,29 +22,16 @@ async fn login(app: &TestApp, email: &str, forwarded_for: &str) -> Reply {
 
 /// The login-account policy's bucket count, as the metrics endpoint reports it.
 async fn tracked_account_buckets(app: &TestApp, token: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
-    text.lines()
-        .find(|line| {
-            line.starts_with("aerie_rate_limit_tracked_keys{")
-                && line.contains("policy=\"login-account\"")
-        })
-        .and_then(|line| line.rsplit_once(' '))
-        .and_then(|(_, value)| value.parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
+    let metrics = app.metrics(token).await;
+    metrics.value(
+        "aerie_rate_limit_tracked_keys",
+        &[("policy", "login-account")],
+    ) as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_login_emails_are_refused_before_any_bucket_is_made() {
-    let token = metrics_token();
+    let token = fresh_metrics_token();
     let app = TestApp::spawn_with(
         Engine::Sqlite,
         &[
@@ -86,7 +68,7 @@ async fn huge_login_emails_are_refused_before_any_bucket_is_made() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spray_of_login_targets_is_bounded_and_keeps_the_victims_bucket() {
-    let token = metrics_token();
+    let token = fresh_metrics_token();
     let app = TestApp::spawn_with(
         Engine::Sqlite,
         &[

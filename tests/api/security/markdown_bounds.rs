@@ -16,24 +16,8 @@ async fn with_metrics(engine: Engine) -> TestApp {
 
 /// How many bodies this server has rendered, from its own metrics.
 async fn renders(app: &TestApp) -> u64 {
-    counter(app, "aerie_markdown_renders_total").await
-}
-
-/// A counter from this server's own metrics, by its name and labels as exposed; 0 if absent.
-async fn counter(app: &TestApp, series: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .header("Authorization", format!("Bearer {METRICS_TOKEN}"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0, |value| value.trim().parse().expect("a count"))
+    let metrics = app.metrics(METRICS_TOKEN).await;
+    metrics.value("aerie_markdown_renders_total", &[]) as u64
 }
 
 async fn post_article(app: &TestApp, token: &str, body: &str) -> Reply {
@@ -104,13 +88,10 @@ async fn sixty_thousand_quote_markers_are_refused_naming_the_depth(engine: Engin
     // Nothing refused was rendered or stored: the one article rendered is the accepted one.
     assert_eq!(renders(&app).await, 1);
     // Operators see which limit refused them, by name.
-    assert_eq!(
-        counter(
-            &app,
-            "aerie_markdown_refused_total{limit=\"nesting_depth\"}"
-        )
-        .await,
-        3
+    app.metrics(METRICS_TOKEN).await.assert_value(
+        "aerie_markdown_refused_total",
+        &[("limit", "nesting_depth")],
+        3.0,
     );
     assert_eq!(app.article(&slug, None).await["body"], "# Body\n\ntext");
 }

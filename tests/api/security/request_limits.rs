@@ -199,16 +199,10 @@ async fn a_full_server_closes_its_oldest_idle_connection_for_a_new_client() {
             "connection {i}: {answer:.80}"
         );
     }
-    let metrics = app.metrics_address.clone().expect("metrics listener");
-    let rendered = reqwest::get(format!("{metrics}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        rendered.contains(r#"aerie_connections_evicted_total{reason="oldest_idle"} 1"#),
-        "{rendered}"
+    app.internal_metrics().await.assert_value(
+        "aerie_connections_evicted_total",
+        &[("reason", "oldest_idle")],
+        1.0,
     );
 }
 
@@ -297,15 +291,9 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections() {
         served_again,
         "the closed connection's slot was never given back"
     );
-    let metrics = app.metrics_address.clone().expect("metrics listener");
-    let rendered = reqwest::get(format!("{metrics}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        rendered.contains(r#"aerie_connections_refused_total{reason="per_address_limit"} 1"#),
-        "{rendered}"
+    app.internal_metrics().await.assert_value(
+        "aerie_connections_refused_total",
+        &[("reason", "per_address_limit")],
+        1.0,
     );
 }

@@ -336,16 +336,10 @@ async fn production_behind_a_tls_proxy_refuses_plain_http_from_anyone_else() {
         "served plain HTTP to a peer outside the proxy's network: {:?}",
         registered.map(|r| r.status())
     );
-    let metrics = app.metrics_address.clone().expect("metrics listener");
-    let rendered = reqwest::get(format!("{metrics}/metrics"))
-        .await
-        .expect("metrics listener answers")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        rendered.contains(r#"aerie_connections_refused_total{reason="plain_http_peer"} 1"#),
-        "{rendered}"
+    app.internal_metrics().await.assert_value(
+        "aerie_connections_refused_total",
+        &[("reason", "plain_http_peer")],
+        1.0,
     );
 }
 
