@@ -570,11 +570,14 @@ async fn main() -> anyhow::Result<()> {
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     validation.set_issuer(&[&issuer]);
     validation.set_audience(&[&audience]);
-    let keys = FieldKeys::load(&FieldKeySettings {
-        file: data_keys,
-        generate: false,
-        legacy_mfa_key: None,
-    })?;
+    let keys = FieldKeys::load(
+        &FieldKeySettings {
+            file: data_keys,
+            generate: false,
+            legacy_mfa_key: None,
+        },
+        std::sync::Arc::new(aerie::clock::SystemClock),
+    )?;
 
     let db = connect(&url, max).await?;
     let postgres = matches!(db, Db::Postgres(_));

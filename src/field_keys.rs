@@ -24,7 +24,7 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -33,6 +33,7 @@ use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::clock::{Clock, UnixMillis};
 use crate::keyfile;
 
 const KEY_BYTES: usize = 32;
@@ -48,8 +49,9 @@ const CODE_DIGEST_PREFIX: &str = "h1.";
 const LEGACY_PREFIX: &str = "v1.";
 /// The key id the legacy MFA key is counted under in rotation reports.
 pub const LEGACY_KEY_ID: u32 = 0;
-/// How often a sealing server looks for a newer active key in the file.
-const RECHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often (milliseconds, by the server's clock) a sealing server looks for a newer active
+/// key in the file.
+const RECHECK_EVERY_MS: UnixMillis = 5_000;
 const FILE_HEADER: &str = "# Aerie field-encryption keys (AERIE_DATA_KEYS_FILE): one `index` key for blind indexes,\n\
 # then `key <id> <base64>` lines; the highest id seals, every listed id opens.\n\
 # Managed by `aerie keys rotate-data`; keep a copy with the database backups' keys.\n";
@@ -154,7 +156,9 @@ struct FileStamp {
 pub struct FieldKeys {
     file: Arc<PathBuf>,
     current: Arc<RwLock<Arc<KeySet>>>,
-    checked: Arc<Mutex<Instant>>,
+    /// When the file was last checked for a newer active key.
+    checked: Arc<Mutex<UnixMillis>>,
+    clock: Arc<dyn Clock>,
     legacy: Option<Arc<XChaCha20Poly1305>>,
 }
 
@@ -334,8 +338,9 @@ fn associated_data(field: Field, row: i64, kid: u32) -> String {
 
 impl FieldKeys {
     /// Reads the key file; in development a missing one is created (mode 0600). With the
-    /// retired MFA key set, values sealed under it still open.
-    pub fn load(settings: &FieldKeySettings) -> Result<Self, KeyFileError> {
+    /// retired MFA key set, values sealed under it still open. `clock` times the rechecks
+    /// for a newer active key.
+    pub fn load(settings: &FieldKeySettings, clock: Arc<dyn Clock>) -> Result<Self, KeyFileError> {
         let error = |setting: &'static str, path: &Path, problem: String| KeyFileError {
             setting,
             path: path.display().to_string(),
@@ -366,7 +371,8 @@ impl FieldKeys {
         Ok(Self {
             file: Arc::new(file.clone()),
             current: Arc::new(RwLock::new(Arc::new(set))),
-            checked: Arc::new(Mutex::new(Instant::now())),
+            checked: Arc::new(Mutex::new(clock.now())),
+            clock,
             legacy,
         })
     }
@@ -411,10 +417,13 @@ impl FieldKeys {
     }
 
     /// The keys to seal with: every few seconds, the file is checked for a newer active key.
+    /// A clock set back counts its distance too, so a wall clock stepped backwards delays
+    /// the next check by at most the interval.
     fn sealing_keys(&self) -> Arc<KeySet> {
+        let now = self.clock.now();
         let due = match self.checked.lock() {
-            Ok(mut checked) if checked.elapsed() >= RECHECK_EVERY => {
-                *checked = Instant::now();
+            Ok(mut checked) if now.abs_diff(*checked) >= RECHECK_EVERY_MS.unsigned_abs() => {
+                *checked = now;
                 true
             }
             _ => false,
@@ -557,10 +566,12 @@ impl FieldKeys {
             index: [seed; KEY_BYTES],
             keys: BTreeMap::from([(1, [seed.wrapping_add(1); KEY_BYTES])]),
         };
+        let clock = Arc::new(crate::clock::SystemClock);
         Self {
             file: Arc::new(PathBuf::from("/nonexistent/aerie-test-data-keys")),
             current: Arc::new(RwLock::new(Arc::new(file.into_set(None)))),
-            checked: Arc::new(Mutex::new(Instant::now())),
+            checked: Arc::new(Mutex::new(clock.now())),
+            clock,
             legacy: None,
         }
     }
@@ -588,6 +599,10 @@ fn decrypt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load(settings: &FieldKeySettings) -> Result<FieldKeys, KeyFileError> {
+        FieldKeys::load(settings, Arc::new(crate::clock::SystemClock))
+    }
 
     fn settings(dir: &Path) -> FieldKeySettings {
         FieldKeySettings {
@@ -665,13 +680,13 @@ mod tests {
     fn rotation_keeps_old_values_open_and_seals_under_the_new_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let settings = settings(dir.path());
-        let keys = FieldKeys::load(&settings).expect("generated");
+        let keys = load(&settings).expect("generated");
         let old = keys.seal(Field::UserEmail, 1, b"a@b.c").expect("seals");
         let index = keys.email_index("a@b.c");
         let mut file = KeyFile::read(&settings.file).expect("reads");
         assert_eq!(file.add_key(), 2);
         file.replace(&settings.file).expect("replaced");
-        let restarted = FieldKeys::load(&settings).expect("loads");
+        let restarted = load(&settings).expect("loads");
         assert_eq!(restarted.active_key_id(), 2);
         assert_eq!(
             restarted.open(Field::UserEmail, 1, &old).expect("opens"),
@@ -695,7 +710,7 @@ mod tests {
         let mut file = KeyFile::read(&settings.file).expect("reads");
         assert_eq!(file.retire_old_keys(), vec![1]);
         file.replace(&settings.file).expect("replaced");
-        let retired = FieldKeys::load(&settings).expect("loads");
+        let retired = load(&settings).expect("loads");
         assert!(matches!(
             retired.open(Field::UserEmail, 1, &old),
             Err(FieldKeyError::UnknownKey { kid: 1, .. })
@@ -707,12 +722,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut settings = settings(dir.path());
         settings.generate = false;
-        assert!(FieldKeys::load(&settings).is_err(), "missing in production");
+        assert!(load(&settings).is_err(), "missing in production");
         for bad in ["", "index AAAA\n", "key 1 AAAA\n", "index x y z\n"] {
             assert!(KeyFile::parse(bad).is_err(), "{bad:?}");
         }
+        // Key id 0 is the retired MFA key's in rotation reports: a data key may not take it.
+        let key = STANDARD_NO_PAD.encode([7u8; KEY_BYTES]);
+        assert!(KeyFile::parse(&format!("index {key}\nkey 1 {key}\n")).is_ok());
+        assert!(KeyFile::parse(&format!("index {key}\nkey 0 {key}\n")).is_err());
         keyfile::create(&settings.file, b"garbage").expect("written");
-        let error = FieldKeys::load(&settings).expect_err("refused").to_string();
+        let error = load(&settings).expect_err("refused").to_string();
         assert!(error.contains("AERIE_DATA_KEYS_FILE"), "{error}");
         #[cfg(unix)]
         {
@@ -721,10 +740,7 @@ mod tests {
             KeyFile::fresh().create(&exposed).expect("written");
             fs::set_permissions(&exposed, fs::Permissions::from_mode(0o644)).expect("chmod");
             settings.file = exposed;
-            assert!(
-                FieldKeys::load(&settings).is_err(),
-                "group-readable refused"
-            );
+            assert!(load(&settings).is_err(), "group-readable refused");
         }
     }
 }

@@ -93,7 +93,7 @@ impl Server {
     /// Hands each subsystem its own settings section, builds the application state and the
     /// layer stack once, and binds every listener.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database).await?;
+        let store = Store::connect_with_clock(&config.database, clock.clone()).await?;
         if config.database.auto_migrate {
             store.migrate().await?;
         } else {

@@ -23,6 +23,7 @@ mod snapshot;
 mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -31,6 +32,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::clock::{Clock, SystemClock};
 use crate::field_keys::{FieldKeySettings, FieldKeys, KeyFileError};
 use crate::keyfile;
 
@@ -134,7 +136,16 @@ impl Store {
     /// timeout; both engines get bounded pools with acquire timeouts, so an exhausted pool
     /// answers 503 instead of hanging a request.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, ConnectError> {
-        let keys = FieldKeys::load(&settings.field_keys)?;
+        Self::connect_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Self::connect`], with `clock` timing the field keyring's rechecks of its file: the
+    /// server's own clock, so tests move it instead of sleeping.
+    pub async fn connect_with_clock(
+        settings: &DatabaseSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConnectError> {
+        let keys = FieldKeys::load(&settings.field_keys, clock)?;
         let url = settings.url.expose_secret();
         let pool = if settings.uses_postgres() {
             let options = PgConnectOptions::from_str(url)

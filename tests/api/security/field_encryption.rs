@@ -4,6 +4,10 @@
 //! or relabelled with another key id does not open (a 500 naming only the request id, never
 //! a wrong account's data); rows left in clear by an older build are sealed at start; and the
 //! data key rotates while the server serves, old keys retiring only once nothing uses them.
+//! The keys are the file's: a copy of the database served with any other key file finds no
+//! account.
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -21,6 +25,8 @@ engine_tests!(
     rows_an_older_build_left_in_clear_are_sealed_at_start,
     totp_secrets_of_the_retired_mfa_key_are_resealed_at_start,
     the_data_key_rotates_while_the_server_serves,
+    a_running_server_seals_under_a_rotated_key_from_its_next_recheck,
+    a_stolen_database_served_with_another_key_file_reveals_no_account,
     old_keys_are_not_retired_while_a_value_uses_them,
 );
 
@@ -331,7 +337,8 @@ async fn the_data_key_rotates_while_the_server_serves(app: TestApp) {
     let rotated = rows_of(&app, "key_rotated").await;
     assert_eq!(rotated.len(), 1);
     assert!(
-        rotated[0].detail.contains(r#""key":"data""#),
+        rotated[0].detail.contains(r#""key":"data""#)
+            && rotated[0].detail.contains(r#""keys":[1,2]"#),
         "{}",
         rotated[0].detail
     );
@@ -372,4 +379,53 @@ async fn old_keys_are_not_retired_while_a_value_uses_them(app: TestApp) {
     aerie(&app, "", &["keys", "rotate-data", "--retire"], "").await;
     app.login_user("alice").await;
     assert!(rows_of(&app, "key_rotated").await.is_empty());
+}
+
+/// The email a user's row is sealed under, as stored.
+async fn sealed_email_of(app: &TestApp, username: &str) -> String {
+    let sql = format!("SELECT email_sealed FROM users WHERE username_key = '{username}'");
+    let mut rows = app.query_text(&sql).await;
+    assert_eq!(rows.len(), 1, "{username}");
+    rows.remove(0)
+}
+
+/// A key added to the file by hand (or by `rotate-data` on another host) reaches a server
+/// that never meets a value sealed under it: the server checks the file every 5 s of its
+/// clock before sealing, so the rows it writes after that are under the new key, and a
+/// retired (perhaps leaked) key does not go on sealing new data until a restart.
+async fn a_running_server_seals_under_a_rotated_key_from_its_next_recheck(app: TestApp) {
+    app.register("alice").await;
+    let path = app.data_dir.path().join("data-keys");
+    let mut file = aerie::field_keys::KeyFile::read(&path).expect("keys");
+    assert_eq!(file.add_key(), 2);
+    file.replace(&path).expect("written");
+    // Until the check is due the keys in memory seal: no file read for every sealed value.
+    app.register("bob").await;
+    assert!(sealed_email_of(&app, "bob").await.starts_with("f1.1."));
+    // Exactly the interval.
+    app.clock.advance(Duration::from_secs(5));
+    app.register("carol").await;
+    let carol = sealed_email_of(&app, "carol").await;
+    assert!(carol.starts_with("f1.2."), "{carol}");
+    for name in ["alice", "bob", "carol"] {
+        app.login_user(name).await;
+    }
+}
+
+/// Someone with a copy of the database (a dump, a backup, a replica) and a server of their
+/// own, but not the key file: their server, started with a key file of its own, finds no
+/// account by its email, so neither logins nor lookups by address work for them.
+async fn a_stolen_database_served_with_another_key_file_reveals_no_account(app: TestApp) {
+    app.register("alice").await;
+    app.login_user("alice").await;
+    let other = app.data_dir.path().join("their-data-keys");
+    aerie::field_keys::KeyFile::fresh()
+        .create(&other)
+        .expect("written");
+    let other = other.display().to_string();
+    let theirs = app
+        .spawn_sibling_with(&[("AERIE_DATA_KEYS_FILE", other.as_str())])
+        .await;
+    let login = theirs.login("alice@example.com", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.body);
 }
