@@ -70,16 +70,21 @@ impl TestApp {
         database_url: String,
         settings: &[(&str, &str)],
     ) -> Self {
-        let path = |file: &str| self.data_dir.path().join(file).display().to_string();
-        let (signing_key, audit_key) = (path("signing-key.pem"), path("audit-key"));
-        let data_keys = path("data-keys");
-        let mut shared = vec![
-            ("AERIE_SIGNING_KEY_FILE", signing_key.as_str()),
-            ("AERIE_AUDIT_KEY_FILE", audit_key.as_str()),
-            ("AERIE_DATA_KEYS_FILE", data_keys.as_str()),
-        ];
-        shared.extend_from_slice(settings);
+        let shared = self.sibling_settings(settings);
         Self::spawn_on(engine, Some(database_url), &shared).await
+    }
+
+    /// This deployment's key files (signing, audit, data), then `settings`: what another
+    /// instance of it starts with.
+    fn sibling_settings(&self, settings: &[(&str, &str)]) -> Vec<(String, String)> {
+        let path = |file: &str| self.data_dir.path().join(file).display().to_string();
+        let mut shared = vec![
+            ("AERIE_SIGNING_KEY_FILE".to_owned(), path("signing-key.pem")),
+            ("AERIE_AUDIT_KEY_FILE".to_owned(), path("audit-key")),
+            ("AERIE_DATA_KEYS_FILE".to_owned(), path("data-keys")),
+        ];
+        shared.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        shared
     }
 
     /// A server on an existing database (a role's URL, say), with extra settings.
@@ -90,7 +95,7 @@ impl TestApp {
     async fn spawn_on(
         engine: Engine,
         database_url: Option<String>,
-        settings: &[(&str, &str)],
+        settings: &[(impl AsRef<str>, impl AsRef<str>)],
     ) -> Self {
         Self::spawn_on_then(engine, database_url, settings, |_, _| async {})
             .await
@@ -114,15 +119,7 @@ impl TestApp {
         settings: &[(&str, &str)],
         before_run: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>) -> Fut,
     ) -> (Self, T) {
-        let path = |file: &str| self.data_dir.path().join(file).display().to_string();
-        let (signing_key, audit_key) = (path("signing-key.pem"), path("audit-key"));
-        let data_keys = path("data-keys");
-        let mut shared = vec![
-            ("AERIE_SIGNING_KEY_FILE", signing_key.as_str()),
-            ("AERIE_AUDIT_KEY_FILE", audit_key.as_str()),
-            ("AERIE_DATA_KEYS_FILE", data_keys.as_str()),
-        ];
-        shared.extend_from_slice(settings);
+        let shared = self.sibling_settings(settings);
         Self::spawn_on_then(
             self.engine,
             Some(self.database_url.clone()),
@@ -135,7 +132,7 @@ impl TestApp {
     async fn spawn_on_then<T, Fut: Future<Output = T>>(
         engine: Engine,
         database_url: Option<String>,
-        settings: &[(&str, &str)],
+        settings: &[(impl AsRef<str>, impl AsRef<str>)],
         before_run: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>) -> Fut,
     ) -> (Self, T) {
         let data_dir = tempfile::tempdir().expect("temporary folder");
@@ -161,7 +158,11 @@ impl TestApp {
         for policy in aerie::defense::rate_limit::RateLimits::all_policies() {
             vars.push((policy.setting().into(), "100000/60".into()));
         }
-        vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        vars.extend(
+            settings
+                .iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned())),
+        );
         let config = Config::from_vars(vars).expect("test configuration is valid");
         let clock = Arc::new(ManualClock::starting_now());
         let server = Server::build(config, clock.clone())
