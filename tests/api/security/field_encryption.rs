@@ -22,6 +22,7 @@ engine_tests!(
     nothing_personal_or_secret_is_stored_in_clear,
     a_sealed_email_moved_to_another_row_does_not_open,
     altered_or_relabelled_values_do_not_open,
+    an_email_planted_as_the_totp_secret_does_not_open,
     rows_an_older_build_left_in_clear_are_sealed_at_start,
     totp_secrets_of_the_retired_mfa_key_are_resealed_at_start,
     the_data_key_rotates_while_the_server_serves,
@@ -201,6 +202,31 @@ async fn altered_or_relabelled_values_do_not_open(app: TestApp) {
         )
         .await;
     assert_internal_without_data(&step_up, &bob.secret);
+}
+
+/// Someone who can write the database but holds no key wants to answer an account's second
+/// factor: they copy a sealed value whose plaintext they know (the account's own email, of
+/// the same row) over its TOTP secret. The seal covers the column, so the planted value does
+/// not open, and no code derived from the address passes.
+async fn an_email_planted_as_the_totp_secret_does_not_open(app: TestApp) {
+    // An address of 16 bytes or more, so that it would be a usable TOTP secret.
+    let email = "robert.builder@example.com";
+    let bob = enrolled(&app, "robert.builder").await;
+    app.execute_sql(
+        "UPDATE mfa_totp SET secret_sealed =
+         (SELECT email_sealed FROM users WHERE users.id = mfa_totp.user_id)",
+    )
+    .await;
+    let known = totp_rs::Secret::from(email.as_bytes().to_vec()).to_base32();
+    app.clock.advance(STEP);
+    let step_up = app
+        .post(
+            "/api/auth/step-up",
+            Some(&bob.token),
+            json!({"code": code_at(&app, &known)}),
+        )
+        .await;
+    assert_internal_without_data(&step_up, email);
 }
 
 /// A 500 whose body is the generic error with a request id: nothing of the row.
