@@ -54,12 +54,10 @@ pub fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     fs::rename(&temporary, path)
 }
 
-/// Creates an empty private file unless one already exists (a file another process created
-/// meanwhile counts as existing). The caller creates the folder.
+/// Creates an empty private file unless one already exists (the create-new open says so,
+/// which also covers a file another process created a moment ago). The caller creates the
+/// folder.
 pub fn create_empty(path: &Path) -> std::io::Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
     match new_private().open(path) {
         Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
         _ => Ok(()),
@@ -166,5 +164,24 @@ mod tests {
             check_private(&dir.path().join("absent")),
             Err(PrivateFileError::Io(_))
         ));
+    }
+
+    /// A key file cut short or padded (a bad copy, a wrong file) is refused rather than read
+    /// as fewer or other keys.
+    #[test]
+    fn a_key_file_that_is_not_whole_keys_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, length) in [("empty", 0), ("one byte over", 33), ("one short", 31)] {
+            let path = dir.path().join(name);
+            create(&path, &vec![7; length]).expect("created");
+            assert!(
+                load_or_generate_random_keys::<32>(&path, false).is_err(),
+                "{name}"
+            );
+        }
+        let path = dir.path().join("two keys");
+        create(&path, &[7; 64]).expect("created");
+        let keys = load_or_generate_random_keys::<32>(&path, false).expect("two whole keys");
+        assert_eq!(keys, vec![[7; 32], [7; 32]]);
     }
 }
