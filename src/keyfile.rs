@@ -166,6 +166,32 @@ mod tests {
         ));
     }
 
+    /// A passphrase or password file gives its first line; one that is empty (or starts
+    /// with an empty line) or holds a NUL byte is refused rather than read as an empty or
+    /// cut-short secret.
+    #[test]
+    fn a_secret_file_gives_its_first_line_and_an_empty_one_is_refused() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("passphrase");
+        create(&path, b"correct horse\nsecond line\n").expect("created");
+        let secret = read_secret_line(&path).expect("read");
+        assert_eq!(secret.expose_secret(), "correct horse");
+        for (name, contents) in [
+            ("empty", &b""[..]),
+            ("blank first line", b"\nafter"),
+            ("nul", b"correct\0horse"),
+        ] {
+            let path = dir.path().join(name);
+            create(&path, contents).expect("created");
+            let error = read_secret_line(&path).expect_err(name);
+            assert!(
+                error.contains("empty, or holds a NUL byte"),
+                "{name}: {error}"
+            );
+        }
+    }
+
     /// A key file cut short or padded (a bad copy, a wrong file) is refused rather than read
     /// as fewer or other keys.
     #[test]

@@ -73,25 +73,27 @@ pub async fn rotate_data(config: &Config, new_key: bool, batch: i64) -> anyhow::
     let detail =
         json!({ "key": "data", "active": active, "left": left, "fields": uses_detail(&uses) });
     record(config, EventType::DataResealed, detail).await?;
+    println!("{}", pass_report(active, left, &file.key_ids()));
+    Ok(())
+}
+
+/// What a finished pass tells the operator: how many values are left under older keys
+/// (written by a server that had not yet seen the new key: a race the pass cannot close),
+/// or else which of the file's keys (`held`) nothing uses any more.
+fn pass_report(active: u32, left: i64, held: &[u32]) -> String {
     if left > 0 {
-        println!(
+        return format!(
             "{left} value(s) still sealed under older keys (written by a server that had not yet seen key {active}): run `aerie keys rotate-data --resume`"
         );
-    } else {
-        let old: Vec<u32> = file
-            .key_ids()
-            .into_iter()
-            .filter(|kid| *kid != active)
-            .collect();
-        if old.is_empty() {
-            println!("every value is sealed under key {active}");
-        } else {
-            println!(
-                "every value is sealed under key {active}; no value uses key(s) {old:?}: `aerie keys rotate-data --retire` drops them"
-            );
-        }
     }
-    Ok(())
+    let old: Vec<u32> = held.iter().copied().filter(|kid| *kid != active).collect();
+    if old.is_empty() {
+        format!("every value is sealed under key {active}")
+    } else {
+        format!(
+            "every value is sealed under key {active}; no value uses key(s) {old:?}: `aerie keys rotate-data --retire` drops them"
+        )
+    }
 }
 
 /// Re-seals every field, then counts what each key seals.
@@ -274,5 +276,28 @@ impl Progress {
             eprintln!();
         }
         println!("{}", self.line());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that had not yet seen the new key may seal a value during the pass; the
+    /// report must say so rather than claim every value moved (retiring then would lose it).
+    #[test]
+    fn the_report_names_values_left_under_older_keys_before_retirable_ones() {
+        let left = pass_report(2, 3, &[1, 2]);
+        assert!(
+            left.starts_with("3 value(s) still sealed under older keys")
+                && left.contains("--resume"),
+            "{left}"
+        );
+        let retirable = pass_report(2, 0, &[1, 2]);
+        assert!(
+            retirable.starts_with("every value is sealed under key 2; no value uses key(s) [1]"),
+            "{retirable}"
+        );
+        assert_eq!(pass_report(2, 0, &[2]), "every value is sealed under key 2");
     }
 }

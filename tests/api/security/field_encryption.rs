@@ -322,9 +322,20 @@ async fn totp_secrets_of_the_retired_mfa_key_are_resealed_at_start(app: TestApp)
 async fn the_data_key_rotates_while_the_server_serves(app: TestApp) {
     app.register("alice").await;
     let bob = enrolled(&app, "bob").await;
+    // A row an upgrade left in clear (as the migration to field encryption leaves them) is
+    // sealed by the rotation too.
+    app.execute_sql(
+        "UPDATE users SET email_sealed = 'alice@example.com', email_index = 'alice@example.com'
+         WHERE username_key = 'alice'",
+    )
+    .await;
     let output = aerie(&app, "", &["keys", "rotate-data", "--batch", "1"], "").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("data key 2 added"), "{stdout}");
+    assert!(
+        stdout.contains("sealed 1 row(s) an upgrade had left in clear"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("every value is sealed under key 2; no value uses key(s) [1]"),
         "{stdout}"
@@ -389,7 +400,9 @@ async fn old_keys_are_not_retired_while_a_value_uses_them(app: TestApp) {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        stderr.contains("not sealed under the active key 2") && stderr.contains("key 1: 1"),
+        stderr.contains("not sealed under the active key 2")
+            && stderr.contains("key 1: 1")
+            && !stderr.contains("unknown key or not sealed"),
         "{stderr}"
     );
     let keys = std::fs::read_to_string(&path).expect("keys");
@@ -400,7 +413,8 @@ async fn old_keys_are_not_retired_while_a_value_uses_them(app: TestApp) {
     let stdout = String::from_utf8_lossy(&resumed.stdout);
     assert!(
         stdout.contains("every value is sealed under key 2")
-            && stdout.contains("users.email_sealed: 1/1 rows read, 1 re-sealed"),
+            && stdout.contains("users.email_sealed: 1/1 rows read, 1 re-sealed")
+            && !stdout.contains("left in clear"),
         "{stdout}"
     );
     // A resume re-seals only what is not under the active key yet: one interrupted over
@@ -414,6 +428,17 @@ async fn old_keys_are_not_retired_while_a_value_uses_them(app: TestApp) {
     aerie(&app, "", &["keys", "rotate-data", "--retire"], "").await;
     app.login_user("alice").await;
     assert!(rows_of(&app, "key_rotated").await.is_empty());
+    // A value under a key the file does not hold (a row from another deployment's backup,
+    // say) also stops a retirement, and is named as such.
+    app.execute_sql("UPDATE users SET email_sealed = REPLACE(email_sealed, 'f1.2.', 'f1.7.')")
+        .await;
+    let refused = run_aerie(&app, "", &["keys", "rotate-data", "--retire"], "").await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("users.email_sealed: key 2: 0, unknown key or not sealed: 1"),
+        "{stderr}"
+    );
 }
 
 /// The email a user's row is sealed under, as stored.
@@ -463,4 +488,29 @@ async fn a_stolen_database_served_with_another_key_file_reveals_no_account(app: 
         .await;
     let login = theirs.login("alice@example.com", PASSWORD).await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.body);
+}
+
+/// `aerie keys generate-data` writes a key file only its owner can read, which a server
+/// starts with, and never writes over one that exists: overwriting keys that seal data
+/// would make that data unreadable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_data_writes_a_private_key_file_and_never_overwrites_one() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let path = app.data_dir.path().join("new-data-keys");
+    let out = path.display().to_string();
+    let written = aerie(&app, "", &["keys", "generate-data", "--out", &out], "").await;
+    let stdout = String::from_utf8_lossy(&written.stdout);
+    assert!(stdout.contains("wrote field-encryption keys"), "{stdout}");
+    let file = aerie::field_keys::KeyFile::read(&path).expect("a private, well-formed key file");
+    assert_eq!(file.key_ids(), vec![1]);
+    let keys = std::fs::read(&path).expect("keys");
+    let refused = run_aerie(&app, "", &["keys", "generate-data", "--out", &out], "").await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(std::fs::read(&path).expect("keys"), keys, "left as it was");
+    let started = app
+        .spawn_sibling_with(&[("AERIE_DATA_KEYS_FILE", out.as_str())])
+        .await;
+    started.register("alice").await;
 }
