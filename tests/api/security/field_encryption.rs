@@ -379,7 +379,19 @@ async fn the_data_key_rotates_while_the_server_serves(app: TestApp) {
         "{}",
         rotated[0].detail
     );
-    assert_eq!(rows_of(&app, "data_resealed").await.len(), 1);
+    // The trail says what each key sealed when the pass ended, field by field.
+    let resealed = rows_of(&app, "data_resealed").await;
+    assert_eq!(resealed.len(), 1);
+    assert!(
+        resealed[0]
+            .detail
+            .contains(r#""users.email_sealed":{"byKey":{"1":0,"2":2},"other":0}"#)
+            && resealed[0]
+                .detail
+                .contains(r#""mfa_totp.secret_sealed":{"byKey":{"0":0,"1":0,"2":1},"other":0}"#),
+        "{}",
+        resealed[0].detail
+    );
     let retired = rows_of(&app, "key_retired").await;
     assert_eq!(retired.len(), 1);
     assert!(
