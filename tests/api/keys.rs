@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::common::{self, TestApp, engine_tests, token_of};
+use crate::common::{self, Engine, TestApp, aerie, engine_tests, run_aerie, token_of};
 
 async fn jwks_publishes_only_the_public_verifying_keys(app: TestApp) {
     let token = app.register("bob").await;
@@ -56,3 +56,47 @@ engine_tests!(
     jwks_publishes_only_the_public_verifying_keys,
     key_rotation_logs_nobody_out,
 );
+
+/// `aerie keys generate` (the signing key) and `aerie keys generate-data` (the field keys)
+/// write a file only its owner can read, which a server starts with, and never write over
+/// one that exists: overwriting a key that signs sessions or seals data would log everyone
+/// out or make the data unreadable.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_generation_writes_private_files_a_server_starts_with_and_never_overwrites_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    for (command, setting, said, user) in [
+        (
+            "generate",
+            "AERIE_SIGNING_KEY_FILE",
+            "wrote signing key",
+            "signer",
+        ),
+        (
+            "generate-data",
+            "AERIE_DATA_KEYS_FILE",
+            "wrote field-encryption keys",
+            "sealer",
+        ),
+    ] {
+        let path = app.data_dir.path().join(format!("{command}-output"));
+        let out = path.display().to_string();
+        let written = aerie(&app, "", &["keys", command, "--out", &out], "").await;
+        let stdout = String::from_utf8_lossy(&written.stdout);
+        assert!(stdout.contains(said), "{command}: {stdout}");
+        let mode = std::fs::metadata(&path)
+            .expect("written")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{command}: mode {mode:o}");
+        let key = std::fs::read(&path).expect("key");
+        let refused = run_aerie(&app, "", &["keys", command, "--out", &out], "").await;
+        assert!(!refused.status.success(), "{command} overwrote its key");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("already exists"), "{command}: {stderr}");
+        assert_eq!(std::fs::read(&path).expect("key"), key, "{command}");
+        let started = app.spawn_sibling_with(&[(setting, out.as_str())]).await;
+        started.register(user).await;
+    }
+}

@@ -501,28 +501,3 @@ async fn a_stolen_database_served_with_another_key_file_reveals_no_account(app: 
     let login = theirs.login("alice@example.com", PASSWORD).await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.body);
 }
-
-/// `aerie keys generate-data` writes a key file only its owner can read, which a server
-/// starts with, and never writes over one that exists: overwriting keys that seal data
-/// would make that data unreadable.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn generate_data_writes_a_private_key_file_and_never_overwrites_one() {
-    let app = TestApp::spawn(Engine::Sqlite).await;
-    let path = app.data_dir.path().join("new-data-keys");
-    let out = path.display().to_string();
-    let written = aerie(&app, "", &["keys", "generate-data", "--out", &out], "").await;
-    let stdout = String::from_utf8_lossy(&written.stdout);
-    assert!(stdout.contains("wrote field-encryption keys"), "{stdout}");
-    let file = aerie::field_keys::KeyFile::read(&path).expect("a private, well-formed key file");
-    assert_eq!(file.key_ids(), vec![1]);
-    let keys = std::fs::read(&path).expect("keys");
-    let refused = run_aerie(&app, "", &["keys", "generate-data", "--out", &out], "").await;
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("already exists"), "{stderr}");
-    assert_eq!(std::fs::read(&path).expect("keys"), keys, "left as it was");
-    let started = app
-        .spawn_sibling_with(&[("AERIE_DATA_KEYS_FILE", out.as_str())])
-        .await;
-    started.register("alice").await;
-}
