@@ -404,13 +404,20 @@ async fn the_data_key_rotates_while_the_server_serves(app: TestApp) {
     );
 }
 
-async fn old_keys_are_not_retired_while_a_value_uses_them(app: TestApp) {
-    app.register("alice").await;
-    // A new key the values have not moved to yet (as after an interrupted rotation).
+/// Adds data key 2 to the deployment's key file without `aerie keys rotate-data`: no value
+/// is moved to it. Answers the file's path.
+fn add_data_key_2_by_hand(app: &TestApp) -> std::path::PathBuf {
     let path = app.data_dir.path().join("data-keys");
     let mut file = aerie::field_keys::KeyFile::read(&path).expect("keys");
     assert_eq!(file.add_key(), 2);
     file.replace(&path).expect("written");
+    path
+}
+
+async fn old_keys_are_not_retired_while_a_value_uses_them(app: TestApp) {
+    app.register("alice").await;
+    // A new key the values have not moved to yet (as after an interrupted rotation).
+    let path = add_data_key_2_by_hand(&app);
     let refused = run_aerie(&app, "", &["keys", "rotate-data", "--retire"], "").await;
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -470,10 +477,7 @@ async fn sealed_email_of(app: &TestApp, username: &str) -> String {
 /// retired (perhaps leaked) key does not go on sealing new data until a restart.
 async fn a_running_server_seals_under_a_rotated_key_from_its_next_recheck(app: TestApp) {
     app.register("alice").await;
-    let path = app.data_dir.path().join("data-keys");
-    let mut file = aerie::field_keys::KeyFile::read(&path).expect("keys");
-    assert_eq!(file.add_key(), 2);
-    file.replace(&path).expect("written");
+    add_data_key_2_by_hand(&app);
     // Until the check is due the keys in memory seal: no file read for every sealed value.
     app.register("bob").await;
     assert!(sealed_email_of(&app, "bob").await.starts_with("f1.1."));
