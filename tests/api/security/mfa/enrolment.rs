@@ -41,6 +41,16 @@ async fn a_failed_enrolment_leaves_mfa_off(app: TestApp) {
     confirm(&app, &token, "")
         .await
         .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    // A code is read up to 64 characters (a recovery code with separators is 19): the 64th
+    // is checked, the 65th refused unread.
+    let longest = confirm(&app, &token, &"7".repeat(64)).await;
+    assert_eq!(longest.error_on("code"), Some("is incorrect"));
+    let too_long = confirm(&app, &token, &"7".repeat(65)).await;
+    too_long.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        too_long.error_on("code"),
+        Some("is too long (maximum is 64 characters)")
+    );
     // Still off: the password alone logs in.
     let login = app.login("bob@example.com", PASSWORD).await;
     login.assert_status(StatusCode::OK);

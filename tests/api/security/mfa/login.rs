@@ -3,11 +3,16 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::{STEP, answer, challenge_for, code_at, enrolled, post_as, step_up, token_in};
-use crate::common::{PASSWORD, TestApp, assert_unauthorized, engine_tests, rows_of};
+use crate::common::{
+    Engine, PASSWORD, Reply, TestApp, assert_unauthorized, engine_tests, read, rows_of,
+};
 
 /// Past the step-up window (600 s by default).
 const STALE: Duration = Duration::from_secs(601);
@@ -149,6 +154,78 @@ async fn a_recovery_code_logs_in_once(app: TestApp) {
         .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// Recovery codes issued before the keyring were stored as their plain SHA-256 digest; a
+/// code printed then (and kept in a drawer) must still log in after an upgrade, once, typed
+/// with spaces or dashes, in any case.
+async fn a_recovery_code_printed_before_the_keyring_logs_in_once(app: TestApp) {
+    enrolled(&app, "bob").await;
+    let printed = "abcd efgh ijkl mnop";
+    let legacy_digest = URL_SAFE_NO_PAD.encode(Sha256::digest(b"ABCDEFGHIJKLMNOP"));
+    app.execute_sql(&format!(
+        "UPDATE mfa_recovery_codes SET code_hash = '{legacy_digest}'
+         WHERE code_hash = (SELECT MIN(code_hash) FROM mfa_recovery_codes)"
+    ))
+    .await;
+    let challenge = challenge_for(&app, "bob").await;
+    answer(&app, &challenge, printed)
+        .await
+        .assert_status(StatusCode::OK);
+    let events = app.audit_events("mfa_recovery_code_used").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["left"], 9);
+    let challenge = challenge_for(&app, "bob").await;
+    let again = answer(&app, &challenge, "ABCD-EFGH-IJKL-MNOP").await;
+    again.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(again.error_on("code"), Some("is incorrect"));
+}
+
+/// A step-up with a code from the address `ip`, through the loopback proxy the app trusts.
+async fn step_up_from(app: &TestApp, token: &str, ip: &str, code: &str) -> Reply {
+    let request = app
+        .client
+        .post(app.url("/api/auth/step-up"))
+        .header("Authorization", format!("Token {token}"))
+        .header("X-Forwarded-For", ip)
+        .json(&json!({"code": code}));
+    read(request.send().await.expect("request sent")).await
+}
+
+/// Code guesses spread over many addresses (a botnet with a stolen session) each meet a
+/// fresh address limit, but every one is charged to the account's own MFA budget too, so
+/// the spread gains nothing.
+async fn code_guesses_from_many_addresses_spend_the_account_budget(engine: Engine) {
+    let app = TestApp::spawn_with(
+        engine,
+        &[
+            ("AERIE_TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("AERIE_RATE_LIMIT_MFA", "4/300"),
+        ],
+    )
+    .await;
+    // The enrolment's confirmation spent one of the account's four.
+    let bob = enrolled(&app, "bob").await;
+    let right = code_at(&app, &bob.secret);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for n in 1..=3 {
+        let ip = format!("203.0.113.{n}");
+        step_up_from(&app, &bob.token, &ip, wrong)
+            .await
+            .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let limited = step_up_from(&app, &bob.token, "203.0.113.4", &right).await;
+    limited.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key("retry-after"));
+    assert_eq!(
+        rows_of(&app, "mfa_failed").await.len(),
+        3,
+        "the fourth was never checked"
+    );
+}
+
 /// Issue 14.3: with MFA on, the password is the factor a thief is likeliest to hold, so
 /// step-up needs a code.
 async fn step_up_with_mfa_needs_a_code(app: TestApp) {
@@ -190,5 +267,7 @@ engine_tests!(
     wrong_codes_spend_the_challenge,
     mfa_routes_are_rate_limited,
     a_recovery_code_logs_in_once,
+    a_recovery_code_printed_before_the_keyring_logs_in_once,
+    code_guesses_from_many_addresses_spend_the_account_budget,
     step_up_with_mfa_needs_a_code,
 );
