@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::{STEP, begin, challenge_for, code_at, confirm, enrolled};
-use crate::common::{Engine, PASSWORD, TestApp, engine_tests, rows_of, token_of};
+use crate::common::{
+    Engine, PASSWORD, TestApp, assert_unauthorized, engine_tests, rows_of, token_of,
+};
 
 async fn a_failed_enrolment_leaves_mfa_off(app: TestApp) {
     let token = app.register("bob").await;
@@ -85,6 +87,13 @@ async fn turning_mfa_on_ends_other_sessions_and_is_audited(app: TestApp) {
     // On already: enrolling again is refused, and the secret is not replaced.
     let again = begin(&app, &current).await;
     again.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    let reconfirmed = confirm(&app, &current, &code_at(&app, &secret)).await;
+    reconfirmed.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reconfirmed.error_on("mfa"),
+        Some("is already on; turn it off first to enrol again"),
+        "confirming twice does not mint new recovery codes"
+    );
     app.clock.advance(STEP);
     let challenge = challenge_for(&app, "bob").await;
     super::answer(&app, &challenge, &code_at(&app, &secret))
@@ -133,6 +142,27 @@ async fn turning_mfa_off_needs_the_password_or_a_code(app: TestApp) {
     disable(json!({"password": PASSWORD}))
         .await
         .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// An account disabled while a session of it lives (an operator's edit that reached the
+/// database before any revocation did) can use that session for nothing MFA guards:
+/// stepping up, turning MFA off, enrolling again.
+async fn a_disabled_accounts_session_cannot_step_up_or_change_mfa(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    app.execute_sql("UPDATE users SET disabled_at = 1 WHERE username = 'bob'")
+        .await;
+    let code = code_at(&app, &bob.secret);
+    let replies = [
+        super::step_up(&app, &bob.token, json!({"code": code})).await,
+        begin(&app, &bob.token).await,
+        confirm(&app, &bob.token, &code).await,
+        disable(&app, &bob.token, json!({"password": PASSWORD})).await,
+    ];
+    for reply in &replies {
+        assert_unauthorized(reply, &reply.path);
+    }
+    assert!(rows_of(&app, "mfa_disabled").await.is_empty());
+    assert_eq!(rows_of(&app, "mfa_enrolment_started").await.len(), 1);
 }
 
 /// A database dump alone must not yield the secrets that mint codes.
@@ -232,6 +262,7 @@ engine_tests!(
     a_failed_enrolment_leaves_mfa_off,
     turning_mfa_on_ends_other_sessions_and_is_audited,
     turning_mfa_off_needs_the_password_or_a_code,
+    a_disabled_accounts_session_cannot_step_up_or_change_mfa,
     totp_secrets_are_sealed_at_rest,
     admins_see_who_has_mfa,
     required_roles_get_no_permissions_until_they_enrol,

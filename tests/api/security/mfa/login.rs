@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::{STEP, answer, challenge_for, code_at, enrolled, post_as, step_up, token_in};
 use crate::common::{
-    Engine, PASSWORD, Reply, TestApp, assert_unauthorized, engine_tests, read, rows_of,
+    Engine, PASSWORD, Reply, TestApp, assert_unauthorized, engine_tests, read, rows_of, token_of,
 };
 
 /// Past the step-up window (600 s by default).
@@ -77,6 +77,30 @@ async fn a_challenge_expires_after_five_minutes(app: TestApp) {
     app.clock.advance(Duration::from_secs(2) + STEP);
     let expired = answer(&app, &late, &code_at(&app, &bob.secret)).await;
     assert_unauthorized(&expired, "a challenge 331 s old");
+}
+
+/// An account disabled between the password and the code (an administrator acting on an
+/// alarm) opens no session with the challenge it was already given.
+async fn a_challenge_of_an_account_disabled_since_opens_nothing(app: TestApp) {
+    let bob = enrolled(&app, "bob").await;
+    app.register("admin").await;
+    app.set_role("admin", "admin").await;
+    let admin = token_of(&app.login_user("admin").await);
+    let logins_before = rows_of(&app, "login_succeeded").await.len();
+    let challenge = challenge_for(&app, "bob").await;
+    app.post("/api/admin/users/bob/disable", Some(&admin), json!({}))
+        .await
+        .assert_status(StatusCode::OK);
+    let reply = answer(&app, &challenge, &code_at(&app, &bob.secret)).await;
+    assert_unauthorized(&reply, "a disabled account's challenge");
+    let refusals = app.audit_events("mfa_failed").await;
+    assert!(
+        refusals
+            .iter()
+            .any(|event| event["detail"]["reason"] == "disabled"),
+        "{refusals:?}"
+    );
+    assert_eq!(rows_of(&app, "login_succeeded").await.len(), logins_before);
 }
 
 /// A challenge lifted from the page (a log, an extension, a proxy) is refused from another
@@ -263,6 +287,7 @@ engine_tests!(
     a_code_is_accepted_only_once,
     a_challenge_answers_once,
     a_challenge_expires_after_five_minutes,
+    a_challenge_of_an_account_disabled_since_opens_nothing,
     a_challenge_is_bound_to_its_client,
     wrong_codes_spend_the_challenge,
     mfa_routes_are_rate_limited,
