@@ -170,6 +170,16 @@ mod tests {
         assert!(!is_totp_code(code));
     }
 
+    /// Only six ASCII digits are tried as a TOTP code: six letters, or more or fewer digits,
+    /// are tried as a recovery code instead.
+    #[test]
+    fn only_six_ascii_digits_read_as_a_totp_code() {
+        assert!(is_totp_code("012345"));
+        for other in ["ABCDEF", "01234", "0123456", "01234a", "０１２３４５"] {
+            assert!(!is_totp_code(other), "{other}");
+        }
+    }
+
     #[test]
     fn enrolment_gives_a_base32_secret_and_an_otpauth_uri() {
         let secret = new_secret();
