@@ -420,12 +420,12 @@ impl Mfa {
         match (proof, enabled) {
             (Proof::Password(_), true) => Err(MfaError::CodeRequired),
             (Proof::Password(password), false) => {
-                Ok(self.sessions.step_up(caller, password).await?)
+                Ok(self.sessions.step_up(caller, user, password).await?)
             }
             (Proof::Code(_), false) => Err(MfaError::NotOn),
             (Proof::Code(code), true) => {
                 self.check_code(caller, &user, code, "step_up").await?;
-                Ok(self.sessions.step_up_verified(caller).await?)
+                Ok(self.sessions.step_up_verified(caller, user).await?)
             }
         }
     }

@@ -326,15 +326,14 @@ impl Sessions {
     /// the session records it (so refreshes keep it) and a new access token carries it. A
     /// wrong password is recorded (`step_up_failed`, counted by the failed-login alerts) and
     /// changes nothing; the HTTP layer has already charged it to the account's login budget.
+    /// `user` is the caller's own account, which the caller has read and found active
+    /// ([`crate::services::mfa::Mfa::step_up`] decides between password and code by it).
     pub async fn step_up(
         &self,
         caller: Caller<'_>,
+        user: UserRow,
         password: &SecretString,
     ) -> Result<SteppedUp, SessionError> {
-        let user = match self.store.user_by_id(caller.user_id).await? {
-            Some(user) if user.disabled_at.is_none() => user,
-            _ => return Err(SessionError::Unauthenticated),
-        };
         let matches = password_within_limits(password)
             && self
                 .hasher
@@ -347,19 +346,13 @@ impl Sessions {
             self.recorder.record(event).await?;
             return Err(SessionError::WrongPassword);
         }
-        self.record_step_up(caller, user).await
+        self.step_up_verified(caller, user).await
     }
 
-    /// A step-up whose proof (an MFA code) the caller of this function has already checked.
-    pub async fn step_up_verified(&self, caller: Caller<'_>) -> Result<SteppedUp, SessionError> {
-        match self.store.user_by_id(caller.user_id).await? {
-            Some(user) if user.disabled_at.is_none() => self.record_step_up(caller, user).await,
-            _ => Err(SessionError::Unauthenticated),
-        }
-    }
-
-    /// The session records the fresh authentication and a new access token carries it.
-    async fn record_step_up(
+    /// A step-up whose proof (the password, or an MFA code) has been checked: the session
+    /// records the fresh authentication and a new access token carries it. A session
+    /// revoked meanwhile (the account disabled, a logout elsewhere) records nothing.
+    pub async fn step_up_verified(
         &self,
         caller: Caller<'_>,
         user: UserRow,
