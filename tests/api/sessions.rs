@@ -395,6 +395,11 @@ async fn disabled_users_tokens_stop_working(app: TestApp) {
         &refresh(&app, &refresh_token_of(&bob)).await,
         "refresh token of a disabled user",
     );
+    let login = app.login("bob@example.com", PASSWORD).await;
+    assert_unauthorized(&login, "the right password of a disabled account");
+    let failed = app.audit_events("login_failed").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["detail"]["reason"], "disabled");
 }
 
 /// Two instances on one PostgreSQL database: a logout on A is honoured by B within a second

@@ -154,8 +154,33 @@ async fn a_refresh_from_another_network_is_recorded_and_shown(engine: Engine) {
     assert_eq!(current["lastDevice"], "curl");
 }
 
+/// A session with no address on record (its client's address unknown when it opened and
+/// ever since) has nothing to move from: its first refresh records no move; once an address
+/// is on record, a move away from it is.
+async fn a_session_with_no_address_on_record_records_no_move(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[BEHIND_PROXY]).await;
+    app.register("neo").await;
+    let user = login(&app, "198.51.100.7", FIREFOX).await.body["user"].clone();
+    app.execute_sql("UPDATE sessions SET client_ip = NULL, last_ip = NULL")
+        .await;
+    let mut refresh_token = refresh_token_of(&user);
+    for ip in ["203.0.113.5", "2001:db8:7::1"] {
+        let body = json!({"refreshToken": refresh_token});
+        let reply = send(&app, "/api/auth/refresh", body, ip, FIREFOX).await;
+        reply.assert_status(StatusCode::OK);
+        refresh_token = refresh_token_of(&reply.body["user"]);
+    }
+    let moved = app.audit_events("session_ip_changed").await;
+    let details: Vec<&Value> = moved.iter().map(|e| &e["detail"]).collect();
+    assert_eq!(
+        details,
+        [&json!({"fromNetwork": "203.0.113.0/24", "toNetwork": "2001:db8:7::/48"})]
+    );
+}
+
 engine_tests!(
     a_login_from_a_new_device_and_network_is_recorded_and_alerted,
     a_device_that_logged_in_before_is_known_on_any_network,
     a_refresh_from_another_network_is_recorded_and_shown,
+    a_session_with_no_address_on_record_records_no_move,
 );
