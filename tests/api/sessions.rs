@@ -212,6 +212,37 @@ async fn session_list_shows_only_the_callers_live_sessions(app: TestApp) {
     );
 }
 
+/// The session list shows what can still be used: a session idle past the idle timeout, or
+/// older than the absolute lifetime though in use, is over and not listed (each by its own
+/// rule: the one too old was used recently, the idle one is young).
+async fn sessions_idle_too_long_or_too_old_are_not_listed(engine: common::Engine) {
+    let app = TestApp::spawn_with(
+        engine,
+        &[
+            ("AERIE_SESSION_IDLE_TIMEOUT_SECS", "3600"),
+            ("AERIE_SESSION_MAX_LIFETIME_SECS", "7200"),
+        ],
+    )
+    .await;
+    let too_old = app.register_user("bob").await;
+    app.clock.advance(Duration::from_secs(3000));
+    let too_old = refreshed(&app, &refresh_token_of(&too_old)).await;
+    app.clock.advance(Duration::from_secs(500));
+    app.login_user("bob").await; // opened at 3,500 s, never used again: idle
+    app.clock.advance(Duration::from_secs(2500));
+    refreshed(&app, &refresh_token_of(&too_old)).await; // used at 6,000 s, opened at 0
+    let lister = app.login_user("bob").await;
+    app.clock.advance(Duration::from_secs(1300));
+    let lister = refreshed(&app, &refresh_token_of(&lister)).await;
+    let reply = app
+        .get("/api/auth/sessions", Some(&token_of(&lister)))
+        .await;
+    reply.assert_status(StatusCode::OK);
+    let sessions = reply.body["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 1, "only the lister's own: {}", reply.body);
+    assert_eq!(sessions[0]["current"], true);
+}
+
 async fn revoking_another_users_session_is_not_found(app: TestApp) {
     let bob = app.register_user("bob").await;
     let bob_laptop = app.login_user("bob").await;
@@ -464,6 +495,7 @@ engine_tests!(
     a_logged_out_token_stays_refused_after_other_logouts,
     logout_all_ends_every_session,
     session_list_shows_only_the_callers_live_sessions,
+    sessions_idle_too_long_or_too_old_are_not_listed,
     revoking_another_users_session_is_not_found,
     password_change_revokes_other_sessions,
     password_change_through_user_update_revokes_other_sessions,
