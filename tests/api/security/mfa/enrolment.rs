@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{STEP, begin, challenge_for, code_at, confirm, enrolled};
+use super::{STEP, begin, challenge_for, code_at, confirm, enrolled, wrong_code};
 use crate::common::{
     Engine, PASSWORD, TestApp, assert_unauthorized, engine_tests, rows_of, token_of,
 };
@@ -32,11 +32,7 @@ async fn a_failed_enrolment_leaves_mfa_off(app: TestApp) {
     assert!(uri.starts_with("otpauth://totp/Aerie:bob?"), "{uri}");
     assert!(uri.contains(&format!("secret={secret}")), "{uri}");
     let right = code_at(&app, &secret);
-    let wrong = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = wrong_code(&right);
     let refused = confirm(&app, &token, wrong).await;
     refused.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.error_on("code"), Some("is incorrect"));

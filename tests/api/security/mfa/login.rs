@@ -9,7 +9,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{STEP, answer, challenge_for, code_at, enrolled, post_as, step_up, token_in};
+use super::{
+    STEP, answer, challenge_for, code_at, enrolled, post_as, step_up, token_in, wrong_code,
+};
 use crate::common::{
     Engine, PASSWORD, Reply, TestApp, assert_unauthorized, engine_tests, read, rows_of, token_of,
 };
@@ -131,11 +133,7 @@ async fn wrong_codes_spend_the_challenge(app: TestApp) {
     let bob = enrolled(&app, "bob").await;
     let challenge = challenge_for(&app, "bob").await;
     let right = code_at(&app, &bob.secret);
-    let wrong = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = wrong_code(&right);
     for _ in 0..5 {
         answer(&app, &challenge, wrong)
             .await
@@ -225,11 +223,7 @@ async fn code_guesses_from_many_addresses_spend_the_account_budget(engine: Engin
     // The enrolment's confirmation spent one of the account's four.
     let bob = enrolled(&app, "bob").await;
     let right = code_at(&app, &bob.secret);
-    let wrong = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = wrong_code(&right);
     for n in 1..=3 {
         let ip = format!("203.0.113.{n}");
         step_up_from(&app, &bob.token, &ip, wrong)

@@ -37,6 +37,15 @@ pub(crate) fn code_at(app: &TestApp, secret: &str) -> String {
     totp.generate(seconds).to_string()
 }
 
+/// A well-formed code that is not `right`: a guess certain to be wrong.
+pub(crate) fn wrong_code(right: &str) -> &'static str {
+    if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
 /// Starts enrolment for the session `token` with the account's password.
 async fn begin(app: &TestApp, token: &str) -> Reply {
     app.post(
