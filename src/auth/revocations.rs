@@ -26,7 +26,8 @@ const MAX_SESSION_ID_CHARS: usize = 64;
 /// How often an SQLite server reads the revocation log: revocations by other processes (the
 /// CLI) take effect within this plus one query, inside the 2 s both engines promise.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Log rows applied per poll; a larger backlog is worked off one batch a second.
+/// Log rows read per query; a poll reads batches until the log is worked off, so a burst
+/// of revocations (an admin disabling many accounts) delays none past the next poll.
 const POLL_BATCH: i64 = 1000;
 /// The log is pruned once an hour of polls.
 const PRUNE_EVERY_POLLS: u32 = 3600;
@@ -178,13 +179,8 @@ async fn poll(
             () = tokio::time::sleep(POLL_INTERVAL) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        match store.revocations_after(after, POLL_BATCH).await {
-            Ok(rows) => {
-                for (seq, id, revoked_at) in rows {
-                    revocations.insert([id.as_str()], revoked_at);
-                    after = after.max(seq);
-                }
-            }
+        match read_revocation_log(&store, &revocations, &mut after).await {
+            Ok(()) => {}
             Err(sqlx::Error::PoolClosed) => return,
             Err(error) => tracing::error!(%error, "reading the revocation log failed; retrying"),
         }
@@ -197,6 +193,26 @@ async fn poll(
             if let Err(error) = store.prune_revocation_log(before).await {
                 tracing::warn!(%error, "pruning the revocation log failed");
             }
+        }
+    }
+}
+
+/// Applies every logged revocation after `after`, a batch at a time, and moves `after` past
+/// them.
+async fn read_revocation_log(
+    store: &Store,
+    revocations: &Revocations,
+    after: &mut i64,
+) -> Result<(), sqlx::Error> {
+    loop {
+        let rows = store.revocations_after(*after, POLL_BATCH).await?;
+        // Until a batch comes back empty: one query when nothing changed, as before.
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for (seq, id, revoked_at) in rows {
+            revocations.insert([id.as_str()], revoked_at);
+            *after = (*after).max(seq);
         }
     }
 }
