@@ -29,6 +29,10 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Log rows read per query; a poll reads batches until the log is worked off, so a burst
 /// of revocations (an admin disabling many accounts) delays none past the next poll.
 const POLL_BATCH: i64 = 1000;
+/// At most this many batches a poll (100,000 rows; a larger burst, such as `aerie sessions
+/// revoke --all` on a large install, is worked off over the next polls), so a log that
+/// never seems to end cannot keep a poll from sleeping until the next.
+const POLL_MAX_BATCHES: u32 = 100;
 /// The log is pruned once an hour of polls.
 const PRUNE_EVERY_POLLS: u32 = 3600;
 
@@ -212,7 +216,7 @@ async fn read_revocation_log(
     revocations: &Revocations,
     after: &mut i64,
 ) -> Result<(), sqlx::Error> {
-    loop {
+    for _ in 0..POLL_MAX_BATCHES {
         let rows = store.revocations_after(*after, POLL_BATCH).await?;
         // Until a batch comes back empty: one query when nothing changed, as before.
         if rows.is_empty() {
@@ -223,6 +227,7 @@ async fn read_revocation_log(
             .iter()
             .fold(*after, |after, (seq, _, _)| after.max(*seq));
     }
+    Ok(())
 }
 
 #[cfg(test)]
