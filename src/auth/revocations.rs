@@ -33,8 +33,6 @@ const POLL_BATCH: i64 = 1000;
 /// revoke --all` on a large install, is worked off over the next polls), so a log that
 /// never seems to end cannot keep a poll from sleeping until the next.
 const POLL_MAX_BATCHES: u32 = 100;
-/// The log is pruned once an hour of polls.
-const PRUNE_EVERY_POLLS: u32 = 3600;
 
 /// The set of revoked session ids. Cheap to clone: the set is shared.
 #[derive(Clone)]
@@ -177,15 +175,14 @@ async fn listen(
 }
 
 /// Reads the revocation log every [`POLL_INTERVAL`] from the last `seq` seen, so a
-/// revocation by the CLI reaches this server within about a second; now and then it forgets
-/// rows older than any token they could stop.
+/// revocation by the CLI reaches this server within about a second. Retention
+/// ([`crate::services::retention`]) deletes the rows older than any token they could stop.
 async fn poll(
     mut after: i64,
     revocations: Revocations,
     store: Store,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut polls: u32 = 0;
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL_INTERVAL) => {}
@@ -195,16 +192,6 @@ async fn poll(
             Ok(()) => {}
             Err(sqlx::Error::PoolClosed) => return,
             Err(error) => tracing::error!(%error, "reading the revocation log failed; retrying"),
-        }
-        polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(PRUNE_EVERY_POLLS) {
-            let before = revocations
-                .clock
-                .now()
-                .saturating_sub(revocations.retention_ms);
-            if let Err(error) = store.prune_revocation_log(before).await {
-                tracing::warn!(%error, "pruning the revocation log failed");
-            }
         }
     }
 }

@@ -4,7 +4,9 @@
 //! token row, and nothing removed them. A session is deleted (its refresh tokens with it)
 //! once it is past its idle timeout or absolute lifetime, or revoked for longer than any of
 //! its access tokens can live (the revocation set loads those rows at start), plus a grace
-//! period that keeps recent history for investigations. The server runs [`Retention::run`]
+//! period that keeps recent history for investigations. The SQLite revocation log, which
+//! only carries revocations to running servers, loses its rows once they are older than any
+//! token they could stop, with no grace. The server runs [`Retention::run`]
 //! every `AERIE_RETENTION_INTERVAL_SECS`; `aerie maintenance prune` runs one pass by hand.
 //! Each pass asks the clock for the time, so tests move a manual clock and call
 //! [`Retention::run_once`] instead of waiting.
@@ -76,6 +78,8 @@ impl Retention {
         // Mailed tokens past their 30 minutes, spent or not: only their hashes, but nothing
         // to keep.
         self.store.prune_mail_tokens(self.clock.now()).await?;
+        let stops_no_token = self.clock.now() - millis(self.access_token_ttl + REVOCATION_MARGIN);
+        self.store.prune_revocation_log(stops_no_token).await?;
         tracing::info!(
             sessions = pruned.sessions,
             refresh_tokens = pruned.refresh_tokens,

@@ -11,7 +11,9 @@ use aerie::services::retention::Retention;
 use aerie::store::Pruned;
 use reqwest::StatusCode;
 
-use crate::common::{TestApp, engine_tests, refresh, refresh_token_of, refreshed, token_of};
+use crate::common::{
+    Engine, TestApp, engine_tests, refresh, refresh_token_of, refreshed, token_of,
+};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -25,6 +27,18 @@ async fn retention(app: &TestApp) -> Retention {
         config.sessions,
         config.tokens.access_token_ttl,
     )
+}
+
+/// Checks how many rows SQLite's revocation log holds (PostgreSQL has no log: servers hear
+/// revocations by NOTIFY).
+async fn assert_revocation_log(app: &TestApp, rows: usize, why: &str) {
+    if app.engine != Engine::Sqlite {
+        return;
+    }
+    let count = app
+        .query_text("SELECT CAST(COUNT(*) AS TEXT) FROM session_revocations")
+        .await;
+    assert_eq!(count, [rows.to_string()], "{why}");
 }
 
 async fn expired_sessions_and_tokens_are_pruned_and_live_ones_stay(app: TestApp) {
@@ -57,7 +71,9 @@ async fn expired_sessions_and_tokens_are_pruned_and_live_ones_stay(app: TestApp)
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
 
     let retention = retention(&app).await;
+    assert_revocation_log(&app, 2, "bob's and eve's logouts").await;
     let pruned = retention.run_once().await.expect("a pass");
+    assert_revocation_log(&app, 1, "bob's row went; eve's, just written, stays").await;
     assert_eq!(
         pruned,
         Pruned {
@@ -81,6 +97,7 @@ async fn expired_sessions_and_tokens_are_pruned_and_live_ones_stay(app: TestApp)
     app.clock.advance(DAY + Duration::from_secs(1));
     let pruned = retention.run_once().await.expect("a pass");
     assert_eq!(pruned.sessions, 1);
+    assert_revocation_log(&app, 0, "eve's row went").await;
     refreshed(&app, &refresh_token_of(&next)).await;
 }
 
