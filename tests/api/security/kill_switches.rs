@@ -72,6 +72,28 @@ async fn cli_revocations_reach_a_running_server(app: TestApp) {
     refused_soon(&app, "GET", "/api/articles/feed", &carol).await;
 }
 
+/// The operator's last resort (`aerie sessions revoke --all`, the runbook's answer to a
+/// stolen signing key or a breach) ends every account's sessions on the running server,
+/// and says how many it ended, so the operator knows it reached them.
+async fn revoking_everyone_from_the_cli_ends_every_session(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let bob_elsewhere = token_of(&app.login_user("bob").await);
+    let revoked = aerie(&app, "", &["sessions", "revoke", "--all"], "").await;
+    assert_eq!(
+        String::from_utf8_lossy(&revoked.stdout).trim(),
+        "3 session(s) revoked"
+    );
+    for token in [&alice, &bob, &bob_elsewhere] {
+        refused_soon(&app, "GET", "/api/articles/feed", token).await;
+    }
+    let events = app.audit_events("session_revoked").await;
+    assert!(
+        events.iter().any(|event| event["detail"]["scope"] == "everyone"),
+        "{events:#?}"
+    );
+}
+
 /// A burst of revocations (thousands of sessions ended at once, as when an administrator
 /// disables many accounts) must not queue the next one behind it: an SQLite server reading
 /// the revocation log one batch a second, or sweeping its whole set once a row, would let a
@@ -188,6 +210,7 @@ async fn a_demotion_kills_the_tokens_carrying_the_old_role(app: TestApp) {
 
 engine_tests!(
     cli_revocations_reach_a_running_server,
+    revoking_everyone_from_the_cli_ends_every_session,
     disabling_an_account_kills_its_tokens_everywhere,
     an_admins_session_revocation_kills_the_tokens_everywhere,
     a_demotion_kills_the_tokens_carrying_the_old_role,
