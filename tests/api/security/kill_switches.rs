@@ -89,7 +89,9 @@ async fn revoking_everyone_from_the_cli_ends_every_session(app: TestApp) {
     }
     let events = app.audit_events("session_revoked").await;
     assert!(
-        events.iter().any(|event| event["detail"]["scope"] == "everyone"),
+        events
+            .iter()
+            .any(|event| event["detail"]["scope"] == "everyone"),
         "{events:#?}"
     );
 }
