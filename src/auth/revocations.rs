@@ -43,9 +43,15 @@ pub struct Revocations {
     clock: Arc<dyn Clock>,
 }
 
+/// How long a revocation must be remembered: until every access token of its session has
+/// expired, on any instance. Retention keeps revoked sessions and the SQLite log this long.
+pub fn revocation_retention(access_token_ttl: Duration) -> Duration {
+    access_token_ttl + RETENTION_MARGIN
+}
+
 impl Revocations {
     pub fn new(access_token_ttl: Duration, clock: Arc<dyn Clock>) -> Self {
-        let retention = access_token_ttl + RETENTION_MARGIN;
+        let retention = revocation_retention(access_token_ttl);
         Self {
             revoked: Arc::default(),
             retention_ms: i64::try_from(retention.as_millis()).unwrap_or(i64::MAX),

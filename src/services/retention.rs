@@ -17,12 +17,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::auth::SessionTimes;
+use crate::auth::revocations::revocation_retention;
 use crate::clock::{Clock, UnixMillis};
 use crate::store::{Pruned, SessionCutoffs, Store};
-
-/// Tolerated clock skew on token expiry, plus a margin, beyond the access-token lifetime:
-/// the revocation set keeps a revoked session this long, so its row must outlive it.
-const REVOCATION_MARGIN: Duration = Duration::from_secs(60);
 
 /// How often retention runs, and how long expired rows are kept before they go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +58,8 @@ impl Retention {
     /// The rows a pass at `now` deletes: anything that ended longer than the grace ago.
     fn cutoffs(&self, now: UnixMillis) -> SessionCutoffs {
         let grace = self.settings.grace;
-        let revoked_for = grace.max(self.access_token_ttl + REVOCATION_MARGIN);
+        // The revocation set keeps a revoked session this long, so its row must outlive it.
+        let revoked_for = grace.max(revocation_retention(self.access_token_ttl));
         SessionCutoffs {
             revoked_before: now - millis(revoked_for),
             seen_before: now - millis(self.times.idle_timeout + grace),
@@ -71,14 +69,12 @@ impl Retention {
 
     /// One pass, at the clock's current time.
     pub async fn run_once(&self) -> Result<Pruned, sqlx::Error> {
-        let pruned = self
-            .store
-            .prune_sessions(&self.cutoffs(self.clock.now()))
-            .await?;
+        let now = self.clock.now();
+        let pruned = self.store.prune_sessions(&self.cutoffs(now)).await?;
         // Mailed tokens past their 30 minutes, spent or not: only their hashes, but nothing
         // to keep.
-        self.store.prune_mail_tokens(self.clock.now()).await?;
-        let stops_no_token = self.clock.now() - millis(self.access_token_ttl + REVOCATION_MARGIN);
+        self.store.prune_mail_tokens(now).await?;
+        let stops_no_token = now - millis(revocation_retention(self.access_token_ttl));
         self.store.prune_revocation_log(stops_no_token).await?;
         tracing::info!(
             sessions = pruned.sessions,
