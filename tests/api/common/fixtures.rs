@@ -119,6 +119,16 @@ impl TestApp {
             .collect()
     }
 
+    /// Asserts that an audit event of `event_type` was recorded whose detail has `key` set
+    /// to `value`.
+    pub async fn assert_audited(&self, event_type: &str, key: &str, value: &str) {
+        let events = self.audit_events(event_type).await;
+        assert!(
+            events.iter().any(|event| event["detail"][key] == value),
+            "no {event_type} with {key} {value:?}: {events:#?}"
+        );
+    }
+
     /// Runs one SQL statement directly on the test database (to set up what no route does,
     /// such as disabling an account).
     pub async fn execute_sql(&self, sql: &str) {
