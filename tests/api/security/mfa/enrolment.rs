@@ -215,7 +215,9 @@ async fn required_roles_get_no_permissions_until_they_enrol(engine: Engine) {
 
 /// `AERIE_MFA_REQUIRED_ROLES=editor`: the permissions checked inside a route (editing or
 /// deleting someone else's article or comment) are withheld too, and the refusal says how to
-/// get them back; a user whose role never held them gets the plain 403.
+/// get them back; a user whose role never held them gets the plain 403, and so does the
+/// editor for a permission enrolling would not give them (telling them to enrol would be a
+/// false promise, and would tell them which routes an enrolment opens).
 async fn withheld_editor_permissions_say_how_to_enrol(engine: Engine) {
     let app = TestApp::spawn_with(engine, &[("AERIE_MFA_REQUIRED_ROLES", "editor")]).await;
     let author = app.register("author").await;
@@ -242,6 +244,14 @@ async fn withheld_editor_permissions_say_how_to_enrol(engine: Engine) {
             assert_eq!(told_to_enrol, who == "editor", "{who}: {}", reply.body);
         }
     }
+    let not_an_editors = app.get("/api/admin/users", Some(&editor)).await;
+    not_an_editors.assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(
+        not_an_editors.error_on("mfa"),
+        None,
+        "{}",
+        not_an_editors.body
+    );
     assert_eq!(
         app.article(&slug, None).await["body"],
         "# Body\n\ntext",
