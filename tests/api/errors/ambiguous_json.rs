@@ -60,6 +60,9 @@ async fn arrays_are_not_read_as_positional_fields(app: TestApp) {
         )
         .await;
     assert_invalid(&reply, "body");
+    // The message names the shape expected, so a client sees what to send instead.
+    let message = reply.error_on("body").unwrap_or_default();
+    assert!(message.contains("expected a JSON object"), "{message}");
     let reply = app
         .post(
             "/api/users",
