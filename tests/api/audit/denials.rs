@@ -137,6 +137,36 @@ async fn a_flood_of_denials_records_a_bounded_number_of_rows(app: TestApp) {
     assert_eq!(denied["events"][0]["detail"]["unrecorded"], 995, "{denied}");
 }
 
+/// A flood spread over many addresses (a botnet, or one attacker behind rotating proxies)
+/// meets the server-wide bound: at most 300 refusals a minute reach the trail, whatever the
+/// number of actors, and the next minute records again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_many_addresses_records_at_most_the_servers_bound() {
+    let app =
+        TestApp::spawn_with(Engine::Sqlite, &[("AERIE_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let admin = admin(&app).await;
+    let forged = alg_none_admin(&app.register("mallory").await);
+    let refused_from = async |address: String| {
+        let request = app
+            .client
+            .get(app.url("/api/user"))
+            .header("X-Forwarded-For", address)
+            .header("Authorization", format!("Token {forged}"));
+        let reply = request.send().await.expect("request sent");
+        assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
+    };
+    // 320 addresses, one refusal each: every actor is within its own five.
+    for n in 0..320 {
+        refused_from(format!("198.51.{}.{}", 100 + n / 200, n % 200 + 1)).await;
+    }
+    let rejected = recorded(&app, &admin, "token_rejected").await;
+    assert_eq!(rejected["eventsCount"], 300, "the server's bound a minute");
+    app.clock.advance(Duration::from_secs(61));
+    refused_from("203.0.113.1".to_owned()).await;
+    let rejected = recorded(&app, &admin, "token_rejected").await;
+    assert_eq!(rejected["eventsCount"], 301, "a new minute records again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_privilege_escalation_attempts_alerts() {
     let (url, mut alerts) = receiver(0).await;

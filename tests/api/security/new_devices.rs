@@ -12,17 +12,33 @@ use crate::audit::alerts::receiver;
 use crate::common::{
     self, Engine, PASSWORD, Reply, TestApp, engine_tests, refresh_token_of, token_of,
 };
+use crate::security::mfa::{STEP, code_at, enrolled};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 const FIREFOX_NEXT: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0";
 
 async fn send(app: &TestApp, path: &str, body: Value, ip: &str, agent: &str) -> Reply {
-    let request = app
+    send_from_device(app, path, body, ip, agent, None).await
+}
+
+/// [`send`], presenting `device` as the device token (`X-Aerie-Device`) when given.
+async fn send_from_device(
+    app: &TestApp,
+    path: &str,
+    body: Value,
+    ip: &str,
+    agent: &str,
+    device: Option<&str>,
+) -> Reply {
+    let mut request = app
         .client
         .post(app.url(path))
         .header("X-Forwarded-For", ip)
         .header("User-Agent", agent)
         .json(&body);
+    if let Some(device) = device {
+        request = request.header("X-Aerie-Device", device);
+    }
     common::read(request.send().await.expect("request sent")).await
 }
 
@@ -109,6 +125,86 @@ async fn a_device_that_logged_in_before_is_known_on_any_network(engine: Engine) 
     assert_eq!(app.audit_events("login_new_device").await.len(), 1);
 }
 
+/// Both steps of neo's MFA login from `ip` with `agent`, presenting `device` to each; the
+/// password step's reply, which carries the device cookie.
+async fn mfa_login(
+    app: &TestApp,
+    secret: &str,
+    ip: &str,
+    agent: &str,
+    device: Option<&str>,
+) -> Reply {
+    let password = json!({"user": {"email": "neo@example.com", "password": PASSWORD}});
+    let first = send_from_device(app, "/api/users/login", password, ip, agent, device).await;
+    first.assert_status(StatusCode::OK);
+    let challenge = first.body["mfa"]["challenge"]
+        .as_str()
+        .expect("a challenge");
+    app.clock.advance(STEP);
+    let answer = json!({"challenge": challenge, "code": code_at(app, secret)});
+    send_from_device(app, "/api/users/login/mfa", answer, ip, agent, device)
+        .await
+        .assert_status(StatusCode::OK);
+    first
+}
+
+/// With MFA on, the device is judged again at the code step, against the challenge's
+/// account: the device token of the account's own earlier login makes a new network no new
+/// device, and another account's token (an attacker's own, from logging in to theirs) hides
+/// nothing.
+async fn an_mfa_login_knows_a_device_by_its_own_accounts_token_only(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &[BEHIND_PROXY]).await;
+    let neo = enrolled(&app, "neo").await;
+    app.register("mallory").await;
+    let mallory = json!({"user": {"email": "mallory@example.com", "password": PASSWORD}});
+    let mallorys = send(
+        &app,
+        "/api/users/login",
+        mallory,
+        "203.0.113.66",
+        "curl/8.5.0",
+    )
+    .await;
+    mallorys.assert_status(StatusCode::OK);
+    let foreign = mallorys
+        .cookie("__Host-aerie-device")
+        .expect("mallory's login sets her device cookie");
+    let new_devices = async || app.audit_events("login_new_device").await.len();
+    let before = new_devices().await;
+
+    let first = mfa_login(&app, &neo.secret, "198.51.100.7", FIREFOX, None).await;
+    assert_eq!(new_devices().await, before + 1, "a new device and network");
+    let device = first
+        .cookie("__Host-aerie-device")
+        .expect("the password step sets the device cookie");
+    mfa_login(
+        &app,
+        &neo.secret,
+        "2001:db8:9::1",
+        "okhttp/4.12",
+        Some(&device),
+    )
+    .await;
+    assert_eq!(
+        new_devices().await,
+        before + 1,
+        "its own device on a new network"
+    );
+    mfa_login(
+        &app,
+        &neo.secret,
+        "2001:db8:10::1",
+        "curl/8.6.0",
+        Some(&foreign),
+    )
+    .await;
+    assert_eq!(
+        new_devices().await,
+        before + 2,
+        "another account's device token"
+    );
+}
+
 async fn a_refresh_from_another_network_is_recorded_and_shown(engine: Engine) {
     let app = TestApp::spawn_with(engine, &[BEHIND_PROXY]).await;
     app.register("neo").await;
@@ -183,4 +279,5 @@ engine_tests!(
     a_device_that_logged_in_before_is_known_on_any_network,
     a_refresh_from_another_network_is_recorded_and_shown,
     a_session_with_no_address_on_record_records_no_move,
+    an_mfa_login_knows_a_device_by_its_own_accounts_token_only,
 );
