@@ -43,8 +43,13 @@ async fn send_from_device(
 }
 
 async fn login(app: &TestApp, ip: &str, agent: &str) -> Reply {
+    login_from_device(app, ip, agent, None).await
+}
+
+/// neo's password login (its only step, or the first of an MFA login), asserted to succeed.
+async fn login_from_device(app: &TestApp, ip: &str, agent: &str, device: Option<&str>) -> Reply {
     let body = json!({"user": {"email": "neo@example.com", "password": PASSWORD}});
-    let reply = send(app, "/api/users/login", body, ip, agent).await;
+    let reply = send_from_device(app, "/api/users/login", body, ip, agent, device).await;
     reply.assert_status(StatusCode::OK);
     reply
 }
@@ -106,17 +111,7 @@ async fn a_device_that_logged_in_before_is_known_on_any_network(engine: Engine) 
     let device = first
         .cookie("__Host-aerie-device")
         .expect("the login sets the device cookie");
-    let body = json!({"user": {"email": "neo@example.com", "password": PASSWORD}});
-    let travelling = app
-        .client
-        .post(app.url("/api/users/login"))
-        .header("X-Forwarded-For", "2001:db8:9::1")
-        .header("User-Agent", "okhttp/4.12")
-        .header("X-Aerie-Device", &device)
-        .json(&body);
-    common::read(travelling.send().await.expect("request sent"))
-        .await
-        .assert_status(StatusCode::OK);
+    login_from_device(&app, "2001:db8:9::1", "okhttp/4.12", Some(&device)).await;
     assert!(
         app.audit_events("login_new_device").await.is_empty(),
         "a known device on a new network"
@@ -134,9 +129,7 @@ async fn mfa_login(
     agent: &str,
     device: Option<&str>,
 ) -> Reply {
-    let password = json!({"user": {"email": "neo@example.com", "password": PASSWORD}});
-    let first = send_from_device(app, "/api/users/login", password, ip, agent, device).await;
-    first.assert_status(StatusCode::OK);
+    let first = login_from_device(app, ip, agent, device).await;
     let challenge = first.body["mfa"]["challenge"]
         .as_str()
         .expect("a challenge");
