@@ -222,16 +222,6 @@ impl RateLimiter {
         decision
     }
 
-    /// How many buckets `policy` holds in this instance's memory (at most
-    /// `AERIE_RATE_LIMIT_MAX_KEYS`).
-    pub fn tracked(&self, policy: Policy) -> usize {
-        self.inner
-            .buckets
-            .iter()
-            .find(|(p, _, _)| *p == policy)
-            .map_or(0, |(_, _, buckets)| buckets.len())
-    }
-
     /// `None` without Redis; otherwise one PING's verdict, bounded by `limit` (at start).
     pub async fn probe_shared_store(&self, limit: Duration) -> Option<Probe> {
         Some(self.inner.shared.as_ref()?.probe(limit).await)

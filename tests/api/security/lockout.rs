@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use aerie::clock::Clock;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -164,6 +165,50 @@ async fn one_address_failing_on_one_account_meets_the_pair_wall(engine: Engine) 
         &app.login_from("victim@example.com", PASSWORD, "203.0.113.9")
             .await,
         "login-pair-slow",
+    );
+}
+
+/// A lockout goes on the trail from the failure that empties a budget, and only from that
+/// one: a wrong password that leaves budget (an owner's typo, the first of an attack) is
+/// `login_failed`, not a lockout, and the lockout's time is when the guessing crossed the line.
+async fn the_lockout_is_recorded_by_the_failure_that_starts_it(engine: Engine) {
+    let app = TestApp::spawn_with(
+        engine,
+        &[
+            ("AERIE_TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("AERIE_RATE_LIMIT_LOGIN_IP", "1000/60"),
+            ("AERIE_RATE_LIMIT_LOGIN_ACCOUNT", "1000/60"),
+            ("AERIE_RATE_LIMIT_LOGIN_FAIL_IP", "1000/60"),
+            ("AERIE_RATE_LIMIT_LOGIN_PAIR", "3/60"),
+            ("AERIE_RATE_LIMIT_LOGIN_PAIR_SLOW", "100/3600"),
+        ],
+    )
+    .await;
+    app.register("victim").await;
+    guess(&app).await.assert_status(StatusCode::UNAUTHORIZED);
+    app.clock.advance(Duration::from_secs(2));
+    let emptied_at = app.clock.now();
+    for _ in 0..2 {
+        guess(&app).await.assert_status(StatusCode::UNAUTHORIZED);
+    }
+    let locked = events_eventually(&app, "account_locked", 1).await;
+    let policies: Vec<&Value> = locked.iter().map(|e| &e["detail"]["policy"]).collect();
+    assert_eq!(
+        policies,
+        ["login-pair"],
+        "one lockout, the pair's: the budgets the failures left untouched are no lockout"
+    );
+    assert!(
+        app.audit_events("ip_blocked").await.is_empty(),
+        "the address's budget has room: no block"
+    );
+    let at = app
+        .query_text("SELECT CAST(at AS TEXT) FROM audit_log WHERE event_type = 'account_locked'")
+        .await;
+    assert_eq!(
+        at,
+        [emptied_at.to_string()],
+        "recorded by the third failure, not the first"
     );
 }
 
@@ -343,6 +388,7 @@ async fn a_known_device_logs_in_while_the_account_is_under_attack(engine: Engine
 engine_tests!(
     slow_guessers_on_six_addresses_never_lock_out_the_owner,
     one_address_failing_on_one_account_meets_the_pair_wall,
+    the_lockout_is_recorded_by_the_failure_that_starts_it,
     credential_stuffing_from_one_address_is_blocked,
     many_failing_64s_block_their_48,
     a_known_device_logs_in_while_the_account_is_under_attack,
