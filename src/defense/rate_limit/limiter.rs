@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -46,8 +45,6 @@ struct Inner {
     buckets: Vec<(Policy, Rate, MemoryBuckets)>,
     shared: Option<RedisBuckets>,
     allowlist: Vec<IpNet>,
-    /// Refusals per policy, in `Policy::ALL` order: the hook for the metrics endpoint.
-    refused: [AtomicU64; Policy::ALL.len()],
     /// Sampled refusals go to the audit trail, once the server hands over its log.
     trips: Option<trips::Trips>,
     /// The most keys any one policy's buckets, or the trips, keep in memory.
@@ -104,7 +101,6 @@ impl RateLimiter {
                 buckets,
                 shared,
                 allowlist: limits.allowlist.clone(),
-                refused: Default::default(),
                 trips: None,
                 max_tracked_keys: limits.max_tracked_keys,
             }),
@@ -189,9 +185,6 @@ impl RateLimiter {
                 tracing::info!(policy = policy.name(), "rate limited");
                 metrics::counter!("aerie_rate_limited_total", "policy" => policy.name())
                     .increment(1);
-                if let Some(counter) = self.counter(policy) {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
                 if let Some(trips) = &self.inner.trips {
                     trips.refused(policy, key, &fingerprint, retry_after);
                 }
@@ -232,17 +225,6 @@ impl RateLimiter {
     pub async fn shared_store_health(&self) -> Option<(bool, bool)> {
         let shared = self.inner.shared.as_ref()?;
         Some((shared.ping().await, shared.failure == StoreFailure::Closed))
-    }
-
-    /// How many requests `policy` has refused since start (for the metrics endpoint).
-    pub fn refused(&self, policy: Policy) -> u64 {
-        self.counter(policy)
-            .map_or(0, |counter| counter.load(Ordering::Relaxed))
-    }
-
-    fn counter(&self, policy: Policy) -> Option<&AtomicU64> {
-        let index = Policy::ALL.iter().position(|p| *p == policy)?;
-        self.inner.refused.get(index)
     }
 
     /// Checks `policy` for a client address, unless it is allowlisted.
@@ -368,8 +350,6 @@ mod tests {
             limiter.check(Policy::LoginIp, "k").await.is_ok(),
             "after Retry-After"
         );
-        assert_eq!(limiter.refused(Policy::LoginIp), 2, "refusals are counted");
-        assert_eq!(limiter.refused(Policy::Register), 0);
     }
 
     #[test]

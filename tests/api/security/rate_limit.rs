@@ -383,6 +383,8 @@ async fn allowlisted_internal_callers_skip_limits() {
             ("AERIE_RATE_LIMIT_ALLOWLIST", "127.0.0.0/8"),
             ("AERIE_RATE_LIMIT_LOGIN_IP", "1/60"),
             ("AERIE_RATE_LIMIT_GLOBAL", "1/60"),
+            // Login's own address rules (failures per address and per /48) skip them too.
+            ("AERIE_RATE_LIMIT_LOGIN_FAIL_IP", "1/60"),
         ],
     )
     .await;
