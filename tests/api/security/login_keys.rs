@@ -107,6 +107,12 @@ async fn a_spray_of_login_targets_is_bounded_and_keeps_the_victims_bucket() {
         (1..=16).contains(&buckets),
         "at most AERIE_RATE_LIMIT_MAX_KEYS buckets, got {buckets}"
     );
+    // 121 accounts through 16 login-account buckets alone make room 105 times or more.
+    let evicted = app
+        .metrics(&token)
+        .await
+        .value("aerie_rate_limit_evicted_total", &[]);
+    assert!(evicted >= 105.0, "evictions are counted: {evicted}");
     let still_locked = login(&app, "victim@example.com", "203.0.113.0").await;
     assert_eq!(
         still_locked.status,

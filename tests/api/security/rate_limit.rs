@@ -99,14 +99,13 @@ async fn login_brute_force_gets_429_and_retry_after_is_honest() {
         .login_with("victim@example.com", common::PASSWORD, &[])
         .await;
     assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
-    // One second early is still refused, and does not extend the wait.
-    app.clock.advance(Duration::from_secs(9));
-    assert_limited(
-        &wrong_login(&app, &[]).await,
-        "login-ip",
-        "before Retry-After",
-    );
-    app.clock.advance(Duration::from_secs(1));
+    // Early is still refused, and does not extend the wait; the 1.5 s left are announced as
+    // 2, since a client that waits exactly Retry-After must find budget.
+    app.clock.advance(Duration::from_millis(8_500));
+    let early = wrong_login(&app, &[]).await;
+    assert_limited(&early, "login-ip", "before Retry-After");
+    assert_eq!(retry_after(&early), 2, "rounded up, never down");
+    app.clock.advance(Duration::from_millis(1_500));
     let right = app
         .login_with("victim@example.com", common::PASSWORD, &[])
         .await;
