@@ -126,4 +126,23 @@ mod tests {
         assert!(map.get(&2).is_some() && map.get(&99).is_some());
         assert_eq!(map.insert(2, 0, |v| *v), 0, "replacing makes no room");
     }
+
+    #[test]
+    fn retain_forgets_what_its_owner_no_longer_needs() {
+        // The alert windows drop expired counters this way before evicting live ones.
+        let mut map: BoundedMap<u32, u32> = BoundedMap::new(8);
+        assert!(map.is_empty());
+        for key in 0..8 {
+            map.insert(key, key, |v| *v);
+        }
+        map.retain(|_, v| *v >= 6);
+        assert_eq!(map.len(), 2);
+        assert!(!map.is_empty());
+        assert_eq!(map.capacity(), 8);
+        assert_eq!(
+            map.insert(0, 0, |v| *v),
+            0,
+            "room was made without evicting"
+        );
+    }
 }
