@@ -102,20 +102,28 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
-    use crate::store::{DatabaseSettings, Store, on_pool};
+    use crate::store::{DatabaseSettings, Pool, Store, on_pool};
 
     /// Counts to a hundred million: tens of seconds on either engine, unless stopped.
     const HEAVY: &str =
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000)
                          SELECT CAST(COUNT(*) AS BIGINT) FROM n";
 
-    async fn heavy_query_is_stopped(url: String) {
+    /// Counts to a million: far longer than [`SHORT`] on either engine, and done in seconds.
+    const LONG: &str =
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+                         SELECT CAST(COUNT(*) AS BIGINT) FROM n";
+
+    const SHORT: Duration = Duration::from_millis(50);
+
+    /// A store on `url` whose connections have a [`SHORT`] budget (the folder holds its keys).
+    async fn store_with_short_budget(url: String) -> (Store, tempfile::TempDir) {
         let keys = tempfile::tempdir().expect("tempdir");
         let settings = DatabaseSettings {
             url: SecretString::from(url),
             max_connections: 2,
             auto_migrate: false,
-            statement_budget: Duration::from_millis(50),
+            statement_budget: SHORT,
             field_keys: crate::field_keys::FieldKeySettings {
                 file: keys.path().join("data-keys"),
                 generate: true,
@@ -123,6 +131,15 @@ mod tests {
             },
         };
         let store = Store::connect(&settings).await.expect("database opens");
+        (store, keys)
+    }
+
+    fn sqlite_url(folder: &tempfile::TempDir) -> String {
+        format!("sqlite://{}?mode=rwc", folder.path().join("b.db").display())
+    }
+
+    async fn heavy_query_is_stopped(url: String) {
+        let (store, _keys) = store_with_short_budget(url).await;
         let result: Result<i64, sqlx::Error> = on_pool!(store, |pool| sqlx::query_scalar(HEAVY)
             .fetch_one(pool)
             .await);
@@ -140,8 +157,49 @@ mod tests {
     #[tokio::test]
     async fn sqlite_statement_past_the_budget_is_interrupted() {
         let folder = tempfile::tempdir().expect("temporary folder");
-        let url = format!("sqlite://{}?mode=rwc", folder.path().join("b.db").display());
-        heavy_query_is_stopped(url).await;
+        heavy_query_is_stopped(sqlite_url(&folder)).await;
+    }
+
+    /// Migrations, snapshots and re-sealing lift the budget: on a lifted connection a
+    /// statement past it runs to its end, and the connection's next use is bounded again.
+    #[tokio::test]
+    async fn sqlite_a_lifted_connection_runs_past_the_budget() {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let (store, _keys) = store_with_short_budget(sqlite_url(&folder)).await;
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("an SQLite store");
+        };
+        let mut connection = pool.acquire().await.expect("a connection");
+        lift_sqlite(&mut connection).await.expect("lifted");
+        let counted: i64 = sqlx::query_scalar(LONG)
+            .fetch_one(&mut *connection)
+            .await
+            .expect("runs to its end");
+        assert_eq!(counted, 1_000_000);
+        drop(connection);
+        let error = sqlx::query_scalar::<_, i64>(HEAVY)
+            .fetch_one(pool)
+            .await
+            .expect_err("bounded again");
+        assert!(is_budget_exceeded(&error), "{error}");
+        store.close().await;
+    }
+
+    /// Only the budget's own codes are over budget: another SQLite error (here a missing
+    /// table) is a fault to report, not a 503 to retry.
+    #[tokio::test]
+    async fn other_sqlite_errors_are_not_over_budget() {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let (store, _keys) = store_with_short_budget(sqlite_url(&folder)).await;
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("an SQLite store");
+        };
+        let error = sqlx::query("SELECT * FROM no_such_table")
+            .execute(pool)
+            .await
+            .expect_err("no such table");
+        assert!(!is_budget_exceeded(&error), "{error}");
+        store.close().await;
     }
 
     #[tokio::test]
@@ -151,5 +209,33 @@ mod tests {
             return;
         };
         heavy_query_is_stopped(url).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_a_lifted_connection_runs_past_the_budget() {
+        let Ok(url) = std::env::var("AERIE_TEST_POSTGRES_URL") else {
+            eprintln!("SKIPPED: AERIE_TEST_POSTGRES_URL is not set; PostgreSQL budget not checked");
+            return;
+        };
+        let (store, _keys) = store_with_short_budget(url).await;
+        let Pool::Postgres(pool) = &store.pool else {
+            panic!("a PostgreSQL store");
+        };
+        let mut connection = pool.acquire().await.expect("a connection");
+        lift_postgres(&mut connection, true).await.expect("lifted");
+        sqlx::query("SELECT pg_sleep(0.3)")
+            .execute(&mut *connection)
+            .await
+            .expect("runs to its end");
+        lift_postgres(&mut connection, false)
+            .await
+            .expect("restored");
+        let error = sqlx::query("SELECT pg_sleep(0.3)")
+            .execute(&mut *connection)
+            .await
+            .expect_err("bounded again");
+        assert!(is_budget_exceeded(&error), "{error}");
+        drop(connection);
+        store.close().await;
     }
 }
