@@ -71,7 +71,7 @@ return {1, math.min(tonumber(ARGV[2]), math.floor((now + tau - tat) / interval) 
 ";
 
 /// Store failures are logged at most this often; the rest are counted.
-const LOG_EVERY_MILLIS: i64 = 10_000;
+const LOG_EVERY_MILLIS: u64 = 10_000;
 
 pub struct RedisBuckets {
     connection: ConnectionManager,
@@ -196,7 +196,9 @@ impl RedisBuckets {
         metrics::counter!("aerie_rate_limit_store_errors_total").increment(1);
         let now = self.clock.now();
         let last = self.last_logged.load(Ordering::Relaxed);
-        let due = now.saturating_sub(last) >= LOG_EVERY_MILLIS || now < last;
+        // Either way from the last line: a clock stepped back by less than the interval only
+        // delays the next one.
+        let due = now.abs_diff(last) >= LOG_EVERY_MILLIS;
         if !due
             || self
                 .last_logged

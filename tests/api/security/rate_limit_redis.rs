@@ -301,6 +301,42 @@ async fn unreachable_redis_fails_open_to_this_instances_limits() {
     assert_eq!(ready.body["redis"], "unreachable");
 }
 
+/// An outage is logged, but not once per request: a line at most every ten seconds (saying
+/// how many failures it stands for), so a Redis outage under load cannot flood the logs or
+/// the disk they go to. The real binary, for its log lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_logged_once_not_once_per_request() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().display().to_string();
+    let url = format!("redis://127.0.0.1:{}", closed_port());
+    let server = common::start_server(
+        data,
+        &[
+            ("AERIE_LISTEN", "127.0.0.1:0"),
+            ("AERIE_DATA_DIR", data_dir.as_str()),
+            ("AERIE_LOG_FORMAT", "json"),
+            ("AERIE_REDIS_URL", url.as_str()),
+            ("AERIE_REDIS_FAILURE", "open"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        let reply = client
+            .get(server.http("/api/tags"))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(reply.status(), StatusCode::OK, "fail-open serves");
+    }
+    let lines = server.stop().await;
+    let outage: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains("rate-limit store (Redis) unavailable"))
+        .collect();
+    assert_eq!(outage.len(), 1, "one line for 20 failures: {outage:#?}");
+}
+
 #[tokio::test]
 async fn unreachable_redis_fails_closed_with_503() {
     let url = format!("redis://127.0.0.1:{}", closed_port());
