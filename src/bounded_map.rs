@@ -128,6 +128,15 @@ mod tests {
     }
 
     #[test]
+    fn a_map_of_one_makes_room_for_the_next_key() {
+        let mut map: BoundedMap<u32, u32> = BoundedMap::new(1);
+        assert_eq!(map.insert(1, 1, |v| *v), 0);
+        assert_eq!(map.insert(2, 2, |v| *v), 1, "the one entry went");
+        assert_eq!(map.get(&2), Some(&2));
+        assert_eq!(map.len(), 1);
+    }
+
+    #[test]
     fn retain_forgets_what_its_owner_no_longer_needs() {
         // The alert windows drop expired counters this way before evicting live ones.
         let mut map: BoundedMap<u32, u32> = BoundedMap::new(8);

@@ -220,6 +220,15 @@ async fn the_lockout_is_recorded_by_the_failure_that_starts_it(engine: Engine) {
         [emptied_at.to_string()],
         "recorded by the third failure, not the first"
     );
+    // A refusal while locked adds nothing within the minute; a new lockout a minute later
+    // is a new event.
+    assert_limited_by(&guess(&app).await, "login-pair");
+    app.clock.advance(Duration::from_secs(61));
+    for _ in 0..3 {
+        guess(&app).await.assert_status(StatusCode::UNAUTHORIZED);
+    }
+    let locked = events_eventually(&app, "account_locked", 2).await;
+    assert_eq!(locked.len(), 2, "one event per lockout: {locked:?}");
 }
 
 async fn guess(app: &TestApp) -> Reply {

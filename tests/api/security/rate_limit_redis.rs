@@ -335,6 +335,11 @@ async fn a_redis_outage_is_logged_once_not_once_per_request() {
         .filter(|line| line.contains("rate-limit store (Redis) unavailable"))
         .collect();
     assert_eq!(outage.len(), 1, "one line for 20 failures: {outage:#?}");
+    assert!(
+        outage[0].contains(r#""on_failure":"open""#),
+        "the line says what the instance does meanwhile: {}",
+        outage[0]
+    );
 }
 
 #[tokio::test]
