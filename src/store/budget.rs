@@ -138,6 +138,15 @@ mod tests {
         format!("sqlite://{}?mode=rwc", folder.path().join("b.db").display())
     }
 
+    /// The test PostgreSQL, or `None` (said loudly) when there is none.
+    fn postgres_url() -> Option<String> {
+        let url = std::env::var("AERIE_TEST_POSTGRES_URL").ok();
+        if url.is_none() {
+            eprintln!("SKIPPED: AERIE_TEST_POSTGRES_URL is not set; PostgreSQL budget not checked");
+        }
+        url
+    }
+
     async fn heavy_query_is_stopped(url: String) {
         let (store, _keys) = store_with_short_budget(url).await;
         let result: Result<i64, sqlx::Error> = on_pool!(store, |pool| sqlx::query_scalar(HEAVY)
@@ -204,8 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_statement_past_the_budget_is_cancelled() {
-        let Ok(url) = std::env::var("AERIE_TEST_POSTGRES_URL") else {
-            eprintln!("SKIPPED: AERIE_TEST_POSTGRES_URL is not set; PostgreSQL budget not checked");
+        let Some(url) = postgres_url() else {
             return;
         };
         heavy_query_is_stopped(url).await;
@@ -213,8 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_a_lifted_connection_runs_past_the_budget() {
-        let Ok(url) = std::env::var("AERIE_TEST_POSTGRES_URL") else {
-            eprintln!("SKIPPED: AERIE_TEST_POSTGRES_URL is not set; PostgreSQL budget not checked");
+        let Some(url) = postgres_url() else {
             return;
         };
         let (store, _keys) = store_with_short_budget(url).await;

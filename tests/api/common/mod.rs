@@ -29,7 +29,9 @@ pub use fixtures::{
 pub use half_sent::{HalfSent, start_registration_at, until_the_listener_closes};
 pub use metrics::{Sample, fresh_metrics_token};
 pub use pebble::{PebblePorts, pebble_installed};
-pub use process::{ServerProcess, refused_to_start, run_to_exit, start_server};
+pub use process::{
+    ServerProcess, refused_to_start, run_to_exit, start_logging_server, start_server,
+};
 pub use relay::Relay;
 pub use requests::{Reply, assert_unauthorized, read};
 pub use shapes::{

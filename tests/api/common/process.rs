@@ -33,6 +33,21 @@ fn command(dir: &Path, args: &[&str], settings: &[(&str, &str)]) -> tokio::proce
     command
 }
 
+/// Starts `aerie serve` on a fresh data folder with JSON debug logs and `settings` added,
+/// for a test that reads what the server logged.
+pub async fn start_logging_server(settings: &[(&str, &str)]) -> ServerProcess {
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().display().to_string();
+    let mut all = vec![
+        ("AERIE_LISTEN", "127.0.0.1:0"),
+        ("AERIE_DATA_DIR", data_dir.as_str()),
+        ("AERIE_LOG_FORMAT", "json"),
+        ("AERIE_LOG", "debug"),
+    ];
+    all.extend_from_slice(settings);
+    start_server(data, &all).await
+}
+
 /// Starts `aerie serve` in `data` with `settings`, and waits for the JSON log line that says
 /// where it listens (so the server's log lines must be JSON). Panics with the server's
 /// output if it exits first.

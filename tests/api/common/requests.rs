@@ -21,6 +21,11 @@ impl Reply {
         assert_eq!(self.status, expected, "{}", self.body);
     }
 
+    /// The header `name`, when the reply has it as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     /// The value of the cookie `name` this reply sets, if it sets one.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.headers

@@ -10,29 +10,11 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, ServerProcess, start_server};
-
-async fn start_binary() -> ServerProcess {
-    start_binary_with(&[]).await
-}
-
-/// Starts `aerie serve` with JSON debug logs and `settings` added to its environment.
-async fn start_binary_with(settings: &[(&str, &str)]) -> ServerProcess {
-    let data = tempfile::tempdir().expect("tempdir");
-    let data_dir = data.path().display().to_string();
-    let mut all = vec![
-        ("AERIE_LISTEN", "127.0.0.1:0"),
-        ("AERIE_DATA_DIR", data_dir.as_str()),
-        ("AERIE_LOG_FORMAT", "json"),
-        ("AERIE_LOG", "debug"),
-    ];
-    all.extend_from_slice(settings);
-    start_server(data, &all).await
-}
+use crate::common::{PASSWORD, start_logging_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_logs_and_hostile_input_cannot_forge_lines() {
-    let server = start_binary().await;
+    let server = start_logging_server(&[]).await;
     let client = reqwest::Client::new();
     let url = |path: &str| server.http(path);
     let new_password = "a different horse battery 7781";
@@ -221,7 +203,7 @@ async fn alert_webhook_secret_path_never_reaches_the_logs_when_delivery_fails() 
     let port = closed.local_addr().expect("address").port();
     drop(closed);
     let webhook = format!("http://127.0.0.1:{port}/services/{SECRET}");
-    let server = start_binary_with(&[
+    let server = start_logging_server(&[
         ("AERIE_ALERT_WEBHOOK", webhook.as_str()),
         ("AERIE_ALERT_FAILED_LOGINS", "1"),
     ])

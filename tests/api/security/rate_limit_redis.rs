@@ -38,10 +38,6 @@ async fn wrong_login(app: &TestApp, email: &str) -> Reply {
     .await
 }
 
-fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
-    reply.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
         .expect("redis url")
@@ -89,7 +85,7 @@ async fn two_instances_on_one_redis_share_one_login_budget() {
         let reply = wrong_login(app, "victim@example.com").await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
         assert_same_but_seconds(
-            header(&reply, "ratelimit").unwrap_or_default(),
+            reply.header("ratelimit").unwrap_or_default(),
             &format!("\"login-ip\";r={};t={}", 3 - attempt, (attempt + 1) * 900),
         );
     }
@@ -100,7 +96,7 @@ async fn two_instances_on_one_redis_share_one_login_budget() {
             &reply.body.to_string(),
             &json!({"errors": {"requests": ["are too many; try again in 900 s"]}}).to_string(),
         );
-        assert_same_but_seconds(header(&reply, "retry-after").unwrap_or_default(), "900");
+        assert_same_but_seconds(reply.header("retry-after").unwrap_or_default(), "900");
     }
     let ready = first.get("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK);
@@ -291,7 +287,7 @@ async fn unreachable_redis_fails_open_to_this_instances_limits() {
         "the local limiter still holds: {}",
         reply.body
     );
-    assert_eq!(header(&reply, "retry-after"), Some("1200"));
+    assert_eq!(reply.header("retry-after"), Some("1200"));
     let ready = app.get("/readyz", None).await;
     assert_eq!(
         ready.status,
@@ -306,19 +302,11 @@ async fn unreachable_redis_fails_open_to_this_instances_limits() {
 /// the disk they go to. The real binary, for its log lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_is_logged_once_not_once_per_request() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let data_dir = data.path().display().to_string();
     let url = format!("redis://127.0.0.1:{}", closed_port());
-    let server = common::start_server(
-        data,
-        &[
-            ("AERIE_LISTEN", "127.0.0.1:0"),
-            ("AERIE_DATA_DIR", data_dir.as_str()),
-            ("AERIE_LOG_FORMAT", "json"),
-            ("AERIE_REDIS_URL", url.as_str()),
-            ("AERIE_REDIS_FAILURE", "open"),
-        ],
-    )
+    let server = common::start_logging_server(&[
+        ("AERIE_REDIS_URL", url.as_str()),
+        ("AERIE_REDIS_FAILURE", "open"),
+    ])
     .await;
     let client = reqwest::Client::new();
     for _ in 0..20 {
@@ -453,7 +441,7 @@ async fn the_shared_store_comes_back_after_its_connections_are_cut() {
     .await;
     let first = wrong_login(&app, "victim@example.com").await;
     first.assert_status(StatusCode::UNAUTHORIZED);
-    assert_eq!(header(&first, "ratelimit"), Some("\"login-ip\";r=99;t=36"));
+    assert_eq!(first.header("ratelimit"), Some("\"login-ip\";r=99;t=36"));
 
     relay.cut_links();
     // The connection manager reconnects on the next command that fails; a request or two may
@@ -469,7 +457,7 @@ async fn the_shared_store_comes_back_after_its_connections_are_cut() {
         assert!(outage < 50, "the Redis store never came back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let remaining = header(&recovered, "ratelimit").expect("ratelimit header");
+    let remaining = recovered.header("ratelimit").expect("ratelimit header");
     assert_eq!(
         remaining, "\"login-ip\";r=98;t=72",
         "the budget continues in Redis after {outage} refused request(s)"
@@ -520,7 +508,9 @@ async fn the_lockout_rules_hold_on_the_shared_store() {
         let refused = from(app, "not the password 123", "203.0.113.7").await;
         refused.assert_status(StatusCode::TOO_MANY_REQUESTS);
         // Redis time, not the test's: a second may pass between the failures and this.
-        let retry = header(&refused, "retry-after").and_then(|v| v.parse::<u64>().ok());
+        let retry = refused
+            .header("retry-after")
+            .and_then(|v| v.parse::<u64>().ok());
         assert!(
             retry.is_some_and(|secs| (1190..=1200).contains(&secs)),
             "{retry:?}"
