@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aerie::clock::Clock;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::{Engine, PASSWORD, Reply, TestApp, engine_tests};
 
@@ -206,23 +206,42 @@ async fn the_lockout_is_recorded_by_the_failure_that_starts_it(engine: Engine) {
         app.audit_events("ip_blocked").await.is_empty(),
         "the address's budget has room: no block"
     );
-    let at = app
-        .query_text("SELECT CAST(at AS TEXT) FROM audit_log WHERE event_type = 'account_locked'")
-        .await;
     assert_eq!(
-        at,
+        lockout_times(&app).await,
         [emptied_at.to_string()],
         "recorded by the third failure, not the first"
     );
     // A refusal while locked adds nothing within the minute; a new lockout a minute later
-    // is a new event.
+    // is a new event, at its own time.
     assert_limited_by(&guess(&app).await, "login-pair");
     app.clock.advance(Duration::from_secs(61));
+    let relocked_at = app.clock.now();
     for _ in 0..3 {
         guess(&app).await.assert_status(StatusCode::UNAUTHORIZED);
     }
     let locked = events_eventually(&app, "account_locked", 2).await;
-    assert_eq!(locked.len(), 2, "one event per lockout: {locked:?}");
+    assert_eq!(
+        lockout_times(&app).await,
+        [emptied_at.to_string(), relocked_at.to_string()],
+        "one event per lockout"
+    );
+    // Each is a lockout's (the pair's whole 20 s interval), none a refusal's (the wait left):
+    // an event's time is when it was appended, so only its detail tells the two apart.
+    let lockout = json!({"policy": "login-pair", "retryAfterSecs": 20});
+    let details: Vec<&Value> = locked.iter().map(|e| &e["detail"]).collect();
+    assert_eq!(
+        details,
+        [&lockout, &lockout],
+        "none for the refusal between"
+    );
+}
+
+/// When each `account_locked` event was recorded (Unix milliseconds), in trail order.
+async fn lockout_times(app: &TestApp) -> Vec<String> {
+    app.query_text(
+        "SELECT CAST(at AS TEXT) FROM audit_log WHERE event_type = 'account_locked' ORDER BY seq",
+    )
+    .await
 }
 
 async fn guess(app: &TestApp) -> Reply {
