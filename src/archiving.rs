@@ -48,14 +48,20 @@ pub async fn archive(
     let file = create_private(out)?;
     let mut writer = BufWriter::new(file);
     let exported = archive::export(store, &keys, before, now, &mut writer).await;
-    let file = writer
+    let written = writer
         .into_inner()
         .map_err(|e| e.into_error())
-        .context("writing the archive")?;
-    let Some(checkpoint) = exported? else {
-        drop(file);
-        std::fs::remove_file(out).context("removing the empty archive file")?;
-        return Ok(Archived::Nothing);
+        .context("writing the archive");
+    let (checkpoint, file) = match (exported, written) {
+        (Ok(Some(checkpoint)), Ok(file)) => (checkpoint, file),
+        (exported, written) => {
+            // Nothing to archive, or a failure: no file is left to pass for an archive.
+            let written = written.map(drop);
+            std::fs::remove_file(out).context("removing the unfinished archive file")?;
+            exported?;
+            written?;
+            return Ok(Archived::Nothing);
+        }
     };
     file.sync_all().context("syncing the archive to disk")?;
     archive::prune(store, &checkpoint).await?;

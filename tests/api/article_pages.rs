@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{Engine, TestApp, engine_tests, slugs};
+use crate::common::{Engine, Locker, TestApp, engine_tests, slugs};
 
 /// Five articles, one second apart: `e` newest. Alice writes a, c, e (tagged `odd`), Bob b, d.
 async fn five_articles(app: &TestApp) -> (String, String) {
@@ -158,7 +158,7 @@ async fn a_statement_past_its_budget_is_a_503(engine: Engine) {
     )
     .await;
     let (alice, _) = five_articles(&app).await;
-    let lock = Locker::take(&app).await;
+    let lock = Locker::take(&app, "articles").await;
     // SQLite readers never wait for a writer (WAL), so the held-up request is a write there.
     let reply = match engine {
         Engine::Sqlite => {
@@ -181,59 +181,6 @@ async fn a_statement_past_its_budget_is_a_503(engine: Engine) {
     app.metrics(token)
         .await
         .assert_value("aerie_db_budget_exceeded_total", &[], 1.0);
-}
-
-/// A transaction on the test's own connection holding the lock a request will wait for.
-enum Locker {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
-
-impl Locker {
-    async fn take(app: &TestApp) -> Self {
-        use sqlx::Connection;
-        match app.engine {
-            Engine::Sqlite => {
-                let mut connection = sqlx::SqliteConnection::connect(&app.database_url)
-                    .await
-                    .expect("connect");
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut connection)
-                    .await
-                    .expect("write lock");
-                Self::Sqlite(connection)
-            }
-            Engine::Postgres => {
-                let mut connection = sqlx::PgConnection::connect(&app.database_url)
-                    .await
-                    .expect("connect");
-                for sql in ["BEGIN", "LOCK TABLE articles IN ACCESS EXCLUSIVE MODE"] {
-                    sqlx::query(sql)
-                        .execute(&mut connection)
-                        .await
-                        .expect("lock");
-                }
-                Self::Postgres(connection)
-            }
-        }
-    }
-
-    async fn release(self) {
-        match self {
-            Self::Sqlite(mut connection) => {
-                sqlx::query("ROLLBACK")
-                    .execute(&mut connection)
-                    .await
-                    .expect("release");
-            }
-            Self::Postgres(mut connection) => {
-                sqlx::query("ROLLBACK")
-                    .execute(&mut connection)
-                    .await
-                    .expect("release");
-            }
-        }
-    }
 }
 
 /// `articlesCount` of each list, read off `user_totals` (author, favorited, feed),

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aerie::audit::{AuditEvent, EventType};
 use aerie::clock::{Clock, rfc3339};
 
 use super::trail::{
@@ -169,10 +170,35 @@ async fn an_archive_file_verifies_on_its_own_and_edits_to_it_do_not(app: TestApp
     let lines: Vec<&str> = original.lines().collect();
     let without_row_2 = [&lines[..1], &lines[2..]].concat().join("\n");
     let without_checkpoint = lines[..5].join("\n");
+    // Cut off at either end: every link that is left holds, and the checkpoint is genuine.
+    let without_the_oldest = lines[1..].join("\n");
+    let without_the_newest = [&lines[..4], &lines[5..]].concat().join("\n");
+    let with_a_row_after = [&lines[..], &lines[..1]].concat().join("\n");
+    let with_a_stray_line = [&lines[..2], &["{}"], &lines[2..]].concat().join("\n");
     for (name, text, expected) in [
         ("edited.jsonl", edited, "broken at seq 4"),
         ("gap.jsonl", without_row_2, "broken at seq 2"),
         ("cut.jsonl", without_checkpoint, "no checkpoint"),
+        (
+            "oldest.jsonl",
+            without_the_oldest,
+            "do not match the checkpoint",
+        ),
+        (
+            "newest.jsonl",
+            without_the_newest,
+            "do not match the checkpoint",
+        ),
+        (
+            "after.jsonl",
+            with_a_row_after,
+            "line 7: nothing may follow",
+        ),
+        (
+            "stray.jsonl",
+            with_a_stray_line,
+            "line 3: not an archive line",
+        ),
     ] {
         let path = app.data_dir.path().join(name);
         std::fs::write(&path, text).expect("write");
@@ -182,7 +208,105 @@ async fn an_archive_file_verifies_on_its_own_and_edits_to_it_do_not(app: TestApp
     }
 }
 
+/// Without `--before` the retention is the cut-off: an operator's routine run (a timer, a
+/// cron line) keeps every row younger than it, and with a retention of zero takes them all.
+async fn without_before_the_retention_is_the_cut_off(app: TestApp) {
+    five_events(&app).await;
+    let young = app.data_dir.path().join("young.jsonl");
+    let kept = aerie(
+        &app,
+        &["audit", "archive", "--out", &young.display().to_string()],
+    );
+    let said = stdout(&kept);
+    assert!(
+        kept.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&kept.stderr)
+    );
+    assert!(said.contains("nothing written"), "{said}");
+    assert!(!young.exists(), "an archive of nothing was left behind");
+    assert_intact(&app, 5);
+
+    let all = app.data_dir.path().join("all.jsonl");
+    let taken = aerie_with(
+        &app,
+        NO_RETENTION,
+        &["audit", "archive", "--out", &all.display().to_string()],
+    );
+    assert!(taken.status.success(), "{}", stdout(&taken));
+    let (ok, text) = verify_archive(&app, &all);
+    assert!(ok && text.contains("5 rows, seq 1 to 5"), "{text}");
+}
+
+/// An intruder edits an old row, then waits for the routine archive: archiving it would seal
+/// the edit under a fresh checkpoint and prune the evidence. The archive is refused, naming
+/// the broken row; nothing is pruned and no partial file is left to be mistaken for one.
+async fn a_tampered_trail_is_not_laundered_by_archiving(app: TestApp) {
+    let cut = old_and_new_events(&app).await;
+    tamper(&app, &["UPDATE audit_log SET actor_id = 999 WHERE seq = 3"]).await;
+    let file = app.data_dir.path().join("laundered.jsonl");
+    let refused = aerie_with(
+        &app,
+        NO_RETENTION,
+        &[
+            "audit",
+            "archive",
+            "--before",
+            &cut,
+            "--out",
+            &file.display().to_string(),
+        ],
+    );
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{}", stdout(&refused));
+    assert!(said.contains("broken at seq 3"), "{said}");
+    assert!(!file.exists(), "a partial archive was left behind");
+    assert!(app.audit_events("audit_archived").await.is_empty());
+    assert_broken_at(&app, &["audit", "verify"], 3);
+}
+
+/// The writer records more rows in a day than one page of the export reads (1,000): every
+/// row older than the cut-off goes to the file, not the first page of them.
+async fn a_trail_longer_than_a_page_is_archived_whole(app: TestApp) {
+    const ROWS: usize = 2_100;
+    let store = app.store().await;
+    let log = aerie::audit::AuditLog::open(
+        store.clone(),
+        &app.data_dir.path().join("audit-key"),
+        false,
+        app.clock.clone(),
+    )
+    .expect("the server's audit key");
+    let mut appends = tokio::task::JoinSet::new();
+    for _ in 0..ROWS {
+        let log = log.clone();
+        appends.spawn(async move {
+            log.record(AuditEvent::new(EventType::Logout))
+                .await
+                .expect("recorded")
+        });
+    }
+    while let Some(appended) = appends.join_next().await {
+        appended.expect("append task");
+    }
+    store.close().await;
+    let cut = rfc3339(app.clock.now() + 1);
+    app.clock.advance(Duration::from_millis(2));
+    app.register("carol").await;
+
+    let file = archive(&app, &cut, "audit.jsonl");
+    let (ok, text) = verify_archive(&app, &file);
+    assert!(
+        ok && text.contains(&format!("{ROWS} rows, seq 1 to {ROWS}")),
+        "{text}"
+    );
+    assert_intact(&app, 2);
+}
+
 engine_tests!(
+    a_tampered_trail_is_not_laundered_by_archiving,
+    a_trail_longer_than_a_page_is_archived_whole,
+    without_before_the_retention_is_the_cut_off,
     archived_rows_leave_a_chain_that_still_verifies,
     tampering_after_an_archive_is_still_detected,
     deleting_past_the_checkpoint_is_refused_and_detected,

@@ -9,3 +9,4 @@ mod denials;
 mod key_rotation;
 mod session_events;
 mod trail;
+mod unwritable;

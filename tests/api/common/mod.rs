@@ -9,6 +9,7 @@ mod cli;
 mod deployment;
 mod fixtures;
 mod half_sent;
+mod locker;
 mod metrics;
 mod pebble;
 mod process;
@@ -27,6 +28,7 @@ pub use fixtures::{
     PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
 };
 pub use half_sent::{HalfSent, start_registration_at, until_the_listener_closes};
+pub use locker::Locker;
 pub use metrics::{Sample, fresh_metrics_token};
 pub use pebble::{PebblePorts, pebble_installed};
 pub use process::{
