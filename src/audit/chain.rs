@@ -221,8 +221,6 @@ impl std::str::FromStr for Checkpoint {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
-    /// Rows checked and found intact, in order, before any break.
-    pub intact_rows: i64,
     /// The last row archived and pruned (`aerie audit archive`): the walk starts after it,
     /// from its sealed checkpoint. `0` when nothing was archived.
     pub archived_through: i64,
@@ -230,6 +228,13 @@ pub struct Verification {
     pub last: ChainHead,
     /// The first broken sequence number and why, if any.
     pub broken: Option<(i64, Break)>,
+}
+
+impl Verification {
+    /// Rows checked and found intact, in order, before any break (after the archived ones).
+    pub fn intact_rows(&self) -> i64 {
+        self.last.seq - self.archived_through
+    }
 }
 
 const PAGE: i64 = 1000;
@@ -349,14 +354,12 @@ pub async fn verify(
     };
     let Some(mut segments) = segments else {
         return Ok(Verification {
-            intact_rows: 0,
             archived_through,
             broken: Some((start.seq, Break::ArchiveCheckpointForged)),
             last: start,
         });
     };
     let mut last = start;
-    let mut checkpoint_seen = false;
     loop {
         let rows = store.audit_rows_after(last.seq, PAGE).await?;
         let page_len = rows.len();
@@ -369,13 +372,11 @@ pub async fn verify(
             });
             if let Some(why) = broken {
                 return Ok(Verification {
-                    intact_rows: last.seq - archived_through,
                     archived_through,
                     last,
                     broken: Some((expected, why)),
                 });
             }
-            checkpoint_seen |= checkpoint.is_some_and(|c| c.seq == row.seq);
             last = ChainHead {
                 seq: row.seq,
                 mac: row.mac,
@@ -386,10 +387,9 @@ pub async fn verify(
         }
     }
     let head = store.audit_chain_head().await?;
-    let mut expected_at_least = head.seq;
-    if let Some(c) = checkpoint.filter(|_| !checkpoint_seen) {
-        expected_at_least = expected_at_least.max(c.seq);
-    }
+    // A checkpoint among the rows walked is at most `last.seq`, so only one beyond them
+    // (rows cut off with the head rewound) moves the expectation.
+    let expected_at_least = checkpoint.map_or(head.seq, |c| head.seq.max(c.seq));
     let broken = if expected_at_least > last.seq {
         Some((last.seq + 1, Break::Truncated { expected_at_least }))
     } else if head.seq == last.seq && head.mac != last.mac {
@@ -401,7 +401,6 @@ pub async fn verify(
         None
     };
     Ok(Verification {
-        intact_rows: last.seq - archived_through,
         archived_through,
         last,
         broken,

@@ -77,7 +77,11 @@ fn queue() -> (mpsc::Sender<Queued>, mpsc::Receiver<Queued>) {
 /// transaction, and answers each request.
 async fn write_batches(sealer: Sealer, mut queue: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // None taken means every sender is gone: the process is ending.
+        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
         let appended = append(&sealer, &batch).await;
         match appended {
             Ok(rows) => {

@@ -51,7 +51,9 @@ async fn verify(config: Config, checkpoint: Option<Checkpoint>) -> anyhow::Resul
             };
             println!(
                 "audit chain intact: {} rows{archived}; head {}:{}",
-                report.intact_rows, report.last.seq, report.last.mac
+                report.intact_rows(),
+                report.last.seq,
+                report.last.mac
             );
             Ok(())
         }

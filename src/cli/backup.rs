@@ -120,7 +120,7 @@ async fn restore_into(
     record(config, store, EventType::BackupRestored, detail).await?;
     let chain = match &report.broken {
         None => {
-            json!({"intact": true, "rows": report.intact_rows, "head": format!("{}:{}", report.last.seq, report.last.mac)})
+            json!({"intact": true, "rows": report.intact_rows(), "head": format!("{}:{}", report.last.seq, report.last.mac)})
         }
         Some((seq, why)) => json!({"intact": false, "brokenAt": seq, "why": why.to_string()}),
     };
@@ -134,7 +134,9 @@ async fn restore_into(
         match &report.broken {
             None => println!(
                 "audit chain intact: {} rows; head {}:{}",
-                report.intact_rows, report.last.seq, report.last.mac
+                report.intact_rows(),
+                report.last.seq,
+                report.last.mac
             ),
             Some((seq, why)) => println!("audit chain broken at seq {seq}: {why}"),
         }

@@ -12,7 +12,7 @@ use aerie::clock::{Clock, rfc3339};
 use super::trail::{
     aerie, aerie_with, assert_broken_at, assert_intact, five_events, stdout, tamper,
 };
-use crate::common::{Engine, TestApp, engine_tests};
+use crate::common::{Engine, TestApp, audit_rows, engine_tests};
 
 /// Lets `--before` name any past time.
 const NO_RETENTION: &[(&str, &str)] = &[("AERIE_AUDIT_RETENTION_DAYS", "0")];
@@ -293,6 +293,9 @@ async fn a_trail_longer_than_a_page_is_archived_whole(app: TestApp) {
     let cut = rfc3339(app.clock.now() + 1);
     app.clock.advance(Duration::from_millis(2));
     app.register("carol").await;
+    // Verification reads every page too.
+    let all = i64::try_from(audit_rows(&app).await.len()).expect("rows");
+    assert_intact(&app, all);
 
     let file = archive(&app, &cut, "audit.jsonl");
     let (ok, text) = verify_archive(&app, &file);

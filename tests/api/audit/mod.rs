@@ -7,6 +7,7 @@ mod archive;
 mod cli;
 mod denials;
 mod key_rotation;
+mod log_lines;
 mod session_events;
 mod trail;
 mod unwritable;

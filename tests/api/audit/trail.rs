@@ -379,6 +379,21 @@ async fn audit_checkpoint_detects_a_cut_tail_with_the_head_rewound(app: TestApp)
     assert_broken_at(&app, &["audit", "verify", "--expect-at-least", &forged], 4);
 }
 
+/// A careless intruder cuts the last row and rewinds the head's number but not its MAC: the
+/// head then names row 4 with row 5's MAC, and verification says the tail was rewritten.
+async fn audit_verify_detects_a_head_rewound_without_its_mac(app: TestApp) {
+    five_events(&app).await;
+    tamper(
+        &app,
+        &[
+            "DELETE FROM audit_log WHERE seq = 5",
+            "UPDATE audit_chain_head SET seq = 4",
+        ],
+    )
+    .await;
+    assert_broken_at(&app, &["audit", "verify"], 4);
+}
+
 async fn concurrent_events_never_fork_the_chain(app: TestApp) {
     let app = std::sync::Arc::new(app);
     let mut tasks = Vec::new();
@@ -472,6 +487,7 @@ engine_tests!(
     audit_verify_detects_a_forged_row_appended_at_the_end,
     audit_verify_detects_a_cut_tail,
     audit_checkpoint_detects_a_cut_tail_with_the_head_rewound,
+    audit_verify_detects_a_head_rewound_without_its_mac,
     concurrent_events_never_fork_the_chain,
     two_hundred_concurrent_events_are_all_durable_and_the_chain_verifies,
     audit_verify_refuses_the_wrong_key,
