@@ -452,7 +452,18 @@ mod tests {
                 mac: mac.clone()
             })
         );
-        for bad in ["12", "0:aa", &format!("x:{mac}"), "3:zz"] {
+        // No row 0 or below; a MAC of 64 characters that are not hex, or of hex one byte
+        // short, is no MAC.
+        let refused = [
+            "12".to_owned(),
+            format!("0:{mac}"),
+            format!("-1:{mac}"),
+            format!("x:{mac}"),
+            format!("3:{}", "z".repeat(64)),
+            format!("3:{}", "0f".repeat(31)),
+            "3:zz".to_owned(),
+        ];
+        for bad in refused {
             assert!(bad.parse::<Checkpoint>().is_err(), "{bad}");
         }
     }
