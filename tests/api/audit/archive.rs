@@ -10,7 +10,7 @@ use aerie::audit::{AuditEvent, EventType};
 use aerie::clock::{Clock, rfc3339};
 
 use super::trail::{
-    aerie, aerie_with, assert_broken_at, assert_intact, five_events, stdout, tamper,
+    aerie, aerie_with, assert_broken_at, assert_intact, five_events, stdout, succeeded, tamper,
 };
 use crate::common::{Engine, TestApp, audit_rows, engine_tests};
 
@@ -38,12 +38,7 @@ fn archive(app: &TestApp, cut: &str, name: &str) -> PathBuf {
         NO_RETENTION,
         &["audit", "archive", "--before", cut, "--out", &path],
     );
-    assert!(
-        output.status.success(),
-        "{} {}",
-        stdout(&output),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeded(&output);
     file
 }
 
@@ -217,12 +212,7 @@ async fn without_before_the_retention_is_the_cut_off(app: TestApp) {
         &app,
         &["audit", "archive", "--out", &young.display().to_string()],
     );
-    let said = stdout(&kept);
-    assert!(
-        kept.status.success(),
-        "{said} {}",
-        String::from_utf8_lossy(&kept.stderr)
-    );
+    let said = succeeded(&kept);
     assert!(said.contains("nothing written"), "{said}");
     assert!(!young.exists(), "an archive of nothing was left behind");
     assert_intact(&app, 5);

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use aerie::audit::{AuditEvent, AuditKeys, EventType, chain};
 use aerie::store::ChainHead;
 
-use super::trail::{aerie, assert_broken_at, assert_intact, five_events, stdout, tamper};
+use super::trail::{
+    aerie, assert_broken_at, assert_intact, five_events, stdout, succeeded, tamper,
+};
 use crate::common::{TestApp, audit_rows, engine_tests, rows_of};
 
 engine_tests!(
@@ -24,12 +26,7 @@ fn key_file(app: &TestApp) -> PathBuf {
 /// Runs `aerie keys rotate-audit`; answers the seq of its `audit_key_rotated` row.
 async fn rotate(app: &TestApp) -> i64 {
     let output = aerie(app, &["keys", "rotate-audit"]);
-    assert!(
-        output.status.success(),
-        "{} {}",
-        stdout(&output),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeded(&output);
     let rotated = rows_of(app, "audit_key_rotated").await;
     let last = rotated.last().expect("an audit_key_rotated row");
     assert!(

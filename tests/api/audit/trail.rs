@@ -29,6 +29,19 @@ pub(super) fn aerie_with(app: &TestApp, settings: &[(&str, &str)], args: &[&str]
         .expect("run aerie")
 }
 
+/// Asserts that a command succeeded, showing what it printed if not; answers its standard
+/// output.
+#[track_caller]
+pub(super) fn succeeded(output: &Output) -> String {
+    let text = stdout(output);
+    assert!(
+        output.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
 pub(super) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -48,13 +61,7 @@ pub(super) fn assert_broken_at(app: &TestApp, args: &[&str], seq: i64) {
 
 #[track_caller]
 pub(super) fn assert_intact(app: &TestApp, rows: i64) {
-    let output = aerie(app, &["audit", "verify"]);
-    let text = stdout(&output);
-    assert!(
-        output.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = succeeded(&aerie(app, &["audit", "verify"]));
     assert!(text.contains(&format!("intact: {rows} rows")), "{text}");
 }
 
@@ -154,12 +161,7 @@ async fn try_sql(app: &TestApp, sql: &'static str) -> bool {
 
 fn exported(app: &TestApp) -> Vec<Value> {
     let output = aerie(app, &["audit", "export", "--since", "2000-01-01T00:00:00Z"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout(&output)
+    succeeded(&output)
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect()
@@ -452,12 +454,7 @@ async fn audit_verify_refuses_the_wrong_key(app: TestApp) {
 }
 
 async fn signing_key_rotation_is_on_the_trail(app: TestApp) {
-    let output = aerie(&app, &["keys", "rotate"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let printed = succeeded(&aerie(&app, &["keys", "rotate"]));
     let events = exported(&app);
     let rotated: Vec<&Value> = events
         .iter()
@@ -469,7 +466,7 @@ async fn signing_key_rotation_is_on_the_trail(app: TestApp) {
     assert_eq!(rotated[0]["detail"]["by"], "cli");
     assert!(rotated[0]["detail"]["osUser"].is_string(), "{events:?}");
     let kid = rotated[0]["detail"]["kid"].as_str().expect("kid");
-    assert!(stdout(&output).contains(kid), "the event names the new key");
+    assert!(printed.contains(kid), "the event names the new key");
     assert_intact(&app, i64::try_from(events.len()).expect("count"));
 }
 

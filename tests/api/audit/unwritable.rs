@@ -6,7 +6,7 @@
 
 use reqwest::StatusCode;
 
-use super::trail::{aerie_with, assert_intact, stdout};
+use super::trail::{aerie_with, assert_intact, succeeded};
 use crate::common::{Locker, PASSWORD, TestApp, audit_rows, engine_tests};
 
 engine_tests!(
@@ -65,12 +65,7 @@ async fn an_instance_without_the_key_the_chain_moved_to_appends_nothing_until_it
         &[("AERIE_AUDIT_KEY_FILE", elsewhere_setting.as_str())],
         &["keys", "rotate-audit"],
     );
-    assert!(
-        rotated.status.success(),
-        "{} {}",
-        stdout(&rotated),
-        String::from_utf8_lossy(&rotated.stderr)
-    );
+    succeeded(&rotated);
     let recorded = audit_rows(&app).await.len();
 
     let refused = app.login("alice@example.com", WRONG).await;
