@@ -89,6 +89,11 @@ impl From<LifecycleError> for Error {
             LifecycleError::Unauthenticated => Error::InvalidToken,
             LifecycleError::EmailTaken => Error::invalid("email", "has already been taken"),
             LifecycleError::UnknownUser => Error::NotFound("user"),
+            LifecycleError::TooManyMails => Error::QuotaExceeded {
+                message: LifecycleError::TooManyMails.to_string(),
+                // The budget is counted over the last hour: by then the oldest link is out.
+                retry_after: Some(std::time::Duration::from_secs(3600)),
+            },
             LifecycleError::Session(error) => error.into(),
             LifecycleError::Store(error) => error.into(),
             LifecycleError::Audit(error) => error.into(),

@@ -36,6 +36,17 @@ pub struct NewMailToken {
     pub expires_at: UnixMillis,
 }
 
+/// How many tokens of one purpose an account may be sent in a window.
+#[derive(Debug, Clone, Copy)]
+pub struct MailBudget {
+    /// Tokens made after this count.
+    pub since: UnixMillis,
+    /// How many may have been made.
+    pub most: i64,
+    /// Whether a new token ends the account's unspent ones of its purpose.
+    pub replaces_earlier: bool,
+}
+
 /// A mail the sender may deliver, opened.
 #[derive(Debug, Clone)]
 pub struct PendingMail {
@@ -73,6 +84,10 @@ pub(super) const INSERT_MAIL: &str =
                            VALUES ($1, '', '', 0, $2) RETURNING id";
 pub(super) const SEAL_MAIL: &str =
     "UPDATE mail_outbox SET recipient_sealed = $2, payload_sealed = $3 WHERE id = $1";
+const TOKENS_SINCE: &str =
+    "SELECT COUNT(*) FROM mail_tokens WHERE user_id = $1 AND purpose = $2 AND created_at > $3";
+const VOID_TOKENS: &str =
+    "UPDATE mail_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL";
 pub(super) const INSERT_TOKEN: &str = "INSERT INTO mail_tokens (token_hash, purpose, user_id, new_email_sealed, new_email_index, created_at, expires_at)
                             VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -147,6 +162,51 @@ impl Store {
             write_mail!(self, tx, token, mails, now);
             tx.commit().await?;
             Ok::<_, sqlx::Error>(())
+        })
+    }
+
+    /// [`Self::queue_mail`] unless the account already has `budget.most` tokens of the
+    /// token's purpose made after `budget.since`; answers whether it queued. With
+    /// `budget.replaces_earlier`, the account's unspent tokens of that purpose end in the same
+    /// step (a refused request leaves them working). The count and the writes are one
+    /// transaction that starts by writing the account's row (a no-op update): on PostgreSQL
+    /// that locks the row until the end, on SQLite it takes the write lock, so a racing
+    /// request waits and then counts this one's token: a burst of requests cannot all see
+    /// room for one more.
+    pub async fn queue_mail_within_budget(
+        &self,
+        token: &NewMailToken,
+        mails: &[OutgoingMail],
+        now: UnixMillis,
+        budget: MailBudget,
+    ) -> Result<bool, sqlx::Error> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE users SET username = username WHERE id = $1")
+                .bind(token.user_id)
+                .execute(&mut *tx)
+                .await?;
+            let made: i64 = sqlx::query_scalar(TOKENS_SINCE)
+                .bind(token.user_id)
+                .bind(token.purpose)
+                .bind(budget.since)
+                .fetch_one(&mut *tx)
+                .await?;
+            if made >= budget.most {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            if budget.replaces_earlier {
+                sqlx::query(VOID_TOKENS)
+                    .bind(token.user_id)
+                    .bind(token.purpose)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            write_mail!(self, tx, Some(token), mails, now);
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(true)
         })
     }
 
@@ -260,8 +320,7 @@ impl Store {
         purpose: &str,
         since: UnixMillis,
     ) -> Result<i64, sqlx::Error> {
-        let sql = "SELECT COUNT(*) FROM mail_tokens WHERE user_id = $1 AND purpose = $2 AND created_at > $3";
-        on_pool!(self, |pool| sqlx::query_scalar(sql)
+        on_pool!(self, |pool| sqlx::query_scalar(TOKENS_SINCE)
             .bind(user_id)
             .bind(purpose)
             .bind(since)
@@ -295,8 +354,7 @@ impl Store {
         purpose: &str,
         now: UnixMillis,
     ) -> Result<(), sqlx::Error> {
-        let sql = "UPDATE mail_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL";
-        execute!(self, sql, user_id, purpose, now)
+        execute!(self, VOID_TOKENS, user_id, purpose, now)
     }
 
     /// Marks the account's current address as proven.

@@ -45,7 +45,7 @@ pub use budget::is_budget_exceeded;
 pub use content::{ArticleChanges, ArticleRow, CommentRow, NewArticle};
 pub use devices::DeviceSeen;
 pub use export::ExportRows;
-pub use mail::{NewMailToken, OutgoingMail, PendingMail, SpentToken};
+pub use mail::{MailBudget, NewMailToken, OutgoingMail, PendingMail, SpentToken};
 pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
 pub use roles::{RolePlan, RolesError, Statement};

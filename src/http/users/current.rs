@@ -37,6 +37,7 @@ pub(super) async fn current_user(
     responses(
         (status = 200, description = "The updated account", body = UserResponse),
         (status = 403, description = "Changing the email or password: re-authentication required: no password authentication within AERIE_STEP_UP_MAX_AGE_SECS; the `X-Aerie-Step-Up` header names `POST /api/auth/step-up`"),
+        (status = 429, description = "A new email address with mail on, past the account's 3 confirmation links an hour: `{\"errors\":{\"quota\":[…]}}` with `Retry-After`; nothing in the request is saved"),
     ))]
 pub(super) async fn update_user(
     State(state): State<AppState>,

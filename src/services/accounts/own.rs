@@ -108,6 +108,9 @@ impl Accounts {
         if confirm_by_mail.is_none() {
             update.email = email.map(|e| (e.as_str().to_owned(), e.key()));
         }
+        if let (Some(_), Some(mail)) = (&confirm_by_mail, self.mail()) {
+            mail.check_email_change_budget(current.id).await?;
+        }
         let password_changed = update.password_hash.is_some();
         let email_changed = update
             .email

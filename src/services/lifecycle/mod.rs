@@ -29,7 +29,7 @@ use crate::auth::password::{HashError, PasswordHasher, PasswordSettings};
 use crate::clock::Clock;
 use crate::domain::InvalidFields;
 use crate::mail::{Kind, Sender};
-use crate::store::{NewMailToken, OutgoingMail, Store};
+use crate::store::{MailBudget, NewMailToken, OutgoingMail, Store};
 
 /// How long a mailed link works.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -71,6 +71,9 @@ pub enum LifecycleError {
     EmailTaken,
     #[error("no such user")]
     UnknownUser,
+    /// The account's mails of this kind for the hour are spent.
+    #[error("email changes: 3 links an hour; try again later")]
+    TooManyMails,
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
@@ -159,31 +162,48 @@ impl Lifecycle {
         (token, record, mail)
     }
 
-    /// Whether `user_id` may be sent another mail of `purpose` this hour.
+    /// Whether `user_id` may be sent another mail of `purpose` this hour (a look ahead, to
+    /// refuse a request before it changes anything; [`Self::queue_within_budget`] is the
+    /// bound).
     async fn within_account_budget(
         &self,
         user_id: i64,
         purpose: Purpose,
     ) -> Result<bool, LifecycleError> {
-        let since = self.clock.now() - 3_600_000;
+        let budget = self.account_budget(false);
         let sent = self
             .store
-            .mail_tokens_since(user_id, purpose.as_str(), since)
+            .mail_tokens_since(user_id, purpose.as_str(), budget.since)
             .await?;
-        Ok(sent < MAILS_PER_ACCOUNT_HOUR)
+        Ok(sent < budget.most)
     }
 
-    /// Queues and wakes the sender.
-    async fn queue(
+    fn account_budget(&self, replaces_earlier: bool) -> MailBudget {
+        MailBudget {
+            since: self.clock.now() - 3_600_000,
+            most: MAILS_PER_ACCOUNT_HOUR,
+            replaces_earlier,
+        }
+    }
+
+    /// Queues `token` and `mails` and wakes the sender if the account's budget for the
+    /// token's purpose has room, checked and spent in one step (with `replaces_earlier`, the
+    /// account's earlier links of that purpose end in the same step); answers whether it had.
+    async fn queue_within_budget(
         &self,
-        token: Option<&NewMailToken>,
+        token: &NewMailToken,
         mails: &[OutgoingMail],
-    ) -> Result<(), LifecycleError> {
-        self.store
-            .queue_mail(token, mails, self.clock.now())
+        replaces_earlier: bool,
+    ) -> Result<bool, LifecycleError> {
+        let budget = self.account_budget(replaces_earlier);
+        let queued = self
+            .store
+            .queue_mail_within_budget(token, mails, self.clock.now(), budget)
             .await?;
-        self.sender.wake();
-        Ok(())
+        if queued {
+            self.sender.wake();
+        }
+        Ok(queued)
     }
 
     /// The verification mail of a new account, to be written with the account itself

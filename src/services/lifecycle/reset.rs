@@ -24,18 +24,14 @@ impl Lifecycle {
         let account = self.store.user_by_email_key(&email_key(email)).await?;
         let outcome = match account {
             Some(user) if user.disabled_at.is_none() => {
-                if self
-                    .within_account_budget(user.id, Purpose::PasswordReset)
-                    .await?
-                {
-                    let (_, token, mail) = self.tokened_mail(
-                        Purpose::PasswordReset,
-                        Kind::PasswordReset,
-                        user.id,
-                        &user.username,
-                        &user.email,
-                    );
-                    self.queue(Some(&token), &[mail]).await?;
+                let (_, token, mail) = self.tokened_mail(
+                    Purpose::PasswordReset,
+                    Kind::PasswordReset,
+                    user.id,
+                    &user.username,
+                    &user.email,
+                );
+                if self.queue_within_budget(&token, &[mail], false).await? {
                     (Some(user.id), "mailed")
                 } else {
                     (Some(user.id), "rate_limited")

@@ -45,17 +45,9 @@ impl Lifecycle {
             .await?
             .filter(|u| u.disabled_at.is_none())
             .ok_or(LifecycleError::Unauthenticated)?;
-        if user.email_verified_at.is_some()
-            || !self
-                .within_account_budget(user.id, Purpose::VerifyEmail)
-                .await?
-        {
+        if user.email_verified_at.is_some() {
             return Ok(());
         }
-        let purpose = Purpose::VerifyEmail.as_str();
-        self.store
-            .void_mail_tokens(user.id, purpose, self.clock.now())
-            .await?;
         let (_, token, mail) = self.tokened_mail(
             Purpose::VerifyEmail,
             Kind::VerifyEmail,
@@ -63,7 +55,22 @@ impl Lifecycle {
             &user.username,
             &user.email,
         );
-        self.queue(Some(&token), &[mail]).await
+        self.queue_within_budget(&token, &[mail], true).await?;
+        Ok(())
+    }
+
+    /// Refuses, before anything is saved, an email change the account's hourly budget has
+    /// no room for (its links would reach an address that is not yet the account's: the
+    /// budget keeps the change form from mailing anyone at will).
+    pub async fn check_email_change_budget(&self, user_id: i64) -> Result<(), LifecycleError> {
+        if self
+            .within_account_budget(user_id, Purpose::EmailChange)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(LifecycleError::TooManyMails)
+        }
     }
 
     /// A signed-in user asked to move to `new_email` (after the step-up rule): a link to
@@ -89,9 +96,6 @@ impl Lifecycle {
             return Err(LifecycleError::EmailTaken);
         }
         let purpose = Purpose::EmailChange.as_str();
-        self.store
-            .void_mail_tokens(user.id, purpose, self.clock.now())
-            .await?;
         let token = MailToken::generate();
         let record = NewMailToken {
             hash: token.hash(),
@@ -113,7 +117,9 @@ impl Lifecycle {
                 payload: json!({ "username": username }).to_string(),
             },
         ];
-        self.queue(Some(&record), &mails).await?;
+        if !self.queue_within_budget(&record, &mails, true).await? {
+            return Err(LifecycleError::TooManyMails);
+        }
         let mut event = AuditEvent::new(EventType::EmailChangeRequested)
             .actor(caller.user_id)
             .subject(caller.user_id)

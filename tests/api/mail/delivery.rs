@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use super::{app_mailing_to, request_reset};
-use crate::common::{Engine, Mail, SmtpServer, TestApp, aerie, engine_tests};
+use crate::common::{Engine, Mail, SmtpServer, TestApp, aerie, engine_tests, fresh_metrics_token};
 
 engine_tests!(
     development_without_smtp_writes_each_mail_as_an_eml_file,
@@ -13,6 +13,8 @@ engine_tests!(
     the_database_holds_no_usable_link_while_mail_waits,
     a_relay_without_starttls_gets_nothing,
     waiting_mail_is_resealed_by_a_data_key_rotation_and_still_arrives,
+    a_mail_one_instance_is_delivering_is_not_sent_by_another,
+    mail_failing_past_the_threshold_is_alerted_and_counted,
 );
 
 async fn development_without_smtp_writes_each_mail_as_an_eml_file(app: TestApp) {
@@ -259,4 +261,116 @@ async fn waiting_mail_is_resealed_by_a_data_key_rotation_and_still_arrives(engin
     aerie(&app, "", &["keys", "rotate-data", "--retire"], "").await;
     smtp.restart().await;
     smtp.wait_for("ivan@example.com", "Verify", 30).await;
+}
+
+/// A relay that accepts connections and never says a word: a delivery to it hangs until the
+/// sender's timeout. Answers its address and how many connections it has taken.
+async fn silent_relay() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (format!("smtp://127.0.0.1:{port}"), accepted)
+}
+
+/// Two instances share one outbox. The one delivering a mail holds it (a lease in the
+/// database) for as long as the attempt may take, so the other does not send it too: one
+/// link, one mail, even while the first instance's relay is slow.
+async fn a_mail_one_instance_is_delivering_is_not_sent_by_another(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let (silent, accepted) = silent_relay().await;
+    let first = TestApp::spawn_with(
+        engine,
+        &[
+            ("AERIE_SMTP_URL", &silent),
+            ("AERIE_APP_URL", crate::common::APP_URL),
+        ],
+    )
+    .await;
+    first.register("vera").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first instance never tried its relay"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first instance is now stuck delivering vera's mail; a second one looks every
+    // half second.
+    let settings = smtp.settings();
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let second = first.spawn_sibling_with(&settings).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        smtp.mails().is_empty(),
+        "the second instance sent a mail the first was delivering"
+    );
+    // Mail nobody holds is the second instance's to send.
+    super::request_reset(&second, "vera@example.com").await;
+    smtp.wait_for("vera@example.com", "Reset", 20).await;
+}
+
+/// Mail that keeps failing raises `mail_delivery_failing` once it has failed for longer than
+/// `AERIE_MAIL_ALERT_AFTER_SECS`, with the outbox depth; `/metrics` shows the depth all
+/// along, and both settle once the relay is back.
+async fn mail_failing_past_the_threshold_is_alerted_and_counted(engine: Engine) {
+    let Some(mut smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let token = fresh_metrics_token();
+    let app = app_mailing_to(
+        engine,
+        &smtp,
+        &[
+            ("AERIE_MAIL_ALERT_AFTER_SECS", "1"),
+            ("AERIE_METRICS_TOKEN", &token),
+        ],
+    )
+    .await;
+    // A working relay raises nothing.
+    app.register("wade").await;
+    smtp.wait_for("wade@example.com", "Verify", 20).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(app.audit_events("mail_delivery_failing").await.is_empty());
+    let depth = "aerie_mail_outbox_depth";
+    app.metrics(&token).await.assert_value(depth, &[], 0.0);
+
+    smtp.stop().await;
+    app.register("xena").await;
+    request_reset(&app, "xena@example.com").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let alert = loop {
+        if let Some(alert) = app.audit_events("mail_delivery_failing").await.pop() {
+            break alert;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no mail_delivery_failing alert"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(alert["detail"]["outboxDepth"], 2, "{alert}");
+    assert!(
+        alert["detail"]["failingForSecs"].as_i64() >= Some(1),
+        "{alert}"
+    );
+    app.metrics(&token).await.assert_value(depth, &[], 2.0);
+
+    smtp.restart().await;
+    smtp.wait_for("xena@example.com", "Reset", 30).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.metrics(&token).await.assert_value(depth, &[], 0.0);
+    assert_eq!(app.audit_events("mail_delivery_failing").await.len(), 1);
 }

@@ -5,16 +5,20 @@
 //!   for a while, no live credential in the database.
 //! - [`reset`]: password reset: single use, expiry, one purpose, sessions ended, no
 //!   account enumeration.
-//! - [`verification`]: address verification, confirmed address changes, security notices.
+//! - [`verification`]: address verification and confirmed address changes.
+//! - [`notices`]: the security notices account changes send, and the ones they must not.
 
 mod delivery;
+mod notices;
 mod reset;
 mod verification;
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{Engine, PASSWORD, Reply, SmtpServer, TestApp};
+use crate::common::{Engine, Mail, PASSWORD, Reply, SmtpServer, TestApp};
 
 /// A server whose mail goes to `smtp`, with `extra` settings.
 async fn app_mailing_to(engine: Engine, smtp: &SmtpServer, extra: &[(&str, &str)]) -> TestApp {
@@ -57,4 +61,61 @@ async fn registered(app: &TestApp, smtp: &SmtpServer, name: &str) -> String {
         .await;
     let _ = PASSWORD;
     token
+}
+
+/// Waits (up to 20 s) until `n` mails to `to` whose subject contains `subject` have arrived,
+/// and answers the `n`th (mails arrive in the order they were queued).
+async fn nth_mail(smtp: &SmtpServer, to: &str, subject: &str, n: usize) -> Mail {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut found: Vec<Mail> = smtp
+            .mails_to(to)
+            .into_iter()
+            .filter(|m| m.subject.contains(subject))
+            .collect();
+        if found.len() >= n {
+            return found.swap_remove(n - 1);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {n} mails to {to} about {subject:?} within 20 s",
+            found.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How many mails to `to` have a subject containing `subject`.
+fn count_mails(smtp: &SmtpServer, to: &str, subject: &str) -> usize {
+    smtp.mails_to(to)
+        .iter()
+        .filter(|m| m.subject.contains(subject))
+        .count()
+}
+
+/// The outcomes of the first `n` reset requests, once all `n` are recorded (a request is
+/// answered before its work is done).
+async fn reset_outcomes(app: &TestApp, n: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = app.audit_events("password_reset_requested").await;
+        if events.len() >= n {
+            return events
+                .iter()
+                .take(n)
+                .map(|e| {
+                    e["detail"]["outcome"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {n} reset requests recorded",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -5,12 +5,19 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{NEW_PASSWORD, app_mailing_to, confirm_reset, logs_in, registered, request_reset};
-use crate::common::{APP_URL, Engine, PASSWORD, SmtpServer, engine_tests};
+use super::{
+    NEW_PASSWORD, app_mailing_to, confirm_reset, count_mails, logs_in, nth_mail, registered,
+    request_reset, reset_outcomes,
+};
+use crate::common::{APP_URL, Engine, Mail, PASSWORD, SmtpServer, engine_tests, run_aerie_with};
 
 engine_tests!(
     a_mailed_reset_link_sets_the_password_once_and_ends_every_session,
-    a_reset_link_expires_after_30_minutes,
+    a_reset_link_works_for_30_minutes_and_no_longer,
+    a_reset_flood_mails_an_account_three_times_an_hour,
+    a_burst_of_reset_requests_at_once_still_mails_three,
+    a_disabled_account_gets_no_reset_link_and_its_old_links_stop_working,
+    an_operator_reset_link_works_like_a_mailed_one,
     a_token_for_another_purpose_cannot_reset_a_password,
     reset_requests_answer_the_same_for_unknown_addresses,
     a_weak_new_password_is_refused_without_spending_the_token,
@@ -22,6 +29,8 @@ async fn a_mailed_reset_link_sets_the_password_once_and_ends_every_session(engin
         return;
     };
     let app = app_mailing_to(engine, &smtp, &[]).await;
+    // An account made first, so the link's account is not simply the first one.
+    registered(&app, &smtp, "zed").await;
     let session = registered(&app, &smtp, "alice").await;
     let other_session = crate::common::token_of(&app.login_user("alice").await);
 
@@ -50,25 +59,153 @@ async fn a_mailed_reset_link_sets_the_password_once_and_ends_every_session(engin
     again.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(again.error_on("token"), Some("is invalid or has expired"));
     assert!(logs_in(&app, "alice@example.com", NEW_PASSWORD).await);
+    assert!(
+        logs_in(&app, "zed@example.com", PASSWORD).await,
+        "the link set only its own account's password"
+    );
 }
 
-async fn a_reset_link_expires_after_30_minutes(engine: Engine) {
+async fn a_reset_link_works_for_30_minutes_and_no_longer(engine: Engine) {
     let Some(smtp) = SmtpServer::start().await else {
         return;
     };
     let app = app_mailing_to(engine, &smtp, &[]).await;
     registered(&app, &smtp, "bob").await;
     request_reset(&app, "bob@example.com").await;
-    let token = smtp
-        .wait_for("bob@example.com", "Reset", 20)
+    let first = nth_mail(&smtp, "bob@example.com", "Reset", 1).await;
+    app.clock.advance(Duration::from_secs(30 * 60 - 1));
+    confirm_reset(&app, &first.token().expect("token"), NEW_PASSWORD)
         .await
-        .token()
-        .expect("token");
+        .assert_status(StatusCode::NO_CONTENT);
+
+    request_reset(&app, "bob@example.com").await;
+    let second = nth_mail(&smtp, "bob@example.com", "Reset", 2).await;
     app.clock.advance(Duration::from_secs(30 * 60 + 1));
-    let reply = confirm_reset(&app, &token, NEW_PASSWORD).await;
+    let reply = confirm_reset(&app, &second.token().expect("token"), PASSWORD).await;
     reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reply.error_on("token"), Some("is invalid or has expired"));
-    assert!(logs_in(&app, "bob@example.com", PASSWORD).await);
+    assert!(logs_in(&app, "bob@example.com", NEW_PASSWORD).await);
+}
+
+/// Whoever knows an address cannot flood its inbox: three reset mails an hour reach an
+/// account, the requests past them are recorded as refused (and answered like the others),
+/// and the budget comes back an hour later.
+async fn a_reset_flood_mails_an_account_three_times_an_hour(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    registered(&app, &smtp, "dave").await;
+    // One at a time: each request's work is done before the next arrives.
+    for n in 1..=5 {
+        request_reset(&app, "dave@example.com")
+            .await
+            .assert_status(StatusCode::ACCEPTED);
+        reset_outcomes(&app, n).await;
+    }
+    let outcomes = reset_outcomes(&app, 5).await;
+    assert_eq!(
+        outcomes,
+        ["mailed", "mailed", "mailed", "rate_limited", "rate_limited"]
+    );
+    nth_mail(&smtp, "dave@example.com", "Reset", 3).await;
+
+    app.clock.advance(Duration::from_secs(60 * 60 + 1));
+    request_reset(&app, "dave@example.com").await;
+    assert_eq!(reset_outcomes(&app, 6).await[5], "mailed");
+    nth_mail(&smtp, "dave@example.com", "Reset", 4).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count_mails(&smtp, "dave@example.com", "Reset"), 4);
+}
+
+/// The budget holds against requests that arrive together (from many addresses, say): the
+/// count and the new link are one step, so racing requests cannot all see room for one more.
+async fn a_burst_of_reset_requests_at_once_still_mails_three(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    registered(&app, &smtp, "gina").await;
+    let burst = (0..12).map(|_| request_reset(&app, "gina@example.com"));
+    for reply in futures_util::future::join_all(burst).await {
+        reply.assert_status(StatusCode::ACCEPTED);
+    }
+    let outcomes = reset_outcomes(&app, 12).await;
+    let mailed = outcomes.iter().filter(|o| *o == "mailed").count();
+    assert_eq!(mailed, 3, "{outcomes:?}");
+    nth_mail(&smtp, "gina@example.com", "Reset", 3).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count_mails(&smtp, "gina@example.com", "Reset"), 3);
+}
+
+/// A disabled account is mailed no reset link (it could undo the administrator's decision),
+/// and a link mailed before it was disabled no longer works.
+async fn a_disabled_account_gets_no_reset_link_and_its_old_links_stop_working(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    registered(&app, &smtp, "rita").await;
+    request_reset(&app, "rita@example.com").await;
+    let earlier = nth_mail(&smtp, "rita@example.com", "Reset", 1).await;
+    app.register("root").await;
+    app.set_role("root", "admin").await;
+    let admin = crate::common::token_of(&app.login_user("root").await);
+    app.post("/api/admin/users/rita/disable", Some(&admin), json!({}))
+        .await
+        .assert_status(StatusCode::OK);
+
+    request_reset(&app, "rita@example.com")
+        .await
+        .assert_status(StatusCode::ACCEPTED);
+    assert_eq!(reset_outcomes(&app, 2).await, ["mailed", "disabled"]);
+    let reply = confirm_reset(&app, &earlier.token().expect("token"), NEW_PASSWORD).await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error_on("token"), Some("is invalid or has expired"));
+    // Mail goes out in the order it was queued: once a later one is in, none is pending.
+    request_reset(&app, "root@example.com").await;
+    smtp.wait_for("root@example.com", "Reset", 20).await;
+    assert_eq!(count_mails(&smtp, "rita@example.com", "Reset"), 1);
+}
+
+/// `aerie user reset-link U` prints a link for the operator to hand over: it works once,
+/// like a mailed one, sends nothing, and is recorded.
+async fn an_operator_reset_link_works_like_a_mailed_one(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    registered(&app, &smtp, "una").await;
+    let reset_link = |name: &'static str| {
+        let app = &app;
+        async move {
+            let settings = [("AERIE_APP_URL", APP_URL)];
+            run_aerie_with(app, &settings, &["user", "reset-link", name], "").await
+        }
+    };
+    let output = reset_link("una").await;
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    let link = Mail::parse(&printed);
+    assert_eq!(
+        link.link_page().as_deref(),
+        Some(format!("{APP_URL}/password-reset").as_str()),
+        "{printed}"
+    );
+    let token = link.token().expect("a link with a token");
+    confirm_reset(&app, &token, NEW_PASSWORD)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert!(logs_in(&app, "una@example.com", NEW_PASSWORD).await);
+    confirm_reset(&app, &token, PASSWORD)
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reset_outcomes(&app, 1).await, ["link_printed"]);
+    assert_eq!(count_mails(&smtp, "una@example.com", "Reset"), 0);
+    assert!(
+        !reset_link("nobody").await.status.success(),
+        "a link for no account"
+    );
 }
 
 async fn a_token_for_another_purpose_cannot_reset_a_password(engine: Engine) {

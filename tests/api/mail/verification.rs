@@ -1,9 +1,11 @@
-//! Address verification, confirmed address changes, security notices.
+//! Address verification and confirmed address changes.
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{app_mailing_to, registered};
+use std::time::Duration;
+
+use super::{app_mailing_to, count_mails, nth_mail, registered};
 use crate::common::{Engine, SmtpServer, engine_tests};
 
 engine_tests!(
@@ -11,7 +13,10 @@ engine_tests!(
     unverified_accounts_cannot_write_when_verification_is_required,
     an_email_change_takes_effect_only_when_the_new_address_confirms,
     an_unchanged_email_stays_a_no_op,
-    security_notices_reach_the_account,
+    a_verified_address_is_sent_no_new_verification_link,
+    an_email_change_link_expires_after_30_minutes,
+    two_accounts_asking_for_one_new_address_get_it_once,
+    email_change_links_are_three_an_hour_and_a_fourth_request_changes_nothing,
 );
 
 async fn registration_mails_a_link_that_verifies_the_address_once(engine: Engine) {
@@ -163,44 +168,167 @@ async fn an_unchanged_email_stays_a_no_op(engine: Engine) {
     assert!(app.audit_events("email_change_requested").await.is_empty());
 }
 
-async fn security_notices_reach_the_account(engine: Engine) {
+/// Asking again for a verified address sends nothing (the answer is the same): the resend
+/// route is no way to mail an account at will.
+async fn a_verified_address_is_sent_no_new_verification_link(engine: Engine) {
     let Some(smtp) = SmtpServer::start().await else {
         return;
     };
-    let app = app_mailing_to(engine, &smtp, &[("AERIE_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
-    registered(&app, &smtp, "olga").await;
-    // A login from a device and network the account has not used: a notice.
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    let token = app.register("owen").await;
+    let link = nth_mail(&smtp, "owen@example.com", "Verify", 1).await;
+    app.post(
+        "/api/auth/email/verify",
+        None,
+        json!({ "token": link.token().expect("a link") }),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    app.post("/api/auth/email/verify/resend", Some(&token), json!({}))
+        .await
+        .assert_status(StatusCode::ACCEPTED);
+    // Mail goes out in the order it was queued: once a later one is in, none is pending.
+    super::request_reset(&app, "owen@example.com").await;
+    smtp.wait_for("owen@example.com", "Reset", 20).await;
+    assert_eq!(count_mails(&smtp, "owen@example.com", "Verify"), 1);
+}
+
+async fn an_email_change_link_expires_after_30_minutes(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    let token = registered(&app, &smtp, "pete").await;
+    app.put(
+        "/api/user",
+        Some(&token),
+        json!({"user": {"email": "pete.new@example.com"}}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    let link = smtp
+        .wait_for("pete.new@example.com", "Confirm", 20)
+        .await
+        .token()
+        .expect("a link");
+    app.clock.advance(Duration::from_secs(30 * 60 + 1));
     let reply = app
-        .client
-        .post(app.url("/api/users/login"))
-        .header("X-Forwarded-For", "203.0.113.9")
-        .header("User-Agent", "curl/8.5.0")
-        .json(&json!({"user": {"email": "olga@example.com", "password": crate::common::PASSWORD}}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(reply.status(), StatusCode::OK);
-    smtp.wait_for("olga@example.com", "New sign-in", 20).await;
-    // An administrator ending the account's sessions: a notice.
-    app.register("root").await;
-    app.set_role("root", "admin").await;
-    let admin = crate::common::token_of(&app.login_user("root").await);
-    app.delete("/api/admin/users/olga/sessions", Some(&admin))
-        .await
-        .assert_status(StatusCode::NO_CONTENT);
-    smtp.wait_for("olga@example.com", "signed out by an administrator", 20)
+        .post("/api/auth/email/confirm", None, json!({ "token": link }))
         .await;
-    let token = crate::common::token_of(&app.login_user("olga").await);
-    let reply = app
-        .put(
-            "/api/user/password",
-            Some(&token),
-            json!({"currentPassword": crate::common::PASSWORD, "newPassword": super::NEW_PASSWORD}),
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error_on("token"), Some("is invalid or has expired"));
+    let me = app
+        .get(
+            "/api/user",
+            Some(&crate::common::token_of(&app.login_user("pete").await)),
         )
         .await;
-    reply.assert_status(StatusCode::NO_CONTENT);
-    let notice = smtp
-        .wait_for("olga@example.com", "password was changed", 20)
+    assert_eq!(me.body["user"]["email"], "pete@example.com");
+}
+
+/// Two accounts may both ask for an address nobody has yet; the first to confirm gets it and
+/// the second is told it is taken, in the documented shape (not a 500, not a shared address).
+async fn two_accounts_asking_for_one_new_address_get_it_once(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    let mut links = Vec::new();
+    for (n, name) in ["ruth", "sara"].into_iter().enumerate() {
+        let token = registered(&app, &smtp, name).await;
+        app.put(
+            "/api/user",
+            Some(&token),
+            json!({"user": {"email": "shared@example.com"}}),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+        let mail = nth_mail(&smtp, "shared@example.com", "Confirm", n + 1).await;
+        links.push(mail.token().expect("a link"));
+    }
+    let confirm = |link: String| {
+        let app = &app;
+        async move {
+            app.post("/api/auth/email/confirm", None, json!({ "token": link }))
+                .await
+        }
+    };
+    confirm(links[0].clone())
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let second = confirm(links[1].clone()).await;
+    second.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(second.error_on("email"), Some("has already been taken"));
+    let sara = app.login_user("sara").await;
+    assert_eq!(sara["email"], "sara@example.com");
+    let ruth = app
+        .login("shared@example.com", crate::common::PASSWORD)
         .await;
-    assert!(notice.token().is_none(), "a notice carries no link token");
+    ruth.assert_status(StatusCode::OK);
+    assert_eq!(ruth.body["user"]["username"], "ruth");
+}
+
+/// The change form mails an address that is not yet the account's, so it is budgeted like
+/// the other mails: three links an hour. A fourth request is refused with 429 before
+/// anything in it is saved, and the links already sent keep working.
+async fn email_change_links_are_three_an_hour_and_a_fourth_request_changes_nothing(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    let token = registered(&app, &smtp, "yara").await;
+    let change = |email: String, bio: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            let user = json!({"user": {"email": email, "bio": bio}});
+            app.put("/api/user", Some(token), user).await
+        }
+    };
+    for n in 1..=3 {
+        change(format!("yara{n}@example.com"), "saved")
+            .await
+            .assert_status(StatusCode::OK);
+    }
+    let refused = change("yara4@example.com".into(), "not saved").await;
+    refused.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        refused
+            .error_on("quota")
+            .is_some_and(|m| m.contains("3 links an hour")),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.header("retry-after").is_some(),
+        "{:?}",
+        refused.headers
+    );
+    let me = app.get("/api/user", Some(&token)).await;
+    assert_eq!(me.body["user"]["bio"], "saved", "{}", me.body);
+    assert_eq!(me.body["user"]["email"], "yara@example.com");
+    assert_eq!(app.audit_events("email_change_requested").await.len(), 3);
+
+    // The last link sent is still good (earlier ones were replaced by it).
+    let last = nth_mail(&smtp, "yara3@example.com", "Confirm", 1).await;
+    app.post(
+        "/api/auth/email/confirm",
+        None,
+        json!({ "token": last.token().expect("a link") }),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    app.clock.advance(Duration::from_secs(60 * 60 + 1));
+    let token = crate::common::token_of(
+        &app.login("yara3@example.com", crate::common::PASSWORD)
+            .await
+            .body["user"],
+    );
+    app.put(
+        "/api/user",
+        Some(&token),
+        json!({"user": {"email": "yara5@example.com"}}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    nth_mail(&smtp, "yara5@example.com", "Confirm", 1).await;
 }

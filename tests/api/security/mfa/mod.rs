@@ -130,7 +130,7 @@ async fn step_up(app: &TestApp, token: &str, body: Value) -> Reply {
 }
 
 /// The access token of a User reply.
-fn token_in(reply: &Reply) -> String {
+pub(crate) fn token_in(reply: &Reply) -> String {
     reply.body["user"]["token"]
         .as_str()
         .unwrap_or_else(|| panic!("a token: {}", reply.body))
