@@ -430,6 +430,54 @@ async fn doctor_live_checks_the_database_keys_and_redis_behind_the_settings() {
     assert!(live.contains("Redis does not answer"), "{report}");
 }
 
+/// Production without `AERIE_SMTP_URL` has no mail flows: their routes answer 404 `mail`
+/// rather than take a token no mail could have carried, or queue mail nobody will send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_without_mail_answers_the_mail_routes_404() {
+    let deployment = Deployment::new();
+    deployment.migrate().await;
+    let server = deployment.start().await;
+    let client = deployment.client();
+    let registered: serde_json::Value = client
+        .post(server.https("/api/users"))
+        .json(&serde_json::json!({"user": {
+            "username": "fern",
+            "email": "fern@example.com",
+            "password": "correct horse battery staple 42",
+        }}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("user");
+    let token = registered["user"]["token"].as_str().expect("token");
+    let a_token = "A".repeat(43);
+    let calls = [
+        (
+            "/api/auth/password-reset",
+            serde_json::json!({"email": "fern@example.com"}),
+        ),
+        (
+            "/api/auth/password-reset/confirm",
+            serde_json::json!({"token": a_token, "newPassword": "an entirely new passphrase 7"}),
+        ),
+        ("/api/auth/email/verify/resend", serde_json::json!({})),
+    ];
+    for (path, body) in calls {
+        let reply = client
+            .post(server.https(path))
+            .header("Authorization", format!("Token {token}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(reply.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: serde_json::Value = reply.json().await.expect("error body");
+        assert_eq!(body["errors"]["mail"][0], "not found", "{path}: {body}");
+    }
+}
+
 /// Production without `AERIE_SMTP_URL` sends no mail, so a new email address cannot wait for
 /// a confirmation link: it applies at once, after step-up, and the trail records it as
 /// `email_changed` (an account takeover's first move, locking the owner out of resets). An
