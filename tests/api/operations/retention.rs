@@ -1,7 +1,8 @@
 //! Retention (issue 22.4): sessions and refresh tokens used to be kept forever. A pass
 //! deletes those past their idle timeout or lifetime, or revoked for longer than their
 //! access tokens live, plus a grace; live and recently ended sessions stay. Time moves with
-//! the test clock; the pass is the one the server runs on its interval.
+//! the test clock; the pass is the one the server runs on its interval. Mailed tokens go
+//! once expired.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,4 +102,37 @@ async fn expired_sessions_and_tokens_are_pruned_and_live_ones_stay(app: TestApp)
     refreshed(&app, &refresh_token_of(&next)).await;
 }
 
-engine_tests!(expired_sessions_and_tokens_are_pruned_and_live_ones_stay);
+/// Mailed tokens (verification, reset, change links) past their 30 minutes go, spent or not;
+/// a live one stays, and its link still works.
+async fn expired_mail_tokens_are_pruned_and_live_ones_stay(app: TestApp) {
+    let tokens_of = async |name: &str| {
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM mail_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE u.username = '{name}'"
+        );
+        app.query_text(&sql).await
+    };
+    app.register("gail").await;
+    let retention = retention(&app).await;
+    retention.run_once().await.expect("a pass");
+    assert_eq!(tokens_of("gail").await, ["1"], "a live link stays");
+
+    app.clock.advance(Duration::from_secs(30 * 60 + 1));
+    app.register("hal").await;
+    retention.run_once().await.expect("a pass");
+    assert_eq!(tokens_of("gail").await, ["0"], "an expired link goes");
+    assert_eq!(tokens_of("hal").await, ["1"]);
+    let link = app.outbox_mail("hal@example.com", "Verify").await;
+    app.post(
+        "/api/auth/email/verify",
+        None,
+        serde_json::json!({ "token": link.token().expect("a link") }),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+}
+
+engine_tests!(
+    expired_sessions_and_tokens_are_pruned_and_live_ones_stay,
+    expired_mail_tokens_are_pruned_and_live_ones_stay,
+);
