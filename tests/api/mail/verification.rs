@@ -1,12 +1,12 @@
 //! Address verification and confirmed address changes.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::json;
 
-use std::time::Duration;
-
 use super::{app_mailing_to, count_mails, nth_mail, registered};
-use crate::common::{Engine, SmtpServer, engine_tests};
+use crate::common::{Engine, Locker, SmtpServer, engine_tests};
 
 engine_tests!(
     registration_mails_a_link_that_verifies_the_address_once,
@@ -17,6 +17,7 @@ engine_tests!(
     an_email_change_link_expires_after_30_minutes,
     two_accounts_asking_for_one_new_address_get_it_once,
     email_change_links_are_three_an_hour_and_a_fourth_request_changes_nothing,
+    a_confirmed_change_the_database_cannot_save_is_a_503_not_a_taken_address,
 );
 
 async fn registration_mails_a_link_that_verifies_the_address_once(engine: Engine) {
@@ -331,4 +332,41 @@ async fn email_change_links_are_three_an_hour_and_a_fourth_request_changes_nothi
     .await
     .assert_status(StatusCode::OK);
     nth_mail(&smtp, "yara5@example.com", "Confirm", 1).await;
+}
+
+/// Only a second account holding the address is "taken": a database that cannot save the
+/// change in time is a 503 (retry later), and the account keeps its address.
+async fn a_confirmed_change_the_database_cannot_save_is_a_503_not_a_taken_address(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_mailing_to(
+        engine,
+        &smtp,
+        &[("AERIE_DATABASE_STATEMENT_BUDGET_MS", "1000")],
+    )
+    .await;
+    let token = registered(&app, &smtp, "zoe").await;
+    app.put(
+        "/api/user",
+        Some(&token),
+        json!({"user": {"email": "zoe.new@example.com"}}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    let link = smtp
+        .wait_for("zoe.new@example.com", "Confirm", 20)
+        .await
+        .token()
+        .expect("a link");
+    // On PostgreSQL the link is spent and the account's row cannot be written; on SQLite
+    // nothing can be.
+    let lock = Locker::take(&app, "users").await;
+    let reply = app
+        .post("/api/auth/email/confirm", None, json!({ "token": link }))
+        .await;
+    lock.release().await;
+    reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    let me = app.get("/api/user", Some(&token)).await;
+    assert_eq!(me.body["user"]["email"], "zoe@example.com");
 }
