@@ -55,9 +55,9 @@ async fn security_notices_reach_the_account(engine: Engine) {
     assert!(notice.token().is_none(), "a notice carries no link token");
 }
 
-/// The account's own sign-outs (one session, or every other one after a password change)
+/// The account's own sign-outs (a logout; every other session ended by turning MFA off)
 /// are not an administrator's: no "signed out by an administrator" notice. Turning MFA off
-/// is: it weakens the account.
+/// is told: it weakens the account.
 async fn turning_mfa_off_is_told_and_signing_yourself_out_is_not(engine: Engine) {
     let Some(smtp) = SmtpServer::start().await else {
         return;
@@ -65,11 +65,17 @@ async fn turning_mfa_off_is_told_and_signing_yourself_out_is_not(engine: Engine)
     let app = app_mailing_to(engine, &smtp, &[]).await;
     let tess = enrolled(&app, "tess").await;
     smtp.wait_for("tess@example.com", "turned on", 20).await;
-    // A code is good once: the next one signs in a second session.
-    app.clock.advance(STEP);
-    let challenge = challenge_for(&app, "tess").await;
-    let second = token_in(&answer(&app, &challenge, &code_at(&app, &tess.secret)).await);
-    app.post("/api/auth/logout", Some(&second), json!({}))
+    // Two more sessions (a code is good once: each takes the next one): one logs out, the
+    // other is ended by turning MFA off.
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        app.clock.advance(STEP);
+        let challenge = challenge_for(&app, "tess").await;
+        sessions.push(token_in(
+            &answer(&app, &challenge, &code_at(&app, &tess.secret)).await,
+        ));
+    }
+    app.post("/api/auth/logout", Some(&sessions[0]), json!({}))
         .await
         .assert_status(StatusCode::NO_CONTENT);
 
@@ -81,8 +87,25 @@ async fn turning_mfa_off_is_told_and_signing_yourself_out_is_not(engine: Engine)
     crate::common::read(request.send().await.expect("sent"))
         .await
         .assert_status(StatusCode::NO_CONTENT);
-    // Mail goes out in the order it was queued: the sign-out's notice would be in by now.
+    app.get("/api/user", Some(&sessions[1]))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    assert!(
+        !app.audit_events("session_revoked").await.is_empty(),
+        "turning MFA off ended the other session"
+    );
     smtp.wait_for("tess@example.com", "turned off", 20).await;
+    // Mail goes out in the order it was queued: once the notice of a later change is in, a
+    // sign-out notice would be too.
+    app.put(
+        "/api/user/password",
+        Some(&tess.token),
+        json!({"currentPassword": PASSWORD, "newPassword": super::NEW_PASSWORD}),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    smtp.wait_for("tess@example.com", "password was changed", 20)
+        .await;
     assert_eq!(
         count_mails(&smtp, "tess@example.com", "signed out"),
         0,
