@@ -430,19 +430,18 @@ async fn doctor_live_checks_the_database_keys_and_redis_behind_the_settings() {
     assert!(live.contains("Redis does not answer"), "{report}");
 }
 
-/// Production without `AERIE_SMTP_URL` has no mail flows: their routes answer 404 `mail`
-/// rather than take a token no mail could have carried, or queue mail nobody will send.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn production_without_mail_answers_the_mail_routes_404() {
+/// A production deployment, started, with one account `name` registered over HTTPS; answers
+/// the account's access token.
+async fn started_with_an_account(name: &str) -> (Deployment, ServerProcess, String) {
     let deployment = Deployment::new();
     deployment.migrate().await;
     let server = deployment.start().await;
-    let client = deployment.client();
-    let registered: serde_json::Value = client
+    let registered: serde_json::Value = deployment
+        .client()
         .post(server.https("/api/users"))
         .json(&serde_json::json!({"user": {
-            "username": "fern",
-            "email": "fern@example.com",
+            "username": name,
+            "email": format!("{name}@example.com"),
             "password": "correct horse battery staple 42",
         }}))
         .send()
@@ -452,6 +451,15 @@ async fn production_without_mail_answers_the_mail_routes_404() {
         .await
         .expect("user");
     let token = registered["user"]["token"].as_str().expect("token");
+    (deployment, server, token.to_owned())
+}
+
+/// Production without `AERIE_SMTP_URL` has no mail flows: their routes answer 404 `mail`
+/// rather than take a token no mail could have carried, or queue mail nobody will send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_without_mail_answers_the_mail_routes_404() {
+    let (deployment, server, token) = started_with_an_account("fern").await;
+    let client = deployment.client();
     let a_token = "A".repeat(43);
     let calls = [
         (
@@ -484,27 +492,8 @@ async fn production_without_mail_answers_the_mail_routes_404() {
 /// address saved unchanged records nothing, or the trail would cry wolf on every profile save.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_without_mail_applies_an_email_change_at_once_and_records_it() {
-    let deployment = Deployment::new();
-    deployment.migrate().await;
-    let server = deployment.start().await;
+    let (deployment, server, token) = started_with_an_account("erin").await;
     let client = deployment.client();
-    let registered: serde_json::Value = client
-        .post(server.https("/api/users"))
-        .json(&serde_json::json!({"user": {
-            "username": "erin",
-            "email": "erin@example.com",
-            "password": "correct horse battery staple 42",
-        }}))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("user");
-    let token = registered["user"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
     let update = async |user: serde_json::Value| {
         let reply = client
             .put(server.https("/api/user"))
