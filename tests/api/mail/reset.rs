@@ -54,7 +54,18 @@ async fn a_mailed_reset_link_sets_the_password_once_and_ends_every_session(engin
         crate::common::assert_unauthorized(&reply, "a session from before the reset");
     }
 
-    // Single use: the same link again is refused, in the documented error shape.
+    // Single use: the same link again is refused, in the documented error shape; and a
+    // reset ends the account's other reset links.
+    request_reset(&app, "alice@example.com").await;
+    let later = nth_mail(&smtp, "alice@example.com", "Reset", 2).await;
+    request_reset(&app, "alice@example.com").await;
+    let last = nth_mail(&smtp, "alice@example.com", "Reset", 3).await;
+    confirm_reset(&app, &later.token().expect("token"), NEW_PASSWORD)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    confirm_reset(&app, &last.token().expect("token"), NEW_PASSWORD)
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     let again = confirm_reset(&app, &token, "another fine passphrase 99").await;
     again.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(again.error_on("token"), Some("is invalid or has expired"));
