@@ -89,8 +89,8 @@ impl From<LifecycleError> for Error {
             LifecycleError::Unauthenticated => Error::InvalidToken,
             LifecycleError::EmailTaken => Error::invalid("email", "has already been taken"),
             LifecycleError::UnknownUser => Error::NotFound("user"),
-            LifecycleError::TooManyMails => Error::QuotaExceeded {
-                message: LifecycleError::TooManyMails.to_string(),
+            LifecycleError::TooManyEmailChanges => Error::QuotaExceeded {
+                message: LifecycleError::TooManyEmailChanges.to_string(),
                 // The budget is counted over the last hour: by then the oldest link is out.
                 retry_after: Some(std::time::Duration::from_secs(3600)),
             },

@@ -71,9 +71,9 @@ pub enum LifecycleError {
     EmailTaken,
     #[error("no such user")]
     UnknownUser,
-    /// The account's mails of this kind for the hour are spent.
+    /// The account's email-change links for the hour are spent.
     #[error("email changes: 3 links an hour; try again later")]
-    TooManyMails,
+    TooManyEmailChanges,
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
@@ -170,20 +170,16 @@ impl Lifecycle {
         user_id: i64,
         purpose: Purpose,
     ) -> Result<bool, LifecycleError> {
-        let budget = self.account_budget(false);
         let sent = self
             .store
-            .mail_tokens_since(user_id, purpose.as_str(), budget.since)
+            .mail_tokens_since(user_id, purpose.as_str(), self.budget_window_start())
             .await?;
-        Ok(sent < budget.most)
+        Ok(sent < MAILS_PER_ACCOUNT_HOUR)
     }
 
-    fn account_budget(&self, replaces_earlier: bool) -> MailBudget {
-        MailBudget {
-            since: self.clock.now() - 3_600_000,
-            most: MAILS_PER_ACCOUNT_HOUR,
-            replaces_earlier,
-        }
+    /// Tokens made after this count against the account's hourly budget.
+    fn budget_window_start(&self) -> crate::clock::UnixMillis {
+        self.clock.now() - 3_600_000
     }
 
     /// Queues `token` and `mails` and wakes the sender if the account's budget for the
@@ -195,7 +191,11 @@ impl Lifecycle {
         mails: &[OutgoingMail],
         replaces_earlier: bool,
     ) -> Result<bool, LifecycleError> {
-        let budget = self.account_budget(replaces_earlier);
+        let budget = MailBudget {
+            since: self.budget_window_start(),
+            most: MAILS_PER_ACCOUNT_HOUR,
+            replaces_earlier,
+        };
         let queued = self
             .store
             .queue_mail_within_budget(token, mails, self.clock.now(), budget)

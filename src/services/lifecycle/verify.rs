@@ -69,7 +69,7 @@ impl Lifecycle {
         {
             Ok(())
         } else {
-            Err(LifecycleError::TooManyMails)
+            Err(LifecycleError::TooManyEmailChanges)
         }
     }
 
@@ -118,7 +118,7 @@ impl Lifecycle {
             },
         ];
         if !self.queue_within_budget(&record, &mails, true).await? {
-            return Err(LifecycleError::TooManyMails);
+            return Err(LifecycleError::TooManyEmailChanges);
         }
         let mut event = AuditEvent::new(EventType::EmailChangeRequested)
             .actor(caller.user_id)
