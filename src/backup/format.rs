@@ -279,54 +279,176 @@ impl<R: BufRead> Reader<R> {
 mod tests {
     use super::*;
 
-    fn sample() -> Vec<u8> {
-        let header = Header {
+    fn header() -> Header {
+        Header {
             format: FORMAT.into(),
             engine: "sqlite".into(),
             schema_version: 10,
             created_at: "2026-12-03T00:00:00Z".into(),
-        };
-        let mut writer = LineWriter::new(Vec::new());
-        writer.header(&header).unwrap_or_default();
-        let table = TableInfo {
-            name: "users".into(),
-            columns: vec!["id".into(), "name".into()],
-        };
-        writer.table(&table).unwrap_or_default();
-        writer
-            .row(&[Cell::Int(1), Cell::Text("alice".into())])
-            .unwrap_or_default();
-        let tables = vec![TableCount {
-            name: "users".into(),
-            rows: 1,
-        }];
-        writer
-            .finish(header, tables)
-            .map(|(out, _)| out)
-            .unwrap_or_default()
+        }
     }
 
-    fn read_all(bytes: &[u8]) -> Result<Manifest, FormatError> {
+    fn table(name: &str, columns: &[&str]) -> TableInfo {
+        TableInfo {
+            name: name.into(),
+            columns: columns.iter().map(|c| (*c).into()).collect(),
+        }
+    }
+
+    /// Two tables (users: alice and bob; keys: none), and the manifest `edit` made of the
+    /// true one: the lines before it are untouched, so only what `edit` changed can fail.
+    fn sample_with(edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
+        let mut writer = LineWriter::new(Vec::new());
+        writer.header(&header()).unwrap();
+        writer.table(&table("users", &["id", "name"])).unwrap();
+        for (id, name) in [(1, "alice"), (2, "bob")] {
+            writer
+                .row(&[Cell::Int(id), Cell::Text(name.into())])
+                .unwrap();
+        }
+        writer.table(&table("keys", &["id"])).unwrap();
+        let counts = vec![
+            TableCount {
+                name: "users".into(),
+                rows: 2,
+            },
+            TableCount {
+                name: "keys".into(),
+                rows: 0,
+            },
+        ];
+        let (mut out, mut manifest) = writer.finish(header(), counts).unwrap();
+        let last = out[..out.len() - 1]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |at| at + 1);
+        out.truncate(last);
+        edit(&mut manifest);
+        let line = serde_json::json!({ "manifest": manifest }).to_string();
+        [out, line.into_bytes(), b"\n".to_vec()].concat()
+    }
+
+    fn sample() -> Vec<u8> {
+        sample_with(|_| {})
+    }
+
+    /// Every item, then the checked manifest.
+    fn read_all(bytes: &[u8]) -> Result<(Vec<String>, Manifest), FormatError> {
         let mut reader = Reader::open(bytes)?;
-        while reader.next_item()?.is_some() {}
-        reader.manifest().cloned().ok_or(FormatError::Truncated)
+        let mut items = Vec::new();
+        while let Some(item) = reader.next_item()? {
+            items.push(match item {
+                Item::Table(info) => format!("table {} {:?}", info.name, info.columns),
+                Item::Row(cells) => format!("row {cells:?}"),
+            });
+        }
+        let manifest = reader.manifest().cloned().ok_or(FormatError::Truncated)?;
+        Ok((items, manifest))
+    }
+
+    fn refusal(bytes: &[u8]) -> String {
+        match read_all(bytes) {
+            Ok(_) => "read without complaint".into(),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn with_line_replaced(number: usize, line: &str) -> Vec<u8> {
+        let text = String::from_utf8(sample()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[number] = line;
+        (lines.join("\n") + "\n").into_bytes()
     }
 
     #[test]
-    fn a_written_backup_reads_back() {
-        let manifest = read_all(&sample()).map_err(|e| e.to_string());
-        assert_eq!(manifest.map(|m| m.rows), Ok(1));
+    fn a_written_backup_reads_back_item_by_item() {
+        let (items, manifest) = read_all(&sample()).expect("a written backup reads back");
+        assert_eq!(
+            items,
+            [
+                r#"table users ["id", "name"]"#,
+                r#"row [Int(1), Text("alice")]"#,
+                r#"row [Int(2), Text("bob")]"#,
+                r#"table keys ["id"]"#,
+            ]
+        );
+        assert_eq!(manifest.rows, 2);
+        assert_eq!(manifest.header, header());
+        // The hash an operator compares with the one printed at creation: SHA-256 of every
+        // line before the manifest, in lowercase hex.
+        let bytes = sample();
+        let body = &bytes[..bytes.len() - 1];
+        let body = &body[..body.iter().rposition(|b| *b == b'\n').unwrap() + 1];
+        assert_eq!(manifest.sha256, format!("{:x}", Sha256::digest(body)));
+        assert_eq!(
+            Reader::open(sample().as_slice())
+                .map(|r| r.header().clone())
+                .ok(),
+            Some(header())
+        );
+    }
+
+    #[test]
+    fn only_an_aerie_backup_header_opens() {
+        let other =
+            serde_json::json!({ "header": Header { format: "aerie-backup/2".into(), ..header() } });
+        assert!(refusal(&with_line_replaced(0, &other.to_string())).contains("unknown format"));
+        assert!(
+            refusal(&with_line_replaced(
+                0,
+                r#"{"table":{"name":"x","columns":[]}}"#
+            ))
+            .contains("not an Aerie backup header")
+        );
+        assert!(refusal(&with_line_replaced(0, "[1]")).contains("not an Aerie backup header"));
+        assert!(matches!(read_all(b""), Err(FormatError::Truncated)));
+    }
+
+    #[test]
+    fn rows_must_follow_a_table_and_fit_its_columns() {
+        let before_any = with_line_replaced(1, r#"[1,"alice"]"#);
+        assert!(refusal(&before_any).contains("a row before any table"));
+        let wide = with_line_replaced(2, r#"[1,"alice","extra"]"#);
+        assert!(refusal(&wide).contains("3 values for 2 columns"));
+        let not_a_cell = with_line_replaced(2, r#"[1,{"nested":true}]"#);
+        assert!(refusal(&not_a_cell).contains("a value that is not a cell"));
+        let twice = with_line_replaced(4, r#"{"table":{"name":"users","columns":["id"]}}"#);
+        assert!(refusal(&twice).contains("table users twice"));
+        let stray = with_line_replaced(2, r#"{"comment":"hi"}"#);
+        assert!(refusal(&stray).contains("neither a table, a row nor the manifest"));
+        let garbage = with_line_replaced(2, "not json");
+        assert!(refusal(&garbage).contains("line 3: not JSON"));
+    }
+
+    #[test]
+    fn each_manifest_check_stands_on_its_own() {
+        let engine = sample_with(|m| m.header.engine = "postgres".into());
+        assert!(refusal(&engine).contains("its header differs"));
+        // The same total, split differently between the tables.
+        let split = sample_with(|m| (m.tables[0].rows, m.tables[1].rows) = (1, 1));
+        assert!(refusal(&split).contains("the row counts differ"));
+        let total = sample_with(|m| m.rows = 3);
+        assert!(refusal(&total).contains("the total row count differs"));
+        let hash = sample_with(|m| m.sha256 = "0".repeat(64));
+        assert!(refusal(&hash).contains("the content hash differs"));
     }
 
     #[test]
     fn edits_and_cuts_are_found() {
         let bytes = sample();
-        let text = String::from_utf8(bytes.clone()).unwrap_or_default();
+        let text = String::from_utf8(bytes.clone()).unwrap();
         let edited = text.replace("alice", "mallory");
-        assert!(read_all(edited.as_bytes()).is_err(), "an edited row");
+        assert!(refusal(edited.as_bytes()).contains("the content hash differs"));
         let cut: Vec<u8> = bytes.iter().take(bytes.len() - 40).copied().collect();
         assert!(read_all(&cut).is_err(), "a cut-off tail");
+        // Every line but the manifest: whole lines, so only the missing end can fail.
+        let lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
+        let without_manifest = lines[..lines.len() - 1].concat();
+        assert!(matches!(
+            read_all(&without_manifest),
+            Err(FormatError::Truncated)
+        ));
         let extra = [bytes.as_slice(), b"[2,\"x\"]\n"].concat();
-        assert!(read_all(&extra).is_err(), "data after the manifest");
+        assert!(refusal(&extra).contains("data after the manifest"));
     }
 }

@@ -58,10 +58,11 @@ pub async fn restore(
     }
     let mut target = store.begin_restore().await?;
     match read(opening, file, Some(&mut target), progress).await {
-        Ok(manifest) => {
-            target.commit().await?;
-            Ok(manifest)
-        }
+        // The commit checks the rows triggers rebuilt first; refused, it rolls back.
+        Ok(manifest) => match target.commit().await {
+            Ok(()) => Ok(manifest),
+            Err(error) => Err(anyhow::Error::from(error).context("nothing was restored")),
+        },
         Err(error) => {
             target.abandon().await;
             Err(error.context("nothing was restored"))

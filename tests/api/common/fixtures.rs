@@ -132,21 +132,13 @@ impl TestApp {
     /// Runs one SQL statement directly on the test database (to set up what no route does,
     /// such as disabling an account).
     pub async fn execute_sql(&self, sql: &str) {
-        match self.engine {
-            Engine::Sqlite => execute_on::<sqlx::SqliteConnection>(&self.database_url, sql).await,
-            Engine::Postgres => execute_on::<sqlx::PgConnection>(&self.database_url, sql).await,
-        }
+        execute_sql_at(self.engine, &self.database_url, sql).await;
     }
 
     /// Runs one query directly on the test database and answers its single text column,
     /// row by row (to look at what is stored, as someone holding a copy of it would).
     pub async fn query_text(&self, sql: &str) -> Vec<String> {
-        match self.engine {
-            Engine::Sqlite => {
-                query_text_on::<sqlx::SqliteConnection>(&self.database_url, sql).await
-            }
-            Engine::Postgres => query_text_on::<sqlx::PgConnection>(&self.database_url, sql).await,
-        }
+        query_text_at(self.engine, &self.database_url, sql).await
     }
 
     /// Sets an account's role directly in the database, as `aerie user set-role` does (a
@@ -206,6 +198,23 @@ impl TestApp {
             .as_str()
             .expect("slug")
             .to_owned()
+    }
+}
+
+/// Runs one statement directly on the `engine` database at `database_url` (another
+/// deployment's, a restore's target).
+pub async fn execute_sql_at(engine: Engine, database_url: &str, sql: &str) {
+    match engine {
+        Engine::Sqlite => execute_on::<sqlx::SqliteConnection>(database_url, sql).await,
+        Engine::Postgres => execute_on::<sqlx::PgConnection>(database_url, sql).await,
+    }
+}
+
+/// [`TestApp::query_text`] on the `engine` database at `database_url`.
+pub async fn query_text_at(engine: Engine, database_url: &str, sql: &str) -> Vec<String> {
+    match engine {
+        Engine::Sqlite => query_text_on::<sqlx::SqliteConnection>(database_url, sql).await,
+        Engine::Postgres => query_text_on::<sqlx::PgConnection>(database_url, sql).await,
     }
 }
 

@@ -25,7 +25,8 @@ pub use audit::{audit_rows, rows_of};
 pub use cli::{aerie, run_aerie, run_aerie_with};
 pub use deployment::{Caller, Deployment, delete_redis_keys, test_redis, two_instances};
 pub use fixtures::{
-    PASSWORD, random_refresh_token, refresh, refresh_token_of, refreshed, token_of,
+    PASSWORD, execute_sql_at, query_text_at, random_refresh_token, refresh, refresh_token_of,
+    refreshed, token_of,
 };
 pub use half_sent::{HalfSent, start_registration_at, until_the_listener_closes};
 pub use locker::Locker;
