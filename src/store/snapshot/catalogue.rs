@@ -242,6 +242,13 @@ mod tests {
     }
 
     #[test]
+    fn a_table_may_reference_itself() {
+        // A self-reference (a reply pointing at its comment) waits for nothing.
+        let order = dependency_order(vec![table("a", &["a"]), table("b", &[])]);
+        assert_eq!(order, ["a", "b"]);
+    }
+
+    #[test]
     fn a_circle_still_ends() {
         let order = dependency_order(vec![table("a", &["b"]), table("b", &["a"])]);
         assert_eq!(order, ["a", "b"]);

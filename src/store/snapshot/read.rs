@@ -180,7 +180,8 @@ pub(super) fn postgres_cell(
         "INT2" => row
             .try_get::<Option<i16>, _>(index)?
             .map(|v| Cell::Int(v.into())),
-        "TEXT" | "VARCHAR" | "BPCHAR" => row.try_get::<Option<String>, _>(index)?.map(Cell::Text),
+        // sqlx names `character(n)` (bpchar) "CHAR".
+        "TEXT" | "VARCHAR" | "CHAR" => row.try_get::<Option<String>, _>(index)?.map(Cell::Text),
         "BYTEA" => row.try_get::<Option<Vec<u8>>, _>(index)?.map(Cell::Blob),
         "FLOAT8" => row.try_get::<Option<f64>, _>(index)?.map(Cell::Real),
         _ => return Err(SnapshotError::Type(column_name(table, index), kind)),

@@ -18,14 +18,14 @@ use super::{
 use crate::common::{TestApp, engine_tests};
 
 /// A backup's plaintext, opened.
-struct Plain {
-    header: Header,
-    items: Vec<Item>,
+pub(super) struct Plain {
+    pub(super) header: Header,
+    pub(super) items: Vec<Item>,
 }
 
 impl Plain {
     /// The rows of `table`, as (position in `items`, cells).
-    fn rows_of(&self, table: &str) -> Vec<usize> {
+    pub(super) fn rows_of(&self, table: &str) -> Vec<usize> {
         let mut current = "";
         let mut found = Vec::new();
         for (at, item) in self.items.iter().enumerate() {
@@ -80,7 +80,7 @@ fn passphrase() -> SecretString {
 }
 
 /// Decrypts and reads the backup at `path` (made with [`PASSPHRASE`]).
-fn open(path: &str) -> Plain {
+pub(super) fn open(path: &str) -> Plain {
     let file = std::fs::File::open(path).expect("backup");
     let plaintext = Opening::Passphrase(passphrase())
         .decrypt(BufReader::new(file))

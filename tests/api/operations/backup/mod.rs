@@ -16,6 +16,8 @@ use crate::common::{
 };
 
 mod forged;
+mod kinds;
+mod names;
 mod targets;
 
 const PASSPHRASE: &str = "correct horse battery staple";

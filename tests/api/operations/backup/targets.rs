@@ -63,7 +63,7 @@ async fn a_restore_wants_every_migration_of_this_build(app: TestApp) {
 }
 
 /// A new database of the app's engine, migrated by `aerie migrate` and nothing else.
-async fn migrated_empty_database(app: &TestApp, name: &str) -> String {
+pub(super) async fn migrated_empty_database(app: &TestApp, name: &str) -> String {
     let url = empty_database(app, app.engine, name).await;
     let settings = [("AERIE_DATABASE_URL", url.as_str())];
     assert_succeeded(&run_aerie_with(app, &settings, &["migrate"], "").await);
