@@ -146,6 +146,9 @@ mod tests {
         }
         assert_eq!(Cell::from_json(&serde_json::json!([1])), None);
         assert_eq!(Cell::from_json(&serde_json::json!({"base64": "%%"})), None);
+        // Bytes are an object of exactly one key: anything more is not a cell.
+        let extra = serde_json::json!({"base64": "AA==", "note": "x"});
+        assert_eq!(Cell::from_json(&extra), None);
     }
 
     #[test]
