@@ -2,6 +2,7 @@
 //! build or not at all. A deployment's live database, or one an older build migrated (its
 //! columns would not be the backup's), is refused before a row is written.
 
+use aerie::store::{Cell, TableInfo};
 use reqwest::StatusCode;
 
 use super::{assert_refused, assert_succeeded, backup, backup_of_traffic, empty_database};
@@ -70,7 +71,41 @@ pub(super) async fn migrated_empty_database(app: &TestApp, name: &str) -> String
     url
 }
 
+/// The restore's own writer, not only the backup's reader, refuses a row that does not
+/// fit its table and a row before any table (a caller other than `aerie backup restore`
+/// gets the same guard), and the refused transaction leaves the database empty.
+async fn the_restore_writer_refuses_rows_that_do_not_fit(app: TestApp) {
+    let url = migrated_empty_database(&app, "target.db").await;
+    let config =
+        aerie::config::Config::from_vars([("AERIE_DATABASE_URL", url.as_str())]).expect("config");
+    let store = aerie::store::Store::connect(&config.database)
+        .await
+        .expect("database");
+    let mut restore = store.begin_restore().await.expect("an empty database");
+    let row = [Cell::Int(1), Cell::Text("x".into())];
+    let early = restore.insert(&row).await.map_err(|e| e.to_string());
+    assert_eq!(early, Err("a row came before its table's header".into()));
+    let tags = TableInfo {
+        name: "article_tags".into(),
+        columns: vec!["article_id".into(), "tag".into()],
+    };
+    restore.start_table(&tags).await.expect("a known table");
+    let wide = [Cell::Int(1), Cell::Text("x".into()), Cell::Null];
+    let refused = restore.insert(&wide).await.map_err(|e| e.to_string());
+    assert_eq!(
+        refused,
+        Err("the backup's row has 3 values for 2 columns".into())
+    );
+    restore.abandon().await;
+    store.close().await;
+    assert_eq!(
+        super::emptiness_at(&url).await,
+        aerie::store::Emptiness::Empty
+    );
+}
+
 engine_tests!(
+    the_restore_writer_refuses_rows_that_do_not_fit,
     a_restore_into_a_non_empty_database_is_refused,
     a_restore_wants_every_migration_of_this_build,
 );
