@@ -8,7 +8,8 @@ use std::path::Path;
 use super::{PASSPHRASE, assert_refused, backup, backup_path, private_file};
 use crate::common::{TestApp, engine_tests};
 
-async fn assert_backup_refused(app: &TestApp, name: &str, says: &str) {
+/// `aerie backup create` refuses, saying `says`, and leaves no file behind.
+pub(super) async fn assert_backup_refused(app: &TestApp, name: &str, says: &str) {
     let passphrase = private_file(app, &format!("{name}.passphrase"), PASSPHRASE);
     let file = backup_path(app, &format!("{name}.age"));
     let refused = backup(
