@@ -114,13 +114,18 @@ async fn untouched(url: &str) -> bool {
 
 /// Whether the database at `url` could receive a restore (as the restore itself asks).
 async fn emptiness_at(url: &str) -> aerie::store::Emptiness {
-    let config = aerie::config::Config::from_vars([("AERIE_DATABASE_URL", url)]).expect("config");
-    let store = aerie::store::Store::connect(&config.database)
-        .await
-        .expect("database");
+    let store = store_at(url).await;
     let emptiness = store.emptiness().await.expect("emptiness");
     store.close().await;
     emptiness
+}
+
+/// The store API on the database at `url`, with the settings a server would read for it.
+async fn store_at(url: &str) -> aerie::store::Store {
+    let config = aerie::config::Config::from_vars([("AERIE_DATABASE_URL", url)]).expect("config");
+    aerie::store::Store::connect(&config.database)
+        .await
+        .expect("database")
 }
 
 /// [`traffic`], then a backup of it encrypted to [`PASSPHRASE`]; answers the slug, the

@@ -76,11 +76,7 @@ pub(super) async fn migrated_empty_database(app: &TestApp, name: &str) -> String
 /// gets the same guard), and the refused transaction leaves the database empty.
 async fn the_restore_writer_refuses_rows_that_do_not_fit(app: TestApp) {
     let url = migrated_empty_database(&app, "target.db").await;
-    let config =
-        aerie::config::Config::from_vars([("AERIE_DATABASE_URL", url.as_str())]).expect("config");
-    let store = aerie::store::Store::connect(&config.database)
-        .await
-        .expect("database");
+    let store = super::store_at(&url).await;
     let mut restore = store.begin_restore().await.expect("an empty database");
     let row = [Cell::Int(1), Cell::Text("x".into())];
     let early = restore.insert(&row).await.map_err(|e| e.to_string());
