@@ -11,8 +11,10 @@
 use sqlx::FromRow;
 
 use super::sealed::key_error;
-use super::{Store, execute, on_pool};
+use super::sessions::REVOKE_USER_SESSIONS;
+use super::{Store, execute, is_unique_violation, on_pool};
 use crate::clock::UnixMillis;
+use crate::domain::email_key;
 use crate::field_keys::Field;
 
 /// A mail to send, in clear: the store seals it on the way in.
@@ -70,13 +72,24 @@ struct PendingRow {
     failing_since: Option<i64>,
 }
 
-/// A token spent by the one request that presented it.
-#[derive(Debug, Clone)]
-pub struct SpentToken {
+/// A password reset [`Store::reset_password_by_token`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordReset {
     pub user_id: i64,
-    /// For an email change: the new address, opened.
-    pub new_email: Option<String>,
-    pub new_email_index: Option<String>,
+    /// The sessions it ended, for the instances' revocation sets.
+    pub ended_sessions: Vec<String>,
+}
+
+/// What [`Store::change_email_by_token`] did; anything but `Changed` left everything as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailChangeByToken {
+    Changed {
+        user_id: i64,
+    },
+    /// No live email-change link has this hash (unknown, spent, expired), or its account is gone.
+    NoLiveToken,
+    /// Another account holds the new address now.
+    Taken,
 }
 
 pub(super) const INSERT_MAIL: &str =
@@ -86,10 +99,42 @@ pub(super) const SEAL_MAIL: &str =
     "UPDATE mail_outbox SET recipient_sealed = $2, payload_sealed = $3 WHERE id = $1";
 const TOKENS_SINCE: &str =
     "SELECT COUNT(*) FROM mail_tokens WHERE user_id = $1 AND purpose = $2 AND created_at > $3";
+/// Spends a live token (`$1` its hash, `$2` its purpose, `$3` now): only once, only before
+/// it expires, only for the purpose it was made for.
+const SPEND_TOKEN: &str = "UPDATE mail_tokens SET used_at = $3
+    WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+    RETURNING user_id, new_email_sealed";
 const VOID_TOKENS: &str =
     "UPDATE mail_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL";
 pub(super) const INSERT_TOKEN: &str = "INSERT INTO mail_tokens (token_hash, purpose, user_id, new_email_sealed, new_email_index, created_at, expires_at)
                             VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Spends a live token inside an open transaction `$tx` (either engine's, hence a macro):
+/// the account and the sealed new address it carries, or `None` when no live token of
+/// `$purpose` has this hash.
+macro_rules! spend_token {
+    ($tx:expr, $hash:expr, $purpose:expr, $now:expr) => {{
+        let spent: Option<(i64, Option<String>)> = sqlx::query_as(SPEND_TOKEN)
+            .bind($hash)
+            .bind($purpose)
+            .bind($now)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        spent
+    }};
+}
+
+/// Voids the account's live tokens of `$purpose` inside an open transaction `$tx`.
+macro_rules! void_tokens {
+    ($tx:expr, $user_id:expr, $purpose:expr, $now:expr) => {
+        sqlx::query(VOID_TOKENS)
+            .bind($user_id)
+            .bind($purpose)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
 
 /// Writes a token and mails inside an open transaction `$tx` (either engine's): the same
 /// text for both, so it is a macro rather than a function generic over the driver.
@@ -197,12 +242,7 @@ impl Store {
                 return Ok(false);
             }
             if budget.replaces_earlier {
-                sqlx::query(VOID_TOKENS)
-                    .bind(token.user_id)
-                    .bind(token.purpose)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                void_tokens!(tx, token.user_id, token.purpose, now);
             }
             write_mail!(self, tx, Some(token), mails, now);
             tx.commit().await?;
@@ -282,35 +322,116 @@ impl Store {
         on_pool!(self, |pool| sqlx::query_as(sql).fetch_one(pool).await)
     }
 
-    /// Spends the token with this hash for `purpose`: only once, only before it expires,
-    /// only for the purpose it was made for. `None` for anything else.
-    pub async fn spend_mail_token(
+    /// Spends a live verification token (of `purpose`) and marks its account's address
+    /// proven, in one transaction; answers the account, or `None` (nothing changed) when no
+    /// live link has this hash.
+    pub async fn verify_email_by_token(
         &self,
         hash: &str,
         purpose: &str,
         now: UnixMillis,
-    ) -> Result<Option<SpentToken>, sqlx::Error> {
-        let sql = "UPDATE mail_tokens SET used_at = $3
-                   WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
-                   RETURNING user_id, new_email_sealed, new_email_index";
-        let row: Option<(i64, Option<String>, Option<String>)> =
-            on_pool!(self, |pool| sqlx::query_as(sql)
-                .bind(hash)
-                .bind(purpose)
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let verified = "UPDATE users SET email_verified_at = $2 WHERE id = $1";
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let spent = spend_token!(tx, hash, purpose, now);
+            let Some((user_id, _)) = spent else {
+                return Ok(None);
+            };
+            sqlx::query(verified)
+                .bind(user_id)
                 .bind(now)
-                .fetch_optional(pool)
-                .await)?;
-        let Some((user_id, sealed, index)) = row else {
-            return Ok(None);
-        };
-        let new_email = sealed
-            .map(|s| self.open_field(Field::PendingEmail, user_id, &s))
-            .transpose()?;
-        Ok(Some(SpentToken {
-            user_id,
-            new_email,
-            new_email_index: index,
-        }))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(user_id))
+        })
+    }
+
+    /// Spends a live email-change token (of `purpose`) and gives its account the new address,
+    /// verified, voiding the account's live links of `voids`, in one transaction: a database
+    /// failure part way leaves the link live and the address unchanged (so the user can follow
+    /// the same link again), never a spent link with no change made.
+    pub async fn change_email_by_token(
+        &self,
+        hash: &str,
+        purpose: &str,
+        voids: &str,
+        now: UnixMillis,
+    ) -> Result<EmailChangeByToken, sqlx::Error> {
+        let change = "UPDATE users SET email_sealed = $2, email_index = $3, email_verified_at = $4,
+                      updated_at = $4 WHERE id = $1";
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let spent = spend_token!(tx, hash, purpose, now);
+            let Some((user_id, Some(pending))) = spent else {
+                return Ok(EmailChangeByToken::NoLiveToken);
+            };
+            let email = self.open_field(Field::PendingEmail, user_id, &pending)?;
+            let index = self.keys.email_index(&email_key(&email));
+            let changed = sqlx::query(change)
+                .bind(user_id)
+                .bind(self.seal_email(user_id, &email)?)
+                .bind(index)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match changed {
+                Ok(done) if done.rows_affected() == 1 => {}
+                Ok(_) => return Ok(EmailChangeByToken::NoLiveToken),
+                Err(error) if is_unique_violation(&error, "users", "email_index") => {
+                    return Ok(EmailChangeByToken::Taken);
+                }
+                Err(error) => return Err(error),
+            }
+            void_tokens!(tx, user_id, voids, now);
+            tx.commit().await?;
+            Ok(EmailChangeByToken::Changed { user_id })
+        })
+    }
+
+    /// Spends a live reset token (of `purpose`), sets its account's new password, voids the
+    /// account's other links of `purpose` and ends all its sessions, in one transaction: a
+    /// new password never stands beside an attacker's live session, and a database failure
+    /// part way leaves the link live and nothing changed. `None` (nothing changed) when no
+    /// live link has this hash or its account is disabled or gone.
+    pub async fn reset_password_by_token(
+        &self,
+        hash: &str,
+        purpose: &str,
+        password_hash: &str,
+        now: UnixMillis,
+    ) -> Result<Option<PasswordReset>, sqlx::Error> {
+        let set = "UPDATE users SET password_hash = $2, updated_at = $3
+                   WHERE id = $1 AND disabled_at IS NULL";
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let spent = spend_token!(tx, hash, purpose, now);
+            let Some((user_id, _)) = spent else {
+                return Ok(None);
+            };
+            let set = sqlx::query(set)
+                .bind(user_id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if set.rows_affected() != 1 {
+                return Ok(None);
+            }
+            void_tokens!(tx, user_id, purpose, now);
+            let ended_sessions: Vec<String> = sqlx::query_scalar(REVOKE_USER_SESSIONS)
+                .bind(user_id)
+                .bind(now)
+                .bind(None::<&str>)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(PasswordReset {
+                user_id,
+                ended_sessions,
+            }))
+        })
     }
 
     /// Tokens of `purpose` made for the account since `since` (the per-account mail budget).
@@ -344,31 +465,6 @@ impl Store {
             .bind(now)
             .fetch_optional(pool)
             .await)
-    }
-
-    /// Ends every unspent token of `purpose` for the account (a newer one replaces them, or
-    /// the thing they would do is done).
-    pub async fn void_mail_tokens(
-        &self,
-        user_id: i64,
-        purpose: &str,
-        now: UnixMillis,
-    ) -> Result<(), sqlx::Error> {
-        execute!(self, VOID_TOKENS, user_id, purpose, now)
-    }
-
-    /// Marks the account's current address as proven.
-    pub async fn mark_email_verified(
-        &self,
-        user_id: i64,
-        now: UnixMillis,
-    ) -> Result<(), sqlx::Error> {
-        execute!(
-            self,
-            "UPDATE users SET email_verified_at = $2 WHERE id = $1",
-            user_id,
-            now
-        )
     }
 
     /// Whether the account's address is verified.

@@ -57,6 +57,10 @@ pub struct Pruned {
     pub refresh_tokens: u64,
 }
 
+/// Ends a user's live sessions but the one with id `$3` (none when NULL), at `$2`.
+pub(super) const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $2
+    WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3) RETURNING id";
+
 impl Store {
     /// Deletes the sessions past the cutoffs and their refresh tokens, in one transaction.
     pub async fn prune_sessions(&self, cutoffs: &SessionCutoffs) -> Result<Pruned, sqlx::Error> {
@@ -221,9 +225,7 @@ impl Store {
         keep: Option<&str>,
         now: UnixMillis,
     ) -> Result<Vec<String>, sqlx::Error> {
-        let sql = "UPDATE sessions SET revoked_at = $2
-                   WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3) RETURNING id";
-        on_pool!(self, |pool| sqlx::query_scalar(sql)
+        on_pool!(self, |pool| sqlx::query_scalar(REVOKE_USER_SESSIONS)
             .bind(user_id)
             .bind(now)
             .bind(keep)

@@ -85,23 +85,14 @@ impl Lifecycle {
             password.ok_or_else(|| InvalidFields::one("newPassword", "can't be blank"))?;
         let password_hash = self.hasher.hash(password.secret()).await?;
         // Spent only now, atomically: of two requests racing with one token, one wins.
-        self.store
-            .spend_mail_token(&hash, purpose, self.clock.now())
+        let reset = self
+            .store
+            .reset_password_by_token(&hash, purpose, &password_hash, self.clock.now())
             .await?
             .ok_or(LifecycleError::InvalidToken)?;
-        let changes = crate::store::UserChanges {
-            password_hash: Some(password_hash),
-            ..crate::store::UserChanges::default()
-        };
-        self.store
-            .update_user(user.id, changes, self.clock.now())
-            .await?;
-        self.store
-            .void_mail_tokens(user.id, purpose, self.clock.now())
-            .await?;
-        self.revoker.end_user_sessions(user.id, None).await?;
+        self.revoker.announce(&reset.ended_sessions).await?;
         let event = AuditEvent::new(EventType::PasswordResetCompleted)
-            .subject(user.id)
+            .subject(reset.user_id)
             .from_request(request);
         self.recorder.record(event).await?;
         Ok(())

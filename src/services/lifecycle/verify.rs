@@ -9,7 +9,7 @@ use crate::domain::{Email, FieldErrors};
 use crate::mail::Kind;
 use crate::request_context::RequestContext;
 use crate::services::Caller;
-use crate::store::{NewMailToken, OutgoingMail, UserChanges, is_unique_violation};
+use crate::store::{EmailChangeByToken, NewMailToken, OutgoingMail};
 
 impl Lifecycle {
     /// `POST /api/auth/email/verify`: the mailed token proves the account's address.
@@ -19,16 +19,13 @@ impl Lifecycle {
         request: &RequestContext,
     ) -> Result<(), LifecycleError> {
         let hash = required_token(token)?;
-        let spent = self
+        let user_id = self
             .store
-            .spend_mail_token(&hash, Purpose::VerifyEmail.as_str(), self.clock.now())
+            .verify_email_by_token(&hash, Purpose::VerifyEmail.as_str(), self.clock.now())
             .await?
             .ok_or(LifecycleError::InvalidToken)?;
-        self.store
-            .mark_email_verified(spent.user_id, self.clock.now())
-            .await?;
         let event = AuditEvent::new(EventType::EmailVerified)
-            .subject(spent.user_id)
+            .subject(user_id)
             .from_request(request);
         self.recorder.record(event).await?;
         Ok(())
@@ -138,34 +135,19 @@ impl Lifecycle {
         request: &RequestContext,
     ) -> Result<(), LifecycleError> {
         let hash = required_token(token)?;
-        let now = self.clock.now();
-        let spent = self
+        // The old address's verification links prove nothing about the new one.
+        let (change, voids) = (Purpose::EmailChange.as_str(), Purpose::VerifyEmail.as_str());
+        let changed = self
             .store
-            .spend_mail_token(&hash, Purpose::EmailChange.as_str(), now)
-            .await?
-            .ok_or(LifecycleError::InvalidToken)?;
-        let Some(new_email) = spent.new_email else {
-            return Err(LifecycleError::InvalidToken);
-        };
-        let key = crate::domain::email_key(&new_email);
-        let changes = UserChanges {
-            email: Some((new_email, key)),
-            ..UserChanges::default()
-        };
-        match self.store.update_user(spent.user_id, changes, now).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(LifecycleError::InvalidToken),
-            Err(error) if is_unique_violation(&error, "users", "email_index") => {
-                return Err(LifecycleError::EmailTaken);
-            }
-            Err(error) => return Err(error.into()),
-        }
-        self.store.mark_email_verified(spent.user_id, now).await?;
-        self.store
-            .void_mail_tokens(spent.user_id, Purpose::VerifyEmail.as_str(), now)
+            .change_email_by_token(&hash, change, voids, self.clock.now())
             .await?;
+        let user_id = match changed {
+            EmailChangeByToken::Changed { user_id } => user_id,
+            EmailChangeByToken::NoLiveToken => return Err(LifecycleError::InvalidToken),
+            EmailChangeByToken::Taken => return Err(LifecycleError::EmailTaken),
+        };
         let event = AuditEvent::new(EventType::EmailChanged)
-            .subject(spent.user_id)
+            .subject(user_id)
             .from_request(request)
             .detail(json!({ "confirmedBy": "mail" }));
         self.recorder.record(event).await?;

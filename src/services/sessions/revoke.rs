@@ -81,8 +81,8 @@ impl Revoker {
         }
     }
 
-    /// Tells this instance and the others; the database already says so.
-    async fn announce(&self, revoked: &[String]) -> Result<(), SessionError> {
+    /// Tells this instance and the others of sessions ended; the database already says so.
+    pub async fn announce(&self, revoked: &[String]) -> Result<(), SessionError> {
         self.revocations.announce(&self.store, revoked).await?;
         Ok(())
     }

@@ -28,6 +28,17 @@ async fn app_mailing_to(engine: Engine, smtp: &SmtpServer, extra: &[(&str, &str)
     TestApp::spawn_with(engine, &all).await
 }
 
+/// [`app_mailing_to`] with a one-second statement budget: a write that waits on a table a
+/// test has locked ([`crate::common::Locker`]) gives up soon, answered 503.
+async fn app_with_a_short_statement_budget(engine: Engine, smtp: &SmtpServer) -> TestApp {
+    app_mailing_to(
+        engine,
+        smtp,
+        &[("AERIE_DATABASE_STATEMENT_BUDGET_MS", "1000")],
+    )
+    .await
+}
+
 async fn request_reset(app: &TestApp, email: &str) -> Reply {
     app.post("/api/auth/password-reset", None, json!({ "email": email }))
         .await

@@ -6,10 +6,12 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{
-    NEW_PASSWORD, app_mailing_to, confirm_reset, count_mails, logs_in, nth_mail, registered,
-    request_reset, reset_outcomes,
+    NEW_PASSWORD, app_mailing_to, app_with_a_short_statement_budget, confirm_reset, count_mails,
+    logs_in, nth_mail, registered, request_reset, reset_outcomes,
 };
-use crate::common::{APP_URL, Engine, Mail, PASSWORD, SmtpServer, engine_tests, run_aerie_with};
+use crate::common::{
+    APP_URL, Engine, Locker, Mail, PASSWORD, SmtpServer, engine_tests, run_aerie_with,
+};
 
 engine_tests!(
     a_mailed_reset_link_sets_the_password_once_and_ends_every_session,
@@ -22,6 +24,7 @@ engine_tests!(
     reset_requests_answer_the_same_for_unknown_addresses,
     a_weak_new_password_is_refused_without_spending_the_token,
     resets_keep_mfa_and_are_audited,
+    a_reset_the_database_cannot_finish_changes_nothing_and_its_link_still_works,
 );
 
 async fn a_mailed_reset_link_sets_the_password_once_and_ends_every_session(engine: Engine) {
@@ -344,4 +347,48 @@ async fn resets_keep_mfa_and_are_audited(engine: Engine) {
     // The password-changed notice follows the reset.
     smtp.wait_for("frank@example.com", "password was changed", 20)
         .await;
+}
+
+/// A reset is the password and the end of every session together: when the database cannot
+/// end the sessions (their table locked past the statement budget), the answer is a 503 and
+/// nothing changed, not a new password beside an attacker's live session and a spent link.
+/// The same link then does the whole reset.
+async fn a_reset_the_database_cannot_finish_changes_nothing_and_its_link_still_works(
+    engine: Engine,
+) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_with_a_short_statement_budget(engine, &smtp).await;
+    let attacker = registered(&app, &smtp, "vera").await;
+    request_reset(&app, "vera@example.com").await;
+    let link = smtp
+        .wait_for("vera@example.com", "Reset", 20)
+        .await
+        .token()
+        .expect("a link");
+
+    // On PostgreSQL the link and the password can be written and the sessions cannot; on
+    // SQLite nothing can be.
+    let lock = Locker::take(&app, "sessions").await;
+    let reply = confirm_reset(&app, &link, NEW_PASSWORD).await;
+    lock.release().await;
+    reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    app.get("/api/user", Some(&attacker))
+        .await
+        .assert_status(StatusCode::OK);
+    assert!(logs_in(&app, "vera@example.com", PASSWORD).await);
+    assert!(!logs_in(&app, "vera@example.com", NEW_PASSWORD).await);
+    assert!(
+        app.audit_events("password_reset_completed")
+            .await
+            .is_empty()
+    );
+
+    confirm_reset(&app, &link, NEW_PASSWORD)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let reply = app.get("/api/user", Some(&attacker)).await;
+    crate::common::assert_unauthorized(&reply, "a session from before the reset");
+    assert!(logs_in(&app, "vera@example.com", NEW_PASSWORD).await);
 }

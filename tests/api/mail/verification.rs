@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{app_mailing_to, count_mails, nth_mail, registered};
+use super::{app_mailing_to, app_with_a_short_statement_budget, count_mails, nth_mail, registered};
 use crate::common::{Engine, Locker, SmtpServer, engine_tests};
 
 engine_tests!(
@@ -340,17 +340,13 @@ async fn email_change_links_are_three_an_hour_and_a_fourth_request_changes_nothi
 }
 
 /// Only a second account holding the address is "taken": a database that cannot save the
-/// change in time is a 503 (retry later), and the account keeps its address.
+/// change in time is a 503 (retry later), the account keeps its address, and the link is
+/// not spent: the same link makes the change once the database can.
 async fn a_confirmed_change_the_database_cannot_save_is_a_503_not_a_taken_address(engine: Engine) {
     let Some(smtp) = SmtpServer::start().await else {
         return;
     };
-    let app = app_mailing_to(
-        engine,
-        &smtp,
-        &[("AERIE_DATABASE_STATEMENT_BUDGET_MS", "1000")],
-    )
-    .await;
+    let app = app_with_a_short_statement_budget(engine, &smtp).await;
     let token = registered(&app, &smtp, "zoe").await;
     app.put(
         "/api/user",
@@ -364,14 +360,21 @@ async fn a_confirmed_change_the_database_cannot_save_is_a_503_not_a_taken_addres
         .await
         .token()
         .expect("a link");
-    // On PostgreSQL the link is spent and the account's row cannot be written; on SQLite
+    // On PostgreSQL the link's row can be written and the account's cannot; on SQLite
     // nothing can be.
     let lock = Locker::take(&app, "users").await;
-    let reply = app
-        .post("/api/auth/email/confirm", None, json!({ "token": link }))
-        .await;
+    let confirm = || app.post("/api/auth/email/confirm", None, json!({ "token": link }));
+    let reply = confirm().await;
     lock.release().await;
     reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
     let me = app.get("/api/user", Some(&token)).await;
     assert_eq!(me.body["user"]["email"], "zoe@example.com");
+    assert!(app.audit_events("email_changed").await.is_empty());
+
+    confirm().await.assert_status(StatusCode::NO_CONTENT);
+    let me = app.get("/api/user", Some(&token)).await;
+    assert_eq!(me.body["user"]["email"], "zoe.new@example.com");
+    confirm()
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
 }
