@@ -72,14 +72,6 @@ struct PendingRow {
     failing_since: Option<i64>,
 }
 
-/// A password reset [`Store::reset_password_by_token`] made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswordReset {
-    pub user_id: i64,
-    /// The sessions it ended, for the instances' revocation sets.
-    pub ended_sessions: Vec<String>,
-}
-
 /// What [`Store::change_email_by_token`] did; anything but `Changed` left everything as it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailChangeByToken {
@@ -390,26 +382,29 @@ impl Store {
         })
     }
 
-    /// Spends a live reset token (of `purpose`), sets its account's new password, voids the
-    /// account's other links of `purpose` and ends all its sessions, in one transaction: a
-    /// new password never stands beside an attacker's live session, and a database failure
-    /// part way leaves the link live and nothing changed. `None` (nothing changed) when no
-    /// live link has this hash or its account is disabled or gone.
+    /// Spends a live reset token (of `purpose`) made for `user_id` (whose details the new
+    /// password was judged against), sets the account's new password, voids its other links
+    /// of `purpose` and ends all its sessions, in one transaction: a new password never
+    /// stands beside an attacker's live session, and a database failure part way leaves the
+    /// link live and nothing changed. Answers the sessions it ended, or `None` (nothing
+    /// changed) when no live link of that account has this hash or the account is disabled
+    /// or gone.
     pub async fn reset_password_by_token(
         &self,
         hash: &str,
         purpose: &str,
+        user_id: i64,
         password_hash: &str,
         now: UnixMillis,
-    ) -> Result<Option<PasswordReset>, sqlx::Error> {
+    ) -> Result<Option<Vec<String>>, sqlx::Error> {
         let set = "UPDATE users SET password_hash = $2, updated_at = $3
                    WHERE id = $1 AND disabled_at IS NULL";
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let spent = spend_token!(tx, hash, purpose, now);
-            let Some((user_id, _)) = spent else {
+            if spent.is_none_or(|(owner, _)| owner != user_id) {
                 return Ok(None);
-            };
+            }
             let set = sqlx::query(set)
                 .bind(user_id)
                 .bind(password_hash)
@@ -427,10 +422,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(Some(PasswordReset {
-                user_id,
-                ended_sessions,
-            }))
+            Ok(Some(ended_sessions))
         })
     }
 

@@ -45,9 +45,7 @@ pub use budget::is_budget_exceeded;
 pub use content::{ArticleChanges, ArticleRow, CommentRow, NewArticle};
 pub use devices::DeviceSeen;
 pub use export::ExportRows;
-pub use mail::{
-    EmailChangeByToken, MailBudget, NewMailToken, OutgoingMail, PasswordReset, PendingMail,
-};
+pub use mail::{EmailChangeByToken, MailBudget, NewMailToken, OutgoingMail, PendingMail};
 pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
 pub use roles::{RolePlan, RolesError, Statement};

@@ -85,14 +85,14 @@ impl Lifecycle {
             password.ok_or_else(|| InvalidFields::one("newPassword", "can't be blank"))?;
         let password_hash = self.hasher.hash(password.secret()).await?;
         // Spent only now, atomically: of two requests racing with one token, one wins.
-        let reset = self
+        let ended_sessions = self
             .store
-            .reset_password_by_token(&hash, purpose, &password_hash, self.clock.now())
+            .reset_password_by_token(&hash, purpose, user.id, &password_hash, self.clock.now())
             .await?
             .ok_or(LifecycleError::InvalidToken)?;
-        self.revoker.announce(&reset.ended_sessions).await?;
+        self.revoker.announce(&ended_sessions).await?;
         let event = AuditEvent::new(EventType::PasswordResetCompleted)
-            .subject(reset.user_id)
+            .subject(user.id)
             .from_request(request);
         self.recorder.record(event).await?;
         Ok(())
