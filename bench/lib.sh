@@ -80,3 +80,21 @@ wrk_requests() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$1"; }
 
 # wrk_non2xx FILE: responses that were not 2xx or 3xx (0 when wrk printed none).
 wrk_non2xx() { sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$1" | grep . || echo 0; }
+
+# hashing_policy PID POLICY: how a running server's argon2 threads (aerie-argon2-N) are
+# scheduled, for experiments with the hashing pool's priority (issue 17 item 3), not a server
+# setting. `nice10`: as the server set them; `idle`: every one under SCHED_IDLE; `split`:
+# aerie-argon2-1 under SCHED_IDLE, the others left at nice 10. Uses chrt (util-linux).
+hashing_policy() {
+    local pid=$1 policy=$2 task
+    case $policy in
+        nice10) return 0 ;;
+        idle | split) need chrt util-linux ;;
+        *) echo "hashing policy $policy: not nice10, idle or split" >&2; exit 1 ;;
+    esac
+    for task in /proc/"$pid"/task/*; do
+        case $policy:$(cat "$task/comm" 2>/dev/null) in
+            idle:aerie-argon2-* | split:aerie-argon2-1) chrt --idle --pid 0 "${task##*/}" ;;
+        esac
+    done
+}

@@ -15,6 +15,9 @@
 #   bench/login_flood.sh
 #   BEFORE=/path/to/main/aerie AFTER=/path/to/branch/aerie bench/login_flood.sh
 #   FLOOD=30s READS=10s LOGIN_CONNECTIONS=8 READ_CONNECTIONS=4 ACCOUNTS=8 ...
+#   BEFORE=$bin AFTER=$bin AFTER_HASHING=idle bench/login_flood.sh   # one binary, two policies
+# BEFORE_HASHING / AFTER_HASHING (nice10, idle, split; default nice10): the scheduling of each
+# server's hashing threads (bench/lib.sh hashing_policy), for priority experiments.
 #
 # Needs wrk (apt-get install wrk), curl and python3.
 set -euo pipefail
@@ -70,9 +73,12 @@ refused() {
 }
 
 run() {
-    local name=$1 bin=$2 port pid token i
+    local name=$1 bin=$2 hashing=$3 port pid token i
     start_server "$name" "$bin"
     port=$SERVER_PORT pid=$SERVER_PID
+    hashing_policy "$pid" "$hashing"
+    local label=$name
+    [[ $hashing == nice10 ]] || label="$name, hashing $hashing"
     for i in $(seq 0 $((ACCOUNTS - 1))); do
         register "$port" "bench$i" >"$WORK/$name.user$i.json"
     done
@@ -93,7 +99,7 @@ run() {
     local rss2; rss2=$(rss_kb "$pid")
     stop_server "$pid"
     refused "$WORK/$name.idle" "$WORK/$name.flood1" "$WORK/$name.flood2" "$WORK/$name.loaded"
-    python3 - "$name" "$idle_rss" "$rss1" "$rss2" "$(wrk_rate "$WORK/$name.flood1")" "$CEILING" \
+    python3 - "$label" "$idle_rss" "$rss1" "$rss2" "$(wrk_rate "$WORK/$name.flood1")" "$CEILING" \
         "$(latency "$WORK/$name.idle" 50)" "$(latency "$WORK/$name.idle" 99)" \
         "$(latency "$WORK/$name.loaded" 50)" "$(latency "$WORK/$name.loaded" 99)" \
         "$(wrk_rate "$WORK/$name.idle")" "$(wrk_rate "$WORK/$name.loaded")" "$(wrk_rate "$WORK/$name.flood2")" <<'PY' >>"$WORK/rows"
@@ -108,8 +114,8 @@ print(f"| {name} | {mb(idle_rss)} | {mb(rss1)} | {mb(rss2)} | {f(rss2) / f(rss1)
 PY
 }
 
-[ -z "${BEFORE:-}" ] || run before "$BEFORE"
-run after "$AFTER"
+[ -z "${BEFORE:-}" ] || run before "$BEFORE" "${BEFORE_HASHING:-nice10}"
+run after "$AFTER" "${AFTER_HASHING:-nice10}"
 echo "| build | RSS idle (MB) | RSS after flood 1 (MB) | RSS after flood 2 (MB) | flood 2 / flood 1 | logins/s | ceiling | of ceiling | GET /api/user p50 / p99 idle (ms) | p50 / p99 under flood (ms) | p99 flood / idle | reads/s idle / flood | logins/s with reads |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 cat "$WORK/rows"

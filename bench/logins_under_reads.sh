@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Logins while a read flood keeps the cores busy (issue 17 item 3's other side): does the
+# hashing threads' priority let cheap reads starve logins? One release server per hashing
+# policy (bench/lib.sh hashing_policy: nice10, the server as it is; idle; split), each on a
+# fresh SQLite file with ACCOUNTS accounts and a reader: wrk floods GET /api/user with
+# READ_CONNECTIONS for DURATION, and from its third second LOGIN_CONNECTIONS log in for
+# DURATION minus 5 s. Prints reads/s, logins/s and login p50/p99 per policy. Loopback only;
+# every rate limit is far above the load and any refused request fails the run.
+#
+#   bench/logins_under_reads.sh
+#   AERIE_BIN=/path/aerie POLICIES="nice10 idle split" bench/logins_under_reads.sh
+#
+# Needs wrk (apt-get install wrk), curl, python3, and chrt (util-linux) for idle and split.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+POLICIES=${POLICIES:-"nice10 idle split"}
+DURATION=${DURATION:-20}
+READ_CONNECTIONS=${READ_CONNECTIONS:-64}
+LOGIN_CONNECTIONS=${LOGIN_CONNECTIONS:-8}
+ACCOUNTS=${ACCOUNTS:-8}
+need wrk
+need curl
+need python3
+(( DURATION > 5 )) || { echo "DURATION (seconds) must be more than 5" >&2; exit 1; }
+BIN=${AERIE_BIN:-$(release_binary)}
+
+cat >"$WORK/login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  local body = '{"user":{"email":"bench' .. (n % $ACCOUNTS) .. '@example.com","password":"correct horse battery staple 42"}}'
+  return wrk.format(nil, "/api/users/login", nil, body)
+end
+LUA
+
+# wrk_field FILE PATTERN: the figure after PATTERN on a wrk report's line.
+wrk_field() { sed -n "s/^ *$2 *\([0-9.]*[a-z]*\).*/\1/p" "$1" | head -n 1; }
+
+echo "| hashing threads | reads/s | logins/s | login p50 | login p99 |"
+echo "|---|---|---|---|---|"
+for policy in $POLICIES; do
+    start_server "$policy" "$BIN"
+    hashing_policy "$SERVER_PID" "$policy"
+    url="http://127.0.0.1:$SERVER_PORT"
+    for i in $(seq 0 $((ACCOUNTS - 1))); do register "$SERVER_PORT" "bench$i" >/dev/null; done
+    token=$(register "$SERVER_PORT" reader | python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["token"])')
+    wrk -t2 -c"$READ_CONNECTIONS" -d"${DURATION}s" -H "Authorization: Token $token" "$url/api/user" \
+        >"$WORK/$policy.reads" &
+    reads_pid=$!
+    sleep 3
+    wrk -t1 -c"$LOGIN_CONNECTIONS" -d"$((DURATION - 5))s" --latency -s "$WORK/login.lua" "$url" \
+        >"$WORK/$policy.logins"
+    wait "$reads_pid"
+    for file in "$WORK/$policy.reads" "$WORK/$policy.logins"; do
+        ! grep -q "Non-2xx" "$file" || { echo "$file: refused responses" >&2; cat "$file" >&2; exit 1; }
+    done
+    echo "| $policy | $(wrk_field "$WORK/$policy.reads" 'Requests\/sec:') | $(wrk_field "$WORK/$policy.logins" 'Requests\/sec:') | $(wrk_field "$WORK/$policy.logins" '50%') | $(wrk_field "$WORK/$policy.logins" '99%') |"
+    stop_server "$SERVER_PID"
+done
