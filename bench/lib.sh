@@ -98,3 +98,18 @@ hashing_policy() {
         esac
     done
 }
+
+# login_lua FILE ACCOUNTS: a wrk script logging in as bench0 .. bench(ACCOUNTS-1) in turn, with
+# the password `register` gives them.
+login_lua() {
+    cat >"$1" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  local body = '{"user":{"email":"bench' .. (n % $2) .. '@example.com","password":"correct horse battery staple 42"}}'
+  return wrk.format(nil, "/api/users/login", nil, body)
+end
+LUA
+}

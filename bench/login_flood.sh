@@ -40,16 +40,7 @@ CEILING=$(python3 -c "print(f'{$CORES * 1000 / $VERIFY_MS:.1f}')")
 echo "argon2id verify, one core: $VERIFY_MS ms; ceiling: $CORES cores / $VERIFY_MS ms = $CEILING logins/s"
 echo
 
-cat >"$WORK/login.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local n = 0
-request = function()
-  n = n + 1
-  local body = '{"user":{"email":"bench' .. (n % $ACCOUNTS) .. '@example.com","password":"correct horse battery staple 42"}}'
-  return wrk.format(nil, "/api/users/login", nil, body)
-end
-LUA
+login_lua "$WORK/login.lua" "$ACCOUNTS"
 
 # latency FILE PERCENT: a wrk --latency figure, in ms.
 latency() {

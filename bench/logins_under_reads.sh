@@ -25,16 +25,7 @@ need python3
 (( DURATION > 5 )) || { echo "DURATION (seconds) must be more than 5" >&2; exit 1; }
 BIN=${AERIE_BIN:-$(release_binary)}
 
-cat >"$WORK/login.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local n = 0
-request = function()
-  n = n + 1
-  local body = '{"user":{"email":"bench' .. (n % $ACCOUNTS) .. '@example.com","password":"correct horse battery staple 42"}}'
-  return wrk.format(nil, "/api/users/login", nil, body)
-end
-LUA
+login_lua "$WORK/login.lua" "$ACCOUNTS"
 
 # wrk_field FILE PATTERN: the figure after PATTERN on a wrk report's line.
 wrk_field() { sed -n "s/^ *$2 *\([0-9.]*[a-z]*\).*/\1/p" "$1" | head -n 1; }
