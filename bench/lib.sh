@@ -81,6 +81,27 @@ wrk_requests() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$1"; }
 # wrk_non2xx FILE: responses that were not 2xx or 3xx (0 when wrk printed none).
 wrk_non2xx() { sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$1" | grep . || echo 0; }
 
+# latency FILE PERCENT: a wrk --latency figure, in ms.
+latency() {
+    python3 - "$1" "$2" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+value, unit = re.search(rf"^\s*{sys.argv[2]}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M).groups()
+print(f"{float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f}")
+PY
+}
+
+# wrk_rate FILE: requests per second.
+wrk_rate() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$1"; }
+
+# refused FILE...: fails when a wrk run got anything but 2xx.
+refused() {
+    local file
+    for file in "$@"; do
+        [ "$(wrk_non2xx "$file")" = 0 ] || { echo "$file: refused responses:" >&2; cat "$file" >&2; exit 1; }
+    done
+}
+
 # hashing_policy PID POLICY: how a running server's argon2 threads (aerie-argon2-N) are
 # scheduled, for experiments with the hashing pool's priority (issue 17 item 3), not a server
 # setting. `nice10`: as the server set them; `idle`: every one under SCHED_IDLE; `split`:
@@ -97,6 +118,12 @@ hashing_policy() {
             idle:aerie-argon2-* | split:aerie-argon2-1) chrt --idle --pid 0 "${task##*/}" ;;
         esac
     done
+}
+
+# register_accounts PORT COUNT: signs up bench0 .. bench(COUNT-1), the accounts login_lua uses.
+register_accounts() {
+    local i
+    for i in $(seq 0 $(($2 - 1))); do register "$1" "bench$i" >/dev/null; done
 }
 
 # login_lua FILE ACCOUNTS: a wrk script logging in as bench0 .. bench(ACCOUNTS-1) in turn, with

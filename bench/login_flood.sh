@@ -42,37 +42,14 @@ echo
 
 login_lua "$WORK/login.lua" "$ACCOUNTS"
 
-# latency FILE PERCENT: a wrk --latency figure, in ms.
-latency() {
-    python3 - "$1" "$2" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-value, unit = re.search(rf"^\s*{sys.argv[2]}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M).groups()
-print(f"{float(value) * {'us': 0.001, 'ms': 1, 's': 1000}[unit]:.2f}")
-PY
-}
-
-# wrk_rate FILE: requests per second.
-wrk_rate() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$1"; }
-
-# refused FILE...: fails when a wrk run got anything but 2xx.
-refused() {
-    local file
-    for file in "$@"; do
-        [ "$(wrk_non2xx "$file")" = 0 ] || { echo "$file: refused responses:" >&2; cat "$file" >&2; exit 1; }
-    done
-}
-
 run() {
-    local name=$1 bin=$2 hashing=$3 port pid token i
+    local name=$1 bin=$2 hashing=$3 port pid token
     start_server "$name" "$bin"
     port=$SERVER_PORT pid=$SERVER_PID
     hashing_policy "$pid" "$hashing"
     local label=$name
     [[ $hashing == nice10 ]] || label="$name, hashing $hashing"
-    for i in $(seq 0 $((ACCOUNTS - 1))); do
-        register "$port" "bench$i" >"$WORK/$name.user$i.json"
-    done
+    register_accounts "$port" "$ACCOUNTS"
     # The reader is not one of the flooded accounts: their logins end their oldest sessions.
     register "$port" reader >"$WORK/$name.reader.json"
     token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["user"]["token"])' "$WORK/$name.reader.json")
