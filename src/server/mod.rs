@@ -264,7 +264,7 @@ impl Server {
             metrics_token: config.metrics.token.clone().map(Arc::new),
             api_docs: config.http.expose_api_docs.then(|| {
                 Arc::new(crate::http::openapi::Published::new(
-                    &crate::http::openapi::PublishedSettings {
+                    crate::http::openapi::PublishedSettings {
                         metrics_route: config.metrics.token.is_some(),
                         tags_per_article: config.quotas.tags_per_article,
                         max_list_offset: config.http.max_list_offset,
