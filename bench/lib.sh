@@ -105,19 +105,36 @@ refused() {
 # hashing_policy PID POLICY: how a running server's argon2 threads (aerie-argon2-N) are
 # scheduled, for experiments with the hashing pool's priority (issue 17 item 3), not a server
 # setting. `nice10`: as the server set them; `idle`: every one under SCHED_IDLE; `split`:
-# aerie-argon2-1 under SCHED_IDLE, the others left at nice 10. Uses chrt (util-linux).
+# every hashing thread but aerie-argon2-0 under SCHED_IDLE; `batch`: every one under
+# SCHED_BATCH, nice 10 kept (chrt, util-linux). Custom EEVDF
+# slices (Linux 6.12+, bench/sched_slice.py): `slice`: the hashing threads stay at nice 10
+# with the shortest slice, 0.1 ms, so a waking worker waits at most that long for a core they
+# hold; `workers-slice`: every other thread of the server gets the 0.1 ms slice instead.
 hashing_policy() {
-    local pid=$1 policy=$2 task
+    local pid=$1 policy=$2 task hashing=() others=()
     case $policy in
         nice10) return 0 ;;
-        idle | split) need chrt util-linux ;;
-        *) echo "hashing policy $policy: not nice10, idle or split" >&2; exit 1 ;;
+        idle | split | batch) need chrt util-linux ;;
+        slice | workers-slice) ;;
+        *) echo "hashing policy $policy: not nice10, idle, split, batch, slice or workers-slice" >&2; exit 1 ;;
     esac
     for task in /proc/"$pid"/task/*; do
-        case $policy:$(cat "$task/comm" 2>/dev/null) in
-            idle:aerie-argon2-* | split:aerie-argon2-1) chrt --idle --pid 0 "${task##*/}" ;;
+        case $(cat "$task/comm" 2>/dev/null) in
+            aerie-argon2-*) hashing+=("${task##*/}") ;;
+            *) others+=("${task##*/}") ;;
         esac
     done
+    local slicer=("$(dirname "${BASH_SOURCE[0]}")/sched_slice.py")
+    local tid
+    case $policy in
+        idle | split) for tid in "${hashing[@]}"; do
+                          [[ $policy:$(cat /proc/"$pid"/task/"$tid"/comm) == split:aerie-argon2-0 ]] ||
+                              chrt --idle --pid 0 "$tid"
+                      done ;;
+        batch) for tid in "${hashing[@]}"; do chrt --batch --pid 0 "$tid"; done ;;
+        slice) python3 "${slicer[@]}" 10 100000 "${hashing[@]}" >&2 ;;
+        workers-slice) python3 "${slicer[@]}" 0 100000 "${others[@]}" >&2 ;;
+    esac
 }
 
 # register_accounts PORT COUNT: signs up bench0 .. bench(COUNT-1), the accounts login_lua uses.

@@ -2,11 +2,14 @@
 # A login flood against one release server, on loopback only (issue 17 items 1-3):
 #   ceiling  one core's argon2id verification time at the configured parameters
 #            (examples/argon2_verify_time.rs, the server's own hasher), and cores / time:
-#            the most logins per second this machine can do
+#            the most logins per second this machine could do if hashing scaled with its
+#            cores; and what one hashing thread per core does all at once ("all cores"),
+#            the most it does. Both are measured just before and just after each server's
+#            first flood and averaged, since this VM's speed drifts by 10-40 % in minutes
 #   memory   the server's RSS idle, after a FLOOD of successful logins, and after a second
 #            one (no growth wanted)
 #   logins   logins/s during the first flood (each opens a session, mints a refresh token
-#            and appends an audit record), beside the ceiling
+#            and appends an audit record), beside both ceilings
 #   reads    GET /api/user p50/p99 idle, then again during the second flood (in one run)
 # For each binary given (BEFORE, AFTER; AFTER defaults to building this checkout). Every rate
 # limit is set far above the load, and the script fails if any login or read was refused, so
@@ -16,7 +19,7 @@
 #   BEFORE=/path/to/main/aerie AFTER=/path/to/branch/aerie bench/login_flood.sh
 #   FLOOD=30s READS=10s LOGIN_CONNECTIONS=8 READ_CONNECTIONS=4 ACCOUNTS=8 ...
 #   BEFORE=$bin AFTER=$bin AFTER_HASHING=idle bench/login_flood.sh   # one binary, two policies
-# BEFORE_HASHING / AFTER_HASHING (nice10, idle, split; default nice10): the scheduling of each
+# BEFORE_HASHING / AFTER_HASHING (nice10, idle, split, batch, slice, workers-slice; default nice10): the scheduling of each
 # server's hashing threads (bench/lib.sh hashing_policy), for priority experiments.
 #
 # Needs wrk (apt-get install wrk), curl and python3.
@@ -35,10 +38,10 @@ AFTER=${AFTER:-$(release_binary)}
 
 CORES=$(nproc)
 cargo build --release --locked --example argon2_verify_time >&2
-VERIFY_MS=$("${CARGO_TARGET_DIR:-target}/release/examples/argon2_verify_time" "$VERIFICATIONS")
-CEILING=$(python3 -c "print(f'{$CORES * 1000 / $VERIFY_MS:.1f}')")
-echo "argon2id verify, one core: $VERIFY_MS ms; ceiling: $CORES cores / $VERIFY_MS ms = $CEILING logins/s"
-echo
+VERIFY_TIME="${CARGO_TARGET_DIR:-target}/release/examples/argon2_verify_time"
+
+# hashing_now: one thread's median verify time (ms), then all cores' verifications per second.
+hashing_now() { echo "$("$VERIFY_TIME" "$VERIFICATIONS") $("$VERIFY_TIME" "$VERIFICATIONS" "$CORES")"; }
 
 login_lua "$WORK/login.lua" "$ACCOUNTS"
 
@@ -57,8 +60,10 @@ run() {
     local reads=(wrk -t1 -c"$READ_CONNECTIONS" -d"$READS" --latency -H "Authorization: Token $token" "$url/api/user")
     local idle_rss; idle_rss=$(rss_kb "$pid")
     "${reads[@]}" >"$WORK/$name.idle"
+    local hashing_before; hashing_before=$(hashing_now)
     wrk -t1 -c"$LOGIN_CONNECTIONS" -d"$FLOOD" -s "$WORK/login.lua" "$url" >"$WORK/$name.flood1"
     local rss1; rss1=$(rss_kb "$pid")
+    local hashing_after; hashing_after=$(hashing_now)
     wrk -t1 -c"$LOGIN_CONNECTIONS" -d"$FLOOD" -s "$WORK/login.lua" "$url" >"$WORK/$name.flood2" &
     local flood_pid=$!
     sleep 5
@@ -67,16 +72,24 @@ run() {
     local rss2; rss2=$(rss_kb "$pid")
     stop_server "$pid"
     refused "$WORK/$name.idle" "$WORK/$name.flood1" "$WORK/$name.flood2" "$WORK/$name.loaded"
-    python3 - "$label" "$idle_rss" "$rss1" "$rss2" "$(wrk_rate "$WORK/$name.flood1")" "$CEILING" \
+    python3 - "$label" "$idle_rss" "$rss1" "$rss2" "$(wrk_rate "$WORK/$name.flood1")" "$CORES" \
         "$(latency "$WORK/$name.idle" 50)" "$(latency "$WORK/$name.idle" 99)" \
         "$(latency "$WORK/$name.loaded" 50)" "$(latency "$WORK/$name.loaded" 99)" \
-        "$(wrk_rate "$WORK/$name.idle")" "$(wrk_rate "$WORK/$name.loaded")" "$(wrk_rate "$WORK/$name.flood2")" <<'PY' >>"$WORK/rows"
+        "$(wrk_rate "$WORK/$name.idle")" "$(wrk_rate "$WORK/$name.loaded")" "$(wrk_rate "$WORK/$name.flood2")" \
+        "$hashing_before" "$hashing_after" <<'PY' >>"$WORK/rows"
 import sys
-name, idle_rss, rss1, rss2, logins, ceiling, p50i, p99i, p50f, p99f, rate_i, rate_f, logins2 = sys.argv[1:]
+(name, idle_rss, rss1, rss2, logins, cores, p50i, p99i, p50f, p99f, rate_i, rate_f, logins2,
+ before, after) = sys.argv[1:]
 mb = lambda kb: f"{int(kb) / 1024:.0f}"
 f = float
+(verify_before, together_before), (verify_after, together_after) = (
+    map(f, before.split()), map(f, after.split()))
+verify = (verify_before + verify_after) / 2
+ceiling = f(cores) * 1000 / verify
+together = (together_before + together_after) / 2
 print(f"| {name} | {mb(idle_rss)} | {mb(rss1)} | {mb(rss2)} | {f(rss2) / f(rss1):.2f} "
-      f"| {f(logins):.1f} | {ceiling} | {100 * f(logins) / f(ceiling):.0f}% "
+      f"| {f(logins):.1f} | {verify_before:.1f} / {verify_after:.1f} | {ceiling:.1f} "
+      f"| {100 * f(logins) / ceiling:.0f}% | {together:.1f} | {100 * f(logins) / together:.0f}% "
       f"| {p50i} / {p99i} | {p50f} / {p99f} | {f(p99f) / f(p99i):.1f}x "
       f"| {f(rate_i):.0f} / {f(rate_f):.0f} | {f(logins2):.1f} |")
 PY
@@ -84,6 +97,6 @@ PY
 
 [ -z "${BEFORE:-}" ] || run before "$BEFORE" "${BEFORE_HASHING:-nice10}"
 run after "$AFTER" "${AFTER_HASHING:-nice10}"
-echo "| build | RSS idle (MB) | RSS after flood 1 (MB) | RSS after flood 2 (MB) | flood 2 / flood 1 | logins/s | ceiling | of ceiling | GET /api/user p50 / p99 idle (ms) | p50 / p99 under flood (ms) | p99 flood / idle | reads/s idle / flood | logins/s with reads |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| build | RSS idle (MB) | RSS after flood 1 (MB) | RSS after flood 2 (MB) | flood 2 / flood 1 | logins/s | one verify before / after (ms) | ceiling | of ceiling | all cores hashing (verifies/s) | of all cores | GET /api/user p50 / p99 idle (ms) | p50 / p99 under flood (ms) | p99 flood / idle | reads/s idle / flood | logins/s with reads |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 cat "$WORK/rows"
