@@ -24,6 +24,16 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # rss_kb PID: resident memory now, in KiB.
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
+# thread_cpu PID: CPU seconds (user + system) each kind of thread of a process has used so far,
+# one "kind seconds" line per kind; threads are grouped by name without their trailing
+# number (aerie-argon2-0 and -1 are aerie-argon2-).
+thread_cpu() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        echo "$(tr ' ' _ <"$task/comm" | sed 's/[0-9]*$//') $(cut -d' ' -f14,15 "$task/stat")"
+    done 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{cpu[$1] += ($2 + $3) / hz} END {for (k in cpu) print k, cpu[k]}'
+}
+
 # release_binary: builds this checkout's server in release mode and prints the path of a
 # private copy (a shared CARGO_TARGET_DIR may be rebuilt from another checkout meanwhile).
 release_binary() {

@@ -10,6 +10,8 @@
 #            one (no growth wanted)
 #   logins   logins/s during the first flood (each opens a session, mints a refresh token
 #            and appends an audit record), beside both ceilings
+#   cpu      where the first flood's CPU went, in ms per login: the hashing threads, the
+#            server's other threads by kind, and wrk itself
 #   reads    GET /api/user p50/p99 idle, then again during the second flood (in one run)
 # For each binary given (BEFORE, AFTER; AFTER defaults to building this checkout). Every rate
 # limit is set far above the load, and the script fails if any login or read was refused, so
@@ -19,7 +21,8 @@
 #   BEFORE=/path/to/main/aerie AFTER=/path/to/branch/aerie bench/login_flood.sh
 #   FLOOD=30s READS=10s LOGIN_CONNECTIONS=8 READ_CONNECTIONS=4 ACCOUNTS=8 ...
 #   BEFORE=$bin AFTER=$bin AFTER_HASHING=idle bench/login_flood.sh   # one binary, two policies
-# BEFORE_HASHING / AFTER_HASHING (nice10, idle, split, batch, slice, workers-slice; default nice10): the scheduling of each
+# BEFORE_HASHING / AFTER_HASHING (nice10, idle, split, batch, slice, workers-slice; default
+# nice10): the scheduling of each
 # server's hashing threads (bench/lib.sh hashing_policy), for priority experiments.
 #
 # Needs wrk (apt-get install wrk), curl and python3.
@@ -61,7 +64,11 @@ run() {
     local idle_rss; idle_rss=$(rss_kb "$pid")
     "${reads[@]}" >"$WORK/$name.idle"
     local hashing_before; hashing_before=$(hashing_now)
-    wrk -t1 -c"$LOGIN_CONNECTIONS" -d"$FLOOD" -s "$WORK/login.lua" "$url" >"$WORK/$name.flood1"
+    thread_cpu "$pid" >"$WORK/$name.cpu0"
+    local TIMEFORMAT="wrk %U %S"
+    { time wrk -t1 -c"$LOGIN_CONNECTIONS" -d"$FLOOD" -s "$WORK/login.lua" "$url" >"$WORK/$name.flood1"; } 2>"$WORK/$name.wrk_cpu"
+    thread_cpu "$pid" >"$WORK/$name.cpu1"
+    cpu_per_login "$label" "$WORK/$name" >>"$WORK/cpu_rows"
     local rss1; rss1=$(rss_kb "$pid")
     local hashing_after; hashing_after=$(hashing_now)
     wrk -t1 -c"$LOGIN_CONNECTIONS" -d"$FLOOD" -s "$WORK/login.lua" "$url" >"$WORK/$name.flood2" &
@@ -95,8 +102,35 @@ print(f"| {name} | {mb(idle_rss)} | {mb(rss1)} | {mb(rss2)} | {f(rss2) / f(rss1)
 PY
 }
 
+# cpu_per_login LABEL PREFIX: where the CPU of flood 1 went, per login: each kind of server
+# thread (from PREFIX.cpu0 and .cpu1) and wrk (PREFIX.wrk_cpu), in ms per login.
+cpu_per_login() {
+    python3 - "$1" "$2" "$(wrk_requests "$2.flood1")" <<'PY'
+import sys
+label, prefix, logins = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def load(path):
+    return {kind: float(s) for kind, s in (line.split() for line in open(path))}
+before, after = load(prefix + ".cpu0"), load(prefix + ".cpu1")
+_, user, system = open(prefix + ".wrk_cpu").read().split()
+used = {kind: seconds - before.get(kind, 0) for kind, seconds in after.items()}
+used["wrk"] = float(user) + float(system)
+hashing = used.pop("aerie-argon2-", 0)
+other = sum(used.values())
+kinds = sorted((kind for kind in used if used[kind] > 0), key=lambda k: -used[k])
+per = lambda seconds: f"{1000 * seconds / logins:.2f}"
+print(f"| {label} | {per(hashing)} | {per(other)} | "
+      + ", ".join(f"{kind} {per(used[kind])}" for kind in kinds) + " |")
+PY
+}
+
 [ -z "${BEFORE:-}" ] || run before "$BEFORE" "${BEFORE_HASHING:-nice10}"
 run after "$AFTER" "${AFTER_HASHING:-nice10}"
 echo "| build | RSS idle (MB) | RSS after flood 1 (MB) | RSS after flood 2 (MB) | flood 2 / flood 1 | logins/s | one verify before / after (ms) | ceiling | of ceiling | all cores hashing (verifies/s) | of all cores | GET /api/user p50 / p99 idle (ms) | p50 / p99 under flood (ms) | p99 flood / idle | reads/s idle / flood | logins/s with reads |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 cat "$WORK/rows"
+echo
+echo "CPU per login during flood 1 (ms): the hashing threads, and everything else on the machine's cores that the flood made (the server's other threads and wrk)"
+echo
+echo "| build | hashing | everything else | of which |"
+echo "|---|---|---|---|"
+cat "$WORK/cpu_rows"
