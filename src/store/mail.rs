@@ -343,7 +343,8 @@ impl Store {
     /// Spends a live email-change token (of `purpose`) and gives its account the new address,
     /// verified, voiding the account's live links of `voids`, in one transaction: a database
     /// failure part way leaves the link live and the address unchanged (so the user can follow
-    /// the same link again), never a spent link with no change made.
+    /// the same link again), never a spent link with no change made. A disabled or deleted
+    /// account's link changes nothing (`NoLiveToken`).
     pub async fn change_email_by_token(
         &self,
         hash: &str,
@@ -351,8 +352,11 @@ impl Store {
         voids: &str,
         now: UnixMillis,
     ) -> Result<EmailChangeByToken, sqlx::Error> {
+        // Not for a disabled account: a link asked for before an administrator disabled it
+        // (perhaps by whoever had taken it over) must not move its address, from which a
+        // reset would retake it once it is enabled again.
         let change = "UPDATE users SET email_sealed = $2, email_index = $3, email_verified_at = $4,
-                      updated_at = $4 WHERE id = $1";
+                      updated_at = $4 WHERE id = $1 AND disabled_at IS NULL";
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let spent = spend_token!(tx, hash, purpose, now);

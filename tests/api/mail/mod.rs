@@ -74,6 +74,42 @@ async fn registered(app: &TestApp, smtp: &SmtpServer, name: &str) -> String {
     token
 }
 
+/// Asks, as the holder of `token`, to move the account to `new_email`, and answers the token
+/// of the confirmation link mailed there.
+async fn email_change_link(
+    app: &TestApp,
+    smtp: &SmtpServer,
+    token: &str,
+    new_email: &str,
+) -> String {
+    app.put(
+        "/api/user",
+        Some(token),
+        json!({"user": {"email": new_email}}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    smtp.wait_for(new_email, "Confirm", 20)
+        .await
+        .token()
+        .expect("a link")
+}
+
+/// Disables `name` as a new administrator, `root`, and answers root's access token.
+async fn disabled_by_an_admin(app: &TestApp, name: &str) -> String {
+    app.register("root").await;
+    app.set_role("root", "admin").await;
+    let admin = crate::common::token_of(&app.login_user("root").await);
+    app.post(
+        &format!("/api/admin/users/{name}/disable"),
+        Some(&admin),
+        json!({}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    admin
+}
+
 /// Waits (up to 20 s) until `n` mails to `to` whose subject contains `subject` have arrived,
 /// and answers the `n`th (mails arrive in the order they were queued).
 async fn nth_mail(smtp: &SmtpServer, to: &str, subject: &str, n: usize) -> Mail {

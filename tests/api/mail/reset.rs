@@ -162,12 +162,7 @@ async fn a_disabled_account_gets_no_reset_link_and_its_old_links_stop_working(en
     registered(&app, &smtp, "rita").await;
     request_reset(&app, "rita@example.com").await;
     let earlier = nth_mail(&smtp, "rita@example.com", "Reset", 1).await;
-    app.register("root").await;
-    app.set_role("root", "admin").await;
-    let admin = crate::common::token_of(&app.login_user("root").await);
-    app.post("/api/admin/users/rita/disable", Some(&admin), json!({}))
-        .await
-        .assert_status(StatusCode::OK);
+    super::disabled_by_an_admin(&app, "rita").await;
 
     request_reset(&app, "rita@example.com")
         .await

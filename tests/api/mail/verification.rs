@@ -5,7 +5,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{app_mailing_to, app_with_a_short_statement_budget, count_mails, nth_mail, registered};
+use super::{
+    app_mailing_to, app_with_a_short_statement_budget, count_mails, disabled_by_an_admin,
+    email_change_link, nth_mail, registered,
+};
 use crate::common::{Engine, Locker, SmtpServer, engine_tests};
 
 engine_tests!(
@@ -18,6 +21,7 @@ engine_tests!(
     two_accounts_asking_for_one_new_address_get_it_once,
     email_change_links_are_three_an_hour_and_a_fourth_request_changes_nothing,
     a_confirmed_change_the_database_cannot_save_is_a_503_not_a_taken_address,
+    a_disabled_accounts_email_change_link_changes_nothing,
 );
 
 async fn registration_mails_a_link_that_verifies_the_address_once(engine: Engine) {
@@ -205,18 +209,7 @@ async fn an_email_change_link_expires_after_30_minutes(engine: Engine) {
     };
     let app = app_mailing_to(engine, &smtp, &[]).await;
     let token = registered(&app, &smtp, "pete").await;
-    app.put(
-        "/api/user",
-        Some(&token),
-        json!({"user": {"email": "pete.new@example.com"}}),
-    )
-    .await
-    .assert_status(StatusCode::OK);
-    let link = smtp
-        .wait_for("pete.new@example.com", "Confirm", 20)
-        .await
-        .token()
-        .expect("a link");
+    let link = email_change_link(&app, &smtp, &token, "pete.new@example.com").await;
     app.clock.advance(Duration::from_secs(30 * 60 + 1));
     let reply = app
         .post("/api/auth/email/confirm", None, json!({ "token": link }))
@@ -230,6 +223,33 @@ async fn an_email_change_link_expires_after_30_minutes(engine: Engine) {
         )
         .await;
     assert_eq!(me.body["user"]["email"], "pete@example.com");
+}
+
+/// A link asked for before an administrator disabled the account (perhaps by whoever had
+/// taken it over) does not move its address: from the new one, a reset would retake the
+/// account once it is enabled again.
+async fn a_disabled_accounts_email_change_link_changes_nothing(engine: Engine) {
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let app = app_mailing_to(engine, &smtp, &[]).await;
+    let token = registered(&app, &smtp, "vera").await;
+    let link = email_change_link(&app, &smtp, &token, "vera.new@example.com").await;
+    let admin = disabled_by_an_admin(&app, "vera").await;
+
+    let reply = app
+        .post("/api/auth/email/confirm", None, json!({ "token": link }))
+        .await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error_on("token"), Some("is invalid or has expired"));
+    assert!(app.audit_events("email_changed").await.is_empty());
+    let listed = app.get("/api/admin/users?query=vera", Some(&admin)).await;
+    listed.assert_status(StatusCode::OK);
+    assert_eq!(
+        listed.body["users"][0]["email"], "vera@example.com",
+        "{}",
+        listed.body
+    );
 }
 
 /// Two accounts may both ask for an address nobody has yet; the first to confirm gets it and
