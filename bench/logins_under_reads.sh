@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Logins while a read flood keeps the cores busy (issue 17 item 3's other side): does the
 # hashing threads' priority let cheap reads starve logins? One release server per hashing
-# policy (bench/lib.sh hashing_policy: nice10, the server as it is; idle; split; slice;
-# workers-slice), each on a
-# fresh SQLite file with ACCOUNTS accounts and a reader: wrk floods GET /api/user with
-# READ_CONNECTIONS for DURATION, and from its third second LOGIN_CONNECTIONS log in for
-# DURATION minus 5 s. Prints reads/s, logins/s and login p50/p99 per policy. Loopback only;
+# policy (bench/lib.sh hashing_policy: nice10, the server as it is; idle; split; batch;
+# slice; workers-slice), each on a fresh SQLite file with ACCOUNTS accounts and a reader:
+# wrk floods GET /api/user with READ_CONNECTIONS for DURATION, and from its third second
+# LOGIN_CONNECTIONS log in for DURATION minus 5 s. Prints reads/s, logins/s and login p50/p99 per policy. Loopback only;
 # every rate limit is far above the load and any refused request fails the run.
 #
 #   bench/logins_under_reads.sh
 #   AERIE_BIN=/path/aerie POLICIES="nice10 slice" bench/logins_under_reads.sh
 #
-# Needs wrk (apt-get install wrk), curl, python3, and chrt (util-linux) for idle and split.
+# Needs wrk (apt-get install wrk), curl, python3, and chrt (util-linux) for idle, split and
+# batch.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-POLICIES=${POLICIES:-"nice10 idle split slice workers-slice"}
+POLICIES=${POLICIES:-"nice10 idle split batch slice workers-slice"}
 DURATION=${DURATION:-20}
 READ_CONNECTIONS=${READ_CONNECTIONS:-64}
 LOGIN_CONNECTIONS=${LOGIN_CONNECTIONS:-8}
