@@ -21,9 +21,6 @@ SETTLE=${SETTLE:-2}
 need curl
 BINARIES=${BINARIES:-$(release_binary)}
 
-# status_kb PID FIELD: one field of /proc/PID/status, in KiB.
-status_kb() { awk -v field="$2:" '$1 == field {print $2}' "/proc/$1/status"; }
-
 for round in $(seq "$ROUNDS"); do
     index=0
     for bin in $BINARIES; do

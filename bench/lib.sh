@@ -21,8 +21,11 @@ need() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# status_kb PID FIELD: one field of /proc/PID/status (VmRSS, RssAnon, RssFile...), in KiB.
+status_kb() { awk -v field="$2:" '$1 == field {print $2}' "/proc/$1/status"; }
+
 # rss_kb PID: resident memory now, in KiB.
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+rss_kb() { status_kb "$1" VmRSS; }
 
 # thread_cpu PID: CPU seconds (user + system) each kind of thread of a process has used so far,
 # one "kind seconds" line per kind; threads are grouped by name without their trailing
@@ -114,14 +117,14 @@ refused() {
 
 # hashing_policy PID POLICY: how a running server's argon2 threads (aerie-argon2-N) are
 # scheduled, for experiments with the hashing pool's priority (issue 17 item 3), not a server
-# setting. `nice10`: as the server set them; `idle`: every one under SCHED_IDLE; `split`:
-# every hashing thread but aerie-argon2-0 under SCHED_IDLE; `batch`: every one under
-# SCHED_BATCH, nice 10 kept (chrt, util-linux). Custom EEVDF
-# slices (Linux 6.12+, bench/sched_slice.py): `slice`: the hashing threads stay at nice 10
-# with the shortest slice, 0.1 ms, so a waking worker waits at most that long for a core they
-# hold; `workers-slice`: every other thread of the server gets the 0.1 ms slice instead.
+# setting. With chrt (util-linux): `nice10`, as the server set them; `idle`, every one under
+# SCHED_IDLE; `split`, every one but aerie-argon2-0 under SCHED_IDLE; `batch`, every one
+# under SCHED_BATCH, nice 10 kept. With custom EEVDF slices (Linux 6.12+,
+# bench/sched_slice.py): `slice`, the hashing threads at nice 10 with the shortest slice,
+# 0.1 ms, so a waking worker waits at most that long for a core they hold; `workers-slice`,
+# every other thread of the server at 0.1 ms instead.
 hashing_policy() {
-    local pid=$1 policy=$2 task hashing=() others=()
+    local pid=$1 policy=$2 task tid hashing=() spare=() others=()
     case $policy in
         nice10) return 0 ;;
         idle | split | batch) need chrt util-linux ;;
@@ -130,20 +133,18 @@ hashing_policy() {
     esac
     for task in /proc/"$pid"/task/*; do
         case $(cat "$task/comm" 2>/dev/null) in
-            aerie-argon2-*) hashing+=("${task##*/}") ;;
+            aerie-argon2-0) hashing+=("${task##*/}") ;;
+            aerie-argon2-*) hashing+=("${task##*/}") spare+=("${task##*/}") ;;
             *) others+=("${task##*/}") ;;
         esac
     done
-    local slicer=("$(dirname "${BASH_SOURCE[0]}")/sched_slice.py")
-    local tid
+    local slicer; slicer="$(dirname "${BASH_SOURCE[0]}")/sched_slice.py"
     case $policy in
-        idle | split) for tid in "${hashing[@]}"; do
-                          [[ $policy:$(cat /proc/"$pid"/task/"$tid"/comm) == split:aerie-argon2-0 ]] ||
-                              chrt --idle --pid 0 "$tid"
-                      done ;;
+        idle) for tid in "${hashing[@]}"; do chrt --idle --pid 0 "$tid"; done ;;
+        split) for tid in "${spare[@]}"; do chrt --idle --pid 0 "$tid"; done ;;
         batch) for tid in "${hashing[@]}"; do chrt --batch --pid 0 "$tid"; done ;;
-        slice) python3 "${slicer[@]}" 10 100000 "${hashing[@]}" >&2 ;;
-        workers-slice) python3 "${slicer[@]}" 0 100000 "${others[@]}" >&2 ;;
+        slice) python3 "$slicer" 10 100000 "${hashing[@]}" >&2 ;;
+        workers-slice) python3 "$slicer" 0 100000 "${others[@]}" >&2 ;;
     esac
 }
 

@@ -22,8 +22,8 @@
 #   FLOOD=30s READS=10s LOGIN_CONNECTIONS=8 READ_CONNECTIONS=4 ACCOUNTS=8 ...
 #   BEFORE=$bin AFTER=$bin AFTER_HASHING=idle bench/login_flood.sh   # one binary, two policies
 # BEFORE_HASHING / AFTER_HASHING (nice10, idle, split, batch, slice, workers-slice; default
-# nice10): the scheduling of each
-# server's hashing threads (bench/lib.sh hashing_policy), for priority experiments.
+# nice10): the scheduling of each server's hashing threads (bench/lib.sh hashing_policy), for
+# priority experiments.
 #
 # Needs wrk (apt-get install wrk), curl and python3.
 set -euo pipefail

@@ -4,8 +4,9 @@
 # policy (bench/lib.sh hashing_policy: nice10, the server as it is; idle; split; batch;
 # slice; workers-slice), each on a fresh SQLite file with ACCOUNTS accounts and a reader:
 # wrk floods GET /api/user with READ_CONNECTIONS for DURATION, and from its third second
-# LOGIN_CONNECTIONS log in for DURATION minus 5 s. Prints reads/s, logins/s and login p50/p99 per policy. Loopback only;
-# every rate limit is far above the load and any refused request fails the run.
+# LOGIN_CONNECTIONS log in for DURATION minus 5 s. Prints reads/s, logins/s and login
+# p50/p99 per policy. Loopback only; every rate limit is far above the load and any refused
+# request fails the run.
 #
 #   bench/logins_under_reads.sh
 #   AERIE_BIN=/path/aerie POLICIES="nice10 slice" bench/logins_under_reads.sh
