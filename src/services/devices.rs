@@ -19,10 +19,9 @@ use serde_json::json;
 
 use super::Recorder;
 use crate::audit::{AuditError, AuditEvent, EventType};
-use crate::clock::UnixMillis;
 use crate::fingerprint::Fingerprint;
 use crate::request_context::RequestContext;
-use crate::store::{DeviceSeen, Store};
+use crate::store::DeviceSeen;
 
 /// Devices remembered per account; the least recently used go first.
 pub const DEVICES_KEPT: i64 = 50;
@@ -93,28 +92,34 @@ pub fn device_family(user_agent: Option<&str>) -> String {
     }
 }
 
-/// Remembers the device of a session just opened and, for a login from one the account has
-/// not used before (no device token of this account, and a device family and network not
-/// seen), records `login_new_device`. Registration only remembers.
+/// The fingerprint under which an account remembers the device of `request` (see
+/// [`crate::store::Store::open_session`], which keeps [`DEVICES_KEPT`] of them).
+pub fn fingerprint_of(request: &RequestContext) -> String {
+    CoarseClient::of(
+        request.client.ip.as_deref(),
+        request.client.user_agent.as_deref(),
+    )
+    .fingerprint()
+}
+
+/// For a login from a device the account has not used before (no device token of this
+/// account, and a device family and network not `seen`), records `login_new_device`.
+/// Registration (`announce` false) records nothing.
 pub async fn note_session_opened(
-    store: &Store,
     recorder: &Recorder,
     user_id: i64,
     session_id: &str,
     request: &RequestContext,
-    now: UnixMillis,
+    seen: DeviceSeen,
     announce: bool,
 ) -> Result<(), DeviceError> {
+    if !announce || request.client.known_device || seen != DeviceSeen::New {
+        return Ok(());
+    }
     let client = CoarseClient::of(
         request.client.ip.as_deref(),
         request.client.user_agent.as_deref(),
     );
-    let seen = store
-        .remember_device(user_id, &client.fingerprint(), now, DEVICES_KEPT)
-        .await?;
-    if !announce || request.client.known_device || seen != DeviceSeen::New {
-        return Ok(());
-    }
     let event = AuditEvent::new(EventType::LoginNewDevice)
         .actor(user_id)
         .subject(user_id)

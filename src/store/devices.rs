@@ -1,7 +1,7 @@
 //! The devices an account has logged in from (coarse fingerprints, never raw user agents or
 //! addresses), and where each session was last used from.
 
-use super::{Store, execute, on_pool};
+use super::{Store, execute};
 use crate::clock::UnixMillis;
 
 /// What remembering a login's device found.
@@ -16,47 +16,56 @@ pub enum DeviceSeen {
     Known,
 }
 
-impl Store {
-    /// Records that `user_id` logged in from `device` now, keeping only its `keep` most
-    /// recently used devices, and says whether the device was new.
-    pub async fn remember_device(
-        &self,
-        user_id: i64,
-        device: &str,
-        now: UnixMillis,
-        keep: i64,
-    ) -> Result<DeviceSeen, sqlx::Error> {
-        let count = "SELECT COUNT(*) FROM known_devices WHERE user_id = $1";
-        let known: i64 = on_pool!(self, |pool| sqlx::query_scalar(count)
-            .bind(user_id)
-            .fetch_one(pool)
-            .await)?;
+/// Records on `connection` that `user_id` logged in from `device` at `now`, keeping only its
+/// `keep` most recently used devices, and evaluates to whether the device was new (a
+/// [`DeviceSeen`]). Part of opening a session ([`Store::open_session`]); a macro because
+/// the statements run on either engine's connection. The insert goes first: see there.
+macro_rules! remember_device {
+    ($connection:expr, $user_id:expr, $device:expr, $now:expr, $keep:expr) => {{
         let insert = "INSERT INTO known_devices (user_id, device, first_seen_at, last_seen_at)
                       VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, device) DO NOTHING";
-        let inserted = on_pool!(self, |pool| sqlx::query(insert)
-            .bind(user_id)
-            .bind(device)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if inserted == 0 {
-            let touch =
-                "UPDATE known_devices SET last_seen_at = $3 WHERE user_id = $1 AND device = $2";
-            execute!(self, touch, user_id, device, now)?;
-            return Ok(DeviceSeen::Known);
-        }
+        let touch = "UPDATE known_devices SET last_seen_at = $3 WHERE user_id = $1 AND device = $2";
+        let count = "SELECT COUNT(*) FROM known_devices WHERE user_id = $1";
         let prune = "DELETE FROM known_devices WHERE user_id = $1 AND device NOT IN
                        (SELECT device FROM known_devices WHERE user_id = $1
                         ORDER BY last_seen_at DESC, device LIMIT $2)";
-        execute!(self, prune, user_id, keep)?;
-        Ok(if known == 0 {
-            DeviceSeen::FirstOnRecord
+        let inserted = sqlx::query(insert)
+            .bind($user_id)
+            .bind($device)
+            .bind($now)
+            .execute($connection)
+            .await?
+            .rows_affected();
+        if inserted == 0 {
+            sqlx::query(touch)
+                .bind($user_id)
+                .bind($device)
+                .bind($now)
+                .execute($connection)
+                .await?;
+            $crate::store::DeviceSeen::Known
         } else {
-            DeviceSeen::New
-        })
-    }
+            let known: i64 = sqlx::query_scalar(count)
+                .bind($user_id)
+                .fetch_one($connection)
+                .await?;
+            sqlx::query(prune)
+                .bind($user_id)
+                .bind($keep)
+                .execute($connection)
+                .await?;
+            // `known` counts the device just inserted.
+            if known == 1 {
+                $crate::store::DeviceSeen::FirstOnRecord
+            } else {
+                $crate::store::DeviceSeen::New
+            }
+        }
+    }};
+}
+pub(super) use remember_device;
 
+impl Store {
     /// Marks a session used now, from `client_ip` with `user_agent` (a refresh).
     pub async fn touch_session_from(
         &self,

@@ -50,11 +50,14 @@ pub use mfa::{ChallengeRow, NewChallenge, TotpRow};
 pub use quotas::RecentWrites;
 pub use roles::{RolePlan, RolesError, Statement};
 pub use sealed::{KeyUse, Resealed, SEALED_FIELDS, SHORT_LIVED_SEALED_FIELDS};
-pub use sessions::{Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs, SessionRow};
+pub use sessions::{
+    LiveCap, NewSession, OpenedSession, Pruned, REVOCATION_CHANNEL, RefreshRow, SessionCutoffs,
+    SessionRow,
+};
 pub use snapshot::{
     Cell, Emptiness, Restore, RestoreError, Snapshot, SnapshotError, TableInfo, dependency_order,
 };
-pub use users::{NewSession, NewUser, ProfileRow, UserChanges, UserRow};
+pub use users::{NewUser, ProfileRow, UserChanges, UserRow};
 
 /// Runs the same code against whichever engine backs the store:
 /// `on_pool!(self, |pool| sqlx::query(sql).fetch_one(pool).await)`. The body is compiled once

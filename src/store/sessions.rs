@@ -4,6 +4,7 @@
 
 use sqlx::FromRow;
 
+use super::devices::{DeviceSeen, remember_device};
 use super::{Pool, Store, execute, matchable, on_pool};
 use crate::clock::UnixMillis;
 
@@ -11,6 +12,41 @@ use crate::clock::UnixMillis;
 pub const REVOCATION_CHANNEL: &str = "aerie_revocations";
 /// Session ids per notification: keeps each payload far below PostgreSQL's 8000-byte limit.
 const IDS_PER_NOTIFICATION: usize = 100;
+
+/// A session about to open: whose, when, from where, the hash of its first refresh token
+/// (the token itself goes to the client only), the device it comes from and the account's
+/// session cap.
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: i64,
+    pub now: UnixMillis,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub refresh_hash: &'a str,
+    /// The client's coarse device fingerprint, remembered on the account, which keeps its
+    /// `devices_kept` most recently used.
+    pub device: &'a str,
+    pub devices_kept: i64,
+    pub cap: LiveCap,
+}
+
+/// Which of an account's sessions count as live (seen at or after `seen_since`, created at or
+/// after `created_since`, not revoked), and how many of them it may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveCap {
+    pub seen_since: UnixMillis,
+    pub created_since: UnixMillis,
+    pub max_live: i64,
+}
+
+/// What opening a session found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedSession {
+    pub device: DeviceSeen,
+    /// The account's oldest live sessions beyond its cap, never the one just opened: for the
+    /// caller to end (and announce) through the revocation path.
+    pub beyond_cap: Vec<String>,
+}
 
 /// A presented refresh token, joined with its session.
 #[derive(Debug, Clone, FromRow)]
@@ -89,15 +125,72 @@ impl Store {
         })
     }
 
-    pub async fn insert_refresh_token(
+    /// Opens a session with its first refresh token, marks the login on the account (what
+    /// dormancy is measured from), remembers the device and lists the sessions beyond the
+    /// cap, in one transaction: a session never exists without the token that refreshes it,
+    /// and a login costs one use of a connection, not six. The first statement writes, so no
+    /// SQLite read in it turns into a write that another writer's commit has outdated.
+    pub async fn open_session(
         &self,
-        token_hash: &str,
-        session_id: &str,
-        now: UnixMillis,
-    ) -> Result<(), sqlx::Error> {
-        let sql =
+        session: NewSession<'_>,
+    ) -> Result<OpenedSession, sqlx::Error> {
+        let NewSession {
+            id,
+            user_id,
+            now,
+            client_ip,
+            user_agent,
+            refresh_hash,
+            device,
+            devices_kept,
+            cap,
+        } = session;
+        let open =
+            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, authenticated_at, client_ip, user_agent)
+                   VALUES ($1, $2, $3, $3, $3, $4, $5)";
+        let login = "UPDATE users SET last_login_at = $2 WHERE id = $1";
+        let refresh =
             "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES ($1, $2, $3)";
-        execute!(self, sql, token_hash, session_id, now)
+        // Newest first, so what lies past the cap (less this session) is the oldest; LIMIT
+        // because PostgreSQL and SQLite share no OFFSET without one.
+        let beyond_cap = "SELECT id FROM sessions
+                   WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL
+                         AND last_seen_at >= $3 AND created_at >= $4
+                   ORDER BY created_at DESC, id LIMIT $5 OFFSET $6";
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(open)
+                .bind(id)
+                .bind(user_id)
+                .bind(now)
+                .bind(client_ip)
+                .bind(user_agent)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(login)
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(refresh)
+                .bind(refresh_hash)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let device = remember_device!(&mut *tx, user_id, device, now, devices_kept);
+            let beyond_cap = sqlx::query_scalar(beyond_cap)
+                .bind(user_id)
+                .bind(id)
+                .bind(cap.seen_since)
+                .bind(cap.created_since)
+                .bind(i64::MAX)
+                .bind(cap.max_live.saturating_sub(1))
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(OpenedSession { device, beyond_cap })
+        })
     }
 
     /// Stores a token's successor, once: the rotation and every replay inside the grace

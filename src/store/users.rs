@@ -50,14 +50,6 @@ pub struct UserChanges {
     pub image: Option<Option<String>>,
 }
 
-pub struct NewSession<'a> {
-    pub id: &'a str,
-    pub user_id: i64,
-    pub now: UnixMillis,
-    pub client_ip: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-}
-
 #[derive(Debug, Clone, FromRow)]
 pub struct ProfileRow {
     pub id: i64,
@@ -178,24 +170,6 @@ impl Store {
                 .fetch_optional(pool)
                 .await)?;
         row.map(|row| self.open_email(row)).transpose()
-    }
-
-    pub async fn insert_session(&self, session: NewSession<'_>) -> Result<(), sqlx::Error> {
-        let sql =
-            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, authenticated_at, client_ip, user_agent)
-                   VALUES ($1, $2, $3, $3, $3, $4, $5)";
-        let NewSession {
-            id,
-            user_id,
-            now,
-            client_ip,
-            user_agent,
-        } = session;
-        execute!(self, sql, id, user_id, now, client_ip, user_agent)?;
-        // A new session is a login (or a registration): what dormancy is measured from.
-        let login = "UPDATE users SET last_login_at = $2 WHERE id = $1";
-        execute!(self, login, user_id, now)?;
-        Ok(())
     }
 
     /// Deletes an account and, through the foreign keys, everything it wrote and held.

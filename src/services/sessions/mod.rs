@@ -28,7 +28,7 @@ use crate::auth::tokens::TokenService;
 use crate::clock::{Clock, UnixMillis};
 use crate::domain::{Role, email_key, password_within_limits};
 use crate::request_context::RequestContext;
-use crate::store::{NewSession, SessionRow, Store, UserRow};
+use crate::store::{LiveCap, NewSession, SessionRow, Store, UserRow};
 
 /// Why a session failed to start, refresh or end.
 #[derive(Debug, thiserror::Error)]
@@ -204,16 +204,25 @@ impl Sessions {
         opening: Opening,
     ) -> Result<Started, SessionError> {
         let session_id = uuid::Uuid::new_v4().simple().to_string();
-        self.store
-            .insert_session(NewSession {
+        // The first refresh token of the session's family: only its hash is stored.
+        let refresh = crate::auth::refresh::mint();
+        let now = self.clock.now();
+        let opened = self
+            .store
+            .open_session(NewSession {
                 id: &session_id,
                 user_id: user.id,
-                now: self.clock.now(),
+                now,
                 client_ip: request.client.ip.as_deref(),
                 user_agent: request.client.user_agent.as_deref(),
+                refresh_hash: &refresh.hash,
+                device: &devices::fingerprint_of(request),
+                devices_kept: devices::DEVICES_KEPT,
+                cap: self.live_cap(now),
             })
             .await?;
-        let tokens = self.issue_tokens(&user, &session_id).await?;
+        // The password was just checked: the access token carries it as the authentication.
+        let tokens = self.tokens_with(&user, &session_id, now, refresh, now);
         let kind = match opening {
             Opening::Registration => EventType::UserRegistered,
             Opening::Login => EventType::LoginSucceeded,
@@ -225,18 +234,17 @@ impl Sessions {
             .from_request(request);
         self.recorder.record(event).await?;
         let login = matches!(opening, Opening::Login);
-        let now = self.clock.now();
         devices::note_session_opened(
-            &self.store,
             &self.recorder,
             user.id,
             &session_id,
             request,
-            now,
+            opened.device,
             login,
         )
         .await?;
-        self.evict_oldest(user.id, &session_id).await?;
+        self.end_beyond_cap(user.id, &session_id, opened.beyond_cap)
+            .await?;
         Ok(Started {
             user,
             session_id,
@@ -244,26 +252,25 @@ impl Sessions {
         })
     }
 
-    /// Ends the user's oldest live sessions beyond the cap, never the one just opened, and
-    /// records each as revoked by the system. Without a cap a script that logs in forever
-    /// grows the sessions table (and the memory of every device list) without bound.
-    async fn evict_oldest(&self, user_id: i64, opened: &str) -> Result<(), SessionError> {
-        let mut others = self.live(user_id).await?;
-        others.retain(|session| session.id != opened);
-        let keep = self.times.max_live_per_user.saturating_sub(1);
-        if others.len() <= keep {
-            return Ok(());
-        }
-        // `live` lists newest first: what lies beyond `keep` is the oldest.
+    /// Ends the user's oldest live sessions beyond the cap (`beyond_cap`, which never holds
+    /// the one just `opened`), and records each as revoked by the system. Without a cap a
+    /// script that logs in forever grows the sessions table (and the memory of every device
+    /// list) without bound.
+    async fn end_beyond_cap(
+        &self,
+        user_id: i64,
+        opened: &str,
+        beyond_cap: Vec<String>,
+    ) -> Result<(), SessionError> {
         let now = self.clock.now();
-        for session in others.split_off(keep) {
-            let revoked = self.revoker.end_session(&session.id, user_id, now).await?;
+        for session in beyond_cap {
+            let revoked = self.revoker.end_session(&session, user_id, now).await?;
             if revoked.is_empty() {
                 continue;
             }
             let event = AuditEvent::new(EventType::SessionRevoked)
                 .subject(user_id)
-                .session(session.id.as_str())
+                .session(session.as_str())
                 .detail(serde_json::json!({
                     "by": "system",
                     "reason": "session_limit",
@@ -273,17 +280,6 @@ impl Sessions {
             self.recorder.record(event).await?;
         }
         Ok(())
-    }
-
-    /// Mints the first refresh token of the session's family (only its hash is stored) and
-    /// signs an access token carrying the user's current role; the password was just checked.
-    async fn issue_tokens(&self, user: &UserRow, session_id: &str) -> Result<Tokens, SessionError> {
-        let refresh = crate::auth::refresh::mint();
-        let now = self.clock.now();
-        self.store
-            .insert_refresh_token(&refresh.hash, session_id, now)
-            .await?;
-        Ok(self.tokens_with(user, session_id, now, refresh, now))
     }
 
     /// `refresh` (already stored) beside a new access token carrying the user's current role
@@ -384,16 +380,21 @@ impl Sessions {
 
     /// The user's sessions that are neither idle too long nor too old, newest first.
     pub async fn live(&self, user_id: i64) -> Result<Vec<SessionRow>, SessionError> {
-        let now = self.clock.now();
+        let cap = self.live_cap(self.clock.now());
         let rows = self
             .store
-            .live_sessions(
-                user_id,
-                now - millis(self.times.idle_timeout),
-                now - millis(self.times.max_lifetime),
-            )
+            .live_sessions(user_id, cap.seen_since, cap.created_since)
             .await?;
         Ok(rows)
+    }
+
+    /// What makes a session live at `now`, and how many one account may hold.
+    fn live_cap(&self, now: UnixMillis) -> LiveCap {
+        LiveCap {
+            seen_since: now - millis(self.times.idle_timeout),
+            created_since: now - millis(self.times.max_lifetime),
+            max_live: i64::try_from(self.times.max_live_per_user).unwrap_or(i64::MAX),
+        }
     }
 }
 
