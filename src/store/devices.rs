@@ -16,10 +16,26 @@ pub enum DeviceSeen {
     Known,
 }
 
+impl DeviceSeen {
+    /// What remembering a device found, from its insert's `inserted` rows (none: already on
+    /// record) and the account's devices `known` after it (counted only when inserted).
+    pub(super) fn after_insert(inserted: u64, known: i64) -> Self {
+        if inserted == 0 {
+            Self::Known
+        } else if known == 1 {
+            // The only device is the one just inserted.
+            Self::FirstOnRecord
+        } else {
+            Self::New
+        }
+    }
+}
+
 /// Records on `connection` that `user_id` logged in from `device` at `now`, keeping only its
 /// `keep` most recently used devices, and evaluates to whether the device was new (a
 /// [`DeviceSeen`]). Part of opening a session ([`Store::open_session`]); a macro because
-/// the statements run on either engine's connection. The insert goes first: see there.
+/// the statements run on either engine's connection. Inserting first tells a known device
+/// from a new one by the statement that records a new one.
 macro_rules! remember_device {
     ($connection:expr, $user_id:expr, $device:expr, $now:expr, $keep:expr) => {{
         let insert = "INSERT INTO known_devices (user_id, device, first_seen_at, last_seen_at)
@@ -36,6 +52,7 @@ macro_rules! remember_device {
             .execute($connection)
             .await?
             .rows_affected();
+        let mut known: i64 = 0;
         if inserted == 0 {
             sqlx::query(touch)
                 .bind($user_id)
@@ -43,9 +60,8 @@ macro_rules! remember_device {
                 .bind($now)
                 .execute($connection)
                 .await?;
-            $crate::store::DeviceSeen::Known
         } else {
-            let known: i64 = sqlx::query_scalar(count)
+            known = sqlx::query_scalar(count)
                 .bind($user_id)
                 .fetch_one($connection)
                 .await?;
@@ -54,13 +70,8 @@ macro_rules! remember_device {
                 .bind($keep)
                 .execute($connection)
                 .await?;
-            // `known` counts the device just inserted.
-            if known == 1 {
-                $crate::store::DeviceSeen::FirstOnRecord
-            } else {
-                $crate::store::DeviceSeen::New
-            }
         }
+        $crate::store::DeviceSeen::after_insert(inserted, known)
     }};
 }
 pub(super) use remember_device;
