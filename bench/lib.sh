@@ -27,14 +27,15 @@ status_kb() { awk -v field="$2:" '$1 == field {print $2}' "/proc/$1/status"; }
 # rss_kb PID: resident memory now, in KiB.
 rss_kb() { status_kb "$1" VmRSS; }
 
-# thread_cpu PID: CPU seconds (user + system) each kind of thread of a process has used so far,
-# one "kind seconds" line per kind; threads are grouped by name without their trailing
-# number (aerie-argon2-0 and -1 are aerie-argon2-).
+# thread_cpu PID: CPU seconds (user + system) and voluntary context switches (times it went
+# to sleep waiting to be woken: a hand-off from or to another thread) each kind of thread of
+# a process has had so far, one "kind seconds switches" line per kind; threads are grouped by
+# name without their trailing number (aerie-argon2-0 and -1 are aerie-argon2-).
 thread_cpu() {
     local task
     for task in /proc/"$1"/task/*; do
-        echo "$(tr ' ' _ <"$task/comm" | sed 's/[0-9]*$//') $(cut -d' ' -f14,15 "$task/stat")"
-    done 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{cpu[$1] += ($2 + $3) / hz} END {for (k in cpu) print k, cpu[k]}'
+        echo "$(tr ' ' _ <"$task/comm" | sed 's/[0-9]*$//') $(cut -d' ' -f14,15 "$task/stat") $(status_kb "$1/task/${task##*/}" voluntary_ctxt_switches)"
+    done 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{cpu[$1] += ($2 + $3) / hz; sw[$1] += $4} END {for (k in cpu) print k, cpu[k], sw[k]}'
 }
 
 # release_binary: builds this checkout's server in release mode and prints the path of a

@@ -103,23 +103,27 @@ PY
 }
 
 # cpu_per_login LABEL PREFIX: where the CPU of flood 1 went, per login: each kind of server
-# thread (from PREFIX.cpu0 and .cpu1) and wrk (PREFIX.wrk_cpu), in ms per login.
+# thread (from PREFIX.cpu0 and .cpu1) and wrk (PREFIX.wrk_cpu), in ms per login; and how often
+# the server's Tokio workers and SQLite worker threads went to sleep to be woken, per login.
 cpu_per_login() {
     python3 - "$1" "$2" "$(wrk_requests "$2.flood1")" <<'PY'
 import sys
 label, prefix, logins = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def load(path):
-    return {kind: float(s) for kind, s in (line.split() for line in open(path))}
+    return {kind: (float(s), int(w)) for kind, s, w in (line.split() for line in open(path))}
 before, after = load(prefix + ".cpu0"), load(prefix + ".cpu1")
 _, user, system = open(prefix + ".wrk_cpu").read().split()
-used = {kind: seconds - before.get(kind, 0) for kind, seconds in after.items()}
+used = {kind: s - before.get(kind, (0, 0))[0] for kind, (s, _) in after.items()}
+woken = {kind: w - before.get(kind, (0, 0))[1] for kind, (_, w) in after.items()}
 used["wrk"] = float(user) + float(system)
 hashing = used.pop("aerie-argon2-", 0)
 other = sum(used.values())
 kinds = sorted((kind for kind in used if used[kind] > 0), key=lambda k: -used[k])
 per = lambda seconds: f"{1000 * seconds / logins:.2f}"
+sleeps = lambda kind: f"{woken.get(kind, 0) / logins:.1f}"
 print(f"| {label} | {per(hashing)} | {per(other)} | "
-      + ", ".join(f"{kind} {per(used[kind])}" for kind in kinds) + " |")
+      + ", ".join(f"{kind} {per(used[kind])}" for kind in kinds)
+      + f" | {sleeps('tokio-rt-worker')} / {sleeps('sqlx-sqlite-wor')} |")
 PY
 }
 
@@ -131,6 +135,6 @@ cat "$WORK/rows"
 echo
 echo "CPU per login during flood 1 (ms): the hashing threads, and everything else on the machine's cores that the flood made (the server's other threads and wrk)"
 echo
-echo "| build | hashing | everything else | of which |"
-echo "|---|---|---|---|"
+echo "| build | hashing | everything else | of which | voluntary context switches per login: Tokio workers / SQLite worker threads |"
+echo "|---|---|---|---|---|"
 cat "$WORK/cpu_rows"
