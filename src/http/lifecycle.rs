@@ -126,6 +126,7 @@ async fn request_reset(
     responses(
         (status = 204, description = "The password is set; every session of the account is over; MFA, if on, is still asked at the next login"),
         (status = 422, description = "`token`: is invalid or has expired (unknown, spent, expired or for another purpose: one answer); `newPassword`: too weak or missing (the token is not spent)"),
+        (status = 404, description = "Mail is not configured on this server"),
         (status = 429, description = "Too many mail requests from this address"),
     ))]
 async fn confirm_reset(
@@ -146,6 +147,7 @@ async fn confirm_reset(
     responses(
         (status = 204, description = "The address is verified (`emailVerified: true` in the User shape)"),
         (status = 422, description = "`token`: is invalid or has expired"),
+        (status = 404, description = "Mail is not configured on this server"),
     ))]
 async fn verify_email(
     State(state): State<AppState>,
@@ -186,6 +188,7 @@ async fn resend_verification(
     responses(
         (status = 204, description = "The account's address is now the new one, verified"),
         (status = 422, description = "`token`: is invalid or has expired; `email`: has already been taken (another account took it meanwhile)"),
+        (status = 404, description = "Mail is not configured on this server"),
     ))]
 async fn confirm_email(
     State(state): State<AppState>,

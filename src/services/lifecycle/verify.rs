@@ -12,12 +12,14 @@ use crate::services::Caller;
 use crate::store::{EmailChangeByToken, NewMailToken, OutgoingMail};
 
 impl Lifecycle {
-    /// `POST /api/auth/email/verify`: the mailed token proves the account's address.
+    /// `POST /api/auth/email/verify`: the mailed token proves the account's address (404 with
+    /// mail off, like every mail route).
     pub async fn verify_email(
         &self,
         token: Option<String>,
         request: &RequestContext,
     ) -> Result<(), LifecycleError> {
+        self.ensure_enabled()?;
         let hash = required_token(token)?;
         let user_id = self
             .store
@@ -134,6 +136,9 @@ impl Lifecycle {
         token: Option<String>,
         request: &RequestContext,
     ) -> Result<(), LifecycleError> {
+        // With mail off an address change applies at once; a link mailed before must not
+        // undo a later one.
+        self.ensure_enabled()?;
         let hash = required_token(token)?;
         // The old address's verification links prove nothing about the new one.
         let (change, voids) = (Purpose::EmailChange.as_str(), Purpose::VerifyEmail.as_str());

@@ -471,6 +471,15 @@ async fn production_without_mail_answers_the_mail_routes_404() {
             serde_json::json!({"token": a_token, "newPassword": "an entirely new passphrase 7"}),
         ),
         ("/api/auth/email/verify/resend", serde_json::json!({})),
+        // Links mailed while mail was on are refused too.
+        (
+            "/api/auth/email/verify",
+            serde_json::json!({"token": a_token}),
+        ),
+        (
+            "/api/auth/email/confirm",
+            serde_json::json!({"token": a_token}),
+        ),
     ];
     for (path, body) in calls {
         let reply = client
