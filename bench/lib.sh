@@ -38,6 +38,11 @@ thread_cpu() {
     done 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{cpu[$1] += ($2 + $3) / hz; sw[$1] += $4} END {for (k in cpu) print k, cpu[k], sw[k]}'
 }
 
+# process_cpu_seconds PID: CPU seconds (user + system) all of a process's threads have had so far.
+process_cpu_seconds() {
+    cut -d' ' -f14,15 "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{print ($1 + $2) / hz}'
+}
+
 # release_binary: builds this checkout's server in release mode and prints the path of a
 # private copy (a shared CARGO_TARGET_DIR may be rebuilt from another checkout meanwhile).
 release_binary() {

@@ -8,7 +8,9 @@
 #   article  `GET /api/articles/{slug}` anonymously, an article the user posted.
 # wrk: THREADS (default 1) and CONNECTIONS (default 4), WARMUP (3s) then DURATION (8s)
 # measured; the binaries take turns, two rounds, so drift on a busy machine hits each alike.
-# Prints reads/s, p50 and p99 per binary and round; fails on any non-2xx answer.
+# Prints reads/s, p50 and p99 per binary and round, and the server's own CPU time per read
+# (user + system, all its threads, over the measured run: steadier than reads/s, which also
+# moves with wrk's share of the cores); fails on any non-2xx answer.
 #
 #   cp target/release/aerie /tmp/aerie-new; git stash; cargo build --release; ...
 #   bench/reads_ab.sh before=/tmp/aerie-old after=/tmp/aerie-new
@@ -34,7 +36,7 @@ drop_databases() {
 trap 'bench_cleanup; drop_databases' EXIT
 [[ $ENGINE == sqlite ]] || need psql postgresql-client
 [[ $# -ge 1 ]] || { echo "usage: $0 NAME=BINARY [NAME=BINARY...]" >&2; exit 2; }
-declare -A URL
+declare -A URL SERVER
 for spec in "$@"; do
     name=${spec%%=*} bin=${spec#*=}
     cp "$bin" "$WORK/$name.bin"
@@ -46,6 +48,7 @@ for spec in "$@"; do
     else
         start_server "$name" "$WORK/$name.bin"
     fi
+    SERVER[$name]=$SERVER_PID
     base="http://127.0.0.1:$SERVER_PORT"
     token=$(register "$SERVER_PORT" alice | jq -r .user.token)
     if [[ $ROUTE == user ]]; then
@@ -63,11 +66,15 @@ for round in 1 2; do
     for spec in "$@"; do
         name=${spec%%=*} url=${URL[${spec%%=*}]}
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$WORK/$name.lua" "$url" >/dev/null
+        cpu_before=$(process_cpu_seconds "${SERVER[$name]}")
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/$name.lua" "$url" >"$WORK/$name.txt"
+        cpu_after=$(process_cpu_seconds "${SERVER[$name]}")
         [[ $(wrk_non2xx "$WORK/$name.txt") == 0 ]] || { echo "$name answered errors" >&2; cat "$WORK/$name.txt" >&2; exit 1; }
-        printf 'round %s  %-10s reads/s %8s  p50 %8s  p99 %8s\n' "$round" "$name" \
+        reads=$(awk '/requests in/ {print $1}' "$WORK/$name.txt")
+        printf 'round %s  %-10s reads/s %8s  p50 %8s  p99 %8s  server CPU per read %6.1f us\n' "$round" "$name" \
             "$(sed -n 's/^Requests\/sec: *//p' "$WORK/$name.txt")" \
             "$(awk '/^ *50%/ {print $2}' "$WORK/$name.txt")" \
-            "$(awk '/^ *99%/ {print $2}' "$WORK/$name.txt")"
+            "$(awk '/^ *99%/ {print $2}' "$WORK/$name.txt")" \
+            "$(echo "$cpu_before $cpu_after $reads" | awk '{print ($2 - $1) * 1e6 / $3}')"
     done
 done

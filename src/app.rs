@@ -1,20 +1,27 @@
 //! The application: every route, and the layer stack each request passes through.
 //!
-//! Layers, outermost first: metrics (every response counted by route template and status,
-//! and fed to the repeated-5xx alert); sensitive headers hidden from logs; security headers
-//! (so every response has them, whoever produced it); request id (a malformed client id is
-//! replaced); client IP (from trusted proxies only); tracing; CORS; error bodies normalized; panics
-//! caught and answered 500; an HTTP/1.1 request without exactly one `Host` refused (400); the
-//! global per-IP rate limit; a request timeout; the body size
-//! limit. Tighter rate-limit policies sit on the routes that need them. the access table ([`crate::http::access`]), innermost on
-//! the routes, so no handler runs before its route's rule is checked. Each resource module declares its routes;
-//! this file reads as the API's table of contents.
+//! Layers, outermost first: the edge (every response counted by route template and status and
+//! fed to the repeated-5xx alert, security headers on every response whoever produced it, a
+//! malformed client request id dropped, the client IP resolved from trusted proxies only);
+//! sensitive headers hidden from logs; request id (a fresh one where the client's was
+//! dropped); tracing; CORS; answers shaped (an HTTP/1.1 request without exactly one `Host`
+//! refused with 400, error bodies normalized); panics caught and answered 500; the global
+//! per-IP rate limit; a request timeout; the body size limit. Tighter rate-limit policies sit
+//! on the routes that need them, and the access table ([`crate::http::access`]) innermost on
+//! the routes, so no handler runs before its route's rule is checked. Each resource module
+//! declares its routes; this file reads as the API's table of contents.
+//!
+//! Why some layers are one: each `from_fn` layer costs every request a clone of the whole
+//! stack beneath it and two allocations, so the small steps that sit next to each other run in
+//! one layer each (the edge, the shaping), in the order they had as layers (BENCHMARKS.md,
+//! "Fewer layers").
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
@@ -28,7 +35,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::Config;
 use crate::defense::rate_limit;
 use crate::http::error::{Error, normalize_error_bodies, refusal_response};
-use crate::http::observe::{RequestObserver, observe_requests};
+use crate::http::observe::RequestObserver;
 use crate::http::{
     AppState, HttpSettings, admin, articles, auth, comments, health, keys, lifecycle, mfa, openapi,
     profiles, tags, users,
@@ -103,34 +110,28 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
     let timeout = state.http.request_timeout;
     let cors = crate::defense::cors::layer(state.origins.clone());
     let limits = rate_limit::Enforcement::new(state.rate_limiter.clone(), refusal_response);
-    let observer = RequestObserver {
-        metrics: state.metrics.clone(),
-        alerts: state.audit.alerts().cloned(),
-        clock: state.clock.clone(),
+    let edge = Edge {
+        observer: RequestObserver {
+            metrics: state.metrics.clone(),
+            alerts: state.audit.alerts().cloned(),
+            clock: state.clock.clone(),
+        },
+        hsts: layers.hsts.clone(),
+        trusted_proxies: layers.trusted_proxies.clone(),
     };
     routes
         .layer(
             ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(observer, observe_requests))
+                .layer(middleware::from_fn_with_state(edge, at_the_edge))
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
                 ]))
-                .layer(middleware::from_fn_with_state(
-                    layers.hsts.clone(),
-                    crate::defense::headers::security_headers,
-                ))
-                .layer(middleware::from_fn(drop_malformed_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(middleware::from_fn_with_state(
-                    layers.trusted_proxies.clone(),
-                    crate::defense::client_ip::resolve,
-                ))
                 .layer(crate::telemetry::http_trace_layer())
                 .layer(cors)
-                .layer(middleware::from_fn(normalize_error_bodies))
-                .layer(middleware::from_fn(require_one_host))
+                .layer(middleware::from_fn(shape_answers))
                 .layer(CatchPanicLayer::new())
                 .layer(middleware::from_fn_with_state(limits, rate_limit::global))
                 .layer(TimeoutLayer::with_status_code(
@@ -143,9 +144,28 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
         .with_state(state)
 }
 
+/// What the outermost layer works with.
+#[derive(Clone)]
+struct Edge {
+    observer: RequestObserver,
+    hsts: Option<HeaderValue>,
+    trusted_proxies: Arc<[IpNet]>,
+}
+
+/// The outermost layer: observes the request (metrics, alerts) around everything else, sets
+/// the security headers on whatever answer comes back, and on the way in drops a malformed
+/// request id and resolves the client's address.
+async fn at_the_edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
+    drop_malformed_request_id(request.headers_mut());
+    crate::defense::client_ip::attach(&mut request, &edge.trusted_proxies);
+    let mut response = edge.observer.observe(request, next).await;
+    crate::defense::headers::apply(response.headers_mut(), edge.hsts);
+    response
+}
+
 /// Accepts a client's `X-Request-Id` only when it is 1–64 characters of `[A-Za-z0-9._-]`;
 /// anything else could smuggle markup or line breaks into logs, so a fresh id replaces it.
-async fn drop_malformed_request_id(mut request: Request, next: Next) -> Response {
+fn drop_malformed_request_id(headers: &mut HeaderMap) {
     let well_formed = |v: &HeaderValue| {
         let bytes = v.as_bytes();
         (1..=64).contains(&bytes.len())
@@ -153,17 +173,18 @@ async fn drop_malformed_request_id(mut request: Request, next: Next) -> Response
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     };
-    let ids: Vec<&HeaderValue> = request.headers().get_all(&REQUEST_ID).iter().collect();
-    if ids.len() != 1 || !ids.iter().all(|v| well_formed(v)) {
-        request.headers_mut().remove(&REQUEST_ID);
+    let mut ids = headers.get_all(&REQUEST_ID).iter();
+    let one_well_formed = ids.next().is_some_and(well_formed) && ids.next().is_none();
+    if !one_well_formed {
+        headers.remove(&REQUEST_ID);
     }
-    next.run(request).await
 }
 
-/// Refuses an HTTP/1.1 request without exactly one `Host` (see [`crate::defense::host`]).
-async fn require_one_host(request: Request, next: Next) -> Response {
+/// Refuses an HTTP/1.1 request without exactly one `Host` (see [`crate::defense::host`]), and
+/// gives every error answer from further in the documented shape.
+async fn shape_answers(request: Request, next: Next) -> Response {
     match crate::defense::host::check(request.version(), request.headers()) {
-        Ok(()) => next.run(request).await,
+        Ok(()) => normalize_error_bodies(request, next).await,
         Err(refused) => Error::from(refused).into_response(),
     }
 }

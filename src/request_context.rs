@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 /// The resolved client address, put in the request's extensions by
-/// [`crate::defense::client_ip::resolve`] (defined here, below the web layer, so the request
+/// [`crate::defense::client_ip::attach`] (defined here, below the web layer, so the request
 /// log line can name it too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);

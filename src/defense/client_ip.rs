@@ -11,10 +11,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName};
-use axum::middleware::Next;
-use axum::response::Response;
 use ipnet::IpNet;
 
 pub use crate::request_context::ClientIp;
@@ -22,22 +20,18 @@ pub use crate::request_context::ClientIp;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// Middleware: resolves the client address once, for every later layer and extractor.
-/// A request without a socket peer (an in-process test) gets no [`ClientIp`].
-pub async fn resolve(
-    State(trusted): State<std::sync::Arc<[IpNet]>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Resolves the client address once, for every later layer and extractor (the outermost
+/// layer calls it, `crate::app`). A request without a socket peer (an in-process test) gets no
+/// [`ClientIp`].
+pub fn attach(request: &mut Request, trusted: &[IpNet]) {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     if let Some(peer) = peer {
-        let ip = client_ip(peer, request.headers(), &trusted);
+        let ip = client_ip(peer, request.headers(), trusted);
         request.extensions_mut().insert(ClientIp(ip));
     }
-    next.run(request).await
 }
 
 /// The client address for a request that arrived from `peer`.

@@ -190,14 +190,12 @@ fn lookup(method: &Method, path: &str) -> Lookup {
 
 /// Enforces the table. Unmatched requests pass on to the router's 404 fallback.
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(path) = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-    else {
+    // A clone of the router's shared template: no copy of the text per request.
+    let Some(matched) = request.extensions().get::<MatchedPath>().cloned() else {
         return next.run(request).await;
     };
-    let access = match lookup(request.method(), &path) {
+    let path = matched.as_str();
+    let access = match lookup(request.method(), path) {
         Lookup::Rule(access) => access,
         Lookup::NoRule => {
             tracing::error!(route = %path, "route has no access rule; refused");
@@ -238,13 +236,13 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
             user_id: user.user_id,
             session_id: &user.session_id,
             method: parts.method.as_str(),
-            route: &path,
+            route: path,
             permission: permission.as_str(),
         };
         state.denials.record(denial, &context).await;
         return user.refusal(permission).into_response();
     }
-    if let Err(refusal) = verified_to_write(&state, &parts.method, &path, user.user_id).await {
+    if let Err(refusal) = verified_to_write(&state, &parts.method, path, user.user_id).await {
         return refusal.into_response();
     }
     parts.extensions.insert(user);

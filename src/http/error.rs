@@ -351,13 +351,10 @@ fn unshaped_client_error(status: StatusCode) -> (&'static str, String) {
 /// Gives every error response the documented shape, whoever produced it: the router's
 /// 404/405, body-limit 413s, timeouts and caught panics. 5xx bodies are replaced even when
 /// shaped, so no internal detail can leak, and they carry the request id for support.
+/// Called by the layer that shapes answers (`crate::app`), below the request id's layer.
 pub async fn normalize_error_bodies(request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    // A clone of the header shares its bytes; only a 5xx reads it as text.
+    let request_id = request.headers().get("x-request-id").cloned();
     let response = next.run(request).await;
     let status = response.status();
     let shaped = response.extensions().get::<ShapedError>().is_some();
@@ -372,7 +369,8 @@ pub async fn normalize_error_bodies(request: Request, next: Next) -> Response {
         } else {
             "internal error"
         };
-        json!({ "errors": { "body": [message] }, "requestId": request_id })
+        let request_id = request_id.as_ref().and_then(|v| v.to_str().ok());
+        json!({ "errors": { "body": [message] }, "requestId": request_id.unwrap_or_default() })
     } else {
         let (field, message) = unshaped_client_error(status);
         json!({ "errors": { field: [message] } })

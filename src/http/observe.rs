@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -19,7 +19,7 @@ use axum::response::Response;
 use super::health::READINESS_ROUTE;
 use crate::audit::alerts::Alerts;
 use crate::clock::Clock;
-use crate::metrics::{Metrics, names};
+use crate::metrics::Metrics;
 
 /// The route label of a request that matched no route: one value, whatever the path.
 pub const UNMATCHED: &str = "unmatched";
@@ -56,39 +56,27 @@ pub fn method_label(method: &Method) -> &'static str {
         .map_or("other", Method::as_str)
 }
 
-/// Runs the request inside the server's registry, then counts and times the response and
-/// feeds the repeated-5xx alert rule.
-pub async fn observe_requests(
-    State(observer): State<RequestObserver>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_owned(), |path| path.as_str().to_owned());
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = observer.metrics.instrument(next.run(request)).await;
-    let status = response.status();
-    observer.metrics.scope(|| {
-        metrics::histogram!(names::HTTP_DURATION, "route" => route.clone(), "method" => method)
-            .record(started.elapsed());
-        metrics::counter!(
-            names::HTTP_REQUESTS,
-            "route" => route.clone(),
-            "method" => method,
-            "status" => status.as_u16().to_string()
-        )
-        .increment(1);
-    });
-    if status.is_server_error()
-        && !EXPECTED_5XX_ROUTES.contains(&route.as_str())
-        && let Some(alerts) = &observer.alerts
-    {
-        alerts.observe_server_error(observer.clock.now(), status.as_u16(), method, &route);
+impl RequestObserver {
+    /// Runs the request inside the server's registry, then counts and times the response and
+    /// feeds the repeated-5xx alert rule. The outermost layer calls it (`crate::app`).
+    pub async fn observe(&self, request: Request, next: Next) -> Response {
+        // A clone of the router's shared template: no copy of the text per request.
+        let matched = request.extensions().get::<MatchedPath>().cloned();
+        let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+        let method = method_label(request.method());
+        let started = Instant::now();
+        let response = self.metrics.instrument(next.run(request)).await;
+        let status = response.status();
+        self.metrics
+            .record_response(route, method, status.as_u16(), started.elapsed());
+        if status.is_server_error()
+            && !EXPECTED_5XX_ROUTES.contains(&route)
+            && let Some(alerts) = &self.alerts
+        {
+            alerts.observe_server_error(self.clock.now(), status.as_u16(), method, route);
+        }
+        response
     }
-    response
 }
 
 #[cfg(test)]
