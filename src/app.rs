@@ -14,7 +14,7 @@
 //! Why some layers are one: each `from_fn` layer costs every request a clone of the whole
 //! stack beneath it and two allocations, so the small steps that sit next to each other run in
 //! one layer each (the edge, the shaping), in the order they had as layers (BENCHMARKS.md,
-//! "Fewer layers").
+//! "Fewer, flatter layers").
 
 use std::sync::Arc;
 

@@ -81,10 +81,10 @@ pub struct Metrics {
 
 /// The handles of the per-response series, kept by route template, then method and status.
 /// Naming a series by its labels on every response builds a key of owned labels, hashes it
-/// and looks it up in the registry: about fifteen allocations per request, a tenth of a cheap
-/// read's (BENCHMARKS.md, "Fewer layers"). Bounded like the series themselves: route templates
-/// are the router's (or [`crate::http::observe::UNMATCHED`]), methods are labelled from a
-/// fixed list, statuses are what the server answered.
+/// and looks it up in the registry: about fifteen allocations per request, a tenth of a
+/// cheap read's (BENCHMARKS.md, "Fewer, flatter layers"). Bounded like the series
+/// themselves: route templates are the router's (or [`crate::http::observe::UNMATCHED`]),
+/// methods are labelled from a fixed list, statuses are what the server answered.
 #[derive(Default)]
 struct HttpSeries {
     by_route: RwLock<HashMap<Box<str>, SeriesOfRoute>>,
