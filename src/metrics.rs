@@ -23,7 +23,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram};
-
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -100,6 +99,13 @@ struct ResponseSeries {
     count: Counter,
 }
 
+impl ResponseSeries {
+    fn record(&self, took: Duration) {
+        self.latency.record(took);
+        self.count.increment(1);
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -139,17 +145,24 @@ impl Metrics {
     /// Counts one response of `route` (a template) to `method` with `status`, and the time it
     /// took. The series' handles are looked up once per route, method and status, then kept.
     pub fn record_response(&self, route: &str, method: &'static str, status: u16, took: Duration) {
-        let known = self
-            .http
-            .by_route
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(route)
-            .and_then(|statuses| statuses.get(&(method, status)))
-            .cloned();
-        let series = known.unwrap_or_else(|| self.register_response_series(route, method, status));
-        series.latency.record(took);
-        series.count.increment(1);
+        // Recorded under the read lock, without cloning the handles; the lock ends with the
+        // block, before registering takes the write lock.
+        {
+            let by_route = self
+                .http
+                .by_route
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let known = by_route
+                .get(route)
+                .and_then(|statuses| statuses.get(&(method, status)));
+            if let Some(series) = known {
+                series.record(took);
+                return;
+            }
+        }
+        self.register_response_series(route, method, status)
+            .record(took);
     }
 
     /// Registers (or finds, when another request got there first) the series of a route,
