@@ -224,6 +224,22 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         Access::Authenticated => None,
         Access::Permission(permission) => Some(permission),
     };
+    // Boxed: verifying the caller, recording a denial and the verified-address check are
+    // large futures, and inline they would make every request's future as large (about
+    // 11 KB, allocated and copied per request), public reads included (BENCHMARKS.md,
+    // "Futures sized for the public path").
+    Box::pin(enforce_signed_in(state, request, next, path, required)).await
+}
+
+/// The rest of [`enforce`] for a route that needs a signed-in caller, holding `required`
+/// when it also needs a permission.
+async fn enforce_signed_in(
+    state: AppState,
+    request: Request,
+    next: Next,
+    path: &str,
+    required: Option<Permission>,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let user = match AuthUser::from_request_parts(&mut parts, &state).await {
         Ok(user) => user,

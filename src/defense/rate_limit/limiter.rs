@@ -158,9 +158,11 @@ impl RateLimiter {
         let decision = match &self.inner.shared {
             None => self.check_memory(policy, buckets, &fingerprint, mode),
             Some(shared) => {
+                // Boxed: a Redis round trip is a large future, and inline it would make every
+                // check's future (and the global layer's, on every request) as large.
                 let answer = match mode {
-                    Mode::Take => shared.check(policy, rate, &fingerprint).await,
-                    Mode::Peek => shared.peek(policy, rate, &fingerprint).await,
+                    Mode::Take => Box::pin(shared.check(policy, rate, &fingerprint)).await,
+                    Mode::Peek => Box::pin(shared.peek(policy, rate, &fingerprint)).await,
                 };
                 match answer {
                     Ok(decision) => decision,

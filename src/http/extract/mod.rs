@@ -281,54 +281,77 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(user) = parts.extensions.get::<AuthUser>() {
             return Ok(user.clone());
         }
-        let mut user = match presented_token_or_record(parts, state).await? {
-            Some(token) => authenticate_or_record(parts, state, &token, false).await?,
-            None => {
-                let token = cookie_token(parts, state)
-                    .ok_or(Error::Unauthorized)?
-                    .to_owned();
-                let user = authenticate_or_record(parts, state, &token, true).await?;
-                check_cookie_request(parts, state)?;
-                user
-            }
-        };
-        // Only roles that require MFA cost a read here (none by default).
-        user.permissions_withheld = state.mfa.enrolment_missing(user.user_id, user.role).await?;
-        // Writes cost storage and fan out to other users' feeds: each account gets a budget.
-        if !parts.method.is_safe() {
-            let ip = parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| *ip);
-            state
-                .rate_limiter
-                .check_user(Policy::Writes, user.user_id, ip)
-                .await?;
-        }
-        Ok(user)
+        // Boxed, so the handlers whose caller the access table has verified (most) do not
+        // carry this large future in theirs (BENCHMARKS.md, "Futures sized for the public
+        // path").
+        Box::pin(verify_caller(parts, state)).await
     }
+}
+
+/// [`AuthUser`] for a request whose caller no layer has verified yet.
+async fn verify_caller(parts: &mut Parts, state: &AppState) -> Result<AuthUser, Error> {
+    let mut user = match presented_token_or_record(parts, state).await? {
+        Some(token) => authenticate_or_record(parts, state, &token, false).await?,
+        None => {
+            let token = cookie_token(parts, state)
+                .ok_or(Error::Unauthorized)?
+                .to_owned();
+            let user = authenticate_or_record(parts, state, &token, true).await?;
+            check_cookie_request(parts, state)?;
+            user
+        }
+    };
+    // Only roles that require MFA cost a read here (none by default).
+    user.permissions_withheld = state.mfa.enrolment_missing(user.user_id, user.role).await?;
+    // Writes cost storage and fan out to other users' feeds: each account gets a budget.
+    if !parts.method.is_safe() {
+        let ip = parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| *ip);
+        state
+            .rate_limiter
+            .check_user(Policy::Writes, user.user_id, ip)
+            .await?;
+    }
+    Ok(user)
 }
 
 impl FromRequestParts<AppState> for MaybeAuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        if let Some(token) = presented_token_or_record(parts, state).await? {
-            let user = authenticate_or_record(parts, state, &token, false).await?;
-            return Ok(Self(Some(user)));
-        }
-        let Some(token) = cookie_token(parts, state) else {
+        // Most public reads carry no credential at all; only those that do pay for the
+        // (boxed, large) verification future.
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && cookie_token(parts, state).is_none()
+        {
             return Ok(Self(None));
-        };
-        // A stale cookie (its session revoked elsewhere) is one the page cannot delete, being
-        // `HttpOnly`: answering 401 would lock its owner out of public pages until it
-        // expires, so it counts as no credential here (and is not a refusal to record).
-        // Routes that need a user still say 401.
-        let user = match authenticate(state, token, true).await {
-            Ok(user) => user,
-            Err(Refusal::Token(_)) => return Ok(Self(None)),
-            Err(Refusal::Failed(error)) => return Err(error),
-        };
-        check_cookie_request(parts, state)?;
-        Ok(Self(Some(user)))
+        }
+        Box::pin(verify_optional_caller(parts, state)).await
     }
+}
+
+/// [`MaybeAuthUser`] for a request that sent an `Authorization` header or the session cookie.
+async fn verify_optional_caller(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<MaybeAuthUser, Error> {
+    if let Some(token) = presented_token_or_record(parts, state).await? {
+        let user = authenticate_or_record(parts, state, &token, false).await?;
+        return Ok(MaybeAuthUser(Some(user)));
+    }
+    let Some(token) = cookie_token(parts, state) else {
+        return Ok(MaybeAuthUser(None));
+    };
+    // A stale cookie (its session revoked elsewhere) is one the page cannot delete, being
+    // `HttpOnly`: answering 401 would lock its owner out of public pages until it
+    // expires, so it counts as no credential here (and is not a refusal to record).
+    // Routes that need a user still say 401.
+    let user = match authenticate(state, token, true).await {
+        Ok(user) => user,
+        Err(Refusal::Token(_)) => return Ok(MaybeAuthUser(None)),
+        Err(Refusal::Failed(error)) => return Err(error),
+    };
+    check_cookie_request(parts, state)?;
+    Ok(MaybeAuthUser(Some(user)))
 }
 
 /// A JSON body: `Content-Type: application/json` required (415 otherwise, which also forces a
