@@ -31,9 +31,7 @@ ROUTE=${ROUTE:-article} SHORT=${SHORT:-200} LONG=${LONG:-1200}
 # The shared database, through the first binary.
 start_server seed "${1#*=}"
 token=$(register "$SERVER_PORT" alice | jq -r .user.token)
-slug=$(curl -fsS -X POST -H 'Content-Type: application/json' -H "Authorization: Token $token" \
-    -d '{"article":{"title":"Counted","description":"d","body":"# Heading\n\nSome *Markdown* text.","tagList":["rust","http"]}}' \
-    "http://127.0.0.1:$SERVER_PORT/api/articles" | jq -r .article.slug)
+slug=$(post_article "$SERVER_PORT" "$token")
 stop_server "$SERVER_PID"
 DATA="$WORK/seed"
 

@@ -94,6 +94,14 @@ register() {
         -d "{\"user\":{\"username\":\"$2\",\"email\":\"$2@example.com\",\"password\":\"correct horse battery staple 42\"}}"
 }
 
+# post_article PORT TOKEN: posts a short Markdown article as TOKEN's user and prints its slug
+# (what bench/reads_ab.sh and bench/instructions.sh read).
+post_article() {
+    curl -fsS -X POST -H 'Content-Type: application/json' -H "Authorization: Token $2" \
+        -d '{"article":{"title":"Read side by side","description":"d","body":"# Heading\n\nSome *Markdown* text.","tagList":["rust","http"]}}' \
+        "http://127.0.0.1:$1/api/articles" | jq -r .article.slug
+}
+
 # wrk_requests FILE: the request count of a wrk report.
 wrk_requests() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$1"; }
 

@@ -55,9 +55,7 @@ for spec in "$@"; do
         URL[$name]="$base/api/user"
         echo "wrk.headers[\"Authorization\"] = \"Token $token\"" > "$WORK/$name.lua"
     else
-        slug=$(curl -fsS -X POST -H 'Content-Type: application/json' -H "Authorization: Token $token" \
-            -d '{"article":{"title":"Read side by side","description":"d","body":"# Heading\n\nSome *Markdown* text.","tagList":["rust","http"]}}' \
-            "$base/api/articles" | jq -r .article.slug)
+        slug=$(post_article "$SERVER_PORT" "$token")
         URL[$name]="$base/api/articles/$slug"
         echo "-- an anonymous read: no headers" > "$WORK/$name.lua"
     fi
