@@ -14,7 +14,9 @@
 # start-up, shutdown and the sign-up cancelled out. ROUTE: `article` (default; anonymous
 # `GET /api/articles/{slug}`) or `user` (`GET /api/user` with a token from that server).
 # BARE=path/to/bare adds the bare server (examples/bare.rs) on the same database, article
-# route only. About a minute per binary.
+# route only. KEEP=dir keeps the callgrind files there, to read with callgrind_annotate
+# (the LONG run's file less the SHORT one's is where a read's instructions go). About a minute
+# per binary.
 #
 #   bench/instructions.sh before=/tmp/aerie-old after=target/release/aerie
 #   BARE=target/release/examples/bare bench/instructions.sh aerie=target/release/aerie
@@ -76,6 +78,7 @@ for _ in range(reads):
 PY
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
+    [[ -z ${KEEP:-} ]] || { mkdir -p "$KEEP" && cp "$out" "$KEEP/"; }
     sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$out"
 }
 

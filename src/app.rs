@@ -11,18 +11,19 @@
 //! the routes, so no handler runs before its route's rule is checked. Each resource module
 //! declares its routes; this file reads as the API's table of contents.
 //!
-//! Why some layers are one: each `from_fn` layer costs every request a clone of the whole
-//! stack beneath it and two allocations, so the small steps that sit next to each other run in
-//! one layer each (the edge, the shaping), in the order they had as layers (BENCHMARKS.md,
-//! "Fewer, flatter layers").
+//! Why some layers are one, and hand-written: an `axum::middleware::from_fn` layer costs every
+//! request a clone of the whole stack beneath it and two allocations, so the small steps that
+//! sit next to each other run in one layer each (the edge, the shaping), in the order they had
+//! as layers, and those two and the global rate limit are tower services that call the stack
+//! in place (BENCHMARKS.md, "Fewer, flatter layers" and "Layers that call the stack in
+//! place").
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
 use ipnet::IpNet;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -33,14 +34,14 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
 use crate::defense::rate_limit;
-use crate::http::error::{Error, normalize_error_bodies, refusal_response};
+use crate::http::edge::{Edge, EdgeSettings, REQUEST_ID};
+use crate::http::error::{Error, refusal_response};
 use crate::http::observe::RequestObserver;
+use crate::http::shaping::ShapeAnswers;
 use crate::http::{
     AppState, HttpSettings, admin, articles, auth, comments, health, keys, lifecycle, mfa, openapi,
     profiles, tags, users,
 };
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the outer layers are built from that no handler needs: decided once at start.
 #[derive(Clone)]
@@ -109,7 +110,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
     let timeout = state.http.request_timeout;
     let cors = crate::defense::cors::layer(state.origins.clone());
     let limits = rate_limit::Enforcement::new(state.rate_limiter.clone(), refusal_response);
-    let edge = Edge {
+    let edge = Edge::new(EdgeSettings {
         observer: RequestObserver {
             metrics: state.metrics.clone(),
             alerts: state.audit.alerts().cloned(),
@@ -117,11 +118,11 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
         },
         hsts: layers.hsts.clone(),
         trusted_proxies: layers.trusted_proxies.clone(),
-    };
+    });
     routes
         .layer(
             ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(edge, at_the_edge))
+                .layer(edge)
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
@@ -130,9 +131,9 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(crate::telemetry::http_trace_layer())
                 .layer(cors)
-                .layer(middleware::from_fn(shape_answers))
+                .layer(ShapeAnswers)
                 .layer(CatchPanicLayer::new())
-                .layer(middleware::from_fn_with_state(limits, rate_limit::global))
+                .layer(rate_limit::Global(limits))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     timeout,
@@ -143,57 +144,13 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
         .with_state(state)
 }
 
-/// What the outermost layer works with.
-#[derive(Clone)]
-struct Edge {
-    observer: RequestObserver,
-    hsts: Option<HeaderValue>,
-    trusted_proxies: Arc<[IpNet]>,
-}
-
-/// The outermost layer: observes the request (metrics, alerts) around everything else, sets
-/// the security headers on whatever answer comes back, and on the way in drops a malformed
-/// request id and resolves the client's address.
-async fn at_the_edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
-    drop_malformed_request_id(request.headers_mut());
-    crate::defense::client_ip::attach(&mut request, &edge.trusted_proxies);
-    let mut response = edge.observer.observe(request, next).await;
-    crate::defense::headers::apply(response.headers_mut(), edge.hsts);
-    response
-}
-
-/// Accepts a client's `X-Request-Id` only when it is 1–64 characters of `[A-Za-z0-9._-]`;
-/// anything else could smuggle markup or line breaks into logs, so a fresh id replaces it.
-fn drop_malformed_request_id(headers: &mut HeaderMap) {
-    let well_formed = |v: &HeaderValue| {
-        let bytes = v.as_bytes();
-        (1..=64).contains(&bytes.len())
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    };
-    let mut ids = headers.get_all(&REQUEST_ID).iter();
-    let one_well_formed = ids.next().is_some_and(well_formed) && ids.next().is_none();
-    if !one_well_formed {
-        headers.remove(&REQUEST_ID);
-    }
-}
-
-/// Refuses an HTTP/1.1 request without exactly one `Host` (see [`crate::defense::host`]), and
-/// gives every error answer from further in the documented shape.
-async fn shape_answers(request: Request, next: Next) -> Response {
-    match crate::defense::host::check(request.version(), request.headers()) {
-        Ok(()) => normalize_error_bodies(request, next).await,
-        Err(refused) => Error::from(refused).into_response(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
     use axum::body::Body;
+    use axum::extract::Request;
     use axum::routing::get;
     use http_body_util::BodyExt;
     use tower::ServiceExt;

@@ -8,6 +8,8 @@
 //! too. (The maps' own hashing is std's randomly keyed SipHash, so flooding one bucket of a
 //! map is not possible either.)
 
+use std::net::IpAddr;
+
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,6 +18,27 @@ pub struct Fingerprint([u8; 32]);
 impl Fingerprint {
     pub fn of(identifier: &str) -> Self {
         Self(Sha256::digest(identifier.as_bytes()).into())
+    }
+
+    /// An address's stand-in, without a digest: an address is short and of fixed size
+    /// already, so the fingerprint is its octets behind a family tag (4 or 6), zero-padded.
+    /// Two addresses never share one, and a digest of any text landing on one would be a
+    /// SHA-256 preimage. It saves a hash on every request's per-address check; only this
+    /// instance's own buckets use it (the keys shared in Redis stay digests of text, alike
+    /// in every instance and every version).
+    pub fn of_address(address: IpAddr) -> Self {
+        let mut bytes = [0; 32];
+        match address {
+            IpAddr::V4(v4) => {
+                bytes[0] = 4;
+                bytes[1..5].copy_from_slice(&v4.octets());
+            }
+            IpAddr::V6(v6) => {
+                bytes[0] = 6;
+                bytes[1..17].copy_from_slice(&v6.octets());
+            }
+        }
+        Self(bytes)
     }
 
     /// 64 lowercase hex digits.
@@ -51,5 +74,24 @@ mod tests {
             Fingerprint::of("k").hex(),
             "8254c329a92850f6d539dd376f4816ee2764517da5e0235514af433164480d7a"
         );
+    }
+
+    #[test]
+    fn addresses_keep_their_octets_and_family_apart() {
+        let v4: IpAddr = "192.0.2.1".parse().expect("address");
+        let other_v4: IpAddr = "192.0.2.2".parse().expect("address");
+        let v6: IpAddr = "c000:201::".parse().expect("address");
+        assert_eq!(Fingerprint::of_address(v4), Fingerprint::of_address(v4));
+        assert_ne!(
+            Fingerprint::of_address(v4),
+            Fingerprint::of_address(other_v4)
+        );
+        // The same leading octets in the other family are another client.
+        assert_ne!(Fingerprint::of_address(v4), Fingerprint::of_address(v6));
+        assert_eq!(
+            Fingerprint::of_address(v4).hex(),
+            format!("04c0000201{}", "0".repeat(54))
+        );
+        assert_ne!(Fingerprint::of_address(v4), Fingerprint::of("ip:192.0.2.1"));
     }
 }

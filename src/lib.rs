@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod request_context;
 pub mod server;
 pub mod services;
+pub mod stack;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -211,21 +211,27 @@ impl Metrics {
 
     /// Polls `future` inside this registry's scope, every time it is polled.
     pub fn instrument<F: Future>(&self, future: F) -> Scoped<F> {
+        self.instrument_pinned(Box::pin(future))
+    }
+
+    /// [`Self::instrument`] for a future already boxed, possibly as a trait object: the
+    /// outermost layer boxes its whole answer once and gets a nameable future type.
+    pub fn instrument_pinned<F: Future + ?Sized>(&self, future: Pin<Box<F>>) -> Scoped<F> {
         Scoped {
             recorder: self.recorder.clone(),
-            future: Box::pin(future),
+            future,
         }
     }
 }
 
 /// A future polled with a server's registry as the local recorder. Boxed, so it needs no
 /// pin projection (and no `unsafe`).
-pub struct Scoped<F> {
+pub struct Scoped<F: ?Sized> {
     recorder: Arc<PrometheusRecorder>,
     future: Pin<Box<F>>,
 }
 
-impl<F: Future> Future for Scoped<F> {
+impl<F: Future + ?Sized> Future for Scoped<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -13,6 +13,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::{Request, State};
+use axum::http::header::{Entry, OccupiedEntry};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -75,15 +76,16 @@ pub async fn security_headers(
 /// sized for the public path"). Header order may change; values of one name keep theirs.
 pub fn apply(headers: &mut HeaderMap, hsts: Option<HeaderValue>) {
     static PRESET_MAP: LazyLock<HeaderMap> = LazyLock::new(|| {
-        PRESET
-            .iter()
-            .map(|(name, value)| {
-                (
-                    HeaderName::from_static(name),
-                    HeaderValue::from_static(value),
-                )
-            })
-            .collect()
+        // Built with room for a handler's headers: a copy keeps the size of the index
+        // table, so taking them in below does not rehash it.
+        let mut preset = HeaderMap::with_capacity(PRESET.len() + HANDLER_ROOM);
+        for (name, value) in PRESET {
+            preset.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        preset
     });
     let mut answer = PRESET_MAP.clone();
     if headers.contains_key(header::CACHE_CONTROL) {
@@ -92,21 +94,32 @@ pub fn apply(headers: &mut HeaderMap, hsts: Option<HeaderValue>) {
     if let Some(hsts) = hsts {
         answer.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
     }
-    // `drain` names each header once, then gives its further values without the name.
-    let mut current: Option<(HeaderName, bool)> = None;
+    // `drain` names each header once, then gives its further values without the name. Only
+    // the preset's names (and HSTS's, when set) are in `answer` yet: the handler's names are
+    // distinct, so a name met here is never one taken in below. One lookup per name: its
+    // entry is kept for the values that follow.
+    let mut taking: Option<OccupiedEntry<'_, HeaderValue>> = None;
     for (name, value) in headers.drain() {
         if let Some(name) = name {
-            // Only the preset's names (and HSTS's, when set) are in `answer` yet: the
-            // handler's names are distinct, so a name met here is never one added below.
-            let kept = !answer.contains_key(&name) && !advertises_software(&name);
-            current = Some((name, kept));
+            taking = None;
+            if advertises_software(&name) {
+                continue;
+            }
+            if let Entry::Vacant(vacant) = answer.entry(name) {
+                taking = Some(vacant.insert_entry(value));
+                continue;
+            }
         }
-        if let Some((name, true)) = &current {
-            answer.append(name.clone(), value);
+        if let Some(entry) = &mut taking {
+            entry.append(value);
         }
     }
     *headers = answer;
 }
+
+/// Room for a handler's own headers in the preset's map (content type, length, `Vary`, the
+/// request id, the rate-limit headers...); more only costs a rehash.
+const HANDLER_ROOM: usize = 12;
 
 /// Headers that only say which software answered.
 fn advertises_software(name: &HeaderName) -> bool {

@@ -1,15 +1,13 @@
 //! The one error type. Every failure a handler can meet becomes one of these variants, and
 //! this file alone decides the status and the body: 4xx bodies follow the RealWorld shape
 //! `{"errors": {"<field>": ["<message>"]}}`; 5xx bodies say only "internal error" and carry
-//! the request id (added by [`normalize_error_bodies`]), while the cause goes to the log.
+//! the request id (added by [`normalize_error_body`]), while the cause goes to the log.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -103,13 +101,13 @@ pub const TOKEN_REFUSED: &str = "is missing, invalid or expired; please log in";
 /// The 403 body of a role that must have MFA, for an account without it.
 pub const MFA_ENROLMENT_REQUIRED: &str = "enrolment required: this role's permissions need multi-factor authentication; enrol with POST /api/auth/mfa/totp, then POST /api/auth/mfa/totp/confirm";
 
-/// Marks a response whose body this module wrote, so [`normalize_error_bodies`] keeps it.
+/// Marks a response whose body this module wrote, so [`normalize_error_body`] keeps it.
 #[derive(Clone, Copy)]
 struct ShapedError;
 
 /// Marks a 5xx whose body is a status document in a fixed vocabulary (readiness: `ok`,
 /// `unreachable`, `shutting_down`), written for operators and holding no internal detail,
-/// so [`normalize_error_bodies`] keeps it.
+/// so [`normalize_error_body`] keeps it.
 #[derive(Clone, Copy)]
 pub struct StatusDocument;
 
@@ -197,7 +195,7 @@ impl IntoResponse for Error {
             Error::QuotaExceeded { message, .. } => json!({ "quota": [message] }),
             Error::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
-                return status.into_response(); // body written by normalize_error_bodies
+                return status.into_response(); // body written by normalize_error_body
             }
             Error::Unavailable => return status.into_response(),
             Error::StepUpRequired => json!({ "auth": ["re-authentication required"] }),
@@ -351,11 +349,9 @@ fn unshaped_client_error(status: StatusCode) -> (&'static str, String) {
 /// Gives every error response the documented shape, whoever produced it: the router's
 /// 404/405, body-limit 413s, timeouts and caught panics. 5xx bodies are replaced even when
 /// shaped, so no internal detail can leak, and they carry the request id for support.
-/// Called by the layer that shapes answers (`crate::app`), below the request id's layer.
-pub async fn normalize_error_bodies(request: Request, next: Next) -> Response {
-    // A clone of the header shares its bytes; only a 5xx reads it as text.
-    let request_id = request.headers().get("x-request-id").cloned();
-    let response = next.run(request).await;
+/// Called by the layer that shapes answers ([`super::shaping`]), below the request id's
+/// layer, with the request's id.
+pub fn normalize_error_body(response: Response, request_id: Option<&HeaderValue>) -> Response {
     let status = response.status();
     let shaped = response.extensions().get::<ShapedError>().is_some();
     if response.extensions().get::<StatusDocument>().is_some()
@@ -369,7 +365,7 @@ pub async fn normalize_error_bodies(request: Request, next: Next) -> Response {
         } else {
             "internal error"
         };
-        let request_id = request_id.as_ref().and_then(|v| v.to_str().ok());
+        let request_id = request_id.and_then(|v| v.to_str().ok());
         json!({ "errors": { "body": [message] }, "requestId": request_id.unwrap_or_default() })
     } else {
         let (field, message) = unshaped_client_error(status);

@@ -8,6 +8,7 @@ pub mod auth;
 mod bodies;
 pub mod comments;
 pub mod cookies;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -23,6 +24,7 @@ mod query;
 #[cfg(test)]
 mod rejection_properties;
 mod service_errors;
+pub mod shaping;
 pub mod tags;
 pub mod users;
 mod views;

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{Method, StatusCode};
 
 use super::health::READINESS_ROUTE;
 use crate::audit::alerts::Alerts;
@@ -56,26 +54,44 @@ pub fn method_label(method: &Method) -> &'static str {
         .map_or("other", Method::as_str)
 }
 
+/// What the observer notes about a request on its way in, to count its answer by.
+pub struct Observation {
+    /// A clone of the router's shared template: no copy of the text per request.
+    route: Option<MatchedPath>,
+    method: &'static str,
+    started: Instant,
+}
+
 impl RequestObserver {
-    /// Runs the request inside the server's registry, then counts and times the response and
-    /// feeds the repeated-5xx alert rule. The outermost layer calls it (`crate::app`).
-    pub async fn observe(&self, request: Request, next: Next) -> Response {
-        // A clone of the router's shared template: no copy of the text per request.
-        let matched = request.extensions().get::<MatchedPath>().cloned();
-        let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-        let method = method_label(request.method());
-        let started = Instant::now();
-        let response = self.metrics.instrument(next.run(request)).await;
-        let status = response.status();
-        self.metrics
-            .record_response(route, method, status.as_u16(), started.elapsed());
+    /// Notes the request's route template, method and start, before anything runs.
+    pub fn start(request: &Request) -> Observation {
+        Observation {
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            method: method_label(request.method()),
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts and times the answer, and feeds the repeated-5xx alert rule. The outermost
+    /// layer calls it ([`super::edge`]) for every answer, whoever produced it.
+    pub fn finish(&self, observation: Observation, status: StatusCode) {
+        let route = observation
+            .route
+            .as_ref()
+            .map_or(UNMATCHED, MatchedPath::as_str);
+        let method = observation.method;
+        self.metrics.record_response(
+            route,
+            method,
+            status.as_u16(),
+            observation.started.elapsed(),
+        );
         if status.is_server_error()
             && !EXPECTED_5XX_ROUTES.contains(&route)
             && let Some(alerts) = &self.alerts
         {
             alerts.observe_server_error(self.clock.now(), status.as_u16(), method, route);
         }
-        response
     }
 }
 

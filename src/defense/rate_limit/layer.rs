@@ -7,18 +7,19 @@
 //! defence depending on the HTTP error type.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use tower::{Layer, Service};
 
 use super::limiter::{Allowed, RateLimiter, Refused, ceil_secs};
 use super::policy::Policy;
 use crate::defense::client_ip::ClientIp;
+use crate::stack::{Answer, Stack};
 
 /// How a refused request is answered: the HTTP layer's own 429 (or 503), handed over when
 /// the layer stack is built.
@@ -39,23 +40,69 @@ impl Enforcement {
 }
 
 /// The outermost rate-limit layer: counts every request against `global` by client IP, and
-/// makes the limiter available to route policies.
-pub async fn global(
-    State(enforcement): State<Enforcement>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let ip = request
-        .extensions()
-        .get::<ClientIp>()
-        .map(|ClientIp(ip)| *ip);
-    request.extensions_mut().insert(enforcement.clone());
-    let Some(ip) = ip else {
-        return next.run(request).await;
-    };
-    match enforcement.limiter.check_ip(Policy::Global, ip).await {
-        Ok(_) => next.run(request).await,
-        Err(refused) => (enforcement.refuse)(refused),
+/// makes the limiter available to route policies. A tower service that calls the stack in
+/// place: with memory buckets the check needs no future, and only the Redis store's round
+/// trip keeps a clone of the stack for after it.
+#[derive(Clone)]
+pub struct Global(pub Enforcement);
+
+impl<S> Layer<S> for Global {
+    type Service = GlobalService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GlobalService {
+            enforcement: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// [`Global`] around the stack `S`.
+#[derive(Clone)]
+pub struct GlobalService<S> {
+    enforcement: Enforcement,
+    inner: S,
+}
+
+impl<S> Service<Request> for GlobalService<S>
+where
+    S: Stack + Clone + Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let ip = request
+            .extensions()
+            .get::<ClientIp>()
+            .map(|ClientIp(ip)| *ip);
+        request.extensions_mut().insert(self.enforcement.clone());
+        let Some(ip) = ip else {
+            return self.inner.call_boxed(request);
+        };
+        match self.enforcement.limiter.check_ip_now(Policy::Global, ip) {
+            Some(Ok(_)) => self.inner.call_boxed(request),
+            Some(Err(refused)) => {
+                Box::pin(std::future::ready(Ok((self.enforcement.refuse)(refused))))
+            }
+            None => {
+                // The clone that was polled ready is the one that serves this request.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let enforcement = self.enforcement.clone();
+                Box::pin(async move {
+                    match enforcement.limiter.check_ip(Policy::Global, ip).await {
+                        Ok(_) => inner.call_boxed(request).await,
+                        Err(refused) => Ok((enforcement.refuse)(refused)),
+                    }
+                })
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! and every store holds a key's [`Fingerprint`], never the key: whatever a client sends, a
 //! bucket costs the same few bytes.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,38 +145,67 @@ impl RateLimiter {
     }
 
     async fn decide(&self, policy: Policy, key: &str, mode: Mode) -> Result<Allowed, Refused> {
-        let Some((_, rate, buckets)) = self.inner.buckets.iter().find(|(p, _, _)| *p == policy)
-        else {
+        let Some(shared) = &self.inner.shared else {
+            return self.decide_in_memory(policy, &Fingerprint::of(key), || key.into(), mode);
+        };
+        let (rate, buckets) = self.buckets_of(policy)?;
+        let fingerprint = Fingerprint::of(key);
+        // Boxed: a Redis round trip is a large future, and inline it would make every
+        // check's future (and the global layer's, on every request) as large.
+        let answer = match mode {
+            Mode::Take => Box::pin(shared.check(policy, rate, &fingerprint)).await,
+            Mode::Peek => Box::pin(shared.peek(policy, rate, &fingerprint)).await,
+        };
+        let decision = match answer {
+            Ok(decision) => decision,
+            Err(error) => {
+                shared.report(&error);
+                if shared.failure.refuses(policy) {
+                    return Err(Refused::StoreUnavailable);
+                }
+                self.check_memory(policy, buckets, &fingerprint, mode)
+            }
+        };
+        self.conclude(policy, rate, &fingerprint, || key.into(), decision)
+    }
+
+    /// [`Self::decide`] on this instance's buckets, which answer without waiting. `key` is
+    /// asked for only when a refusal is audited.
+    fn decide_in_memory<'k>(
+        &self,
+        policy: Policy,
+        fingerprint: &Fingerprint,
+        key: impl FnOnce() -> Cow<'k, str>,
+        mode: Mode,
+    ) -> Result<Allowed, Refused> {
+        let (rate, buckets) = self.buckets_of(policy)?;
+        let decision = self.check_memory(policy, buckets, fingerprint, mode);
+        self.conclude(policy, rate, fingerprint, key, decision)
+    }
+
+    /// `policy`'s rate and memory buckets.
+    fn buckets_of(&self, policy: Policy) -> Result<(Rate, &MemoryBuckets), Refused> {
+        match self.inner.buckets.iter().find(|(p, _, _)| *p == policy) {
+            Some((_, rate, buckets)) => Ok((*rate, buckets)),
             // Every policy gets buckets in `new`; a missing one would be a build bug.
-            return Err(Refused::Limited(Limited {
+            None => Err(Refused::Limited(Limited {
                 policy,
                 rate: policy.default_rate(),
                 retry_after: Duration::from_secs(1),
-            }));
-        };
-        let rate = *rate;
-        let fingerprint = Fingerprint::of(key);
-        let decision = match &self.inner.shared {
-            None => self.check_memory(policy, buckets, &fingerprint, mode),
-            Some(shared) => {
-                // Boxed: a Redis round trip is a large future, and inline it would make every
-                // check's future (and the global layer's, on every request) as large.
-                let answer = match mode {
-                    Mode::Take => Box::pin(shared.check(policy, rate, &fingerprint)).await,
-                    Mode::Peek => Box::pin(shared.peek(policy, rate, &fingerprint)).await,
-                };
-                match answer {
-                    Ok(decision) => decision,
-                    Err(error) => {
-                        shared.report(&error);
-                        if shared.failure.refuses(policy) {
-                            return Err(Refused::StoreUnavailable);
-                        }
-                        self.check_memory(policy, buckets, &fingerprint, mode)
-                    }
-                }
-            }
-        };
+            })),
+        }
+    }
+
+    /// The answer to a decision: what an allowed request reports, or a refusal counted and
+    /// (sampled) audited.
+    fn conclude<'k>(
+        &self,
+        policy: Policy,
+        rate: Rate,
+        fingerprint: &Fingerprint,
+        key: impl FnOnce() -> Cow<'k, str>,
+        decision: Decision,
+    ) -> Result<Allowed, Refused> {
         match decision {
             Decision::Allowed { remaining } => Ok(Allowed {
                 policy,
@@ -188,7 +218,7 @@ impl RateLimiter {
                 metrics::counter!("aerie_rate_limited_total", "policy" => policy.name())
                     .increment(1);
                 if let Some(trips) = &self.inner.trips {
-                    trips.refused(policy, key, &fingerprint, retry_after);
+                    trips.refused(policy, &key(), fingerprint, retry_after);
                 }
                 Err(Refused::Limited(Limited {
                     policy,
@@ -211,9 +241,11 @@ impl RateLimiter {
             Mode::Take => buckets.check(key),
             Mode::Peek => buckets.peek(key),
         };
-        #[allow(clippy::cast_precision_loss)] // a count far below 2^52
-        metrics::gauge!("aerie_rate_limit_tracked_keys", "policy" => policy.name())
-            .set(buckets.len() as f64);
+        if let Some(tracked) = buckets.len_if_grown() {
+            #[allow(clippy::cast_precision_loss)] // a count far below 2^52
+            metrics::gauge!("aerie_rate_limit_tracked_keys", "policy" => policy.name())
+                .set(tracked as f64);
+        }
         decision
     }
 
@@ -231,10 +263,37 @@ impl RateLimiter {
 
     /// Checks `policy` for a client address, unless it is allowlisted.
     pub async fn check_ip(&self, policy: Policy, ip: IpAddr) -> Result<Option<Allowed>, Refused> {
+        if let Some(answer) = self.check_ip_now(policy, ip) {
+            return answer;
+        }
         if is_trusted(ip, &self.inner.allowlist) {
             return Ok(None);
         }
         self.check(policy, &ip_key(ip)).await.map(Some)
+    }
+
+    /// [`Self::check_ip`] answered at once, when the buckets are this instance's own; `None`
+    /// when the shared store must be asked (then call [`Self::check_ip`]). The global layer
+    /// checks every request this way, without a future. The bucket is the address's own
+    /// fingerprint ([`Fingerprint::of_address`]): no text, no digest.
+    pub fn check_ip_now(
+        &self,
+        policy: Policy,
+        ip: IpAddr,
+    ) -> Option<Result<Option<Allowed>, Refused>> {
+        if self.inner.shared.is_some() {
+            return None;
+        }
+        if is_trusted(ip, &self.inner.allowlist) {
+            return Some(Ok(None));
+        }
+        let counted = counted_address(ip);
+        let fingerprint = Fingerprint::of_address(counted);
+        let key = || address_key(counted).into();
+        Some(
+            self.decide_in_memory(policy, &fingerprint, key, Mode::Take)
+                .map(Some),
+        )
     }
 
     /// Checks the per-user write budget, unless the caller is allowlisted.
@@ -255,12 +314,23 @@ impl RateLimiter {
 
 /// IPv4 addresses whole; IPv6 by /64, so rotating through one's own prefix gains nothing.
 pub fn ip_key(ip: IpAddr) -> String {
+    address_key(counted_address(ip))
+}
+
+/// The address a client is counted as: an IPv4 address (also when mapped into IPv6), or the
+/// network of an IPv6 address's /64.
+fn counted_address(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), 64).map_or(IpAddr::V6(v6), |n| n.network()),
+    }
+}
+
+/// The bucket key of a counted address.
+fn address_key(counted: IpAddr) -> String {
+    match counted {
         IpAddr::V4(v4) => format!("ip:{v4}"),
-        IpAddr::V6(v6) => {
-            let prefix = IpNet::new(IpAddr::V6(v6), 64).map_or(IpAddr::V6(v6), |n| n.network());
-            format!("ip:{prefix}/64")
-        }
+        IpAddr::V6(prefix) => format!("ip:{prefix}/64"),
     }
 }
 

@@ -10,6 +10,7 @@
 //! spent.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,6 +76,9 @@ pub struct MemoryBuckets {
     rate: Rate,
     /// The limiter's own start: the arrival times it stores count from here.
     start: Nanos,
+    /// The most buckets [`Self::len_if_grown`] has seen (their count never falls: buckets are
+    /// evicted only to make room for new ones).
+    most_seen: AtomicUsize,
 }
 
 impl MemoryBuckets {
@@ -94,6 +98,7 @@ impl MemoryBuckets {
             clock,
             rate,
             start,
+            most_seen: AtomicUsize::new(0),
         }
     }
 
@@ -125,6 +130,16 @@ impl MemoryBuckets {
     /// How many buckets are held now (never more than the capacity).
     pub fn len(&self) -> usize {
         self.buckets.lock().map_or(0, |buckets| buckets.len())
+    }
+
+    /// How many buckets are held, when the count has grown since this was last asked: the
+    /// gauge is set only then, because setting it (a registry lookup) costs more than the
+    /// check itself. The answer is the most ever seen, so when two checks race, whichever
+    /// sets the gauge last sets the latest count.
+    pub fn len_if_grown(&self) -> Option<usize> {
+        let len = self.len();
+        let before = self.most_seen.fetch_max(len, Ordering::Relaxed);
+        (len > before).then(|| self.most_seen.load(Ordering::Relaxed))
     }
 }
 

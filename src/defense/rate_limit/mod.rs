@@ -40,7 +40,7 @@ mod settings;
 mod trips;
 
 pub use layer::{
-    Enforcement, RefusalResponse, RoutePolicy, RoutePolicyService, add_headers, global, route,
+    Enforcement, Global, RefusalResponse, RoutePolicy, RoutePolicyService, add_headers, route,
 };
 pub use limiter::{
     Allowed, Limited, RateLimiter, Refused, account_key, ceil_secs, ip_key, prefix_key,

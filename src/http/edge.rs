@@ -1,0 +1,109 @@
+//! The outermost layer: observes every request (metrics by route template, the repeated-5xx
+//! alert) around everything else, sets the security headers on whatever answer comes back,
+//! and on the way in drops a malformed request id and resolves the client's address.
+//!
+//! A tower service that calls the stack in place (see [`crate::stack`]) and boxes its answer
+//! once, together with the scope of the server's metrics registry.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
+use ipnet::IpNet;
+use tower::{Layer, Service};
+
+use super::observe::RequestObserver;
+use crate::metrics::Scoped;
+use crate::stack::Stack;
+
+/// The header that carries a request's id, the client's when well formed.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the edge works with, decided once at start.
+pub struct EdgeSettings {
+    pub observer: RequestObserver,
+    /// `Strict-Transport-Security`, when clients reach the server over HTTPS.
+    pub hsts: Option<HeaderValue>,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: Arc<[IpNet]>,
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct Edge(Arc<EdgeSettings>);
+
+impl Edge {
+    pub fn new(settings: EdgeSettings) -> Self {
+        Self(Arc::new(settings))
+    }
+}
+
+impl<S> Layer<S> for Edge {
+    type Service = EdgeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EdgeService {
+            edge: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// The edge around the stack `S`.
+#[derive(Clone)]
+pub struct EdgeService<S> {
+    edge: Arc<EdgeSettings>,
+    inner: S,
+}
+
+/// The edge's answer: boxed once, and polled inside the server's metrics registry.
+pub type EdgeFuture = Scoped<dyn Future<Output = Result<Response, Infallible>> + Send>;
+
+impl<S: Stack> Service<Request> for EdgeService<S> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EdgeFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        drop_malformed_request_id(request.headers_mut());
+        crate::defense::client_ip::attach(&mut request, &self.edge.trusted_proxies);
+        let observation = RequestObserver::start(&request);
+        let metrics = &self.edge.observer.metrics;
+        // The stack's synchronous part runs in the registry's scope too, as its polls will.
+        let answer = metrics.scope(|| self.inner.call(request));
+        let edge = self.edge.clone();
+        metrics.instrument_pinned(Box::pin(async move {
+            let Ok(response) = answer.await;
+            let mut response = response.map(Body::new);
+            edge.observer.finish(observation, response.status());
+            crate::defense::headers::apply(response.headers_mut(), edge.hsts.clone());
+            Ok(response)
+        }))
+    }
+}
+
+/// Accepts a client's `X-Request-Id` only when it is 1–64 characters of `[A-Za-z0-9._-]`;
+/// anything else could smuggle markup or line breaks into logs, so a fresh id replaces it.
+fn drop_malformed_request_id(headers: &mut HeaderMap) {
+    let well_formed = |v: &HeaderValue| {
+        let bytes = v.as_bytes();
+        (1..=64).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let mut ids = headers.get_all(&REQUEST_ID).iter();
+    let one_well_formed = ids.next().is_some_and(well_formed) && ids.next().is_none();
+    if !one_well_formed {
+        headers.remove(&REQUEST_ID);
+    }
+}
