@@ -241,11 +241,11 @@ impl RateLimiter {
             Mode::Take => buckets.check(key),
             Mode::Peek => buckets.peek(key),
         };
-        if let Some(tracked) = buckets.len_if_grown() {
+        buckets.report_len(|tracked| {
             #[allow(clippy::cast_precision_loss)] // a count far below 2^52
             metrics::gauge!("aerie_rate_limit_tracked_keys", "policy" => policy.name())
                 .set(tracked as f64);
-        }
+        });
         decision
     }
 

@@ -11,7 +11,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::clock::Clock as GovernorClockTrait;
@@ -76,9 +76,10 @@ pub struct MemoryBuckets {
     rate: Rate,
     /// The limiter's own start: the arrival times it stores count from here.
     start: Nanos,
-    /// The most buckets [`Self::len_if_grown`] has seen (their count never falls: buckets are
-    /// evicted only to make room for new ones).
-    most_seen: AtomicUsize,
+    /// The count [`Self::report_len`] last reported (`usize::MAX` before the first report).
+    reported: AtomicUsize,
+    /// Held while reporting, so reports land one at a time.
+    reporting: Mutex<()>,
 }
 
 impl MemoryBuckets {
@@ -98,7 +99,8 @@ impl MemoryBuckets {
             clock,
             rate,
             start,
-            most_seen: AtomicUsize::new(0),
+            reported: AtomicUsize::new(usize::MAX),
+            reporting: Mutex::new(()),
         }
     }
 
@@ -132,14 +134,22 @@ impl MemoryBuckets {
         self.buckets.lock().map_or(0, |buckets| buckets.len())
     }
 
-    /// How many buckets are held, when the count has grown since this was last asked: the
-    /// gauge is set only then, because setting it (a registry lookup) costs more than the
-    /// check itself. The answer is the most ever seen, so when two checks race, whichever
-    /// sets the gauge last sets the latest count.
-    pub fn len_if_grown(&self) -> Option<usize> {
+    /// Hands `report` the number of buckets held when it differs from the number last
+    /// reported: the gauge is set on a change, not on every check, because setting it (a
+    /// registry lookup) costs more than the check itself. Reports are made one at a time, each
+    /// with the count read inside its turn, so the last report made is the latest count.
+    pub fn report_len(&self, report: impl FnOnce(usize)) {
+        if self.reported.load(Ordering::Relaxed) == self.len() {
+            return;
+        }
+        let _turn = self
+            .reporting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let len = self.len();
-        let before = self.most_seen.fetch_max(len, Ordering::Relaxed);
-        (len > before).then(|| self.most_seen.load(Ordering::Relaxed))
+        if self.reported.swap(len, Ordering::Relaxed) != len {
+            report(len);
+        }
     }
 }
 
@@ -210,5 +220,32 @@ mod tests {
             buckets.peek(&key),
             Decision::Allowed { remaining: 3 }
         ));
+    }
+
+    #[test]
+    fn the_count_is_reported_when_it_changes_and_only_then() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let rate = Rate::parse("3/30").expect("rate");
+        let buckets = MemoryBuckets::new(rate, 16, clock);
+        let reports = std::cell::RefCell::new(Vec::new());
+        let report = || buckets.report_len(|len| reports.borrow_mut().push(len));
+        // The first check reports even an empty map, so the gauge exists from the start.
+        report();
+        report();
+        let _ = buckets.check(&Fingerprint::of("a"));
+        report();
+        let _ = buckets.check(&Fingerprint::of("a"));
+        report();
+        for n in 0..16 {
+            let _ = buckets.check(&Fingerprint::of(&n.to_string()));
+        }
+        // Full at 16, the seventeenth key made room by evicting two: the count fell to 15,
+        // and that is reported.
+        report();
+        let counts = reports.borrow().clone();
+        assert_eq!(counts[..2], [0, 1]);
+        assert_eq!(counts.len(), 3, "{counts:?}");
+        assert_eq!(counts[2], 15, "{counts:?}");
+        assert_eq!(buckets.len(), 15);
     }
 }
