@@ -263,29 +263,27 @@ impl RateLimiter {
 
     /// Checks `policy` for a client address, unless it is allowlisted.
     pub async fn check_ip(&self, policy: Policy, ip: IpAddr) -> Result<Option<Allowed>, Refused> {
-        if let Some(answer) = self.check_ip_now(policy, ip) {
-            return answer;
+        match self.check_ip_now(policy, ip) {
+            Some(answer) => answer,
+            None => self.check(policy, &ip_key(ip)).await.map(Some),
         }
-        if is_trusted(ip, &self.inner.allowlist) {
-            return Ok(None);
-        }
-        self.check(policy, &ip_key(ip)).await.map(Some)
     }
 
-    /// [`Self::check_ip`] answered at once, when the buckets are this instance's own; `None`
-    /// when the shared store must be asked (then call [`Self::check_ip`]). The global layer
-    /// checks every request this way, without a future. The bucket is the address's own
-    /// fingerprint ([`Fingerprint::of_address`]): no text, no digest.
+    /// [`Self::check_ip`] answered at once, for an allowlisted address or when the buckets
+    /// are this instance's own; `None` when the shared store must be asked (then call
+    /// [`Self::check_ip`]). The global layer checks every request this way, without a future.
+    /// The bucket is the address's own fingerprint ([`Fingerprint::of_address`]): no text, no
+    /// digest.
     pub fn check_ip_now(
         &self,
         policy: Policy,
         ip: IpAddr,
     ) -> Option<Result<Option<Allowed>, Refused>> {
-        if self.inner.shared.is_some() {
-            return None;
-        }
         if is_trusted(ip, &self.inner.allowlist) {
             return Some(Ok(None));
+        }
+        if self.inner.shared.is_some() {
+            return None;
         }
         let counted = counted_address(ip);
         let fingerprint = Fingerprint::of_address(counted);
