@@ -14,6 +14,9 @@
 #   argon2-idle    the same under SCHED_IDLE, which the kernel is meant to preempt at once
 #   spin-idle      a shell busy loop per core under SCHED_IDLE: no memory traffic, no
 #                  syscalls, the lowest priority Linux has
+#   logins-nice10  a login flood (wrk, LOGIN_CONNECTIONS=8) against a second Aerie whose
+#                  every thread runs at nice 10: the best any split of a login's work below
+#                  the reads' priority (its hand-offs and writes as well as its hash) could do
 # Both servers serve one SQLite database (the bare server takes Aerie's keys from its data
 # folder), one at a time, ROUNDS times (default 2) in turn. Prints p50 and p99 per server,
 # mode and round, and each p99 over the same server's `none` p99 of that round.
@@ -29,7 +32,8 @@ need curl
 need jq
 need chrt util-linux
 ROUNDS=${ROUNDS:-2} READS=${READS:-10s} READ_CONNECTIONS=${READ_CONNECTIONS:-4}
-MODES=(none argon2-nice10 argon2-idle spin-idle)
+MODES=(none argon2-nice10 argon2-idle spin-idle logins-nice10)
+LOGIN_CONNECTIONS=${LOGIN_CONNECTIONS:-8}
 
 if [[ -z ${AERIE_BIN:-} || -z ${BARE_BIN:-} ]]; then
     cargo build --release --locked --bin aerie --example bare >&2
@@ -54,6 +58,8 @@ hog() {
         argon2-idle) setsid chrt --idle 0 "$VERIFY_TIME" 100000 "$CORES" >/dev/null & ;;
         spin-idle) setsid chrt --idle 0 sh -c "for _ in \$(seq $CORES); do
             (while :; do :; done) & done; wait" >/dev/null & ;;
+        logins-nice10) setsid wrk -t1 -c"$LOGIN_CONNECTIONS" -d1h -s "$WORK/login.lua" \
+            "http://127.0.0.1:$FLOODED_PORT" >/dev/null & ;;
     esac
     HOG_PID=$!
 }
@@ -73,6 +79,14 @@ for _ in $(seq 300); do
     curl -fsS --max-time 1 "http://127.0.0.1:$BARE_PORT/readyz" >/dev/null 2>&1 && break
     sleep 0.1
 done
+# The flooded server: a second Aerie, every thread at nice 10 (threads inherit it), on its own
+# file, with the login-flood script's accounts.
+printf '#!/bin/sh\nexec nice -n 10 %s "$@"\n' "$WORK/aerie.bin" >"$WORK/aerie-nice10"
+chmod +x "$WORK/aerie-nice10"
+start_server flooded "$WORK/aerie-nice10"
+FLOODED_PORT=$SERVER_PORT FLOODED_PID=$SERVER_PID
+register_accounts "$FLOODED_PORT" 8
+login_lua "$WORK/login.lua" 8
 
 : >"$WORK/rows"
 for round in $(seq "$ROUNDS"); do
@@ -91,6 +105,7 @@ for round in $(seq "$ROUNDS"); do
 done
 stop_server "$AERIE_PID"
 stop_server "$BARE_PID"
+stop_server "$FLOODED_PID"
 
 python3 - "$WORK/rows" <<'PY'
 import sys
