@@ -6,9 +6,12 @@
 //! sensitive headers hidden from logs; request id (a fresh one where the client's was
 //! dropped); tracing; CORS; answers shaped (an HTTP/1.1 request without exactly one `Host`
 //! refused with 400, error bodies normalized); panics caught and answered 500; the global
-//! per-IP rate limit; a request timeout; the body size limit. Tighter rate-limit policies sit
-//! on the routes that need them, and the access table ([`crate::http::access`]) innermost on
-//! the routes, so no handler runs before its route's rule is checked. Each resource module
+//! per-IP rate limit; a request timeout. Tighter rate-limit policies sit on the routes that
+//! need them, and the access table ([`crate::http::access`]) and each route group's body limit
+//! innermost on the routes, so no handler runs before its route's rule is checked and no
+//! body is read past its group's limit. (No body limit around the whole stack: every route
+//! that reads a body is in a group, and an outer one repeated the group's work on every
+//! request, 2.7 % of an article read's instructions; BENCHMARKS.md, bare-server section.) Each resource module
 //! declares its routes; this file reads as the API's table of contents.
 //!
 //! Why some layers are one, and hand-written: an `axum::middleware::from_fn` layer costs every
@@ -129,8 +132,6 @@ fn guarded(routes: Router<AppState>, body_limit: usize, state: &AppState) -> Rou
 /// Wraps routes in the layer stack. Public so tests can put routes that misbehave on
 /// purpose (a panicking handler) behind exactly the layers production uses.
 pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -> Router {
-    // The outer bound: the largest group's limit (each group then applies its own).
-    let body_limit = state.http.largest_body_limit();
     let timeout = state.http.request_timeout;
     let cors = crate::defense::cors::layer(state.origins.clone());
     let limits = rate_limit::Enforcement::new(state.rate_limiter.clone(), refusal_response);
@@ -161,9 +162,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     timeout,
-                ))
-                .layer(RequestBodyLimitLayer::new(body_limit))
-                .layer(DefaultBodyLimit::max(body_limit)),
+                )),
         )
         .with_state(state)
 }

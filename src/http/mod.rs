@@ -68,15 +68,6 @@ pub struct HttpSettings {
     pub max_list_offset: i64,
 }
 
-impl HttpSettings {
-    /// The largest of the route groups' body limits: the bound of the whole stack.
-    pub fn largest_body_limit(&self) -> usize {
-        self.body_limit_bytes
-            .max(self.body_limit_auth_bytes)
-            .max(self.body_limit_articles_bytes)
-    }
-}
-
 /// What every handler may use: the [`Shared`] parts behind one `Arc`. Axum clones the state
 /// for every extractor and layer that takes it, several times per request; one reference
 /// count is cheap, where copying each part's own handles (the stores, the keyrings, the
