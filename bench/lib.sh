@@ -58,12 +58,10 @@ release_binary() {
 # SERVER_START_MS (milliseconds from launch to the first 2xx answer). Exits with the server's
 # log if it does not come up.
 start_server() {
-    local name=$1 bin=$2; shift 2
-    local poll=${START_POLL_PATH:-/healthz} step=${START_POLL_STEP:-0.1} launched deadline
+    local name=$1 bin=$2 launched; shift 2
     SERVER_PORT=$(free_port)
     mkdir -p "$WORK/$name"
     launched=$(date +%s%N)
-    deadline=$((launched + 30000000000))
     env -i PATH="$PATH" HOME="$WORK/$name" \
         AERIE_LISTEN="127.0.0.1:$SERVER_PORT" AERIE_DATA_DIR="$WORK/$name" \
         AERIE_DATABASE_URL="sqlite://$WORK/$name/aerie.db?mode=rwc" AERIE_LOG=error \
@@ -73,6 +71,17 @@ start_server() {
         "$@" "$bin" serve >"$WORK/$name.log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
+    await_server "$name" "$launched"
+}
+
+# await_server NAME LAUNCHED: waits (for at most 30 s from LAUNCHED, in date +%s%N) until
+# SERVER_PORT answers START_POLL_PATH (default /healthz, polled every START_POLL_STEP seconds,
+# default 0.1) with a 2xx, and sets SERVER_START_MS; exits with $WORK/NAME.log if SERVER_PID
+# ends or the time runs out first.
+await_server() {
+    local name=$1 launched=$2
+    local poll=${START_POLL_PATH:-/healthz} step=${START_POLL_STEP:-0.1}
+    local deadline=$((launched + 30000000000))
     while (( $(date +%s%N) < deadline )); do
         if curl -fsS --max-time 1 "http://127.0.0.1:$SERVER_PORT$poll" >/dev/null 2>&1; then
             SERVER_START_MS=$(( ($(date +%s%N) - launched) / 1000000 ))
@@ -82,6 +91,20 @@ start_server() {
         sleep "$step"
     done
     echo "$name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
+}
+
+# start_bare NAME BIN DATABASE_URL DATA_DIR: the bare server (examples/bare.rs) on an Aerie
+# database, with the keys from that Aerie's data folder; waits for its /readyz and sets
+# SERVER_PORT, SERVER_PID and SERVER_START_MS as start_server does (log: $WORK/NAME.log).
+start_bare() {
+    local name=$1 bin=$2 url=$3 data=$4 launched
+    SERVER_PORT=$(free_port)
+    launched=$(date +%s%N)
+    env -i PATH="$PATH" BARE_LISTEN="127.0.0.1:$SERVER_PORT" BARE_DATABASE_URL="$url" \
+        BARE_DATA_DIR="$data" "$bin" >"$WORK/$name.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    START_POLL_PATH=/readyz await_server "$name" "$launched"
 }
 
 # stop_server PID

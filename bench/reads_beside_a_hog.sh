@@ -69,16 +69,8 @@ hog() {
 start_server aerie "$WORK/aerie.bin" AERIE_ACCESS_TOKEN_TTL_SECS=3600
 AERIE_PORT=$SERVER_PORT AERIE_PID=$SERVER_PID
 token=$(register "$AERIE_PORT" reader | jq -r .user.token)
-BARE_PORT=$(free_port)
-env -i PATH="$PATH" BARE_LISTEN="127.0.0.1:$BARE_PORT" \
-    BARE_DATABASE_URL="sqlite://$WORK/aerie/aerie.db" BARE_DATA_DIR="$WORK/aerie" \
-    "$WORK/bare.bin" >"$WORK/bare.log" 2>&1 &
-BARE_PID=$!
-PIDS+=("$BARE_PID")
-for _ in $(seq 300); do
-    curl -fsS --max-time 1 "http://127.0.0.1:$BARE_PORT/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+start_bare bare "$WORK/bare.bin" "sqlite://$WORK/aerie/aerie.db" "$WORK/aerie"
+BARE_PORT=$SERVER_PORT BARE_PID=$SERVER_PID
 # The flooded server: a second Aerie, every thread at nice 10 (threads inherit it), on its own
 # file, with the login-flood script's accounts.
 printf '#!/bin/sh\nexec nice -n 10 %s "$@"\n' "$WORK/aerie.bin" >"$WORK/aerie-nice10"
