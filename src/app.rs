@@ -11,8 +11,8 @@
 //! innermost on the routes, so no handler runs before its route's rule is checked and no
 //! body is read past its group's limit. (No body limit around the whole stack: every route
 //! that reads a body is in a group, and an outer one repeated the group's work on every
-//! request, 2.7 % of an article read's instructions; BENCHMARKS.md, bare-server section.) Each resource module
-//! declares its routes; this file reads as the API's table of contents.
+//! request, 2.7 % of an article read's instructions; BENCHMARKS.md, bare-server section.)
+//! Each resource module declares its routes; this file reads as the API's table of contents.
 //!
 //! Why some layers are one, and hand-written: an `axum::middleware::from_fn` layer costs every
 //! request a clone of the whole stack beneath it and two allocations, so the small steps that
