@@ -17,16 +17,15 @@
 //! Why some layers are one, and hand-written: an `axum::middleware::from_fn` layer costs every
 //! request a clone of the whole stack beneath it and two allocations, so the small steps that
 //! sit next to each other run in one layer each (the edge, the shaping), in the order they had
-//! as layers, and those two and the global rate limit are tower services that call the stack
-//! in place (BENCHMARKS.md, "Fewer, flatter layers" and "Layers that call the stack in
-//! place").
+//! as layers, and those two, the global rate limit and the access table are tower services
+//! that call the stack in place (BENCHMARKS.md, "Fewer, flatter layers", "Layers that call
+//! the stack in place" and "The access table as a service").
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware;
 use ipnet::IpNet;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -68,7 +67,7 @@ impl Layers {
 }
 
 pub fn router(state: AppState, layers: &Layers) -> Router {
-    let access = middleware::from_fn_with_state(state.clone(), crate::http::access::enforce);
+    let access = crate::http::access::Enforce(state.clone());
     let metrics = crate::http::metrics::router(&state);
     // Empty when the metrics are served on their own listener (axum refuses a route layer
     // with nothing to wrap).
@@ -120,10 +119,7 @@ fn api_routes(
 fn guarded(routes: Router<AppState>, body_limit: usize, state: &AppState) -> Router<AppState> {
     routes.route_layer(
         ServiceBuilder::new()
-            .layer(middleware::from_fn_with_state(
-                state.clone(),
-                crate::http::access::enforce,
-            ))
+            .layer(crate::http::access::Enforce(state.clone()))
             .layer(RequestBodyLimitLayer::new(body_limit))
             .layer(DefaultBodyLimit::max(body_limit)),
     )

@@ -11,10 +11,13 @@
 //! permission guard, so their signatures show the rule too; the verified caller is handed
 //! to them here, so the token is checked once per request.
 
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
 use super::AppState;
 use super::error::Error;
@@ -22,6 +25,7 @@ use super::extract::AuthUser;
 use crate::domain::Permission;
 use crate::request_context::RequestContext;
 use crate::services::denials::Denial;
+use crate::stack::{Answer, Stack};
 
 /// The access rule of one route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,62 +192,108 @@ fn lookup(method: &Method, path: &str) -> Lookup {
     }
 }
 
-/// Enforces the table. Unmatched requests pass on to the router's 404 fallback.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // A clone of the router's shared template: no copy of the text per request.
-    let Some(matched) = request.extensions().get::<MatchedPath>().cloned() else {
-        return next.run(request).await;
-    };
-    let path = matched.as_str();
-    let access = match lookup(request.method(), path) {
-        Lookup::Rule(access) => access,
-        Lookup::NoRule => {
-            tracing::error!(route = %path, "route has no access rule; refused");
-            return Error::NotFound("route").into_response();
+/// The layer that enforces the table around a route group (`route_layer`, innermost but for
+/// the group's body limit). A tower service that calls the routes in place for a public
+/// route, so an anonymous read pays no clone of the routes beneath it (an
+/// `axum::middleware::from_fn` layer clones them and boxes the clone for every request;
+/// BENCHMARKS.md, "The access table as a service"). Unmatched requests pass on to the
+/// router's 404 fallback.
+#[derive(Clone)]
+pub struct Enforce(pub AppState);
+
+impl<S> Layer<S> for Enforce {
+    type Service = EnforceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EnforceService {
+            state: self.0.clone(),
+            inner,
         }
-        Lookup::WrongMethod(allowed) => {
-            let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
-            if let Ok(allow) = HeaderValue::from_str(&allowed) {
-                response.headers_mut().insert(header::ALLOW, allow);
-            }
-            return response;
-        }
-    };
-    let required = match access {
-        Access::Public => return next.run(request).await,
-        Access::MetricsToken => {
-            let token = state.metrics_token.as_deref();
-            if super::metrics::bearer_token_matches(token, request.headers()) {
-                return next.run(request).await;
-            }
-            if request.headers().contains_key(header::AUTHORIZATION) {
-                tracing::warn!(route = %path, "metrics scrape refused: wrong bearer token");
-            }
-            return Error::NotFound("route").into_response();
-        }
-        Access::Authenticated => None,
-        Access::Permission(permission) => Some(permission),
-    };
-    // Boxed: verifying the caller, recording a denial and the verified-address check are
-    // large futures, and inline they would make every request's future as large (about
-    // 11 KB, allocated and copied per request), public reads included (BENCHMARKS.md,
-    // "Futures sized for the public path").
-    Box::pin(enforce_signed_in(state, request, next, path, required)).await
+    }
 }
 
-/// The rest of [`enforce`] for a route that needs a signed-in caller, holding `required`
-/// when it also needs a permission.
-async fn enforce_signed_in(
+/// [`Enforce`] around the routes `S`.
+#[derive(Clone)]
+pub struct EnforceService<S> {
+    state: AppState,
+    inner: S,
+}
+
+impl<S> Service<Request> for EnforceService<S>
+where
+    S: Stack + Clone + Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let answer = |response: Response| -> Answer { Box::pin(std::future::ready(Ok(response))) };
+        // A clone of the router's shared template: no copy of the text per request.
+        let Some(matched) = request.extensions().get::<MatchedPath>().cloned() else {
+            return self.inner.call_boxed(request);
+        };
+        let path = matched.as_str();
+        let access = match lookup(request.method(), path) {
+            Lookup::Rule(access) => access,
+            Lookup::NoRule => {
+                tracing::error!(route = %path, "route has no access rule; refused");
+                return answer(Error::NotFound("route").into_response());
+            }
+            Lookup::WrongMethod(allowed) => {
+                let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+                if let Ok(allow) = HeaderValue::from_str(&allowed) {
+                    response.headers_mut().insert(header::ALLOW, allow);
+                }
+                return answer(response);
+            }
+        };
+        let required = match access {
+            Access::Public => return self.inner.call_boxed(request),
+            Access::MetricsToken => {
+                let token = self.state.metrics_token.as_deref();
+                if super::metrics::bearer_token_matches(token, request.headers()) {
+                    return self.inner.call_boxed(request);
+                }
+                if request.headers().contains_key(header::AUTHORIZATION) {
+                    tracing::warn!(route = %path, "metrics scrape refused: wrong bearer token");
+                }
+                return answer(Error::NotFound("route").into_response());
+            }
+            Access::Authenticated => None,
+            Access::Permission(permission) => Some(permission),
+        };
+        // The clone that was polled ready is the one that serves this request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(enforce_signed_in(
+            self.state.clone(),
+            request,
+            inner,
+            matched,
+            required,
+        ))
+    }
+}
+
+/// The rest of [`EnforceService::call`] for a route that needs a signed-in caller, holding
+/// `required` when it also needs a permission.
+async fn enforce_signed_in<S: Stack>(
     state: AppState,
     request: Request,
-    next: Next,
-    path: &str,
+    mut inner: S,
+    matched: MatchedPath,
     required: Option<Permission>,
-) -> Response {
+) -> Result<Response, Infallible> {
+    let path = matched.as_str();
     let (mut parts, body) = request.into_parts();
     let user = match AuthUser::from_request_parts(&mut parts, &state).await {
         Ok(user) => user,
-        Err(error) => return error.into_response(),
+        Err(error) => return Ok(error.into_response()),
     };
     if let Some(permission) = required.filter(|permission| !user.can(*permission)) {
         // An attempt to use a privilege the caller lacks leaves a trace (sampled per user).
@@ -256,13 +306,13 @@ async fn enforce_signed_in(
             permission: permission.as_str(),
         };
         state.denials.record(denial, &context).await;
-        return user.refusal(permission).into_response();
+        return Ok(user.refusal(permission).into_response());
     }
     if let Err(refusal) = verified_to_write(&state, &parts.method, path, user.user_id).await {
-        return refusal.into_response();
+        return Ok(refusal.into_response());
     }
     parts.extensions.insert(user);
-    next.run(Request::from_parts(parts, body)).await
+    inner.call_boxed(Request::from_parts(parts, body)).await
 }
 
 /// Under `AERIE_REQUIRE_VERIFIED_EMAIL`, an account whose address is not verified cannot
