@@ -1,10 +1,10 @@
 //! The application: every route, and the layer stack each request passes through.
 //!
 //! Layers, outermost first: the edge (every response counted by route template and status and
-//! fed to the repeated-5xx alert, security headers on every response whoever produced it, a
-//! malformed client request id dropped, the client IP resolved from trusted proxies only);
-//! sensitive headers hidden from logs; request id (a fresh one where the client's was
-//! dropped); tracing; CORS; answers shaped (an HTTP/1.1 request without exactly one `Host`
+//! fed to the repeated-5xx alert, security headers and the request id on every response
+//! whoever produced it, the client's request id kept when well formed and a fresh one
+//! otherwise, credentials marked sensitive, the client IP resolved from trusted proxies
+//! only); tracing; CORS; answers shaped (an HTTP/1.1 request without exactly one `Host`
 //! refused with 400, error bodies normalized); panics caught and answered 500; the global
 //! per-IP rate limit; a request timeout. Tighter rate-limit policies sit on the routes that
 //! need them, and the access table ([`crate::http::access`]) and each route group's body limit
@@ -25,18 +25,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use ipnet::IpNet;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
 use crate::defense::rate_limit;
-use crate::http::edge::{Edge, EdgeSettings, REQUEST_ID};
+use crate::http::edge::{Edge, EdgeSettings};
 use crate::http::error::{Error, refusal_response};
 use crate::http::observe::RequestObserver;
 use crate::http::shaping::ShapeAnswers;
@@ -144,12 +142,6 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
         .layer(
             ServiceBuilder::new()
                 .layer(edge)
-                .layer(SetSensitiveRequestHeadersLayer::new([
-                    header::AUTHORIZATION,
-                    header::COOKIE,
-                ]))
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(crate::telemetry::http_trace_layer())
                 .layer(cors)
                 .layer(ShapeAnswers)
@@ -170,6 +162,7 @@ mod tests {
 
     use axum::body::Body;
     use axum::extract::Request;
+    use axum::http::header;
     use axum::routing::get;
     use http_body_util::BodyExt;
     use tower::ServiceExt;

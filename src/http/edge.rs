@@ -1,9 +1,14 @@
 //! The outermost layer: observes every request (metrics by route template, the repeated-5xx
-//! alert) around everything else, sets the security headers on whatever answer comes back,
-//! and on the way in drops a malformed request id and resolves the client's address.
+//! alert) around everything else, sets the security headers and the request id on whatever
+//! answer comes back, and on the way in gives the request its id (the client's when well
+//! formed, otherwise a fresh one), marks the credentials it carries as sensitive (a debug
+//! print of its headers, or an HTTP/2 header table, never holds them) and resolves the
+//! client's address.
 //!
 //! A tower service that calls the stack in place (see [`crate::stack`]) and boxes its answer
-//! once, together with the scope of the server's metrics registry.
+//! once, together with the scope of the server's metrics registry. The request id and the
+//! sensitive marks were three `tower-http` layers of their own, each cloned with the stack
+//! and run for every request (BENCHMARKS.md, "The request id at the edge").
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,6 +17,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
+use axum::http::header::{self, Entry};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use ipnet::IpNet;
@@ -74,7 +80,8 @@ impl<S: Stack> Service<Request> for EdgeService<S> {
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        drop_malformed_request_id(request.headers_mut());
+        let request_id = identify(request.headers_mut());
+        mark_credentials_sensitive(request.headers_mut());
         crate::defense::client_ip::attach(&mut request, &self.edge.trusted_proxies);
         let observation = RequestObserver::start(&request);
         let metrics = &self.edge.observer.metrics;
@@ -85,15 +92,20 @@ impl<S: Stack> Service<Request> for EdgeService<S> {
             let Ok(response) = answer.await;
             let mut response = response.map(Body::new);
             edge.observer.finish(observation, response.status());
+            // A handler's own id, if one ever sets it, is left alone.
+            if let Entry::Vacant(slot) = response.headers_mut().entry(REQUEST_ID) {
+                slot.insert(request_id);
+            }
             crate::defense::headers::apply(response.headers_mut(), edge.hsts.clone());
             Ok(response)
         }))
     }
 }
 
-/// Accepts a client's `X-Request-Id` only when it is 1–64 characters of `[A-Za-z0-9._-]`;
-/// anything else could smuggle markup or line breaks into logs, so a fresh id replaces it.
-fn drop_malformed_request_id(headers: &mut HeaderMap) {
+/// The request's `X-Request-Id`, set on it and returned for the answer: the client's when it
+/// sent exactly one of 1–64 characters of `[A-Za-z0-9._-]`; anything else could smuggle
+/// markup or line breaks into logs, so a fresh UUID replaces every value sent.
+fn identify(headers: &mut HeaderMap) -> HeaderValue {
     let well_formed = |v: &HeaderValue| {
         let bytes = v.as_bytes();
         (1..=64).contains(&bytes.len())
@@ -102,8 +114,31 @@ fn drop_malformed_request_id(headers: &mut HeaderMap) {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     };
     let mut ids = headers.get_all(&REQUEST_ID).iter();
-    let one_well_formed = ids.next().is_some_and(well_formed) && ids.next().is_none();
-    if !one_well_formed {
-        headers.remove(&REQUEST_ID);
+    if let (Some(id), None) = (ids.next(), ids.next())
+        && well_formed(id)
+    {
+        return id.clone();
+    }
+    let fresh = fresh_request_id();
+    headers.insert(REQUEST_ID, fresh.clone());
+    fresh
+}
+
+/// A random (version 4) UUID, hyphenated, as the header value.
+fn fresh_request_id() -> HeaderValue {
+    let mut text = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    // Hex digits and hyphens are always a valid header value: the fallback is never taken.
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unidentified"))
+}
+
+/// Marks the values of `Authorization` and `Cookie` sensitive.
+fn mark_credentials_sensitive(headers: &mut HeaderMap) {
+    for name in [header::AUTHORIZATION, header::COOKIE] {
+        if let Entry::Occupied(mut values) = headers.entry(name) {
+            for value in values.iter_mut() {
+                value.set_sensitive(true);
+            }
+        }
     }
 }
