@@ -142,3 +142,47 @@ fn mark_credentials_sensitive(headers: &mut HeaderMap) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_marked_sensitive_and_nothing_else() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Token abc.def"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_static("aerie_refresh=r1"));
+        headers.append(header::COOKIE, HeaderValue::from_static("other=o2"));
+        headers.insert(header::USER_AGENT, HeaderValue::from_static("curl/8"));
+        mark_credentials_sensitive(&mut headers);
+        let credentials: Vec<_> = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .chain(headers.get_all(header::COOKIE))
+            .collect();
+        assert_eq!(credentials.len(), 3);
+        assert!(credentials.iter().all(|value| value.is_sensitive()));
+        assert!(!headers[header::USER_AGENT].is_sensitive());
+        // What a debug print of the request would show.
+        let printed = format!("{headers:?}");
+        for secret in ["abc.def", "r1", "o2"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
+    #[test]
+    fn a_request_without_a_usable_id_gets_a_fresh_uuid() {
+        let mut headers = HeaderMap::new();
+        headers.append(&REQUEST_ID, HeaderValue::from_static("one"));
+        headers.append(&REQUEST_ID, HeaderValue::from_static("two"));
+        let id = identify(&mut headers);
+        let parsed = uuid::Uuid::parse_str(id.to_str().unwrap_or_default()).ok();
+        assert_eq!(parsed.map(|uuid| uuid.get_version_num()), Some(4));
+        let on_request: Vec<_> = headers.get_all(&REQUEST_ID).iter().collect();
+        assert_eq!(on_request, [&id], "the fresh id replaces every value sent");
+        assert_ne!(identify(&mut HeaderMap::new()), id, "a fresh id each time");
+    }
+}
