@@ -42,6 +42,7 @@ use crate::http::{
     AppState, HttpSettings, admin, articles, auth, comments, health, keys, lifecycle, mfa, openapi,
     profiles, tags, users,
 };
+use crate::stack::InPlace;
 
 /// What the outer layers are built from that no handler needs: decided once at start.
 #[derive(Clone)]
@@ -65,7 +66,7 @@ impl Layers {
 }
 
 pub fn router(state: AppState, layers: &Layers) -> Router {
-    let access = crate::http::access::Enforce(state.clone());
+    let access = InPlace(crate::http::access::Enforce(state.clone()));
     let metrics = crate::http::metrics::router(&state);
     // Empty when the metrics are served on their own listener (axum refuses a route layer
     // with nothing to wrap).
@@ -117,7 +118,7 @@ fn api_routes(
 fn guarded(routes: Router<AppState>, body_limit: usize, state: &AppState) -> Router<AppState> {
     routes.route_layer(
         ServiceBuilder::new()
-            .layer(crate::http::access::Enforce(state.clone()))
+            .layer(InPlace(crate::http::access::Enforce(state.clone())))
             .layer(RequestBodyLimitLayer::new(body_limit))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
@@ -141,12 +142,12 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
     routes
         .layer(
             ServiceBuilder::new()
-                .layer(edge)
+                .layer(InPlace(edge))
                 .layer(crate::telemetry::http_trace_layer())
                 .layer(cors)
-                .layer(ShapeAnswers)
+                .layer(InPlace(ShapeAnswers))
                 .layer(CatchPanicLayer::new())
-                .layer(rate_limit::Global(limits))
+                .layer(InPlace(rate_limit::Global(limits)))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     timeout,

@@ -4,17 +4,20 @@
 //!
 //! Why hand-written layers at all: `axum::middleware::from_fn` clones the whole stack beneath
 //! it for every request and boxes the clone and the future; a layer that calls the stack in
-//! place boxes only its answer (BENCHMARKS.md, "Layers that call the stack in place").
+//! place boxes only its answer (BENCHMARKS.md, "Layers that call the stack in place"). Each
+//! is a [`Step`] (what it holds and what it does with a request) made a layer by
+//! [`InPlace`], so the tower plumbing is written once.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::response::Response;
-use tower::Service;
+use tower::{Layer, Service};
 
 /// A layer's answer, boxed, with axum's body.
 pub type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -49,4 +52,58 @@ where
     B::Error: Into<BoxError>,
 {
     type Body = B;
+}
+
+/// A hand-written layer's step: what it holds, decided once at start, and what it does with
+/// each request, given the stack beneath it to call in place. [`InPlace`] makes it a layer.
+pub trait Step<S>: Clone {
+    /// The step's answer.
+    type Future: Future<Output = Result<Response, Infallible>> + Send + 'static;
+
+    /// Handles `request`; `inner` has been polled ready. A step that answers later than it
+    /// is called (after an `.await`) takes `inner` out and leaves a clone in its place.
+    fn call(&self, inner: &mut S, request: Request) -> Self::Future;
+}
+
+/// The layer that puts a [`Step`] in front of a stack.
+#[derive(Debug, Clone)]
+pub struct InPlace<T>(pub T);
+
+impl<T: Clone, S> Layer<S> for InPlace<T> {
+    type Service = InPlaceService<T, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InPlaceService {
+            step: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// The step `T` in front of the stack `S`.
+#[derive(Debug, Clone)]
+pub struct InPlaceService<T, S> {
+    step: T,
+    inner: S,
+}
+
+impl<T: Step<S>, S: Stack> Service<Request> for InPlaceService<T, S> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = T::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        self.step.call(&mut self.inner, request)
+    }
+}
+
+/// Takes the stack that was polled ready out of `inner` for a step that answers after an
+/// `.await`, leaving a clone (not yet polled) in its place.
+pub fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
 }

@@ -12,12 +12,10 @@
 //! to them here, so the token is checked once per request.
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tower::{Layer, Service};
 
 use super::AppState;
 use super::error::Error;
@@ -25,7 +23,7 @@ use super::extract::AuthUser;
 use crate::domain::Permission;
 use crate::request_context::RequestContext;
 use crate::services::denials::Denial;
-use crate::stack::{Answer, Stack};
+use crate::stack::{Answer, Stack, Step, take_ready};
 
 /// The access rule of one route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,50 +190,23 @@ fn lookup(method: &Method, path: &str) -> Lookup {
     }
 }
 
-/// The layer that enforces the table around a route group (`route_layer`, innermost but for
-/// the group's body limit). A tower service that calls the routes in place for a public
-/// route, so an anonymous read pays no clone of the routes beneath it (an
+/// The step that enforces the table around a route group (`route_layer`, innermost but for
+/// the group's body limit; [`crate::stack::InPlace`] makes it a layer). It calls a public
+/// route in place, so an anonymous read pays no clone of the routes beneath it (an
 /// `axum::middleware::from_fn` layer clones them and boxes the clone for every request;
 /// BENCHMARKS.md, "The access table as a service"). Unmatched requests pass on to the
 /// router's 404 fallback.
 #[derive(Clone)]
 pub struct Enforce(pub AppState);
 
-impl<S> Layer<S> for Enforce {
-    type Service = EnforceService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        EnforceService {
-            state: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-/// [`Enforce`] around the routes `S`.
-#[derive(Clone)]
-pub struct EnforceService<S> {
-    state: AppState,
-    inner: S,
-}
-
-impl<S> Service<Request> for EnforceService<S>
-where
-    S: Stack + Clone + Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
+impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
     type Future = Answer;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&self, inner: &mut S, request: Request) -> Answer {
         let answer = |response: Response| -> Answer { Box::pin(std::future::ready(Ok(response))) };
         // A clone of the router's shared template: no copy of the text per request.
         let Some(matched) = request.extensions().get::<MatchedPath>().cloned() else {
-            return self.inner.call_boxed(request);
+            return inner.call_boxed(request);
         };
         let path = matched.as_str();
         let access = match lookup(request.method(), path) {
@@ -253,11 +224,11 @@ where
             }
         };
         let required = match access {
-            Access::Public => return self.inner.call_boxed(request),
+            Access::Public => return inner.call_boxed(request),
             Access::MetricsToken => {
-                let token = self.state.metrics_token.as_deref();
+                let token = self.0.metrics_token.as_deref();
                 if super::metrics::bearer_token_matches(token, request.headers()) {
-                    return self.inner.call_boxed(request);
+                    return inner.call_boxed(request);
                 }
                 if request.headers().contains_key(header::AUTHORIZATION) {
                     tracing::warn!(route = %path, "metrics scrape refused: wrong bearer token");
@@ -267,20 +238,17 @@ where
             Access::Authenticated => None,
             Access::Permission(permission) => Some(permission),
         };
-        // The clone that was polled ready is the one that serves this request.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(enforce_signed_in(
-            self.state.clone(),
+            self.0.clone(),
             request,
-            inner,
+            take_ready(inner),
             matched,
             required,
         ))
     }
 }
 
-/// The rest of [`EnforceService::call`] for a route that needs a signed-in caller, holding
+/// The rest of [`Enforce`]'s step for a route that needs a signed-in caller, holding
 /// `required` when it also needs a permission.
 async fn enforce_signed_in<S: Stack>(
     state: AppState,

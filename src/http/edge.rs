@@ -5,15 +5,14 @@
 //! print of its headers, or an HTTP/2 header table, never holds them) and resolves the
 //! client's address.
 //!
-//! A tower service that calls the stack in place (see [`crate::stack`]) and boxes its answer
-//! once, together with the scope of the server's metrics registry. The request id and the
-//! sensitive marks were three `tower-http` layers of their own, each cloned with the stack
-//! and run for every request (BENCHMARKS.md, "The request id at the edge").
+//! A step that calls the stack in place (see [`crate::stack`]) and boxes its answer once,
+//! together with the scope of the server's metrics registry. The request id and the sensitive
+//! marks were three `tower-http` layers of their own, each cloned with the stack and run for
+//! every request (BENCHMARKS.md, "The request id at the edge").
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -21,11 +20,10 @@ use axum::http::header::{self, Entry};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use ipnet::IpNet;
-use tower::{Layer, Service};
 
 use super::observe::RequestObserver;
 use crate::metrics::Scoped;
-use crate::stack::Stack;
+use crate::stack::{Stack, Step};
 
 /// The header that carries a request's id, the client's when well formed.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,45 +47,21 @@ impl Edge {
     }
 }
 
-impl<S> Layer<S> for Edge {
-    type Service = EdgeService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        EdgeService {
-            edge: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-/// The edge around the stack `S`.
-#[derive(Clone)]
-pub struct EdgeService<S> {
-    edge: Arc<EdgeSettings>,
-    inner: S,
-}
-
 /// The edge's answer: boxed once, and polled inside the server's metrics registry.
 pub type EdgeFuture = Scoped<dyn Future<Output = Result<Response, Infallible>> + Send>;
 
-impl<S: Stack> Service<Request> for EdgeService<S> {
-    type Response = Response;
-    type Error = Infallible;
+impl<S: Stack> Step<S> for Edge {
     type Future = EdgeFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&self, inner: &mut S, mut request: Request) -> EdgeFuture {
         let request_id = identify(request.headers_mut());
         mark_credentials_sensitive(request.headers_mut());
-        crate::defense::client_ip::attach(&mut request, &self.edge.trusted_proxies);
+        crate::defense::client_ip::attach(&mut request, &self.0.trusted_proxies);
         let observation = RequestObserver::start(&request);
-        let metrics = &self.edge.observer.metrics;
+        let metrics = &self.0.observer.metrics;
         // The stack's synchronous part runs in the registry's scope too, as its polls will.
-        let answer = metrics.scope(|| self.inner.call(request));
-        let edge = self.edge.clone();
+        let answer = metrics.scope(|| inner.call(request));
+        let edge = self.0.clone();
         metrics.instrument_pinned(Box::pin(async move {
             let Ok(response) = answer.await;
             let mut response = response.map(Body::new);

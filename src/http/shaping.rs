@@ -2,55 +2,31 @@
 //! (see [`crate::defense::host`]), and gives every error answer from further in the
 //! documented shape ([`normalize_error_body`]).
 //!
-//! A tower service that calls the stack in place (see [`crate::stack`]).
-
-use std::convert::Infallible;
-use std::task::{Context, Poll};
+//! A step that calls the stack in place (see [`crate::stack`]).
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
-use tower::{Layer, Service};
+use axum::response::IntoResponse;
 
 use super::edge::REQUEST_ID;
 use super::error::{Error, normalize_error_body};
-use crate::stack::{Answer, Stack};
+use crate::stack::{Answer, Stack, Step};
 
 /// See the module documentation.
 #[derive(Debug, Clone, Copy)]
 pub struct ShapeAnswers;
 
-impl<S> Layer<S> for ShapeAnswers {
-    type Service = ShapeAnswersService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ShapeAnswersService { inner }
-    }
-}
-
-/// [`ShapeAnswers`] around the stack `S`.
-#[derive(Debug, Clone)]
-pub struct ShapeAnswersService<S> {
-    inner: S,
-}
-
-impl<S: Stack> Service<Request> for ShapeAnswersService<S> {
-    type Response = Response;
-    type Error = Infallible;
+impl<S: Stack> Step<S> for ShapeAnswers {
     type Future = Answer;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&self, inner: &mut S, request: Request) -> Answer {
         if let Err(refused) = crate::defense::host::check(request.version(), request.headers()) {
             let refusal = Error::from(refused).into_response();
             return Box::pin(std::future::ready(Ok(refusal)));
         }
         // A clone of the header shares its bytes; only a 5xx reads it as text.
         let request_id = request.headers().get(&REQUEST_ID).cloned();
-        let answer = self.inner.call(request);
+        let answer = inner.call(request);
         Box::pin(async move {
             let Ok(response) = answer.await;
             Ok(normalize_error_body(

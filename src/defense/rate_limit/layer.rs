@@ -6,20 +6,14 @@
 //! stack ([`Enforcement`]), so a layer's 429 is byte for byte a handler's 429 without this
 //! defence depending on the HTTP error type.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
-use tower::{Layer, Service};
 
 use super::limiter::{Allowed, RateLimiter, Refused, ceil_secs};
 use super::policy::Policy;
 use crate::defense::client_ip::ClientIp;
-use crate::stack::{Answer, Stack};
+use crate::stack::{Answer, InPlace, Stack, Step, take_ready};
 
 /// How a refused request is answered: the HTTP layer's own 429 (or 503), handed over when
 /// the layer stack is built.
@@ -39,62 +33,32 @@ impl Enforcement {
     }
 }
 
-/// The outermost rate-limit layer: counts every request against `global` by client IP, and
-/// makes the limiter available to route policies. A tower service that calls the stack in
-/// place: with memory buckets the check needs no future, and only the Redis store's round
-/// trip keeps a clone of the stack for after it.
+/// The outermost rate-limit step ([`crate::stack::InPlace`] makes it a layer): counts every
+/// request against `global` by client IP, and makes the limiter available to route
+/// policies. It calls the stack in place: with memory buckets the check needs no future, and
+/// only the Redis store's round trip keeps a clone of the stack for after it.
 #[derive(Clone)]
 pub struct Global(pub Enforcement);
 
-impl<S> Layer<S> for Global {
-    type Service = GlobalService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GlobalService {
-            enforcement: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-/// [`Global`] around the stack `S`.
-#[derive(Clone)]
-pub struct GlobalService<S> {
-    enforcement: Enforcement,
-    inner: S,
-}
-
-impl<S> Service<Request> for GlobalService<S>
-where
-    S: Stack + Clone + Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
+impl<S: Stack + Clone + Send + 'static> Step<S> for Global {
     type Future = Answer;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&self, inner: &mut S, mut request: Request) -> Answer {
+        let Self(enforcement) = self;
         let ip = request
             .extensions()
             .get::<ClientIp>()
             .map(|ClientIp(ip)| *ip);
-        request.extensions_mut().insert(self.enforcement.clone());
+        request.extensions_mut().insert(enforcement.clone());
         let Some(ip) = ip else {
-            return self.inner.call_boxed(request);
+            return inner.call_boxed(request);
         };
-        match self.enforcement.limiter.check_ip_now(Policy::Global, ip) {
-            Some(Ok(_)) => self.inner.call_boxed(request),
-            Some(Err(refused)) => {
-                Box::pin(std::future::ready(Ok((self.enforcement.refuse)(refused))))
-            }
+        match enforcement.limiter.check_ip_now(Policy::Global, ip) {
+            Some(Ok(_)) => inner.call_boxed(request),
+            Some(Err(refused)) => Box::pin(std::future::ready(Ok((enforcement.refuse)(refused)))),
             None => {
-                // The clone that was polled ready is the one that serves this request.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let enforcement = self.enforcement.clone();
+                let mut inner = take_ready(inner);
+                let enforcement = enforcement.clone();
                 Box::pin(async move {
                     match enforcement.limiter.check_ip(Policy::Global, ip).await {
                         Ok(_) => inner.call_boxed(request).await,
@@ -108,49 +72,21 @@ where
 
 /// The layer a route declares to take `policy` per client IP:
 /// `post(login).layer(rate_limit::route(Policy::LoginIp))`.
-pub fn route(policy: Policy) -> RoutePolicy {
-    RoutePolicy(policy)
+pub fn route(policy: Policy) -> InPlace<RoutePolicy> {
+    InPlace(RoutePolicy(policy))
 }
 
-/// See [`route`].
+/// See [`route`]: the step, which waits on the limiter (its Redis store may be a round trip
+/// away) and so takes the route out for after the check.
 #[derive(Debug, Clone, Copy)]
 pub struct RoutePolicy(Policy);
 
-impl<S> Layer<S> for RoutePolicy {
-    type Service = RoutePolicyService<S>;
+impl<S: Stack + Clone + Send + 'static> Step<S> for RoutePolicy {
+    type Future = Answer;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        RoutePolicyService {
-            policy: self.0,
-            inner,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RoutePolicyService<S> {
-    policy: Policy,
-    inner: S,
-}
-
-impl<S> Service<Request> for RoutePolicyService<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        // The clone that was polled ready is the one that serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let policy = self.policy;
+    fn call(&self, inner: &mut S, request: Request) -> Answer {
+        let mut inner = take_ready(inner);
+        let Self(policy) = *self;
         Box::pin(async move {
             let enforcement = request.extensions().get::<Enforcement>().cloned();
             let ip = request
@@ -158,15 +94,15 @@ where
                 .get::<ClientIp>()
                 .map(|ClientIp(ip)| *ip);
             let (Some(enforcement), Some(ip)) = (enforcement, ip) else {
-                return inner.call(request).await;
+                return inner.call_boxed(request).await;
             };
             match enforcement.limiter.check_ip(policy, ip).await {
                 Ok(Some(allowed)) => {
-                    let mut response = inner.call(request).await?;
+                    let mut response = inner.call_boxed(request).await?;
                     add_headers(response.headers_mut(), &allowed);
                     Ok(response)
                 }
-                Ok(None) => inner.call(request).await,
+                Ok(None) => inner.call_boxed(request).await,
                 Err(refused) => Ok((enforcement.refuse)(refused)),
             }
         })

@@ -39,9 +39,7 @@ mod redis;
 mod settings;
 mod trips;
 
-pub use layer::{
-    Enforcement, Global, RefusalResponse, RoutePolicy, RoutePolicyService, add_headers, route,
-};
+pub use layer::{Enforcement, Global, RefusalResponse, RoutePolicy, add_headers, route};
 pub use limiter::{
     Allowed, Limited, RateLimiter, Refused, account_key, ceil_secs, ip_key, prefix_key,
 };
