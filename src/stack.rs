@@ -34,14 +34,28 @@ pub trait Stack:
     /// The body the stack answers with.
     type Body: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
 
-    /// Calls the stack, which must have been polled ready; its answer boxed with axum's body.
-    fn call_boxed(&mut self, request: Request) -> Answer {
+    /// Calls the stack, which must have been polled ready, at once; its answer with axum's
+    /// body, to await inside a step's own future (no box of its own).
+    fn answer(
+        &mut self,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, Infallible>> + Send + 'static + use<Self> {
         let answer = self.call(request);
-        Box::pin(async move {
+        async move {
             let Ok(response) = answer.await;
             Ok(response.map(Body::new))
-        })
+        }
     }
+
+    /// [`Stack::answer`], boxed: for a step that answers with the stack's answer alone.
+    fn call_boxed(&mut self, request: Request) -> Answer {
+        Box::pin(self.answer(request))
+    }
+}
+
+/// A step's answer when it answers itself, without calling the stack.
+pub fn answered(response: Response) -> Answer {
+    Box::pin(std::future::ready(Ok(response)))
 }
 
 impl<S, B> Stack for S

@@ -23,7 +23,7 @@ use super::extract::AuthUser;
 use crate::domain::Permission;
 use crate::request_context::RequestContext;
 use crate::services::denials::Denial;
-use crate::stack::{Answer, Stack, Step, take_ready};
+use crate::stack::{Answer, Stack, Step, answered, take_ready};
 
 /// The access rule of one route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +203,6 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
     type Future = Answer;
 
     fn call(&self, inner: &mut S, request: Request) -> Answer {
-        let answer = |response: Response| -> Answer { Box::pin(std::future::ready(Ok(response))) };
         // A clone of the router's shared template: no copy of the text per request.
         let Some(matched) = request.extensions().get::<MatchedPath>().cloned() else {
             return inner.call_boxed(request);
@@ -213,14 +212,14 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
             Lookup::Rule(access) => access,
             Lookup::NoRule => {
                 tracing::error!(route = %path, "route has no access rule; refused");
-                return answer(Error::NotFound("route").into_response());
+                return answered(Error::NotFound("route").into_response());
             }
             Lookup::WrongMethod(allowed) => {
                 let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
                 if let Ok(allow) = HeaderValue::from_str(&allowed) {
                     response.headers_mut().insert(header::ALLOW, allow);
                 }
-                return answer(response);
+                return answered(response);
             }
         };
         let required = match access {
@@ -233,7 +232,7 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
                 if request.headers().contains_key(header::AUTHORIZATION) {
                     tracing::warn!(route = %path, "metrics scrape refused: wrong bearer token");
                 }
-                return answer(Error::NotFound("route").into_response());
+                return answered(Error::NotFound("route").into_response());
             }
             Access::Authenticated => None,
             Access::Permission(permission) => Some(permission),
@@ -280,7 +279,7 @@ async fn enforce_signed_in<S: Stack>(
         return Ok(refusal.into_response());
     }
     parts.extensions.insert(user);
-    inner.call_boxed(Request::from_parts(parts, body)).await
+    inner.answer(Request::from_parts(parts, body)).await
 }
 
 /// Under `AERIE_REQUIRE_VERIFIED_EMAIL`, an account whose address is not verified cannot

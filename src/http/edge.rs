@@ -14,7 +14,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header::{self, Entry};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -60,11 +59,10 @@ impl<S: Stack> Step<S> for Edge {
         let observation = RequestObserver::start(&request);
         let metrics = &self.0.observer.metrics;
         // The stack's synchronous part runs in the registry's scope too, as its polls will.
-        let answer = metrics.scope(|| inner.call(request));
+        let answer = metrics.scope(|| inner.answer(request));
         let edge = self.0.clone();
         metrics.instrument_pinned(Box::pin(async move {
-            let Ok(response) = answer.await;
-            let mut response = response.map(Body::new);
+            let Ok(mut response) = answer.await;
             edge.observer.finish(observation, response.status());
             // A handler's own id, if one ever sets it, is left alone.
             if let Entry::Vacant(slot) = response.headers_mut().entry(REQUEST_ID) {

@@ -4,13 +4,12 @@
 //!
 //! A step that calls the stack in place (see [`crate::stack`]).
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::response::IntoResponse;
 
 use super::edge::REQUEST_ID;
 use super::error::{Error, normalize_error_body};
-use crate::stack::{Answer, Stack, Step};
+use crate::stack::{Answer, Stack, Step, answered};
 
 /// See the module documentation.
 #[derive(Debug, Clone, Copy)]
@@ -21,18 +20,14 @@ impl<S: Stack> Step<S> for ShapeAnswers {
 
     fn call(&self, inner: &mut S, request: Request) -> Answer {
         if let Err(refused) = crate::defense::host::check(request.version(), request.headers()) {
-            let refusal = Error::from(refused).into_response();
-            return Box::pin(std::future::ready(Ok(refusal)));
+            return answered(Error::from(refused).into_response());
         }
         // A clone of the header shares its bytes; only a 5xx reads it as text.
         let request_id = request.headers().get(&REQUEST_ID).cloned();
-        let answer = inner.call(request);
+        let answer = inner.answer(request);
         Box::pin(async move {
             let Ok(response) = answer.await;
-            Ok(normalize_error_body(
-                response.map(Body::new),
-                request_id.as_ref(),
-            ))
+            Ok(normalize_error_body(response, request_id.as_ref()))
         })
     }
 }

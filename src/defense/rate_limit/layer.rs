@@ -13,7 +13,7 @@ use axum::response::Response;
 use super::limiter::{Allowed, RateLimiter, Refused, ceil_secs};
 use super::policy::Policy;
 use crate::defense::client_ip::ClientIp;
-use crate::stack::{Answer, InPlace, Stack, Step, take_ready};
+use crate::stack::{Answer, InPlace, Stack, Step, answered, take_ready};
 
 /// How a refused request is answered: the HTTP layer's own 429 (or 503), handed over when
 /// the layer stack is built.
@@ -55,13 +55,13 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Global {
         };
         match enforcement.limiter.check_ip_now(Policy::Global, ip) {
             Some(Ok(_)) => inner.call_boxed(request),
-            Some(Err(refused)) => Box::pin(std::future::ready(Ok((enforcement.refuse)(refused)))),
+            Some(Err(refused)) => answered((enforcement.refuse)(refused)),
             None => {
                 let mut inner = take_ready(inner);
                 let enforcement = enforcement.clone();
                 Box::pin(async move {
                     match enforcement.limiter.check_ip(Policy::Global, ip).await {
-                        Ok(_) => inner.call_boxed(request).await,
+                        Ok(_) => inner.answer(request).await,
                         Err(refused) => Ok((enforcement.refuse)(refused)),
                     }
                 })
@@ -94,15 +94,15 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for RoutePolicy {
                 .get::<ClientIp>()
                 .map(|ClientIp(ip)| *ip);
             let (Some(enforcement), Some(ip)) = (enforcement, ip) else {
-                return inner.call_boxed(request).await;
+                return inner.answer(request).await;
             };
             match enforcement.limiter.check_ip(policy, ip).await {
                 Ok(Some(allowed)) => {
-                    let mut response = inner.call_boxed(request).await?;
+                    let mut response = inner.answer(request).await?;
                     add_headers(response.headers_mut(), &allowed);
                     Ok(response)
                 }
-                Ok(None) => inner.call_boxed(request).await,
+                Ok(None) => inner.answer(request).await,
                 Err(refused) => Ok((enforcement.refuse)(refused)),
             }
         })
