@@ -64,11 +64,12 @@ impl<S: Stack> Step<S> for Edge {
         metrics.instrument_pinned(Box::pin(async move {
             let Ok(mut response) = answer.await;
             edge.observer.finish(observation, response.status());
-            // A handler's own id, if one ever sets it, is left alone.
+            crate::defense::headers::apply(response.headers_mut(), edge.hsts.clone());
+            // After the preset: into its map, which has room, rather than into the handler's,
+            // whose headers the preset then takes over. A handler's own id is left alone.
             if let Entry::Vacant(slot) = response.headers_mut().entry(REQUEST_ID) {
                 slot.insert(request_id);
             }
-            crate::defense::headers::apply(response.headers_mut(), edge.hsts.clone());
             Ok(response)
         }))
     }
