@@ -28,7 +28,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode};
 use ipnet::IpNet;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -143,10 +142,8 @@ pub fn with_layers(routes: Router<AppState>, state: AppState, layers: &Layers) -
         .layer(
             ServiceBuilder::new()
                 .layer(InPlace(edge))
-                .layer(crate::telemetry::http_trace_layer())
                 .layer(cors)
                 .layer(InPlace(ShapeAnswers))
-                .layer(CatchPanicLayer::new())
                 .layer(InPlace(rate_limit::Global(limits)))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -165,7 +162,6 @@ mod tests {
     use axum::extract::Request;
     use axum::http::header;
     use axum::routing::get;
-    use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     use super::*;
@@ -373,13 +369,7 @@ mod tests {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        let (_, body) = crate::http::answers_for_tests::status_and_json(response).await;
         (status, id, body)
     }
 

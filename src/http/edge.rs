@@ -1,14 +1,15 @@
 //! The outermost layer: observes every request (metrics by route template, the repeated-5xx
-//! alert) around everything else, sets the security headers and the request id on whatever
-//! answer comes back, and on the way in gives the request its id (the client's when well
-//! formed, otherwise a fresh one), marks the credentials it carries as sensitive (a debug
-//! print of its headers, or an HTTP/2 header table, never holds them) and resolves the
-//! client's address.
+//! alert, the request's span and its log line) around everything else, sets the security
+//! headers and the request id on whatever answer comes back, and on the way in gives the
+//! request its id (the client's when well formed, otherwise a fresh one), marks the
+//! credentials it carries as sensitive (a debug print of its headers, or an HTTP/2 header
+//! table, never holds them) and resolves the client's address.
 //!
 //! A step that calls the stack in place (see [`crate::stack`]) and boxes its answer once,
 //! together with the scope of the server's metrics registry. The request id and the sensitive
 //! marks were three `tower-http` layers of their own, each cloned with the stack and run for
-//! every request (BENCHMARKS.md, "The request id at the edge").
+//! every request (BENCHMARKS.md, "The request id at the edge"), and the span and log line a
+//! fourth (its trace layer, which wrapped every body in one more box).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,6 +20,7 @@ use axum::http::header::{self, Entry};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use ipnet::IpNet;
+use tracing::Instrument;
 
 use super::observe::RequestObserver;
 use crate::metrics::Scoped;
@@ -57,13 +59,16 @@ impl<S: Stack> Step<S> for Edge {
         mark_credentials_sensitive(request.headers_mut());
         crate::defense::client_ip::attach(&mut request, &self.0.trusted_proxies);
         let observation = RequestObserver::start(&request);
+        let span = crate::telemetry::request_span(&request);
         let metrics = &self.0.observer.metrics;
-        // The stack's synchronous part runs in the registry's scope too, as its polls will.
-        let answer = metrics.scope(|| inner.answer(request));
+        // The stack's synchronous part runs in the registry's scope and the request's span
+        // too, as its polls will.
+        let answer = span.in_scope(|| metrics.scope(|| inner.answer(request)));
         let edge = self.0.clone();
-        metrics.instrument_pinned(Box::pin(async move {
+        let answered = async move {
             let Ok(mut response) = answer.await;
-            edge.observer.finish(observation, response.status());
+            let took = edge.observer.finish(observation, response.status());
+            crate::telemetry::log_response(response.status(), took);
             crate::defense::headers::apply(response.headers_mut(), edge.hsts.clone());
             // After the preset: into its map, which has room, rather than into the handler's,
             // whose headers the preset then takes over. A handler's own id is left alone.
@@ -71,7 +76,8 @@ impl<S: Stack> Step<S> for Edge {
                 slot.insert(request_id);
             }
             Ok(response)
-        }))
+        };
+        metrics.instrument_pinned(Box::pin(answered.instrument(span)))
     }
 }
 

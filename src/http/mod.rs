@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod admin;
+#[cfg(test)]
+pub(crate) mod answers_for_tests;
 pub mod articles;
 pub mod auth;
 mod bodies;

@@ -9,7 +9,7 @@
 //! guard) is seen.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
@@ -72,26 +72,25 @@ impl RequestObserver {
         }
     }
 
-    /// Counts and times the answer, and feeds the repeated-5xx alert rule. The outermost
-    /// layer calls it ([`super::edge`]) for every answer, whoever produced it.
-    pub fn finish(&self, observation: Observation, status: StatusCode) {
+    /// Counts and times the answer, and feeds the repeated-5xx alert rule; the time it took,
+    /// for the request's log line. The outermost layer calls it ([`super::edge`]) for every
+    /// answer, whoever produced it.
+    pub fn finish(&self, observation: Observation, status: StatusCode) -> Duration {
         let route = observation
             .route
             .as_ref()
             .map_or(UNMATCHED, MatchedPath::as_str);
         let method = observation.method;
-        self.metrics.record_response(
-            route,
-            method,
-            status.as_u16(),
-            observation.started.elapsed(),
-        );
+        let took = observation.started.elapsed();
+        self.metrics
+            .record_response(route, method, status.as_u16(), took);
         if status.is_server_error()
             && !EXPECTED_5XX_ROUTES.contains(&route)
             && let Some(alerts) = &self.alerts
         {
             alerts.observe_server_error(self.clock.now(), status.as_u16(), method, route);
         }
+        took
     }
 }
 

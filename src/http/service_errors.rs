@@ -149,24 +149,12 @@ impl From<RenderError> for Error {
 mod tests {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
-    use http_body_util::BodyExt;
     use serde_json::{Value, json};
 
     use super::*;
 
     async fn answer(error: impl Into<Error>) -> (StatusCode, Value) {
-        let response = error.into().into_response();
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        crate::http::answers_for_tests::status_and_json(error.into().into_response()).await
     }
 
     /// The answers the handlers gave before the services existed, field for field.
