@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderValue, Request, StatusCode};
 use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
@@ -38,11 +38,12 @@ pub fn init(settings: &LogSettings) {
     };
 }
 
-/// The span of one request, opened at the edge once the request has its id and the client
-/// its address: method, route template, request id, client address, and the user once the
-/// access token verifies (see `http::extract`). Every field is read only when the span is
-/// enabled: at `AERIE_LOG=error`, as benchmarks run, it costs one look at the filter.
-pub fn request_span<B>(request: &Request<B>) -> Span {
+/// The span of one request, opened at the edge once the request has its id (`request_id`,
+/// the edge's, so the header is not looked up again) and the client its address: method,
+/// route template, request id, client address, and the user once the access token verifies
+/// (see `http::extract`). Every field is read only when the span is enabled: at
+/// `AERIE_LOG=error`, as benchmarks run, it costs one look at the filter.
+pub fn request_span<B>(request: &Request<B>, request_id: &HeaderValue) -> Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
@@ -50,11 +51,7 @@ pub fn request_span<B>(request: &Request<B>) -> Span {
             .extensions()
             .get::<MatchedPath>()
             .map_or("(unmatched)", MatchedPath::as_str),
-        request_id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-"),
+        request_id = request_id.to_str().unwrap_or("-"),
         // Resolved before the span opens, from trusted proxies only.
         client_ip = request
             .extensions()

@@ -59,7 +59,7 @@ impl<S: Stack> Step<S> for Edge {
         mark_credentials_sensitive(request.headers_mut());
         crate::defense::client_ip::attach(&mut request, &self.0.trusted_proxies);
         let observation = RequestObserver::start(&request);
-        let span = crate::telemetry::request_span(&request);
+        let span = crate::telemetry::request_span(&request, &request_id);
         let metrics = &self.0.observer.metrics;
         // The stack's synchronous part runs in the registry's scope and the request's span
         // too, as its polls will.

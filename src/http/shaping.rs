@@ -5,7 +5,7 @@
 //!
 //! A step that calls the stack in place (see [`crate::stack`]). Catching panics here rather
 //! than in `tower-http`'s `CatchPanicLayer` beneath it saves a layer, its future and the box
-//! it puts every body in (BENCHMARKS.md, "Panics and the request span at the steps").
+//! it puts every body in (BENCHMARKS.md, "Fat LTO, and panics and the request span at the steps").
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
