@@ -28,7 +28,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode};
 use ipnet::IpNet;
 use tower::ServiceBuilder;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
@@ -65,12 +64,12 @@ impl Layers {
 }
 
 pub fn router(state: AppState, layers: &Layers) -> Router {
-    let access = InPlace(crate::http::access::Enforce(state.clone()));
     let metrics = crate::http::metrics::router(&state);
     // Empty when the metrics are served on their own listener (axum refuses a route layer
     // with nothing to wrap).
     let metrics = if metrics.has_routes() {
-        metrics.route_layer(access)
+        let body_limit = state.http.body_limit_bytes;
+        guarded(metrics, body_limit, &state)
     } else {
         metrics
     };
@@ -108,17 +107,21 @@ fn api_routes(
 
 /// A route group behind the access table (so no handler runs before its route's rule is
 /// checked) and its own body limit: a declared `Content-Length` over it is a 413 before any
-/// of the body is read, and a chunked body is cut off at it while being buffered.
+/// of the body is read (the access step checks it), and a chunked body is cut off at it while
+/// being buffered (`DefaultBodyLimit`, which axum's body extractors obey).
 ///
 /// One route layer for both: axum boxes every route again at each `layer` or `route_layer`
 /// call, and each request clones those boxes with everything beneath them and boxes each
 /// level's future; a level fewer is five allocations fewer per request (BENCHMARKS.md,
 /// "Layers that call the stack in place").
 fn guarded(routes: Router<AppState>, body_limit: usize, state: &AppState) -> Router<AppState> {
+    let access = crate::http::access::Enforce {
+        state: state.clone(),
+        body_limit: u64::try_from(body_limit).unwrap_or(u64::MAX),
+    };
     routes.route_layer(
         ServiceBuilder::new()
-            .layer(InPlace(crate::http::access::Enforce(state.clone())))
-            .layer(RequestBodyLimitLayer::new(body_limit))
+            .layer(InPlace(access))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
 }
@@ -294,13 +297,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (state, layers) = test_state(&dir).await;
         let user = state.tokens.issue(1, "a-live-session", Role::User, 0);
-        let body_limit_only = |group: Router<AppState>, limit| {
-            group.layer(
-                ServiceBuilder::new()
-                    .layer(RequestBodyLimitLayer::new(limit))
-                    .layer(DefaultBodyLimit::max(limit)),
-            )
-        };
+        let body_limit_only =
+            |group: Router<AppState>, limit| group.layer(DefaultBodyLimit::max(limit));
         let bare = with_layers(
             api_routes(&state.http, body_limit_only),
             state.clone(),

@@ -13,6 +13,7 @@
 
 use std::convert::Infallible;
 
+use axum::body::HttpBody;
 use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -190,19 +191,32 @@ fn lookup(method: &Method, path: &str) -> Lookup {
     }
 }
 
-/// The step that enforces the table around a route group (`route_layer`, innermost but for
-/// the group's body limit; [`crate::stack::InPlace`] makes it a layer). It calls a public
-/// route in place, so an anonymous read pays no clone of the routes beneath it (an
-/// `axum::middleware::from_fn` layer clones them and boxes the clone for every request;
-/// BENCHMARKS.md, "The access table as a service"). Unmatched requests pass on to the
-/// router's 404 fallback.
+/// The step that guards a route group (`route_layer`; [`crate::stack::InPlace`] makes it a
+/// layer): a body announced larger than the group's limit is a 413 before any of it is read,
+/// then the table's rule. It calls a public route in place, so an anonymous read pays no
+/// clone of the routes beneath it (an `axum::middleware::from_fn` layer clones them and boxes
+/// the clone for every request; BENCHMARKS.md, "The access table as a service"). Unmatched
+/// requests pass on to the router's 404 fallback.
+///
+/// Why the announced length is checked here and not by tower-http's `RequestBodyLimit`: that
+/// layer also wraps every request body and every response, two allocations on every read,
+/// while a body sent without a length (chunked) is cut off at the same limit anyway by the
+/// group's `DefaultBodyLimit`, which every extractor that buffers a body obeys.
 #[derive(Clone)]
-pub struct Enforce(pub AppState);
+pub struct Enforce {
+    pub state: AppState,
+    /// The group's body limit in bytes.
+    pub body_limit: u64,
+}
 
 impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
     type Future = Answer;
 
     fn call(&self, inner: &mut S, request: Request) -> Answer {
+        // The size hint is the declared `Content-Length` (hyper refuses a malformed one).
+        if request.body().size_hint().lower() > self.body_limit {
+            return answered(Error::PayloadTooLarge.into_response());
+        }
         // A clone of the router's shared template: no copy of the text per request.
         let Some(matched) = request.extensions().get::<MatchedPath>().cloned() else {
             return inner.call_boxed(request);
@@ -225,7 +239,7 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
         let required = match access {
             Access::Public => return inner.call_boxed(request),
             Access::MetricsToken => {
-                let token = self.0.metrics_token.as_deref();
+                let token = self.state.metrics_token.as_deref();
                 if super::metrics::bearer_token_matches(token, request.headers()) {
                     return inner.call_boxed(request);
                 }
@@ -238,7 +252,7 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
             Access::Permission(permission) => Some(permission),
         };
         Box::pin(enforce_signed_in(
-            self.0.clone(),
+            self.state.clone(),
             request,
             take_ready(inner),
             matched,

@@ -142,6 +142,37 @@ async fn each_route_group_has_its_own_body_limit() {
     reply.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// The limit is the largest body taken, not the first one refused: at exactly the limit a
+/// login is read (and fails as a login), one byte more is a 413, announced or chunked.
+#[tokio::test]
+async fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused() {
+    const LIMIT: usize = 2048;
+    let app = TestApp::spawn_with(Engine::Sqlite, &[("AERIE_BODY_LIMIT_AUTH_BYTES", "2048")]).await;
+    let login =
+        json!({"user": {"email": "nobody@example.com", "password": common::PASSWORD}}).to_string();
+    for chunked in [false, true] {
+        for (size, refused) in [(LIMIT, false), (LIMIT + 1, true)] {
+            let mut body = login.clone();
+            body.push_str(&" ".repeat(size - login.len()));
+            let reply = app
+                .raw_post("/api/users/login", body.into_bytes(), chunked)
+                .await;
+            // Read means answered as a failed login: unknown address (401) or refused (422).
+            let read = [StatusCode::UNAUTHORIZED, StatusCode::UNPROCESSABLE_ENTITY];
+            let expected = if refused {
+                reply.status == StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                read.contains(&reply.status)
+            };
+            assert!(
+                expected,
+                "{size} bytes, chunked {chunked}: {} {}",
+                reply.status, reply.body
+            );
+        }
+    }
+}
+
 /// Every route of the access table sits in a route group behind that group's body limit
 /// (`src/app.rs`, `guarded`): a body announced past the limit is a 413 before anything reads
 /// it, whichever route it is sent to and whether or not the route reads a body. A route
