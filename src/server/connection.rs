@@ -14,12 +14,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::routing::future::RouteFuture;
 use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use hyper::body::Incoming;
@@ -28,9 +30,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tower::ServiceExt;
+use tower::Service;
 
-use super::slots::{Activity, Claim};
+use super::slots::{Activity, Busy, Claim};
 use crate::config::ConnectionLimits;
 
 /// The most a client may still send after its connection was answered and closed; beyond
@@ -45,11 +47,9 @@ pub(super) const LINGER_TIME: Duration = Duration::from_secs(2);
 const MAX_STREAMS: u32 = 100;
 
 type Response = axum::response::Response;
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
 /// The router as hyper's service for a connection from `peer`, which handlers read as
-/// `ConnectInfo`. The future is boxed, so the connection is `Unpin` and can hand its socket
-/// back when it ends.
+/// `ConnectInfo`. Its answer is a named future that is `Unpin`, so the connection is too
+/// and can hand its socket back when it ends.
 fn service(
     app: Router,
     peer: SocketAddr,
@@ -59,23 +59,47 @@ fn service(
     hyper::Request<Incoming>,
     Response = Response,
     Error = Infallible,
-    Future = ResponseFuture,
+    Future = Answer,
 > + Clone {
     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         // HTTP/1.1 is bounded by hyper's parser already; HTTP/2 has no count of its own.
         if request.headers().len() > max_headers {
-            return Box::pin(std::future::ready(Ok(too_many_headers()))) as ResponseFuture;
+            return Answer::Refused(Some(too_many_headers()));
         }
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(ConnectInfo(peer));
         let busy = activity.busy();
-        let answer = app.clone().oneshot(request);
-        Box::pin(async move {
-            let response = answer.await;
-            drop(busy);
-            response
-        }) as ResponseFuture
+        // The router is always ready (axum's `poll_ready` is `Ready` at once).
+        let routed = app.clone().call(request);
+        Answer::Routed(routed, Some(busy))
     })
+}
+
+/// A request's answer: the router's, holding the connection busy until it is ready, or a
+/// refusal made before routing. Not boxed: the router's future is `Unpin` already, and a box
+/// per request cost an allocation and a copy of the future (BENCHMARKS.md, bare-server
+/// section, "The access step takes the body limit").
+enum Answer {
+    Refused(Option<Response>),
+    /// The busy mark is let go as soon as the answer is ready, as the connection's idle
+    /// time (its keep-alive and the drain at stop) starts then.
+    Routed(RouteFuture<Infallible>, Option<Busy>),
+}
+
+impl Future for Answer {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled again after its answer, it answers the refusal's default: hyper never does.
+            Answer::Refused(refusal) => Poll::Ready(Ok(refusal.take().unwrap_or_default())),
+            Answer::Routed(routed, busy) => {
+                let answer = std::task::ready!(Pin::new(routed).poll(cx));
+                drop(busy.take());
+                Poll::Ready(answer)
+            }
+        }
+    }
 }
 
 /// One admitted connection, before its protocol is known.
