@@ -206,8 +206,8 @@ async fn feed(
 }
 
 /// The full article as the response carries it, with its stored HTML.
-async fn present(state: &AppState, row: ArticleRow) -> Result<axum::Json<ArticleResponse>> {
-    let html = bodies::article_html(state, &row).await?;
+async fn present(state: &AppState, mut row: ArticleRow) -> Result<axum::Json<ArticleResponse>> {
+    let html = bodies::article_html(state, &mut row).await?;
     Ok(axum::Json(ArticleResponse {
         article: Article::full(row, html),
     }))

@@ -12,20 +12,22 @@ pub async fn render(state: &AppState, source: &str) -> Result<String> {
     Ok(state.markdown.render(source).await?)
 }
 
-/// The article's stored HTML, backfilled first if it has none yet.
-pub async fn article_html(state: &AppState, row: &ArticleRow) -> Result<String> {
-    if let Some(html) = &row.body_html {
-        return Ok(html.clone());
+/// The article's stored HTML, taken out of the row (the response owns it; no copy), or
+/// rendered and backfilled first if it has none yet.
+pub async fn article_html(state: &AppState, row: &mut ArticleRow) -> Result<String> {
+    if let Some(html) = row.body_html.take() {
+        return Ok(html);
     }
     let html = state.markdown.render_stored(&row.body).await?;
     state.store.backfill_article_html(row.id, &html).await?;
     Ok(html)
 }
 
-/// The comment's stored HTML, backfilled first if it has none yet.
-pub async fn comment_html(state: &AppState, row: &CommentRow) -> Result<String> {
-    if let Some(html) = &row.body_html {
-        return Ok(html.clone());
+/// The comment's stored HTML, taken out of the row, or rendered and backfilled first if it
+/// has none yet.
+pub async fn comment_html(state: &AppState, row: &mut CommentRow) -> Result<String> {
+    if let Some(html) = row.body_html.take() {
+        return Ok(html);
     }
     let html = state.markdown.render_stored(&row.body).await?;
     state.store.backfill_comment_html(row.id, &html).await?;

@@ -63,8 +63,8 @@ struct CommentsResponse {
 }
 
 /// The comment as the response carries it, with its stored HTML.
-async fn present(state: &AppState, row: crate::store::CommentRow) -> Result<Comment> {
-    let html = bodies::comment_html(state, &row).await?;
+async fn present(state: &AppState, mut row: crate::store::CommentRow) -> Result<Comment> {
+    let html = bodies::comment_html(state, &mut row).await?;
     Ok(Comment::new(row, html))
 }
 
