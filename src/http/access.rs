@@ -13,7 +13,7 @@
 
 use std::convert::Infallible;
 
-use axum::body::HttpBody;
+use axum::body::{Body, HttpBody};
 use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -192,8 +192,9 @@ fn lookup(method: &Method, path: &str) -> Lookup {
 }
 
 /// The step that guards a route group (`route_layer`; [`crate::stack::InPlace`] makes it a
-/// layer): a body announced larger than the group's limit is a 413 before any of it is read,
-/// then the table's rule. It calls a public route in place, so an anonymous read pays no
+/// layer): the table's rule, then a body announced larger than the group's limit is a 413
+/// before any of it is read (after the rule, so a hidden route stays a 404 and an anonymous
+/// caller learns nothing from the size of what it sends). It calls a public route in place, so an anonymous read pays no
 /// clone of the routes beneath it (an `axum::middleware::from_fn` layer clones them and boxes
 /// the clone for every request; BENCHMARKS.md, "The access table as a service"). Unmatched
 /// requests pass on to the router's 404 fallback.
@@ -213,10 +214,6 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
     type Future = Answer;
 
     fn call(&self, inner: &mut S, request: Request) -> Answer {
-        // The size hint is the declared `Content-Length` (hyper refuses a malformed one).
-        if request.body().size_hint().lower() > self.body_limit {
-            return answered(Error::PayloadTooLarge.into_response());
-        }
         // A clone of the router's shared template: no copy of the text per request.
         let Some(matched) = request.extensions().get::<MatchedPath>().cloned() else {
             return inner.call_boxed(request);
@@ -237,11 +234,11 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
             }
         };
         let required = match access {
-            Access::Public => return inner.call_boxed(request),
+            Access::Public => return self.call_within_limit(inner, request),
             Access::MetricsToken => {
                 let token = self.state.metrics_token.as_deref();
                 if super::metrics::bearer_token_matches(token, request.headers()) {
-                    return inner.call_boxed(request);
+                    return self.call_within_limit(inner, request);
                 }
                 if request.headers().contains_key(header::AUTHORIZATION) {
                     tracing::warn!(route = %path, "metrics scrape refused: wrong bearer token");
@@ -252,7 +249,7 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
             Access::Permission(permission) => Some(permission),
         };
         Box::pin(enforce_signed_in(
-            self.state.clone(),
+            self.clone(),
             request,
             take_ready(inner),
             matched,
@@ -261,24 +258,41 @@ impl<S: Stack + Clone + Send + 'static> Step<S> for Enforce {
     }
 }
 
+impl Enforce {
+    /// Calls the route, unless its body is announced larger than the group's limit.
+    fn call_within_limit<S: Stack>(&self, inner: &mut S, request: Request) -> Answer {
+        if self.announced_too_large(request.body()) {
+            return answered(Error::PayloadTooLarge.into_response());
+        }
+        inner.call_boxed(request)
+    }
+
+    /// Whether the body's declared `Content-Length` (its size hint; hyper refuses a malformed
+    /// one) passes the group's limit.
+    fn announced_too_large(&self, body: &Body) -> bool {
+        body.size_hint().lower() > self.body_limit
+    }
+}
+
 /// The rest of [`Enforce`]'s step for a route that needs a signed-in caller, holding
 /// `required` when it also needs a permission.
 async fn enforce_signed_in<S: Stack>(
-    state: AppState,
+    guard: Enforce,
     request: Request,
     mut inner: S,
     matched: MatchedPath,
     required: Option<Permission>,
 ) -> Result<Response, Infallible> {
+    let state = &guard.state;
     let path = matched.as_str();
     let (mut parts, body) = request.into_parts();
-    let user = match AuthUser::from_request_parts(&mut parts, &state).await {
+    let user = match AuthUser::from_request_parts(&mut parts, state).await {
         Ok(user) => user,
         Err(error) => return Ok(error.into_response()),
     };
     if let Some(permission) = required.filter(|permission| !user.can(*permission)) {
         // An attempt to use a privilege the caller lacks leaves a trace (sampled per user).
-        let Ok(context) = RequestContext::from_request_parts(&mut parts, &state).await;
+        let Ok(context) = RequestContext::from_request_parts(&mut parts, state).await;
         let denial = Denial::Access {
             user_id: user.user_id,
             session_id: &user.session_id,
@@ -289,8 +303,11 @@ async fn enforce_signed_in<S: Stack>(
         state.denials.record(denial, &context).await;
         return Ok(user.refusal(permission).into_response());
     }
-    if let Err(refusal) = verified_to_write(&state, &parts.method, path, user.user_id).await {
+    if let Err(refusal) = verified_to_write(state, &parts.method, path, user.user_id).await {
         return Ok(refusal.into_response());
+    }
+    if guard.announced_too_large(&body) {
+        return Ok(Error::PayloadTooLarge.into_response());
     }
     parts.extensions.insert(user);
     inner.answer(Request::from_parts(parts, body)).await

@@ -67,6 +67,17 @@ async fn only_the_exact_bearer_token_reads_the_metrics(engine: Engine) {
         assert_eq!(status, StatusCode::NOT_FOUND, "{authorization:?}");
         assert_eq!(body, not_found);
     }
+    // A body past the body limit changes nothing: the token is checked first, so no 413
+    // tells a scraper without it that the route exists.
+    let oversized = app
+        .client
+        .get(app.url("/metrics"))
+        .body(vec![b'x'; 128 * 1024])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(oversized.status(), StatusCode::NOT_FOUND);
+    assert_eq!(oversized.text().await.expect("body"), not_found);
     let response = app
         .client
         .get(app.url("/metrics"))
