@@ -68,8 +68,7 @@ pub fn router(state: AppState, layers: &Layers) -> Router {
     // Empty when the metrics are served on their own listener (axum refuses a route layer
     // with nothing to wrap).
     let metrics = if metrics.has_routes() {
-        let body_limit = state.http.body_limit_bytes;
-        guarded(metrics, body_limit, &state)
+        guarded(metrics, state.http.body_limit_bytes, &state)
     } else {
         metrics
     };

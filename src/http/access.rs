@@ -194,10 +194,10 @@ fn lookup(method: &Method, path: &str) -> Lookup {
 /// The step that guards a route group (`route_layer`; [`crate::stack::InPlace`] makes it a
 /// layer): the table's rule, then a body announced larger than the group's limit is a 413
 /// before any of it is read (after the rule, so a hidden route stays a 404 and an anonymous
-/// caller learns nothing from the size of what it sends). It calls a public route in place, so an anonymous read pays no
-/// clone of the routes beneath it (an `axum::middleware::from_fn` layer clones them and boxes
-/// the clone for every request; BENCHMARKS.md, "The access table as a service"). Unmatched
-/// requests pass on to the router's 404 fallback.
+/// caller learns nothing from the size of what it sends). It calls a public route in place,
+/// so an anonymous read pays no clone of the routes beneath it (an `axum::middleware::from_fn`
+/// layer clones them and boxes the clone for every request; BENCHMARKS.md, "The access table
+/// as a service"). Unmatched requests pass on to the router's 404 fallback.
 ///
 /// Why the announced length is checked here and not by tower-http's `RequestBodyLimit`: that
 /// layer also wraps every request body and every response, two allocations on every read,

@@ -150,6 +150,8 @@ async fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused() {
     let app = TestApp::spawn_with(Engine::Sqlite, &[("AERIE_BODY_LIMIT_AUTH_BYTES", "2048")]).await;
     let login =
         json!({"user": {"email": "nobody@example.com", "password": common::PASSWORD}}).to_string();
+    // Read means answered as a failed login: unknown address (401) or refused (422).
+    let read = [StatusCode::UNAUTHORIZED, StatusCode::UNPROCESSABLE_ENTITY];
     for chunked in [false, true] {
         for (size, refused) in [(LIMIT, false), (LIMIT + 1, true)] {
             let mut body = login.clone();
@@ -157,8 +159,6 @@ async fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused() {
             let reply = app
                 .raw_post("/api/users/login", body.into_bytes(), chunked)
                 .await;
-            // Read means answered as a failed login: unknown address (401) or refused (422).
-            let read = [StatusCode::UNAUTHORIZED, StatusCode::UNPROCESSABLE_ENTITY];
             let expected = if refused {
                 reply.status == StatusCode::PAYLOAD_TOO_LARGE
             } else {
