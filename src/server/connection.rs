@@ -8,6 +8,13 @@
 //! answer in the client's receive buffer. So after HTTP/1.1 is done, the write side is shut
 //! (the client sees the answer end) and what the client still sends is read and thrown away,
 //! at most [`LINGER_BYTES`] for at most [`LINGER_TIME`], before the socket closes.
+//!
+//! And against a close the client does not see coming: an HTTP/1.1 answer after which the
+//! connection closes says `Connection: close`, so a client does not send its next request
+//! into it and lose it. hyper decides to close when the request's body was not read only
+//! after the answer's head has gone out ([`BodyRead`] tells it), and its graceful shutdown
+//! closes a connection whose first request is still arriving as idle (so at the stop, such a
+//! connection is served that request instead).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,7 +26,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::future::RouteFuture;
 use axum_server::accept::Accept;
@@ -33,6 +40,7 @@ use tokio::sync::watch;
 use tower::Service;
 
 use super::slots::{Activity, Busy, Claim};
+use super::unread_body::BodyRead;
 use crate::config::ConnectionLimits;
 
 /// The most a client may still send after its connection was answered and closed; beyond
@@ -50,11 +58,14 @@ type Response = axum::response::Response;
 /// The router as hyper's service for a connection from `peer`, which handlers read as
 /// `ConnectInfo`. Its answer is a named future that is `Unpin`, so the connection is too
 /// and can hand its socket back when it ends.
+/// On HTTP/1.1 (`watch_bodies`), an answer given before its request's body was read says
+/// `Connection: close` ([`BodyRead`]); HTTP/2 ends such a stream on its own.
 fn service(
     app: Router,
     peer: SocketAddr,
     activity: Arc<Activity>,
     max_headers: usize,
+    watch_bodies: bool,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = Response,
@@ -66,24 +77,36 @@ fn service(
         if request.headers().len() > max_headers {
             return Answer::Refused(Some(too_many_headers()));
         }
-        let mut request = request.map(axum::body::Body::new);
+        let (head, body) = request.into_parts();
+        let (body, read) = if watch_bodies {
+            BodyRead::watch(body)
+        } else {
+            (axum::body::Body::new(body), None)
+        };
+        let mut request = axum::http::Request::from_parts(head, body);
         request.extensions_mut().insert(ConnectInfo(peer));
         let busy = activity.busy();
         // The router is always ready (axum's `poll_ready` is `Ready` at once).
         let routed = app.clone().call(request);
-        Answer::Routed(routed, Some(busy))
+        Answer::Routed(routed, Some(busy), read)
     })
 }
 
 /// A request's answer: the router's, holding the connection busy until it is ready, or a
-/// refusal made before routing. Not boxed: the router's future is `Unpin` already, and a box
+/// refusal made before routing. The router's says `Connection: close` when it is the
+/// connection's last after the stop, or came before its request's body was read. Not boxed: the router's future is `Unpin` already, and a box
 /// per request cost an allocation and a copy of the future (BENCHMARKS.md, bare-server
 /// section, "The access step takes the body limit").
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per request, in place in hyper's connection; boxing the router's variant is the allocation this type removes"
+)]
 enum Answer {
     Refused(Option<Response>),
     /// The busy mark is let go as soon as the answer is ready, as the connection's idle
-    /// time (its keep-alive and the drain at stop) starts then.
-    Routed(RouteFuture<Infallible>, Option<Busy>),
+    /// time (its keep-alive and the drain at stop) starts then. The body's watch, when
+    /// there is one, closes the connection after an answer given before the body was read.
+    Routed(RouteFuture<Infallible>, Option<Busy>, Option<BodyRead>),
 }
 
 impl Future for Answer {
@@ -93,10 +116,16 @@ impl Future for Answer {
         match self.get_mut() {
             // Polled again after its answer, it answers the refusal's default: hyper never does.
             Answer::Refused(refusal) => Poll::Ready(Ok(refusal.take().unwrap_or_default())),
-            Answer::Routed(routed, busy) => {
-                let answer = std::task::ready!(Pin::new(routed).poll(cx));
-                drop(busy.take());
-                Poll::Ready(answer)
+            Answer::Routed(routed, busy, read) => {
+                let Ok(mut answer) = std::task::ready!(Pin::new(routed).poll(cx));
+                let last = busy.take().is_some_and(|busy| busy.is_last());
+                let unread = read.as_ref().is_some_and(|read| !read.was_read());
+                if last || unread {
+                    answer
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Poll::Ready(Ok(answer))
             }
         }
     }
@@ -162,7 +191,7 @@ impl Connection {
             .max_buf_size(limits.max_header_bytes)
             .serve_connection(
                 TokioIo::new(io),
-                service(app, peer, claim.activity.clone(), limits.max_headers),
+                service(app, peer, claim.activity.clone(), limits.max_headers, true),
             );
         let mut stopping = false;
         let ended = loop {
@@ -170,7 +199,14 @@ impl Connection {
                 ended = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => break ended,
                 _ = stop.wait_for(|stop| *stop), if !stopping && !one_request => {
                     stopping = true;
-                    Pin::new(&mut connection).graceful_shutdown();
+                    if claim.activity.has_begun() {
+                        Pin::new(&mut connection).graceful_shutdown();
+                    } else {
+                        // Connected before the stop, its first request not yet read (hyper
+                        // would close it as idle): served that one request, like a client
+                        // taken from the backlog, within the header-read timeout.
+                        claim.activity.answer_last();
+                    }
                 }
                 () = claim.activity.close_requested(), if !stopping => {
                     // hyper's graceful shutdown waits for a first request that may never
@@ -221,7 +257,7 @@ impl Connection {
             .max_concurrent_streams(MAX_STREAMS)
             .serve_connection(
                 TokioIo::new(io),
-                service(app, peer, claim.activity.clone(), limits.max_headers),
+                service(app, peer, claim.activity.clone(), limits.max_headers, false),
             );
         let mut connection = std::pin::pin!(connection);
         let idle_limit = limits.header_read_timeout;

@@ -16,6 +16,7 @@ mod database_role;
 mod listeners;
 pub mod signing_keys;
 mod slots;
+mod unread_body;
 
 use std::future::Future;
 use std::net::SocketAddr;

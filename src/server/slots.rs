@@ -43,6 +43,10 @@ struct Registry {
 /// What one connection is doing, shared between its task and the slots.
 pub(super) struct Activity {
     in_flight: AtomicUsize,
+    /// Whether a request has ever reached the router on this connection.
+    begun: AtomicBool,
+    /// Whether the next answer is the connection's last, and says so.
+    last_answer: AtomicBool,
     /// Whether the connection holds a slot. One still waiting for a slot (in the accept
     /// loop's hand) is never asked to close to make room: least of all for itself, which
     /// would leave the request it already sent unread when its turn came.
@@ -89,6 +93,8 @@ impl Slots {
         registry.next_id += 1;
         let activity = Arc::new(Activity {
             in_flight: AtomicUsize::new(0),
+            begun: AtomicBool::new(false),
+            last_answer: AtomicBool::new(false),
             seated: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(millis_since(self.epoch)),
             epoch: self.epoch,
@@ -156,6 +162,13 @@ impl Slots {
 /// A request in progress on a connection; dropping it marks the request answered.
 pub(super) struct Busy(Arc<Activity>);
 
+impl Busy {
+    /// Whether this answer is the connection's last ([`Activity::answer_last`]).
+    pub(super) fn is_last(&self) -> bool {
+        self.0.last_answer.load(Ordering::Relaxed)
+    }
+}
+
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.finished();
@@ -170,7 +183,19 @@ impl Activity {
     }
 
     fn started(&self) {
+        self.begun.store(true, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a request has ever reached the router on this connection. hyper counts a
+    /// connection whose first request is still arriving as idle, like a kept-alive one.
+    pub(super) fn has_begun(&self) -> bool {
+        self.begun.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next answer the connection's last: it says `Connection: close`.
+    pub(super) fn answer_last(&self) {
+        self.last_answer.store(true, Ordering::Relaxed);
     }
 
     fn finished(&self) {

@@ -423,6 +423,60 @@ async fn a_rolling_restart_behind_a_retrying_client_loses_nothing() {
     );
 }
 
+/// A client whose connection was accepted before the stop but whose request had not arrived
+/// yet (it connects, then writes) gets its answer, with `Connection: close`: hyper counts such
+/// a connection idle and its graceful shutdown would close it, and the request the client
+/// then sends, which it may not send again unless it is idempotent, would be lost.
+#[tokio::test]
+async fn a_client_connected_before_the_stop_gets_its_first_request_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(deployment) = Deployment::new(
+        Engine::Sqlite,
+        "a_client_connected_before_the_stop_gets_its_first_request_answered",
+        &[("AERIE_SHUTDOWN_DELAY_SECS", "0")],
+    )
+    .await
+    else {
+        return;
+    };
+    let server = deployment.start().await;
+    let address = server.listening.clone();
+    let mut connected = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connected");
+    // Connections are taken from the backlog in order: once a later one has been answered,
+    // this one is in the server's hand.
+    let caller = Caller::new(Duration::from_secs(10));
+    let later = caller
+        .call(&address, Method::GET, "/api/tags", None, None)
+        .await
+        .expect("answered");
+    assert_eq!(later.status, StatusCode::OK);
+    server.terminate();
+    until_the_listener_closes(&address, Duration::from_secs(15)).await;
+    let request = format!("GET /api/tags HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    connected
+        .write_all(request.as_bytes())
+        .await
+        .expect("request sent");
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(20),
+        connected.read_to_end(&mut response),
+    )
+    .await
+    .expect("answered and closed");
+    assert!(read.is_ok(), "reset: {read:?} {:#?}", server.lines());
+    let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    assert!(
+        text.starts_with("http/1.1 200"),
+        "{text:.300} {:#?}",
+        server.lines()
+    );
+    assert!(text.contains("connection: close"), "{text:.300}");
+    server.exited().await;
+}
+
 /// Clients the kernel had already connected when the stop came (waiting for a connection
 /// slot, one in the server's hand and two in the listener's backlog) are answered, not
 /// reset: closing the listener with them in it would drop requests the server never saw and

@@ -1,7 +1,9 @@
 //! How a connection ends after the server has answered a client that is still sending
 //! (attacks.md §9): the close lingers, reading and discarding what still comes, so the answer
 //! is not reset away; and the lingering is bounded, so a client cannot keep a connection and
-//! the server's reads busy by sending for ever. Every test here is bounded in time.
+//! the server's reads busy by sending for ever. An answer given before its request's body was
+//! read says `Connection: close`, so that no client sends its next request into the closing
+//! connection. Every test here is bounded in time.
 
 use std::time::Duration;
 
@@ -77,4 +79,69 @@ async fn a_client_sending_on_after_its_answer_is_cut_off_after_the_lingering_bou
         outcome.is_err(),
         "the server read all {sent} bytes the client sent after its answer"
     );
+}
+
+/// An answer given before its request's body was read (here the access table's 401 for a
+/// request without a token) says `Connection: close`: the server closes after it, and a client
+/// that pooled the connection would send its next request into a closing socket and lose it.
+/// An answer to a request whose body was read keeps the connection open for the next one.
+#[tokio::test]
+async fn an_answer_before_the_body_was_read_says_the_connection_closes() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let address = app.host_port();
+    let mut stream = app.connect_raw().await;
+    let head = format!(
+        "POST /api/articles HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    stream
+        .write_all(&[b' '; 1024])
+        .await
+        .expect("part of the body sent");
+    let refused = answer_head(&mut stream).await;
+    assert!(refused.starts_with("http/1.1 401"), "{refused}");
+    assert!(refused.contains("\r\nconnection: close\r\n"), "{refused}");
+
+    let mut stream = app.connect_raw().await;
+    let invalid = r#"{"user":{}}"#;
+    let request = format!(
+        "POST /api/users HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{invalid}",
+        invalid.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let answered = answer_head(&mut stream).await;
+    assert!(answered.starts_with("http/1.1 422"), "{answered}");
+    assert!(!answered.contains("connection: close"), "{answered}");
+    // Nor does a request without a body lose its connection, though nothing reads one.
+    let request = format!("GET /api/tags HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let answered = answer_head(&mut stream).await;
+    assert!(answered.starts_with("http/1.1 200"), "{answered}");
+    assert!(!answered.contains("connection: close"), "{answered}");
+}
+
+/// The head of the next answer on `stream`, lowercased; its body (of the length the head
+/// declares) is read too, so that the stream is left at the answer after it.
+async fn answer_head(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut byte))
+            .await
+            .expect("answered")
+            .expect("read");
+        assert!(read > 0, "closed before the answer's head: {answer:?}");
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .map_or(0, |length| length.trim().parse().expect("a length"));
+    let mut body = vec![0u8; length];
+    stream
+        .read_exact(&mut body)
+        .await
+        .expect("the answer's body");
+    head
 }
