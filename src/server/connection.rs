@@ -57,15 +57,13 @@ const MAX_STREAMS: u32 = 100;
 type Response = axum::response::Response;
 /// The router as hyper's service for a connection from `peer`, which handlers read as
 /// `ConnectInfo`. Its answer is a named future that is `Unpin`, so the connection is too
-/// and can hand its socket back when it ends.
-/// On HTTP/1.1 (`watch_bodies`), an answer given before its request's body was read says
-/// `Connection: close` ([`BodyRead`]); HTTP/2 ends such a stream on its own.
+/// and can hand its socket back when it ends. On HTTP/1.x, an answer given before its
+/// request's body was read says `Connection: close` ([`BodyRead`]).
 fn service(
     app: Router,
     peer: SocketAddr,
     activity: Arc<Activity>,
     max_headers: usize,
-    watch_bodies: bool,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = Response,
@@ -77,13 +75,7 @@ fn service(
         if request.headers().len() > max_headers {
             return Answer::Refused(Some(too_many_headers()));
         }
-        let (head, body) = request.into_parts();
-        let (body, read) = if watch_bodies {
-            BodyRead::watch(body)
-        } else {
-            (axum::body::Body::new(body), None)
-        };
-        let mut request = axum::http::Request::from_parts(head, body);
+        let (mut request, read) = BodyRead::watch(request);
         request.extensions_mut().insert(ConnectInfo(peer));
         let busy = activity.busy();
         // The router is always ready (axum's `poll_ready` is `Ready` at once).
@@ -94,12 +86,13 @@ fn service(
 
 /// A request's answer: the router's, holding the connection busy until it is ready, or a
 /// refusal made before routing. The router's says `Connection: close` when it is the
-/// connection's last after the stop, or came before its request's body was read. Not boxed: the router's future is `Unpin` already, and a box
-/// per request cost an allocation and a copy of the future (BENCHMARKS.md, bare-server
-/// section, "The access step takes the body limit").
+/// connection's last after the stop, or came before its request's body was read. Not boxed:
+/// the router's future is `Unpin` already, and a box per request cost an allocation and a
+/// copy of the future (BENCHMARKS.md, bare-server section, "The access step takes the body
+/// limit").
 #[expect(
     clippy::large_enum_variant,
-    reason = "one per request, in place in hyper's connection; boxing the router's variant is the allocation this type removes"
+    reason = "one per request, held in place; boxing the router's is the allocation removed"
 )]
 enum Answer {
     Refused(Option<Response>),
@@ -191,7 +184,7 @@ impl Connection {
             .max_buf_size(limits.max_header_bytes)
             .serve_connection(
                 TokioIo::new(io),
-                service(app, peer, claim.activity.clone(), limits.max_headers, true),
+                service(app, peer, claim.activity.clone(), limits.max_headers),
             );
         let mut stopping = false;
         let ended = loop {
@@ -257,7 +250,7 @@ impl Connection {
             .max_concurrent_streams(MAX_STREAMS)
             .serve_connection(
                 TokioIo::new(io),
-                service(app, peer, claim.activity.clone(), limits.max_headers, false),
+                service(app, peer, claim.activity.clone(), limits.max_headers),
             );
         let mut connection = std::pin::pin!(connection);
         let idle_limit = limits.header_read_timeout;

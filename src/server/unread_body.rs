@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use axum::http::{Request, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 /// Whether a request's body has been read to its end; shared by the body and its answer.
@@ -22,18 +23,21 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 pub(super) struct BodyRead(Arc<AtomicBool>);
 
 impl BodyRead {
-    /// Wraps `body` so that reading it to its end is seen. A body that is already at its end
-    /// (no body at all, or `Content-Length: 0`) is left as it is, with nothing to watch.
-    pub(super) fn watch(body: Incoming) -> (axum::body::Body, Option<Self>) {
-        if body.is_end_stream() {
-            return (axum::body::Body::new(body), None);
+    /// The request as the router takes it, its body wrapped so that reading it to its end is
+    /// seen. Only on HTTP/1.x: HTTP/2 ends an unread request's stream, not the connection.
+    /// A body already at its end (none at all, or `Content-Length: 0`) has nothing to watch.
+    pub(super) fn watch(request: Request<Incoming>) -> (Request<axum::body::Body>, Option<Self>) {
+        if request.version() == Version::HTTP_2 || request.body().is_end_stream() {
+            return (request.map(axum::body::Body::new), None);
         }
         let read = Self::default();
-        let watched = Watched {
-            inner: body,
-            read: read.clone(),
-        };
-        (axum::body::Body::new(watched), Some(read))
+        let request = request.map(|inner| {
+            axum::body::Body::new(Watched {
+                inner,
+                read: read.clone(),
+            })
+        });
+        (request, Some(read))
     }
 
     /// Whether the body has been read to its end.
