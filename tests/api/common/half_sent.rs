@@ -6,10 +6,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::PASSWORD;
+use super::raw::read_head;
 
 /// A registration the server has started to handle, whose body is not sent yet: a request
 /// in flight.
@@ -32,20 +33,9 @@ pub async fn start_registration_at(address: &str, name: &str) -> HalfSent {
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("head");
-    let mut interim = Vec::new();
-    let mut buffer = [0u8; 256];
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        while !String::from_utf8_lossy(&interim).contains("\r\n\r\n") {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => interim.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await;
-    let interim = String::from_utf8_lossy(&interim).into_owned();
+    let interim = read_head(&mut stream, Duration::from_secs(10)).await;
     assert!(
-        read.is_ok() && interim.starts_with("HTTP/1.1 100"),
+        interim.starts_with("HTTP/1.1 100"),
         "no 100 Continue: {interim:?}"
     );
     HalfSent { stream, body }
@@ -55,20 +45,9 @@ impl HalfSent {
     /// Sends the body and returns the response's status code.
     pub async fn finish(mut self) -> u16 {
         self.stream.write_all(&self.body).await.expect("body");
-        let mut response = Vec::new();
-        let mut buffer = [0u8; 4096];
-        let read = tokio::time::timeout(Duration::from_secs(20), async {
-            while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
-                match self.stream.read(&mut buffer).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => response.extend_from_slice(&buffer[..n]),
-                }
-            }
-        })
-        .await;
-        assert!(read.is_ok(), "no answer to the request in flight");
-        String::from_utf8_lossy(&response)
-            .split_whitespace()
+        let head = read_head(&mut self.stream, Duration::from_secs(20)).await;
+        assert!(!head.is_empty(), "no answer to the request in flight");
+        head.split_whitespace()
             .nth(1)
             .and_then(|code| code.parse().ok())
             .unwrap_or(0)

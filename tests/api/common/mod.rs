@@ -35,6 +35,7 @@ pub use pebble::{PebblePorts, pebble_installed};
 pub use process::{
     ServerProcess, refused_to_start, run_to_exit, start_logging_server, start_server,
 };
+pub use raw::read_head;
 pub use relay::Relay;
 pub use requests::{Reply, assert_unauthorized, read};
 pub use shapes::{

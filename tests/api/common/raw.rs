@@ -145,3 +145,27 @@ fn dechunk(mut rest: &str) -> String {
     }
     out
 }
+
+/// The head of the next answer on `stream` (status line and fields, through its blank line),
+/// read a byte at a time so that nothing after it is taken from the stream; empty when the
+/// stream ends or fails before a whole head, or none comes within `within`.
+pub async fn read_head(stream: &mut tokio::net::TcpStream, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let whole = tokio::time::timeout(within, async {
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => head.push(byte[0]),
+            }
+        }
+        true
+    })
+    .await;
+    if whole == Ok(true) {
+        String::from_utf8_lossy(&head).into_owned()
+    } else {
+        String::new()
+    }
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{Engine, TestApp};
+use crate::common::{self, Engine, TestApp};
 
 /// A server, and a connection to it that has sent a request head hyper cannot parse (a
 /// space inside a header name), with no size problem: answered 400 by the HTTP layer itself,
@@ -123,17 +123,10 @@ async fn an_answer_before_the_body_was_read_says_the_connection_closes() {
 /// The head of the next answer on `stream`, lowercased; its body (of the length the head
 /// declares) is read too, so that the stream is left at the answer after it.
 async fn answer_head(stream: &mut TcpStream) -> String {
-    let mut answer = Vec::new();
-    let mut byte = [0u8; 1];
-    while !answer.ends_with(b"\r\n\r\n") {
-        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut byte))
-            .await
-            .expect("answered")
-            .expect("read");
-        assert!(read > 0, "closed before the answer's head: {answer:?}");
-        answer.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let head = common::read_head(stream, Duration::from_secs(10))
+        .await
+        .to_ascii_lowercase();
+    assert!(!head.is_empty(), "no answer's head");
     let length = head
         .lines()
         .find_map(|line| line.strip_prefix("content-length: "))
